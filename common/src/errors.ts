@@ -1,0 +1,49 @@
+/**
+ * Errors carry a stable code (NEMU_ERR_*) and a message that tells the user what to do.
+ * Codes are part of the public surface: REST answers, socket answers and the CLI print them,
+ * so never rename one; add a new one instead.
+ */
+export const ErrorCodes = {
+  CONFIG: 'NEMU_ERR_CONFIG',
+  CONFIG_FILE: 'NEMU_ERR_CONFIG_FILE',
+  BAD_REQUEST: 'NEMU_ERR_BAD_REQUEST',
+  NOT_FOUND: 'NEMU_ERR_NOT_FOUND',
+  UNAUTHORIZED: 'NEMU_ERR_UNAUTHORIZED',
+  FORBIDDEN: 'NEMU_ERR_FORBIDDEN',
+  CONFLICT: 'NEMU_ERR_CONFLICT',
+  PAYLOAD_TOO_LARGE: 'NEMU_ERR_PAYLOAD_TOO_LARGE',
+  STORE: 'NEMU_ERR_STORE',
+  DICT_UNREACHABLE: 'NEMU_ERR_DICT_UNREACHABLE',
+  FLEET_AUTH: 'NEMU_ERR_FLEET_AUTH',
+  FLEET_FRAME: 'NEMU_ERR_FLEET_FRAME',
+  TLS: 'NEMU_ERR_TLS',
+  INTERNAL: 'NEMU_ERR_INTERNAL',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class NemuError extends Error {
+  readonly code: string;
+  /** HTTP status to answer with when this error reaches an API boundary. */
+  readonly status: number;
+
+  constructor(code: string, message: string, options: { status?: number; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'NemuError';
+    this.code = code;
+    this.status = options.status ?? 500;
+  }
+
+  /** `CODE: message`, the form printed by the CLI and the programs on start-up failures. */
+  override toString(): string {
+    return `${this.code}: ${this.message}`;
+  }
+
+  toJSON(): { code: string; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isNemuError(e: unknown): e is NemuError {
+  return e instanceof NemuError;
+}

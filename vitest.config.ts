@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+// One run covers unit tests (next to the code), integration and end-to-end tests (test/).
+// The global setup starts the real services (redis-server, prometheus) once per run.
+export default defineConfig({
+  test: {
+    include: ['{agent,controller,common,proto}/**/*.test.ts', 'test/**/*.test.ts'],
+    exclude: ['**/node_modules/**', 'dist/**'],
+    globalSetup: ['test/harness/global-setup.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    reporters: ['default'],
+  },
+});

@@ -1,0 +1,49 @@
+# syntax=docker/dockerfile:1
+# Nemutator agent: node metrics, secrets socket and bpftrace profiler (DaemonSet).
+# Build from the repository root:  docker build -f images/agent.Dockerfile -t ghcr.io/nemutator/agent:0.1.0 .
+
+# ---- build: full dependencies, TypeScript -> dist/ ----
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY proto/ proto/
+COPY common/ common/
+COPY controller/ controller/
+COPY agent/ agent/
+# See controller.Dockerfile: the generated protobuf module is copied next to its importer.
+RUN npm run build \
+ && mkdir -p dist/proto/gen \
+ && cp proto/gen/*.js dist/proto/gen/ \
+ && test -f dist/agent/src/main.js
+
+# ---- deps: production dependencies only ----
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# ---- the Node.js runtime, taken from the official image ----
+FROM node:20-bookworm-slim AS node
+
+# ---- runtime: Debian with bpftrace, plus Node.js ----
+FROM debian:bookworm-slim
+# bpftrace: the profiler's sampler. ca-certificates: TLS to Vault. libstdc++6 and
+# libgcc-s1: the node binary links them dynamically (already pulled in by bpftrace; named
+# so that removing bpftrace does not break node).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bpftrace ca-certificates libstdc++6 libgcc-s1 \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json ./
+COPY --from=deps /app/node_modules/ node_modules/
+COPY --from=build /src/dist/ dist/
+# Runs as root (uid 0) on purpose: bpftrace refuses to start with any other effective uid.
+# The DaemonSet drops every capability except BPF, PERFMON, SYS_RESOURCE, SYS_PTRACE and
+# SYSLOG, keeps privileged: false and a read-only root filesystem (see docs/deploy.md).
+USER 0:0
+EXPOSE 9101
+ENTRYPOINT ["node", "dist/agent/src/main.js"]

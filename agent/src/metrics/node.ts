@@ -1,0 +1,180 @@
+/**
+ * The node's own metrics: CPU (total and per core), load, memory, swap, network and disk
+ * throughput, filesystems and pressure. Rates come from the difference between two
+ * consecutive collects; the first collect reports them as 0.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import si from 'systeminformation';
+import type { Logger } from '../../../common/src/log.ts';
+import { silentLogger } from '../../../common/src/log.ts';
+import type { INodeMetrics } from '../../../proto/codec.ts';
+import { readPressure } from './pressure.ts';
+import { parseDiskstats, parseLoadavg, parseMeminfo, parseNetDev, parseProcStat, parseUptime, type CpuTimes } from './procfs.ts';
+
+export type FilesystemUsage = NonNullable<INodeMetrics['filesystems']>[number];
+
+export interface NodeMetricsOptions {
+  procRoot?: string;
+  /** How often the filesystem list is refreshed; it runs `df`, so not every interval. */
+  filesystemRefreshMs?: number;
+  /** Where filesystem usage comes from (default: systeminformation's fsSize). */
+  filesystems?: () => Promise<FilesystemUsage[]>;
+  /** Monotonic milliseconds (tests pin it to check rates exactly). */
+  clock?: () => number;
+  log?: Logger;
+}
+
+interface Sample {
+  atMs: number;
+  cpu?: { all: CpuTimes; cores: CpuTimes[] };
+  net?: { rxBytes: number; txBytes: number };
+  disk?: { readBytes: number; writeBytes: number };
+}
+
+export async function systemFilesystems(): Promise<FilesystemUsage[]> {
+  const list = await si.fsSize();
+  return list.map((fs) => ({ mount: fs.mount, device: fs.fs, sizeBytes: fs.size, usedBytes: fs.used }));
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function fraction(now: CpuTimes, before: CpuTimes | undefined): number {
+  if (before === undefined) return 0;
+  const total = now.total - before.total;
+  if (total <= 0) return 0;
+  return Math.min(1, Math.max(0, (now.busy - before.busy) / total));
+}
+
+function perSecond(now: number, before: number | undefined, seconds: number): number {
+  if (before === undefined || seconds <= 0 || now < before) return 0;
+  return (now - before) / seconds;
+}
+
+export class NodeMetricsCollector {
+  private readonly procRoot: string;
+  private readonly filesystemRefreshMs: number;
+  private readonly filesystemSource: () => Promise<FilesystemUsage[]>;
+  private readonly log: Logger;
+  private readonly clock: () => number;
+  private previous: Sample | undefined;
+  private filesystems: FilesystemUsage[] | undefined;
+  private filesystemsAtMs = -Infinity;
+  private filesystemRefresh: Promise<void> | undefined;
+
+  constructor(opts: NodeMetricsOptions = {}) {
+    this.procRoot = opts.procRoot ?? '/proc';
+    this.filesystemRefreshMs = opts.filesystemRefreshMs ?? 60_000;
+    this.filesystemSource = opts.filesystems ?? systemFilesystems;
+    this.log = opts.log ?? silentLogger;
+    this.clock = opts.clock ?? (() => performance.now());
+  }
+
+  async collect(): Promise<INodeMetrics> {
+    const proc = (file: string): Promise<string | undefined> => readText(join(this.procRoot, file));
+    const [stat, meminfo, loadavg, uptime, netDev, diskstats, cpuPressure, memoryPressure, ioPressure, filesystems] = await Promise.all([
+      proc('stat'),
+      proc('meminfo'),
+      proc('loadavg'),
+      proc('uptime'),
+      proc('net/dev'),
+      proc('diskstats'),
+      readPressure(this.procRoot, 'cpu'),
+      readPressure(this.procRoot, 'memory'),
+      readPressure(this.procRoot, 'io'),
+      this.currentFilesystems(),
+    ]);
+    const sample: Sample = {
+      atMs: this.clock(),
+      cpu: stat === undefined ? undefined : parseProcStat(stat),
+      net: netDev === undefined ? undefined : parseNetDev(netDev),
+      disk: diskstats === undefined ? undefined : parseDiskstats(diskstats),
+    };
+    const before = this.previous;
+    this.previous = sample;
+    const seconds = before === undefined ? 0 : (sample.atMs - before.atMs) / 1000;
+
+    const out: INodeMetrics = {};
+    if (sample.cpu) {
+      const cores = sample.cpu.cores.length;
+      out.cpuCores = cores;
+      out.cpuCoreUsage = sample.cpu.cores.map((core, i) => fraction(core, before?.cpu?.cores[i]));
+      out.cpuUsageCores = fraction(sample.cpu.all, before?.cpu?.all) * cores;
+    }
+    const load = loadavg === undefined ? undefined : parseLoadavg(loadavg);
+    if (load) [out.load1, out.load5, out.load15] = load;
+    if (meminfo !== undefined) {
+      const mem = parseMeminfo(meminfo);
+      const total = mem.get('MemTotal');
+      // MemAvailable exists since Linux 3.14; older kernels get the classic free+buffers+cached.
+      const available = mem.get('MemAvailable') ?? sum(mem, ['MemFree', 'Buffers', 'Cached']);
+      if (total !== undefined) {
+        out.memoryTotalBytes = total;
+        if (available !== undefined) {
+          out.memoryAvailableBytes = available;
+          out.memoryUsedBytes = Math.max(0, total - available);
+        }
+      }
+      const swapTotal = mem.get('SwapTotal');
+      const swapFree = mem.get('SwapFree');
+      if (swapTotal !== undefined) {
+        out.swapTotalBytes = swapTotal;
+        if (swapFree !== undefined) out.swapUsedBytes = Math.max(0, swapTotal - swapFree);
+      }
+    }
+    if (sample.net) {
+      out.netRxBytesPerSecond = perSecond(sample.net.rxBytes, before?.net?.rxBytes, seconds);
+      out.netTxBytesPerSecond = perSecond(sample.net.txBytes, before?.net?.txBytes, seconds);
+    }
+    if (sample.disk) {
+      out.diskReadBytesPerSecond = perSecond(sample.disk.readBytes, before?.disk?.readBytes, seconds);
+      out.diskWriteBytesPerSecond = perSecond(sample.disk.writeBytes, before?.disk?.writeBytes, seconds);
+    }
+    if (filesystems) out.filesystems = filesystems;
+    if (cpuPressure) out.cpuPressure = cpuPressure;
+    if (memoryPressure) out.memoryPressure = memoryPressure;
+    if (ioPressure) out.ioPressure = ioPressure;
+    const up = uptime === undefined ? undefined : parseUptime(uptime);
+    if (up !== undefined) out.uptimeSeconds = up;
+    return out;
+  }
+
+  /**
+   * The cached filesystem list. Only the very first collect waits for it; later refreshes run
+   * in the background so a slow `df` (a hung NFS mount) never delays a report.
+   */
+  private async currentFilesystems(): Promise<FilesystemUsage[] | undefined> {
+    const stale = this.clock() - this.filesystemsAtMs >= this.filesystemRefreshMs;
+    if (stale && this.filesystemRefresh === undefined) {
+      this.filesystemsAtMs = this.clock();
+      this.filesystemRefresh = this.filesystemSource()
+        .then((list) => {
+          this.filesystems = list;
+        })
+        .catch((err: unknown) => {
+          this.log.warn({ err }, 'filesystem usage unavailable; reporting the previous list');
+        })
+        .finally(() => {
+          this.filesystemRefresh = undefined;
+        });
+    }
+    if (this.filesystems === undefined && this.filesystemRefresh !== undefined) await this.filesystemRefresh;
+    return this.filesystems;
+  }
+}
+
+function sum(map: Map<string, number>, keys: string[]): number | undefined {
+  let total = 0;
+  for (const key of keys) {
+    const v = map.get(key);
+    if (v === undefined) return undefined;
+    total += v;
+  }
+  return total;
+}

@@ -213,6 +213,8 @@ export interface LoadOptions {
   program: string;
   argv?: readonly string[];
   env?: Readonly<Record<string, string | undefined>>;
+  /** Defaults that differ for this entry point (local mode binds to loopback, say). */
+  defaults?: Readonly<Record<string, unknown>>;
 }
 
 export interface Loaded<S extends Schema> {
@@ -328,7 +330,7 @@ export function loadConfig<S extends Schema>(schema: S, opts: LoadOptions): Load
   const out: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(schema)) {
     if (!(key in values)) {
-      out[key] = spec.default;
+      out[key] = opts.defaults && key in opts.defaults ? opts.defaults[key] : spec.default;
       continue;
     }
     try {

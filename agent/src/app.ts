@@ -1,0 +1,122 @@
+/**
+ * The agent, assembled: the report collector, the fleet link to the controller, and the
+ * agent's own /metrics. `main.ts` (DaemonSet) and the controller's local mode call
+ * `startAgent` with the token and CA they have.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ErrorCodes, NemuError } from '../../common/src/errors.ts';
+import type { Logger } from '../../common/src/log.ts';
+import type { INodeReport } from '../../proto/codec.ts';
+import type { AgentConfig } from './config.ts';
+import { FleetClient, type CommandHandler } from './fleet/client.ts';
+import { renderPrometheus } from './metrics/exposition.ts';
+import { ReportCollector, type PodNames } from './report.ts';
+import { VERSION } from '../../common/src/version.ts';
+
+export interface AgentDeps {
+  log: Logger;
+  /** The token presented to the controller; default: read `tokenFile` on every connect. */
+  token?: () => string | Promise<string>;
+  /** PEM of the controller's CA; default: read `caFile`. */
+  ca?: string;
+  podNames?: PodNames;
+  onCommand?: CommandHandler;
+  /** Serve /metrics (false when the controller runs the agent in-process and the port is not wanted). */
+  metrics?: boolean;
+}
+
+export interface RunningAgent {
+  client: FleetClient;
+  collector: ReportCollector;
+  metricsUrl?: string;
+  lastReport(): INodeReport | undefined;
+  stop(): Promise<void>;
+}
+
+function readFileOrFail(path: string, key: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw new NemuError(ErrorCodes.CONFIG, `cannot read ${what} from ${key} = ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; mount it or set ${key}`);
+  }
+}
+
+export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
+  const { log } = deps;
+  const collector = new ReportCollector({
+    nodeName: config.nodeName,
+    cgroupRoot: config.cgroupRoot,
+    procRoot: config.procRoot,
+    cgroupVersion: config.cgroupVersion,
+    ...(deps.podNames ? { podNames: deps.podNames } : {}),
+    log: log.child({ component: 'metrics' }),
+  });
+  let last: INodeReport | undefined;
+  const collect = async () => (last = await collector.collect());
+
+  let ca = deps.ca;
+  if (ca === undefined) {
+    if (config.controllerUrl.startsWith('wss:') && !config.caFile) {
+      throw new NemuError(ErrorCodes.CONFIG, "caFile is empty: the agent pins the controller's CA and uses no system CAs; set --ca-file (in a cluster: the nemutator-ca ConfigMap)");
+    }
+    ca = config.caFile ? readFileOrFail(config.caFile, 'caFile', "the controller's CA") : '';
+  }
+  const token = deps.token ?? (() => readFileOrFail(config.tokenFile, 'tokenFile', 'the agent token'));
+
+  const client = new FleetClient({
+    url: config.controllerUrl,
+    ca,
+    token,
+    nodeName: config.nodeName,
+    version: VERSION,
+    capabilities: ['metrics'],
+    log: log.child({ component: 'fleet' }),
+    collect,
+    reportIntervalMs: config.reportInterval,
+    heartbeatMs: config.heartbeatInterval,
+    reconnectMinMs: config.reconnectMin,
+    reconnectMaxMs: config.reconnectMax,
+    queueReports: config.sendQueueReports,
+    maxFrameBytes: config.maxFrameBytes,
+    ...(deps.onCommand ? { onCommand: deps.onCommand } : {}),
+  });
+
+  let server: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (deps.metrics ?? true) {
+    server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (path === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', link: client.state }));
+      } else if (path === '/metrics') {
+        void (last ? Promise.resolve(last) : collect()).then(
+          (r) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderPrometheus(r)),
+          (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${e.message}\n`),
+        );
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('the agent serves /metrics and /healthz\n');
+      }
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      server!.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new NemuError(ErrorCodes.CONFIG, `cannot serve agent metrics on ${config.host}:${config.metricsPort}: ${e.code === 'EADDRINUSE' ? 'port in use; set --metrics-port' : e.message}`)),
+      );
+      server!.listen(config.metricsPort, config.host, () => resolve((server!.address() as AddressInfo).port));
+    });
+    metricsUrl = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}/metrics`;
+  }
+
+  client.start();
+  return {
+    client,
+    collector,
+    ...(metricsUrl ? { metricsUrl } : {}),
+    lastReport: () => last,
+    async stop() {
+      await client.stop();
+      if (server) await new Promise<void>((r) => server!.close(() => r()));
+    },
+  };
+}

@@ -1,0 +1,34 @@
+/** The agent's configuration: every key, its default and its meaning, in one place. */
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { duration, integer, oneOf, port, string, url, type ConfigOf } from '../../common/src/config.ts';
+
+/** /sys/fs/cgroup when it is cgroup v2 (unified), else the hybrid mount /sys/fs/cgroup/unified, else /sys/fs/cgroup (v1). */
+export function defaultCgroupRoot(): string {
+  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return '/sys/fs/cgroup';
+  if (existsSync('/sys/fs/cgroup/unified/cgroup.controllers')) return '/sys/fs/cgroup/unified';
+  return '/sys/fs/cgroup';
+}
+
+export const agentSchema = {
+  nodeName: string(hostname(), 'Name of the node this agent runs on (downward API spec.nodeName in a cluster).'),
+  controllerUrl: url('wss://127.0.0.1:8444/fleet', "The controller's fleet hub.", ['wss:', 'ws:']),
+  caFile: string('', "CA that signed the controller's certificate; pinned, the system CAs are not used."),
+  tokenFile: string('/var/run/secrets/nemutator/token', 'Projected service-account token (audience nemutator) presented to the controller; re-read on every connect.'),
+  cgroupRoot: string(defaultCgroupRoot(), 'Root of the cgroup hierarchy (in a pod: the host /sys/fs/cgroup mounted read-only).'),
+  cgroupVersion: oneOf(['auto', 'v1', 'v2'] as const, 'auto', 'cgroup version; auto detects it from the root.'),
+  procRoot: string('/proc', 'The host /proc (the agent runs with hostPID).'),
+  socketPath: string('/run/nemutator/agent.sock', 'Unix socket that serves secrets to the pods of this node.'),
+  host: string('0.0.0.0', 'Address of the metrics server.'),
+  metricsPort: port(9101, 'HTTP port of the agent metrics (/metrics, /healthz).'),
+  reportInterval: duration('10s', 'How often a NodeReport is sent.', 1000),
+  heartbeatInterval: duration('15s', 'WebSocket ping interval; a peer silent for two intervals is dead.', 1000),
+  reconnectMin: duration('500ms', 'First reconnection delay (exponential backoff with full jitter).', 10),
+  reconnectMax: duration('30s', 'Longest reconnection delay.', 100),
+  sendQueueReports: integer(6, 'Reports kept while the controller is slow or away; the oldest are dropped first.', 1, 1000),
+  maxFrameBytes: integer(4 * 1024 * 1024, 'Largest fleet-link frame accepted, in bytes.', 1024),
+  logLevel: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const, 'info', 'Log level.'),
+  logFormat: oneOf(['json', 'pretty'] as const, 'json', 'Log format.'),
+};
+
+export type AgentConfig = ConfigOf<typeof agentSchema>;

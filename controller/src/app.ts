@@ -1,0 +1,208 @@
+/**
+ * The controller, assembled: store, certificates, admission webhook, REST API and fleet hub.
+ * `main.ts` (in a cluster) and `local/main.ts` (npm start) only choose the configuration and
+ * the authenticators, then call `startController`.
+ */
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Counter, Gauge } from 'prom-client';
+import type { Logger } from '../../common/src/log.ts';
+import { passThroughHandler, type AdmissionHandler } from './admission/handler.ts';
+import { ensureCertificates, loadMountedCertificate, type CertificateBundle } from './certs/authority.ts';
+import type { ControllerConfig } from './config.ts';
+import type { AgentAuthenticator } from './fleet/auth.ts';
+import { FleetHub } from './fleet/hub.ts';
+import { FleetRegistry } from './fleet/registry.ts';
+import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
+import { createApiServer } from './server/api.ts';
+import { NemuError, Router, type Authenticator } from './server/router.ts';
+import { createWebhookServer, type WebhookServer } from './server/webhook.ts';
+import { LevelStore } from './store/level.ts';
+import type { Store } from './store/store.ts';
+import { VERSION } from '../../common/src/version.ts';
+import { ErrorCodes } from '../../common/src/errors.ts';
+
+export interface ControllerDeps {
+  log: Logger;
+  /** Who may call the REST API. */
+  apiAuth: Authenticator;
+  /** Who may speak for a node on the fleet link. */
+  agentAuth: AgentAuthenticator;
+  mode: 'local' | 'cluster';
+  /** Builds the admission handler once the store exists; default admits everything unchanged. */
+  admission?: (parts: ControllerParts) => Promise<AdmissionHandler> | AdmissionHandler;
+  /** Adds REST routes once the parts exist. */
+  routes?: (router: Router, parts: ControllerParts) => void;
+}
+
+/** What the controller's features are built from. */
+export interface ControllerParts {
+  config: ControllerConfig;
+  log: Logger;
+  store: Store;
+  metrics: ControllerMetrics;
+  registry: FleetRegistry;
+  hub: FleetHub;
+  tls: CertificateBundle;
+}
+
+export interface RunningController extends ControllerParts {
+  webhookUrl: string;
+  apiUrl: string;
+  fleetUrl: string;
+  stop(): Promise<void>;
+}
+
+function listen(server: Server | HttpsServer | WebhookServer['server'], port: number, host: string, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException) => {
+      const hint = e.code === 'EADDRINUSE' ? `port ${port} on ${host} is in use; choose another with the ${what} port flag` : e.message;
+      reject(new NemuError(ErrorCodes.CONFIG, `cannot start the ${what} server: ${hint}`));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+async function loadTls(config: ControllerConfig): Promise<CertificateBundle> {
+  if (config.tlsCertFile || config.tlsKeyFile) {
+    if (!config.tlsCertFile || !config.tlsKeyFile) {
+      throw new NemuError(ErrorCodes.CONFIG, 'tlsCertFile and tlsKeyFile go together: set both to use a mounted certificate, or neither to let the controller issue one');
+    }
+    return loadMountedCertificate(config.tlsCertFile, config.tlsKeyFile, config.tlsCaFile || undefined);
+  }
+  const svc = config.serviceName;
+  const ns = config.namespace;
+  const extra = config.tlsDnsNames.split(',').map((s) => s.trim()).filter(Boolean);
+  return ensureCertificates(join(config.stateDir, 'tls'), {
+    identity: { dnsNames: [svc, `${svc}.${ns}`, `${svc}.${ns}.svc`, `${svc}.${ns}.svc.cluster.local`, 'localhost', ...extra], ips: ['127.0.0.1', '::1'] },
+  });
+}
+
+export async function startController(config: ControllerConfig, deps: ControllerDeps): Promise<RunningController> {
+  const { log } = deps;
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const stopAll = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        log.warn({ err: e }, 'error while stopping');
+      }
+    }
+  };
+  try {
+    const store = await LevelStore.open(join(config.stateDir, 'store'));
+    cleanups.push(() => store.close());
+    let tls = await loadTls(config);
+    const metrics = createControllerMetrics(config.metricsDefaults);
+    const registry = new FleetRegistry(config.nodeStaleAfter);
+
+    // Fleet hub: its own TLS port, so agents and the apiserver never share a listener.
+    const fleetServer = createHttpsServer({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2' });
+    const reportsTotal = new Counter({ name: 'nemutator_fleet_reports_total', help: 'NodeReports received from agents.', registers: [metrics.registry] });
+    new Gauge({
+      name: 'nemutator_fleet_nodes',
+      help: 'Nodes known to the fleet registry, by state (connected, stale, disconnected).',
+      labelNames: ['state'],
+      registers: [metrics.registry],
+      collect() {
+        const counts = { connected: 0, stale: 0, disconnected: 0 };
+        for (const n of registry.list()) counts[!n.connected ? 'disconnected' : n.stale ? 'stale' : 'connected']++;
+        for (const [state, v] of Object.entries(counts)) this.set({ state }, v);
+      },
+    });
+    const hub = new FleetHub({
+      server: fleetServer,
+      auth: deps.agentAuth,
+      registry,
+      log: log.child({ component: 'fleet' }),
+      version: VERSION,
+      maxFrameBytes: config.fleetMaxFrameBytes,
+      onReport: () => reportsTotal.inc(),
+    });
+    cleanups.push(() => hub.close());
+    cleanups.push(() => new Promise<void>((r) => fleetServer.close(() => r())));
+
+    const parts: ControllerParts = { config, log, store, metrics, registry, hub, tls };
+    const admission = deps.admission ? await deps.admission(parts) : passThroughHandler(log);
+
+    let listening = false;
+    const ready = () => listening;
+    const webhook = createWebhookServer({ cert: tls.certPem, key: tls.keyPem, handler: admission, registry: metrics.registry, log: log.child({ component: 'webhook' }), ready, maxBodyBytes: config.maxReviewBytes });
+    cleanups.push(() => new Promise<void>((r) => webhook.server.close(() => r())));
+
+    const router = new Router();
+    router.get('/healthz', () => ({ status: 'ok' }), { public: true });
+    router.get('/readyz', () => (ready() ? { status: 'ready' } : { status: 503, body: { status: 'not ready' } }), { public: true });
+    router.get('/api/v1/status', () => ({
+      status: ready() ? 'ready' : 'starting',
+      version: VERSION,
+      mode: deps.mode,
+      components: {
+        webhook: 'serving',
+        store: 'open',
+        fleet: `${hub.connectedNodes.length} agent(s) connected`,
+        certificate: `valid until ${tls.notAfter.toISOString()}`,
+      },
+    }));
+    router.get('/api/v1/nodes', () => ({ items: registry.list() }));
+    router.get('/api/v1/nodes/{name}', (req) => {
+      const e = registry.get(req.params.name!);
+      if (!e) throw new NemuError(ErrorCodes.NOT_FOUND, `node ${req.params.name} has never connected; 'nemutator nodes' lists the known nodes`, { status: 404 });
+      return { ...registry.summary(e), capabilities: e.capabilities, connectedAt: new Date(e.connectedAt).toISOString(), report: e.report ?? null };
+    });
+    deps.routes?.(router, parts);
+    const api = createApiServer({ router, auth: deps.apiAuth, log: log.child({ component: 'api' }) });
+    cleanups.push(() => new Promise<void>((r) => api.close(() => r())));
+
+    const webhookPort = await listen(webhook.server, config.webhookPort, config.host, 'webhook (--webhook-port)');
+    const fleetPort = await listen(fleetServer, config.fleetPort, config.host, 'fleet (--fleet-port)');
+    const apiPort = await listen(api, config.apiPort, config.host, 'API (--api-port)');
+    api.closeIdleConnections?.();
+    listening = true;
+
+    // Self-managed certificates are renewed well before expiry and swapped in place.
+    if (!config.tlsCertFile) {
+      const timer = setInterval(() => {
+        void loadTls(config)
+          .then((fresh) => {
+            if ((fresh as { changed?: boolean }).changed) {
+              tls = fresh;
+              parts.tls = fresh;
+              webhook.setCertificate(fresh.certPem, fresh.keyPem);
+              fleetServer.setSecureContext({ cert: fresh.certPem, key: fresh.keyPem });
+            }
+          })
+          .catch((e) => log.error({ err: e }, 'certificate renewal failed; the current certificate stays in use'));
+      }, 12 * 3_600_000);
+      timer.unref();
+      cleanups.push(() => clearInterval(timer));
+    }
+
+    const host = urlHost(config.host);
+    return {
+      ...parts,
+      get tls() {
+        return tls;
+      },
+      webhookUrl: `https://${host}:${webhookPort}/mutate`,
+      apiUrl: `http://${host}:${apiPort}/api/v1`,
+      fleetUrl: `wss://${host}:${fleetPort}/fleet`,
+      stop: stopAll,
+    };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}

@@ -1,0 +1,51 @@
+/** A small client for the controller's REST API, used by the CLI. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import type { CliConfig } from './config.ts';
+
+export class ApiClient {
+  constructor(readonly base: string, private readonly token: string) {}
+
+  static fromConfig(config: CliConfig): ApiClient {
+    let token = config.token;
+    const file = join(config.stateDir, 'admin-token');
+    if (!token && existsSync(file)) token = readFileSync(file, 'utf8').trim();
+    return new ApiClient(config.server.replace(/\/+$/, ''), token);
+  }
+
+  async request(method: string, path: string, body?: unknown): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, { method, headers, body: body === undefined ? null : JSON.stringify(body) });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      throw new NemuError(
+        ErrorCodes.BAD_REQUEST,
+        `cannot reach the controller at ${this.base} (${cause?.code ?? cause?.message ?? (e as Error).message}); is it running (npm start) and is --server right?`,
+      );
+    }
+    if (!res.ok) {
+      let code: string = ErrorCodes.INTERNAL;
+      let message = `${res.status} ${res.statusText}`;
+      try {
+        const err = (await res.json()) as { code?: string; message?: string };
+        code = err.code ?? code;
+        message = err.message ?? message;
+      } catch {
+        // not JSON: keep the status line
+      }
+      throw new NemuError(code, message, { status: res.status });
+    }
+    return res;
+  }
+
+  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.request(method, path, body);
+    if (res.status === 204) return undefined as T;
+    return (await res.json()) as T;
+  }
+}

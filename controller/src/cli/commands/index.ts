@@ -1,0 +1,6 @@
+// Every CLI command, in the order `nemutator --help` lists them. Add new commands here.
+import type { Command } from '../command.ts';
+import { nodesCommand } from './nodes.ts';
+import { statusCommand } from './status.ts';
+
+export const commands: Command[] = [statusCommand, nodesCommand];

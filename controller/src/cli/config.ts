@@ -1,0 +1,40 @@
+/** The CLI's configuration: where the controller's REST API is and how to authenticate. */
+import { loadConfig, oneOf, string, url, type ConfigOf } from '../../../common/src/config.ts';
+
+export const cliSchema = {
+  server: url('http://127.0.0.1:8080', "The controller's REST API (local mode: http://127.0.0.1:8080)."),
+  token: string('', 'Bearer token for the REST API. Empty: read <stateDir>/admin-token (local mode), else the kubeconfig user token.', { secret: true }),
+  stateDir: string('.nemutator', 'Local-mode state directory, where the admin token is read from.'),
+  output: oneOf(['table', 'json'] as const, 'table', 'Output format.'),
+};
+
+export type CliConfig = ConfigOf<typeof cliSchema>;
+
+const GLOBAL_FLAGS = new Set(['--server', '--token', '--state-dir', '--output', '--config']);
+
+/** Splits argv into the CLI's global flags and the command's own arguments. `-o json` is short for `--output json`. */
+export function splitGlobalFlags(argv: readonly string[]): { global: string[]; rest: string[] } {
+  const global: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const name = a.split('=')[0]!;
+    if (a === '-o' || a === '--output') {
+      global.push('--output', argv[++i] ?? '');
+    } else if (GLOBAL_FLAGS.has(name)) {
+      global.push(a);
+      if (!a.includes('=')) global.push(argv[++i] ?? '');
+    } else if (a === '--help' || a === '-h') {
+      rest.push(a);
+    } else {
+      rest.push(a);
+    }
+  }
+  return { global, rest };
+}
+
+export function loadCliConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { config: CliConfig; rest: string[] } {
+  const { global, rest } = splitGlobalFlags(argv);
+  const { config } = loadConfig(cliSchema, { program: 'nemutator', argv: global, env });
+  return { config, rest };
+}

@@ -1,0 +1,54 @@
+/**
+ * `nemutator` — the command line (also installed as `kubectl-nemutator`, so
+ * `kubectl nemutator …` works). It talks to the controller's REST API.
+ */
+import { isNemuError } from '../../../common/src/errors.ts';
+import { help } from '../../../common/src/config.ts';
+import { VERSION } from '../../../common/src/version.ts';
+import { ApiClient } from './client.ts';
+import { cliSchema, loadCliConfig } from './config.ts';
+import { commands } from './commands/index.ts';
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    `nemutator ${VERSION} — mutate the life of a pod instead of redeploying it`,
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    `  ${'version'.padEnd(width)}  Print the CLI version.`,
+    '',
+    "Run 'nemutator <command> --help' for a command's usage.",
+    '',
+    help(cliSchema, 'nemutator', '<command> [args] [global flags]').split('\n').slice(2).join('\n'),
+  ].join('\n');
+}
+
+export async function runCli(argv: string[], io = { out: (s: string) => console.log(s), err: (s: string) => console.error(s) }): Promise<number> {
+  try {
+    const { config, rest } = loadCliConfig(argv);
+    const [name, ...args] = rest;
+    if (!name || name === 'help' || name === '--help' || name === '-h') {
+      io.out(usage());
+      return name ? 0 : 2;
+    }
+    if (name === 'version' || name === '--version') {
+      io.out(VERSION);
+      return 0;
+    }
+    const command = commands.find((c) => c.name === name);
+    if (!command) {
+      io.err(`nemutator: unknown command "${name}"; run 'nemutator --help' for the list`);
+      return 2;
+    }
+    if (args.includes('--help') || args.includes('-h')) {
+      io.out(`${command.summary}\n\nUsage: ${command.usage}`);
+      return 0;
+    }
+    const code = await command.run({ args, config, client: ApiClient.fromConfig(config), out: io.out, err: io.err });
+    return code ?? 0;
+  } catch (e) {
+    io.err(isNemuError(e) ? `error: ${e.code}: ${e.message}` : `error: ${(e as Error).stack ?? String(e)}`);
+    return 1;
+  }
+}

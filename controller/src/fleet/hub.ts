@@ -1,0 +1,224 @@
+/**
+ * The fleet hub: agents dial in over WSS, introduce themselves with a Hello carrying their
+ * token, and after verification send NodeReports and answer Commands. Nothing but a Hello
+ * is read before the agent is verified. Frames are size-limited; a garbage frame closes the
+ * connection with a clear error and never takes the controller down.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Server as HttpsServer } from 'node:https';
+import type { Server as HttpServer } from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import type { Logger } from '../../../common/src/log.ts';
+import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type ICommand, type ICommandResult, type IEnvelope } from '../../../proto/codec.ts';
+import type { AgentAuthenticator } from './auth.ts';
+import type { FleetRegistry } from './registry.ts';
+
+/** WebSocket close codes the agent understands. */
+export const CloseCodes = {
+  AUTH_FAILED: 4401,
+  PROTOCOL: 4400,
+  REPLACED: 4409,
+  SHUTDOWN: 1001,
+} as const;
+
+export interface FleetHubOptions {
+  server: HttpsServer | HttpServer;
+  path?: string;
+  auth: AgentAuthenticator;
+  registry: FleetRegistry;
+  log: Logger;
+  version: string;
+  maxFrameBytes: number;
+  helloTimeoutMs?: number;
+  heartbeatMs?: number;
+  /** Asked of agents in the Welcome; 0 keeps theirs. */
+  reportIntervalMs?: number;
+  /** Called after each report is in the registry (fleet metrics, benchmarks). */
+  onReport?: (node: string, receivedAt: number) => void;
+}
+
+interface Session {
+  id: string;
+  node: string;
+  instanceId: string;
+  ws: WebSocket;
+  alive: boolean;
+  pending: Map<string, { resolve: (r: ICommandResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>;
+}
+
+export class FleetHub {
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Map<string, Session>();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(private readonly opts: FleetHubOptions) {
+    this.wss = new WebSocketServer({ server: opts.server, path: opts.path ?? '/fleet', maxPayload: opts.maxFrameBytes });
+    this.wss.on('connection', (ws, req) => this.accept(ws, req.socket.remoteAddress ?? '?'));
+    this.wss.on('error', (e) => opts.log.error({ err: e }, 'fleet hub error'));
+    const every = opts.heartbeatMs ?? 15_000;
+    this.heartbeat = setInterval(() => this.checkAlive(), every);
+    this.heartbeat.unref();
+  }
+
+  get connectedNodes(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  private accept(ws: WebSocket, peer: string): void {
+    const log = this.opts.log.child({ peer });
+    let session: Session | undefined;
+    const helloTimer = setTimeout(() => {
+      log.warn('agent sent no Hello in time; closing');
+      this.fail(ws, ErrorCodes.FLEET_AUTH, 'no Hello received within the time limit', CloseCodes.AUTH_FAILED);
+    }, this.opts.helloTimeoutMs ?? 5000);
+
+    ws.on('error', (e) => log.debug({ err: e }, 'agent connection error'));
+    ws.on('pong', () => {
+      if (session) session.alive = true;
+    });
+    ws.on('close', (code) => {
+      clearTimeout(helloTimer);
+      if (!session) return;
+      for (const p of session.pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(new NemuError(ErrorCodes.FLEET_FRAME, `the agent on ${session.node} disconnected before answering`, { status: 503 }));
+      }
+      if (this.sessions.get(session.node) === session) {
+        this.sessions.delete(session.node);
+        this.opts.registry.disconnected(session.node, session.instanceId);
+      }
+      log.info({ node: session.node, code }, 'agent disconnected');
+    });
+
+    let verifying = false;
+    ws.on('message', (data, isBinary) => {
+      const receivedAt = performance.now();
+      if (!isBinary) {
+        this.fail(ws, ErrorCodes.FLEET_FRAME, 'text frames are not part of the protocol; send protobuf Envelopes as binary frames', CloseCodes.PROTOCOL);
+        return;
+      }
+      let env;
+      try {
+        env = decodeEnvelope(toBytes(data), this.opts.maxFrameBytes);
+      } catch (e) {
+        log.warn({ node: session?.node, err: (e as Error).message }, 'bad frame from agent; closing');
+        this.fail(ws, ErrorCodes.FLEET_FRAME, (e as Error).message, CloseCodes.PROTOCOL);
+        return;
+      }
+      if (!session) {
+        if (verifying) return; // frames sent before the Welcome are not read
+        if (env.body !== 'hello' || !env.hello) {
+          this.fail(ws, ErrorCodes.FLEET_AUTH, 'the first frame must be a Hello', CloseCodes.AUTH_FAILED);
+          return;
+        }
+        verifying = true;
+        const hello = env.hello;
+        void this.opts.auth
+          .verify({ token: hello.token ?? '', nodeName: hello.nodeName ?? '' })
+          .catch((e: Error) => ({ ok: false as const, reason: `token verification failed: ${e.message}` }))
+          .then((verdict) => {
+            clearTimeout(helloTimer);
+            if (ws.readyState !== ws.OPEN) return;
+            if (!verdict.ok) {
+              log.warn({ node: hello.nodeName, reason: verdict.reason }, 'agent refused');
+              this.fail(ws, ErrorCodes.FLEET_AUTH, verdict.reason, CloseCodes.AUTH_FAILED);
+              return;
+            }
+            if (hello.nodeName !== verdict.node) {
+              this.fail(ws, ErrorCodes.FLEET_AUTH, `the token belongs to node ${verdict.node}, not ${hello.nodeName}`, CloseCodes.AUTH_FAILED);
+              return;
+            }
+            session = { id: randomUUID(), node: verdict.node, instanceId: hello.instanceId ?? '', ws, alive: true, pending: new Map() };
+            const previous = this.sessions.get(session.node);
+            if (previous) previous.ws.close(CloseCodes.REPLACED, 'replaced by a newer connection of the same node');
+            this.sessions.set(session.node, session);
+            this.opts.registry.connected(session.node, { agentVersion: hello.agentVersion ?? '', instanceId: session.instanceId, capabilities: hello.capabilities ?? [] });
+            this.send(ws, {
+              welcome: {
+                protocolVersion: PROTOCOL_VERSION,
+                controllerVersion: this.opts.version,
+                sessionId: session.id,
+                reportIntervalMs: this.opts.reportIntervalMs ?? 0,
+                maxFrameBytes: this.opts.maxFrameBytes,
+              },
+            });
+            log.info({ node: session.node, agentVersion: hello.agentVersion }, 'agent connected');
+          });
+        return;
+      }
+      switch (env.body) {
+        case 'report':
+          if (env.report) {
+            this.opts.registry.report(session.node, env.report);
+            this.opts.onReport?.(session.node, receivedAt);
+          }
+          break;
+        case 'result': {
+          const id = env.result?.requestId ?? '';
+          const p = session.pending.get(id);
+          if (p && env.result) {
+            clearTimeout(p.timer);
+            session.pending.delete(id);
+            p.resolve(env.result);
+          }
+          break;
+        }
+        case 'error':
+          log.warn({ node: session.node, code: env.error?.code, message: env.error?.message }, 'agent reported an error');
+          break;
+        default:
+          log.debug({ node: session.node, body: env.body }, 'unexpected frame from agent ignored');
+      }
+    });
+  }
+
+  /** Sends a command to a node's agent and waits for its result (or the deadline). */
+  async command(node: string, command: Omit<ICommand, 'requestId' | 'deadlineUnixMs'>, timeoutMs: number): Promise<ICommandResult> {
+    const session = this.sessions.get(node);
+    if (!session) throw new NemuError(ErrorCodes.NOT_FOUND, `no agent is connected for node ${node}`, { status: 503 });
+    const requestId = randomUUID();
+    return new Promise<ICommandResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        session.pending.delete(requestId);
+        reject(new NemuError(ErrorCodes.FLEET_FRAME, `the agent on ${node} did not answer within ${timeoutMs} ms`, { status: 504 }));
+      }, timeoutMs);
+      session.pending.set(requestId, { resolve, reject, timer });
+      this.send(session.ws, { command: { ...command, requestId, deadlineUnixMs: Date.now() + timeoutMs } });
+    });
+  }
+
+  private send(ws: WebSocket, env: IEnvelope): void {
+    if (ws.readyState === ws.OPEN) ws.send(encodeEnvelope(env));
+  }
+
+  private fail(ws: WebSocket, code: string, message: string, closeCode: number): void {
+    this.send(ws, { error: { code, message } });
+    ws.close(closeCode, message.slice(0, 120));
+  }
+
+  private checkAlive(): void {
+    for (const s of this.sessions.values()) {
+      if (!s.alive) {
+        this.opts.log.warn({ node: s.node }, 'agent missed its heartbeat; dropping the connection');
+        s.ws.terminate();
+        continue;
+      }
+      s.alive = false;
+      s.ws.ping();
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const s of this.sessions.values()) s.ws.close(CloseCodes.SHUTDOWN, 'controller shutting down');
+    for (const ws of this.wss.clients) ws.terminate();
+    await new Promise<void>((r) => this.wss.close(() => r()));
+  }
+}
+
+function toBytes(data: unknown): Uint8Array {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data as Buffer[]);
+  return new Uint8Array(data as ArrayBuffer);
+}

@@ -1,0 +1,44 @@
+/**
+ * The controller in a cluster (the Deployment's entry point). Configuration from
+ * NEMUTATOR_* variables and flags; callers and agents authenticated by TokenReview.
+ */
+import { help, loadConfig } from '../../common/src/config.ts';
+import { ErrorCodes, NemuError, isNemuError } from '../../common/src/errors.ts';
+import { createLogger } from '../../common/src/log.ts';
+import { startController } from './app.ts';
+import { controllerSchema } from './config.ts';
+import { createAdmission, registerRoutes } from './features.ts';
+import { TokenReviewAgentAuthenticator } from './fleet/auth.ts';
+import { loadKubeConfig } from './kube/client.ts';
+import { TokenReviewer } from './kube/tokenreview.ts';
+import { TokenReviewAuthenticator } from './server/auth.ts';
+
+async function main(): Promise<void> {
+  const { config, help: wantHelp } = loadConfig(controllerSchema, { program: 'nemutator-controller' });
+  if (wantHelp) {
+    console.log(help(controllerSchema, 'nemutator-controller'));
+    return;
+  }
+  const log = createLogger({ level: config.logLevel, pretty: config.logFormat === 'pretty', name: 'nemutator-controller' });
+  const kc = loadKubeConfig(config.kubeconfig);
+  if (!kc) {
+    throw new NemuError(ErrorCodes.CONFIG, 'no cluster: not running in a pod and --kubeconfig is empty. For a controller on this machine without a cluster, use local mode: npm start');
+  }
+  const running = await startController(config, {
+    log,
+    mode: 'cluster',
+    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
+    agentAuth: new TokenReviewAgentAuthenticator(new TokenReviewer(kc, { audiences: ['nemutator'] }), { namespace: config.namespace, serviceAccount: config.agentServiceAccount }),
+    admission: createAdmission,
+    routes: registerRoutes,
+  });
+  log.info({ webhook: running.webhookUrl, api: running.apiUrl, fleet: running.fleetUrl }, 'controller started');
+  const stop = () => void running.stop().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((e: unknown) => {
+  console.error(isNemuError(e) ? `${e.code}: ${e.message}` : e);
+  process.exit(isNemuError(e) && e.code === ErrorCodes.CONFIG ? 2 : 1);
+});

@@ -1,0 +1,39 @@
+/**
+ * The controller's Prometheus metrics, on its own registry (several controllers can live in
+ * one test process). Other parts register their metrics here through `registry`.
+ */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface ControllerMetrics {
+  registry: Registry;
+  reviews: Counter<'kind' | 'operation' | 'result'>;
+  reviewSeconds: Histogram<'kind'>;
+  mutatorErrors: Counter<'mutator'>;
+}
+
+export function createControllerMetrics(defaults = true): ControllerMetrics {
+  const registry = new Registry();
+  if (defaults) collectDefaultMetrics({ register: registry, prefix: 'nemutator_controller_' });
+  return {
+    registry,
+    reviews: new Counter({
+      name: 'nemutator_admission_reviews_total',
+      help: 'AdmissionReviews answered, by object kind, operation and result (mutated, unchanged, skipped, dry_run, invalid).',
+      labelNames: ['kind', 'operation', 'result'],
+      registers: [registry],
+    }),
+    reviewSeconds: new Histogram({
+      name: 'nemutator_admission_review_duration_seconds',
+      help: 'Time to answer an AdmissionReview, from the last byte of the body to the answer.',
+      labelNames: ['kind'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    mutatorErrors: new Counter({
+      name: 'nemutator_mutator_errors_total',
+      help: 'Mutators that failed and were skipped (the object was admitted without their change).',
+      labelNames: ['mutator'],
+      registers: [registry],
+    }),
+  };
+}

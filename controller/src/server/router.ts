@@ -1,0 +1,133 @@
+/**
+ * A small JSON router for the REST API (/api/v1/...). Handlers take a parsed request and
+ * return a value; errors become `{ code, message }` answers with the right status. Request
+ * bodies are size-limited and must be JSON.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { ErrorCodes, NemuError, isNemuError } from '../../../common/src/errors.ts';
+import type { Logger } from '../../../common/src/log.ts';
+
+export interface Identity {
+  username: string;
+  groups: string[];
+  uid?: string;
+}
+
+export interface ApiRequest {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  headers: IncomingHttpHeaders;
+  /** The caller, once authenticated (undefined on public routes). */
+  user?: Identity;
+  /** The JSON body; throws NEMU_ERR_BAD_REQUEST when it is not JSON, NEMU_ERR_PAYLOAD_TOO_LARGE past the limit. */
+  json<T = unknown>(): Promise<T>;
+  raw(): Promise<Buffer>;
+}
+
+export interface ApiResponse {
+  status?: number;
+  body?: unknown;
+  /** Raw bytes or a stream instead of JSON (profiles, flamegraphs, NDJSON). */
+  content?: Buffer | string | Readable;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export type Handler = (req: ApiRequest) => Promise<ApiResponse | unknown> | ApiResponse | unknown;
+
+/** How a caller is recognised; the controller picks local (admin token) or cluster (TokenReview). */
+export interface Authenticator {
+  authenticate(authorization: string | undefined): Promise<Identity | undefined>;
+}
+
+interface Route {
+  method: string;
+  parts: string[];
+  handler: Handler;
+  public: boolean;
+}
+
+export interface RouteOptions {
+  /** No bearer token needed (health probes). */
+  public?: boolean;
+}
+
+export function isApiResponse(v: unknown): v is ApiResponse {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  if (keys.length === 0 || !keys.every((k) => ['status', 'body', 'content', 'contentType', 'headers'].includes(k))) return false;
+  // `{ status: 'ok' }` is a body, `{ status: 201, body }` a response.
+  return 'status' in o ? typeof o.status === 'number' : 'body' in o || 'content' in o;
+}
+
+export class Router {
+  private readonly routes: Route[] = [];
+
+  add(method: string, pattern: string, handler: Handler, opts: RouteOptions = {}): this {
+    this.routes.push({ method: method.toUpperCase(), parts: pattern.split('/').filter(Boolean), handler, public: opts.public ?? false });
+    return this;
+  }
+
+  get(pattern: string, handler: Handler, opts?: RouteOptions): this {
+    return this.add('GET', pattern, handler, opts);
+  }
+  post(pattern: string, handler: Handler, opts?: RouteOptions): this {
+    return this.add('POST', pattern, handler, opts);
+  }
+  put(pattern: string, handler: Handler, opts?: RouteOptions): this {
+    return this.add('PUT', pattern, handler, opts);
+  }
+  delete(pattern: string, handler: Handler, opts?: RouteOptions): this {
+    return this.add('DELETE', pattern, handler, opts);
+  }
+
+  /** Finds the route; `allowed` lists the methods of the path when only the method is wrong. */
+  match(method: string, path: string): { route?: Route; params: Record<string, string>; allowed: string[] } {
+    const parts = path.split('/').filter(Boolean);
+    const allowed: string[] = [];
+    for (const route of this.routes) {
+      if (route.parts.length !== parts.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < parts.length; i++) {
+        const want = route.parts[i]!;
+        const got = parts[i]!;
+        if (want.startsWith('{') && want.endsWith('}')) {
+          try {
+            params[want.slice(1, -1)] = decodeURIComponent(got);
+          } catch {
+            ok = false;
+            break;
+          }
+        } else if (want !== got) {
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) continue;
+      if (route.method === method.toUpperCase()) return { route, params, allowed };
+      allowed.push(route.method);
+    }
+    return { params: {}, allowed };
+  }
+
+  /** Every route, for docs and tests. */
+  list(): Array<{ method: string; pattern: string; public: boolean }> {
+    return this.routes.map((r) => ({ method: r.method, pattern: '/' + r.parts.join('/'), public: r.public }));
+  }
+}
+
+export function errorBody(e: unknown): { status: number; body: { code: string; message: string } } {
+  if (isNemuError(e)) return { status: e.status, body: e.toJSON() };
+  return { status: 500, body: { code: ErrorCodes.INTERNAL, message: 'internal error; the controller log has the details' } };
+}
+
+export function logUnexpected(log: Logger, e: unknown, what: string): void {
+  if (!isNemuError(e) || e.status >= 500) log.error({ err: e }, what);
+}
+
+export { NemuError };

@@ -1,0 +1,111 @@
+// A real busy process in a real pod-shaped cgroup v2 directory: the agent's report must show
+// the CPU time the kernel accounted to it, the same the process's own /proc/<pid>/stat says.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { podOfPid } from '../../agent/src/cgroups/proc.ts';
+import { ReportCollector } from '../../agent/src/report.ts';
+import type { IContainerUsage, INodeReport } from '../../proto/codec.ts';
+import { cgroupV2Root, createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
+import { sleep } from '../harness/tools.ts';
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** utime + stime of a process in seconds, from /proc/<pid>/stat (fields 14 and 15). */
+function procCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces; the fields after its closing paren are fixed.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+function containerOf(report: INodeReport, cg: PodCgroup): IContainerUsage | undefined {
+  const pod = report.pods?.find((p) => p.uid === cg.podUid);
+  return pod?.containers?.find((c) => c.id === cg.containerId);
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function podWith(cmd: string, args: string[], opts: Parameters<typeof createPodCgroup>[0] = {}): Promise<{ cg: PodCgroup; child: ChildProcess }> {
+  const cg = await createPodCgroup(opts);
+  cleanups.push(() => cg.cleanup());
+  const child = spawnInCgroup(cg, cmd, args, { stdio: 'ignore' });
+  cleanups.push(async () => {
+    child.kill('SIGKILL');
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  // The shell moves itself into the cgroup, then execs: wait until it is there.
+  for (let i = 0; i < 100 && !readFileSync(join(cg.containerDir, 'cgroup.procs'), 'utf8').includes(String(child.pid)); i++) await sleep(10);
+  return { cg, child };
+}
+
+describe('per-container CPU from real cgroups', () => {
+  it('reports a busy process’s CPU seconds and cores within 10 % of /proc/<pid>/stat', async () => {
+    const { cg, child } = await podWith(process.execPath, ['-e', 'for(;;){}']);
+    const collector = new ReportCollector({ nodeName: 'test-node', cgroupRoot: cgroupV2Root() });
+    expect(collector.cgroupLayout.version).toBe('v2');
+
+    await sleep(500);
+    const first = await collector.collect();
+    const statFirst = procCpuSeconds(child.pid!);
+    const t0 = performance.now();
+    await sleep(2_000);
+    const second = await collector.collect();
+    const statSecond = procCpuSeconds(child.pid!);
+    const elapsed = (performance.now() - t0) / 1000;
+
+    const before = containerOf(first, cg);
+    const after = containerOf(second, cg);
+    expect(after, 'the pod appears in the report').toBeDefined();
+    expect(after).toMatchObject({ runtime: 'containerd', cgroupPath: cg.relPath, processes: 1 });
+    expect(second.pods?.find((p) => p.uid === cg.podUid)?.qos).toBe('burstable');
+
+    const reported = Number(after!.cpuUsageSecondsTotal);
+    expect(Math.abs(reported - statSecond) / statSecond).toBeLessThan(0.1);
+    // The rate over the interval: about one core, as /proc says for the same interval.
+    const statCores = (statSecond - statFirst) / elapsed;
+    expect(statCores).toBeGreaterThan(0.2);
+    expect(Math.abs(Number(after!.cpuUsageCores) - statCores) / statCores).toBeLessThan(0.1);
+    expect(Number(after!.cpuUsageSecondsTotal)).toBeGreaterThan(Number(before!.cpuUsageSecondsTotal));
+
+    // Memory is accounted only where the memory controller is enabled; elsewhere it is absent.
+    if (existsSync(join(cg.containerDir, 'memory.current'))) expect(Number(after!.memoryWorkingSetBytes)).toBeGreaterThan(0);
+    else expect(after!.memoryWorkingSetBytes).toBeUndefined();
+  });
+
+  it('shows an idle Guaranteed CRI-O pod at ~0 cores and its container as empty once the process is gone', async () => {
+    const { cg, child } = await podWith('sleep', ['60'], { qos: 'guaranteed', runtime: 'crio' });
+    const collector = new ReportCollector({ nodeName: 'test-node', cgroupRoot: cgroupV2Root() });
+    await collector.collect();
+    await sleep(1_000);
+    const idle = containerOf(await collector.collect(), cg);
+    expect(idle).toMatchObject({ runtime: 'crio', processes: 1 });
+    expect(Number(idle!.cpuUsageCores)).toBeLessThan(0.05);
+
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    for (let i = 0; i < 100 && readFileSync(join(cg.containerDir, 'cgroup.procs'), 'utf8').trim() !== ''; i++) await sleep(10);
+    const exited = await collector.collect();
+    expect(exited.pods?.find((p) => p.uid === cg.podUid)?.qos).toBe('guaranteed');
+    expect(containerOf(exited, cg)?.processes).toBe(0);
+  });
+
+  it('tells which pod and container a pid runs in (podOfPid), and that this test runs in none', async () => {
+    const { cg, child } = await podWith('sleep', ['60'], { qos: 'besteffort' });
+    expect(await podOfPid(child.pid!)).toEqual({
+      podUid: cg.podUid,
+      qos: 'besteffort',
+      containerId: cg.containerId,
+      runtime: 'containerd',
+      cgroupPath: cg.relPath,
+    });
+    expect(await podOfPid(process.pid)).toBeUndefined();
+  });
+});

@@ -1,7 +1,7 @@
 /** The agent's configuration: every key, its default and its meaning, in one place. */
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { duration, integer, oneOf, port, string, url, type ConfigOf } from '../../common/src/config.ts';
+import { describedAs, duration, integer, oneOf, port, string, url, type ConfigOf } from '../../common/src/config.ts';
 
 /** /sys/fs/cgroup when it is cgroup v2 (unified), else the hybrid mount /sys/fs/cgroup/unified, else /sys/fs/cgroup (v1). */
 export function defaultCgroupRoot(): string {
@@ -11,11 +11,14 @@ export function defaultCgroupRoot(): string {
 }
 
 export const agentSchema = {
-  nodeName: string(hostname(), 'Name of the node this agent runs on (downward API spec.nodeName in a cluster).'),
+  nodeName: describedAs(string(hostname(), 'Name of the node this agent runs on (downward API spec.nodeName in a cluster).'), 'the host name'),
   controllerUrl: url('wss://127.0.0.1:8444/fleet', "The controller's fleet hub.", ['wss:', 'ws:']),
   caFile: string('', "CA that signed the controller's certificate; pinned, the system CAs are not used."),
   tokenFile: string('/var/run/secrets/nemutator/token', 'Projected service-account token (audience nemutator) presented to the controller; re-read on every connect.'),
-  cgroupRoot: string(defaultCgroupRoot(), 'Root of the cgroup hierarchy (in a pod: the host /sys/fs/cgroup mounted read-only).'),
+  cgroupRoot: describedAs(
+    string(defaultCgroupRoot(), 'Root of the cgroup hierarchy (in a pod: the host /sys/fs/cgroup mounted read-only).'),
+    '/sys/fs/cgroup if it is cgroup v2, else /sys/fs/cgroup/unified (hybrid), else /sys/fs/cgroup',
+  ),
   cgroupVersion: oneOf(['auto', 'v1', 'v2'] as const, 'auto', 'cgroup version; auto detects it from the root.'),
   procRoot: string('/proc', 'The host /proc (the agent runs with hostPID).'),
   socketPath: string('/run/nemutator/agent.sock', 'Unix socket that serves secrets to the pods of this node.'),

@@ -21,6 +21,13 @@ export interface Spec<T> {
   show(value: T): string;
   /** Secret values are never printed (help, errors, dumps). */
   readonly secret?: boolean;
+  /** How the default is described when it depends on the machine ("the host name"). */
+  readonly defaultText?: string;
+}
+
+/** The same spec, with its machine-dependent default described in words for help and docs. */
+export function describedAs<T>(spec: Spec<T>, defaultText: string): Spec<T> {
+  return { ...spec, defaultText };
 }
 
 class FormError extends Error {}
@@ -348,7 +355,7 @@ export function help(schema: Schema, program: string, usage = ''): string {
   const lines = [`Usage: ${program}${usage ? ' ' + usage : ' [flags]'}`, '', 'Flags (each also read from NEMUTATOR_<KEY>, or from a YAML file given by --config):'];
   for (const [key, spec] of Object.entries(schema)) {
     lines.push(`  ${flagName(key)} <${spec.form}>`);
-    lines.push(`      ${spec.doc} (default ${spec.show(spec.default)}; env ${envName(key)})`);
+    lines.push(`      ${spec.doc} (default ${spec.defaultText ?? spec.show(spec.default)}; env ${envName(key)})`);
   }
   return lines.join('\n');
 }
@@ -358,7 +365,7 @@ export function referenceTable(schema: Schema): string {
   const rows = ['| key | flag | environment | default | form | meaning |', '|---|---|---|---|---|---|'];
   for (const [key, spec] of Object.entries(schema)) {
     const esc = (s: string) => s.replace(/\|/g, '\\|');
-    rows.push(`| \`${key}\` | \`${flagName(key)}\` | \`${envName(key)}\` | \`${esc(spec.show(spec.default))}\` | ${esc(spec.form)} | ${esc(spec.doc)} |`);
+    rows.push(`| \`${key}\` | \`${flagName(key)}\` | \`${envName(key)}\` | ${spec.defaultText ? esc(spec.defaultText) : '`' + esc(spec.show(spec.default)) + '`'} | ${esc(spec.form)} | ${esc(spec.doc)} |`);
   }
   return rows.join('\n');
 }

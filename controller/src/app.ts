@@ -69,6 +69,14 @@ function listen(server: Server | HttpsServer | WebhookServer['server'], port: nu
   });
 }
 
+/** Stops accepting, and ends idle and open connections so close() does not wait on keep-alives. */
+function closeServer(server: Server | HttpsServer): Promise<void> {
+  return new Promise<void>((r) => {
+    server.close(() => r());
+    server.closeAllConnections();
+  });
+}
+
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
   return host.includes(':') ? `[${host}]` : host;
@@ -131,8 +139,9 @@ export async function startController(config: ControllerConfig, deps: Controller
       maxFrameBytes: config.fleetMaxFrameBytes,
       onReport: () => reportsTotal.inc(),
     });
+    // Cleanups run in reverse: the hub says goodbye to agents before the server goes.
+    cleanups.push(() => closeServer(fleetServer));
     cleanups.push(() => hub.close());
-    cleanups.push(() => new Promise<void>((r) => fleetServer.close(() => r())));
 
     const parts: ControllerParts = { config, log, store, metrics, registry, hub, tls };
     const admission = deps.admission ? await deps.admission(parts) : passThroughHandler(log);
@@ -140,7 +149,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     let listening = false;
     const ready = () => listening;
     const webhook = createWebhookServer({ cert: tls.certPem, key: tls.keyPem, handler: admission, registry: metrics.registry, log: log.child({ component: 'webhook' }), ready, maxBodyBytes: config.maxReviewBytes });
-    cleanups.push(() => new Promise<void>((r) => webhook.server.close(() => r())));
+    cleanups.push(() => webhook.close());
 
     const router = new Router();
     router.get('/healthz', () => ({ status: 'ok' }), { public: true });
@@ -164,12 +173,11 @@ export async function startController(config: ControllerConfig, deps: Controller
     });
     deps.routes?.(router, parts);
     const api = createApiServer({ router, auth: deps.apiAuth, log: log.child({ component: 'api' }) });
-    cleanups.push(() => new Promise<void>((r) => api.close(() => r())));
+    cleanups.push(() => closeServer(api));
 
     const webhookPort = await listen(webhook.server, config.webhookPort, config.host, 'webhook (--webhook-port)');
     const fleetPort = await listen(fleetServer, config.fleetPort, config.host, 'fleet (--fleet-port)');
     const apiPort = await listen(api, config.apiPort, config.host, 'API (--api-port)');
-    api.closeIdleConnections?.();
     listening = true;
 
     // Self-managed certificates are renewed well before expiry and swapped in place.

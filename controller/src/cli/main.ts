@@ -10,7 +10,7 @@ import { cliSchema, loadCliConfig } from './config.ts';
 import { commands } from './commands/index.ts';
 
 function usage(): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
+  const width = Math.max('version'.length, ...commands.map((c) => c.name.length));
   return [
     `nemutator ${VERSION} — mutate the life of a pod instead of redeploying it`,
     '',

@@ -26,6 +26,8 @@ export interface WebhookServer {
   server: Http2SecureServer;
   /** Hot swap of the serving certificate (renewal, reloaded mount). */
   setCertificate(cert: string, key: string): void;
+  /** Stops listening and ends open HTTP/2 sessions and HTTP/1.1 connections. */
+  close(): Promise<void>;
 }
 
 export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
@@ -50,6 +52,17 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       }
     })();
   });
+  // kube-apiserver keeps HTTP/2 sessions open; close() must end them itself.
+  const sessions = new Set<import('node:http2').ServerHttp2Session>();
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  server.on('secureConnection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   server.on('sessionError', (e) => opts.log.debug({ err: e }, 'webhook http2 session error'));
   server.on('tlsClientError', (e) => opts.log.debug({ err: e }, 'webhook TLS client error'));
   return {
@@ -57,6 +70,13 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
     setCertificate(cert, key) {
       server.setSecureContext({ cert, key });
       opts.log.info('webhook serving certificate replaced');
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sessions) s.close();
+        for (const s of sockets) s.destroy();
+      });
     },
   };
 }

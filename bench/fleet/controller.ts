@@ -1,0 +1,52 @@
+// The controller side of bench/fleet, in its own process so its CPU and memory are its own.
+// Talks to the bench over IPC: "stats" → { cpu, rss, latencies }.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../common/src/config.ts';
+import { silentLogger } from '../../common/src/log.ts';
+import { startController } from '../../controller/src/app.ts';
+import { controllerSchema } from '../../controller/src/config.ts';
+import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
+
+const latencies: number[] = [];
+const { config } = loadConfig(controllerSchema, {
+  program: 'bench',
+  argv: [],
+  env: {},
+  defaults: { host: '127.0.0.1', stateDir: mkdtempSync(join(tmpdir(), 'nemu-bench-fleet-')), webhookPort: 0, apiPort: 0, fleetPort: 0 },
+});
+const running = await startController(config, {
+  log: silentLogger,
+  mode: 'local',
+  apiAuth: new StaticTokenAuthenticator('bench-admin'),
+  agentAuth: new SharedTokenAgentAuthenticator('bench-agent'),
+});
+// Time from the frame's arrival (ws 'message' event) to the registry holding it.
+running.hub['opts'].onReport = (_node: string, receivedAt: number) => latencies.push(performance.now() - receivedAt);
+
+let cpuMark = process.cpuUsage();
+let timeMark = performance.now();
+process.on('message', (msg: { type: string }) => {
+  if (msg.type === 'mark') {
+    cpuMark = process.cpuUsage();
+    timeMark = performance.now();
+    latencies.length = 0;
+    process.send!({ type: 'marked' });
+  } else if (msg.type === 'stats') {
+    const cpu = process.cpuUsage(cpuMark);
+    const seconds = (performance.now() - timeMark) / 1000;
+    process.send!({
+      type: 'stats',
+      cores: (cpu.user + cpu.system) / 1e6 / seconds,
+      rssBytes: process.memoryUsage().rss,
+      latencies: latencies.slice(),
+      connected: running.hub.connectedNodes.length,
+      nodes: running.registry.entries().length,
+    });
+  } else if (msg.type === 'stop') {
+    void running.stop().then(() => process.exit(0));
+  }
+});
+process.send!({ type: 'ready', fleetUrl: running.fleetUrl, caPem: running.tls.caPem });

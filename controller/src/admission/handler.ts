@@ -1,9 +1,35 @@
 /**
  * The webhook's entry point: bytes in, AdmissionReview out. It always admits; what the
  * mutators would change comes back as a JSONPatch.
+ *
+ * One review: decode → kind/operation check → `nemutator.io/skip` (fast out) → skipped verbs
+ * (annotation + stored skip rules) → one dictionary round trip for every key the chain may
+ * read → the chain → forward/reverse patch, verified locally → answer (and mutation log).
+ * Anything that goes wrong on the way admits the object unchanged and says why in warnings.
  */
 import type { Logger } from '../../../common/src/log.ts';
-import { admissionResponse, decodeAdmissionReview, type AdmissionRequest, type AdmissionReviewOut } from './review.ts';
+import { isNemuError, ErrorCodes } from '../../../common/src/errors.ts';
+import type { Dictionary } from '../dictionary/dictionary.ts';
+import type { ControllerMetrics } from '../metrics.ts';
+import { chainKeys, DEFAULT_CHAIN, runChain } from '../mutators/chain.ts';
+import {
+  isRecord,
+  MUTATION_LABEL,
+  parseSkipVerbs,
+  SKIP_ANNOTATION,
+  SKIP_MUTATION_ANNOTATION,
+  VERBS,
+  type KubeObject,
+  type Mutator,
+  type RecommendationSource,
+  type WorkloadKind,
+} from '../mutators/types.ts';
+import { controllerOf } from '../mutators/workload.ts';
+import { mutationId } from '../mutations/id.ts';
+import type { MutationEntry, MutationLog } from '../mutations/log.ts';
+import { admissionResponse, decodeAdmissionReview, type AdmissionRequest, type AdmissionResponse, type AdmissionReviewOut } from './review.ts';
+import { applies, diff } from './patch.ts';
+import type { SkipRules } from './skip-rules.ts';
 
 export interface AdmissionHandler {
   /** Throws NemuError (400) only for bodies that are not a usable AdmissionReview. */
@@ -21,4 +47,167 @@ export function passThroughHandler(log: Logger): AdmissionHandler {
       return admissionResponse({ uid: req.uid, allowed: true });
     },
   };
+}
+
+export interface AdmissionOptions {
+  log: Logger;
+  dictionary: Dictionary;
+  chain?: readonly Mutator[];
+  /** Telemetry recommendations (skipped by the verb `prom_metrics`); absent until telemetry exists. */
+  telemetry?: RecommendationSource;
+  /** The ratio policy (`resourceRatio`); absent when off. */
+  ratio?: RecommendationSource;
+  skipRules?: SkipRules;
+  mutationLog?: MutationLog;
+  metrics?: ControllerMetrics;
+}
+
+export type ReviewResult = 'mutated' | 'unchanged' | 'skipped' | 'dry_run' | 'degraded' | 'invalid';
+
+/** Which kinds and operations the chain handles. */
+function handled(req: AdmissionRequest): WorkloadKind | undefined {
+  const kind = req.kind.kind;
+  const group = req.kind.group ?? '';
+  if (group === '' && kind === 'Pod' && req.operation === 'CREATE' && !req.subResource) return 'Pod';
+  if (group === 'apps' && kind === 'Deployment' && (req.operation === 'CREATE' || req.operation === 'UPDATE') && !req.subResource) return 'Deployment';
+  return undefined;
+}
+
+export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler & { admit(req: AdmissionRequest): Promise<{ review: AdmissionReviewOut; result: ReviewResult }> } {
+  const chain = opts.chain ?? DEFAULT_CHAIN;
+  const log = opts.log;
+
+  async function admit(req: AdmissionRequest): Promise<{ review: AdmissionReviewOut; result: ReviewResult }> {
+    const answer = (result: ReviewResult, extra: Omit<AdmissionResponse, 'uid' | 'allowed'> = {}) => {
+      const response: AdmissionResponse = { uid: req.uid, allowed: true, ...extra };
+      if (response.warnings?.length === 0) delete response.warnings;
+      return { review: admissionResponse(response), result };
+    };
+    const kind = handled(req);
+    if (!kind) {
+      const known = (req.kind.kind === 'Pod' || req.kind.kind === 'Deployment') && req.operation !== 'CREATE' && req.operation !== 'UPDATE';
+      const podUpdate = req.kind.kind === 'Pod' && req.operation === 'UPDATE';
+      if (known || podUpdate || req.subResource) return answer('unchanged');
+      return answer('unchanged', { warnings: [`nemutator: ${req.kind.group || 'core'}/${req.kind.kind} ${req.operation} is not handled; admitted unchanged`] });
+    }
+    const object = req.object;
+    if (!isRecord(object) || (object.metadata !== undefined && !isRecord(object.metadata))) {
+      return answer('unchanged', { warnings: [`nemutator: the ${kind} in the review has no usable object; admitted unchanged`] });
+    }
+    const meta = (object.metadata ?? {}) as Record<string, unknown>;
+    const annotations = isRecord(meta.annotations) ? (meta.annotations as Record<string, unknown>) : {};
+    if (String(annotations[SKIP_ANNOTATION]).toLowerCase() === 'true') return answer('skipped');
+
+    const namespace = (typeof req.namespace === 'string' && req.namespace) || (typeof meta.namespace === 'string' && meta.namespace) || 'default';
+    const warnings: string[] = [];
+    const skip = parseSkipVerbs(typeof annotations[SKIP_MUTATION_ANNOTATION] === 'string' ? (annotations[SKIP_MUTATION_ANNOTATION] as string) : undefined);
+    for (const u of skip.unknown) warnings.push(`nemutator: unknown verb ${JSON.stringify(u)} in ${SKIP_MUTATION_ANNOTATION} ignored; known verbs: ${VERBS.join(' ')}`);
+    if (opts.skipRules) {
+      try {
+        for (const v of await opts.skipRules.verbsFor(kind, namespace, object)) skip.verbs.add(v);
+      } catch (err) {
+        log.error({ err }, 'skip rules could not be read');
+        return answer('degraded', { warnings: [...warnings, `${ErrorCodes.STORE}: skip rules could not be read; admitted unchanged`] });
+      }
+    }
+    if (chain.every((m) => skip.verbs.has(m.verb))) return answer('skipped', { warnings });
+
+    let dictionary: Map<string, string>;
+    const keys = chainKeys(chain, object, { kind, namespace }, skip.verbs);
+    try {
+      dictionary = keys.length > 0 ? await opts.dictionary.lookup(keys) : new Map();
+    } catch (err) {
+      const message = isNemuError(err) ? `${err.code}: ${err.message}` : `${ErrorCodes.DICT_UNREACHABLE}: ${(err as Error).message}`;
+      log.warn({ uid: req.uid, err: isNemuError(err) ? err.message : err }, 'dictionary unreachable; admitting unchanged');
+      return answer('degraded', { warnings: [...warnings, `${message}; admitted unchanged`] });
+    }
+
+    const recommendations: RecommendationSource[] = [];
+    if (opts.telemetry && !skip.verbs.has('prom_metrics')) recommendations.push(opts.telemetry);
+    if (opts.ratio) recommendations.push(opts.ratio);
+    const operation = req.operation as 'CREATE' | 'UPDATE';
+    const ctx = { kind, operation, namespace, dictionary, recommendations, ...(isRecord(req.oldObject) ? { oldObject: req.oldObject } : {}) };
+    const result = runChain(chain, object, ctx, skip.verbs);
+    warnings.push(...result.warnings);
+    for (const verb of result.failed) opts.metrics?.mutatorErrors.inc({ mutator: verb });
+    if (result.failed.length > 0) log.warn({ uid: req.uid, kind, failed: result.failed }, 'mutators failed and were skipped');
+    if (result.applied.length === 0) return answer('unchanged', { warnings });
+
+    const dryRun = skip.verbs.has('patch');
+    const id = mutationId();
+    let mutated = result.object;
+    // A mutated Pod carries its mutation id: a rollback finds it by this label (a Pod of a
+    // ReplicaSet has no name yet when it is admitted).
+    if (kind === 'Pod' && !dryRun && !req.dryRun) mutated = withLabel(mutated, MUTATION_LABEL, id);
+    const { forward, reverse } = diff(object, mutated);
+    if (forward.length === 0) return answer('unchanged', { warnings });
+    if (!applies(object, forward, mutated)) {
+      log.error({ uid: req.uid, kind, ops: forward.map((o) => ({ op: o.op, path: o.path })) }, 'computed patch does not apply to the object; admitting unchanged');
+      return answer('degraded', { warnings: [...warnings, `${ErrorCodes.INTERNAL}: nemutator computed a patch that does not apply; admitted unchanged`] });
+    }
+    const name = (typeof meta.name === 'string' && meta.name) || (typeof req.name === 'string' && req.name) || undefined;
+    if (dryRun) {
+      const paths = forward.map((o) => `${o.op} ${o.path}`);
+      log.info({ uid: req.uid, kind, namespace, name, generateName: meta.generateName, verbs: result.applied, ops: paths }, 'dry run (skip-mutation: patch): would apply');
+      return answer('dry_run', { warnings: [...warnings, `nemutator: dry run (${SKIP_MUTATION_ANNOTATION}: patch): would ${paths.join(', ')}`] });
+    }
+    if (!req.dryRun && opts.mutationLog) {
+      const entry: MutationEntry = {
+        id,
+        reviewUid: req.uid,
+        kind,
+        namespace,
+        operation,
+        verbs: result.applied,
+        patch: forward,
+        reversePatch: reverse,
+        time: new Date().toISOString(),
+      };
+      if (name) entry.name = name;
+      if (typeof meta.generateName === 'string' && meta.generateName) entry.generateName = meta.generateName;
+      const owner = controllerOf(object);
+      if (owner) entry.owner = owner;
+      if (isRecord(req.userInfo) && typeof req.userInfo.username === 'string') entry.user = req.userInfo.username;
+      opts.mutationLog.append(entry);
+    }
+    log.debug({ uid: req.uid, kind, namespace, name, verbs: result.applied, ops: forward.length }, 'mutated');
+    return answer('mutated', {
+      patchType: 'JSONPatch',
+      patch: Buffer.from(JSON.stringify(forward)).toString('base64'),
+      warnings,
+      ...(req.dryRun ? {} : { auditAnnotations: { mutation: id } }),
+    });
+  }
+
+  return {
+    admit,
+    async review(body) {
+      const started = performance.now();
+      let req: AdmissionRequest;
+      try {
+        req = decodeAdmissionReview(body);
+      } catch (e) {
+        opts.metrics?.reviews.inc({ kind: 'unknown', operation: 'unknown', result: 'invalid' });
+        throw e;
+      }
+      const kindLabel = typeof req.kind.kind === 'string' ? req.kind.kind : 'unknown';
+      let out: { review: AdmissionReviewOut; result: ReviewResult };
+      try {
+        out = await admit(req);
+      } catch (err) {
+        // Never fail a review: the object goes in unchanged.
+        log.error({ err, uid: req.uid }, 'admission failed unexpectedly; admitting unchanged');
+        out = { review: admissionResponse({ uid: req.uid, allowed: true, warnings: [`${ErrorCodes.INTERNAL}: nemutator failed on this object; admitted unchanged`] }), result: 'degraded' };
+      }
+      opts.metrics?.reviews.inc({ kind: kindLabel, operation: String(req.operation), result: out.result });
+      opts.metrics?.reviewSeconds.observe({ kind: kindLabel }, (performance.now() - started) / 1000);
+      return out.review;
+    },
+  };
+}
+
+function withLabel(object: KubeObject, key: string, value: string): KubeObject {
+  const meta = isRecord(object.metadata) ? object.metadata : {};
+  const labels = isRecord(meta.labels) ? meta.labels : {};
+  return { ...object, metadata: { ...meta, labels: { ...labels, [key]: value } } };
 }

@@ -1,0 +1,197 @@
+import fc from 'fast-check';
+import fjp, { type Operation } from 'fast-json-patch';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../common/src/log.ts';
+import { MemoryDictionary, type Dictionary } from '../dictionary/dictionary.ts';
+import { RatioSource } from '../mutators/resources.ts';
+import { MUTATION_LABEL, type KubeObject } from '../mutators/types.ts';
+import { MutationLog } from '../mutations/log.ts';
+import { LevelStore } from '../store/level.ts';
+import { createAdmissionHandler } from './handler.ts';
+import type { AdmissionReviewOut } from './review.ts';
+import { SkipRules } from './skip-rules.ts';
+
+const DICT = {
+  nemu_label_team: 'example.com/team',
+  nemu_label_value_pay: 'payments',
+  nemu_anno_contact: 'example.com/contact',
+  nemu_anno_value_mail: 'ops@example.com',
+  nemu_env_db: 'postgres://db',
+  nemu_image_ubuntu: '20.04',
+  nemu_tolerations: JSON.stringify([{ match: { labels: { 'example.com/team': 'payments' } }, tolerations: [{ key: 'pay', operator: 'Exists' }] }]),
+};
+
+function review(object: KubeObject, over: Record<string, unknown> = {}): Buffer {
+  const kind = object.kind === 'Deployment' ? { group: 'apps', version: 'v1', kind: 'Deployment' } : { group: '', version: 'v1', kind: 'Pod' };
+  return Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u-1', kind, operation: 'CREATE', namespace: 'web', userInfo: { username: 'alice' }, object, ...over } }));
+}
+
+function patchOf(out: AdmissionReviewOut): Operation[] {
+  return out.response.patch ? (JSON.parse(Buffer.from(out.response.patch, 'base64').toString()) as Operation[]) : [];
+}
+
+function apply(object: KubeObject, ops: Operation[]): KubeObject {
+  return fjp.applyPatch(structuredClone(object), structuredClone(ops), true, false).newDocument;
+}
+
+function pod(metadata: Record<string, unknown>, containers: unknown[] = [{ name: 'app', image: 'ubuntu:14.04', env: [{ name: 'DB', value: 'nemu_env_db' }] }]): KubeObject {
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'web-', namespace: 'web', ...metadata }, spec: { containers } };
+}
+
+let dir: string;
+let store: LevelStore;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nemu-admission-'));
+  store = await LevelStore.open(dir);
+});
+afterAll(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function handler(dictionary: Dictionary = new MemoryDictionary(DICT)) {
+  const mutationLog = new MutationLog(store, silentLogger);
+  return { mutationLog, h: createAdmissionHandler({ log: silentLogger, dictionary, mutationLog, skipRules: new SkipRules(store), ratio: new RatioSource({ cpu: 2, memory: 2 }) }) };
+}
+
+describe('decoding', () => {
+  it.each([
+    ['not json', 'not JSON'],
+    ['[]', 'expected a JSON object'],
+    ['{"kind":"Pod"}', 'not an AdmissionReview'],
+    ['{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview"}', 'apiVersion'],
+    ['{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"kind":{"kind":"Pod"}}}', 'no uid'],
+  ])('refuses %s with 400 and says which', async (body, message) => {
+    await expect(handler().h.review(Buffer.from(body))).rejects.toMatchObject({ status: 400, message: expect.stringContaining(message) });
+  });
+
+  it('admits an object the chain cannot handle unchanged, with a warning', async () => {
+    const out = await handler().h.review(review({ kind: 'Pod', metadata: 'nope' } as unknown as KubeObject));
+    expect(out.response).toMatchObject({ uid: 'u-1', allowed: true });
+    expect(out.response.patch).toBeUndefined();
+    expect(out.response.warnings?.[0]).toContain('no usable object');
+  });
+});
+
+describe('a review', () => {
+  it('answers a verified patch that escapes / and ~ in keys, and logs the mutation', async () => {
+    const { h, mutationLog } = handler(new MemoryDictionary({ ...DICT, 'nemu_label_a~b': 'example.com/tilde' }));
+    const original = pod({ labels: { nemu_label_team: 'nemu_label_value_pay', 'nemu_label_a~b': 'x' }, annotations: { nemu_anno_contact: 'nemu_anno_value_mail' } });
+    const out = await h.review(review(original));
+    expect(out.response.patchType).toBe('JSONPatch');
+    const ops = patchOf(out);
+    expect(ops.map((o) => o.path)).toContain('/metadata/labels/nemu_label_a~0b');
+    expect(ops.map((o) => o.path)).toContain('/metadata/labels/example.com~1team');
+    const mutated = apply(original, ops) as { metadata: { labels: Record<string, string>; annotations: unknown }; spec: { containers: Array<{ image: string; env: unknown }>; tolerations: unknown } };
+    expect(mutated.metadata.labels).toMatchObject({ 'example.com/team': 'payments', 'example.com/tilde': 'x' });
+    expect(mutated.metadata.annotations).toEqual({ 'example.com/contact': 'ops@example.com' });
+    expect(mutated.spec.containers[0]!.image).toBe('ubuntu:20.04');
+    expect(mutated.spec.containers[0]!.env).toEqual([{ name: 'DB', value: 'postgres://db' }]);
+    expect(mutated.spec.tolerations).toEqual([{ key: 'pay', operator: 'Exists' }]);
+    const id = mutated.metadata.labels[MUTATION_LABEL]!;
+    const entry = await mutationLog.get(id);
+    expect(entry).toMatchObject({ reviewUid: 'u-1', kind: 'Pod', namespace: 'web', generateName: 'web-', user: 'alice', operation: 'CREATE' });
+    expect(entry!.verbs).toEqual(['labels', 'annotations', 'tolerations', 'env', 'image']);
+    expect(apply(mutated as KubeObject, entry!.reversePatch)).toEqual(original);
+  });
+
+  it('does nothing at all with nemutator.io/skip: "true"', async () => {
+    const out = await handler().h.review(review(pod({ labels: { nemu_label_team: 'x' }, annotations: { 'nemutator.io/skip': 'true' } })));
+    expect(out.response).toEqual({ uid: 'u-1', allowed: true });
+  });
+
+  it('skips the listed verbs and warns about unknown ones', async () => {
+    const out = await handler().h.review(review(pod({ annotations: { 'nemutator.io/skip-mutation': 'env image frobnicate' } })));
+    expect(out.response.patch).toBeUndefined();
+    expect(out.response.warnings?.join()).toContain('unknown verb "frobnicate"');
+  });
+
+  it('with skip-mutation: patch computes everything and returns nothing (dry run)', async () => {
+    const { h, mutationLog } = handler();
+    const before = (await mutationLog.list()).length;
+    const out = await h.review(review(pod({ annotations: { 'nemutator.io/skip-mutation': 'patch' } })));
+    expect(out.response.patch).toBeUndefined();
+    expect(out.response.warnings?.join()).toMatch(/dry run .*replace \/spec\/containers\/0\/image/);
+    expect((await mutationLog.list()).length).toBe(before);
+  });
+
+  it('with request.dryRun returns the patch but writes no mutation log entry', async () => {
+    const { h, mutationLog } = handler();
+    const before = (await mutationLog.list()).length;
+    const out = await h.review(review(pod({}), { dryRun: true }));
+    expect(patchOf(out).length).toBeGreaterThan(0);
+    expect(patchOf(out).some((o) => o.path.includes('nemutator.io'))).toBe(false);
+    expect((await mutationLog.list()).length).toBe(before);
+  });
+
+  it('admits unchanged with NEMU_ERR_DICT_UNREACHABLE when the dictionary fails', async () => {
+    const broken = new MemoryDictionary();
+    broken.lookup = async () => {
+      throw Object.assign(new (await import('../../../common/src/errors.ts')).NemuError('NEMU_ERR_DICT_UNREACHABLE', 'redis at 127.0.0.1:1 did not answer within 200 ms'), {});
+    };
+    const out = await handler(broken).h.review(review(pod({})));
+    expect(out.response.patch).toBeUndefined();
+    expect(out.response.warnings?.[0]).toMatch(/^NEMU_ERR_DICT_UNREACHABLE: redis at 127.0.0.1:1/);
+  });
+
+  it('honours a stored skip rule for the pod’s Deployment', async () => {
+    const { h } = handler();
+    await new SkipRules(store).add({ namespace: 'web', kind: 'Deployment', name: 'shop', verbs: ['image', 'env', 'tolerations'], createdAt: new Date().toISOString() });
+    const p = pod({ labels: { 'pod-template-hash': '5d9f' }, ownerReferences: [{ kind: 'ReplicaSet', name: 'shop-5d9f', controller: true, uid: 'x', apiVersion: 'apps/v1' }] });
+    const out = await h.review(review(p));
+    expect(out.response.patch).toBeUndefined();
+  });
+});
+
+// Generated pods: placeholders that exist in the dictionary, ones that do not, plain entries.
+const labelKey = fc.constantFrom('nemu_label_team', 'nemu_label_nope', 'app', 'example.com/x', 'nemu_label_team2');
+const labelValue = fc.constantFrom('nemu_label_value_pay', 'nemu_label_value_nope', 'v1', '');
+const annoKey = fc.constantFrom('nemu_anno_contact', 'nemu_anno_x', 'note', 'example.com/team');
+const annoValue = fc.constantFrom('nemu_anno_value_mail', 'free text', 'nemu_anno_value_nope');
+const container = fc.record({
+  name: fc.constantFrom('a', 'b', 'c'),
+  image: fc.constantFrom('ubuntu:14.04', 'ubuntu', 'registry:5000/x/ubuntu@sha256:' + 'c'.repeat(64), 'nginx:1', 'bad image', 'localhost/app:2'),
+  env: fc.array(fc.record({ name: fc.constantFrom('A', 'B'), value: fc.constantFrom('nemu_env_db', 'nemu_env_missing', 'nemu_abc', 'plain') }), { maxLength: 3 }),
+  resources: fc.record({ limits: fc.record({ cpu: fc.constantFrom('1', '500m', '3'), memory: fc.constantFrom('1Gi', '100Mi', '1000') }, { requiredKeys: [] }) }),
+});
+const generatedPod = fc.record({
+  labels: fc.dictionary(labelKey, labelValue, { maxKeys: 4 }),
+  annotations: fc.dictionary(annoKey, annoValue, { maxKeys: 3 }),
+  containers: fc.array(container, { minLength: 1, maxLength: 3 }),
+  tolerations: fc.array(fc.constantFrom({ key: 'pay', operator: 'Exists' }, { key: 'other', value: 'x' }), { maxLength: 2 }),
+}).map(({ labels, annotations, containers, tolerations }) => ({ ...pod({ labels, annotations }, containers), spec: { containers, tolerations } }) as KubeObject);
+
+describe('properties over generated pods', () => {
+  const dict = new MemoryDictionary({ ...DICT, nemu_label_team2: 'example.com/team', nemu_abc: 'old-form' });
+
+  it('the chain applied to its own output yields no patch (idempotence)', async () => {
+    const { h } = handler(dict);
+    await fc.assert(
+      fc.asyncProperty(generatedPod, async (p) => {
+        const first = await h.review(review(p, { dryRun: true }));
+        const mutated = apply(p, patchOf(first));
+        const second = await h.review(review(mutated, { dryRun: true }));
+        expect(second.response.patch).toBeUndefined();
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('the reverse patch restores the original exactly', async () => {
+    const { h, mutationLog } = handler(dict);
+    await fc.assert(
+      fc.asyncProperty(generatedPod, async (p) => {
+        const out = await h.review(review(p));
+        const ops = patchOf(out);
+        if (ops.length === 0) return;
+        const mutated = apply(p, ops) as { metadata: { labels: Record<string, string> } };
+        const entry = await mutationLog.get(mutated.metadata.labels[MUTATION_LABEL]!);
+        expect(apply(mutated as unknown as KubeObject, entry!.reversePatch)).toEqual(p);
+      }),
+      { numRuns: 100 },
+    );
+  });
+});

@@ -1,0 +1,26 @@
+/**
+ * `annotations`: annotation keys `nemu_anno_<hash>` and values `nemu_anno_value_<hash>`
+ * become what the dictionary says (the object's annotations and, on a Deployment, the
+ * pod template's).
+ */
+import { ANNOTATION_RULES, mapKeys, translateMap } from './metadata-map.ts';
+import { isRecord, type Mutator } from './types.ts';
+import { edit, metadataOf, type StringMap } from './workload.ts';
+
+export const annotationsMutator: Mutator = {
+  verb: 'annotations',
+  keys(object, ctx) {
+    const keys = new Set<string>();
+    for (const { meta } of metadataOf(object, ctx.kind)) mapKeys(meta.annotations, ANNOTATION_RULES, keys);
+    return keys;
+  },
+  mutate(object, ctx) {
+    return edit(object, (draft) => {
+      let changed = false;
+      for (const { meta } of metadataOf(draft, ctx.kind)) {
+        if (isRecord(meta.annotations)) changed = translateMap(meta.annotations as StringMap, ANNOTATION_RULES, ctx.dictionary, ctx.warn) || changed;
+      }
+      return changed;
+    });
+  },
+};

@@ -1,0 +1,106 @@
+/**
+ * `image`: tag or digest enforcement. For an image `[registry[:port]/]path/name[:tag][@digest]`
+ * the dictionary is asked, most specific first, for `nemu_image_<registry/path/name>`,
+ * `nemu_image_<path/name>` and `nemu_image_<name>`; the first that exists gives the tag
+ * (`20.04` → `ubuntu:20.04`), the digest (`sha256:…` → `ubuntu@sha256:…`) or both
+ * (`20.04@sha256:…`). The repository part is never changed.
+ */
+import type { Mutator } from './types.ts';
+import { containersOf, edit } from './workload.ts';
+
+export interface ImageRef {
+  /** Everything before the tag/digest: `registry:5000/team/app`. */
+  repository: string;
+  registry?: string;
+  /** Repository without the registry: `team/app`. */
+  path: string;
+  /** Last path component: `app`. */
+  name: string;
+  tag?: string;
+  digest?: string;
+}
+
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$/;
+
+export function parseImage(image: string): ImageRef | undefined {
+  if (image === '' || /\s/.test(image)) return undefined;
+  let rest = image;
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at !== -1) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!DIGEST.test(digest)) return undefined;
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!TAG.test(tag)) return undefined;
+  }
+  if (rest === '') return undefined;
+  const parts = rest.split('/');
+  let registry: string | undefined;
+  if (parts.length > 1 && (parts[0]!.includes('.') || parts[0]!.includes(':') || parts[0] === 'localhost')) registry = parts[0];
+  const path = registry ? parts.slice(1).join('/') : rest;
+  const ref: ImageRef = { repository: rest, path, name: parts[parts.length - 1]! };
+  if (registry) ref.registry = registry;
+  if (tag !== undefined) ref.tag = tag;
+  if (digest !== undefined) ref.digest = digest;
+  return ref;
+}
+
+/** Candidate dictionary keys, most specific first. */
+export function imageKeys(ref: ImageRef): string[] {
+  return [...new Set([`nemu_image_${ref.repository}`, `nemu_image_${ref.path}`, `nemu_image_${ref.name}`])];
+}
+
+/** Applies an enforced tag/digest value; undefined when the value is neither. */
+export function enforce(ref: ImageRef, value: string): string | undefined {
+  const v = value.trim();
+  const at = v.indexOf('@');
+  const tag = at === -1 ? (DIGEST.test(v) ? undefined : v) : v.slice(0, at);
+  const digest = at === -1 ? (DIGEST.test(v) ? v : undefined) : v.slice(at + 1);
+  if (tag !== undefined && tag !== '' && !TAG.test(tag)) return undefined;
+  if (digest !== undefined && !DIGEST.test(digest)) return undefined;
+  if (!tag && !digest) return undefined;
+  return `${ref.repository}${tag ? `:${tag}` : ''}${digest ? `@${digest}` : ''}`;
+}
+
+export const imageMutator: Mutator = {
+  verb: 'image',
+  keys(object, ctx) {
+    const keys = new Set<string>();
+    for (const c of containersOf(object, ctx.kind)) {
+      const ref = typeof c.image === 'string' ? parseImage(c.image) : undefined;
+      if (ref) for (const k of imageKeys(ref)) keys.add(k);
+    }
+    return keys;
+  },
+  mutate(object, ctx) {
+    const wanted = new Map<string, string>();
+    for (const c of containersOf(object, ctx.kind)) {
+      if (typeof c.image !== 'string' || wanted.has(c.image)) continue;
+      const ref = parseImage(c.image);
+      if (!ref) {
+        ctx.warn(`image ${JSON.stringify(c.image)} of container ${String(c.name)} is not a valid reference; left unchanged`);
+        continue;
+      }
+      const key = imageKeys(ref).find((k) => ctx.dictionary.has(k));
+      if (!key) continue;
+      const next = enforce(ref, ctx.dictionary.get(key)!);
+      if (next === undefined) ctx.warn(`dictionary entry ${key} is neither a tag nor a digest; image ${c.image} left unchanged`);
+      else if (next !== c.image) wanted.set(c.image, next);
+    }
+    if (wanted.size === 0) return object;
+    return edit(object, (draft) => {
+      for (const c of containersOf(draft, ctx.kind)) {
+        const next = typeof c.image === 'string' ? wanted.get(c.image) : undefined;
+        if (next !== undefined) c.image = next;
+      }
+      return true;
+    });
+  },
+};

@@ -1,0 +1,29 @@
+/**
+ * `labels`: label keys `nemu_label_<hash>` and values `nemu_label_value_<hash>` become what
+ * the dictionary says. On a Deployment, the object's labels and its pod template's; template
+ * labels the selector uses are left to the `selectors` mutator, so the two stay consistent.
+ */
+import { LABEL_RULES, mapKeys, translateMap } from './metadata-map.ts';
+import { isRecord, type Mutator } from './types.ts';
+import { edit, metadataOf, type StringMap } from './workload.ts';
+import { selectorLabels } from './selectors.ts';
+
+export const labelsMutator: Mutator = {
+  verb: 'labels',
+  keys(object, ctx) {
+    const keys = new Set<string>();
+    for (const { meta } of metadataOf(object, ctx.kind)) mapKeys(meta.labels, LABEL_RULES, keys);
+    return keys;
+  },
+  mutate(object, ctx) {
+    const keep = ctx.kind === 'Deployment' ? new Set(Object.keys(selectorLabels(object))) : new Set<string>();
+    return edit(object, (draft) => {
+      let changed = false;
+      for (const { where, meta } of metadataOf(draft, ctx.kind)) {
+        if (!isRecord(meta.labels)) continue;
+        changed = translateMap(meta.labels as StringMap, LABEL_RULES, ctx.dictionary, ctx.warn, where === 'template' ? keep : undefined) || changed;
+      }
+      return changed;
+    });
+  },
+};

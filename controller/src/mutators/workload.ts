@@ -1,0 +1,76 @@
+/**
+ * Where the pod-level parts of a workload live: a Pod's own metadata and spec, a
+ * Deployment's `spec.template`. Pod-level mutators act on both kinds through these.
+ */
+import { isRecord, type KubeObject, type WorkloadKind } from './types.ts';
+
+export type StringMap = Record<string, string>;
+
+export interface Container {
+  name?: string;
+  image?: string;
+  env?: Array<Record<string, unknown>>;
+  resources?: { limits?: StringMap; requests?: StringMap; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+/** Metadata objects a labels/annotations mutator rewrites: the object's own and, for a Deployment, its pod template's. */
+export function metadataOf(object: KubeObject, kind: WorkloadKind): Array<{ where: 'object' | 'template'; meta: Record<string, unknown> }> {
+  const out: Array<{ where: 'object' | 'template'; meta: Record<string, unknown> }> = [];
+  if (isRecord(object.metadata)) out.push({ where: 'object', meta: object.metadata });
+  if (kind === 'Deployment') {
+    const tmpl = templateOf(object);
+    if (tmpl && isRecord(tmpl.metadata)) out.push({ where: 'template', meta: tmpl.metadata });
+  }
+  return out;
+}
+
+export function templateOf(object: KubeObject): Record<string, unknown> | undefined {
+  const spec = object.spec;
+  if (!isRecord(spec) || !isRecord(spec.template)) return undefined;
+  return spec.template;
+}
+
+/** The pod spec: `spec` of a Pod, `spec.template.spec` of a Deployment. */
+export function podSpecOf(object: KubeObject, kind: WorkloadKind): Record<string, unknown> | undefined {
+  if (kind === 'Pod') return isRecord(object.spec) ? object.spec : undefined;
+  const tmpl = templateOf(object);
+  return tmpl && isRecord(tmpl.spec) ? tmpl.spec : undefined;
+}
+
+/** Pod labels: the Pod's own, or the Deployment template's. */
+export function podLabelsOf(object: KubeObject, kind: WorkloadKind): StringMap {
+  const meta = kind === 'Pod' ? object.metadata : templateOf(object)?.metadata;
+  return isRecord(meta) && isRecord(meta.labels) ? (meta.labels as StringMap) : {};
+}
+
+/** Containers and init containers (ephemeral containers are added by `kubectl debug`, never mutated). */
+export function containersOf(object: KubeObject, kind: WorkloadKind): Container[] {
+  const spec = podSpecOf(object, kind);
+  if (!spec) return [];
+  const out: Container[] = [];
+  for (const field of ['initContainers', 'containers']) {
+    const list = spec[field];
+    if (Array.isArray(list)) for (const c of list) if (isRecord(c)) out.push(c as Container);
+  }
+  return out;
+}
+
+/**
+ * Copy-on-write editing: `change` gets a deep copy and says whether it changed anything;
+ * the copy is returned only then, so an idle mutator hands back its input.
+ */
+export function edit(object: KubeObject, change: (draft: KubeObject) => boolean): KubeObject {
+  const draft = structuredClone(object);
+  return change(draft) ? draft : object;
+}
+
+/** The controlling owner (ownerReferences with controller: true). */
+export function controllerOf(object: KubeObject): { kind: string; name: string } | undefined {
+  const meta = object.metadata;
+  if (!isRecord(meta) || !Array.isArray(meta.ownerReferences)) return undefined;
+  for (const ref of meta.ownerReferences) {
+    if (isRecord(ref) && ref.controller === true && typeof ref.kind === 'string' && typeof ref.name === 'string') return { kind: ref.kind, name: ref.name };
+  }
+  return undefined;
+}

@@ -18,6 +18,13 @@ export const controllerSchema = {
   kubeconfig: string('', 'Kubeconfig file. Empty: in-cluster config when running in a pod, else no cluster (local mode).'),
   dictionary: oneOf(['auto', 'embedded', 'redis'] as const, 'auto', 'Dictionary backend; auto = redis when redisUrl is set, else the embedded store.'),
   redisUrl: url('', 'Redis for the dictionary, e.g. redis://redis.nemutator.svc:6379/0.', ['redis:', 'rediss:']),
+  redisKeyPrefix: string('', 'Prefix of every dictionary key in Redis (several installations can share one Redis).'),
+  dictionaryTimeout: duration('200ms', 'Longest wait for the dictionary round trip of one review; past it the object is admitted unchanged.', 10),
+  dictionaryCacheTtl: duration('5s', 'How long a dictionary value is reused without asking Redis (changes made through nemutator invalidate it at once).'),
+  resourceRatio: string('', 'Requests as limits ÷ ratio for containers whose requests were not chosen: empty = off, "2" = cpu and memory, or "cpu=4,memory=1.5".', {
+    pattern: /^$|^0$|^\d+(\.\d+)?$|^(cpu|memory|ephemeral-storage)=\d+(\.\d+)?(,(cpu|memory|ephemeral-storage)=\d+(\.\d+)?)*$/,
+    form: 'empty, a number ≥ 1, or resource=ratio pairs such as cpu=4,memory=1.5',
+  }),
   prometheusUrl: url('', 'Prometheus HTTP API for telemetry-driven resources. Empty: no telemetry.'),
   agentServiceAccount: string('nemutator-agent', 'Service account (in namespace) whose tokens agents present on the fleet link.'),
   maxReviewBytes: integer(3 * 1024 * 1024, 'Largest AdmissionReview body accepted, in bytes.', 1024),

@@ -3,14 +3,60 @@
  * and the REST routes each feature adds. Both entry points (cluster and local) use this.
  */
 import type { AdmissionHandler } from './admission/handler.ts';
-import { passThroughHandler } from './admission/handler.ts';
+import { createAdmissionHandler } from './admission/handler.ts';
+import { SkipRules } from './admission/skip-rules.ts';
 import type { ControllerParts } from './app.ts';
+import type { Dictionary } from './dictionary/dictionary.ts';
+import { openDictionary } from './dictionary/open.ts';
+import { registerDictionaryRoutes } from './dictionary/routes.ts';
+import { RatioSource, parseRatioPolicy } from './mutators/resources.ts';
+import { MutationLog } from './mutations/log.ts';
+import { registerMutationRoutes } from './mutations/routes.ts';
 import type { Router } from './server/router.ts';
+import { ErrorCodes, NemuError } from '../../common/src/errors.ts';
 
-export async function createAdmission(parts: ControllerParts): Promise<AdmissionHandler> {
-  return passThroughHandler(parts.log);
+/** What admission and the routes share, per running controller. */
+interface AdmissionParts {
+  dictionary: Dictionary;
+  mutationLog: MutationLog;
+  skipRules: SkipRules;
 }
 
-export function registerRoutes(_router: Router, _parts: ControllerParts): void {
-  // Features add their /api/v1 routes here.
+const shared = new WeakMap<ControllerParts, AdmissionParts>();
+
+async function admissionParts(parts: ControllerParts): Promise<AdmissionParts> {
+  let p = shared.get(parts);
+  if (p) return p;
+  const dictionary = await openDictionary(parts.config, parts.store, parts.log, parts.metrics);
+  const mutationLog = new MutationLog(parts.store, parts.log.child({ component: 'mutation-log' }));
+  // The app has no stop hook for features yet: the dictionary and the queued log entries go
+  // with the store, which the app closes last.
+  const closeStore = parts.store.close.bind(parts.store);
+  parts.store.close = async () => {
+    await mutationLog.flush();
+    await dictionary.close();
+    await closeStore();
+  };
+  p = { dictionary, mutationLog, skipRules: new SkipRules(parts.store) };
+  shared.set(parts, p);
+  return p;
+}
+
+export async function createAdmission(parts: ControllerParts): Promise<AdmissionHandler> {
+  const { dictionary, mutationLog, skipRules } = await admissionParts(parts);
+  let ratio: RatioSource | undefined;
+  try {
+    const policy = parseRatioPolicy(parts.config.resourceRatio);
+    if (Object.keys(policy).length > 0) ratio = new RatioSource(policy);
+  } catch (e) {
+    throw new NemuError(ErrorCodes.CONFIG, (e as Error).message);
+  }
+  return createAdmissionHandler({ log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, ...(ratio ? { ratio } : {}) });
+}
+
+export function registerRoutes(router: Router, parts: ControllerParts): void {
+  const p = shared.get(parts);
+  if (!p) throw new Error('registerRoutes needs createAdmission to have run first');
+  registerDictionaryRoutes(router, p.dictionary);
+  registerMutationRoutes(router, { log: p.mutationLog, skipRules: p.skipRules, config: parts.config, logger: parts.log.child({ component: 'rollback' }) });
 }

@@ -9,6 +9,8 @@ export interface ControllerMetrics {
   reviews: Counter<'kind' | 'operation' | 'result'>;
   reviewSeconds: Histogram<'kind'>;
   mutatorErrors: Counter<'mutator'>;
+  dictionaryRoundTrips: Counter<'backend' | 'result'>;
+  dictionarySeconds: Histogram<'backend'>;
 }
 
 export function createControllerMetrics(defaults = true): ControllerMetrics {
@@ -33,6 +35,19 @@ export function createControllerMetrics(defaults = true): ControllerMetrics {
       name: 'nemutator_mutator_errors_total',
       help: 'Mutators that failed and were skipped (the object was admitted without their change).',
       labelNames: ['mutator'],
+      registers: [registry],
+    }),
+    dictionaryRoundTrips: new Counter({
+      name: 'nemutator_dictionary_round_trips_total',
+      help: 'Dictionary lookups that went to the backend (cache hits are not round trips), by backend and result (ok, error).',
+      labelNames: ['backend', 'result'],
+      registers: [registry],
+    }),
+    dictionarySeconds: new Histogram({
+      name: 'nemutator_dictionary_round_trip_duration_seconds',
+      help: 'Time of one dictionary round trip (all keys of a review at once).',
+      labelNames: ['backend'],
+      buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5],
       registers: [registry],
     }),
   };

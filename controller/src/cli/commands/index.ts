@@ -1,6 +1,8 @@
 // Every CLI command, in the order `nemutator --help` lists them. Add new commands here.
 import type { Command } from '../command.ts';
+import { dictCommand } from './dict.ts';
+import { mutationsCommand } from './mutations.ts';
 import { nodesCommand } from './nodes.ts';
 import { statusCommand } from './status.ts';
 
-export const commands: Command[] = [statusCommand, nodesCommand];
+export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand];

@@ -1,0 +1,88 @@
+/**
+ * What a rollback needs from Kubernetes, behind a small interface: read and JSON-patch a
+ * Deployment, find a Pod by label, evict it (the Eviction API respects PodDisruptionBudgets).
+ * The implementation uses @kubernetes/client-node, from a kubeconfig or in-cluster.
+ */
+import { existsSync } from 'node:fs';
+import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { Operation } from 'fast-json-patch';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import type { KubeObject } from '../mutators/types.ts';
+
+export interface ClusterClient {
+  readDeployment(namespace: string, name: string): Promise<KubeObject>;
+  patchDeployment(namespace: string, name: string, ops: Operation[]): Promise<KubeObject>;
+  podsWithLabel(namespace: string, selector: string): Promise<KubeObject[]>;
+  evictPod(namespace: string, name: string): Promise<void>;
+}
+
+/** The cluster from `kubeconfig`, or in-cluster in a pod; undefined when there is none (local mode). */
+export function clusterFromConfig(kubeconfig: string): ClusterClient | undefined {
+  const kc = new KubeConfig();
+  if (kubeconfig) kc.loadFromFile(kubeconfig);
+  else if (process.env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token')) kc.loadFromCluster();
+  else return undefined;
+  return new KubeClusterClient(kc);
+}
+
+interface ApiError {
+  code?: number;
+  body?: unknown;
+  message?: string;
+}
+
+/** The apiserver's own message (Status.message) when there is one. */
+export function apiMessage(e: unknown): string {
+  const err = e as ApiError;
+  let body = err.body;
+  if (typeof body === 'string') {
+    try {
+      body = JSON.parse(body);
+    } catch {
+      // plain text
+    }
+  }
+  if (typeof body === 'object' && body !== null && typeof (body as { message?: unknown }).message === 'string') return (body as { message: string }).message;
+  return typeof body === 'string' && body ? body : (err.message ?? String(e));
+}
+
+export function apiStatus(e: unknown): number | undefined {
+  return typeof (e as ApiError).code === 'number' ? (e as ApiError).code : undefined;
+}
+
+class KubeClusterClient implements ClusterClient {
+  private readonly apps: AppsV1Api;
+  private readonly core: CoreV1Api;
+  constructor(kc: KubeConfig) {
+    this.apps = kc.makeApiClient(AppsV1Api);
+    this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  private async call<T>(what: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (e) {
+      const status = apiStatus(e);
+      if (status === undefined) throw new NemuError(ErrorCodes.INTERNAL, `cannot reach the Kubernetes API to ${what}: ${apiMessage(e)}`, { status: 502, cause: e });
+      throw Object.assign(new NemuError(status === 404 ? ErrorCodes.NOT_FOUND : status === 409 || status === 422 ? ErrorCodes.CONFLICT : ErrorCodes.INTERNAL, `${what}: ${apiMessage(e)}`, { status: status >= 400 && status < 500 ? status : 502, cause: e }), { apiStatus: status });
+    }
+  }
+
+  readDeployment(namespace: string, name: string): Promise<KubeObject> {
+    return this.call(`read deployment ${namespace}/${name}`, async () => (await this.apps.readNamespacedDeployment({ namespace, name })) as unknown as KubeObject);
+  }
+  patchDeployment(namespace: string, name: string, ops: Operation[]): Promise<KubeObject> {
+    return this.call(
+      `patch deployment ${namespace}/${name}`,
+      async () => (await this.apps.patchNamespacedDeployment({ namespace, name, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch))) as unknown as KubeObject,
+    );
+  }
+  podsWithLabel(namespace: string, selector: string): Promise<KubeObject[]> {
+    return this.call(`list pods in ${namespace}`, async () => (await this.core.listNamespacedPod({ namespace, labelSelector: selector })).items as unknown as KubeObject[]);
+  }
+  async evictPod(namespace: string, name: string): Promise<void> {
+    await this.call(`evict pod ${namespace}/${name}`, () =>
+      this.core.createNamespacedPodEviction({ namespace, name, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace } } }),
+    );
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Rollback of a logged mutation.
+ *
+ * - Deployment: a skip rule for the Deployment and the rolled-back verbs is stored first (so
+ *   the UPDATE the rollback causes is not mutated again), then the reverse patch is sent,
+ *   guarded by `test` operations on every value the mutation wrote and on resourceVersion.
+ *   If the object moved on since, nothing is changed and the answer is a 409 that says where.
+ * - Pod: pods cannot be changed in place, so the owning workload gets a skip rule for the
+ *   rolled-back verbs, then the pod (found by its `nemutator.io/mutation` label) is evicted,
+ *   PodDisruptionBudgets respected; its replacement is created without those mutations.
+ */
+import fjp, { type Operation } from 'fast-json-patch';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import type { SkipRules } from '../admission/skip-rules.ts';
+import { isRecord, MUTATION_LABEL, type Verb } from '../mutators/types.ts';
+import type { ClusterClient } from './cluster.ts';
+import { apiStatus } from './cluster.ts';
+import type { MutationEntry, MutationLog } from './log.ts';
+
+export interface RollbackDeps {
+  cluster: ClusterClient | undefined;
+  log: MutationLog;
+  skipRules: SkipRules;
+}
+
+export interface RollbackResult {
+  id: string;
+  kind: string;
+  namespace: string;
+  name: string;
+  action: 'patched' | 'evicted';
+  skipRule: { kind: string; name: string; verbs: string[] };
+}
+
+/** `test` operations for every value the forward patch wrote (removals cannot be tested). */
+export function guards(forward: readonly Operation[]): Operation[] {
+  return forward.flatMap((op) => (op.op === 'add' || op.op === 'replace' ? [{ op: 'test', path: op.path, value: op.value } as Operation] : []));
+}
+
+export async function rollback(id: string, user: string | undefined, deps: RollbackDeps): Promise<RollbackResult> {
+  const entry = await deps.log.get(id);
+  if (!entry) throw new NemuError(ErrorCodes.NOT_FOUND, `mutation ${id} is not in the mutation log; 'nemutator mutations list' shows the known ones`, { status: 404 });
+  if (entry.rolledBack) throw new NemuError(ErrorCodes.CONFLICT, `mutation ${id} was already rolled back at ${entry.rolledBack.time}`, { status: 409 });
+  if (!deps.cluster) {
+    throw new NemuError(ErrorCodes.CONFIG, 'rollback needs a Kubernetes cluster and this controller has none (local mode); start it with --kubeconfig <file> or run it in a pod', { status: 503 });
+  }
+  const result = entry.kind === 'Deployment' ? await rollbackDeployment(entry, user, deps, deps.cluster) : await rollbackPod(entry, user, deps, deps.cluster);
+  await deps.log.update({ ...entry, rolledBack: { time: new Date().toISOString(), ...(user ? { user } : {}) } });
+  return result;
+}
+
+async function rollbackDeployment(entry: MutationEntry, user: string | undefined, deps: RollbackDeps, cluster: ClusterClient): Promise<RollbackResult> {
+  const name = entry.name;
+  if (!name) throw new NemuError(ErrorCodes.BAD_REQUEST, `mutation ${entry.id} has no object name to roll back`, { status: 400 });
+  const current = await cluster.readDeployment(entry.namespace, name);
+  const tests = guards(entry.patch);
+  for (const t of tests) {
+    let ok = false;
+    try {
+      ok = fjp.applyOperation(structuredClone(current), structuredClone(t), true, false) !== undefined;
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw new NemuError(ErrorCodes.CONFLICT, `deployment ${entry.namespace}/${name} changed since mutation ${entry.id}: ${t.path} no longer holds the mutated value; rollback refused, nothing was changed`, { status: 409 });
+    }
+  }
+  const verbs = entry.verbs as Verb[];
+  await deps.skipRules.add({ namespace: entry.namespace, kind: 'Deployment', name, verbs, mutationId: entry.id, createdAt: new Date().toISOString(), ...(user ? { user } : {}) });
+  const rv = isRecord(current.metadata) ? current.metadata.resourceVersion : undefined;
+  const ops: Operation[] = [...(typeof rv === 'string' ? [{ op: 'test', path: '/metadata/resourceVersion', value: rv } as Operation] : []), ...tests, ...entry.reversePatch];
+  try {
+    await cluster.patchDeployment(entry.namespace, name, ops);
+  } catch (e) {
+    const status = apiStatus(e);
+    if (status === 409 || status === 422) {
+      throw new NemuError(ErrorCodes.CONFLICT, `deployment ${entry.namespace}/${name} changed while rolling back mutation ${entry.id}; nothing was changed, retry the rollback`, { status: 409, cause: e });
+    }
+    throw e;
+  }
+  return { id: entry.id, kind: 'Deployment', namespace: entry.namespace, name, action: 'patched', skipRule: { kind: 'Deployment', name, verbs } };
+}
+
+async function rollbackPod(entry: MutationEntry, user: string | undefined, deps: RollbackDeps, cluster: ClusterClient): Promise<RollbackResult> {
+  const pods = await cluster.podsWithLabel(entry.namespace, `${MUTATION_LABEL}=${entry.id}`);
+  const pod = pods[0];
+  const podName = pod && isRecord(pod.metadata) && typeof pod.metadata.name === 'string' ? pod.metadata.name : undefined;
+  const target = entry.owner ?? (podName || entry.name ? { kind: 'Pod', name: (podName ?? entry.name)! } : undefined);
+  if (!target) throw new NemuError(ErrorCodes.BAD_REQUEST, `mutation ${entry.id} names no pod and no owner to roll back`, { status: 400 });
+  const verbs = entry.verbs as Verb[];
+  await deps.skipRules.add({ namespace: entry.namespace, kind: target.kind, name: target.name, verbs, mutationId: entry.id, createdAt: new Date().toISOString(), ...(user ? { user } : {}) });
+  if (!podName) {
+    throw new NemuError(ErrorCodes.NOT_FOUND, `no pod in ${entry.namespace} carries ${MUTATION_LABEL}=${entry.id} any more; the skip rule for ${target.kind} ${target.name} is stored, so new pods are not mutated with ${verbs.join(' ')}`, { status: 404 });
+  }
+  try {
+    await cluster.evictPod(entry.namespace, podName);
+  } catch (e) {
+    if (apiStatus(e) === 429) {
+      throw new NemuError(ErrorCodes.CONFLICT, `pod ${entry.namespace}/${podName} cannot be evicted now: a PodDisruptionBudget allows no disruption; the skip rule is stored, retry the rollback later`, { status: 429, cause: e });
+    }
+    throw e;
+  }
+  return { id: entry.id, kind: 'Pod', namespace: entry.namespace, name: podName, action: 'evicted', skipRule: { kind: target.kind, name: target.name, verbs } };
+}

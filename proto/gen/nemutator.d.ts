@@ -359,7 +359,10 @@ export namespace nemutator {
             requestId: string;
             deadlineUnixMs: (number|Long);
             echo?: (nemutator.v1.Echo.$Properties|null);
-            kind?: "echo";
+            profile?: (nemutator.v1.ProfileRequest.$Properties|null);
+            rotate?: (nemutator.v1.RotateSecrets.$Properties|null);
+            secretStatus?: (nemutator.v1.SecretStatusRequest.$Properties|null);
+            kind?: ("echo"|"profile"|"rotate"|"secretStatus");
             static create(properties: nemutator.v1.Command.$Shape): nemutator.v1.Command & nemutator.v1.Command.$Shape;
             static create(properties?: nemutator.v1.Command.$Properties): nemutator.v1.Command;
             static encode(m: nemutator.v1.Command.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -372,16 +375,22 @@ export namespace nemutator {
                 requestId?: (string|null);
                 deadlineUnixMs?: (number|Long|null);
                 echo?: (nemutator.v1.Echo.$Properties|null);
-                kind?: "echo";
+                profile?: (nemutator.v1.ProfileRequest.$Properties|null);
+                rotate?: (nemutator.v1.RotateSecrets.$Properties|null);
+                secretStatus?: (nemutator.v1.SecretStatusRequest.$Properties|null);
+                kind?: ("echo"|"profile"|"rotate"|"secretStatus");
                 $unknowns?: Uint8Array[];
             }
             type $Shape = {
               requestId?: string|null;
               deadlineUnixMs?: number|Long|null;
               echo?: nemutator.v1.Echo.$Shape|null;
+              profile?: nemutator.v1.ProfileRequest.$Shape|null;
+              rotate?: nemutator.v1.RotateSecrets.$Shape|null;
+              secretStatus?: nemutator.v1.SecretStatusRequest.$Shape|null;
               $unknowns?: Uint8Array[];
             } & (
-              ({ kind?: undefined; echo?: null }|{ kind?: "echo"; echo: nemutator.v1.Echo.$Shape })
+              ({ kind?: undefined; echo?: null; profile?: null; rotate?: null; secretStatus?: null }|{ kind?: "echo"; echo: nemutator.v1.Echo.$Shape; profile?: null; rotate?: null; secretStatus?: null }|{ kind?: "profile"; echo?: null; profile: nemutator.v1.ProfileRequest.$Shape; rotate?: null; secretStatus?: null }|{ kind?: "rotate"; echo?: null; profile?: null; rotate: nemutator.v1.RotateSecrets.$Shape; secretStatus?: null }|{ kind?: "secretStatus"; echo?: null; profile?: null; rotate?: null; secretStatus: nemutator.v1.SecretStatusRequest.$Shape })
             );
         }
 
@@ -416,7 +425,10 @@ export namespace nemutator {
             requestId: string;
             error?: (nemutator.v1.Error.$Properties|null);
             echo?: (nemutator.v1.Echo.$Properties|null);
-            kind?: "echo";
+            profile?: (nemutator.v1.ProfileResult.$Properties|null);
+            rotate?: (nemutator.v1.RotateResult.$Properties|null);
+            secretStatus?: (nemutator.v1.SecretStatusResult.$Properties|null);
+            kind?: ("echo"|"profile"|"rotate"|"secretStatus");
             static create(properties: nemutator.v1.CommandResult.$Shape): nemutator.v1.CommandResult & nemutator.v1.CommandResult.$Shape;
             static create(properties?: nemutator.v1.CommandResult.$Properties): nemutator.v1.CommandResult;
             static encode(m: nemutator.v1.CommandResult.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
@@ -429,17 +441,315 @@ export namespace nemutator {
                 requestId?: (string|null);
                 error?: (nemutator.v1.Error.$Properties|null);
                 echo?: (nemutator.v1.Echo.$Properties|null);
-                kind?: "echo";
+                profile?: (nemutator.v1.ProfileResult.$Properties|null);
+                rotate?: (nemutator.v1.RotateResult.$Properties|null);
+                secretStatus?: (nemutator.v1.SecretStatusResult.$Properties|null);
+                kind?: ("echo"|"profile"|"rotate"|"secretStatus");
                 $unknowns?: Uint8Array[];
             }
             type $Shape = {
               requestId?: string|null;
               error?: nemutator.v1.Error.$Shape|null;
               echo?: nemutator.v1.Echo.$Shape|null;
+              profile?: nemutator.v1.ProfileResult.$Shape|null;
+              rotate?: nemutator.v1.RotateResult.$Shape|null;
+              secretStatus?: nemutator.v1.SecretStatusResult.$Shape|null;
               $unknowns?: Uint8Array[];
             } & (
-              ({ kind?: undefined; echo?: null }|{ kind?: "echo"; echo: nemutator.v1.Echo.$Shape })
+              ({ kind?: undefined; echo?: null; profile?: null; rotate?: null; secretStatus?: null }|{ kind?: "echo"; echo: nemutator.v1.Echo.$Shape; profile?: null; rotate?: null; secretStatus?: null }|{ kind?: "profile"; echo?: null; profile: nemutator.v1.ProfileResult.$Shape; rotate?: null; secretStatus?: null }|{ kind?: "rotate"; echo?: null; profile?: null; rotate: nemutator.v1.RotateResult.$Shape; secretStatus?: null }|{ kind?: "secretStatus"; echo?: null; profile?: null; rotate?: null; secretStatus: nemutator.v1.SecretStatusResult.$Shape })
             );
+        }
+
+        interface IProfileRequest extends nemutator.v1.ProfileRequest.$Properties {
+        }
+
+        class ProfileRequest {
+            constructor(p?: nemutator.v1.ProfileRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            podUid: string;
+            namespace: string;
+            pod: string;
+            container: string;
+            seconds: number;
+            hz: number;
+            pid: number;
+            profileId: string;
+            static create(properties: nemutator.v1.ProfileRequest.$Shape): nemutator.v1.ProfileRequest & nemutator.v1.ProfileRequest.$Shape;
+            static create(properties?: nemutator.v1.ProfileRequest.$Properties): nemutator.v1.ProfileRequest;
+            static encode(m: nemutator.v1.ProfileRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): nemutator.v1.ProfileRequest & nemutator.v1.ProfileRequest.$Shape;
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace ProfileRequest {
+            interface $Properties {
+                podUid?: (string|null);
+                namespace?: (string|null);
+                pod?: (string|null);
+                container?: (string|null);
+                seconds?: (number|null);
+                hz?: (number|null);
+                pid?: (number|null);
+                profileId?: (string|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = nemutator.v1.ProfileRequest.$Properties;
+        }
+
+        interface IProfileFrame extends nemutator.v1.ProfileFrame.$Properties {
+        }
+
+        class ProfileFrame {
+            constructor(p?: nemutator.v1.ProfileFrame.$Properties);
+            $unknowns?: Uint8Array[];
+            function: string;
+            file: string;
+            line: number;
+            inlined: boolean;
+            kind: string;
+            address: (number|Long);
+            mapping: string;
+            static create(properties: nemutator.v1.ProfileFrame.$Shape): nemutator.v1.ProfileFrame & nemutator.v1.ProfileFrame.$Shape;
+            static create(properties?: nemutator.v1.ProfileFrame.$Properties): nemutator.v1.ProfileFrame;
+            static encode(m: nemutator.v1.ProfileFrame.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): nemutator.v1.ProfileFrame & nemutator.v1.ProfileFrame.$Shape;
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace ProfileFrame {
+            interface $Properties {
+                "function"?: (string|null);
+                file?: (string|null);
+                line?: (number|null);
+                inlined?: (boolean|null);
+                kind?: (string|null);
+                address?: (number|Long|null);
+                mapping?: (string|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = nemutator.v1.ProfileFrame.$Properties;
+        }
+
+        interface IProfileSample extends nemutator.v1.ProfileSample.$Properties {
+        }
+
+        class ProfileSample {
+            constructor(p?: nemutator.v1.ProfileSample.$Properties);
+            $unknowns?: Uint8Array[];
+            frames: number[];
+            count: (number|Long);
+            pid: number;
+            static create(properties: nemutator.v1.ProfileSample.$Shape): nemutator.v1.ProfileSample & nemutator.v1.ProfileSample.$Shape;
+            static create(properties?: nemutator.v1.ProfileSample.$Properties): nemutator.v1.ProfileSample;
+            static encode(m: nemutator.v1.ProfileSample.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): nemutator.v1.ProfileSample & nemutator.v1.ProfileSample.$Shape;
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace ProfileSample {
+            interface $Properties {
+                frames?: (number[]|null);
+                count?: (number|Long|null);
+                pid?: (number|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = nemutator.v1.ProfileSample.$Properties;
+        }
+
+        interface IProcessInfo extends nemutator.v1.ProcessInfo.$Properties {
+        }
+
+        class ProcessInfo {
+            constructor(p?: nemutator.v1.ProcessInfo.$Properties);
+            $unknowns?: Uint8Array[];
+            pid: number;
+            exe: string;
+            isGo: boolean;
+            goVersion: string;
+            modulePath: string;
+            stripped: boolean;
+            container: string;
+            static create(properties: nemutator.v1.ProcessInfo.$Shape): nemutator.v1.ProcessInfo & nemutator.v1.ProcessInfo.$Shape;
+            static create(properties?: nemutator.v1.ProcessInfo.$Properties): nemutator.v1.ProcessInfo;
+            static encode(m: nemutator.v1.ProcessInfo.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): nemutator.v1.ProcessInfo & nemutator.v1.ProcessInfo.$Shape;
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace ProcessInfo {
+            interface $Properties {
+                pid?: (number|null);
+                exe?: (string|null);
+                isGo?: (boolean|null);
+                goVersion?: (string|null);
+                modulePath?: (string|null);
+                stripped?: (boolean|null);
+                container?: (string|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = nemutator.v1.ProcessInfo.$Properties;
+        }
+
+        interface IProfileResult extends nemutator.v1.ProfileResult.$Properties {
+        }
+
+        class ProfileResult {
+            constructor(p?: nemutator.v1.ProfileResult.$Properties);
+            $unknowns?: Uint8Array[];
+            frames: nemutator.v1.ProfileFrame.$Properties[];
+            samples: nemutator.v1.ProfileSample.$Properties[];
+            processes: nemutator.v1.ProcessInfo.$Properties[];
+            hz: number;
+            startedUnixMs: (number|Long);
+            durationMs: (number|Long);
+            warnings: string[];
+            static create(properties: nemutator.v1.ProfileResult.$Shape): nemutator.v1.ProfileResult & nemutator.v1.ProfileResult.$Shape;
+            static create(properties?: nemutator.v1.ProfileResult.$Properties): nemutator.v1.ProfileResult;
+            static encode(m: nemutator.v1.ProfileResult.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): nemutator.v1.ProfileResult & nemutator.v1.ProfileResult.$Shape;
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace ProfileResult {
+            interface $Properties {
+                frames?: (nemutator.v1.ProfileFrame.$Properties[]|null);
+                samples?: (nemutator.v1.ProfileSample.$Properties[]|null);
+                processes?: (nemutator.v1.ProcessInfo.$Properties[]|null);
+                hz?: (number|null);
+                startedUnixMs?: (number|Long|null);
+                durationMs?: (number|Long|null);
+                warnings?: (string[]|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = nemutator.v1.ProfileResult.$Properties;
+        }
+
+        interface IRotateSecrets extends nemutator.v1.RotateSecrets.$Properties {
+        }
+
+        class RotateSecrets {
+            constructor(p?: nemutator.v1.RotateSecrets.$Properties);
+            $unknowns?: Uint8Array[];
+            path: string;
+            static create(properties: nemutator.v1.RotateSecrets.$Shape): nemutator.v1.RotateSecrets & nemutator.v1.RotateSecrets.$Shape;
+            static create(properties?: nemutator.v1.RotateSecrets.$Properties): nemutator.v1.RotateSecrets;
+            static encode(m: nemutator.v1.RotateSecrets.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): nemutator.v1.RotateSecrets & nemutator.v1.RotateSecrets.$Shape;
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace RotateSecrets {
+            interface $Properties {
+                path?: (string|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = nemutator.v1.RotateSecrets.$Properties;
+        }
+
+        interface IRotateResult extends nemutator.v1.RotateResult.$Properties {
+        }
+
+        class RotateResult {
+            constructor(p?: nemutator.v1.RotateResult.$Properties);
+            $unknowns?: Uint8Array[];
+            pathsChecked: number;
+            newVersions: number;
+            watchersNotified: number;
+            static create(properties: nemutator.v1.RotateResult.$Shape): nemutator.v1.RotateResult & nemutator.v1.RotateResult.$Shape;
+            static create(properties?: nemutator.v1.RotateResult.$Properties): nemutator.v1.RotateResult;
+            static encode(m: nemutator.v1.RotateResult.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): nemutator.v1.RotateResult & nemutator.v1.RotateResult.$Shape;
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace RotateResult {
+            interface $Properties {
+                pathsChecked?: (number|null);
+                newVersions?: (number|null);
+                watchersNotified?: (number|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = nemutator.v1.RotateResult.$Properties;
+        }
+
+        interface ISecretStatusRequest extends nemutator.v1.SecretStatusRequest.$Properties {
+        }
+
+        class SecretStatusRequest {
+            constructor(p?: nemutator.v1.SecretStatusRequest.$Properties);
+            $unknowns?: Uint8Array[];
+            path: string;
+            static create(properties: nemutator.v1.SecretStatusRequest.$Shape): nemutator.v1.SecretStatusRequest & nemutator.v1.SecretStatusRequest.$Shape;
+            static create(properties?: nemutator.v1.SecretStatusRequest.$Properties): nemutator.v1.SecretStatusRequest;
+            static encode(m: nemutator.v1.SecretStatusRequest.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): nemutator.v1.SecretStatusRequest & nemutator.v1.SecretStatusRequest.$Shape;
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace SecretStatusRequest {
+            interface $Properties {
+                path?: (string|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = nemutator.v1.SecretStatusRequest.$Properties;
+        }
+
+        interface ISecretHolder extends nemutator.v1.SecretHolder.$Properties {
+        }
+
+        class SecretHolder {
+            constructor(p?: nemutator.v1.SecretHolder.$Properties);
+            $unknowns?: Uint8Array[];
+            podUid: string;
+            namespace: string;
+            pod: string;
+            container: string;
+            path: string;
+            version: (number|Long);
+            ackedVersion: (number|Long);
+            ackedUnixMs: (number|Long);
+            static create(properties: nemutator.v1.SecretHolder.$Shape): nemutator.v1.SecretHolder & nemutator.v1.SecretHolder.$Shape;
+            static create(properties?: nemutator.v1.SecretHolder.$Properties): nemutator.v1.SecretHolder;
+            static encode(m: nemutator.v1.SecretHolder.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): nemutator.v1.SecretHolder & nemutator.v1.SecretHolder.$Shape;
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace SecretHolder {
+            interface $Properties {
+                podUid?: (string|null);
+                namespace?: (string|null);
+                pod?: (string|null);
+                container?: (string|null);
+                path?: (string|null);
+                version?: (number|Long|null);
+                ackedVersion?: (number|Long|null);
+                ackedUnixMs?: (number|Long|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = nemutator.v1.SecretHolder.$Properties;
+        }
+
+        interface ISecretStatusResult extends nemutator.v1.SecretStatusResult.$Properties {
+        }
+
+        class SecretStatusResult {
+            constructor(p?: nemutator.v1.SecretStatusResult.$Properties);
+            $unknowns?: Uint8Array[];
+            holders: nemutator.v1.SecretHolder.$Properties[];
+            static create(properties: nemutator.v1.SecretStatusResult.$Shape): nemutator.v1.SecretStatusResult & nemutator.v1.SecretStatusResult.$Shape;
+            static create(properties?: nemutator.v1.SecretStatusResult.$Properties): nemutator.v1.SecretStatusResult;
+            static encode(m: nemutator.v1.SecretStatusResult.$Properties, w?: $protobuf.Writer): $protobuf.Writer;
+            static decode(r: ($protobuf.Reader|Uint8Array), l?: number): nemutator.v1.SecretStatusResult & nemutator.v1.SecretStatusResult.$Shape;
+            static getTypeUrl(prefix?: string): string;
+        }
+
+        namespace SecretStatusResult {
+            interface $Properties {
+                holders?: (nemutator.v1.SecretHolder.$Properties[]|null);
+                $unknowns?: Uint8Array[];
+            }
+            type $Shape = nemutator.v1.SecretStatusResult.$Properties;
         }
 
         interface IError extends nemutator.v1.Error.$Properties {

@@ -2885,7 +2885,10 @@ export const nemutator = $root.nemutator = (() => {
              * @property {string|null} [requestId] Command requestId
              * @property {number|Long|null} [deadlineUnixMs] Command deadlineUnixMs
              * @property {nemutator.v1.Echo.$Properties|null} [echo] Command echo
-             * @property {"echo"} [kind] Command kind
+             * @property {nemutator.v1.ProfileRequest.$Properties|null} [profile] Command profile
+             * @property {nemutator.v1.RotateSecrets.$Properties|null} [rotate] Command rotate
+             * @property {nemutator.v1.SecretStatusRequest.$Properties|null} [secretStatus] Command secretStatus
+             * @property {"echo"|"profile"|"rotate"|"secretStatus"} [kind] Command kind
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -2903,9 +2906,12 @@ export const nemutator = $root.nemutator = (() => {
              *   requestId?: string|null;
              *   deadlineUnixMs?: number|Long|null;
              *   echo?: nemutator.v1.Echo.$Shape|null;
+             *   profile?: nemutator.v1.ProfileRequest.$Shape|null;
+             *   rotate?: nemutator.v1.RotateSecrets.$Shape|null;
+             *   secretStatus?: nemutator.v1.SecretStatusRequest.$Shape|null;
              *   $unknowns?: Array.<Uint8Array>;
              * } & (
-             *   ({ kind?: undefined; echo?: null }|{ kind?: "echo"; echo: nemutator.v1.Echo.$Shape })
+             *   ({ kind?: undefined; echo?: null; profile?: null; rotate?: null; secretStatus?: null }|{ kind?: "echo"; echo: nemutator.v1.Echo.$Shape; profile?: null; rotate?: null; secretStatus?: null }|{ kind?: "profile"; echo?: null; profile: nemutator.v1.ProfileRequest.$Shape; rotate?: null; secretStatus?: null }|{ kind?: "rotate"; echo?: null; profile?: null; rotate: nemutator.v1.RotateSecrets.$Shape; secretStatus?: null }|{ kind?: "secretStatus"; echo?: null; profile?: null; rotate?: null; secretStatus: nemutator.v1.SecretStatusRequest.$Shape })
              * )} nemutator.v1.Command.$Shape
              */
 
@@ -2948,17 +2954,41 @@ export const nemutator = $root.nemutator = (() => {
              */
             Command.prototype.echo = null;
 
+            /**
+             * Command profile.
+             * @member {nemutator.v1.ProfileRequest.$Properties|null|undefined} profile
+             * @memberof nemutator.v1.Command
+             * @instance
+             */
+            Command.prototype.profile = null;
+
+            /**
+             * Command rotate.
+             * @member {nemutator.v1.RotateSecrets.$Properties|null|undefined} rotate
+             * @memberof nemutator.v1.Command
+             * @instance
+             */
+            Command.prototype.rotate = null;
+
+            /**
+             * Command secretStatus.
+             * @member {nemutator.v1.SecretStatusRequest.$Properties|null|undefined} secretStatus
+             * @memberof nemutator.v1.Command
+             * @instance
+             */
+            Command.prototype.secretStatus = null;
+
             // OneOf field names bound to virtual getters and setters
             let $oneOfFields;
 
             /**
              * Command kind.
-             * @member {"echo"|undefined} kind
+             * @member {"echo"|"profile"|"rotate"|"secretStatus"|undefined} kind
              * @memberof nemutator.v1.Command
              * @instance
              */
             $Object.defineProperty(Command.prototype, "kind", {
-                get: $util.oneOfGetter($oneOfFields = ["echo"]),
+                get: $util.oneOfGetter($oneOfFields = ["echo", "profile", "rotate", "secretStatus"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -3000,6 +3030,12 @@ export const nemutator = $root.nemutator = (() => {
                     w.uint32(/* id 2, wireType 0 =*/16).int64(m.deadlineUnixMs);
                 if (m.echo != null && $Object.hasOwnProperty.call(m, "echo"))
                     $root.nemutator.v1.Echo.encode(m.echo, w.uint32(/* id 10, wireType 2 =*/82).fork(), q + 1).ldelim();
+                if (m.profile != null && $Object.hasOwnProperty.call(m, "profile"))
+                    $root.nemutator.v1.ProfileRequest.encode(m.profile, w.uint32(/* id 11, wireType 2 =*/90).fork(), q + 1).ldelim();
+                if (m.rotate != null && $Object.hasOwnProperty.call(m, "rotate"))
+                    $root.nemutator.v1.RotateSecrets.encode(m.rotate, w.uint32(/* id 12, wireType 2 =*/98).fork(), q + 1).ldelim();
+                if (m.secretStatus != null && $Object.hasOwnProperty.call(m, "secretStatus"))
+                    $root.nemutator.v1.SecretStatusRequest.encode(m.secretStatus, w.uint32(/* id 13, wireType 2 =*/106).fork(), q + 1).ldelim();
                 if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                     for (var i = 0; i < m.$unknowns.length; ++i)
                         w.raw(m.$unknowns[i]);
@@ -3067,6 +3103,27 @@ export const nemutator = $root.nemutator = (() => {
                                 break;
                             m.echo = $root.nemutator.v1.Echo.decode(r, r.size(), $undefined, q + 1, m.echo);
                             m.kind = "echo";
+                            continue;
+                        }
+                    case 11: {
+                            if (u !== 2)
+                                break;
+                            m.profile = $root.nemutator.v1.ProfileRequest.decode(r, r.size(), $undefined, q + 1, m.profile);
+                            m.kind = "profile";
+                            continue;
+                        }
+                    case 12: {
+                            if (u !== 2)
+                                break;
+                            m.rotate = $root.nemutator.v1.RotateSecrets.decode(r, r.size(), $undefined, q + 1, m.rotate);
+                            m.kind = "rotate";
+                            continue;
+                        }
+                    case 13: {
+                            if (u !== 2)
+                                break;
+                            m.secretStatus = $root.nemutator.v1.SecretStatusRequest.decode(r, r.size(), $undefined, q + 1, m.secretStatus);
+                            m.kind = "secretStatus";
                             continue;
                         }
                     }
@@ -3277,7 +3334,10 @@ export const nemutator = $root.nemutator = (() => {
              * @property {string|null} [requestId] CommandResult requestId
              * @property {nemutator.v1.Error.$Properties|null} [error] CommandResult error
              * @property {nemutator.v1.Echo.$Properties|null} [echo] CommandResult echo
-             * @property {"echo"} [kind] CommandResult kind
+             * @property {nemutator.v1.ProfileResult.$Properties|null} [profile] CommandResult profile
+             * @property {nemutator.v1.RotateResult.$Properties|null} [rotate] CommandResult rotate
+             * @property {nemutator.v1.SecretStatusResult.$Properties|null} [secretStatus] CommandResult secretStatus
+             * @property {"echo"|"profile"|"rotate"|"secretStatus"} [kind] CommandResult kind
              * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
              */
 
@@ -3295,9 +3355,12 @@ export const nemutator = $root.nemutator = (() => {
              *   requestId?: string|null;
              *   error?: nemutator.v1.Error.$Shape|null;
              *   echo?: nemutator.v1.Echo.$Shape|null;
+             *   profile?: nemutator.v1.ProfileResult.$Shape|null;
+             *   rotate?: nemutator.v1.RotateResult.$Shape|null;
+             *   secretStatus?: nemutator.v1.SecretStatusResult.$Shape|null;
              *   $unknowns?: Array.<Uint8Array>;
              * } & (
-             *   ({ kind?: undefined; echo?: null }|{ kind?: "echo"; echo: nemutator.v1.Echo.$Shape })
+             *   ({ kind?: undefined; echo?: null; profile?: null; rotate?: null; secretStatus?: null }|{ kind?: "echo"; echo: nemutator.v1.Echo.$Shape; profile?: null; rotate?: null; secretStatus?: null }|{ kind?: "profile"; echo?: null; profile: nemutator.v1.ProfileResult.$Shape; rotate?: null; secretStatus?: null }|{ kind?: "rotate"; echo?: null; profile?: null; rotate: nemutator.v1.RotateResult.$Shape; secretStatus?: null }|{ kind?: "secretStatus"; echo?: null; profile?: null; rotate?: null; secretStatus: nemutator.v1.SecretStatusResult.$Shape })
              * )} nemutator.v1.CommandResult.$Shape
              */
 
@@ -3340,17 +3403,41 @@ export const nemutator = $root.nemutator = (() => {
              */
             CommandResult.prototype.echo = null;
 
+            /**
+             * CommandResult profile.
+             * @member {nemutator.v1.ProfileResult.$Properties|null|undefined} profile
+             * @memberof nemutator.v1.CommandResult
+             * @instance
+             */
+            CommandResult.prototype.profile = null;
+
+            /**
+             * CommandResult rotate.
+             * @member {nemutator.v1.RotateResult.$Properties|null|undefined} rotate
+             * @memberof nemutator.v1.CommandResult
+             * @instance
+             */
+            CommandResult.prototype.rotate = null;
+
+            /**
+             * CommandResult secretStatus.
+             * @member {nemutator.v1.SecretStatusResult.$Properties|null|undefined} secretStatus
+             * @memberof nemutator.v1.CommandResult
+             * @instance
+             */
+            CommandResult.prototype.secretStatus = null;
+
             // OneOf field names bound to virtual getters and setters
             let $oneOfFields;
 
             /**
              * CommandResult kind.
-             * @member {"echo"|undefined} kind
+             * @member {"echo"|"profile"|"rotate"|"secretStatus"|undefined} kind
              * @memberof nemutator.v1.CommandResult
              * @instance
              */
             $Object.defineProperty(CommandResult.prototype, "kind", {
-                get: $util.oneOfGetter($oneOfFields = ["echo"]),
+                get: $util.oneOfGetter($oneOfFields = ["echo", "profile", "rotate", "secretStatus"]),
                 set: $util.oneOfSetter($oneOfFields)
             });
 
@@ -3392,6 +3479,12 @@ export const nemutator = $root.nemutator = (() => {
                     $root.nemutator.v1.Error.encode(m.error, w.uint32(/* id 2, wireType 2 =*/18).fork(), q + 1).ldelim();
                 if (m.echo != null && $Object.hasOwnProperty.call(m, "echo"))
                     $root.nemutator.v1.Echo.encode(m.echo, w.uint32(/* id 10, wireType 2 =*/82).fork(), q + 1).ldelim();
+                if (m.profile != null && $Object.hasOwnProperty.call(m, "profile"))
+                    $root.nemutator.v1.ProfileResult.encode(m.profile, w.uint32(/* id 11, wireType 2 =*/90).fork(), q + 1).ldelim();
+                if (m.rotate != null && $Object.hasOwnProperty.call(m, "rotate"))
+                    $root.nemutator.v1.RotateResult.encode(m.rotate, w.uint32(/* id 12, wireType 2 =*/98).fork(), q + 1).ldelim();
+                if (m.secretStatus != null && $Object.hasOwnProperty.call(m, "secretStatus"))
+                    $root.nemutator.v1.SecretStatusResult.encode(m.secretStatus, w.uint32(/* id 13, wireType 2 =*/106).fork(), q + 1).ldelim();
                 if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
                     for (var i = 0; i < m.$unknowns.length; ++i)
                         w.raw(m.$unknowns[i]);
@@ -3458,6 +3551,27 @@ export const nemutator = $root.nemutator = (() => {
                             m.kind = "echo";
                             continue;
                         }
+                    case 11: {
+                            if (u !== 2)
+                                break;
+                            m.profile = $root.nemutator.v1.ProfileResult.decode(r, r.size(), $undefined, q + 1, m.profile);
+                            m.kind = "profile";
+                            continue;
+                        }
+                    case 12: {
+                            if (u !== 2)
+                                break;
+                            m.rotate = $root.nemutator.v1.RotateResult.decode(r, r.size(), $undefined, q + 1, m.rotate);
+                            m.kind = "rotate";
+                            continue;
+                        }
+                    case 13: {
+                            if (u !== 2)
+                                break;
+                            m.secretStatus = $root.nemutator.v1.SecretStatusResult.decode(r, r.size(), $undefined, q + 1, m.secretStatus);
+                            m.kind = "secretStatus";
+                            continue;
+                        }
                     }
                     r.skipType(u, q, t);
                     if (!r.discardUnknown) {
@@ -3490,6 +3604,2403 @@ export const nemutator = $root.nemutator = (() => {
             };
 
             return CommandResult;
+        })();
+
+        v1.ProfileRequest = (function() {
+
+            /**
+             * Properties of a ProfileRequest.
+             * @typedef {Object} nemutator.v1.ProfileRequest.$Properties
+             * @property {string|null} [podUid] ProfileRequest podUid
+             * @property {string|null} [namespace] ProfileRequest namespace
+             * @property {string|null} [pod] ProfileRequest pod
+             * @property {string|null} [container] ProfileRequest container
+             * @property {number|null} [seconds] ProfileRequest seconds
+             * @property {number|null} [hz] ProfileRequest hz
+             * @property {number|null} [pid] ProfileRequest pid
+             * @property {string|null} [profileId] ProfileRequest profileId
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a ProfileRequest.
+             * @memberof nemutator.v1
+             * @interface IProfileRequest
+             * @augments nemutator.v1.ProfileRequest.$Properties
+             * @deprecated Use nemutator.v1.ProfileRequest.$Properties instead.
+             */
+
+            /**
+             * Shape of a ProfileRequest.
+             * @typedef {nemutator.v1.ProfileRequest.$Properties} nemutator.v1.ProfileRequest.$Shape
+             */
+
+            /**
+             * Constructs a new ProfileRequest.
+             * @memberof nemutator.v1
+             * @classdesc Represents a ProfileRequest.
+             * @constructor
+             * @param {nemutator.v1.ProfileRequest.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const ProfileRequest = function (p) {
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * ProfileRequest podUid.
+             * @member {string} podUid
+             * @memberof nemutator.v1.ProfileRequest
+             * @instance
+             */
+            ProfileRequest.prototype.podUid = "";
+
+            /**
+             * ProfileRequest namespace.
+             * @member {string} namespace
+             * @memberof nemutator.v1.ProfileRequest
+             * @instance
+             */
+            ProfileRequest.prototype.namespace = "";
+
+            /**
+             * ProfileRequest pod.
+             * @member {string} pod
+             * @memberof nemutator.v1.ProfileRequest
+             * @instance
+             */
+            ProfileRequest.prototype.pod = "";
+
+            /**
+             * ProfileRequest container.
+             * @member {string} container
+             * @memberof nemutator.v1.ProfileRequest
+             * @instance
+             */
+            ProfileRequest.prototype.container = "";
+
+            /**
+             * ProfileRequest seconds.
+             * @member {number} seconds
+             * @memberof nemutator.v1.ProfileRequest
+             * @instance
+             */
+            ProfileRequest.prototype.seconds = 0;
+
+            /**
+             * ProfileRequest hz.
+             * @member {number} hz
+             * @memberof nemutator.v1.ProfileRequest
+             * @instance
+             */
+            ProfileRequest.prototype.hz = 0;
+
+            /**
+             * ProfileRequest pid.
+             * @member {number} pid
+             * @memberof nemutator.v1.ProfileRequest
+             * @instance
+             */
+            ProfileRequest.prototype.pid = 0;
+
+            /**
+             * ProfileRequest profileId.
+             * @member {string} profileId
+             * @memberof nemutator.v1.ProfileRequest
+             * @instance
+             */
+            ProfileRequest.prototype.profileId = "";
+
+            /**
+             * Creates a new ProfileRequest instance using the specified properties.
+             * @function create
+             * @memberof nemutator.v1.ProfileRequest
+             * @static
+             * @param {nemutator.v1.ProfileRequest.$Properties=} [properties] Properties to set
+             * @returns {nemutator.v1.ProfileRequest} ProfileRequest instance
+             * @type {{
+             *   (properties: nemutator.v1.ProfileRequest.$Shape): nemutator.v1.ProfileRequest & nemutator.v1.ProfileRequest.$Shape;
+             *   (properties?: nemutator.v1.ProfileRequest.$Properties): nemutator.v1.ProfileRequest;
+             * }}
+             */
+            ProfileRequest.create = function(properties) {
+                return new ProfileRequest(properties);
+            };
+
+            /**
+             * Encodes the specified ProfileRequest message. Does not implicitly {@link nemutator.v1.ProfileRequest.verify|verify} messages.
+             * @function encode
+             * @memberof nemutator.v1.ProfileRequest
+             * @static
+             * @param {nemutator.v1.ProfileRequest.$Properties} m ProfileRequest message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ProfileRequest.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.podUid != null && $Object.hasOwnProperty.call(m, "podUid") && m.podUid !== "")
+                    w.uint32(/* id 1, wireType 2 =*/10).string(m.podUid);
+                if (m.namespace != null && $Object.hasOwnProperty.call(m, "namespace") && m.namespace !== "")
+                    w.uint32(/* id 2, wireType 2 =*/18).string(m.namespace);
+                if (m.pod != null && $Object.hasOwnProperty.call(m, "pod") && m.pod !== "")
+                    w.uint32(/* id 3, wireType 2 =*/26).string(m.pod);
+                if (m.container != null && $Object.hasOwnProperty.call(m, "container") && m.container !== "")
+                    w.uint32(/* id 4, wireType 2 =*/34).string(m.container);
+                if (m.seconds != null && $Object.hasOwnProperty.call(m, "seconds") && m.seconds !== 0)
+                    w.uint32(/* id 5, wireType 0 =*/40).uint32(m.seconds);
+                if (m.hz != null && $Object.hasOwnProperty.call(m, "hz") && m.hz !== 0)
+                    w.uint32(/* id 6, wireType 0 =*/48).uint32(m.hz);
+                if (m.pid != null && $Object.hasOwnProperty.call(m, "pid") && m.pid !== 0)
+                    w.uint32(/* id 7, wireType 0 =*/56).int32(m.pid);
+                if (m.profileId != null && $Object.hasOwnProperty.call(m, "profileId") && m.profileId !== "")
+                    w.uint32(/* id 8, wireType 2 =*/66).string(m.profileId);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a ProfileRequest message from the specified reader or buffer.
+             * @function decode
+             * @memberof nemutator.v1.ProfileRequest
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {nemutator.v1.ProfileRequest & nemutator.v1.ProfileRequest.$Shape} ProfileRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ProfileRequest.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.nemutator.v1.ProfileRequest();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.podUid = v;
+                            else
+                                delete m.podUid;
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.namespace = v;
+                            else
+                                delete m.namespace;
+                            continue;
+                        }
+                    case 3: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.pod = v;
+                            else
+                                delete m.pod;
+                            continue;
+                        }
+                    case 4: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.container = v;
+                            else
+                                delete m.container;
+                            continue;
+                        }
+                    case 5: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.seconds = v;
+                            else
+                                delete m.seconds;
+                            continue;
+                        }
+                    case 6: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.hz = v;
+                            else
+                                delete m.hz;
+                            continue;
+                        }
+                    case 7: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.int32())
+                                m.pid = v;
+                            else
+                                delete m.pid;
+                            continue;
+                        }
+                    case 8: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.profileId = v;
+                            else
+                                delete m.profileId;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for ProfileRequest
+             * @function getTypeUrl
+             * @memberof nemutator.v1.ProfileRequest
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            ProfileRequest.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/nemutator.v1.ProfileRequest";
+            };
+
+            return ProfileRequest;
+        })();
+
+        v1.ProfileFrame = (function() {
+
+            /**
+             * Properties of a ProfileFrame.
+             * @typedef {Object} nemutator.v1.ProfileFrame.$Properties
+             * @property {string|null} ["function"] ProfileFrame function
+             * @property {string|null} [file] ProfileFrame file
+             * @property {number|null} [line] ProfileFrame line
+             * @property {boolean|null} [inlined] ProfileFrame inlined
+             * @property {string|null} [kind] ProfileFrame kind
+             * @property {number|Long|null} [address] ProfileFrame address
+             * @property {string|null} [mapping] ProfileFrame mapping
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a ProfileFrame.
+             * @memberof nemutator.v1
+             * @interface IProfileFrame
+             * @augments nemutator.v1.ProfileFrame.$Properties
+             * @deprecated Use nemutator.v1.ProfileFrame.$Properties instead.
+             */
+
+            /**
+             * Shape of a ProfileFrame.
+             * @typedef {nemutator.v1.ProfileFrame.$Properties} nemutator.v1.ProfileFrame.$Shape
+             */
+
+            /**
+             * Constructs a new ProfileFrame.
+             * @memberof nemutator.v1
+             * @classdesc Represents a ProfileFrame.
+             * @constructor
+             * @param {nemutator.v1.ProfileFrame.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const ProfileFrame = function (p) {
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * ProfileFrame function.
+             * @member {string} function
+             * @memberof nemutator.v1.ProfileFrame
+             * @instance
+             */
+            ProfileFrame.prototype["function"] = "";
+
+            /**
+             * ProfileFrame file.
+             * @member {string} file
+             * @memberof nemutator.v1.ProfileFrame
+             * @instance
+             */
+            ProfileFrame.prototype.file = "";
+
+            /**
+             * ProfileFrame line.
+             * @member {number} line
+             * @memberof nemutator.v1.ProfileFrame
+             * @instance
+             */
+            ProfileFrame.prototype.line = 0;
+
+            /**
+             * ProfileFrame inlined.
+             * @member {boolean} inlined
+             * @memberof nemutator.v1.ProfileFrame
+             * @instance
+             */
+            ProfileFrame.prototype.inlined = false;
+
+            /**
+             * ProfileFrame kind.
+             * @member {string} kind
+             * @memberof nemutator.v1.ProfileFrame
+             * @instance
+             */
+            ProfileFrame.prototype.kind = "";
+
+            /**
+             * ProfileFrame address.
+             * @member {number|Long} address
+             * @memberof nemutator.v1.ProfileFrame
+             * @instance
+             */
+            ProfileFrame.prototype.address = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * ProfileFrame mapping.
+             * @member {string} mapping
+             * @memberof nemutator.v1.ProfileFrame
+             * @instance
+             */
+            ProfileFrame.prototype.mapping = "";
+
+            /**
+             * Creates a new ProfileFrame instance using the specified properties.
+             * @function create
+             * @memberof nemutator.v1.ProfileFrame
+             * @static
+             * @param {nemutator.v1.ProfileFrame.$Properties=} [properties] Properties to set
+             * @returns {nemutator.v1.ProfileFrame} ProfileFrame instance
+             * @type {{
+             *   (properties: nemutator.v1.ProfileFrame.$Shape): nemutator.v1.ProfileFrame & nemutator.v1.ProfileFrame.$Shape;
+             *   (properties?: nemutator.v1.ProfileFrame.$Properties): nemutator.v1.ProfileFrame;
+             * }}
+             */
+            ProfileFrame.create = function(properties) {
+                return new ProfileFrame(properties);
+            };
+
+            /**
+             * Encodes the specified ProfileFrame message. Does not implicitly {@link nemutator.v1.ProfileFrame.verify|verify} messages.
+             * @function encode
+             * @memberof nemutator.v1.ProfileFrame
+             * @static
+             * @param {nemutator.v1.ProfileFrame.$Properties} m ProfileFrame message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ProfileFrame.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m["function"] != null && $Object.hasOwnProperty.call(m, "function") && m["function"] !== "")
+                    w.uint32(/* id 1, wireType 2 =*/10).string(m["function"]);
+                if (m.file != null && $Object.hasOwnProperty.call(m, "file") && m.file !== "")
+                    w.uint32(/* id 2, wireType 2 =*/18).string(m.file);
+                if (m.line != null && $Object.hasOwnProperty.call(m, "line") && m.line !== 0)
+                    w.uint32(/* id 3, wireType 0 =*/24).uint32(m.line);
+                if (m.inlined != null && $Object.hasOwnProperty.call(m, "inlined") && m.inlined !== false)
+                    w.uint32(/* id 4, wireType 0 =*/32).bool(m.inlined);
+                if (m.kind != null && $Object.hasOwnProperty.call(m, "kind") && m.kind !== "")
+                    w.uint32(/* id 5, wireType 2 =*/42).string(m.kind);
+                if (m.address != null && $Object.hasOwnProperty.call(m, "address") && (typeof m.address === "object" ? m.address.low || m.address.high : m.address !== 0))
+                    w.uint32(/* id 6, wireType 0 =*/48).uint64(m.address);
+                if (m.mapping != null && $Object.hasOwnProperty.call(m, "mapping") && m.mapping !== "")
+                    w.uint32(/* id 7, wireType 2 =*/58).string(m.mapping);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a ProfileFrame message from the specified reader or buffer.
+             * @function decode
+             * @memberof nemutator.v1.ProfileFrame
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {nemutator.v1.ProfileFrame & nemutator.v1.ProfileFrame.$Shape} ProfileFrame
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ProfileFrame.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.nemutator.v1.ProfileFrame();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m["function"] = v;
+                            else
+                                delete m["function"];
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.file = v;
+                            else
+                                delete m.file;
+                            continue;
+                        }
+                    case 3: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.line = v;
+                            else
+                                delete m.line;
+                            continue;
+                        }
+                    case 4: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.bool())
+                                m.inlined = v;
+                            else
+                                delete m.inlined;
+                            continue;
+                        }
+                    case 5: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.kind = v;
+                            else
+                                delete m.kind;
+                            continue;
+                        }
+                    case 6: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                m.address = v;
+                            else
+                                delete m.address;
+                            continue;
+                        }
+                    case 7: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.mapping = v;
+                            else
+                                delete m.mapping;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for ProfileFrame
+             * @function getTypeUrl
+             * @memberof nemutator.v1.ProfileFrame
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            ProfileFrame.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/nemutator.v1.ProfileFrame";
+            };
+
+            return ProfileFrame;
+        })();
+
+        v1.ProfileSample = (function() {
+
+            /**
+             * Properties of a ProfileSample.
+             * @typedef {Object} nemutator.v1.ProfileSample.$Properties
+             * @property {Array.<number>|null} [frames] ProfileSample frames
+             * @property {number|Long|null} [count] ProfileSample count
+             * @property {number|null} [pid] ProfileSample pid
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a ProfileSample.
+             * @memberof nemutator.v1
+             * @interface IProfileSample
+             * @augments nemutator.v1.ProfileSample.$Properties
+             * @deprecated Use nemutator.v1.ProfileSample.$Properties instead.
+             */
+
+            /**
+             * Shape of a ProfileSample.
+             * @typedef {nemutator.v1.ProfileSample.$Properties} nemutator.v1.ProfileSample.$Shape
+             */
+
+            /**
+             * Constructs a new ProfileSample.
+             * @memberof nemutator.v1
+             * @classdesc Represents a ProfileSample.
+             * @constructor
+             * @param {nemutator.v1.ProfileSample.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const ProfileSample = function (p) {
+                this.frames = [];
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * ProfileSample frames.
+             * @member {Array.<number>} frames
+             * @memberof nemutator.v1.ProfileSample
+             * @instance
+             */
+            ProfileSample.prototype.frames = $util.emptyArray;
+
+            /**
+             * ProfileSample count.
+             * @member {number|Long} count
+             * @memberof nemutator.v1.ProfileSample
+             * @instance
+             */
+            ProfileSample.prototype.count = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * ProfileSample pid.
+             * @member {number} pid
+             * @memberof nemutator.v1.ProfileSample
+             * @instance
+             */
+            ProfileSample.prototype.pid = 0;
+
+            /**
+             * Creates a new ProfileSample instance using the specified properties.
+             * @function create
+             * @memberof nemutator.v1.ProfileSample
+             * @static
+             * @param {nemutator.v1.ProfileSample.$Properties=} [properties] Properties to set
+             * @returns {nemutator.v1.ProfileSample} ProfileSample instance
+             * @type {{
+             *   (properties: nemutator.v1.ProfileSample.$Shape): nemutator.v1.ProfileSample & nemutator.v1.ProfileSample.$Shape;
+             *   (properties?: nemutator.v1.ProfileSample.$Properties): nemutator.v1.ProfileSample;
+             * }}
+             */
+            ProfileSample.create = function(properties) {
+                return new ProfileSample(properties);
+            };
+
+            /**
+             * Encodes the specified ProfileSample message. Does not implicitly {@link nemutator.v1.ProfileSample.verify|verify} messages.
+             * @function encode
+             * @memberof nemutator.v1.ProfileSample
+             * @static
+             * @param {nemutator.v1.ProfileSample.$Properties} m ProfileSample message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ProfileSample.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.frames != null && m.frames.length) {
+                    w.uint32(/* id 1, wireType 2 =*/10).uint32s(m.frames);
+                }
+                if (m.count != null && $Object.hasOwnProperty.call(m, "count") && (typeof m.count === "object" ? m.count.low || m.count.high : m.count !== 0))
+                    w.uint32(/* id 2, wireType 0 =*/16).uint64(m.count);
+                if (m.pid != null && $Object.hasOwnProperty.call(m, "pid") && m.pid !== 0)
+                    w.uint32(/* id 3, wireType 0 =*/24).int32(m.pid);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a ProfileSample message from the specified reader or buffer.
+             * @function decode
+             * @memberof nemutator.v1.ProfileSample
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {nemutator.v1.ProfileSample & nemutator.v1.ProfileSample.$Shape} ProfileSample
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ProfileSample.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.nemutator.v1.ProfileSample();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u === 2) {
+                                if (!(m.frames && m.frames.length))
+                                    m.frames = [];
+                                r.uint32s(m.frames);
+                                continue;
+                            }
+                            if (u !== 0)
+                                break;
+                            if (!(m.frames && m.frames.length))
+                                m.frames = [];
+                            m.frames.push(r.uint32());
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                m.count = v;
+                            else
+                                delete m.count;
+                            continue;
+                        }
+                    case 3: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.int32())
+                                m.pid = v;
+                            else
+                                delete m.pid;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for ProfileSample
+             * @function getTypeUrl
+             * @memberof nemutator.v1.ProfileSample
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            ProfileSample.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/nemutator.v1.ProfileSample";
+            };
+
+            return ProfileSample;
+        })();
+
+        v1.ProcessInfo = (function() {
+
+            /**
+             * Properties of a ProcessInfo.
+             * @typedef {Object} nemutator.v1.ProcessInfo.$Properties
+             * @property {number|null} [pid] ProcessInfo pid
+             * @property {string|null} [exe] ProcessInfo exe
+             * @property {boolean|null} [isGo] ProcessInfo isGo
+             * @property {string|null} [goVersion] ProcessInfo goVersion
+             * @property {string|null} [modulePath] ProcessInfo modulePath
+             * @property {boolean|null} [stripped] ProcessInfo stripped
+             * @property {string|null} [container] ProcessInfo container
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a ProcessInfo.
+             * @memberof nemutator.v1
+             * @interface IProcessInfo
+             * @augments nemutator.v1.ProcessInfo.$Properties
+             * @deprecated Use nemutator.v1.ProcessInfo.$Properties instead.
+             */
+
+            /**
+             * Shape of a ProcessInfo.
+             * @typedef {nemutator.v1.ProcessInfo.$Properties} nemutator.v1.ProcessInfo.$Shape
+             */
+
+            /**
+             * Constructs a new ProcessInfo.
+             * @memberof nemutator.v1
+             * @classdesc Represents a ProcessInfo.
+             * @constructor
+             * @param {nemutator.v1.ProcessInfo.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const ProcessInfo = function (p) {
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * ProcessInfo pid.
+             * @member {number} pid
+             * @memberof nemutator.v1.ProcessInfo
+             * @instance
+             */
+            ProcessInfo.prototype.pid = 0;
+
+            /**
+             * ProcessInfo exe.
+             * @member {string} exe
+             * @memberof nemutator.v1.ProcessInfo
+             * @instance
+             */
+            ProcessInfo.prototype.exe = "";
+
+            /**
+             * ProcessInfo isGo.
+             * @member {boolean} isGo
+             * @memberof nemutator.v1.ProcessInfo
+             * @instance
+             */
+            ProcessInfo.prototype.isGo = false;
+
+            /**
+             * ProcessInfo goVersion.
+             * @member {string} goVersion
+             * @memberof nemutator.v1.ProcessInfo
+             * @instance
+             */
+            ProcessInfo.prototype.goVersion = "";
+
+            /**
+             * ProcessInfo modulePath.
+             * @member {string} modulePath
+             * @memberof nemutator.v1.ProcessInfo
+             * @instance
+             */
+            ProcessInfo.prototype.modulePath = "";
+
+            /**
+             * ProcessInfo stripped.
+             * @member {boolean} stripped
+             * @memberof nemutator.v1.ProcessInfo
+             * @instance
+             */
+            ProcessInfo.prototype.stripped = false;
+
+            /**
+             * ProcessInfo container.
+             * @member {string} container
+             * @memberof nemutator.v1.ProcessInfo
+             * @instance
+             */
+            ProcessInfo.prototype.container = "";
+
+            /**
+             * Creates a new ProcessInfo instance using the specified properties.
+             * @function create
+             * @memberof nemutator.v1.ProcessInfo
+             * @static
+             * @param {nemutator.v1.ProcessInfo.$Properties=} [properties] Properties to set
+             * @returns {nemutator.v1.ProcessInfo} ProcessInfo instance
+             * @type {{
+             *   (properties: nemutator.v1.ProcessInfo.$Shape): nemutator.v1.ProcessInfo & nemutator.v1.ProcessInfo.$Shape;
+             *   (properties?: nemutator.v1.ProcessInfo.$Properties): nemutator.v1.ProcessInfo;
+             * }}
+             */
+            ProcessInfo.create = function(properties) {
+                return new ProcessInfo(properties);
+            };
+
+            /**
+             * Encodes the specified ProcessInfo message. Does not implicitly {@link nemutator.v1.ProcessInfo.verify|verify} messages.
+             * @function encode
+             * @memberof nemutator.v1.ProcessInfo
+             * @static
+             * @param {nemutator.v1.ProcessInfo.$Properties} m ProcessInfo message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ProcessInfo.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.pid != null && $Object.hasOwnProperty.call(m, "pid") && m.pid !== 0)
+                    w.uint32(/* id 1, wireType 0 =*/8).int32(m.pid);
+                if (m.exe != null && $Object.hasOwnProperty.call(m, "exe") && m.exe !== "")
+                    w.uint32(/* id 2, wireType 2 =*/18).string(m.exe);
+                if (m.isGo != null && $Object.hasOwnProperty.call(m, "isGo") && m.isGo !== false)
+                    w.uint32(/* id 3, wireType 0 =*/24).bool(m.isGo);
+                if (m.goVersion != null && $Object.hasOwnProperty.call(m, "goVersion") && m.goVersion !== "")
+                    w.uint32(/* id 4, wireType 2 =*/34).string(m.goVersion);
+                if (m.modulePath != null && $Object.hasOwnProperty.call(m, "modulePath") && m.modulePath !== "")
+                    w.uint32(/* id 5, wireType 2 =*/42).string(m.modulePath);
+                if (m.stripped != null && $Object.hasOwnProperty.call(m, "stripped") && m.stripped !== false)
+                    w.uint32(/* id 6, wireType 0 =*/48).bool(m.stripped);
+                if (m.container != null && $Object.hasOwnProperty.call(m, "container") && m.container !== "")
+                    w.uint32(/* id 7, wireType 2 =*/58).string(m.container);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a ProcessInfo message from the specified reader or buffer.
+             * @function decode
+             * @memberof nemutator.v1.ProcessInfo
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {nemutator.v1.ProcessInfo & nemutator.v1.ProcessInfo.$Shape} ProcessInfo
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ProcessInfo.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.nemutator.v1.ProcessInfo();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.int32())
+                                m.pid = v;
+                            else
+                                delete m.pid;
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.exe = v;
+                            else
+                                delete m.exe;
+                            continue;
+                        }
+                    case 3: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.bool())
+                                m.isGo = v;
+                            else
+                                delete m.isGo;
+                            continue;
+                        }
+                    case 4: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.goVersion = v;
+                            else
+                                delete m.goVersion;
+                            continue;
+                        }
+                    case 5: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.modulePath = v;
+                            else
+                                delete m.modulePath;
+                            continue;
+                        }
+                    case 6: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.bool())
+                                m.stripped = v;
+                            else
+                                delete m.stripped;
+                            continue;
+                        }
+                    case 7: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.container = v;
+                            else
+                                delete m.container;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for ProcessInfo
+             * @function getTypeUrl
+             * @memberof nemutator.v1.ProcessInfo
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            ProcessInfo.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/nemutator.v1.ProcessInfo";
+            };
+
+            return ProcessInfo;
+        })();
+
+        v1.ProfileResult = (function() {
+
+            /**
+             * Properties of a ProfileResult.
+             * @typedef {Object} nemutator.v1.ProfileResult.$Properties
+             * @property {Array.<nemutator.v1.ProfileFrame.$Properties>|null} [frames] ProfileResult frames
+             * @property {Array.<nemutator.v1.ProfileSample.$Properties>|null} [samples] ProfileResult samples
+             * @property {Array.<nemutator.v1.ProcessInfo.$Properties>|null} [processes] ProfileResult processes
+             * @property {number|null} [hz] ProfileResult hz
+             * @property {number|Long|null} [startedUnixMs] ProfileResult startedUnixMs
+             * @property {number|Long|null} [durationMs] ProfileResult durationMs
+             * @property {Array.<string>|null} [warnings] ProfileResult warnings
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a ProfileResult.
+             * @memberof nemutator.v1
+             * @interface IProfileResult
+             * @augments nemutator.v1.ProfileResult.$Properties
+             * @deprecated Use nemutator.v1.ProfileResult.$Properties instead.
+             */
+
+            /**
+             * Shape of a ProfileResult.
+             * @typedef {nemutator.v1.ProfileResult.$Properties} nemutator.v1.ProfileResult.$Shape
+             */
+
+            /**
+             * Constructs a new ProfileResult.
+             * @memberof nemutator.v1
+             * @classdesc Represents a ProfileResult.
+             * @constructor
+             * @param {nemutator.v1.ProfileResult.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const ProfileResult = function (p) {
+                this.frames = [];
+                this.samples = [];
+                this.processes = [];
+                this.warnings = [];
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * ProfileResult frames.
+             * @member {Array.<nemutator.v1.ProfileFrame.$Properties>} frames
+             * @memberof nemutator.v1.ProfileResult
+             * @instance
+             */
+            ProfileResult.prototype.frames = $util.emptyArray;
+
+            /**
+             * ProfileResult samples.
+             * @member {Array.<nemutator.v1.ProfileSample.$Properties>} samples
+             * @memberof nemutator.v1.ProfileResult
+             * @instance
+             */
+            ProfileResult.prototype.samples = $util.emptyArray;
+
+            /**
+             * ProfileResult processes.
+             * @member {Array.<nemutator.v1.ProcessInfo.$Properties>} processes
+             * @memberof nemutator.v1.ProfileResult
+             * @instance
+             */
+            ProfileResult.prototype.processes = $util.emptyArray;
+
+            /**
+             * ProfileResult hz.
+             * @member {number} hz
+             * @memberof nemutator.v1.ProfileResult
+             * @instance
+             */
+            ProfileResult.prototype.hz = 0;
+
+            /**
+             * ProfileResult startedUnixMs.
+             * @member {number|Long} startedUnixMs
+             * @memberof nemutator.v1.ProfileResult
+             * @instance
+             */
+            ProfileResult.prototype.startedUnixMs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
+             * ProfileResult durationMs.
+             * @member {number|Long} durationMs
+             * @memberof nemutator.v1.ProfileResult
+             * @instance
+             */
+            ProfileResult.prototype.durationMs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
+             * ProfileResult warnings.
+             * @member {Array.<string>} warnings
+             * @memberof nemutator.v1.ProfileResult
+             * @instance
+             */
+            ProfileResult.prototype.warnings = $util.emptyArray;
+
+            /**
+             * Creates a new ProfileResult instance using the specified properties.
+             * @function create
+             * @memberof nemutator.v1.ProfileResult
+             * @static
+             * @param {nemutator.v1.ProfileResult.$Properties=} [properties] Properties to set
+             * @returns {nemutator.v1.ProfileResult} ProfileResult instance
+             * @type {{
+             *   (properties: nemutator.v1.ProfileResult.$Shape): nemutator.v1.ProfileResult & nemutator.v1.ProfileResult.$Shape;
+             *   (properties?: nemutator.v1.ProfileResult.$Properties): nemutator.v1.ProfileResult;
+             * }}
+             */
+            ProfileResult.create = function(properties) {
+                return new ProfileResult(properties);
+            };
+
+            /**
+             * Encodes the specified ProfileResult message. Does not implicitly {@link nemutator.v1.ProfileResult.verify|verify} messages.
+             * @function encode
+             * @memberof nemutator.v1.ProfileResult
+             * @static
+             * @param {nemutator.v1.ProfileResult.$Properties} m ProfileResult message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            ProfileResult.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.frames != null && m.frames.length) {
+                    for (var i = 0; i < m.frames.length; ++i)
+                        $root.nemutator.v1.ProfileFrame.encode(m.frames[i], w.uint32(/* id 1, wireType 2 =*/10).fork(), q + 1).ldelim();
+                }
+                if (m.samples != null && m.samples.length) {
+                    for (var i = 0; i < m.samples.length; ++i)
+                        $root.nemutator.v1.ProfileSample.encode(m.samples[i], w.uint32(/* id 2, wireType 2 =*/18).fork(), q + 1).ldelim();
+                }
+                if (m.processes != null && m.processes.length) {
+                    for (var i = 0; i < m.processes.length; ++i)
+                        $root.nemutator.v1.ProcessInfo.encode(m.processes[i], w.uint32(/* id 3, wireType 2 =*/26).fork(), q + 1).ldelim();
+                }
+                if (m.hz != null && $Object.hasOwnProperty.call(m, "hz") && m.hz !== 0)
+                    w.uint32(/* id 4, wireType 0 =*/32).uint32(m.hz);
+                if (m.startedUnixMs != null && $Object.hasOwnProperty.call(m, "startedUnixMs") && (typeof m.startedUnixMs === "object" ? m.startedUnixMs.low || m.startedUnixMs.high : m.startedUnixMs !== 0))
+                    w.uint32(/* id 5, wireType 0 =*/40).int64(m.startedUnixMs);
+                if (m.durationMs != null && $Object.hasOwnProperty.call(m, "durationMs") && (typeof m.durationMs === "object" ? m.durationMs.low || m.durationMs.high : m.durationMs !== 0))
+                    w.uint32(/* id 6, wireType 0 =*/48).int64(m.durationMs);
+                if (m.warnings != null && m.warnings.length) {
+                    for (var i = 0; i < m.warnings.length; ++i)
+                        w.uint32(/* id 7, wireType 2 =*/58).string(m.warnings[i]);
+                }
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a ProfileResult message from the specified reader or buffer.
+             * @function decode
+             * @memberof nemutator.v1.ProfileResult
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {nemutator.v1.ProfileResult & nemutator.v1.ProfileResult.$Shape} ProfileResult
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            ProfileResult.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.nemutator.v1.ProfileResult();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 2)
+                                break;
+                            if (!(m.frames && m.frames.length))
+                                m.frames = [];
+                            m.frames.push($root.nemutator.v1.ProfileFrame.decode(r, r.size(), $undefined, q + 1));
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 2)
+                                break;
+                            if (!(m.samples && m.samples.length))
+                                m.samples = [];
+                            m.samples.push($root.nemutator.v1.ProfileSample.decode(r, r.size(), $undefined, q + 1));
+                            continue;
+                        }
+                    case 3: {
+                            if (u !== 2)
+                                break;
+                            if (!(m.processes && m.processes.length))
+                                m.processes = [];
+                            m.processes.push($root.nemutator.v1.ProcessInfo.decode(r, r.size(), $undefined, q + 1));
+                            continue;
+                        }
+                    case 4: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.hz = v;
+                            else
+                                delete m.hz;
+                            continue;
+                        }
+                    case 5: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
+                                m.startedUnixMs = v;
+                            else
+                                delete m.startedUnixMs;
+                            continue;
+                        }
+                    case 6: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
+                                m.durationMs = v;
+                            else
+                                delete m.durationMs;
+                            continue;
+                        }
+                    case 7: {
+                            if (u !== 2)
+                                break;
+                            if (!(m.warnings && m.warnings.length))
+                                m.warnings = [];
+                            m.warnings.push(r.stringVerify());
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for ProfileResult
+             * @function getTypeUrl
+             * @memberof nemutator.v1.ProfileResult
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            ProfileResult.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/nemutator.v1.ProfileResult";
+            };
+
+            return ProfileResult;
+        })();
+
+        v1.RotateSecrets = (function() {
+
+            /**
+             * Properties of a RotateSecrets.
+             * @typedef {Object} nemutator.v1.RotateSecrets.$Properties
+             * @property {string|null} [path] RotateSecrets path
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a RotateSecrets.
+             * @memberof nemutator.v1
+             * @interface IRotateSecrets
+             * @augments nemutator.v1.RotateSecrets.$Properties
+             * @deprecated Use nemutator.v1.RotateSecrets.$Properties instead.
+             */
+
+            /**
+             * Shape of a RotateSecrets.
+             * @typedef {nemutator.v1.RotateSecrets.$Properties} nemutator.v1.RotateSecrets.$Shape
+             */
+
+            /**
+             * Constructs a new RotateSecrets.
+             * @memberof nemutator.v1
+             * @classdesc Represents a RotateSecrets.
+             * @constructor
+             * @param {nemutator.v1.RotateSecrets.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const RotateSecrets = function (p) {
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * RotateSecrets path.
+             * @member {string} path
+             * @memberof nemutator.v1.RotateSecrets
+             * @instance
+             */
+            RotateSecrets.prototype.path = "";
+
+            /**
+             * Creates a new RotateSecrets instance using the specified properties.
+             * @function create
+             * @memberof nemutator.v1.RotateSecrets
+             * @static
+             * @param {nemutator.v1.RotateSecrets.$Properties=} [properties] Properties to set
+             * @returns {nemutator.v1.RotateSecrets} RotateSecrets instance
+             * @type {{
+             *   (properties: nemutator.v1.RotateSecrets.$Shape): nemutator.v1.RotateSecrets & nemutator.v1.RotateSecrets.$Shape;
+             *   (properties?: nemutator.v1.RotateSecrets.$Properties): nemutator.v1.RotateSecrets;
+             * }}
+             */
+            RotateSecrets.create = function(properties) {
+                return new RotateSecrets(properties);
+            };
+
+            /**
+             * Encodes the specified RotateSecrets message. Does not implicitly {@link nemutator.v1.RotateSecrets.verify|verify} messages.
+             * @function encode
+             * @memberof nemutator.v1.RotateSecrets
+             * @static
+             * @param {nemutator.v1.RotateSecrets.$Properties} m RotateSecrets message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            RotateSecrets.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.path != null && $Object.hasOwnProperty.call(m, "path") && m.path !== "")
+                    w.uint32(/* id 1, wireType 2 =*/10).string(m.path);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a RotateSecrets message from the specified reader or buffer.
+             * @function decode
+             * @memberof nemutator.v1.RotateSecrets
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {nemutator.v1.RotateSecrets & nemutator.v1.RotateSecrets.$Shape} RotateSecrets
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            RotateSecrets.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.nemutator.v1.RotateSecrets();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.path = v;
+                            else
+                                delete m.path;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for RotateSecrets
+             * @function getTypeUrl
+             * @memberof nemutator.v1.RotateSecrets
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            RotateSecrets.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/nemutator.v1.RotateSecrets";
+            };
+
+            return RotateSecrets;
+        })();
+
+        v1.RotateResult = (function() {
+
+            /**
+             * Properties of a RotateResult.
+             * @typedef {Object} nemutator.v1.RotateResult.$Properties
+             * @property {number|null} [pathsChecked] RotateResult pathsChecked
+             * @property {number|null} [newVersions] RotateResult newVersions
+             * @property {number|null} [watchersNotified] RotateResult watchersNotified
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a RotateResult.
+             * @memberof nemutator.v1
+             * @interface IRotateResult
+             * @augments nemutator.v1.RotateResult.$Properties
+             * @deprecated Use nemutator.v1.RotateResult.$Properties instead.
+             */
+
+            /**
+             * Shape of a RotateResult.
+             * @typedef {nemutator.v1.RotateResult.$Properties} nemutator.v1.RotateResult.$Shape
+             */
+
+            /**
+             * Constructs a new RotateResult.
+             * @memberof nemutator.v1
+             * @classdesc Represents a RotateResult.
+             * @constructor
+             * @param {nemutator.v1.RotateResult.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const RotateResult = function (p) {
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * RotateResult pathsChecked.
+             * @member {number} pathsChecked
+             * @memberof nemutator.v1.RotateResult
+             * @instance
+             */
+            RotateResult.prototype.pathsChecked = 0;
+
+            /**
+             * RotateResult newVersions.
+             * @member {number} newVersions
+             * @memberof nemutator.v1.RotateResult
+             * @instance
+             */
+            RotateResult.prototype.newVersions = 0;
+
+            /**
+             * RotateResult watchersNotified.
+             * @member {number} watchersNotified
+             * @memberof nemutator.v1.RotateResult
+             * @instance
+             */
+            RotateResult.prototype.watchersNotified = 0;
+
+            /**
+             * Creates a new RotateResult instance using the specified properties.
+             * @function create
+             * @memberof nemutator.v1.RotateResult
+             * @static
+             * @param {nemutator.v1.RotateResult.$Properties=} [properties] Properties to set
+             * @returns {nemutator.v1.RotateResult} RotateResult instance
+             * @type {{
+             *   (properties: nemutator.v1.RotateResult.$Shape): nemutator.v1.RotateResult & nemutator.v1.RotateResult.$Shape;
+             *   (properties?: nemutator.v1.RotateResult.$Properties): nemutator.v1.RotateResult;
+             * }}
+             */
+            RotateResult.create = function(properties) {
+                return new RotateResult(properties);
+            };
+
+            /**
+             * Encodes the specified RotateResult message. Does not implicitly {@link nemutator.v1.RotateResult.verify|verify} messages.
+             * @function encode
+             * @memberof nemutator.v1.RotateResult
+             * @static
+             * @param {nemutator.v1.RotateResult.$Properties} m RotateResult message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            RotateResult.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.pathsChecked != null && $Object.hasOwnProperty.call(m, "pathsChecked") && m.pathsChecked !== 0)
+                    w.uint32(/* id 1, wireType 0 =*/8).uint32(m.pathsChecked);
+                if (m.newVersions != null && $Object.hasOwnProperty.call(m, "newVersions") && m.newVersions !== 0)
+                    w.uint32(/* id 2, wireType 0 =*/16).uint32(m.newVersions);
+                if (m.watchersNotified != null && $Object.hasOwnProperty.call(m, "watchersNotified") && m.watchersNotified !== 0)
+                    w.uint32(/* id 3, wireType 0 =*/24).uint32(m.watchersNotified);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a RotateResult message from the specified reader or buffer.
+             * @function decode
+             * @memberof nemutator.v1.RotateResult
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {nemutator.v1.RotateResult & nemutator.v1.RotateResult.$Shape} RotateResult
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            RotateResult.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.nemutator.v1.RotateResult();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.pathsChecked = v;
+                            else
+                                delete m.pathsChecked;
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.newVersions = v;
+                            else
+                                delete m.newVersions;
+                            continue;
+                        }
+                    case 3: {
+                            if (u !== 0)
+                                break;
+                            if (v = r.uint32())
+                                m.watchersNotified = v;
+                            else
+                                delete m.watchersNotified;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for RotateResult
+             * @function getTypeUrl
+             * @memberof nemutator.v1.RotateResult
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            RotateResult.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/nemutator.v1.RotateResult";
+            };
+
+            return RotateResult;
+        })();
+
+        v1.SecretStatusRequest = (function() {
+
+            /**
+             * Properties of a SecretStatusRequest.
+             * @typedef {Object} nemutator.v1.SecretStatusRequest.$Properties
+             * @property {string|null} [path] SecretStatusRequest path
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a SecretStatusRequest.
+             * @memberof nemutator.v1
+             * @interface ISecretStatusRequest
+             * @augments nemutator.v1.SecretStatusRequest.$Properties
+             * @deprecated Use nemutator.v1.SecretStatusRequest.$Properties instead.
+             */
+
+            /**
+             * Shape of a SecretStatusRequest.
+             * @typedef {nemutator.v1.SecretStatusRequest.$Properties} nemutator.v1.SecretStatusRequest.$Shape
+             */
+
+            /**
+             * Constructs a new SecretStatusRequest.
+             * @memberof nemutator.v1
+             * @classdesc Represents a SecretStatusRequest.
+             * @constructor
+             * @param {nemutator.v1.SecretStatusRequest.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const SecretStatusRequest = function (p) {
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * SecretStatusRequest path.
+             * @member {string} path
+             * @memberof nemutator.v1.SecretStatusRequest
+             * @instance
+             */
+            SecretStatusRequest.prototype.path = "";
+
+            /**
+             * Creates a new SecretStatusRequest instance using the specified properties.
+             * @function create
+             * @memberof nemutator.v1.SecretStatusRequest
+             * @static
+             * @param {nemutator.v1.SecretStatusRequest.$Properties=} [properties] Properties to set
+             * @returns {nemutator.v1.SecretStatusRequest} SecretStatusRequest instance
+             * @type {{
+             *   (properties: nemutator.v1.SecretStatusRequest.$Shape): nemutator.v1.SecretStatusRequest & nemutator.v1.SecretStatusRequest.$Shape;
+             *   (properties?: nemutator.v1.SecretStatusRequest.$Properties): nemutator.v1.SecretStatusRequest;
+             * }}
+             */
+            SecretStatusRequest.create = function(properties) {
+                return new SecretStatusRequest(properties);
+            };
+
+            /**
+             * Encodes the specified SecretStatusRequest message. Does not implicitly {@link nemutator.v1.SecretStatusRequest.verify|verify} messages.
+             * @function encode
+             * @memberof nemutator.v1.SecretStatusRequest
+             * @static
+             * @param {nemutator.v1.SecretStatusRequest.$Properties} m SecretStatusRequest message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            SecretStatusRequest.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.path != null && $Object.hasOwnProperty.call(m, "path") && m.path !== "")
+                    w.uint32(/* id 1, wireType 2 =*/10).string(m.path);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a SecretStatusRequest message from the specified reader or buffer.
+             * @function decode
+             * @memberof nemutator.v1.SecretStatusRequest
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {nemutator.v1.SecretStatusRequest & nemutator.v1.SecretStatusRequest.$Shape} SecretStatusRequest
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            SecretStatusRequest.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.nemutator.v1.SecretStatusRequest();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.path = v;
+                            else
+                                delete m.path;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for SecretStatusRequest
+             * @function getTypeUrl
+             * @memberof nemutator.v1.SecretStatusRequest
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            SecretStatusRequest.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/nemutator.v1.SecretStatusRequest";
+            };
+
+            return SecretStatusRequest;
+        })();
+
+        v1.SecretHolder = (function() {
+
+            /**
+             * Properties of a SecretHolder.
+             * @typedef {Object} nemutator.v1.SecretHolder.$Properties
+             * @property {string|null} [podUid] SecretHolder podUid
+             * @property {string|null} [namespace] SecretHolder namespace
+             * @property {string|null} [pod] SecretHolder pod
+             * @property {string|null} [container] SecretHolder container
+             * @property {string|null} [path] SecretHolder path
+             * @property {number|Long|null} [version] SecretHolder version
+             * @property {number|Long|null} [ackedVersion] SecretHolder ackedVersion
+             * @property {number|Long|null} [ackedUnixMs] SecretHolder ackedUnixMs
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a SecretHolder.
+             * @memberof nemutator.v1
+             * @interface ISecretHolder
+             * @augments nemutator.v1.SecretHolder.$Properties
+             * @deprecated Use nemutator.v1.SecretHolder.$Properties instead.
+             */
+
+            /**
+             * Shape of a SecretHolder.
+             * @typedef {nemutator.v1.SecretHolder.$Properties} nemutator.v1.SecretHolder.$Shape
+             */
+
+            /**
+             * Constructs a new SecretHolder.
+             * @memberof nemutator.v1
+             * @classdesc Represents a SecretHolder.
+             * @constructor
+             * @param {nemutator.v1.SecretHolder.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const SecretHolder = function (p) {
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * SecretHolder podUid.
+             * @member {string} podUid
+             * @memberof nemutator.v1.SecretHolder
+             * @instance
+             */
+            SecretHolder.prototype.podUid = "";
+
+            /**
+             * SecretHolder namespace.
+             * @member {string} namespace
+             * @memberof nemutator.v1.SecretHolder
+             * @instance
+             */
+            SecretHolder.prototype.namespace = "";
+
+            /**
+             * SecretHolder pod.
+             * @member {string} pod
+             * @memberof nemutator.v1.SecretHolder
+             * @instance
+             */
+            SecretHolder.prototype.pod = "";
+
+            /**
+             * SecretHolder container.
+             * @member {string} container
+             * @memberof nemutator.v1.SecretHolder
+             * @instance
+             */
+            SecretHolder.prototype.container = "";
+
+            /**
+             * SecretHolder path.
+             * @member {string} path
+             * @memberof nemutator.v1.SecretHolder
+             * @instance
+             */
+            SecretHolder.prototype.path = "";
+
+            /**
+             * SecretHolder version.
+             * @member {number|Long} version
+             * @memberof nemutator.v1.SecretHolder
+             * @instance
+             */
+            SecretHolder.prototype.version = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * SecretHolder ackedVersion.
+             * @member {number|Long} ackedVersion
+             * @memberof nemutator.v1.SecretHolder
+             * @instance
+             */
+            SecretHolder.prototype.ackedVersion = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+            /**
+             * SecretHolder ackedUnixMs.
+             * @member {number|Long} ackedUnixMs
+             * @memberof nemutator.v1.SecretHolder
+             * @instance
+             */
+            SecretHolder.prototype.ackedUnixMs = $util.Long ? $util.Long.fromBits(0,0,false) : 0;
+
+            /**
+             * Creates a new SecretHolder instance using the specified properties.
+             * @function create
+             * @memberof nemutator.v1.SecretHolder
+             * @static
+             * @param {nemutator.v1.SecretHolder.$Properties=} [properties] Properties to set
+             * @returns {nemutator.v1.SecretHolder} SecretHolder instance
+             * @type {{
+             *   (properties: nemutator.v1.SecretHolder.$Shape): nemutator.v1.SecretHolder & nemutator.v1.SecretHolder.$Shape;
+             *   (properties?: nemutator.v1.SecretHolder.$Properties): nemutator.v1.SecretHolder;
+             * }}
+             */
+            SecretHolder.create = function(properties) {
+                return new SecretHolder(properties);
+            };
+
+            /**
+             * Encodes the specified SecretHolder message. Does not implicitly {@link nemutator.v1.SecretHolder.verify|verify} messages.
+             * @function encode
+             * @memberof nemutator.v1.SecretHolder
+             * @static
+             * @param {nemutator.v1.SecretHolder.$Properties} m SecretHolder message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            SecretHolder.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.podUid != null && $Object.hasOwnProperty.call(m, "podUid") && m.podUid !== "")
+                    w.uint32(/* id 1, wireType 2 =*/10).string(m.podUid);
+                if (m.namespace != null && $Object.hasOwnProperty.call(m, "namespace") && m.namespace !== "")
+                    w.uint32(/* id 2, wireType 2 =*/18).string(m.namespace);
+                if (m.pod != null && $Object.hasOwnProperty.call(m, "pod") && m.pod !== "")
+                    w.uint32(/* id 3, wireType 2 =*/26).string(m.pod);
+                if (m.container != null && $Object.hasOwnProperty.call(m, "container") && m.container !== "")
+                    w.uint32(/* id 4, wireType 2 =*/34).string(m.container);
+                if (m.path != null && $Object.hasOwnProperty.call(m, "path") && m.path !== "")
+                    w.uint32(/* id 5, wireType 2 =*/42).string(m.path);
+                if (m.version != null && $Object.hasOwnProperty.call(m, "version") && (typeof m.version === "object" ? m.version.low || m.version.high : m.version !== 0))
+                    w.uint32(/* id 6, wireType 0 =*/48).uint64(m.version);
+                if (m.ackedVersion != null && $Object.hasOwnProperty.call(m, "ackedVersion") && (typeof m.ackedVersion === "object" ? m.ackedVersion.low || m.ackedVersion.high : m.ackedVersion !== 0))
+                    w.uint32(/* id 7, wireType 0 =*/56).uint64(m.ackedVersion);
+                if (m.ackedUnixMs != null && $Object.hasOwnProperty.call(m, "ackedUnixMs") && (typeof m.ackedUnixMs === "object" ? m.ackedUnixMs.low || m.ackedUnixMs.high : m.ackedUnixMs !== 0))
+                    w.uint32(/* id 8, wireType 0 =*/64).int64(m.ackedUnixMs);
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a SecretHolder message from the specified reader or buffer.
+             * @function decode
+             * @memberof nemutator.v1.SecretHolder
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {nemutator.v1.SecretHolder & nemutator.v1.SecretHolder.$Shape} SecretHolder
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            SecretHolder.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m, v;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.nemutator.v1.SecretHolder();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.podUid = v;
+                            else
+                                delete m.podUid;
+                            continue;
+                        }
+                    case 2: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.namespace = v;
+                            else
+                                delete m.namespace;
+                            continue;
+                        }
+                    case 3: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.pod = v;
+                            else
+                                delete m.pod;
+                            continue;
+                        }
+                    case 4: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.container = v;
+                            else
+                                delete m.container;
+                            continue;
+                        }
+                    case 5: {
+                            if (u !== 2)
+                                break;
+                            if ((v = r.stringVerify()).length)
+                                m.path = v;
+                            else
+                                delete m.path;
+                            continue;
+                        }
+                    case 6: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                m.version = v;
+                            else
+                                delete m.version;
+                            continue;
+                        }
+                    case 7: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.uint64()) === "object" ? v.low || v.high : v !== 0)
+                                m.ackedVersion = v;
+                            else
+                                delete m.ackedVersion;
+                            continue;
+                        }
+                    case 8: {
+                            if (u !== 0)
+                                break;
+                            if (typeof (v = r.int64()) === "object" ? v.low || v.high : v !== 0)
+                                m.ackedUnixMs = v;
+                            else
+                                delete m.ackedUnixMs;
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for SecretHolder
+             * @function getTypeUrl
+             * @memberof nemutator.v1.SecretHolder
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            SecretHolder.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/nemutator.v1.SecretHolder";
+            };
+
+            return SecretHolder;
+        })();
+
+        v1.SecretStatusResult = (function() {
+
+            /**
+             * Properties of a SecretStatusResult.
+             * @typedef {Object} nemutator.v1.SecretStatusResult.$Properties
+             * @property {Array.<nemutator.v1.SecretHolder.$Properties>|null} [holders] SecretStatusResult holders
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+
+            /**
+             * Properties of a SecretStatusResult.
+             * @memberof nemutator.v1
+             * @interface ISecretStatusResult
+             * @augments nemutator.v1.SecretStatusResult.$Properties
+             * @deprecated Use nemutator.v1.SecretStatusResult.$Properties instead.
+             */
+
+            /**
+             * Shape of a SecretStatusResult.
+             * @typedef {nemutator.v1.SecretStatusResult.$Properties} nemutator.v1.SecretStatusResult.$Shape
+             */
+
+            /**
+             * Constructs a new SecretStatusResult.
+             * @memberof nemutator.v1
+             * @classdesc Represents a SecretStatusResult.
+             * @constructor
+             * @param {nemutator.v1.SecretStatusResult.$Properties=} [p] Properties to set
+             * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+             */
+            const SecretStatusResult = function (p) {
+                this.holders = [];
+                if (p)
+                    for (var ks = $Object.keys(p), i = 0; i < ks.length; ++i)
+                        if (p[ks[i]] != null && ks[i] !== "__proto__")
+                            this[ks[i]] = p[ks[i]];
+            };
+
+            /**
+             * SecretStatusResult holders.
+             * @member {Array.<nemutator.v1.SecretHolder.$Properties>} holders
+             * @memberof nemutator.v1.SecretStatusResult
+             * @instance
+             */
+            SecretStatusResult.prototype.holders = $util.emptyArray;
+
+            /**
+             * Creates a new SecretStatusResult instance using the specified properties.
+             * @function create
+             * @memberof nemutator.v1.SecretStatusResult
+             * @static
+             * @param {nemutator.v1.SecretStatusResult.$Properties=} [properties] Properties to set
+             * @returns {nemutator.v1.SecretStatusResult} SecretStatusResult instance
+             * @type {{
+             *   (properties: nemutator.v1.SecretStatusResult.$Shape): nemutator.v1.SecretStatusResult & nemutator.v1.SecretStatusResult.$Shape;
+             *   (properties?: nemutator.v1.SecretStatusResult.$Properties): nemutator.v1.SecretStatusResult;
+             * }}
+             */
+            SecretStatusResult.create = function(properties) {
+                return new SecretStatusResult(properties);
+            };
+
+            /**
+             * Encodes the specified SecretStatusResult message. Does not implicitly {@link nemutator.v1.SecretStatusResult.verify|verify} messages.
+             * @function encode
+             * @memberof nemutator.v1.SecretStatusResult
+             * @static
+             * @param {nemutator.v1.SecretStatusResult.$Properties} m SecretStatusResult message or plain object to encode
+             * @param {$protobuf.Writer} [w] Writer to encode to
+             * @returns {$protobuf.Writer} Writer
+             */
+            SecretStatusResult.encode = function (m, w, q) {
+                if (!w)
+                    w = $Writer.create();
+                if (q === $undefined)
+                    q = 0;
+                if (q > $util.recursionLimit)
+                    throw $Error("max depth exceeded");
+                if (m.holders != null && m.holders.length) {
+                    for (var i = 0; i < m.holders.length; ++i)
+                        $root.nemutator.v1.SecretHolder.encode(m.holders[i], w.uint32(/* id 1, wireType 2 =*/10).fork(), q + 1).ldelim();
+                }
+                if (m.$unknowns != null && $Object.hasOwnProperty.call(m, "$unknowns"))
+                    for (var i = 0; i < m.$unknowns.length; ++i)
+                        w.raw(m.$unknowns[i]);
+                return w;
+            };
+
+            /**
+             * Decodes a SecretStatusResult message from the specified reader or buffer.
+             * @function decode
+             * @memberof nemutator.v1.SecretStatusResult
+             * @static
+             * @param {$protobuf.Reader|Uint8Array} r Reader or buffer to decode from
+             * @param {number} [l] Message length if known beforehand
+             * @returns {nemutator.v1.SecretStatusResult & nemutator.v1.SecretStatusResult.$Shape} SecretStatusResult
+             * @throws {Error} If the payload is not a reader or valid buffer
+             * @throws {$protobuf.util.ProtocolError} If required fields are missing
+             */
+            SecretStatusResult.decode = function (r, l, z, q, g) {
+                if (!(r instanceof $Reader))
+                    r = $Reader.create(r);
+                if (q === $undefined)
+                    q = 0;
+                if (q > $Reader.recursionLimit)
+                    throw $Error("max depth exceeded");
+                var c, m;
+                if (l === $undefined)
+                    c = r.len;
+                else {
+                    c = r.pos + l;
+                    if (c > r.len)
+                        throw $RangeError("index out of range");
+                    l = r.len;
+                    r.len = c;
+                }
+                m = g || new $root.nemutator.v1.SecretStatusResult();
+                while (r.pos < c) {
+                    var s = r.pos;
+                    var t = r.tag();
+                    if (t === z) {
+                        z = $undefined;
+                        break;
+                    }
+                    var u = t & 7;
+                    switch (t >>>= 3) {
+                    case 1: {
+                            if (u !== 2)
+                                break;
+                            if (!(m.holders && m.holders.length))
+                                m.holders = [];
+                            m.holders.push($root.nemutator.v1.SecretHolder.decode(r, r.size(), $undefined, q + 1));
+                            continue;
+                        }
+                    }
+                    r.skipType(u, q, t);
+                    if (!r.discardUnknown) {
+                        $util.makeProp(m, "$unknowns", false);
+                        (m.$unknowns || (m.$unknowns = [])).push(r.raw(s, r.pos));
+                    }
+                }
+                if (l !== $undefined) {
+                    if (r.pos !== c)
+                        throw $RangeError("index out of range");
+                    r.len = l;
+                }
+                if (z !== $undefined)
+                    throw $Error("missing end group");
+                return m;
+            };
+
+            /**
+             * Gets the type url for SecretStatusResult
+             * @function getTypeUrl
+             * @memberof nemutator.v1.SecretStatusResult
+             * @static
+             * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+             * @returns {string} The type url
+             */
+            SecretStatusResult.getTypeUrl = function(prefix) {
+                if (prefix === $undefined)
+                    prefix = "type.googleapis.com";
+                return prefix + "/nemutator.v1.SecretStatusResult";
+            };
+
+            return SecretStatusResult;
         })();
 
         v1.Error = (function() {

@@ -11,6 +11,23 @@ import type { Logger } from '../../common/src/log.ts';
 import type { INodeReport } from '../../proto/codec.ts';
 import type { AgentConfig } from './config.ts';
 import { FleetClient, type CommandHandler } from './fleet/client.ts';
+import type { ICommand, ICommandResult } from '../../proto/codec.ts';
+
+export type CommandKind = 'profile' | 'rotate' | 'secretStatus';
+export type CommandHandlers = Partial<Record<CommandKind, (command: ICommand) => Promise<Omit<ICommandResult, 'requestId'>>>>;
+
+/** Routes a Command to the handler of its kind; unknown kinds get a clear error result. */
+export function commandRouter(handlers: CommandHandlers): CommandHandler {
+  return async (command) => {
+    if (command.kind === 'echo' || command.echo) return { echo: { text: command.echo?.text ?? '' } };
+    const kind = (command.kind ?? '') as CommandKind;
+    const handler = handlers[kind];
+    if (!handler) {
+      throw new NemuError(ErrorCodes.BAD_REQUEST, `this agent does not handle ${kind || 'unknown'} commands (version ${VERSION}); upgrade it or enable the feature`, { status: 501 });
+    }
+    return handler(command);
+  };
+}
 import { renderPrometheus } from './metrics/exposition.ts';
 import { ReportCollector, type PodNames } from './report.ts';
 import { VERSION } from '../../common/src/version.ts';
@@ -22,7 +39,8 @@ export interface AgentDeps {
   /** PEM of the controller's CA; default: read `caFile`. */
   ca?: string;
   podNames?: PodNames;
-  onCommand?: CommandHandler;
+  /** Handlers for the controller's commands, by kind (profile, rotate, secretStatus); echo is built in. */
+  handlers?: CommandHandlers;
   /** Serve /metrics (false when the controller runs the agent in-process and the port is not wanted). */
   metrics?: boolean;
 }
@@ -71,7 +89,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     token,
     nodeName: config.nodeName,
     version: VERSION,
-    capabilities: ['metrics'],
+    capabilities: ['metrics', ...Object.keys(deps.handlers ?? {})],
     log: log.child({ component: 'fleet' }),
     collect,
     reportIntervalMs: config.reportInterval,
@@ -80,7 +98,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     reconnectMaxMs: config.reconnectMax,
     queueReports: config.sendQueueReports,
     maxFrameBytes: config.maxFrameBytes,
-    ...(deps.onCommand ? { onCommand: deps.onCommand } : {}),
+    onCommand: commandRouter(deps.handlers ?? {}),
   });
 
   let server: Server | undefined;

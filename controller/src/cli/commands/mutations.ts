@@ -36,10 +36,10 @@ export const mutationsCommand: Command = {
     if (verb === 'get' || verb === 'rollback') {
       const id = args[0];
       if (!id) throw new NemuError(ErrorCodes.BAD_REQUEST, `mutations ${verb} needs an ID; usage: ${USAGE}`);
-      if (verb === 'get') return ctx.out(JSON.stringify(await ctx.client.json('GET', `/api/v1/mutations/${encodeURIComponent(id)}`), null, 2));
+      if (verb === 'get') return void ctx.out(JSON.stringify(await ctx.client.json('GET', `/api/v1/mutations/${encodeURIComponent(id)}`), null, 2));
       const r = await ctx.client.json<{ kind: string; namespace: string; name: string; action: string; skipRule: { kind: string; name: string; verbs: string[] } }>('POST', `/api/v1/mutations/${encodeURIComponent(id)}/rollback`);
-      if (ctx.config.output === 'json') return ctx.out(JSON.stringify(r, null, 2));
-      return ctx.out(`${r.kind} ${r.namespace}/${r.name} ${r.action}; ${r.skipRule.kind} ${r.skipRule.name} is no longer mutated with: ${r.skipRule.verbs.join(' ')}`);
+      if (ctx.config.output === 'json') return void ctx.out(JSON.stringify(r, null, 2));
+      return void ctx.out(`${r.kind} ${r.namespace}/${r.name} ${r.action}; ${r.skipRule.kind} ${r.skipRule.name} is no longer mutated with: ${r.skipRule.verbs.join(' ')}`);
     }
     if (verb !== undefined && verb !== 'list') {
       ctx.err(`nemutator mutations: unknown action "${verb}"; usage: ${USAGE}`);
@@ -47,8 +47,8 @@ export const mutationsCommand: Command = {
     }
     const q = new URLSearchParams(flags(args)).toString();
     const { items } = await ctx.client.json<{ items: Entry[] }>('GET', `/api/v1/mutations${q ? `?${q}` : ''}`);
-    if (ctx.config.output === 'json') return ctx.out(JSON.stringify(items, null, 2));
-    if (items.length === 0) return ctx.out('No mutations logged yet.');
+    if (ctx.config.output === 'json') return void ctx.out(JSON.stringify(items, null, 2));
+    if (items.length === 0) return void ctx.out('No mutations logged yet.');
     ctx.out(
       table(
         ['ID', 'TIME', 'KIND', 'NAMESPACE', 'NAME', 'OP', 'VERBS', 'USER', 'ROLLED BACK'],

@@ -1,0 +1,85 @@
+// Local mode end to end, as a user does it: `nemutator dict set` a placeholder, then
+// `curl -k https://127.0.0.1:<port>/mutate -d @review.json`, and read the mutation log.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../common/src/config.ts';
+import { silentLogger } from '../../common/src/log.ts';
+import { runCli } from '../../controller/src/cli/main.ts';
+import { insecureAgent, post as postHttps } from './https.ts';
+import { LOCAL_DEFAULTS, localSchema, startLocal, type LocalMode } from '../../controller/src/local/main.ts';
+
+let local: LocalMode;
+let stateDir: string;
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runCli([...args, '--server', local.apiUrl.replace(/\/api\/v1$/, ''), '--state-dir', stateDir], { out: (s) => (out += s + '\n'), err: (s) => (err += s + '\n') });
+  return { code, out, err };
+}
+
+const insecure = insecureAgent();
+const post = (url: string, body: string) => postHttps(url, body, insecure);
+
+beforeAll(async () => {
+  stateDir = mkdtempSync(join(tmpdir(), 'nemu-local-adm-'));
+  const { config } = loadConfig(localSchema, { program: 'test', argv: [], env: {}, defaults: { ...LOCAL_DEFAULTS, stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, agentMetricsPort: 0 } });
+  local = await startLocal(config, silentLogger);
+});
+afterAll(async () => {
+  insecure.destroy();
+  await local.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+const review = {
+  apiVersion: 'admission.k8s.io/v1',
+  kind: 'AdmissionReview',
+  request: {
+    uid: 'local-1',
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    operation: 'CREATE',
+    namespace: 'default',
+    userInfo: { username: 'dev' },
+    object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hello', labels: { nemu_label_9f2c: 'checkout' } }, spec: { containers: [{ name: 'app', image: 'ubuntu:14.04' }] } },
+  },
+};
+
+describe('local mode', () => {
+  it('a key set with `nemutator dict set` comes back as a patch from /mutate, and lands in the mutation log', async () => {
+    expect((await cli('dict', 'set', 'nemu_label_9f2c', 'app.kubernetes.io/name')).code).toBe(0);
+    expect((await cli('dict', 'set', 'nemu_image_ubuntu', '20.04')).code).toBe(0);
+    expect((await cli('dict', 'get', 'nemu_label_9f2c')).out.trim()).toBe('app.kubernetes.io/name');
+    expect((await cli('dict', 'list', 'nemu_')).out).toMatch(/nemu_image_ubuntu\s+20\.04/);
+
+    const res = await post(local.webhookUrl, JSON.stringify(review));
+    expect(res.status).toBe(200);
+    const out = JSON.parse(res.body) as { response: { uid: string; allowed: boolean; patchType: string; patch: string } };
+    expect(out.response).toMatchObject({ uid: 'local-1', allowed: true, patchType: 'JSONPatch' });
+    const ops = JSON.parse(Buffer.from(out.response.patch, 'base64').toString()) as Array<{ op: string; path: string; value?: unknown }>;
+    expect(ops).toContainEqual({ op: 'add', path: '/metadata/labels/app.kubernetes.io~1name', value: 'checkout' });
+    expect(ops).toContainEqual({ op: 'remove', path: '/metadata/labels/nemu_label_9f2c' });
+    expect(ops).toContainEqual({ op: 'replace', path: '/spec/containers/0/image', value: 'ubuntu:20.04' });
+
+    const list = await cli('mutations', 'list', '--namespace', 'default', '--name', 'hello');
+    expect(list.code).toBe(0);
+    expect(list.out).toMatch(/Pod\s+default\s+hello\s+CREATE\s+labels,image\s+dev/);
+    const id = /^([0-9A-Z]{26})\s/m.exec(list.out)![1]!;
+    const entry = JSON.parse((await cli('mutations', 'get', id)).out) as { reviewUid: string; reversePatch: unknown[] };
+    expect(entry.reviewUid).toBe('local-1');
+
+    const rb = await cli('mutations', 'rollback', id);
+    expect(rb.code).toBe(1);
+    expect(rb.err).toMatch(/NEMU_ERR_CONFIG: rollback needs a Kubernetes cluster.*--kubeconfig/);
+  });
+
+  it('`nemutator dict` says what is missing and deletes keys', async () => {
+    expect((await cli('dict', 'set', 'only-key')).err).toMatch(/needs KEY and VALUE/);
+    expect((await cli('dict', 'del', 'nemu_image_ubuntu')).code).toBe(0);
+    const gone = await cli('dict', 'get', 'nemu_image_ubuntu');
+    expect(gone.code).toBe(1);
+    expect(gone.err).toMatch(/NEMU_ERR_NOT_FOUND: dictionary key nemu_image_ubuntu is not set/);
+  });
+});

@@ -52,6 +52,13 @@ export async function rollback(id: string, user: string | undefined, deps: Rollb
 async function rollbackDeployment(entry: MutationEntry, user: string | undefined, deps: RollbackDeps, cluster: ClusterClient): Promise<RollbackResult> {
   const name = entry.name;
   if (!name) throw new NemuError(ErrorCodes.BAD_REQUEST, `mutation ${entry.id} has no object name to roll back`, { status: 400 });
+  if (entry.reversePatch.some((op) => op.path === '/spec/selector' || op.path.startsWith('/spec/selector/'))) {
+    throw new NemuError(
+      ErrorCodes.CONFLICT,
+      `mutation ${entry.id} changed the selector of deployment ${entry.namespace}/${name}, and Kubernetes does not allow a selector to change; to undo it, delete the Deployment and create it again with nemutator.io/skip-mutation: "${entry.verbs.join(' ')}"`,
+      { status: 409 },
+    );
+  }
   const current = await cluster.readDeployment(entry.namespace, name);
   const tests = guards(entry.patch);
   for (const t of tests) {

@@ -30,6 +30,8 @@ export function commandRouter(handlers: CommandHandlers): CommandHandler {
 }
 import { renderPrometheus } from './metrics/exposition.ts';
 import { ReportCollector, type PodNames } from './report.ts';
+import { loadKubeConfig } from '../../common/src/kube.ts';
+import { NodePods } from './kube/pods.ts';
 import { VERSION } from '../../common/src/version.ts';
 
 export interface AgentDeps {
@@ -47,6 +49,8 @@ export interface AgentDeps {
 
 export interface RunningAgent {
   client: FleetClient;
+  /** The pods of this node from the API server (undefined without a cluster). */
+  pods?: NodePods;
   collector: ReportCollector;
   metricsUrl?: string;
   lastReport(): INodeReport | undefined;
@@ -63,12 +67,17 @@ function readFileOrFail(path: string, key: string, what: string): string {
 
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const { log } = deps;
+  // In a cluster the agent knows the pods of its node, to name them (and to check secrets).
+  const kc = deps.podNames ? undefined : loadKubeConfig(config.kubeconfig);
+  const pods = kc ? new NodePods(kc, config.nodeName, log.child({ component: 'pods' })) : undefined;
+  if (pods) await pods.start();
+  const podNames = deps.podNames ?? pods?.names;
   const collector = new ReportCollector({
     nodeName: config.nodeName,
     cgroupRoot: config.cgroupRoot,
     procRoot: config.procRoot,
     cgroupVersion: config.cgroupVersion,
-    ...(deps.podNames ? { podNames: deps.podNames } : {}),
+    ...(podNames ? { podNames } : {}),
     log: log.child({ component: 'metrics' }),
   });
   let last: INodeReport | undefined;
@@ -130,10 +139,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   return {
     client,
     collector,
+    ...(pods ? { pods } : {}),
     ...(metricsUrl ? { metricsUrl } : {}),
     lastReport: () => last,
     async stop() {
       await client.stop();
+      await pods?.stop();
       if (server) await new Promise<void>((r) => server!.close(() => r()));
     },
   };

@@ -21,6 +21,7 @@ export const agentSchema = {
   ),
   cgroupVersion: oneOf(['auto', 'v1', 'v2'] as const, 'auto', 'cgroup version; auto detects it from the root.'),
   procRoot: string('/proc', 'The host /proc (the agent runs with hostPID).'),
+  kubeconfig: string('', 'Kubeconfig file. Empty: in-cluster config when running in a pod, else no cluster (pods are then reported by UID only).'),
   socketPath: string('/run/nemutator/agent.sock', 'Unix socket that serves secrets to the pods of this node.'),
   host: string('0.0.0.0', 'Address of the metrics server.'),
   metricsPort: port(9101, 'HTTP port of the agent metrics (/metrics, /healthz).'),

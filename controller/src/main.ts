@@ -9,7 +9,7 @@ import { startController } from './app.ts';
 import { controllerSchema } from './config.ts';
 import { createAdmission, registerRoutes } from './features.ts';
 import { TokenReviewAgentAuthenticator } from './fleet/auth.ts';
-import { loadKubeConfig } from './kube/client.ts';
+import { loadKubeConfig } from '../../common/src/kube.ts';
 import { TokenReviewer } from './kube/tokenreview.ts';
 import { TokenReviewAuthenticator } from './server/auth.ts';
 

@@ -75,6 +75,7 @@ export async function startLocal(config: LocalConfig, log = createLogger({ level
       {
         ...loadConfig(agentSchema, { program: 'agent', argv: [], env: {} }).config,
         nodeName: config.nodeName,
+        kubeconfig: config.kubeconfig,
         controllerUrl: controller.fleetUrl,
         cgroupRoot: config.cgroupRoot,
         cgroupVersion: config.cgroupVersion,

@@ -1,0 +1,68 @@
+// The agent's view of the pods of its node, from a Kubernetes API (the double), through the
+// same informer code it runs in a cluster.
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodePods, containerIdOf } from '../../agent/src/kube/pods.ts';
+import { silentLogger } from '../../common/src/log.ts';
+import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+let kube: KubeDouble;
+beforeAll(async () => {
+  kube = await startKubeDouble({ nodes: ['node-1', 'node-2'] });
+});
+afterAll(() => kube.stop());
+
+async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const pod = (name: string, node: string) => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: 'default' },
+  spec: { nodeName: node, containers: [{ name: 'app', image: 'busybox' }, { name: 'sidecar', image: 'busybox' }] },
+});
+
+describe('pods of this node', () => {
+  it('sees only its own node, names containers by runtime id, and follows deletions and dropped watches', async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kube.kubeconfigPath);
+    const pods = new NodePods(kc, 'node-1', silentLogger);
+    await pods.start();
+    try {
+      const mine = await kube.create(pod('mine', 'node-1'));
+      await kube.create(pod('theirs', 'node-2'));
+      const uid = mine.metadata!.uid as string;
+      // The kubelet stand-in reports container ids; the informer picks them up.
+      const names = await until('container names', () => {
+        const n = pods.names(uid);
+        return n && Object.keys(n.containers).length === 2 ? n : undefined;
+      });
+      expect(names.namespace).toBe('default');
+      expect(names.name).toBe('mine');
+      expect(Object.values(names.containers).sort()).toEqual(['app', 'sidecar']);
+      expect(pods.list().map((p) => p.metadata?.name)).toEqual(['mine']);
+
+      kube.dropWatches('reset');
+      await kube.create(pod('after-drop', 'node-1'));
+      await until('a pod created after the watch dropped', () => pods.list().find((p) => p.metadata?.name === 'after-drop'));
+
+      await kube.delete('pods', 'default', 'mine');
+      await until('the deletion', () => (pods.get(uid) === undefined ? true : undefined));
+    } finally {
+      await pods.stop();
+    }
+  });
+
+  it('strips the runtime prefix of container ids', () => {
+    expect(containerIdOf('containerd://abc')).toBe('abc');
+    expect(containerIdOf('cri-o://def')).toBe('def');
+    expect(containerIdOf(undefined)).toBeUndefined();
+  });
+});

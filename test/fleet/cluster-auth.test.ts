@@ -1,0 +1,124 @@
+// In a cluster the controller verifies agents and API callers with TokenReview; here the
+// API server is the double, which signs service-account tokens like kube-apiserver.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetClient } from '../../agent/src/fleet/client.ts';
+import { loadConfig } from '../../common/src/config.ts';
+import { loadKubeConfig } from '../../common/src/kube.ts';
+import { silentLogger } from '../../common/src/log.ts';
+import { startController, type RunningController } from '../../controller/src/app.ts';
+import { controllerSchema } from '../../controller/src/config.ts';
+import { TokenReviewAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
+import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
+import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+let kube: KubeDouble;
+let c: RunningController;
+
+beforeAll(async () => {
+  kube = await startKubeDouble({ nodes: ['node-1', 'node-2'], controllers: false });
+  const kc = loadKubeConfig(kube.kubeconfigPath)!;
+  const { config } = loadConfig(controllerSchema, {
+    program: 'test',
+    argv: [],
+    env: {},
+    defaults: { host: '127.0.0.1', stateDir: mkdtempSync(join(tmpdir(), 'nemu-cauth-')), webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false },
+  });
+  c = await startController(config, {
+    log: silentLogger,
+    mode: 'cluster',
+    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
+    agentAuth: new TokenReviewAgentAuthenticator(new TokenReviewer(kc, { audiences: ['nemutator'] }), { namespace: 'nemutator', serviceAccount: 'nemutator-agent' }),
+  });
+});
+afterAll(async () => {
+  await c.stop();
+  await kube.stop();
+});
+
+function connect(token: string, nodeName: string): Promise<{ ok: boolean; message?: string }> {
+  const a = new FleetClient({
+    url: c.fleetUrl,
+    ca: c.tls.caPem,
+    token: () => token,
+    nodeName,
+    version: 'test',
+    log: silentLogger,
+    collect: async () => ({ nodeName }),
+    reportIntervalMs: 60_000,
+    heartbeatMs: 5000,
+    reconnectMinMs: 10_000,
+    reconnectMaxMs: 10_000,
+    queueReports: 2,
+    maxFrameBytes: 1 << 20,
+  });
+  return new Promise((resolve) => {
+    a.once('connected', () => void a.stop().then(() => resolve({ ok: true })));
+    a.once('refused', (e: { message?: string }) => void a.stop().then(() => resolve({ ok: false, message: e.message })));
+    a.start();
+  });
+}
+
+/** The agent pod on `node` (as the DaemonSet would have it) and a token bound to it, as the kubelet projects. */
+async function agentToken(node: string, extra: Partial<Parameters<KubeDouble['issueToken']>[0]> = {}): Promise<string> {
+  const name = `agent-${node}`;
+  const pod =
+    kube.get('pods', 'nemutator', name) ??
+    kube.put({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'nemutator' }, spec: { nodeName: node, serviceAccountName: 'nemutator-agent', containers: [{ name: 'agent', image: 'agent' }] } });
+  const nodeObj = kube.get('nodes', undefined, node)!;
+  return kube.issueToken({
+    namespace: 'nemutator',
+    serviceAccount: 'nemutator-agent',
+    audiences: ['nemutator'],
+    pod: { name, uid: pod.metadata!.uid as string },
+    node: { name: node, uid: nodeObj.metadata!.uid as string },
+    ...extra,
+  });
+}
+
+describe('agents in a cluster', () => {
+  it('accepts the agent service account bound to the node it claims', async () => {
+    expect(await connect(await agentToken('node-1'), 'node-1')).toEqual({ ok: true });
+    expect(c.registry.get('node-1')?.agentVersion).toBe('test');
+  });
+
+  it('refuses another node’s token, another service account, the wrong audience, an expired or tampered token', async () => {
+    const other = await connect(await agentToken('node-2'), 'node-1');
+    expect(other.ok).toBe(false);
+    expect(other.message).toMatch(/bound to node node-2, but the agent claims node node-1/);
+
+    const impostor = kube.put({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'impostor', namespace: 'default' }, spec: { nodeName: 'node-1', containers: [{ name: 'x', image: 'x' }] } });
+    const node1 = kube.get('nodes', undefined, 'node-1')!;
+    const wrongSa = await connect(
+      await kube.issueToken({ namespace: 'default', serviceAccount: 'default', audiences: ['nemutator'], pod: { name: 'impostor', uid: impostor.metadata!.uid as string }, node: { name: 'node-1', uid: node1.metadata!.uid as string } }),
+      'node-1',
+    );
+    expect(wrongSa.message).toMatch(/belongs to system:serviceaccount:default:default, not the agent service account/);
+
+    const wrongAudience = await connect(await agentToken('node-1', { audiences: ['vault'] }), 'node-1');
+    expect(wrongAudience.message).toMatch(/token refused by the API server/);
+
+    const expired = await connect(await agentToken('node-1', { expirationSeconds: -60 }), 'node-1');
+    expect(expired.message).toMatch(/token refused/);
+
+    const t = await agentToken('node-1');
+    const tampered = t.slice(0, -4) + (t.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+    expect((await connect(tampered, 'node-1')).message).toMatch(/token refused/);
+
+    const unbound = await connect(await kube.issueToken({ namespace: 'nemutator', serviceAccount: 'nemutator-agent', audiences: ['nemutator'] }), 'node-1');
+    expect(unbound.message).toMatch(/not bound to a pod on a node/);
+  });
+});
+
+describe('REST API callers in a cluster', () => {
+  it('accepts a Kubernetes token and refuses anything else', async () => {
+    const token = await kube.issueToken({ namespace: 'default', serviceAccount: 'dev' });
+    const ok = await fetch(`${c.apiUrl}/nodes`, { headers: { authorization: `Bearer ${token}` } });
+    expect(ok.status).toBe(200);
+    const bad = await fetch(`${c.apiUrl}/nodes`, { headers: { authorization: 'Bearer not-a-token' } });
+    expect(bad.status).toBe(401);
+  });
+});

@@ -8,9 +8,13 @@
  *   5. env          nemu_env_<hash> (and nemu_<hash>) environment values
  *   6. image        nemu_image_<name> tag/digest enforcement
  *   7. resources    requests from recommendations (telemetry, then limits ÷ ratio)
+ *   8. secrets      vault: references (env, after env resolved nemu_env_<hash>; secret-file
+ *                   annotations) → the nemutator.io/secrets record, agent socket, launcher
  *
  * Selectors come before labels so that a selector and the template label it selects are
  * translated together; tolerations come after labels so rules match the real labels.
+ * Secrets come last: they see the references env resolved, and the nemutator-init container
+ * they add is never touched by image or resources (which would break idempotence).
  * Every mutator's dictionary keys are gathered before the chain runs: one round trip.
  */
 import { annotationsMutator } from './annotations.ts';
@@ -18,11 +22,12 @@ import { envMutator } from './env.ts';
 import { imageMutator } from './image.ts';
 import { labelsMutator } from './labels.ts';
 import { resourcesMutator } from './resources.ts';
+import { secretsMutator } from './secrets.ts';
 import { selectorsMutator } from './selectors.ts';
 import { tolerationsMutator } from './tolerations.ts';
 import type { KubeObject, MutationContext, Mutator, Verb } from './types.ts';
 
-export const DEFAULT_CHAIN: readonly Mutator[] = [selectorsMutator, labelsMutator, annotationsMutator, tolerationsMutator, envMutator, imageMutator, resourcesMutator];
+export const DEFAULT_CHAIN: readonly Mutator[] = [selectorsMutator, labelsMutator, annotationsMutator, tolerationsMutator, envMutator, imageMutator, resourcesMutator, secretsMutator];
 
 export interface ChainResult {
   object: KubeObject;

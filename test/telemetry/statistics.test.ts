@@ -1,0 +1,110 @@
+// Statistics, seasons and recommendations against a real Prometheus holding seven days of
+// generated diurnal history (backfilled with promtool): every value equals what this test
+// computes on its own from the same generated samples.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recommend, type EngineParams } from '../../controller/src/telemetry/engine.ts';
+import { PrometheusClient } from '../../controller/src/telemetry/prometheus.ts';
+import { brainsets } from '../../controller/src/telemetry/seasons.ts';
+import { collectSnapshot, type Snapshot } from '../../controller/src/telemetry/statistics.ts';
+import { openMetrics } from '../harness/openmetrics.ts';
+import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
+import { GENERATED_PEAK_HOURS, expected, generateHistory, quantile, seriesOf, standardPods, type History } from './fixture.ts';
+
+const WINDOW = 7 * 86400;
+const STEP = 60;
+const RATE = 300;
+const BRAINSETS = brainsets({ peakCpuPercentile: 0.95, peakCpuMargin: 0.15, offPeakCpuPercentile: 0.9, offPeakCpuMargin: 0.1, memoryMargin: 0.15 });
+const PARAMS: EngineParams = { minCpu: 0.01, minMemory: 32 * 2 ** 20, oomMargin: 0.2, limitsPolicy: 'keep-ratio', confidenceSeconds: 7 * 86400 };
+
+let prom: PrometheusServer;
+let history: History;
+let snapshot: Snapshot;
+let at: number;
+
+function close(actual: number, want: number, what: string): void {
+  expect(Math.abs(actual - want), `${what}: ${actual} vs ${want}`).toBeLessThanOrEqual(1e-9 * Math.max(1, Math.abs(want)));
+}
+
+beforeAll(async () => {
+  // Ends 4 h before now on an hour boundary (older than Prometheus' head block).
+  at = Math.floor(Date.now() / 3_600_000) * 3600 - 4 * 3600;
+  history = generateHistory(standardPods(), at - WINDOW - 2 * 3600, at, STEP);
+  prom = await startPrometheus({ backfill: openMetrics(seriesOf(history, at - 3600)) });
+  const client = new PrometheusClient(prom.url);
+  snapshot = await collectSnapshot(client, { window: { windowSeconds: WINDOW, stepSeconds: STEP, rateSeconds: RATE }, at, brainsets: BRAINSETS, peakThreshold: 0.5 });
+}, 120_000);
+
+afterAll(async () => {
+  await prom?.stop();
+});
+
+describe('telemetry statistics from a backfilled Prometheus', () => {
+  it('reports CPU min/avg/max/p50/p90/p95/p99 and memory min/avg/max per container exactly as computed from the generated series', () => {
+    expect(snapshot.containers).toHaveLength(history.pods.length);
+    history.pods.forEach((p, k) => {
+      const got = snapshot.containers.find((c) => c.pod === p.pod && c.container === p.container)!;
+      expect(got, p.pod).toBeDefined();
+      const want = expected(history, k, at, WINDOW, STEP, RATE);
+      for (const s of ['min', 'avg', 'max', 'p50', 'p90', 'p95', 'p99'] as const) close(got.cpu[s], want.cpu[s], `${p.pod} cpu ${s}`);
+      for (const s of ['min', 'avg', 'max'] as const) close(got.memory[s], want.memory[s], `${p.pod} memory ${s}`);
+      close(got.seasonCpu.peak!, want.season(0.95, true), `${p.pod} peak p95`);
+      close(got.seasonCpu['off-peak']!, want.season(0.9, false), `${p.pod} off-peak p90`);
+      expect(got.oomKilled).toBe(!!p.oom);
+      if (p.throttled) close(got.throttling!, 0.1, `${p.pod} throttling`);
+      else expect(got.throttling).toBeNull();
+      expect(got.historySeconds).toBe(want.rates.length * STEP);
+    });
+  });
+
+  it('detects the generated peak hours (weekdays 09:00–17:00 UTC) from the hour-of-week profile', () => {
+    expect(snapshot.schedule.peakHours).toEqual(GENERATED_PEAK_HOURS);
+    expect(snapshot.schedule.offPeakHours).toHaveLength(168 - GENERATED_PEAK_HOURS.length);
+  });
+
+  it('pools pods into workloads through the owner chain (kube_pod_owner, kube_replicaset_owner, pod names)', () => {
+    const names = snapshot.workloads.map((w) => `${w.workload.namespace}/${w.workload.kind}/${w.workload.name}/${w.container}×${w.pods}`);
+    expect(names).toEqual(['batch/Deployment/worker/app×6', 'monitoring/DaemonSet/node-agent/agent×4', 'shop/Deployment/api/app×6', 'shop/Deployment/web/app×6', 'shop/StatefulSet/db/postgres×2']);
+    const web = snapshot.workloads.find((w) => w.workload.name === 'web')!;
+    const ks = history.pods.flatMap((p, k) => (p.workload.name === 'web' ? [k] : []));
+    const per = ks.map((k) => expected(history, k, at, WINDOW, STEP, RATE));
+    close(web.cpu.p95, Math.max(...per.map((e) => e.cpu.p95)), 'web p95 = max of pods');
+    close(web.cpu.min, Math.min(...per.map((e) => e.cpu.min)), 'web min');
+    close(web.cpu.avg, per.reduce((s, e) => s + e.cpu.avg, 0) / per.length, 'web avg = mean of pods');
+    close(web.memory.max, Math.max(...per.map((e) => e.memory.max)), 'web memory max');
+    expect(web.throttling).toBeCloseTo(0.1, 9);
+  });
+
+  it('recommends per season with the brainset formulas, the OOM floor and keep-ratio limits', () => {
+    const api = snapshot.workloads.find((w) => w.workload.name === 'api')!;
+    const ks = history.pods.flatMap((p, k) => (p.workload.name === 'api' ? [k] : []));
+    const per = ks.map((k) => expected(history, k, at, WINDOW, STEP, RATE));
+    const peakP95 = Math.max(...per.map((e) => e.season(0.95, true)));
+    const offP90 = Math.max(...per.map((e) => e.season(0.9, false)));
+    const memMax = Math.max(...per.map((e) => e.memory.max));
+    const current = { requests: { cpu: 1, memory: 256 * 2 ** 20 }, limits: { cpu: 2, memory: 512 * 2 ** 20 } };
+    const peak = recommend(api, BRAINSETS.peak, PARAMS, current);
+    const off = recommend(api, BRAINSETS['off-peak'], PARAMS, current);
+    close(peak.requests.cpu, peakP95 * 1.15, 'peak cpu');
+    close(off.requests.cpu, offP90 * 1.1, 'off-peak cpu');
+    expect(off.requests.cpu).toBeLessThan(peak.requests.cpu / 3);
+    // api was OOM-killed: memory request ≥ max(max working set, limit) × 1.2.
+    close(peak.requests.memory, Math.max(memMax * 1.15, 512 * 2 ** 20 * 1.2), 'memory with OOM floor');
+    expect(peak.basis.memory).toMatch(/OOM/);
+    close(peak.limits.cpu!, peak.requests.cpu * 2, 'keep-ratio cpu limit');
+    expect(peak.confidence).toBe(1);
+
+    const worker = snapshot.workloads.find((w) => w.workload.name === 'worker')!;
+    const wm = Math.max(...history.pods.flatMap((p, k) => (p.workload.name === 'worker' ? [expected(history, k, at, WINDOW, STEP, RATE).memory.max] : [])));
+    close(recommend(worker, BRAINSETS.peak, PARAMS).requests.memory, wm * 1.15, 'memory = max × 1.15');
+    const none = recommend(worker, BRAINSETS.peak, { ...PARAMS, limitsPolicy: 'none' }, current);
+    expect(none.limits).toEqual({});
+    const tiny = recommend({ ...worker, cpu: { ...worker.cpu, p95: 0 }, seasonCpu: { peak: 0.0001 }, historySeconds: 86400 }, BRAINSETS.peak, PARAMS);
+    expect(tiny.requests.cpu).toBe(0.01);
+    expect(tiny.confidence).toBeCloseTo(1 / 7, 9);
+    expect(quantile(0.5, [1, 2, 3, 4])).toBe(2.5);
+  });
+
+  it('issues a fixed number of batched queries, not one per pod', () => {
+    expect(snapshot.queries).toBeLessThanOrEqual(20);
+  });
+});

@@ -68,6 +68,13 @@ export interface WebhookCall {
   outcome: string;
 }
 
+export interface RequestLogEntry {
+  method: string;
+  path: string;
+  user: string;
+  status: number;
+}
+
 export interface KubeDouble {
   url: string;
   /** Plain-HTTP URL when started with `http: true`. */
@@ -101,6 +108,8 @@ export interface KubeDouble {
   serviceResolver: ServiceResolver | undefined;
   /** Every admission webhook call and its outcome, oldest first. */
   webhookCalls: WebhookCall[];
+  /** Every API request (method, path with query, user, status), oldest first; the last 5000. */
+  requests: RequestLogEntry[];
   /** Ends all open watches: 'end' closes them cleanly, 'reset' destroys the connections. */
   dropWatches(mode?: 'end' | 'reset'): number;
   /** Forgets watch history: resuming from any earlier resourceVersion gets 410 Gone. */
@@ -150,6 +159,7 @@ export async function startKubeDouble(opts: KubeDoubleOptions = {}): Promise<Kub
   };
 
   const webhookCalls: WebhookCall[] = [];
+  const requests: RequestLogEntry[] = [];
   const double = {} as KubeDouble;
   double.serviceResolver = opts.serviceResolver;
   registry.admission = new WebhookAdmission({
@@ -173,6 +183,10 @@ export async function startKubeDouble(opts: KubeDoubleOptions = {}): Promise<Kub
     lookup,
     url: () => url,
     version: VERSION,
+    onRequest: (entry) => {
+      requests.push(entry);
+      if (requests.length > 5000) requests.splice(0, requests.length - 5000);
+    },
   });
 
   const server = https.createServer({ key: serving.keyPem, cert: serving.certPem }, handler);
@@ -253,6 +267,7 @@ export async function startKubeDouble(opts: KubeDoubleOptions = {}): Promise<Kub
     registry,
     store,
     webhookCalls,
+    requests,
     async issueToken(o: IssueTokenOptions): Promise<string> {
       const nsR = R('', 'namespaces');
       if (!store.get(nsR, undefined, o.namespace)) registry.put(nsR, { metadata: { name: o.namespace }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });

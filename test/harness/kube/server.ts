@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { ADMIN_USER, ANONYMOUS_USER, TokenRejected, type BoundObjectLookup, type TokenIssuer, type UserInfo } from './auth.ts';
 import { evictPod } from './disruption.ts';
-import { openApiV3GroupVersion, openApiV3Index } from './openapi.ts';
+import { openApiV2Protobuf, openApiV3GroupVersion, openApiV3Index } from './openapi.ts';
 import { patchTypeOf } from './patch.ts';
 import { decodeProtobufBody } from './protobuf.ts';
 import { authorize, type RbacObjects } from './rbac.ts';
@@ -146,7 +146,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   const path = url.pathname.replace(/\/+$/, '') || '/';
   let user: UserInfo = ANONYMOUS_USER;
   if (deps.onRequest) {
-    res.on('finish', () => deps.onRequest?.({ method, path: url.pathname + url.search, user: user.username, status: res.statusCode }));
+    res.once('close', () => deps.onRequest?.({ method, path: url.pathname + url.search, user: user.username, status: res.statusCode }));
   }
   user = await authenticate(deps, req);
   const segments = path.split('/').filter(Boolean).map(decodeURIComponent);
@@ -423,7 +423,11 @@ function serveNonResource(deps: ServerDeps, path: string, segments: string[], re
     const doc = kind === 'api' ? openApiV3GroupVersion(deps.table, '', a ?? '') : kind === 'apis' ? openApiV3GroupVersion(deps.table, a ?? '', b ?? '') : undefined;
     if (doc) return sendJson(res, 200, doc);
   }
-  // /openapi/v2 is not served (see openapi.ts).
+  if (path === '/openapi/v2') {
+    res.writeHead(200, { 'Content-Type': 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf' });
+    res.end(openApiV2Protobuf());
+    return;
+  }
   res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
   res.end('404 page not found\n');
 }

@@ -7,6 +7,7 @@
 import fjp from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import type { KubeObject } from '../mutators/types.ts';
+import { jsonClone } from '../mutators/workload.ts';
 
 const { compare, applyPatch } = fjp;
 
@@ -22,7 +23,8 @@ export function diff(original: KubeObject, mutated: KubeObject): Patches {
 /** Whether applying `patch` to `from` yields `to` (on a copy). */
 export function applies(from: KubeObject, patch: readonly Operation[], to: KubeObject): boolean {
   try {
-    const result = applyPatch(structuredClone(from), structuredClone(patch as Operation[]), true, false).newDocument;
+    // On copies of both: an applied `add` inserts its value into the document by reference.
+    const result = applyPatch(jsonClone(from), jsonClone(patch as Operation[]), false, true).newDocument;
     return deepEqual(result, to);
   } catch {
     return false;

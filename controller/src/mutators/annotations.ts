@@ -5,7 +5,7 @@
  */
 import { ANNOTATION_RULES, mapKeys, translateMap } from './metadata-map.ts';
 import { isRecord, type Mutator } from './types.ts';
-import { edit, metadataOf, type StringMap } from './workload.ts';
+import { editAt, METADATA_PATHS, metadataOf, type StringMap } from './workload.ts';
 
 export const annotationsMutator: Mutator = {
   verb: 'annotations',
@@ -15,7 +15,8 @@ export const annotationsMutator: Mutator = {
     return keys;
   },
   mutate(object, ctx) {
-    return edit(object, (draft) => {
+    if ((this.keys(object, ctx) as Set<string>).size === 0) return object;
+    return editAt(object, METADATA_PATHS, (draft) => {
       let changed = false;
       for (const { meta } of metadataOf(draft, ctx.kind)) {
         if (isRecord(meta.annotations)) changed = translateMap(meta.annotations as StringMap, ANNOTATION_RULES, ctx.dictionary, ctx.warn) || changed;

@@ -4,7 +4,7 @@
  * never logged or put into warnings; only the placeholder names are.
  */
 import { NEMU, type Mutator } from './types.ts';
-import { containersOf, edit } from './workload.ts';
+import { containersOf, containerPaths, editAt } from './workload.ts';
 
 const PLACEHOLDER = /^nemu_(env_[A-Za-z0-9_.-]+|[A-Za-z0-9]+)$/;
 
@@ -24,7 +24,7 @@ export const envMutator: Mutator = {
   },
   mutate(object, ctx) {
     if ((this.keys(object, ctx) as Set<string>).size === 0) return object;
-    return edit(object, (draft) => {
+    return editAt(object, containerPaths(ctx.kind), (draft) => {
       let changed = false;
       for (const c of containersOf(draft, ctx.kind)) {
         if (!Array.isArray(c.env)) continue;

@@ -6,7 +6,7 @@
  * (`20.04@sha256:…`). The repository part is never changed.
  */
 import type { Mutator } from './types.ts';
-import { containersOf, edit } from './workload.ts';
+import { containersOf, containerPaths, editAt } from './workload.ts';
 
 export interface ImageRef {
   /** Everything before the tag/digest: `registry:5000/team/app`. */
@@ -95,7 +95,7 @@ export const imageMutator: Mutator = {
       else if (next !== c.image) wanted.set(c.image, next);
     }
     if (wanted.size === 0) return object;
-    return edit(object, (draft) => {
+    return editAt(object, containerPaths(ctx.kind), (draft) => {
       for (const c of containersOf(draft, ctx.kind)) {
         const next = typeof c.image === 'string' ? wanted.get(c.image) : undefined;
         if (next !== undefined) c.image = next;

@@ -5,7 +5,7 @@
  */
 import { LABEL_RULES, mapKeys, translateMap } from './metadata-map.ts';
 import { isRecord, type Mutator } from './types.ts';
-import { edit, metadataOf, type StringMap } from './workload.ts';
+import { editAt, METADATA_PATHS, metadataOf, type StringMap } from './workload.ts';
 import { selectorLabels } from './selectors.ts';
 
 export const labelsMutator: Mutator = {
@@ -16,8 +16,9 @@ export const labelsMutator: Mutator = {
     return keys;
   },
   mutate(object, ctx) {
+    if ((this.keys(object, ctx) as Set<string>).size === 0) return object;
     const keep = ctx.kind === 'Deployment' ? new Set(Object.keys(selectorLabels(object))) : new Set<string>();
-    return edit(object, (draft) => {
+    return editAt(object, METADATA_PATHS, (draft) => {
       let changed = false;
       for (const { where, meta } of metadataOf(draft, ctx.kind)) {
         if (!isRecord(meta.labels)) continue;

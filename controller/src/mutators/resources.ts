@@ -9,7 +9,7 @@
  */
 import { formatQuantity, parseQuantity } from './quantity.ts';
 import { isRecord, type ContainerTarget, type Mutator, type Recommendation, type RecommendationSource } from './types.ts';
-import { containersOf, controllerOf, edit, type StringMap } from './workload.ts';
+import { containersOf, controllerOf, containerPaths, editAt, type StringMap } from './workload.ts';
 
 /** Resources a ratio may apply to; extended resources (GPUs…) need requests equal to limits. */
 export const RATIO_RESOURCES = ['cpu', 'memory', 'ephemeral-storage'] as const;
@@ -87,7 +87,7 @@ export const resourcesMutator: Mutator = {
       }
     });
     if (wanted.size === 0) return object;
-    return edit(object, (draft) => {
+    return editAt(object, containerPaths(ctx.kind), (draft) => {
       containersOf(draft, ctx.kind).forEach((c, i) => {
         const req = wanted.get(i);
         if (!req) return;

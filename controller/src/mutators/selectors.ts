@@ -9,7 +9,7 @@
  */
 import { LABEL_RULES, translateMap } from './metadata-map.ts';
 import { isRecord, type KubeObject, type Mutator } from './types.ts';
-import { edit, templateOf, type StringMap } from './workload.ts';
+import { editAt, templateOf, type StringMap } from './workload.ts';
 
 export const SELECTORS_LIST_KEY = 'nemu_selectors_replace_list';
 
@@ -50,7 +50,7 @@ export const selectorsMutator: Mutator = {
     if (listed.size === 0) return object;
     const candidates = Object.entries(selectorLabels(object)).filter(([k]) => listed.has(k));
     if (candidates.length === 0) return object;
-    return edit(object, (draft) => {
+    return editAt(object, [['spec', 'selector'], ['spec', 'template', 'metadata']], (draft) => {
       const selector = selectorLabels(draft);
       const tmpl = templateOf(draft);
       const tmplLabels = tmpl && isRecord(tmpl.metadata) && isRecord(tmpl.metadata.labels) ? (tmpl.metadata.labels as StringMap) : undefined;

@@ -10,7 +10,7 @@
  * toleration the pod already has is not added twice.
  */
 import { isRecord, type Mutator } from './types.ts';
-import { edit, podLabelsOf, podSpecOf } from './workload.ts';
+import { editAt, podLabelsOf, podSpecOf } from './workload.ts';
 
 export const TOLERATIONS_KEY = 'nemu_tolerations';
 
@@ -109,7 +109,7 @@ export const tolerationsMutator: Mutator = {
       }
     }
     if (add.length === 0) return object;
-    return edit(object, (draft) => {
+    return editAt(object, [ctx.kind === 'Pod' ? ['spec', 'tolerations'] : ['spec', 'template', 'spec', 'tolerations']], (draft) => {
       const s = podSpecOf(draft, ctx.kind)!;
       s.tolerations = [...(Array.isArray(s.tolerations) ? s.tolerations : []), ...add];
       return true;

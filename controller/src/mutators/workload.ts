@@ -61,9 +61,42 @@ export function containersOf(object: KubeObject, kind: WorkloadKind): Container[
  * the copy is returned only then, so an idle mutator hands back its input.
  */
 export function edit(object: KubeObject, change: (draft: KubeObject) => boolean): KubeObject {
-  const draft = structuredClone(object);
+  const draft = jsonClone(object);
   return change(draft) ? draft : object;
 }
+
+/**
+ * Like `edit`, but copies only what the mutator touches: the objects along each path are
+ * copied shallowly and the last one deeply, everything else is shared with the input (a
+ * 3 KiB Pod cloned whole six times per review was most of the admission's CPU time).
+ */
+export function editAt(object: KubeObject, paths: ReadonlyArray<readonly string[]>, change: (draft: KubeObject) => boolean): KubeObject {
+  const draft: KubeObject = { ...object };
+  const copies = new Set<unknown>([draft]);
+  for (const path of paths) {
+    let dst = draft as Record<string, unknown>;
+    for (let i = 0; i < path.length; i++) {
+      const k = path[i]!;
+      const v = dst[k];
+      if (typeof v !== 'object' || v === null) break;
+      if (!copies.has(v)) {
+        dst[k] = i === path.length - 1 ? jsonClone(v) : Array.isArray(v) ? [...v] : { ...v };
+        copies.add(dst[k]);
+      }
+      dst = dst[k] as Record<string, unknown>;
+    }
+  }
+  return change(draft) ? draft : object;
+}
+
+/** Paths of the pod spec's containers, for `editAt`. */
+export function containerPaths(kind: WorkloadKind): string[][] {
+  const spec = kind === 'Pod' ? ['spec'] : ['spec', 'template', 'spec'];
+  return [[...spec, 'containers'], [...spec, 'initContainers']];
+}
+
+/** Paths of the metadata the labels/annotations mutators rewrite, for `editAt`. */
+export const METADATA_PATHS: ReadonlyArray<readonly string[]> = [['metadata'], ['spec', 'template', 'metadata']];
 
 /** The controlling owner (ownerReferences with controller: true). */
 export function controllerOf(object: KubeObject): { kind: string; name: string } | undefined {
@@ -73,4 +106,9 @@ export function controllerOf(object: KubeObject): { kind: string; name: string }
     if (isRecord(ref) && ref.controller === true && typeof ref.kind === 'string' && typeof ref.name === 'string') return { kind: ref.kind, name: ref.name };
   }
   return undefined;
+}
+
+/** A deep copy of a JSON value; several times faster than structuredClone for API objects. */
+export function jsonClone<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
 }

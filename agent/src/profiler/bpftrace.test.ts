@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { buildScript, checkLimits, parseBpftraceOutput, parseStackKey, runBpftrace } from './bpftrace.ts';
+
+describe('bpftrace script', () => {
+  it('filters in the kernel by every container cgroup id, ORed, and stops after the window', () => {
+    const s = buildScript({ filter: { cgroupDirs: ['/sys/fs/cgroup/a.scope', '/sys/fs/cgroup/b.scope'] }, hz: 49, seconds: 30 });
+    expect(s).toContain('profile:hz:49 /cgroup == cgroupid("/sys/fs/cgroup/a.scope") || cgroup == cgroupid("/sys/fs/cgroup/b.scope")/');
+    expect(s).toContain('kstack(perf), ustack(perf)');
+    expect(s).toContain('interval:s:30 { exit(); }');
+  });
+
+  it('refuses values past the hard limits instead of clamping them', () => {
+    expect(() => checkLimits(61, 49)).toThrow(/seconds must be an integer from 1 to 60/);
+    expect(() => checkLimits(30, 200)).toThrow(/hz must be an integer from 1 to 199/);
+    expect(() => checkLimits(0, 49)).toThrow(/seconds/);
+    expect(() => buildScript({ filter: { cgroupDirs: ['/x"); system("rm'] }, hz: 49, seconds: 1 })).toThrow(/unusual cgroup path/);
+  });
+});
+
+describe('bpftrace output', () => {
+  const key = '31816,\n\tffffffff816bb438 vfs_write+120\n\tffffffff821ef691 do_syscall_64+113\n,\n\t4906da main.F[go.shape.int,go.shape.string]+26 (/bin/x)\n\t434f72 0x434f72 ([unknown])\n';
+  it('splits kernel and user frames by address, even with commas in symbols', () => {
+    const s = parseStackKey(key, 7)!;
+    expect(s.pid).toBe(31816);
+    expect(s.count).toBe(7);
+    expect(s.kernel.map((f) => f.symbol)).toEqual(['vfs_write', 'do_syscall_64']);
+    expect(s.user).toEqual([
+      { address: 0x4906dan, symbol: 'main.F[go.shape.int,go.shape.string]', module: '/bin/x' },
+      { address: 0x434f72n },
+    ]);
+  });
+
+  it('reads the JSON lines of a run: probes attached, stacks and comms', () => {
+    const out = [
+      '{"type": "attached_probes", "data": {"probes": 2}}',
+      '',
+      JSON.stringify({ type: 'map', data: { '@comm': { '31816': 'hotloop' } } }),
+      JSON.stringify({ type: 'map', data: { '@stacks': { [key]: 3, '12,,\n\t4000 0x4000 ([unknown])\n': 1 } } }),
+      'not json',
+    ].join('\n');
+    const p = parseBpftraceOutput(out);
+    expect(p.attached).toBe(true);
+    expect(p.comms.get(31816)).toBe('hotloop');
+    expect(p.stacks.map((s) => [s.pid, s.count, s.kernel.length, s.user.length])).toEqual([
+      [31816, 3, 2, 2],
+      [12, 1, 0, 1],
+    ]);
+  });
+});
+
+describe('runBpftrace guard', () => {
+  it('kills a sampler that outlives its window plus grace, and one that prints too much', async () => {
+    const hang = await runBpftrace({ bpftrace: `${process.cwd()}/agent/src/profiler/testdata/fake-bpftrace.sh`, script: 'hang', seconds: 0, graceMs: 300 });
+    expect(hang.killed).toBe('timeout');
+    const loud = await runBpftrace({ bpftrace: `${process.cwd()}/agent/src/profiler/testdata/fake-bpftrace.sh`, script: 'loud', seconds: 5, maxOutputBytes: 10_000 });
+    expect(loud.killed).toBe('output');
+    expect(loud.stdout.length).toBeLessThanOrEqual(10_000);
+    const ac = new AbortController();
+    const aborted = runBpftrace({ bpftrace: `${process.cwd()}/agent/src/profiler/testdata/fake-bpftrace.sh`, script: 'hang', seconds: 30, signal: ac.signal });
+    ac.abort();
+    expect((await aborted).killed).toBe('aborted');
+  });
+});

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
 import type { Logger } from '../../common/src/log.ts';
 import { passThroughHandler, type AdmissionHandler } from './admission/handler.ts';
-import { ensureCertificates, loadMountedCertificate, type CertificateBundle } from './certs/authority.ts';
+import type { CertificateBundle, ServingIdentity } from './certs/authority.ts';
+import { LocalTlsSource, MountedTlsSource, type TlsSource } from './certs/sources.ts';
 import type { ControllerConfig } from './config.ts';
 import type { AgentAuthenticator } from './fleet/auth.ts';
 import { FleetHub } from './fleet/hub.ts';
@@ -35,6 +36,10 @@ export interface ControllerDeps {
   admission?: (parts: ControllerParts) => Promise<AdmissionHandler> | AdmissionHandler;
   /** Adds REST routes once the parts exist. */
   routes?: (router: Router, parts: ControllerParts) => void;
+  /** Where the serving certificate comes from; default: mounted files or the state directory. */
+  tls?: TlsSource;
+  /** Whether this replica does singleton work (background loops); default: always (one replica, local mode). */
+  isLeader?: () => boolean;
 }
 
 /** What the controller's features are built from. */
@@ -46,6 +51,8 @@ export interface ControllerParts {
   registry: FleetRegistry;
   hub: FleetHub;
   tls: CertificateBundle;
+  /** Singleton work (resize loops, continuous profiling, caBundle) runs only while this is true. */
+  isLeader: () => boolean;
 }
 
 export interface RunningController extends ControllerParts {
@@ -82,19 +89,23 @@ function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-async function loadTls(config: ControllerConfig): Promise<CertificateBundle> {
+/** The names the serving certificate must carry: the Service's DNS names and loopback. */
+export function servingIdentity(config: ControllerConfig): ServingIdentity {
+  const svc = config.serviceName;
+  const ns = config.namespace;
+  const extra = config.tlsDnsNames.split(',').map((s) => s.trim()).filter(Boolean);
+  return { dnsNames: [svc, `${svc}.${ns}`, `${svc}.${ns}.svc`, `${svc}.${ns}.svc.cluster.local`, 'localhost', ...extra], ips: ['127.0.0.1', '::1'] };
+}
+
+/** Mounted files when given, else a self-managed CA in the state directory. */
+function defaultTlsSource(config: ControllerConfig, log: Logger): TlsSource {
   if (config.tlsCertFile || config.tlsKeyFile) {
     if (!config.tlsCertFile || !config.tlsKeyFile) {
       throw new NemuError(ErrorCodes.CONFIG, 'tlsCertFile and tlsKeyFile go together: set both to use a mounted certificate, or neither to let the controller issue one');
     }
-    return loadMountedCertificate(config.tlsCertFile, config.tlsKeyFile, config.tlsCaFile || undefined);
+    return new MountedTlsSource(config.tlsCertFile, config.tlsKeyFile, config.tlsCaFile || undefined, log);
   }
-  const svc = config.serviceName;
-  const ns = config.namespace;
-  const extra = config.tlsDnsNames.split(',').map((s) => s.trim()).filter(Boolean);
-  return ensureCertificates(join(config.stateDir, 'tls'), {
-    identity: { dnsNames: [svc, `${svc}.${ns}`, `${svc}.${ns}.svc`, `${svc}.${ns}.svc.cluster.local`, 'localhost', ...extra], ips: ['127.0.0.1', '::1'] },
-  });
+  return new LocalTlsSource(join(config.stateDir, 'tls'), servingIdentity(config), log);
 }
 
 export async function startController(config: ControllerConfig, deps: ControllerDeps): Promise<RunningController> {
@@ -112,7 +123,9 @@ export async function startController(config: ControllerConfig, deps: Controller
   try {
     const store = await LevelStore.open(join(config.stateDir, 'store'));
     cleanups.push(() => store.close());
-    let tls = await loadTls(config);
+    const tlsSource = deps.tls ?? defaultTlsSource(config, log.child({ component: 'tls' }));
+    let tls = await tlsSource.load();
+    cleanups.push(() => tlsSource.stop());
     const metrics = createControllerMetrics(config.metricsDefaults);
     const registry = new FleetRegistry(config.nodeStaleAfter);
 
@@ -143,7 +156,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     cleanups.push(() => closeServer(fleetServer));
     cleanups.push(() => hub.close());
 
-    const parts: ControllerParts = { config, log, store, metrics, registry, hub, tls };
+    const parts: ControllerParts = { config, log, store, metrics, registry, hub, tls, isLeader: deps.isLeader ?? (() => true) };
     const admission = deps.admission ? await deps.admission(parts) : passThroughHandler(log);
 
     let listening = false;
@@ -180,23 +193,14 @@ export async function startController(config: ControllerConfig, deps: Controller
     const apiPort = await listen(api, config.apiPort, config.host, 'API (--api-port)');
     listening = true;
 
-    // Self-managed certificates are renewed well before expiry and swapped in place.
-    if (!config.tlsCertFile) {
-      const timer = setInterval(() => {
-        void loadTls(config)
-          .then((fresh) => {
-            if ((fresh as { changed?: boolean }).changed) {
-              tls = fresh;
-              parts.tls = fresh;
-              webhook.setCertificate(fresh.certPem, fresh.keyPem);
-              fleetServer.setSecureContext({ cert: fresh.certPem, key: fresh.keyPem });
-            }
-          })
-          .catch((e) => log.error({ err: e }, 'certificate renewal failed; the current certificate stays in use'));
-      }, 12 * 3_600_000);
-      timer.unref();
-      cleanups.push(() => clearInterval(timer));
-    }
+    // Renewed or reloaded certificates are swapped into the running servers.
+    tlsSource.start((fresh) => {
+      tls = fresh;
+      parts.tls = fresh;
+      webhook.setCertificate(fresh.certPem, fresh.keyPem);
+      fleetServer.setSecureContext({ cert: fresh.certPem, key: fresh.keyPem });
+      log.info({ notAfter: fresh.notAfter.toISOString() }, 'serving certificate replaced without a restart');
+    });
 
     const host = urlHost(config.host);
     return {

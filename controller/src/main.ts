@@ -5,7 +5,10 @@
 import { help, loadConfig } from '../../common/src/config.ts';
 import { ErrorCodes, NemuError, isNemuError } from '../../common/src/errors.ts';
 import { createLogger } from '../../common/src/log.ts';
-import { startController } from './app.ts';
+import { hostname } from 'node:os';
+import { servingIdentity, startController } from './app.ts';
+import { ClusterTlsSource } from './certs/sources.ts';
+import { LeaderElector } from './kube/leader.ts';
 import { controllerSchema } from './config.ts';
 import { createAdmission, registerRoutes } from './features.ts';
 import { TokenReviewAgentAuthenticator } from './fleet/auth.ts';
@@ -24,16 +27,36 @@ async function main(): Promise<void> {
   if (!kc) {
     throw new NemuError(ErrorCodes.CONFIG, 'no cluster: not running in a pod and --kubeconfig is empty. For a controller on this machine without a cluster, use local mode: npm start');
   }
+  const identity = config.podName || hostname();
+  const leader = new LeaderElector(kc, { namespace: config.namespace, name: config.leaseName, identity, log: log.child({ component: 'leader' }) });
+  leader.start();
+  // Without a mounted certificate the replicas share a self-managed CA through a Secret.
+  const clusterTls =
+    config.tlsCertFile || config.tlsKeyFile
+      ? undefined
+      : new ClusterTlsSource(kc, {
+          namespace: config.namespace,
+          secretName: config.tlsSecretName,
+          webhookConfigName: config.webhookConfigName,
+          caConfigMapName: config.caConfigMapName,
+          identity: servingIdentity(config),
+          isLeader: () => leader.isLeader,
+          log: log.child({ component: 'tls' }),
+        });
+  // A new leader publishes caBundle at once rather than at the next poll.
+  leader.on('started', () => void clusterTls?.reconcile().catch((e: Error) => log.warn({ err: e.message }, 'caBundle publication failed; will retry')));
   const running = await startController(config, {
     log,
     mode: 'cluster',
+    isLeader: () => leader.isLeader,
+    ...(clusterTls ? { tls: clusterTls } : {}),
     apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
     agentAuth: new TokenReviewAgentAuthenticator(new TokenReviewer(kc, { audiences: ['nemutator'] }), { namespace: config.namespace, serviceAccount: config.agentServiceAccount }),
     admission: createAdmission,
     routes: registerRoutes,
   });
   log.info({ webhook: running.webhookUrl, api: running.apiUrl, fleet: running.fleetUrl }, 'controller started');
-  const stop = () => void running.stop().then(() => process.exit(0));
+  const stop = () => void leader.stop().then(() => running.stop()).then(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

@@ -135,6 +135,27 @@ describe('ReportCollector', () => {
     expect(app?.memoryWorkingSetBytes).toBe(48 * 1024 * 1024);
   });
 
+  it('reports every pod of a busy node (200 pods, 400 containers)', async () => {
+    const big = await mkdtemp(join(tmpdir(), 'nemu-report-big-'));
+    try {
+      const id = (i: number, k: number) => `${k}${i.toString(16)}`.padStart(64, 'a');
+      const uidOf = (i: number) => `${i.toString(16).padStart(8, '0')}-1111-4222-8333-444455556666`;
+      const pods = Array.from({ length: 200 }, (_, i) => ({
+        uid: uidOf(i),
+        qos: (['guaranteed', 'burstable', 'besteffort'] as const)[i % 3]!,
+        containers: [{ id: id(i, 1) }, { id: id(i, 2) }],
+      }));
+      await buildCgroupTree(big, { version: 'v2', driver: 'systemd', pods });
+      const c = collector({ cgroupRoot: big });
+      const report = await c.collect();
+      expect(report.pods).toHaveLength(200);
+      expect(new Set(report.pods?.map((p) => p.uid)).size).toBe(200);
+      expect(report.pods?.every((p) => p.containers?.length === 2 && p.containers.every((x) => x.cpuUsageSecondsTotal === 1.5))).toBe(true);
+    } finally {
+      await rm(big, { recursive: true, force: true });
+    }
+  });
+
   it('reads v1 hierarchies mounted apart (cpu, cpuacct, memory, blkio)', async () => {
     const v1Root = await mkdtemp(join(tmpdir(), 'nemu-report-v1-'));
     try {

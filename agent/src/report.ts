@@ -4,6 +4,7 @@
  * collects of the same container; a container seen for the first time reports 0.
  */
 import { existsSync } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ErrorCodes, NemuError } from '../../common/src/errors.ts';
 import { silentLogger, type Logger } from '../../common/src/log.ts';
 import type { IContainerUsage, INodeReport, IPodUsage } from '../../proto/codec.ts';
@@ -28,6 +29,8 @@ export interface ReportCollectorOptions {
   /** Monotonic milliseconds (tests pin it to check rates exactly). */
   clock?: () => number;
 }
+
+const CONTAINERS_PER_TURN = 50;
 
 interface Previous {
   atMs: number;
@@ -99,25 +102,21 @@ export class ReportCollector {
     const root = walkRoot(this.layout);
     const discovered = await discoverPods(root, await findKubepods(root));
     const seen = new Set<string>();
-    const pods = await Promise.all(
-      discovered.map(async (pod): Promise<IPodUsage> => {
-        const names = this.podNames?.(pod.uid);
-        const containers = await Promise.all(
-          pod.containers.map(async (c): Promise<IContainerUsage> => {
-            seen.add(c.relPath);
-            const counters = await readContainerCounters(this.layout, c.relPath);
-            return {
-              id: c.id,
-              name: names?.containers[c.id] ?? '',
-              runtime: c.runtime,
-              cgroupPath: c.relPath,
-              ...this.usage(c.relPath, counters),
-            };
-          }),
-        );
-        return { uid: pod.uid, namespace: names?.namespace ?? '', name: names?.name ?? '', qos: pod.qos, containers };
-      }),
-    );
+    const pods: IPodUsage[] = [];
+    let sinceYield = 0;
+    for (const pod of discovered) {
+      const names = this.podNames?.(pod.uid);
+      const containers: IContainerUsage[] = [];
+      for (const c of pod.containers) {
+        // Counters are read synchronously (cheap); yield now and then so a node with hundreds
+        // of containers never holds the event loop (and the secrets socket) for long.
+        if (++sinceYield % CONTAINERS_PER_TURN === 0) await yieldToLoop();
+        seen.add(c.relPath);
+        const counters = readContainerCounters(this.layout, c.relPath);
+        containers.push({ id: c.id, name: names?.containers[c.id] ?? '', runtime: c.runtime, cgroupPath: c.relPath, ...this.usage(c.relPath, counters) });
+      }
+      pods.push({ uid: pod.uid, namespace: names?.namespace ?? '', name: names?.name ?? '', qos: pod.qos, containers });
+    }
     // Forget containers that are gone, so the map does not grow with every pod ever run.
     for (const path of this.previous.keys()) if (!seen.has(path)) this.previous.delete(path);
     return pods;

@@ -3,9 +3,8 @@
  * (kubepods → QoS → pod → container), never the whole cgroup hierarchy: a node has thousands
  * of system cgroups and this runs every report interval.
  */
-import type { Dirent } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { parseContainerSegment, parsePodSegment, type ContainerRuntime, type QosClass } from './path.ts';
 
 export interface DiscoveredContainer {
@@ -27,15 +26,20 @@ const QOS_LEVEL = /^(?:burstable|besteffort|(?:.*-)?kubepods-(?:burstable|bestef
 // Where kubelet's --cgroup-root usually puts kubepods when it is not at the top (kind, k3s).
 const NESTED_PARENTS = /^(?:kubelet|kubelet\.slice|.*\.slice)$/;
 
-/** Sub-directories of dir; a directory removed meanwhile (a pod just deleted) has none. */
-async function subdirs(dir: string): Promise<string[]> {
-  let entries: Dirent[];
+const PODS_PER_TURN = 50;
+
+/**
+ * Entry names of dir; a directory removed meanwhile (a pod just deleted) has none. Names only,
+ * no stat: at every level the name patterns alone tell sub-cgroups from the files next to them
+ * (`cgroup.procs` never looks like a pod or a container). Synchronous like the counter reads:
+ * a readdir of a kernfs directory takes microseconds; callers yield between pods.
+ */
+function entries(dir: string): string[] {
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    return readdirSync(dir);
   } catch {
     return [];
   }
-  return entries.filter((e) => e.isDirectory()).map((e) => e.name);
 }
 
 /**
@@ -43,12 +47,12 @@ async function subdirs(dir: string): Promise<string[]> {
  * top, else one level down (`kubelet.slice/kubelet-kubepods.slice`).
  */
 export async function findKubepods(root: string): Promise<string[]> {
-  const top = await subdirs(root);
+  const top = entries(root);
   const direct = top.filter((name) => KUBEPODS.test(name));
   if (direct.length > 0) return direct;
   const nested: string[] = [];
   for (const parent of top.filter((name) => NESTED_PARENTS.test(name))) {
-    for (const name of await subdirs(join(root, parent))) {
+    for (const name of entries(`${root}/${parent}`)) {
       if (KUBEPODS.test(name)) nested.push(`${parent}/${name}`);
     }
   }
@@ -57,30 +61,31 @@ export async function findKubepods(root: string): Promise<string[]> {
 
 /** Pods and their containers under the given kubepods directories (relative to root). */
 export async function discoverPods(root: string, kubepodsDirs: string[]): Promise<DiscoveredPod[]> {
-  const podDirs: Array<{ relPath: string; name: string; parent: string }> = [];
+  const pods: DiscoveredPod[] = [];
+  const visit = (relPath: string, name: string, parent: string): void => {
+    const pod = parsePodSegment(name, parent);
+    if (!pod) return;
+    const containers: DiscoveredContainer[] = [];
+    for (const child of entries(`${root}/${relPath}`)) {
+      const container = parseContainerSegment(child);
+      if (container) containers.push({ id: container.containerId, runtime: container.runtime, relPath: `/${relPath}/${child}` });
+    }
+    pods.push({ uid: pod.podUid, qos: pod.qos, relPath: `/${relPath}`, containers });
+  };
+  let visited = 0;
   for (const kubepods of kubepodsDirs) {
     const kubepodsName = kubepods.slice(kubepods.lastIndexOf('/') + 1);
-    for (const name of await subdirs(join(root, kubepods))) {
+    for (const name of entries(`${root}/${kubepods}`)) {
       if (QOS_LEVEL.test(name)) {
-        for (const podName of await subdirs(join(root, kubepods, name))) {
-          podDirs.push({ relPath: `${kubepods}/${name}/${podName}`, name: podName, parent: name });
+        for (const podName of entries(`${root}/${kubepods}/${name}`)) {
+          if (++visited % PODS_PER_TURN === 0) await yieldToLoop();
+          visit(`${kubepods}/${name}/${podName}`, podName, name);
         }
       } else {
-        podDirs.push({ relPath: `${kubepods}/${name}`, name, parent: kubepodsName });
+        if (++visited % PODS_PER_TURN === 0) await yieldToLoop();
+        visit(`${kubepods}/${name}`, name, kubepodsName);
       }
     }
   }
-  const pods = await Promise.all(
-    podDirs.map(async ({ relPath, name, parent }): Promise<DiscoveredPod | undefined> => {
-      const pod = parsePodSegment(name, parent);
-      if (!pod) return undefined;
-      const containers: DiscoveredContainer[] = [];
-      for (const child of await subdirs(join(root, relPath))) {
-        const container = parseContainerSegment(child);
-        if (container) containers.push({ id: container.containerId, runtime: container.runtime, relPath: `/${relPath}/${child}` });
-      }
-      return { uid: pod.podUid, qos: pod.qos, relPath: `/${relPath}`, containers };
-    }),
-  );
-  return pods.filter((p): p is DiscoveredPod => p !== undefined);
+  return pods;
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildCgroupTree, type FixtureTree } from '../../test-fixtures/cgroups/tree.ts';
 import { detectCgroupLayout } from './hierarchy.ts';
-import { parseBlkioServiceBytes, parseIoStat, readContainerCounters } from './usage.ts';
+import { countLines, keyedValue, parseBlkioServiceBytes, parseIoStat, readContainerCounters } from './usage.ts';
 
 const ID = 'd'.repeat(64);
 const UID = '11111111-2222-4333-8444-555566667777';
@@ -117,7 +117,23 @@ describe('container counters', () => {
   });
 });
 
-describe('IO file parsers', () => {
+describe('cgroup file parsers', () => {
+  it('finds a key of a key-value file by its whole name, first line or later', () => {
+    const memStat = 'inactive_file 7\ntotal_inactive_file 500\nfile 9\n';
+    expect(keyedValue(memStat, 'inactive_file')).toBe(7);
+    expect(keyedValue(memStat, 'total_inactive_file')).toBe(500);
+    expect(keyedValue('total_inactive_file 500\n', 'inactive_file')).toBeUndefined();
+    expect(keyedValue('usage_usec 10\nuser_usec 4', 'user_usec')).toBe(4);
+    expect(keyedValue('nr_periods x\n', 'nr_periods')).toBeUndefined();
+  });
+
+  it('counts pids in cgroup.procs, with or without a final newline', () => {
+    expect(countLines('')).toBe(0);
+    expect(countLines('1\n2\n3\n')).toBe(3);
+    expect(countLines('1\n2')).toBe(2);
+  });
+
+
   it('sums io.stat over devices and tolerates an empty file', () => {
     expect(parseIoStat('8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n8:16 rbytes=5 wbytes=7 rios=1 wios=1 dbytes=3 dios=1\n')).toEqual({
       readBytes: 15,

@@ -12,7 +12,8 @@ interface Family {
   name: string;
   help: string;
   type: 'counter' | 'gauge';
-  samples: Array<{ labels: Labels; value: number }>;
+  /** labels: a Labels object, or the `{…}` text already rendered (shared by many samples). */
+  samples: Array<{ labels: Labels | string; value: number }>;
 }
 
 /** Label values escape backslash, double quote and newline; nothing else. */
@@ -36,19 +37,21 @@ function num(value: Num): number | undefined {
   return typeof value === 'number' ? value : value.toNumber();
 }
 
+function renderLabels(labels: Labels): string {
+  const pairs = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabelValue(v)}"`);
+  return pairs.length === 0 ? '' : `{${pairs.join(',')}}`;
+}
+
 function render(families: Family[]): string {
-  const lines: string[] = [];
+  let out = '';
   for (const f of families) {
     if (f.samples.length === 0) continue;
-    lines.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
+    out += `# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`;
     for (const s of f.samples) {
-      const labels = Object.entries(s.labels)
-        .map(([k, v]) => `${k}="${escapeLabelValue(v)}"`)
-        .join(',');
-      lines.push(`${f.name}${labels === '' ? '' : `{${labels}}`} ${formatValue(s.value)}`);
+      out += `${f.name}${typeof s.labels === 'string' ? s.labels : renderLabels(s.labels)} ${formatValue(s.value)}\n`;
     }
   }
-  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+  return out;
 }
 
 const CONTAINER_METRICS: Array<{ name: string; help: string; type: 'counter' | 'gauge'; value: (c: IContainerUsage) => Num }> = [
@@ -84,17 +87,19 @@ const CONTAINER_METRICS: Array<{ name: string; help: string; type: 'counter' | '
 ];
 
 function containerFamilies(pods: IPodUsage[]): Family[] {
+  // cAdvisor's id is the cgroup path; an unnamed container (the pod sandbox, or one the
+  // informer has not seen yet) keeps container="" as cAdvisor does.
+  const containers = pods.flatMap((pod) =>
+    (pod.containers ?? []).map((c) => ({
+      c,
+      labels: renderLabels({ namespace: pod.namespace ?? '', pod: pod.name ?? '', container: c.name ?? '', id: c.cgroupPath ?? '' }),
+    })),
+  );
   return CONTAINER_METRICS.map((m) => {
     const samples: Family['samples'] = [];
-    for (const pod of pods) {
-      for (const c of pod.containers ?? []) {
-        const value = num(m.value(c));
-        if (value === undefined) continue;
-        // cAdvisor's id is the cgroup path; an unnamed container (the pod sandbox, or one the
-        // informer has not seen yet) keeps container="" as cAdvisor does.
-        const labels: Labels = { namespace: pod.namespace ?? '', pod: pod.name ?? '', container: c.name ?? '', id: c.cgroupPath ?? '' };
-        samples.push({ labels, value });
-      }
+    for (const { c, labels } of containers) {
+      const value = num(m.value(c));
+      if (value !== undefined) samples.push({ labels, value });
     }
     return { name: m.name, help: m.help, type: m.type, samples };
   });

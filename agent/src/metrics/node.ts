@@ -4,8 +4,9 @@
  * consecutive collects; the first collect reports them as 0.
  */
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import si from 'systeminformation';
+import type { Systeminformation } from 'systeminformation';
 import type { Logger } from '../../../common/src/log.ts';
 import { silentLogger } from '../../../common/src/log.ts';
 import type { INodeMetrics } from '../../../proto/codec.ts';
@@ -32,8 +33,15 @@ interface Sample {
   disk?: { readBytes: number; writeBytes: number };
 }
 
+// Only systeminformation's filesystem module: the whole library costs ~10 MiB of RSS, most of
+// the agent's memory budget, for functions the agent does not call (see procfs.ts for why).
+type FsSize = () => Promise<Systeminformation.FsSizeData[]>;
+let fsSize: FsSize | undefined;
+
+/** Mounted filesystems' size and use, from systeminformation (it runs `df`). */
 export async function systemFilesystems(): Promise<FilesystemUsage[]> {
-  const list = await si.fsSize();
+  fsSize ??= (createRequire(import.meta.url)('systeminformation/lib/filesystem.js') as { fsSize: FsSize }).fsSize;
+  const list = await fsSize();
   return list.map((fs) => ({ mount: fs.mount, device: fs.fs, sizeBytes: fs.size, usedBytes: fs.used }));
 }
 

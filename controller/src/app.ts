@@ -53,6 +53,8 @@ export interface ControllerParts {
   tls: CertificateBundle;
   /** Singleton work (resize loops, continuous profiling, caBundle) runs only while this is true. */
   isLeader: () => boolean;
+  /** Registers work to do on shutdown; it runs after the servers stop taking requests, before the store closes. */
+  onStop(cleanup: () => Promise<void> | void): void;
 }
 
 export interface RunningController extends ControllerParts {
@@ -156,7 +158,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     cleanups.push(() => closeServer(fleetServer));
     cleanups.push(() => hub.close());
 
-    const parts: ControllerParts = { config, log, store, metrics, registry, hub, tls, isLeader: deps.isLeader ?? (() => true) };
+    const parts: ControllerParts = { config, log, store, metrics, registry, hub, tls, isLeader: deps.isLeader ?? (() => true), onStop: (c) => cleanups.push(c) };
     const admission = deps.admission ? await deps.admission(parts) : passThroughHandler(log);
 
     let listening = false;

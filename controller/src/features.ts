@@ -10,6 +10,9 @@ import type { Dictionary } from './dictionary/dictionary.ts';
 import { openDictionary } from './dictionary/open.ts';
 import { registerDictionaryRoutes } from './dictionary/routes.ts';
 import { RatioSource, parseRatioPolicy } from './mutators/resources.ts';
+import { DEFAULT_CHAIN } from './mutators/chain.ts';
+import { withSecretsOptions } from './mutators/secrets.ts';
+import { registerSecretRoutes } from './secrets/routes.ts';
 import { MutationLog } from './mutations/log.ts';
 import { registerMutationRoutes } from './mutations/routes.ts';
 import type { Router } from './server/router.ts';
@@ -51,7 +54,9 @@ export async function createAdmission(parts: ControllerParts): Promise<Admission
   } catch (e) {
     throw new NemuError(ErrorCodes.CONFIG, (e as Error).message);
   }
-  return createAdmissionHandler({ log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, ...(ratio ? { ratio } : {}) });
+  // the secrets mutator takes its init image, token audience and socket directory from configuration
+  const chain = withSecretsOptions(DEFAULT_CHAIN, parts.config);
+  return createAdmissionHandler({ log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, ...(ratio ? { ratio } : {}) });
 }
 
 export function registerRoutes(router: Router, parts: ControllerParts): void {
@@ -59,4 +64,5 @@ export function registerRoutes(router: Router, parts: ControllerParts): void {
   if (!p) throw new Error('registerRoutes needs createAdmission to have run first');
   registerDictionaryRoutes(router, p.dictionary);
   registerMutationRoutes(router, { log: p.mutationLog, skipRules: p.skipRules, config: parts.config, logger: parts.log.child({ component: 'rollback' }) });
+  registerSecretRoutes(router, { fleet: parts.hub, config: parts.config, log: parts.log.child({ component: 'secrets' }) });
 }

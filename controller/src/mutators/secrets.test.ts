@@ -196,7 +196,9 @@ describe('properties of the secrets mutator', () => {
   it('is idempotent: the chain on its own output yields no patch', () => {
     fc.assert(
       fc.property(generated, (p) => {
+        const before = structuredClone(p);
         const first = run(p, dict).object;
+        expect(p).toEqual(before); // the input is never written to
         const second = run(first, dict);
         expect(diff(first, second.object).forward).toEqual([]);
       }),

@@ -15,7 +15,7 @@
  * `vault:` env entries are gone by then), which makes the mutator idempotent.
  */
 import { isRecord, NEMU, type KubeObject, type MutationContext, type Mutator } from './types.ts';
-import { edit, podSpecOf, templateOf, type Container } from './workload.ts';
+import { editAt, podSpecOf, templateOf, type Container } from './workload.ts';
 
 export const SECRETS_ANNOTATION = 'nemutator.io/secrets';
 export const SECRET_FILE_PREFIX = 'nemutator.io/secret-file.';
@@ -213,7 +213,9 @@ export function createSecretsMutator(options: SecretsOptions = SECRETS_DEFAULTS)
       const hasFileAnnotation = Object.keys(annotations).some((k) => k.startsWith(SECRET_FILE_PREFIX));
       const hasEnvReference = workloadContainers(spec).some((c) => Array.isArray(c.env) && c.env.some((e) => isRecord(e) && referenceOf(e, ctx.dictionary) !== undefined));
       if (!hasFileAnnotation && !hasEnvReference && annotations[SECRETS_ANNOTATION] === undefined) return object;
-      return edit(object, (draft) => apply(draft, ctx, options));
+      // copies the pod spec and the pod's annotations only; the rest is shared with the input
+      const pod = ctx.kind === 'Pod' ? [] : ['spec', 'template'];
+      return editAt(object, [[...pod, 'spec'], [...pod, 'metadata', 'annotations']], (draft) => apply(draft, ctx, options));
     },
   };
 }

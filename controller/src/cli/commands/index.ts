@@ -3,6 +3,7 @@ import type { Command } from '../command.ts';
 import { dictCommand } from './dict.ts';
 import { mutationsCommand } from './mutations.ts';
 import { nodesCommand } from './nodes.ts';
+import { secretsCommand } from './secrets.ts';
 import { statusCommand } from './status.ts';
 
-export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand];
+export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, secretsCommand];

@@ -29,7 +29,10 @@ export interface ServerDeps {
   /** https://127.0.0.1:<port>, known once listening. */
   url(): string;
   version: Record<string, string>;
-  /** Observes every request (method, path, user, status) — for tests. */
+  /**
+   * Observes every request when it starts (for tests); `user` is filled in once
+   * authenticated and `status` when the response ends (0 while a watch is open).
+   */
   onRequest?: (entry: { method: string; path: string; user: string; status: number }) => void;
 }
 
@@ -145,10 +148,13 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   const method = (req.method ?? 'GET').toUpperCase();
   const path = url.pathname.replace(/\/+$/, '') || '/';
   let user: UserInfo = ANONYMOUS_USER;
-  if (deps.onRequest) {
-    res.once('close', () => deps.onRequest?.({ method, path: url.pathname + url.search, user: user.username, status: res.statusCode }));
-  }
+  const entry = { method, path: url.pathname + url.search, user: '', status: 0 };
+  deps.onRequest?.(entry);
+  res.once('close', () => {
+    entry.status = res.statusCode;
+  });
   user = await authenticate(deps, req);
+  entry.user = user.username;
   const segments = path.split('/').filter(Boolean).map(decodeURIComponent);
 
   // ---- non-resource endpoints ----

@@ -13,7 +13,7 @@
  * funcdata entries are offsets from moduledata.gofunc (`go.func.*`), ^0 when absent.
  */
 import { NemuError } from '../../../../common/src/errors.ts';
-import { pcValue } from './pcvalue.ts';
+import { decodePcValueTableCompact, lookupDecoded, type DecodedPcValueTable } from './pcvalue.ts';
 
 /** Stable code of errors about a Go symbol table that cannot be used. */
 export const GO_PCLNTAB_ERROR_CODE = 'NEMU_ERR_GO_PCLNTAB';
@@ -30,6 +30,8 @@ export const FUNCDATA_INL_TREE = 3;
 export type PclntabFormat = '1.18' | '1.20';
 
 const HEADER_SIZE = 72;
+/** Decoded pc-value tables kept (three per function at most): bounds a long-lived agent. */
+const TABLE_CACHE_LIMIT = 60_000;
 
 /** Which Go releases wrote a pclntab with this magic; undefined when it is no pclntab magic. */
 export function pclntabMagicGoVersions(magic: number): string | undefined {
@@ -150,6 +152,8 @@ export class Pclntab {
   private readonly funcIDAt: number;
   private readonly names = new Map<number, string>();
   private readonly files = new Map<number, string>();
+  private readonly funcs: (GoFunc | undefined)[] = [];
+  private readonly tables = new Map<number, DecodedPcValueTable>();
 
   /**
    * `data` starts at the pcHeader; `where` names the binary in error messages. `textStart`
@@ -223,7 +227,17 @@ export class Pclntab {
     return lo;
   }
 
+  /** The function at an index of the table; read once, then kept (profiles revisit functions). */
   func(index: number): GoFunc {
+    let f = this.funcs[index];
+    if (f === undefined) {
+      f = this.readFunc(index);
+      this.funcs[index] = f;
+    }
+    return f;
+  }
+
+  private readFunc(index: number): GoFunc {
     if (index < 0 || index >= this.nfunc) throw this.error(`function index ${index} out of range`);
     const at = this.funcOffs[index] ?? 0;
     const t = this.pclntable;
@@ -268,10 +282,20 @@ export class Pclntab {
     return off === 0xffffffff ? undefined : off;
   }
 
-  /** Value of a pc-value table at pc, -1 when unknown. */
+  /**
+   * Value of a pc-value table at pc, -1 when unknown. A table is decoded on first use, so
+   * later lookups are binary searches instead of walks from the entry (profiles come back to
+   * the same big functions over and over).
+   */
   pcValue(f: GoFunc, tableOff: number, pc: number): number {
-    if (tableOff === 0) return -1;
-    return pcValue(this.pctab, tableOff, f.entry, pc, this.minLC);
+    if (tableOff === 0 || pc < f.entry) return -1;
+    let t = this.tables.get(tableOff);
+    if (t === undefined) {
+      if (this.tables.size >= TABLE_CACHE_LIMIT) this.tables.clear();
+      t = decodePcValueTableCompact(this.pctab, tableOff, this.minLC);
+      this.tables.set(tableOff, t);
+    }
+    return lookupDecoded(t, pc - f.entry);
   }
 
   /** File and line of pc within f (runtime.funcline1): "?" and 0 when the table has no answer. */

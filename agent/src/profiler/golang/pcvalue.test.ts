@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodePcValueTable, pcValue, readUvarint, zigzag } from './pcvalue.ts';
+import { decodePcValueTable, decodePcValueTableCompact, lookupDecoded, pcValue, readUvarint, zigzag } from './pcvalue.ts';
 
 describe('readUvarint', () => {
   it('reads one- and multi-byte varints', () => {
@@ -52,6 +52,24 @@ describe('pcValue', () => {
   });
 });
 
+describe('decodePcValueTableCompact', () => {
+  it('decodes once for binary-search lookups, offsets from the entry', () => {
+    const t = decodePcValueTableCompact(TABLE, OFF, 1);
+    expect([...t.ends]).toEqual([0x10, 0x14, 0x100]);
+    expect([...t.values]).toEqual([10, 12, 9]);
+    expect([0, 0xf, 0x10, 0x13, 0x14, 0xff, 0x100].map((o) => lookupDecoded(t, o))).toEqual([10, 10, 12, 12, 9, 9, -1]);
+  });
+
+  it('decodes a table longer than its scratch space', () => {
+    const long: number[] = [];
+    for (let i = 0; i < 5000; i++) long.push(i === 0 ? 2 : 4, 1); // values 0, 2, 4, … one byte each
+    long.push(0);
+    const t = decodePcValueTableCompact(Uint8Array.from(long), 0, 1);
+    expect(t.ends).toHaveLength(5000);
+    expect(lookupDecoded(t, 4999)).toBe(2 * 4999);
+  });
+});
+
 describe('decodePcValueTable', () => {
   it('lists the ranges', () => {
     expect(decodePcValueTable(TABLE, OFF, 0x1000, 1)).toEqual([
@@ -100,6 +118,7 @@ describe('pc-value tables round-trip', () => {
         const pc = entry + (probe % (total + 10));
         const want = ranges.find((r) => pc >= r.start && pc < r.end)?.value ?? -1;
         expect(pcValue(tab, 0, entry, pc, quantum)).toBe(want);
+        expect(lookupDecoded(decodePcValueTableCompact(tab, 0, quantum), pc - entry)).toBe(want);
       }),
     );
   });

@@ -83,3 +83,70 @@ export function decodePcValueTable(tab: Uint8Array, off: number, entry: number, 
     out.push({ start, end: pc, value: val });
   }
 }
+
+/**
+ * A table decoded once: `ends[i]` is the end (exclusive) of row i as an offset from the
+ * function's entry, `values[i]` its value. Lookups are then a binary search instead of a
+ * walk from the entry, which matters for the long tables of big functions.
+ */
+export interface DecodedPcValueTable {
+  ends: Uint32Array;
+  values: Int32Array;
+}
+
+// Rows are decoded into these, then copied out at their exact length: one walk, and the
+// only allocation is the result.
+let scratchEnds = new Uint32Array(1024);
+let scratchValues = new Int32Array(1024);
+
+export function decodePcValueTableCompact(tab: Uint8Array, off: number, quantum: number): DecodedPcValueTable {
+  let p = off;
+  let pc = 0;
+  let val = -1;
+  let rows = 0;
+  for (;;) {
+    let b = tab[p++];
+    if (b === undefined || (b === 0 && pc !== 0)) break;
+    let uv = b & 0x7f;
+    for (let shift = 7; (b & 0x80) !== 0; shift += 7) {
+      b = tab[p++];
+      if (b === undefined) break;
+      uv = (uv | ((b & 0x7f) << (shift & 31))) >>> 0;
+    }
+    b = tab[p++];
+    if (b === undefined) break;
+    let pcd = b & 0x7f;
+    for (let shift = 7; (b & 0x80) !== 0; shift += 7) {
+      b = tab[p++];
+      if (b === undefined) break;
+      pcd = (pcd | ((b & 0x7f) << (shift & 31))) >>> 0;
+    }
+    val = (val + ((-(uv & 1) ^ (uv >>> 1)) | 0)) | 0;
+    pc += pcd * quantum;
+    if (rows === scratchEnds.length) {
+      const ends = new Uint32Array(rows * 2);
+      ends.set(scratchEnds);
+      scratchEnds = ends;
+      const values = new Int32Array(rows * 2);
+      values.set(scratchValues);
+      scratchValues = values;
+    }
+    scratchEnds[rows] = pc;
+    scratchValues[rows] = val;
+    rows++;
+  }
+  return { ends: scratchEnds.slice(0, rows), values: scratchValues.slice(0, rows) };
+}
+
+/** Value at `offset` bytes past the entry in a decoded table; -1 past its end. */
+export function lookupDecoded(t: DecodedPcValueTable, offset: number): number {
+  const { ends, values } = t;
+  let lo = 0;
+  let hi = ends.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((ends[mid] ?? 0) <= offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < ends.length ? (values[lo] ?? -1) : -1;
+}

@@ -90,6 +90,8 @@ interface FakeGoOptions {
   /** Write 0 in pcHeader.textStart (Go 1.26), leaving it to moduledata.text. */
   zeroTextStart?: boolean;
   magic?: number;
+  /** No section header table: the pclntab is found by scanning for its header. */
+  noSectionHeaders?: boolean;
 }
 
 function fakeGoBinary(opts: FakeGoOptions): Buffer {
@@ -183,6 +185,7 @@ function fakeGoBinary(opts: FakeGoOptions): Buffer {
   const rodata = Buffer.concat([Buffer.alloc(0x100, 0x11), Buffer.from(gofunc)]);
   const moduledata = Buffer.alloc(48 * 8);
   const spec: FakeElfSpec = {
+    noSectionHeaders: opts.noSectionHeaders ?? false,
     segments: [
       { vaddr: TEXT, flags: 5, sections: [{ name: '.text', data: Buffer.alloc(entry, 0xcc) }] },
       {
@@ -237,6 +240,8 @@ describe.each([
   { format: '1.18' as const, symbols: true, label: 'Go 1.18–1.19 layout with .symtab' },
   { format: '1.20' as const, symbols: true, label: 'Go 1.20+ layout with .symtab' },
   { format: '1.20' as const, zeroTextStart: true, label: 'Go 1.26 header without textStart' },
+  { format: '1.18' as const, noSectionHeaders: true, label: 'Go 1.18–1.19 layout without section headers' },
+  { format: '1.20' as const, noSectionHeaders: true, zeroTextStart: true, label: 'Go 1.26 layout without section headers' },
 ])('GoSymbolizer on a $label', (opts) => {
   it('names the function and line of a pc outside inlined code', async () => {
     const s = await symbolizer(opts);

@@ -33,6 +33,7 @@ import { ReportCollector, type PodNames } from './report.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { NodePods } from './kube/pods.ts';
 import { VERSION } from '../../common/src/version.ts';
+import { startSecrets, type RunningSecrets } from './secrets/index.ts';
 
 export interface AgentDeps {
   log: Logger;
@@ -49,6 +50,8 @@ export interface AgentDeps {
 
 export interface RunningAgent {
   client: FleetClient;
+  /** The secrets socket, when vaultAddr is set. */
+  secrets?: RunningSecrets;
   /** The pods of this node from the API server (undefined without a cluster). */
   pods?: NodePods;
   collector: ReportCollector;
@@ -91,6 +94,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     ca = config.caFile ? readFileOrFail(config.caFile, 'caFile', "the controller's CA") : '';
   }
   const token = deps.token ?? (() => readFileOrFail(config.tokenFile, 'tokenFile', 'the agent token'));
+  const handlers: CommandHandlers = { ...(deps.handlers ?? {}) };
+
+  // Secrets over the node socket, when a Vault is configured (DESIGN: Agent, Secrets socket).
+  let secrets: RunningSecrets | undefined;
+  if (config.vaultAddr) {
+    if (!kc || !pods) throw new NemuError(ErrorCodes.CONFIG, 'vaultAddr is set but the agent has no API server to check pods and tokens with; set --kubeconfig or run in a cluster');
+    secrets = await startSecrets(config, { log: log.child({ component: 'secrets' }), kubeConfig: kc, pods });
+    handlers.rotate ??= secrets.handlers.rotate;
+    handlers.secretStatus ??= secrets.handlers.secretStatus;
+  }
 
   const client = new FleetClient({
     url: config.controllerUrl,
@@ -98,7 +111,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     token,
     nodeName: config.nodeName,
     version: VERSION,
-    capabilities: ['metrics', ...Object.keys(deps.handlers ?? {})],
+    capabilities: ['metrics', ...Object.keys(handlers)],
     log: log.child({ component: 'fleet' }),
     collect,
     reportIntervalMs: config.reportInterval,
@@ -107,7 +120,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     reconnectMaxMs: config.reconnectMax,
     queueReports: config.sendQueueReports,
     maxFrameBytes: config.maxFrameBytes,
-    onCommand: commandRouter(deps.handlers ?? {}),
+    onCommand: commandRouter(handlers),
   });
 
   let server: Server | undefined;
@@ -140,10 +153,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     client,
     collector,
     ...(pods ? { pods } : {}),
+    ...(secrets ? { secrets } : {}),
     ...(metricsUrl ? { metricsUrl } : {}),
     lastReport: () => last,
     async stop() {
       await client.stop();
+      await secrets?.stop();
       await pods?.stop();
       if (server) await new Promise<void>((r) => server!.close(() => r()));
     },

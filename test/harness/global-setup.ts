@@ -19,6 +19,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   if (missing.length > 0) throw new Error(missing.join('\n'));
 
+  await (await import('./build-native.ts')).buildNative(); // peercred addon (secrets socket)
   const cgroupRoot = safeCgroupRoot();
   const cgroupsBefore = cgroupRoot === undefined ? new Set<string>() : await sharedLevelsPresent(cgroupRoot);
 

@@ -33,6 +33,8 @@ import { ReportCollector, type PodNames } from './report.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { NodePods } from './kube/pods.ts';
 import { VERSION } from '../../common/src/version.ts';
+import { createProfileHandler } from './profiler/handler.ts';
+import { CaptureQueue } from './profiler/queue.ts';
 import { startSecrets, type RunningSecrets } from './secrets/index.ts';
 
 export interface AgentDeps {
@@ -94,7 +96,24 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     ca = config.caFile ? readFileOrFail(config.caFile, 'caFile', "the controller's CA") : '';
   }
   const token = deps.token ?? (() => readFileOrFail(config.tokenFile, 'tokenFile', 'the agent token'));
-  const handlers: CommandHandlers = { ...(deps.handlers ?? {}) };
+  // The profiler is always offered; a node without bpftrace answers with a diagnostic.
+  const stopping = new AbortController();
+  const handlers: CommandHandlers = {
+    profile: createProfileHandler({
+      bpftracePath: config.bpftracePath,
+      cgroupRoot: config.cgroupRoot,
+      cgroupVersion: config.cgroupVersion,
+      procRoot: config.procRoot,
+      log: log.child({ component: 'profiler' }),
+      queue: new CaptureQueue(config.profileQueue),
+      signal: stopping.signal,
+      names: (uid) => {
+        const pod = last?.pods?.find((p) => p.uid === uid);
+        return pod ? Object.fromEntries((pod.containers ?? []).map((c) => [c.id ?? '', c.name ?? ''])) : undefined;
+      },
+    }),
+    ...deps.handlers,
+  };
 
   // Secrets over the node socket, when a Vault is configured (DESIGN: Agent, Secrets socket).
   let secrets: RunningSecrets | undefined;
@@ -157,6 +176,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     ...(metricsUrl ? { metricsUrl } : {}),
     lastReport: () => last,
     async stop() {
+      stopping.abort();
       await client.stop();
       await secrets?.stop();
       await pods?.stop();

@@ -40,6 +40,8 @@ export const agentSchema = {
   reconnectMax: duration('30s', 'Longest reconnection delay.', 100),
   sendQueueReports: integer(6, 'Reports kept while the controller is slow or away; the oldest are dropped first.', 1, 1000),
   maxFrameBytes: integer(4 * 1024 * 1024, 'Largest fleet-link frame accepted, in bytes.', 1024),
+  bpftracePath: string('bpftrace', 'bpftrace used by the profiler (a name looked up in PATH, or an absolute path).'),
+  profileQueue: integer(8, 'Profile captures that may wait behind the running one on this node; more are refused (HTTP 429).', 0, 100),
   logLevel: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const, 'info', 'Log level.'),
   logFormat: oneOf(['json', 'pretty'] as const, 'json', 'Log format.'),
 };

@@ -15,6 +15,7 @@ import { withSecretsOptions } from './mutators/secrets.ts';
 import { registerSecretRoutes } from './secrets/routes.ts';
 import { MutationLog } from './mutations/log.ts';
 import { registerMutationRoutes } from './mutations/routes.ts';
+import { registerProfiles } from './profiles/index.ts';
 import type { Router } from './server/router.ts';
 import { ErrorCodes, NemuError } from '../../common/src/errors.ts';
 
@@ -64,5 +65,6 @@ export function registerRoutes(router: Router, parts: ControllerParts): void {
   if (!p) throw new Error('registerRoutes needs createAdmission to have run first');
   registerDictionaryRoutes(router, p.dictionary);
   registerMutationRoutes(router, { log: p.mutationLog, skipRules: p.skipRules, config: parts.config, logger: parts.log.child({ component: 'rollback' }) });
+  registerProfiles(router, parts);
   registerSecretRoutes(router, { fleet: parts.hub, config: parts.config, log: parts.log.child({ component: 'secrets' }) });
 }

@@ -19,7 +19,10 @@ export function splitGlobalFlags(argv: readonly string[]): { global: string[]; r
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const name = a.split('=')[0]!;
-    if (a === '-o' || a === '--output') {
+    if ((a === '-o' || a === '--output') && argv[i + 1] !== undefined && !['table', 'json'].includes(argv[i + 1]!) && argv[i + 1]!.includes('.')) {
+      // `-o out.svg`: a file for the command (flame), not the table/json output format.
+      rest.push(a, argv[++i]!);
+    } else if (a === '-o' || a === '--output') {
       global.push('--output', argv[++i] ?? '');
     } else if (GLOBAL_FLAGS.has(name)) {
       global.push(a);

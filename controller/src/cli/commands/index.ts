@@ -1,9 +1,10 @@
 // Every CLI command, in the order `nemutator --help` lists them. Add new commands here.
 import type { Command } from '../command.ts';
 import { dictCommand } from './dict.ts';
+import { flameCommand } from './flame.ts';
 import { mutationsCommand } from './mutations.ts';
 import { nodesCommand } from './nodes.ts';
 import { secretsCommand } from './secrets.ts';
 import { statusCommand } from './status.ts';
 
-export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, secretsCommand];
+export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, secretsCommand, flameCommand];

@@ -1,0 +1,220 @@
+// Agent metrics benchmark: a ReportCollector over a 200-pod cgroup v2 tree, collecting every
+// 10 s for 5 minutes in a child process, against an idle Node process measured alongside.
+// Targets: RSS ≤ 60 MiB and CPU ≤ 1 % of one core. Results go to bench/RESULTS.md ("## agent").
+//
+//   npx tsx bench/agent/run.ts                       # the full 5 minutes
+//   BENCH_AGENT_SECONDS=30 npx tsx bench/agent/run.ts # a quick run
+// Also: BENCH_AGENT_INTERVAL_MS, BENCH_AGENT_PODS, BENCH_AGENT_NODE_FLAGS (flags for the agent
+// child, e.g. --max-semi-space-size=1), BENCH_AGENT_TRACE=1 (print RSS every second).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { buildCgroupTree, type FixturePod, type FixtureQos } from '../../agent/test-fixtures/cgroups/tree.ts';
+import { compileForNode } from './compile.ts';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SECONDS = Number(process.env.BENCH_AGENT_SECONDS ?? 300);
+const INTERVAL_MS = Number(process.env.BENCH_AGENT_INTERVAL_MS ?? 10_000);
+const PODS = Number(process.env.BENCH_AGENT_PODS ?? 200);
+/** V8/Node flags for the agent child, as the agent's image would set them (e.g. --max-semi-space-size=1). */
+const NODE_FLAGS = (process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+const RSS_TARGET_MIB = 60;
+const CPU_TARGET_PERCENT = 1;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+const PAGE_SIZE = Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim());
+
+/** Pods as a busy node has them: every QoS class, an app container, some a sidecar, all a sandbox. */
+function podsOfANode(count: number): FixturePod[] {
+  const qos: FixtureQos[] = ['guaranteed', 'burstable', 'besteffort'];
+  const id = (): string => randomBytes(32).toString('hex');
+  const n = (max: number): number => Math.floor(Math.random() * max);
+  return Array.from({ length: count }, (_, i) => ({
+    uid: randomUUID(),
+    qos: qos[i % 3]!,
+    containers: [
+      { id: id(), counters: { pids: [n(1 << 22)] } },
+      {
+        id: id(),
+        counters: {
+          cpuUsageUsec: n(1e12),
+          memoryUsageBytes: 50e6 + n(2e9),
+          inactiveFileBytes: n(50e6),
+          readBytes: 1e6 + n(1e10),
+          writeBytes: 1e6 + n(1e10),
+          pids: [n(1 << 22), n(1 << 22)],
+        },
+      },
+      ...(i % 4 === 0 ? [{ id: id(), counters: { cpuUsageUsec: n(1e10), pids: [n(1 << 22)] } }] : []),
+    ],
+  }));
+}
+
+/** CPU seconds (utime + stime) and resident bytes of a process. */
+async function sample(pid: number): Promise<{ cpuSeconds: number; rssBytes: number }> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { cpuSeconds: (Number(f[11]) + Number(f[12])) / CLK_TCK, rssBytes: Number(f[21]) * PAGE_SIZE };
+}
+
+interface Measured {
+  rssMiB: number;
+  peakRssMiB: number;
+  cpuPercent: number;
+}
+
+function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+}
+
+type Who = 'agent' | 'modules' | 'baseline';
+
+/** Resolves when the child prints {"type":"ready"}; rejects if it exits first. */
+function readyLine(child: ChildProcess, name: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before it was ready`)));
+    createInterface({ input: child.stdout! }).once('line', () => resolve());
+  });
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'nemu-bench-agent-'));
+  const children: ChildProcess[] = [];
+  try {
+    const cgroupRoot = join(work, 'cgroup');
+    const pods = podsOfANode(PODS);
+    await buildCgroupTree(cgroupRoot, { version: 'v2', driver: 'systemd', pods });
+    const containers = pods.reduce((sum, p) => sum + p.containers.length, 0);
+    const [loop, modulesIdle] = await compileForNode(REPO, ['bench/agent/collector-loop.ts', 'bench/agent/modules-idle.ts'], join(work, 'js'));
+
+    const baseline = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+    const modules = spawn(process.execPath, [...NODE_FLAGS, modulesIdle!], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const agent = spawn(process.execPath, [...NODE_FLAGS, loop!, cgroupRoot, String(INTERVAL_MS), String(SECONDS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(baseline, modules, agent);
+    const pids: Record<Who, number> = { agent: agent.pid!, modules: modules.pid!, baseline: baseline.pid! };
+
+    const collectMs: number[] = [];
+    let frameBytes = 0;
+    let metricsBytes = 0;
+    let ready: () => void = () => undefined;
+    let done: () => void = () => undefined;
+    const isReady = new Promise<void>((r) => (ready = r));
+    let finished = false;
+    const isDone = new Promise<void>((r) => (done = r)).then(() => {
+      finished = true;
+    });
+    const failed = new Promise<never>((_, reject) =>
+      agent.once('exit', (code) => {
+        if (!finished) reject(new Error(`collector loop exited with ${code} before it finished`));
+      }),
+    );
+    createInterface({ input: agent.stdout! }).on('line', (line) => {
+      const event = JSON.parse(line) as { type: string; collectMs?: number; frameBytes?: number; metricsBytes?: number; message?: string };
+      if (event.type === 'collect') {
+        collectMs.push(event.collectMs!);
+        frameBytes = event.frameBytes!;
+        metricsBytes = event.metricsBytes!;
+      } else if (event.type === 'ready') ready();
+      else if (event.type === 'done') done();
+      else if (event.type === 'error') console.error(`collector loop: ${event.message}`);
+    });
+    await Promise.race([Promise.all([isReady, readyLine(modules, 'modules baseline')]), failed]);
+    // Start-up (module loading, the first df) is not the steady state being measured.
+    await new Promise((r) => setTimeout(r, 1_000));
+
+    const sampleAll = async (): Promise<Record<Who, { cpuSeconds: number; rssBytes: number }>> => {
+      const [a, m, b] = await Promise.all([sample(pids.agent), sample(pids.modules), sample(pids.baseline)]);
+      return { agent: a, modules: m, baseline: b };
+    };
+    const startedAt = performance.now();
+    const loadAtStart = loadavg()[0]!;
+    const start = await sampleAll();
+    const peak: Record<Who, number> = { agent: start.agent.rssBytes, modules: start.modules.rssBytes, baseline: start.baseline.rssBytes };
+    const rssSampler = setInterval(() => {
+      void sampleAll()
+        .then((now) => {
+          for (const who of Object.keys(peak) as Who[]) peak[who] = Math.max(peak[who], now[who].rssBytes);
+          if (process.env.BENCH_AGENT_TRACE) process.stderr.write(`rss ${Math.round(performance.now() - startedAt)} ms ${(now.agent.rssBytes / 2 ** 20).toFixed(1)} MiB\n`);
+        })
+        .catch(() => undefined);
+    }, 1_000);
+    const progress = setInterval(() => process.stderr.write(`  ${Math.round((performance.now() - startedAt) / 1000)} s / ${SECONDS} s\n`), 60_000);
+    await Promise.race([isDone, failed]);
+    const end = await sampleAll();
+    clearInterval(rssSampler);
+    clearInterval(progress);
+    const elapsed = (performance.now() - startedAt) / 1000;
+
+    const measure = (who: Who): Measured => ({
+      rssMiB: end[who].rssBytes / 2 ** 20,
+      peakRssMiB: Math.max(peak[who], end[who].rssBytes) / 2 ** 20,
+      cpuPercent: ((end[who].cpuSeconds - start[who].cpuSeconds) / elapsed) * 100,
+    });
+    const a = measure('agent');
+    const m = measure('modules');
+    const b = measure('baseline');
+    const row = (name: string, x: Measured): string => `| ${name} | ${x.rssMiB.toFixed(1)} | ${x.peakRssMiB.toFixed(1)} | ${x.cpuPercent.toFixed(3)} |`;
+    const sorted = [...collectMs].sort((x, y) => x - y);
+    const machine = {
+      nproc: cpus().length,
+      kernel: release(),
+      node: process.version,
+      date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    };
+    const verdict = (ok: boolean): string => (ok ? 'met' : '**missed**');
+    const section = [
+      '## agent',
+      '',
+      `ReportCollector over a fixture cgroup v2 tree of ${PODS} pods (${containers} containers, systemd driver), ` +
+        `one collect + fleet-link encode + /metrics render every ${INTERVAL_MS / 1000} s for ${Math.round(elapsed)} s, ` +
+        'in a child process running the transpiled JavaScript (as `npm run build` ships it); node metrics from the real /proc, ' +
+        '`df` at most once a minute. Baselines measured over the same window: an idle `node -e setInterval(…)`, and a Node ' +
+        `process with the same modules loaded but idle.${NODE_FLAGS.length > 0 ? ` Node flags: \`${NODE_FLAGS.join(' ')}\`.` : ''} ` +
+        '`npx tsx bench/agent/run.ts`.',
+      '',
+      `Machine: nproc ${machine.nproc}, kernel ${machine.kernel}, Node ${machine.node}, ${machine.date}; ` +
+        `load average ${loadAtStart.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end (other work shares the machine: ` +
+        'CPU seconds are the processes\' own, collect times are wall-clock and suffer from it).',
+      '',
+      '| process | RSS end (MiB) | RSS peak (MiB) | CPU (% of one core) |',
+      '|---|---:|---:|---:|',
+      row('agent metrics loop', a),
+      row('same modules, idle', m),
+      row('idle Node', b),
+      `| loop − idle Node | ${(a.rssMiB - b.rssMiB).toFixed(1)} | ${(a.peakRssMiB - b.peakRssMiB).toFixed(1)} | ${(a.cpuPercent - b.cpuPercent).toFixed(3)} |`,
+      `| loop − same modules (the collecting itself) | ${(a.rssMiB - m.rssMiB).toFixed(1)} | ${(a.peakRssMiB - m.peakRssMiB).toFixed(1)} | ${(a.cpuPercent - m.cpuPercent).toFixed(3)} |`,
+      '',
+      `Targets: RSS ≤ ${RSS_TARGET_MIB} MiB (peak ${a.peakRssMiB.toFixed(1)} MiB: ${verdict(a.peakRssMiB <= RSS_TARGET_MIB)}), ` +
+        `CPU ≤ ${CPU_TARGET_PERCENT} % of one core (${a.cpuPercent.toFixed(3)} %: ${verdict(a.cpuPercent <= CPU_TARGET_PERCENT)}).`,
+      '',
+      `Collect time for ${PODS} pods over ${sorted.length} collects: median ${quantile(sorted, 0.5)} ms, p95 ${quantile(sorted, 0.95)} ms, ` +
+        `max ${sorted[sorted.length - 1]} ms (the first, cold: ${collectMs[0]} ms). Report frame ${frameBytes} bytes, /metrics page ${metricsBytes} bytes.`,
+      '',
+    ].join('\n');
+    process.stdout.write(`${section}\n`);
+    await writeSection(join(REPO, 'bench', 'RESULTS.md'), section);
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Replaces this benchmark's own section of RESULTS.md (others' sections stay as they are). */
+async function writeSection(file: string, section: string): Promise<void> {
+  const current = await readFile(file, 'utf8').catch(() => '# Benchmark results\n');
+  const start = current.search(/^## agent\s*$/m);
+  let next: string;
+  if (start < 0) {
+    next = `${current.trimEnd()}\n\n${section}`;
+  } else {
+    const rest = current.slice(start + 1);
+    const after = rest.search(/^## /m);
+    next = current.slice(0, start) + section + (after < 0 ? '' : `\n${rest.slice(after)}`);
+  }
+  await writeFile(file, next.endsWith('\n') ? next : `${next}\n`);
+}
+
+await main();

@@ -2,7 +2,6 @@
 // cgroup; the real capture path (cgroup id filter, bpftrace, our symbolization) must put
 // main.hotFunction on top in every output format, with the inlined main.inlinedAdd as its own
 // frame, and `go tool pprof -top` must read the pprof file.
-import { once } from 'node:events';
 import { writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,36 +13,14 @@ import { renderFolded, parseFolded } from '../../controller/src/profiles/render/
 import { renderPprof } from '../../controller/src/profiles/render/pprof.ts';
 import { renderSpeedscope } from '../../controller/src/profiles/render/speedscope.ts';
 import { renderProfile } from '../../controller/src/profiles/render/index.ts';
-import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
 import { buildGo } from '../harness/golang.ts';
 import { requireTool, runTool } from '../harness/tools.ts';
-import type { ChildProcess } from 'node:child_process';
+import { HOTLOOP, startHotloop, type RunningHotloop } from './hotloop.ts';
 
-const HOTLOOP = new URL('../fixtures/go/hotloop', import.meta.url).pathname;
-
-interface Running {
-  cg: PodCgroup;
-  child: ChildProcess;
-  pid: number;
-}
-
-const running: Running[] = [];
+const running: RunningHotloop[] = [];
 afterAll(async () => {
-  for (const r of running) {
-    r.child.kill('SIGKILL');
-    await r.cg.cleanup();
-  }
+  for (const r of running) await r.stop();
 });
-
-export async function startHotloop(binary: string, opts: { podUid?: string; seconds?: number } = {}): Promise<Running> {
-  const cg = await createPodCgroup(opts.podUid ? { podUid: opts.podUid } : {});
-  const child = spawnInCgroup(cg, binary, ['-seconds', String(opts.seconds ?? 60)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const [line] = (await once(child.stdout!, 'data')) as [Buffer];
-  const pid = Number(/pid=(\d+)/.exec(line.toString())?.[1]);
-  const r = { cg, child, pid };
-  running.push(r);
-  return r;
-}
 
 /** Leaf-most non-kernel frame names of the heaviest samples: what "on top" means in a flamegraph. */
 function topUserFunction(data: ProfileData): string {
@@ -65,6 +42,7 @@ describe.each([
     const go = requireTool('go', 'golang-go');
     const binary = await buildGo(HOTLOOP, { stripped });
     const r = await startHotloop(binary);
+    running.push(r);
 
     const result = await capture(
       { target: { podUid: r.cg.podUid }, seconds: 2, hz: 99 },

@@ -1,0 +1,123 @@
+import { writeFile } from 'node:fs/promises';
+import { ErrorCodes, NemuError } from '../../../../common/src/errors.ts';
+import { parseDuration } from '../../../../common/src/config.ts';
+import type { Command } from '../command.ts';
+import { formatFromFileName } from '../../profiles/render/index.ts';
+
+const USAGE =
+  'nemutator flame <namespace>/<pod> [-c CONTAINER] [-t 30s] [--hz 49] -o out.svg|out.pb.gz|out.json|out.folded\n' +
+  '       nemutator flame --pid PID [-t 30s] [--hz 49] -o out.svg          (local mode: a process on this machine)\n' +
+  '       nemutator flame --diff BASE_ID NEW_ID -o diff.svg                (differential flamegraph of two stored profiles)';
+
+interface Summary {
+  id: string;
+  samples: number;
+  warnings: string[];
+  processes: Array<{ pid: number; exe: string; isGo: boolean; goVersion: string; stripped: boolean }>;
+}
+
+function usage(message: string): NemuError {
+  return new NemuError(ErrorCodes.BAD_REQUEST, `${message}\nusage: ${USAGE}`);
+}
+
+export function parseFlameArgs(args: string[]): { target?: string; container?: string; seconds: number; hz: number; out: string; pid?: number; diff?: [string, string] } {
+  let target: string | undefined;
+  let container: string | undefined;
+  let seconds = 30;
+  let hz = 49;
+  let out = '';
+  let pid: number | undefined;
+  let diff: [string, string] | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const [flag, inline] = a.includes('=') && a.startsWith('-') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = () => inline ?? args[++i] ?? '';
+    switch (flag) {
+      case '-c':
+      case '--container':
+        container = value();
+        break;
+      case '-t':
+      case '--time': {
+        const v = value();
+        const ms = /^\d+$/.test(v) ? Number(v) * 1000 : parseDuration(v);
+        if (ms === undefined || ms % 1000 !== 0) throw usage(`-t wants whole seconds such as 30s, got ${v}`);
+        seconds = ms / 1000;
+        break;
+      }
+      case '--hz':
+        hz = Number(value());
+        break;
+      case '-o':
+      case '--out':
+        out = value();
+        break;
+      case '--pid':
+        pid = Number(value());
+        break;
+      case '--diff':
+        diff = [value(), args[++i] ?? ''];
+        break;
+      default:
+        if (a.startsWith('-') || target !== undefined) throw usage(`unknown argument ${a}`);
+        target = a;
+    }
+  }
+  if (!out) throw usage('-o FILE is required (the format comes from its extension)');
+  return { ...(target ? { target } : {}), ...(container ? { container } : {}), seconds, hz, out, ...(pid !== undefined ? { pid } : {}), ...(diff ? { diff } : {}) };
+}
+
+export const flameCommand: Command = {
+  name: 'flame',
+  summary: 'CPU flamegraph of a pod (or, in local mode, a process): SVG, pprof, speedscope or folded.',
+  usage: USAGE,
+  async run(ctx) {
+    const a = parseFlameArgs(ctx.args);
+    const format = formatFromFileName(a.out);
+    if (!format) throw usage(`cannot tell the format of ${a.out}: use .svg, .pb.gz, .json (speedscope) or .folded`);
+
+    let id: string;
+    let query = `format=${format}`;
+    if (a.diff) {
+      if (format !== 'svg') throw usage('a differential flamegraph is an SVG: use -o diff.svg');
+      const [base, next] = a.diff;
+      if (!base || !next) throw usage('--diff needs two profile ids: BASE NEW');
+      id = next;
+      query += `&base=${encodeURIComponent(base)}`;
+    } else {
+      let body: Record<string, unknown>;
+      let what: string;
+      if (a.pid !== undefined) {
+        if (!Number.isInteger(a.pid) || a.pid <= 0) throw usage('--pid wants a process id');
+        body = { pid: a.pid, seconds: a.seconds, hz: a.hz };
+        what = `pid ${a.pid}`;
+      } else {
+        const m = /^([^/]+)\/([^/]+)$/.exec(a.target ?? '');
+        if (!m) throw usage('name the pod as <namespace>/<pod>');
+        body = { namespace: m[1], pod: m[2], seconds: a.seconds, hz: a.hz, ...(a.container ? { container: a.container } : {}) };
+        what = `${m[1]}/${m[2]}${a.container ? ` (${a.container})` : ''}`;
+      }
+      ctx.err(`Sampling ${what} at ${a.hz} Hz for ${a.seconds} s…`);
+      const started = Date.now();
+      const tick = setInterval(() => {
+        const s = Math.round((Date.now() - started) / 1000);
+        ctx.err(s <= a.seconds ? `  ${s}/${a.seconds} s` : `  symbolizing… (${s - a.seconds} s)`);
+      }, 5000);
+      let summary: Summary;
+      try {
+        summary = await ctx.client.json<Summary>('POST', '/api/v1/profiles', body);
+      } finally {
+        clearInterval(tick);
+      }
+      id = summary.id;
+      for (const p of summary.processes) {
+        ctx.err(`  pid ${p.pid} ${p.exe}: ${p.isGo ? `Go ${p.goVersion}${p.stripped ? ', stripped (symbolized from .gopclntab)' : ''}` : 'not a Go program (native symbols)'}`);
+      }
+      for (const w of summary.warnings) ctx.err(`  warning: ${w}`);
+      ctx.err(`Profile ${id}: ${summary.samples} samples.`);
+    }
+    const res = await ctx.client.request('GET', `/api/v1/profiles/${encodeURIComponent(id)}?${query}`);
+    await writeFile(a.out, Buffer.from(await res.arrayBuffer()));
+    ctx.out(`${a.out} written (${format}, profile ${id})`);
+  },
+};

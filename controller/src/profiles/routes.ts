@@ -1,0 +1,71 @@
+/**
+ * REST API of profiles:
+ *   POST /api/v1/profiles {namespace, pod, container?, seconds?, hz?}  (local mode: {pid})
+ *   GET  /api/v1/profiles[?namespace=&pod=]                             newest first, no stacks
+ *   GET  /api/v1/profiles/{id}?format=pprof|speedscope|folded|svg[&base=<id>]
+ * Without format, GET of one profile answers its summary as JSON.
+ */
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import type { Router } from '../server/router.ts';
+import type { ProfileAuthorizer } from './authorize.ts';
+import type { StoredProfile } from './model.ts';
+import { isFormat, renderProfile, FORMATS } from './render/index.ts';
+import { parseProfileRequest, type ProfileService } from './service.ts';
+import { summarize, type ProfileStore } from './store.ts';
+
+export interface ProfileRoutesOptions {
+  service: ProfileService;
+  store: ProfileStore;
+  authorizer: ProfileAuthorizer;
+}
+
+function links(id: string): Record<string, string> {
+  return Object.fromEntries(FORMATS.map((f) => [f, `/api/v1/profiles/${id}?format=${f}`]));
+}
+
+function titleOf(p: StoredProfile): string {
+  const what = p.target.pid ? `pid ${p.target.pid} on ${p.target.node}` : `${p.target.namespace}/${p.target.pod}${p.target.container ? ` (${p.target.container})` : ''}`;
+  return `CPU flamegraph of ${what}, ${p.createdAt}`;
+}
+
+export function registerProfileRoutes(router: Router, opts: ProfileRoutesOptions): void {
+  const { service, store, authorizer } = opts;
+  const notFound = (id: string) => new NemuError(ErrorCodes.NOT_FOUND, `no profile ${id} (it may have been pruned by the retention limit)`, { status: 404 });
+
+  router.post('/api/v1/profiles', async (req) => {
+    const spec = parseProfileRequest(await req.json());
+    await authorizer.check(req.user, 'create', spec.pid ? '' : spec.namespace);
+    const p = await service.capture(spec, req.user);
+    return { status: 201, body: { ...summarize(p), links: links(p.id) } };
+  });
+
+  router.get('/api/v1/profiles', async (req) => {
+    const namespace = req.query.get('namespace') ?? undefined;
+    await authorizer.check(req.user, 'list', namespace ?? '');
+    const pod = req.query.get('pod') ?? undefined;
+    const limit = Number(req.query.get('limit') ?? 100);
+    const items = await store.list({ ...(namespace ? { namespace } : {}), ...(pod ? { pod } : {}), limit: Number.isFinite(limit) ? limit : 100 });
+    return { items: items.map((p) => ({ ...summarize(p), links: links(p.id) })) };
+  });
+
+  router.get('/api/v1/profiles/{id}', async (req) => {
+    const p = await store.get(req.params.id!);
+    if (!p) throw notFound(req.params.id!);
+    await authorizer.check(req.user, 'get', p.target.pid ? '' : p.target.namespace);
+    const format = req.query.get('format');
+    const baseId = req.query.get('base');
+    if (format === null || format === '' || format === 'json') return { ...summarize(p), links: links(p.id) };
+    if (!isFormat(format)) throw new NemuError(ErrorCodes.BAD_REQUEST, `unknown format ${format}; use one of ${FORMATS.join(', ')}`, { status: 400 });
+    let base: StoredProfile | undefined;
+    if (baseId) {
+      if (format !== 'svg') throw new NemuError(ErrorCodes.BAD_REQUEST, 'base (a differential flamegraph) needs format=svg', { status: 400 });
+      base = await store.get(baseId);
+      if (!base) throw notFound(baseId);
+      await authorizer.check(req.user, 'get', base.target.pid ? '' : base.target.namespace);
+    }
+    const title = base ? `Differential flamegraph: ${p.id} against ${base.id}` : titleOf(p);
+    const { content, contentType } = renderProfile(p.data, format, { title, ...(base ? { base: base.data } : {}) });
+    const ext = { pprof: 'pb.gz', speedscope: 'json', folded: 'folded', svg: 'svg' }[format];
+    return { content, contentType, headers: { 'content-disposition': `attachment; filename="profile-${p.id}.${ext}"` } };
+  });
+}

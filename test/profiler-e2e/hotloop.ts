@@ -1,0 +1,36 @@
+// The hotloop Go fixture started in a pod-shaped cgroup, for profiler tests and benchmarks.
+import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
+import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
+
+export const HOTLOOP = new URL('../fixtures/go/hotloop', import.meta.url).pathname;
+
+export interface RunningHotloop {
+  cg: PodCgroup;
+  child: ChildProcess;
+  pid: number;
+  /** SIGTERM; resolves with the program's last line (iterations=… throughput=…). */
+  stop(): Promise<string>;
+}
+
+export async function startHotloop(binary: string, opts: { podUid?: string; seconds?: number } = {}): Promise<RunningHotloop> {
+  const cg = await createPodCgroup(opts.podUid ? { podUid: opts.podUid } : {});
+  const child = spawnInCgroup(cg, binary, ['-seconds', String(opts.seconds ?? 120)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  while (!/pid=\d+/.test(out)) await once(child.stdout!, 'data');
+  const pid = Number(/pid=(\d+)/.exec(out)![1]);
+  return {
+    cg,
+    child,
+    pid,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await once(child, 'close');
+      }
+      await cg.cleanup();
+      return out.trim().split('\n').at(-1) ?? '';
+    },
+  };
+}

@@ -3,7 +3,9 @@
  *   POST /api/v1/profiles {namespace, pod, container?, seconds?, hz?}  (local mode: {pid})
  *   GET  /api/v1/profiles[?namespace=&pod=]                             newest first, no stacks
  *   GET  /api/v1/profiles/{id}?format=pprof|speedscope|folded|svg[&base=<id>]
- * Without format, GET of one profile answers its summary as JSON.
+ * Without format, GET of one profile answers its summary as JSON. Reading a profile needs the
+ * permission to take one in that namespace (verb create on profiles.nemutator.io): profiles
+ * show a pod's code paths, the same thing a capture does (ClusterRole nemutator-profiler).
  */
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { Router } from '../server/router.ts';
@@ -41,7 +43,7 @@ export function registerProfileRoutes(router: Router, opts: ProfileRoutesOptions
 
   router.get('/api/v1/profiles', async (req) => {
     const namespace = req.query.get('namespace') ?? undefined;
-    await authorizer.check(req.user, 'list', namespace ?? '');
+    await authorizer.check(req.user, 'create', namespace ?? '');
     const pod = req.query.get('pod') ?? undefined;
     const limit = Number(req.query.get('limit') ?? 100);
     const items = await store.list({ ...(namespace ? { namespace } : {}), ...(pod ? { pod } : {}), limit: Number.isFinite(limit) ? limit : 100 });
@@ -51,7 +53,7 @@ export function registerProfileRoutes(router: Router, opts: ProfileRoutesOptions
   router.get('/api/v1/profiles/{id}', async (req) => {
     const p = await store.get(req.params.id!);
     if (!p) throw notFound(req.params.id!);
-    await authorizer.check(req.user, 'get', p.target.pid ? '' : p.target.namespace);
+    await authorizer.check(req.user, 'create', p.target.pid ? '' : p.target.namespace);
     const format = req.query.get('format');
     const baseId = req.query.get('base');
     if (format === null || format === '' || format === 'json') return { ...summarize(p), links: links(p.id) };
@@ -61,7 +63,7 @@ export function registerProfileRoutes(router: Router, opts: ProfileRoutesOptions
       if (format !== 'svg') throw new NemuError(ErrorCodes.BAD_REQUEST, 'base (a differential flamegraph) needs format=svg', { status: 400 });
       base = await store.get(baseId);
       if (!base) throw notFound(baseId);
-      await authorizer.check(req.user, 'get', base.target.pid ? '' : base.target.namespace);
+      await authorizer.check(req.user, 'create', base.target.pid ? '' : base.target.namespace);
     }
     const title = base ? `Differential flamegraph: ${p.id} against ${base.id}` : titleOf(p);
     const { content, contentType } = renderProfile(p.data, format, { title, ...(base ? { base: base.data } : {}) });

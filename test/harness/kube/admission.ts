@@ -407,8 +407,8 @@ export function postOverTls(url: URL, serverName: string, ca: string | undefined
           method: 'POST',
           path,
           headers: { host: url.host, 'content-type': 'application/json', accept: 'application/json, */*', 'content-length': body.length },
+          // No agent: with createConnection, Node uses the TLS socket negotiated above.
           createConnection: () => socket,
-          agent: false,
         });
         req.on('response', (res) => {
           const chunks: Buffer[] = [];

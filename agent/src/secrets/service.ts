@@ -25,7 +25,7 @@ export interface Caller {
 
 export interface SecretsDocument {
   env: Record<string, { value: string; version: number; path: string }>;
-  files: Record<string, { value: string; version: number }>;
+  files: Record<string, { value: string; version: number; path: string }>;
   rotateSignal?: string;
 }
 
@@ -197,7 +197,7 @@ export class SecretsService {
     }
     for (const [name, r] of Object.entries(declared.files)) {
       const e = entries.get(r.id);
-      if (e) doc.files[name] = { value: this.valueOf(e, r), version: e.version };
+      if (e) doc.files[name] = { value: this.valueOf(e, r), version: e.version, path: r.id };
     }
     if (caller.spec.rotateSignal) doc.rotateSignal = caller.spec.rotateSignal;
     for (const [id, e] of entries) {
@@ -288,7 +288,7 @@ export class SecretsService {
     }
     for (const [name, r] of Object.entries(declared.files)) {
       if (r.id !== e.ref.id || e.data[r.key] === undefined) continue;
-      line.files[name] = { value: e.data[r.key]!, version: e.version };
+      line.files[name] = { value: e.data[r.key]!, version: e.version, path: r.id };
       any = true;
     }
     if (!any) return false;

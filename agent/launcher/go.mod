@@ -1,0 +1,3 @@
+module nemutator.io/launcher
+
+go 1.19

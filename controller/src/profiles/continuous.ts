@@ -11,7 +11,7 @@ import type { ProfileService } from './service.ts';
 import type { ProfileStore } from './store.ts';
 
 export interface ContinuousOptions {
-  service: ProfileService;
+  service: Pick<ProfileService, 'capture'>;
   store: ProfileStore;
   registry: FleetRegistry;
   log: Logger;

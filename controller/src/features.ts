@@ -17,6 +17,7 @@ import { MutationLog } from './mutations/log.ts';
 import { registerMutationRoutes } from './mutations/routes.ts';
 import { registerProfiles } from './profiles/index.ts';
 import type { Router } from './server/router.ts';
+import { registerTelemetryRoutes, telemetryFeature } from './telemetry/feature.ts';
 import { ErrorCodes, NemuError } from '../../common/src/errors.ts';
 
 /** What admission and the routes share, per running controller. */
@@ -57,7 +58,9 @@ export async function createAdmission(parts: ControllerParts): Promise<Admission
   }
   // the secrets mutator takes its init image, token audience and socket directory from configuration
   const chain = withSecretsOptions(DEFAULT_CHAIN, parts.config);
-  return createAdmissionHandler({ log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, ...(ratio ? { ratio } : {}) });
+  // telemetry recommendations (cached, refreshed in the background) come before the ratio policy
+  const telemetry = await telemetryFeature(parts, mutationLog);
+  return createAdmissionHandler({ log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, ...(telemetry ? { telemetry: telemetry.source } : {}), ...(ratio ? { ratio } : {}) });
 }
 
 export function registerRoutes(router: Router, parts: ControllerParts): void {
@@ -65,6 +68,7 @@ export function registerRoutes(router: Router, parts: ControllerParts): void {
   if (!p) throw new Error('registerRoutes needs createAdmission to have run first');
   registerDictionaryRoutes(router, p.dictionary);
   registerMutationRoutes(router, { log: p.mutationLog, skipRules: p.skipRules, config: parts.config, logger: parts.log.child({ component: 'rollback' }) });
+  registerTelemetryRoutes(router, parts);
   registerProfiles(router, parts);
   registerSecretRoutes(router, { fleet: parts.hub, config: parts.config, log: parts.log.child({ component: 'secrets' }) });
 }

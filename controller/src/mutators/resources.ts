@@ -67,6 +67,7 @@ export const resourcesMutator: Mutator = {
     const meta = isRecord(object.metadata) ? object.metadata : {};
     const owner = ctx.kind === 'Deployment' ? (typeof meta.name === 'string' ? { kind: 'Deployment', name: meta.name } : undefined) : controllerOf(object);
     const wanted = new Map<number, StringMap>();
+    const warned = new Set<string>();
     containersOf(object, ctx.kind).forEach((c, i) => {
       const res = isRecord(c.resources) ? c.resources : {};
       const target: ContainerTarget = {
@@ -83,6 +84,11 @@ export const resourcesMutator: Mutator = {
           const diff = Object.entries(r.requests).some(([k, v]) => parseQuantity(target.requests[k]) !== parseQuantity(v) || target.requests[k] === undefined);
           if (diff) wanted.set(i, r.requests);
           break;
+        }
+        // a reason carrying an error code (e.g. Prometheus unreachable) is a warning, said once per object
+        if (r.reason.startsWith('NEMU_ERR_') && !warned.has(r.reason)) {
+          warned.add(r.reason);
+          ctx.warn(`${source.name}: ${r.reason}; requests left as they are`);
         }
       }
     });

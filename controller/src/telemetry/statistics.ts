@@ -70,6 +70,8 @@ export interface Snapshot {
   /** Queries this snapshot cost. */
   queries: number;
   durationMs: number;
+  /** Who owns each pod, as resolved for this snapshot (not serialized). */
+  owners?: OwnerLookup;
 }
 
 /** Who owns a pod, when the cluster model knows; else kube_pod_owner, else the pod's name. */
@@ -184,11 +186,14 @@ export async function collectSnapshot(prom: PrometheusClient, opts: CollectOptio
       historySeconds: num('cpuSamples') * w.stepSeconds,
     });
   }
-  containers.sort((a, b) => key(a).localeCompare(key(b)));
+  const ck = (c: ContainerStats) => `${c.namespace}/${c.pod}/${c.container}`;
+  containers.sort((a, b) => ck(a).localeCompare(ck(b)));
 
   const owners = resolveOwners(podOwners, rsOwners, opts.owners);
   const workloads = aggregateWorkloads(containers, owners);
-  return { at, window: w, schedule, containers, workloads, queries: prom.queries - before, durationMs: Date.now() - started };
+  const snapshot: Snapshot = { at, window: w, schedule, containers, workloads, queries: prom.queries - before, durationMs: Date.now() - started };
+  Object.defineProperty(snapshot, 'owners', { value: owners, enumerable: false });
+  return snapshot;
 }
 
 /** Owner of each pod: the model first, then kube_pod_owner (+ kube_replicaset_owner), then names. */

@@ -1,0 +1,158 @@
+/**
+ * Telemetry as a controller feature: the background-refreshed Telemetry, its
+ * RecommendationSource for admission, the cluster model (when there is a cluster), the
+ * season-flip resize ladder, and the REST routes:
+ *
+ *   GET  /api/v1/seasons                 hour-of-week schedule, current season, brainsets
+ *   GET  /api/v1/telemetry               statistics per workload container (and per container with ?containers=true)
+ *   GET  /api/v1/recommendations         the recommendation of every workload container for both seasons
+ *   GET  /api/v1/whatif                  current vs recommended requests, savings and risk
+ *   GET  /api/v1/model                   the cluster model (nodes, workloads, pods) with usage
+ *   GET  /api/v1/model/export            the same as a JSON file download
+ *   POST /api/v1/telemetry/refresh       refresh now
+ *   GET  /api/v1/resizes                 season-flip resize actions so far
+ *   POST /api/v1/resizes/{id}/rollback   resize a pod back
+ */
+import type { ControllerParts } from '../app.ts';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { loadKubeConfig } from '../../../common/src/kube.ts';
+import { ClusterModel } from '../model/model.ts';
+import type { MutationLog } from '../mutations/log.ts';
+import type { RecommendationSource } from '../mutators/types.ts';
+import { ResizeLadder } from '../resize/ladder.ts';
+import type { Router } from '../server/router.ts';
+import { recommend } from './engine.ts';
+import { PrometheusClient } from './prometheus.ts';
+import type { Clock, Season } from './seasons.ts';
+import { Telemetry, telemetrySettings } from './service.ts';
+import { resourcesOf, TelemetrySource } from './source.ts';
+import type { OwnerLookup } from './statistics.ts';
+import { computeWhatIf, currentFromPrometheus, type CurrentRequests } from './whatif.ts';
+
+export interface TelemetryFeature {
+  telemetry: Telemetry;
+  source: RecommendationSource;
+  model?: ClusterModel;
+  ladder?: ResizeLadder;
+  stop(): Promise<void>;
+}
+
+const features = new WeakMap<ControllerParts, TelemetryFeature>();
+/** Tests move time: the clock the next feature is built with. */
+export const telemetryTestHooks: { clock?: Clock } = {};
+
+/** Builds (once per controller) the telemetry feature; undefined when no prometheusUrl is set. */
+export async function telemetryFeature(parts: ControllerParts, mutationLog?: MutationLog): Promise<TelemetryFeature | undefined> {
+  const existing = features.get(parts);
+  if (existing) return existing;
+  const { config } = parts;
+  if (!config.prometheusUrl) return undefined;
+  const log = parts.log.child({ component: 'telemetry' });
+  const settings = telemetrySettings(config);
+  const prom = new PrometheusClient(config.prometheusUrl, { timeoutMs: settings.timeoutMs });
+  const kc = loadKubeConfig(config.kubeconfig);
+  let model: ClusterModel | undefined;
+  if (kc) {
+    model = new ClusterModel(kc, parts.log.child({ component: 'model' }));
+    try {
+      await model.start();
+    } catch (e) {
+      log.warn({ err: (e as Error).message }, 'cluster model unavailable; owners come from kube_pod_owner and pod names');
+      model = undefined;
+    }
+  }
+  const telemetry = new Telemetry(prom, settings, log, telemetryTestHooks.clock, model?.ownerLookup);
+  if (model) telemetry.replicaSetOwner = model.replicaSetOwner;
+  const feature: TelemetryFeature = {
+    telemetry,
+    source: new TelemetrySource(telemetry),
+    async stop() {
+      telemetry.stop();
+      await model?.stop();
+    },
+  };
+  if (model) feature.model = model;
+  if (kc && model && mutationLog) {
+    feature.ladder = new ResizeLadder(kc, model, telemetry, mutationLog, parts.log.child({ component: 'resize' }), { mode: config.resizeOnSeasonFlip, ratePerMinute: config.resizeRate, minChange: config.resizeMinChange });
+    feature.ladder.attach();
+  }
+  telemetry.start();
+  features.set(parts, feature);
+  parts.onStop(() => feature.stop());
+  return feature;
+}
+
+function currentFromModel(model: ClusterModel): CurrentRequests {
+  return (w, container) => {
+    for (const p of model.list('pods')) {
+      if (p.metadata?.namespace !== w.namespace) continue;
+      const ref = model.workloadOf(p);
+      if (ref.kind !== w.kind || ref.name !== w.name) continue;
+      const c = ((p.spec?.containers ?? []) as Array<{ name: string; resources?: { requests?: Record<string, string>; limits?: Record<string, string> } }>).find((x) => x.name === container);
+      if (c) return { requests: resourcesOf(c.resources?.requests ?? {}), limits: resourcesOf(c.resources?.limits ?? {}) };
+    }
+    return undefined;
+  };
+}
+
+export function registerTelemetryRoutes(router: Router, parts: ControllerParts): void {
+  const f = () => {
+    const feature = features.get(parts);
+    if (!feature) throw new NemuError(ErrorCodes.CONFIG, 'telemetry is off: start the controller with --prometheus-url <url>', { status: 503 });
+    return feature;
+  };
+  const snapshotOf = (feature: TelemetryFeature) => {
+    const s = feature.telemetry.snapshot;
+    if (!s) throw new NemuError(feature.telemetry.lastError?.code ?? ErrorCodes.INTERNAL, feature.telemetry.lastError ? `${feature.telemetry.lastError.message}` : 'no telemetry yet; the first refresh is running, try again in a moment', { status: 503 });
+    return s;
+  };
+  router.get('/api/v1/seasons', () => f().telemetry.seasons());
+  router.get('/api/v1/telemetry', (req) => {
+    const feature = f();
+    const s = snapshotOf(feature);
+    return { at: new Date(s.at * 1000).toISOString(), window: s.window, queries: s.queries, durationMs: s.durationMs, lastRefresh: feature.telemetry.lastRefresh, workloads: s.workloads, ...(req.query.get('containers') === 'true' ? { containers: s.containers } : {}) };
+  });
+  router.post('/api/v1/telemetry/refresh', async () => {
+    const feature = f();
+    await feature.telemetry.refresh();
+    if (feature.telemetry.lastError) throw feature.telemetry.lastError;
+    return feature.telemetry.lastRefresh;
+  });
+  router.get('/api/v1/recommendations', () => {
+    const feature = f();
+    const s = snapshotOf(feature);
+    const { brainsets, engine } = feature.telemetry.settings;
+    return {
+      season: feature.telemetry.currentSeason(),
+      items: s.workloads.map((w) => ({ workload: w.workload, container: w.container, pods: w.pods, peak: recommend(w, brainsets.peak, engine), offPeak: recommend(w, brainsets['off-peak'], engine) })),
+    };
+  });
+  router.get('/api/v1/whatif', async () => {
+    const feature = f();
+    const s = snapshotOf(feature);
+    const owners: OwnerLookup = s.owners ?? (() => undefined);
+    const current = feature.model ? currentFromModel(feature.model) : await currentFromPrometheus(feature.telemetry.prom, s.at, owners);
+    return computeWhatIf(s, feature.telemetry.settings, current);
+  });
+  const model = () => {
+    const feature = f();
+    if (!feature.model) throw new NemuError(ErrorCodes.CONFIG, 'the cluster model needs a cluster: start the controller with --kubeconfig <file> or in a pod', { status: 503 });
+    return feature.model.view(feature.telemetry.snapshot);
+  };
+  router.get('/api/v1/model', () => model());
+  router.get('/api/v1/model/export', () => ({ content: JSON.stringify(model(), null, 2), contentType: 'application/json', headers: { 'content-disposition': 'attachment; filename="nemutator-model.json"' } }));
+  router.get('/api/v1/resizes', () => ({ mode: parts.config.resizeOnSeasonFlip, items: f().ladder?.history ?? [] }));
+  router.post('/api/v1/resizes/flip', async (req) => {
+    const ladder = f().ladder;
+    if (!ladder) throw new NemuError(ErrorCodes.CONFIG, 'resizing needs a cluster (--kubeconfig) and the mutation log', { status: 503 });
+    const season = (req.query.get('season') ?? f().telemetry.currentSeason()) as Season;
+    if (season !== 'peak' && season !== 'off-peak') throw new NemuError(ErrorCodes.BAD_REQUEST, 'season must be peak or off-peak', { status: 400 });
+    const mode = req.query.get('dryRun') === 'true' ? 'dry-run' : parts.config.resizeOnSeasonFlip === 'off' ? 'dry-run' : parts.config.resizeOnSeasonFlip;
+    return { season, mode, items: await ladder.onFlip(season, mode) };
+  });
+  router.post('/api/v1/resizes/{id}/rollback', async (req) => {
+    const ladder = f().ladder;
+    if (!ladder) throw new NemuError(ErrorCodes.CONFIG, 'resizing needs a cluster (--kubeconfig)', { status: 503 });
+    return ladder.rollback(req.params.id!, req.user?.username);
+  });
+}

@@ -1,0 +1,196 @@
+// Telemetry at admission and on a season flip, end to end: a real Prometheus with two days
+// of generated history, the Kubernetes API server double calling the controller's webhook,
+// kubectl creating workloads. Pods get the recommended requests; a flip from off-peak to
+// peak resizes running pods in place through pods/resize (or evicts them when their
+// resizePolicy forbids it, or leaves them when a PodDisruptionBudget says no), each resize
+// is in the mutation log and rolls back; with Prometheus stopped pods are admitted with a
+// warning, resources untouched, and the rest of the chain still runs.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../common/src/config.ts';
+import { silentLogger } from '../../common/src/log.ts';
+import { startController, type RunningController } from '../../controller/src/app.ts';
+import { controllerSchema } from '../../controller/src/config.ts';
+import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { formatCpu } from '../../controller/src/mutators/quantity.ts';
+import { formatMemory } from '../../controller/src/telemetry/source.ts';
+import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
+import { telemetryTestHooks } from '../../controller/src/telemetry/feature.ts';
+import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+import { openMetrics } from '../harness/openmetrics.ts';
+import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
+import { generateHistory, seriesOf, type FixturePod } from './fixture.ts';
+
+const exec = promisify(execFile);
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const TOKEN = 'admin-token';
+const NS = 'shop';
+const Mi = 2 ** 20;
+
+let kube: KubeDouble;
+let prom: PrometheusServer;
+let c: RunningController;
+let dir: string;
+let clockNow = 0;
+
+/** The latest Wednesday 20:00 UTC at least 4 h ago: off-peak, with Tuesday and Wednesday peaks in a 2-day window. */
+function lastWednesdayEvening(): number {
+  let t = Math.floor((Date.now() - 4 * 3_600_000) / 3_600_000) * 3_600_000;
+  while (!(new Date(t).getUTCDay() === 3 && new Date(t).getUTCHours() === 20)) t -= 3_600_000;
+  return t;
+}
+
+async function kubectl(args: string[], stdin?: unknown): Promise<{ stdout: string; stderr: string }> {
+  const child = exec('kubectl', ['--kubeconfig', kube.kubeconfigPath, ...args], { timeout: 20_000 });
+  if (stdin !== undefined) child.child.stdin!.end(JSON.stringify(stdin));
+  return child;
+}
+async function api<T = Obj>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${c.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const json = (await res.json()) as T;
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+const podsOf = (prefix: string) => kube.list('pods', NS).filter((p) => String(p.metadata.name).startsWith(prefix)) as Obj[];
+const requestsOf = (p: Obj) => p.spec.containers[0].resources.requests as Record<string, string>;
+
+function historyPods(): FixturePod[] {
+  const ids = ['x2kqz', 'b7n4m', 'q9wlr', 'h5tcd'];
+  const web = ids.map((id, i): FixturePod => ({ namespace: NS, pod: `web-7d4b9c8f5-${id}`, container: 'app', workload: { kind: 'Deployment', name: 'web' }, cpuLow: 0.1 + i * 0.01, cpuHigh: 0.8 + i * 0.05, memLow: 150 * Mi, memHigh: 200 * Mi }));
+  const report = ids.map((id): FixturePod => ({ namespace: NS, pod: `report-${id}`, container: 'job', workload: { kind: 'Job', name: 'report' }, owner: { kind: 'Job', name: 'report' }, cpuLow: 0.05, cpuHigh: 0.6, memLow: 80 * Mi, memHigh: 90 * Mi }));
+  return [...web, ...report];
+}
+
+beforeAll(async () => {
+  const end = lastWednesdayEvening() / 1000;
+  clockNow = end * 1000;
+  telemetryTestHooks.clock = { now: () => clockNow };
+  const history = generateHistory(historyPods(), end - 2 * 86400 - 3600, end, 60);
+  dir = mkdtempSync(join(tmpdir(), 'nemu-telemetry-adm-'));
+  [prom, kube] = await Promise.all([startPrometheus({ backfill: openMetrics(seriesOf(history, end - 2 * 86400)) }), startKubeDouble()]);
+  const { config } = loadConfig(controllerSchema, {
+    program: 'test',
+    argv: [],
+    env: {},
+    defaults: {
+      host: '127.0.0.1', stateDir: dir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded',
+      prometheusUrl: prom.url, telemetryWindow: 2 * 86_400_000, confidenceHistory: 2 * 86_400_000, telemetryRefresh: 3_600_000, resizeOnSeasonFlip: 'on', resizeRate: 6000,
+    },
+  });
+  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
+  await until('the first telemetry refresh', async () => { const s = await api('GET', '/seasons'); if (s.error) throw new Error(JSON.stringify(s.error)); return s.lastRefresh?.ok; });
+  await kubectl(['apply', '-f', '-'], {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: 'nemutator' },
+    webhooks: [{
+      name: 'mutate.nemutator.io',
+      clientConfig: { url: c.webhookUrl, caBundle: Buffer.from(c.tls.caPem).toString('base64') },
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }, { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] }],
+      admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', reinvocationPolicy: 'IfNeeded', timeoutSeconds: 5,
+    }],
+  });
+  await kubectl(['create', '-f', '-'], { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
+}, 90_000);
+
+afterAll(async () => {
+  telemetryTestHooks.clock = undefined;
+  await c?.stop();
+  await Promise.all([kube?.stop(), prom?.stop()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function recommendationFor(name: string): Promise<{ peak: Obj; offPeak: Obj }> {
+  const { items } = await api<{ items: Obj[] }>('GET', '/recommendations');
+  return items.find((i) => i.workload.name === name)!;
+}
+
+describe('telemetry-driven resources through the API server double', () => {
+  it('pods of a Deployment get the off-peak recommendation at admission (it is Wednesday 20:00 UTC)', async () => {
+    expect((await api('GET', '/seasons')).season).toBe('off-peak');
+    await kubectl(['apply', '-f', '-'], {
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: NS },
+      spec: { replicas: 2, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'nginx:1.27', resources: { requests: { cpu: '2', memory: '1Gi' }, limits: { cpu: '4', memory: '2Gi' } }, resizePolicy: [{ resourceName: 'cpu', restartPolicy: 'NotRequired' }, { resourceName: 'memory', restartPolicy: 'NotRequired' }] }] } } },
+    });
+    const rec = await recommendationFor('web');
+    const want = { cpu: formatCpu(rec.offPeak.requests.cpu), memory: formatMemory(rec.offPeak.requests.memory) };
+    expect(rec.offPeak.requests.cpu).toBeLessThan(0.5); // off-peak p90 of ~0.1 cores × 1.1, not the 2 cores asked for
+    const pods = await until('two running web pods', () => { const p = podsOf('web-').filter((x) => x.status?.phase === 'Running'); return p.length === 2 ? p : undefined; });
+    for (const p of pods) expect(requestsOf(p)).toEqual(want);
+    expect((kube.get('deployments.apps', NS, 'web') as Obj).spec.template.spec.containers[0].resources.requests).toEqual(want);
+  });
+
+  it('a flip to peak resizes running pods in place through pods/resize, evicts the one whose resizePolicy needs a restart it cannot have, leaves the one a PDB protects, and a resize rolls back', async () => {
+    for (const [name, guarded] of [['report-a1', false], ['report-b2', true]] as const) {
+      await kubectl(['create', '-f', '-'], {
+        apiVersion: 'v1', kind: 'Pod',
+        metadata: { name, namespace: NS, labels: { app: guarded ? 'report-guarded' : 'report' }, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'report', uid: '00000000-0000-0000-0000-00000000000a', controller: true }] },
+        spec: { restartPolicy: 'Never', containers: [{ name: 'job', image: 'busybox:1.36', resources: { requests: { cpu: '1', memory: '512Mi' } }, resizePolicy: [{ resourceName: 'cpu', restartPolicy: 'RestartContainer' }] }] },
+      });
+    }
+    await kubectl(['create', '-f', '-'], { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'report-guard', namespace: NS }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'report-guarded' } } } });
+    await until('report pods running', () => podsOf('report-').filter((p) => p.status?.phase === 'Running').length === 2);
+    await kube.settle();
+    const guardedBefore = requestsOf(kube.get('pods', NS, 'report-b2') as Obj);
+
+    clockNow -= 4 * 3_600_000; // Wednesday 16:00 UTC: peak
+    await api('POST', '/telemetry/refresh');
+    expect((await api('GET', '/seasons')).season).toBe('peak');
+    const { items } = await until('the resize pass', async () => { const r = await api<{ items: Obj[] }>('GET', '/resizes'); return r.items.length >= 4 ? r : undefined; });
+    const by = Object.fromEntries(items.map((i) => [i.pod, i]));
+    const rec = await recommendationFor('web');
+    const peak = { cpu: formatCpu(rec.peak.requests.cpu), memory: formatMemory(rec.peak.requests.memory) };
+    for (const p of podsOf('web-')) {
+      expect(by[p.metadata.name].action).toBe('resized');
+      expect(requestsOf(p)).toEqual(peak);
+      // limits stay while the new requests fit under them
+      expect(p.spec.containers[0].resources.limits).toEqual({ cpu: '4', memory: '2Gi' });
+    }
+    expect(by['report-a1']).toMatchObject({ action: 'evicted' });
+    expect(by['report-a1'].reason).toMatch(/RestartContainer/);
+    expect(kube.get('pods', NS, 'report-a1')).toBeUndefined();
+    expect(by['report-b2']).toMatchObject({ action: 'left' });
+    expect(by['report-b2'].reason).toMatch(/PodDisruptionBudget/);
+    expect(requestsOf(kube.get('pods', NS, 'report-b2') as Obj)).toEqual(guardedBefore);
+
+    const resized = items.find((i) => i.action === 'resized')!;
+    const { items: logged } = await api<{ items: Obj[] }>('GET', `/mutations?kind=Pod&name=${resized.pod}`);
+    expect(logged.find((e) => e.id === resized.mutationId)).toMatchObject({ verbs: ['resources'], operation: 'UPDATE', user: 'nemutator:season-resize' });
+    const before = resized.changes[0].from as Record<string, string>;
+    await api('POST', `/resizes/${resized.mutationId}/rollback`);
+    const back = kube.get('pods', NS, resized.pod) as Obj;
+    expect(requestsOf(back)).toEqual({ cpu: before['requests.cpu'], memory: before['requests.memory'] });
+    expect((await api('GET', `/mutations/${resized.mutationId}`)).rolledBack).toBeDefined();
+  });
+
+  it('with Prometheus stopped a pod is admitted with a warning and its resources untouched, while the rest of the chain still runs', async () => {
+    await api('PUT', '/dictionary/nemu_label_team', { value: 'team' });
+    await prom.stop();
+    await fetch(`${c.apiUrl}/telemetry/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    const seasons = await api('GET', '/seasons');
+    expect(seasons.error.code).toBe('NEMU_ERR_PROMETHEUS');
+    const { stderr } = await kubectl(['create', '-f', '-'], {
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: { name: 'web-extra', namespace: NS, labels: { nemu_label_team: 'shop' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d4b9c8f5', uid: '00000000-0000-0000-0000-00000000000b', controller: false }] },
+      spec: { containers: [{ name: 'app', image: 'nginx:1.27', resources: { requests: { cpu: '2', memory: '1Gi' } } }] },
+    });
+    expect(stderr).toMatch(/Warning: .*NEMU_ERR_PROMETHEUS.*unreachable/);
+    const pod = kube.get('pods', NS, 'web-extra') as Obj;
+    expect(requestsOf(pod)).toEqual({ cpu: '2', memory: '1Gi' });
+    expect(pod.metadata.labels.team).toBe('shop');
+  });
+});

@@ -129,7 +129,7 @@ describe('nemu-exec', () => {
       expect(sha(readFileSync(join(dirs.secrets, 'db.pass'), 'utf8'))).toBe(sha(NEW));
       let holders: Array<{ pod?: string | null; ackedVersion?: number | null; container?: string | null }> = [];
       while (Date.now() - t0 < 2000) {
-        holders = (await world.secrets.handlers.secretStatus({ secretStatus: { path: 'secret/app/db' } })).secretStatus!.holders!;
+        holders = (await world.secrets.handlers.secretStatus({ secretStatus: { path: 'secret/app/db' } })).secretStatus!.holders! as unknown as typeof holders;
         if (holders.some((h) => h.pod === 'web-1' && h.ackedVersion === 2)) break;
         await sleep(25);
       }

@@ -48,7 +48,9 @@ createInterface({ input: process.stdin }).on('line', (text) => {
       let body = data;
       try {
         body = data ? JSON.parse(data) : null;
-      } catch {}
+      } catch {
+        // not JSON: kept as text
+      }
       out({ id: r.id, status: res.statusCode, body });
     });
   });

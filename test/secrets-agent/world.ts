@@ -2,7 +2,7 @@
 // real secrets socket of the agent, and "pods" = kube objects + real cgroup v2 directories
 // with processes inside. Logs are captured so tests can grep them for values.
 import { KubeConfig } from '@kubernetes/client-node';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -57,7 +57,7 @@ export interface TestPod {
   cg: PodCgroup;
   token(o?: { audiences?: string[]; expirationSeconds?: number; node?: { name: string; uid: string } }): Promise<string>;
   /** A long-lived client process inside the pod's cgroup. */
-  client(): Promise<PodClient>;
+  client(socketPath?: string): Promise<PodClient>;
 }
 
 export interface PodClient {
@@ -129,7 +129,7 @@ export async function startWorld(overrides: Partial<SecretsConfig> = {}): Promis
         cg,
         token: (t = {}) =>
           kube.issueToken({ namespace, serviceAccount: o.serviceAccount ?? 'app', audiences: t.audiences ?? ['vault'], pod: { name: o.name, uid }, ...(t.node ? { node: t.node } : {}), expirationSeconds: t.expirationSeconds ?? 3600 }),
-        client: () => startClient(cg, socketPath, cleanups),
+        client: (other?: string) => startClient(cg, other ?? socketPath, cleanups),
       };
       // The agent's informer sees the pod.
       for (let i = 0; i < 100 && !nodePods.get(uid) && (o.node ?? NODE) === NODE; i++) await sleep(20);

@@ -161,7 +161,8 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   if ((segments[0] !== 'api' && segments[0] !== 'apis') || isDiscoveryPath(segments, deps.table)) {
     const allowed = authorize(user, { nonResource: { path, verb: method.toLowerCase() } }, deps.rbac).allowed;
     if (!allowed) {
-      if (user === ANONYMOUS_USER && !['/healthz', '/livez', '/readyz', '/version'].includes(path)) throw unauthorized();
+      // Anonymous requests are authenticated as system:anonymous and then refused, as with
+      // kube-apiserver's default --anonymous-auth=true.
       throw failure(403, 'Forbidden', `forbidden: User "${user.username}" cannot ${method.toLowerCase()} path "${url.pathname}"`, {});
     }
     return serveNonResource(deps, path, segments, req, res);

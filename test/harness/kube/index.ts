@@ -169,15 +169,16 @@ export async function startKubeDouble(opts: KubeDoubleOptions = {}): Promise<Kub
     onCall: (call) => webhookCalls.push(call),
   });
 
-  let url = '';
-  let issuer: TokenIssuer | undefined;
+  // Listen first: the issuer is the server's own URL, so OIDC discovery works against it.
+  const server = https.createServer({ key: serving.keyPem, cert: serving.certPem });
+  await listen(server, opts.port ?? 0);
+  const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const issuer = await TokenIssuer.create(opts.issuer ?? url, [opts.issuer ?? url]);
   const handler = createRequestHandler({
     table,
     registry,
     watches,
-    get issuer() {
-      return issuer as TokenIssuer;
-    },
+    issuer,
     adminToken,
     rbac,
     lookup,
@@ -188,10 +189,7 @@ export async function startKubeDouble(opts: KubeDoubleOptions = {}): Promise<Kub
       if (requests.length > 5000) requests.splice(0, requests.length - 5000);
     },
   });
-
-  const server = https.createServer({ key: serving.keyPem, cert: serving.certPem }, handler);
-  await listen(server, opts.port ?? 0);
-  url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server.on('request', handler);
   let httpServer: http.Server | undefined;
   let httpUrl: string | undefined;
   if (opts.http) {
@@ -199,7 +197,6 @@ export async function startKubeDouble(opts: KubeDoubleOptions = {}): Promise<Kub
     await listen(httpServer, 0);
     httpUrl = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
   }
-  issuer = await TokenIssuer.create(opts.issuer ?? url, [opts.issuer ?? url]);
 
   // Cluster basics: the service-account and root-CA publishers run for every namespace.
   store.subscribe((e) => {
@@ -279,7 +276,7 @@ export async function startKubeDouble(opts: KubeDoubleOptions = {}): Promise<Kub
         const n = nodeName ? store.get(R('', 'nodes'), undefined, nodeName) : undefined;
         if (n) node = { name: nodeName as string, uid: n.metadata.uid as string };
       }
-      const { token } = await (issuer as TokenIssuer).issue({
+      const { token } = await issuer.issue({
         namespace: o.namespace,
         serviceAccount: { name: o.serviceAccount, uid: sa.metadata.uid as string },
         audiences: o.audiences ?? [],

@@ -3,7 +3,7 @@
  * queued behind any capture already running on this node, and answered as a ProfileResult
  * (frames deduplicated, samples leaf first).
  */
-import type { ICommand, ICommandResult } from '../../../proto/codec.ts';
+import { pb, type ICommand, type ICommandResult } from '../../../proto/codec.ts';
 import { NemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
 import type { CgroupVersionOption } from '../cgroups/hierarchy.ts';
@@ -39,6 +39,40 @@ export function toWire(r: CaptureResult): NonNullable<ICommandResult['profile']>
   };
 }
 
+/** Room left in a 4 MiB fleet-link frame for the envelope around the profile. */
+export const MAX_PROFILE_BYTES = 4 * 1024 * 1024 - 64 * 1024;
+
+/**
+ * Keeps the answer within one fleet-link frame: frames are already deduplicated, so only a
+ * capture with very many distinct stacks gets here; the lightest samples go first, and the
+ * profile says how much was dropped.
+ */
+export function fitFrame(result: NonNullable<ICommandResult['profile']>, maxBytes = MAX_PROFILE_BYTES): NonNullable<ICommandResult['profile']> {
+  const size = (r: typeof result) => pb.ProfileResult.encode(r).finish().length;
+  if (size(result) <= maxBytes) return result;
+  const samples = [...(result.samples ?? [])].sort((a, b) => Number(b.count ?? 0) - Number(a.count ?? 0));
+  const total = samples.reduce((a, s) => a + Number(s.count ?? 0), 0);
+  let keep = samples.length;
+  let fitted = result;
+  while (keep > 0) {
+    keep = Math.floor(keep * 0.8);
+    const kept = samples.slice(0, keep);
+    const used = new Set(kept.flatMap((s) => s.frames ?? []));
+    // Re-index the frames still used.
+    const index = new Map<number, number>();
+    const frames = (result.frames ?? []).filter((_, i) => used.has(i) && index.set(i, index.size));
+    const dropped = total - kept.reduce((a, s) => a + Number(s.count ?? 0), 0);
+    fitted = {
+      ...result,
+      frames,
+      samples: kept.map((s) => ({ ...s, frames: (s.frames ?? []).map((i) => index.get(i)!) })),
+      warnings: [...(result.warnings ?? []), `the profile had too many distinct stacks for one fleet-link frame: the ${samples.length - keep} lightest stacks (${dropped} of ${total} samples) were left out; use a lower hz`],
+    };
+    if (size(fitted) <= maxBytes) return fitted;
+  }
+  return fitted;
+}
+
 export function createProfileHandler(opts: ProfileHandlerOptions): (command: ICommand) => Promise<Result> {
   const queue = opts.queue ?? new CaptureQueue();
   const cache = new BinaryCache();
@@ -71,6 +105,6 @@ export function createProfileHandler(opts: ProfileHandlerOptions): (command: ICo
       },
       (ahead) => log.info({ ahead }, 'capture queued behind others on this node'),
     );
-    return { profile: toWire(result) };
+    return { profile: fitFrame(toWire(result)) };
   };
 }

@@ -30,6 +30,7 @@ export const controllerSchema = {
   }),
   prometheusUrl: url('', 'Prometheus HTTP API for telemetry-driven resources. Empty: no telemetry.'),
   prometheusTimeout: duration('15s', 'Longest wait for one Prometheus query (telemetry refresh and what-if; admission never waits on Prometheus).', 100),
+  prometheusRecordingRules: boolean(false, 'Read the recording rules of manifests/prometheus-rules.yaml (load them into Prometheus first) instead of computing rate() in subqueries: much cheaper on large clusters.'),
   telemetryWindow: duration('7d', 'History the statistics and recommendations look at.', 3_600_000),
   telemetryStep: duration('1m', 'Resolution of the statistics (PromQL subquery step).', 1000),
   telemetryRateWindow: duration('5m', 'Range of rate() for CPU usage; at least two scrape intervals.', 1000),

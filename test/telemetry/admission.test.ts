@@ -17,6 +17,7 @@ import { startController, type RunningController } from '../../controller/src/ap
 import { controllerSchema } from '../../controller/src/config.ts';
 import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { runCli } from '../../controller/src/cli/main.ts';
 import { formatCpu } from '../../controller/src/mutators/quantity.ts';
 import { formatMemory } from '../../controller/src/telemetry/source.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
@@ -116,7 +117,7 @@ afterAll(async () => {
 
 async function recommendationFor(name: string): Promise<{ peak: Obj; offPeak: Obj }> {
   const { items } = await api<{ items: Obj[] }>('GET', '/recommendations');
-  return items.find((i) => i.workload.name === name)!;
+  return items.find((i) => i.workload.name === name) as { peak: Obj; offPeak: Obj };
 }
 
 describe('telemetry-driven resources through the API server double', () => {
@@ -132,6 +133,32 @@ describe('telemetry-driven resources through the API server double', () => {
     const pods = await until('two running web pods', () => { const p = podsOf('web-').filter((x) => x.status?.phase === 'Running'); return p.length === 2 ? p : undefined; });
     for (const p of pods) expect(requestsOf(p)).toEqual(want);
     expect((kube.get('deployments.apps', NS, 'web') as Obj).spec.template.spec.containers[0].resources.requests).toEqual(want);
+  });
+
+  it('GET /api/v1/model links pods to ReplicaSets, Deployments and nodes; /model/export downloads it; /whatif and `nemutator whatif` compare current and recommended requests', async () => {
+    await kube.settle();
+    const model = await api('GET', '/model');
+    const web = model.workloads.find((w: Obj) => w.kind === 'Deployment' && w.name === 'web');
+    expect(web.pods).toHaveLength(2);
+    expect(web.replicaSets).toHaveLength(1);
+    const pod = model.pods.find((p: Obj) => p.name === web.pods[0]);
+    expect(pod.owners).toEqual([{ kind: 'ReplicaSet', name: web.replicaSets[0] }, { kind: 'Deployment', name: 'web' }]);
+    expect(pod.node).toBe('node-1');
+    expect(model.nodes.find((n: Obj) => n.name === 'node-1').pods).toBeGreaterThanOrEqual(2);
+    expect(model.counts).toMatchObject({ deployments: 1, replicasets: 1, nodes: 1 });
+    const exp = await fetch(`${c.apiUrl}/model/export`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(exp.headers.get('content-disposition')).toMatch(/attachment; filename="nemutator-model.json"/);
+    expect(JSON.parse(await exp.text()).pods.length).toBe(model.pods.length);
+
+    const whatif = await api('GET', '/whatif');
+    const row = whatif.rows.find((r: Obj) => r.workload.name === 'web');
+    const rec = await recommendationFor('web');
+    expect(row.offPeak.cpu).toBeCloseTo(rec.offPeak.requests.cpu, 9);
+    expect(row.current.cpu).toBeCloseTo(Number(formatCpu(rec.offPeak.requests.cpu).replace('m', '')) / 1000, 9);
+    const out: string[] = [];
+    const code = await runCli(['--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--token', TOKEN, 'whatif'], { out: (t) => out.push(t), err: (t) => out.push(t) });
+    expect(code).toBe(0);
+    expect(out.join('\n')).toMatch(/shop\/Deployment\/web\s+app\s+4\s/);
   });
 
   it('a flip to peak resizes running pods in place through pods/resize, evicts the one whose resizePolicy needs a restart it cannot have, leaves the one a PDB protects, and a resize rolls back', async () => {

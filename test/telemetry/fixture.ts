@@ -18,6 +18,8 @@ export interface FixturePod {
   memHigh: number;
   oom?: boolean;
   throttled?: boolean;
+  /** kube_pod_container_resource_requests (cores, bytes). */
+  requests?: { cpu: number; memory: number };
 }
 
 /** Generated peak: Monday–Friday 09:00–16:59 UTC (hour-of-week, Sunday 00:00 = 0). */
@@ -86,6 +88,11 @@ export function seriesOf(h: History, ownerFrom: number): SeriesSpec[] {
       const l = { namespace: p.namespace, pod: p.pod, container: p.container, reason: 'OOMKilled' };
       out.push({ name: 'kube_pod_container_status_last_terminated_reason', labels: l, start: h.end - 86400, end: h.end - 86400 + 3600, stepSeconds: 60, value: () => 1 });
     }
+    if (p.requests) {
+      for (const [resource, unit, v] of [['cpu', 'core', p.requests.cpu], ['memory', 'byte', p.requests.memory]] as const) {
+        out.push({ name: 'kube_pod_container_resource_requests', labels: { namespace: p.namespace, pod: p.pod, container: p.container, resource, unit }, start: ownerFrom, end: h.end, stepSeconds: 60, value: () => v });
+      }
+    }
     if (p.owner) {
       out.push({ name: 'kube_pod_owner', labels: { namespace: p.namespace, pod: p.pod, owner_kind: p.owner.kind, owner_name: p.owner.name, owner_is_controller: 'true' }, start: ownerFrom, end: h.end, stepSeconds: 60, value: () => 1 });
     }
@@ -95,6 +102,23 @@ export function seriesOf(h: History, ownerFrom: number): SeriesSpec[] {
   for (const p of rs.values()) {
     out.push({ name: 'kube_replicaset_owner', labels: { namespace: p.namespace, replicaset: p.owner!.name, owner_kind: p.workload.kind, owner_name: p.workload.name, owner_is_controller: 'true' }, start: ownerFrom, end: h.end, stepSeconds: 60, value: () => 1 });
   }
+  return out;
+}
+
+/** The series manifests/prometheus-rules.yaml would have recorded (every step, rate over `rate` seconds). */
+export function recordedSeriesOf(h: History, rate: number): SeriesSpec[] {
+  const lag = rate / h.step;
+  const idx = (t: number) => Math.round((t - h.start) / h.step);
+  const first = h.start + rate;
+  const cpu = (k: number, t: number) => (h.counters[k]![idx(t)]! - h.counters[k]![idx(t) - lag]!) / rate;
+  const out: SeriesSpec[] = h.pods.flatMap((p, k) => {
+    const labels = { namespace: p.namespace, pod: p.pod, container: p.container };
+    return [
+      { name: 'namespace_pod_container:nemutator_cpu_usage:rate5m', labels, start: first, end: h.end, stepSeconds: h.step, value: (t: number) => cpu(k, t) },
+      { name: 'namespace_pod_container:nemutator_memory_working_set_bytes:max', labels, start: first, end: h.end, stepSeconds: h.step, value: (t: number) => h.memory[k]![idx(t)]! },
+    ];
+  });
+  out.push({ name: 'nemutator:cluster_cpu_usage:rate5m', labels: {}, start: first, end: h.end, stepSeconds: h.step, value: (t) => h.pods.reduce((sum, _, k) => sum + cpu(k, t), 0) });
   return out;
 }
 
@@ -155,6 +179,7 @@ export function standardPods(): FixturePod[] {
     }
   };
   dep('shop', 'web', '7d4b9c8f5', 6, 0.05, 0.4, 100, 180, true, { throttled: true });
+  for (const p of pods) p.requests = { cpu: 1, memory: 512 * Mi };
   dep('shop', 'api', '5c8d7b6f4', 6, 0.1, 0.8, 200, 300, false, { oom: true });
   dep('batch', 'worker', '6f7b8c9d2', 6, 0.3, 0.5, 400, 420, true);
   for (let i = 0; i < 2; i++) pods.push({ namespace: 'shop', pod: `db-${i}`, container: 'postgres', workload: { kind: 'StatefulSet', name: 'db' }, owner: { kind: 'StatefulSet', name: 'db' }, cpuLow: 0.2, cpuHigh: 0.6, memLow: 800 * Mi, memHigh: 900 * Mi });

@@ -2,13 +2,18 @@
 // generated diurnal history (backfilled with promtool): every value equals what this test
 // computes on its own from the same generated samples.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../controller/src/cli/main.ts';
 import { recommend, type EngineParams } from '../../controller/src/telemetry/engine.ts';
 import { PrometheusClient } from '../../controller/src/telemetry/prometheus.ts';
 import { brainsets } from '../../controller/src/telemetry/seasons.ts';
 import { collectSnapshot, type Snapshot } from '../../controller/src/telemetry/statistics.ts';
 import { openMetrics } from '../harness/openmetrics.ts';
 import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
-import { GENERATED_PEAK_HOURS, expected, generateHistory, quantile, seriesOf, standardPods, type History } from './fixture.ts';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { RECORDED } from '../../controller/src/telemetry/queries.ts';
+import { requireTool, runTool } from '../harness/tools.ts';
+import { GENERATED_PEAK_HOURS, expected, generateHistory, quantile, recordedSeriesOf, seriesOf, standardPods, type History } from './fixture.ts';
 
 const WINDOW = 7 * 86400;
 const STEP = 60;
@@ -29,7 +34,7 @@ beforeAll(async () => {
   // Ends 4 h before now on an hour boundary (older than Prometheus' head block).
   at = Math.floor(Date.now() / 3_600_000) * 3600 - 4 * 3600;
   history = generateHistory(standardPods(), at - WINDOW - 2 * 3600, at, STEP);
-  prom = await startPrometheus({ backfill: openMetrics(seriesOf(history, at - 3600)) });
+  prom = await startPrometheus({ backfill: openMetrics([...seriesOf(history, at - 3600), ...recordedSeriesOf(history, RATE)]) });
   const client = new PrometheusClient(prom.url);
   snapshot = await collectSnapshot(client, { window: { windowSeconds: WINDOW, stepSeconds: STEP, rateSeconds: RATE }, at, brainsets: BRAINSETS, peakThreshold: 0.5 });
 }, 120_000);
@@ -106,5 +111,51 @@ describe('telemetry statistics from a backfilled Prometheus', () => {
 
   it('issues a fixed number of batched queries, not one per pod', () => {
     expect(snapshot.queries).toBeLessThanOrEqual(20);
+  });
+
+  it('`nemutator whatif --prometheus URL --json` runs standalone: current requests from kube_pod_container_resource_requests, peak and off-peak recommendations, savings and risk', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(['whatif', '--prometheus', prom.url, '--window', '7d', '--at', String(at), '--json'], { out: (t) => out.push(t), err: (t) => err.push(t) });
+    expect(err).toEqual([]);
+    expect(code).toBe(0);
+    const w = JSON.parse(out.join('\n'));
+    const web = w.rows.find((r: { workload: { name: string } }) => r.workload.name === 'web');
+    const stats = snapshot.workloads.find((x) => x.workload.name === 'web')!;
+    const peak = recommend(stats, BRAINSETS.peak, PARAMS, { requests: { cpu: 1, memory: 512 * 2 ** 20 }, limits: {} });
+    const off = recommend(stats, BRAINSETS['off-peak'], PARAMS, { requests: { cpu: 1, memory: 512 * 2 ** 20 }, limits: {} });
+    expect(web.current).toEqual({ cpu: 1, memory: 512 * 2 ** 20 });
+    close(web.peak.cpu, peak.requests.cpu, 'what-if peak cpu');
+    close(web.offPeak.cpu, off.requests.cpu, 'what-if off-peak cpu');
+    const f = GENERATED_PEAK_HOURS.length / 168;
+    close(web.saved.cpu, (1 - (f * peak.requests.cpu + (1 - f) * off.requests.cpu)) * 6, 'cpu saved over 6 pods');
+    expect(web.risk.offPeak).toBeGreaterThan(web.risk.peak);
+    expect(web.risk.peak).toBeLessThan(0.05);
+    const api = w.rows.find((r: { workload: { name: string } }) => r.workload.name === 'api');
+    expect(api.current).toEqual({});
+    expect(api.saved).toEqual({ cpu: null, memory: null });
+
+    const table: string[] = [];
+    await runCli(['whatif', '--prometheus', prom.url, '--window', '1d', '--at', String(at)], { out: (t) => table.push(t), err: (t) => table.push(t) });
+    expect(table.join('\n')).toMatch(/shop\/Deployment\/web\s+app\s+6\s+1\/512Mi/);
+  });
+
+  it('with --prometheus-recording-rules the statistics read the recorded series and come out the same', async () => {
+    const recorded = await collectSnapshot(new PrometheusClient(prom.url), { window: { windowSeconds: WINDOW, stepSeconds: STEP, rateSeconds: RATE, recorded: true }, at, brainsets: BRAINSETS, peakThreshold: 0.5 });
+    expect(recorded.schedule.peakHours).toEqual(GENERATED_PEAK_HOURS);
+    expect(recorded.containers.length).toBe(snapshot.containers.length);
+    recorded.containers.forEach((c, i) => {
+      const raw = snapshot.containers[i]!;
+      for (const s of ['min', 'avg', 'max', 'p50', 'p90', 'p95', 'p99'] as const) close(c.cpu[s], raw.cpu[s], `${c.pod} recorded cpu ${s}`);
+      for (const s of ['min', 'avg', 'max'] as const) close(c.memory[s], raw.memory[s], `${c.pod} recorded memory ${s}`);
+      close(c.seasonCpu.peak!, raw.seasonCpu.peak!, `${c.pod} recorded peak`);
+    });
+  });
+
+  it('manifests/prometheus-rules.yaml passes `promtool check rules` and records the series the statistics read', async () => {
+    const { stdout } = await runTool(requireTool('promtool', 'prometheus'), ['check', 'rules', 'manifests/prometheus-rules.yaml']);
+    expect(stdout).toMatch(/SUCCESS: 4 rules found/);
+    const rules = parse(readFileSync('manifests/prometheus-rules.yaml', 'utf8')).groups.flatMap((g: { rules: Array<{ record: string }> }) => g.rules.map((r) => r.record));
+    expect(rules.sort()).toEqual(Object.values(RECORDED).sort());
   });
 });

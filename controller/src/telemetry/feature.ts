@@ -82,7 +82,7 @@ export async function telemetryFeature(parts: ControllerParts, mutationLog?: Mut
   return feature;
 }
 
-function currentFromModel(model: ClusterModel): CurrentRequests {
+export function currentFromModel(model: ClusterModel): CurrentRequests {
   return (w, container) => {
     for (const p of model.list('pods')) {
       if (p.metadata?.namespace !== w.namespace) continue;

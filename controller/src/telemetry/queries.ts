@@ -11,7 +11,17 @@ export interface QueryWindow {
   stepSeconds: number;
   /** Range of `rate()`, seconds (e.g. 5m); at least two scrape intervals. */
   rateSeconds: number;
+  /** Read the series of manifests/prometheus-rules.yaml instead of computing rate() in subqueries. */
+  recorded?: boolean;
 }
+
+/** The recording rules of manifests/prometheus-rules.yaml (a test keeps the two in step). */
+export const RECORDED = {
+  cpu: 'namespace_pod_container:nemutator_cpu_usage:rate5m',
+  memory: 'namespace_pod_container:nemutator_memory_working_set_bytes:max',
+  clusterCpu: 'nemutator:cluster_cpu_usage:rate5m',
+  throttling: 'namespace_pod_container:nemutator_cpu_throttled:ratio_rate5m',
+} as const;
 
 export const BY = 'namespace, pod, container';
 /** Real containers only: cAdvisor also exports the pod cgroup (container="") and the pause container. */
@@ -23,14 +33,18 @@ export function dur(seconds: number): string {
 
 /** CPU usage in cores per container, as an instant vector. */
 export function cpuRate(w: QueryWindow): string {
+  if (w.recorded) return RECORDED.cpu;
   return `sum by (${BY}) (rate(container_cpu_usage_seconds_total{${REAL}}[${dur(w.rateSeconds)}]))`;
 }
 
-export function memory(): string {
+export function memory(w?: QueryWindow): string {
+  if (w?.recorded) return RECORDED.memory;
   return `max by (${BY}) (container_memory_working_set_bytes{${REAL}})`;
 }
 
 function sub(inner: string, w: QueryWindow): string {
+  // A recorded series is already sampled at the rule interval: a plain range reads it.
+  if (w.recorded && /^[a-z_:]+$/.test(inner)) return `${inner}[${dur(w.windowSeconds)}]`;
   return `(${inner})[${dur(w.windowSeconds)}:${dur(w.stepSeconds)}]`;
 }
 
@@ -61,9 +75,9 @@ export const statisticQueries = {
   cpuP99: (w: QueryWindow) => `quantile_over_time(0.99, ${sub(cpuRate(w), w)})`,
   /** Subquery points with data, × step = history length. */
   cpuSamples: (w: QueryWindow) => `count_over_time(${sub(cpuRate(w), w)})`,
-  memMin: (w: QueryWindow) => `min_over_time(${sub(memory(), w)})`,
-  memAvg: (w: QueryWindow) => `avg_over_time(${sub(memory(), w)})`,
-  memMax: (w: QueryWindow) => `max_over_time(${sub(memory(), w)})`,
+  memMin: (w: QueryWindow) => `min_over_time(${sub(memory(w), w)})`,
+  memAvg: (w: QueryWindow) => `avg_over_time(${sub(memory(w), w)})`,
+  memMax: (w: QueryWindow) => `max_over_time(${sub(memory(w), w)})`,
   oomKilled: (w: QueryWindow) => `max by (${BY}) (max_over_time(kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}[${dur(w.windowSeconds)}]))`,
   throttling: (w: QueryWindow) =>
     `sum by (${BY}) (increase(container_cpu_cfs_throttled_periods_total{${REAL}}[${dur(w.windowSeconds)}])) / sum by (${BY}) (increase(container_cpu_cfs_periods_total{${REAL}}[${dur(w.windowSeconds)}]))`,
@@ -76,6 +90,7 @@ export function seasonCpuQuantile(w: QueryWindow, q: number, hours: readonly num
 
 /** Cluster CPU in cores, for the hour-of-week profile (a range query). */
 export function clusterCpu(w: QueryWindow): string {
+  if (w.recorded) return RECORDED.clusterCpu;
   return `sum(rate(container_cpu_usage_seconds_total{${REAL}}[${dur(w.rateSeconds)}]))`;
 }
 

@@ -27,7 +27,7 @@ export interface TelemetrySettings {
 
 export function telemetrySettings(c: ControllerConfig): TelemetrySettings {
   return {
-    window: { windowSeconds: Math.round(c.telemetryWindow / 1000), stepSeconds: Math.round(c.telemetryStep / 1000), rateSeconds: Math.round(c.telemetryRateWindow / 1000) },
+    window: { windowSeconds: Math.round(c.telemetryWindow / 1000), stepSeconds: Math.round(c.telemetryStep / 1000), rateSeconds: Math.round(c.telemetryRateWindow / 1000), recorded: c.prometheusRecordingRules },
     brainsets: brainsets(c),
     engine: {
       minCpu: parseQuantity(c.minCpu) ?? 0.01,

@@ -6,5 +6,6 @@ import { mutationsCommand } from './mutations.ts';
 import { nodesCommand } from './nodes.ts';
 import { secretsCommand } from './secrets.ts';
 import { statusCommand } from './status.ts';
+import { whatifCommand } from './whatif.ts';
 
-export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, secretsCommand, flameCommand];
+export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, secretsCommand, flameCommand, whatifCommand];

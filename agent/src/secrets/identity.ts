@@ -71,7 +71,16 @@ export async function identifyProcess(peer: { pid: number; uid: number }, accept
   return { pid: peer.pid, uid: peer.uid, podUid: pod.podUid, containerId: pod.containerId, cgroupPath: pod.cgroupPath, startTicks: before };
 }
 
-/** The same process still holds the pid (checked on every request of a kept-alive connection). */
-export async function stillSameProcess(caller: CallerProcess, procRoot: string): Promise<boolean> {
-  return (await processStartTicks(caller.pid, procRoot)) === caller.startTicks;
+/**
+ * The same process still holds the pid (checked on every request of a kept-alive
+ * connection). A synchronous read: procfs answers from memory, and the async path costs
+ * four thread-pool round trips per request.
+ */
+export function stillSameProcess(caller: CallerProcess, procRoot: string): boolean {
+  try {
+    const stat = readFileSync(join(procRoot, String(caller.pid), 'stat'), 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ', 21)[19]) === caller.startTicks;
+  } catch {
+    return false;
+  }
 }

@@ -38,10 +38,21 @@ export function normalizePathId(text: string): string {
   return text.replace(/^vault:/, '').replace(/#.*$/, '').replace(/\/+$/, '');
 }
 
-/** The annotation parsed; undefined when absent or malformed (a malformed one grants nothing). */
+const parsed = new Map<string, PodSecretsSpec | undefined>();
+
+/** The annotation parsed; undefined when absent or malformed (a malformed one grants nothing). Cached by its text. */
 export function parseSecretsAnnotation(annotations: Record<string, string> | undefined): PodSecretsSpec | undefined {
   const raw = annotations?.[SECRETS_ANNOTATION];
   if (!raw) return undefined;
+  const key = `${raw}\0${annotations?.[ROTATE_SIGNAL_ANNOTATION] ?? ''}`;
+  if (parsed.has(key)) return parsed.get(key);
+  const spec = parseUncached(raw, annotations);
+  if (parsed.size >= 10_000) parsed.clear();
+  parsed.set(key, spec);
+  return spec;
+}
+
+function parseUncached(raw: string, annotations: Record<string, string> | undefined): PodSecretsSpec | undefined {
   let doc: unknown;
   try {
     doc = JSON.parse(raw);

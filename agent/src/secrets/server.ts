@@ -38,6 +38,8 @@ interface Connection {
   credError?: NemuError;
   acceptedAtTicks: number;
   process?: Promise<CallerProcess>;
+  /** Last time the pid was confirmed to still be the process that connected. */
+  checkedAt?: number;
 }
 
 const ERROR_HEAD = (status: number, reason: string, body: string) =>
@@ -101,7 +103,12 @@ export async function startSocketServer(opts: SocketServerOptions): Promise<Sock
     if (conn.credError) throw conn.credError;
     conn.process ??= identifyProcess(conn.cred!, conn.acceptedAtTicks, opts.procRoot);
     const proc = await conn.process;
-    if (!(await stillSameProcess(proc, opts.procRoot))) throw secretsError('NOT_A_POD', `process ${proc.pid} that opened this connection is gone`);
+    // Re-checked at most every 250 ms per connection: a read of /proc costs more than the rest of a cached read.
+    const now = Date.now();
+    if (conn.checkedAt === undefined || now - conn.checkedAt > 250) {
+      if (!stillSameProcess(proc, opts.procRoot)) throw secretsError('NOT_A_POD', `process ${proc.pid} that opened this connection is gone`);
+      conn.checkedAt = now;
+    }
     return proc;
   }
 
@@ -183,7 +190,8 @@ export async function startSocketServer(opts: SocketServerOptions): Promise<Sock
   else if (existing) throw secretsError('INTERNAL', `${opts.path} exists and is not a socket; remove it or set socketPath`);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.path, () => {
+    // A deep backlog: every pod of a node may (re)connect at once after an agent restart.
+    server.listen({ path: opts.path, backlog: 4096 }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -2,6 +2,7 @@
 //   reads <socket> <token> <container> <concurrency> <ms>   → {"count":N}
 //   watch <socket> <token> <container> <n>                  → "ready", then per version {"version","first","last"} once all n got it
 import http from 'node:http';
+import { performance } from 'node:perf_hooks';
 
 const [mode, socketPath, token, container, a, b] = process.argv.slice(2);
 const headers = { authorization: `Bearer ${token}`, 'x-nemutator-container': container };

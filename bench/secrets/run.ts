@@ -5,7 +5,7 @@
 //   - agent memory per open watcher
 // The agent side is the real one (identity by SO_PEERCRED + cgroup + token, Vault double via
 // node-vault); the load runs in a process inside a pod-shaped cgroup, as a pod would.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setFlagsFromString } from 'node:v8';

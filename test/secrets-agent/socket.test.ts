@@ -130,3 +130,20 @@ describe('denials', () => {
     expect(ok.status).toBe(200);
   });
 });
+
+describe('pods that are gone', () => {
+  it('are forgotten: their Vault token revoked, their values and holders dropped', async () => {
+    const gone = await world.pod({ name: 'gone-1', annotation });
+    const c = await gone.client();
+    expect((await c.request({ path: '/v1/secrets', token: await gone.token(), container: 'app' })).status).toBe(200);
+    const tokensBefore = world.vault.liveTokens();
+    expect(world.secrets.service.status().some((h) => h.podUid === gone.uid)).toBe(true);
+    await world.kube.delete('pods', 'shop', 'gone-1');
+    const t0 = Date.now();
+    while (Date.now() - t0 < 5000 && world.secrets.service.status().some((h) => h.podUid === gone.uid)) await new Promise((r) => setTimeout(r, 50));
+    expect(world.secrets.service.status().some((h) => h.podUid === gone.uid)).toBe(false);
+    while (Date.now() - t0 < 5000 && world.vault.liveTokens() >= tokensBefore) await new Promise((r) => setTimeout(r, 50));
+    expect(world.vault.liveTokens()).toBe(tokensBefore - 1);
+    expect(world.vault.requests).toContain('POST /v1/auth/token/revoke-self');
+  });
+});

@@ -103,7 +103,7 @@ describe('certificates in a cluster', () => {
       // Exactly one leader, and it publishes the CA.
       await until('a leader', () => (a.leader.isLeader !== b.leader.isLeader ? true : undefined));
       const mwc = await until('caBundle in both webhooks', () => {
-        const m = kube.get('mutatingwebhookconfigurations.admissionregistration.k8s.io', undefined, 'nemutator') as { webhooks: Array<{ clientConfig: { caBundle?: string } }> };
+        const m = kube.get('mutatingwebhookconfigurations.admissionregistration.k8s.io', undefined, 'nemutator') as unknown as { webhooks: Array<{ clientConfig: { caBundle?: string } }> };
         return m.webhooks.every((w) => w.clientConfig.caBundle) ? m : undefined;
       });
       for (const w of mwc.webhooks) expect(Buffer.from(w.clientConfig.caBundle!, 'base64').toString()).toBe(ca);

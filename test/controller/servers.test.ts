@@ -112,12 +112,12 @@ describe('REST API', () => {
     expect((await fetch(`${api()}/nodes`, { headers: auth })).status).toBe(200);
     const missing = await fetch(`${api()}/nodes/ghost`, { headers: auth });
     expect(missing.status).toBe(404);
-    expect((await missing.json()).message).toMatch(/node ghost has never connected/);
+    expect(((await missing.json()) as { message: string }).message).toMatch(/node ghost has never connected/);
     const nowhere = await fetch(`${api()}/nope`, { headers: auth });
     expect(nowhere.status).toBe(404);
     const method = await fetch(`${api()}/nodes`, { method: 'DELETE', headers: auth });
     expect(method.status).toBe(405);
-    expect((await method.json()).message).toMatch(/use GET/);
+    expect(((await method.json()) as { message: string }).message).toMatch(/use GET/);
     const status = (await (await fetch(`${api()}/status`, { headers: auth })).json()) as { status: string; mode: string };
     expect(status).toMatchObject({ status: 'ready', mode: 'local' });
   });

@@ -1,7 +1,7 @@
 // Runs the real kubectl against a double, for tests. kubectl must be on PATH (it is on the
 // machine image at /usr/bin/kubectl); its absence is an error, never a skipped test.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -32,10 +32,16 @@ export interface KubectlRunner {
   kubeconfig: string;
 }
 
+const cacheDirs: string[] = [];
+process.once('exit', () => {
+  for (const d of cacheDirs) rmSync(d, { recursive: true, force: true });
+});
+
 /** A kubectl bound to one kubeconfig, with a private discovery cache (fast and isolated). */
 export function kubectlFor(kubeconfig: string): KubectlRunner {
   requireKubectl();
   const cacheDir = mkdtempSync(join(tmpdir(), 'nemu-kubectl-cache-'));
+  cacheDirs.push(cacheDir);
   const base = ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir];
   const result = (args: string[], opts: { stdin?: unknown; env?: Record<string, string> } = {}): Promise<KubectlResult> =>
     new Promise((resolve) => {

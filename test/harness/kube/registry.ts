@@ -172,13 +172,22 @@ export class Registry {
       }
       next.metadata.namespace = namespace;
     }
-    const old = this.get(r, namespace, name);
     const rv = next.metadata.resourceVersion;
-    if (rv && rv !== old.metadata.resourceVersion) throw conflict(r, name);
-    if (next.metadata.uid && next.metadata.uid !== old.metadata.uid) {
-      throw conflict(r, name, `Precondition failed: UID in precondition: ${next.metadata.uid}, UID in object meta: ${old.metadata.uid}`);
+    for (let attempt = 0; ; attempt++) {
+      const old = this.get(r, namespace, name);
+      if (rv && rv !== old.metadata.resourceVersion) throw conflict(r, name);
+      if (next.metadata.uid && next.metadata.uid !== old.metadata.uid) {
+        throw conflict(r, name, `Precondition failed: UID in precondition: ${next.metadata.uid}, UID in object meta: ${old.metadata.uid}`);
+      }
+      try {
+        return await this.applyUpdate(r, old, clone(next), ctx, subresource, old.metadata.resourceVersion);
+      } catch (err) {
+        // An unconditional update (no resourceVersion) that raced another writer is retried,
+        // as GuaranteedUpdate does; a conditional one reports the conflict.
+        if (err instanceof ApiError && err.reason === 'Conflict' && !rv && attempt < 5) continue;
+        throw err;
+      }
     }
-    return this.applyUpdate(r, old, next, ctx, subresource, old.metadata.resourceVersion);
   }
 
   async patch(r: ResourceType, namespace: string | undefined, name: string, type: Exclude<PatchType, 'apply'>, patchBody: unknown, ctx: RequestContext, subresource?: string): Promise<KubeObject> {
@@ -233,7 +242,7 @@ export class Registry {
       // The last finalizer is gone: the deferred deletion completes.
       const updated = this.store.update(r, obj, expectedRv);
       const gone = this.store.delete(r, updated.metadata.namespace, updated.metadata.name as string);
-      this.afterDelete(r, gone, 'Background');
+      this.afterDelete(gone, 'Background');
       return gone;
     }
     return this.store.update(r, obj, expectedRv);
@@ -266,7 +275,7 @@ export class Registry {
     const policy = opts.propagationPolicy ?? 'Background';
     if (policy === 'Foreground') await this.collectDependents(old, 'Foreground');
     const gone = this.store.delete(r, namespace, name, old.metadata.resourceVersion);
-    this.afterDelete(r, gone, policy);
+    this.afterDelete(gone, policy);
     return { object: gone, code: 200 };
   }
 
@@ -288,10 +297,10 @@ export class Registry {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
-  private afterDelete(r: ResourceType, gone: KubeObject, policy: 'Background' | 'Foreground' | 'Orphan'): void {
+  /** Background and Orphan propagation run after the owner is gone (Foreground ran before). */
+  private afterDelete(gone: KubeObject, policy: 'Background' | 'Foreground' | 'Orphan'): void {
     if (policy === 'Foreground') return;
     this.background(() => this.collectDependents(gone, policy));
-    void r;
   }
 
   private background(work: () => Promise<unknown>): void {

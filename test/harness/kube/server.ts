@@ -136,10 +136,9 @@ async function authenticateBearer(deps: ServerDeps, req: IncomingMessage): Promi
   }
 }
 
-function forbiddenMessage(user: UserInfo, verb: string, r: ResourceType | undefined, plural: string, sub: string | undefined, group: string, namespace: string | undefined): string {
+function forbiddenMessage(user: UserInfo, verb: string, plural: string, sub: string | undefined, group: string, namespace: string | undefined): string {
   const resource = sub ? `${plural}/${sub}` : plural;
   const where = namespace ? `in the namespace "${namespace}"` : 'at the cluster scope';
-  void r;
   return `User "${user.username}" cannot ${verb} resource "${resource}" in API group "${group}" ${where}`;
 }
 
@@ -205,7 +204,7 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
 
   const decision = authorize(user, { resource: { namespace, verb, group: r.group, version: r.version, resource: r.plural, subresource, name: verb === 'create' && !subresource ? undefined : name } }, deps.rbac);
   if (!decision.allowed) {
-    throw forbidden(r, name, forbiddenMessage(user, verb, r, r.plural, subresource, r.group, namespace));
+    throw forbidden(r, name, forbiddenMessage(user, verb, r.plural, subresource, r.group, namespace));
   }
 
   const warnings: string[] = [];

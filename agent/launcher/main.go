@@ -1,6 +1,8 @@
 // nemu-exec: the launcher Nemutator injects into pods that read secrets from Vault.
 //
-//	nemu-exec copy <dir>      copy this binary into <dir> (the initContainer, into the shared volume)
+//	nemu-exec init --bin <dir> [--render]
+//	                          the initContainer: copy, then (with --render) render
+//	nemu-exec copy <dir>      copy this binary into <dir> (the shared volume)
 //	nemu-exec render          write the pod's declared files into NEMUTATOR_SECRETS_DIR
 //	nemu-exec -- <argv...>    fetch this container's env from the node agent, render files,
 //	                          start a detached watcher (files/signal), then execve argv
@@ -58,7 +60,7 @@ func fail(code int, format string, args ...interface{}) {
 	os.Exit(code)
 }
 
-const usage = "usage: nemu-exec copy <dir> | nemu-exec render | nemu-exec -- <command> [args...]"
+const usage = "usage: nemu-exec init --bin <dir> [--render] | nemu-exec copy <dir> | nemu-exec render | nemu-exec -- <command> [args...]"
 
 func main() {
 	args := os.Args[1:]
@@ -66,6 +68,34 @@ func main() {
 		fail(2, "%s", usage)
 	}
 	switch args[0] {
+	case "init":
+		bin, doRender := "", false
+		for i := 1; i < len(args); i++ {
+			switch {
+			case args[i] == "--bin" && i+1 < len(args):
+				bin = args[i+1]
+				i++
+			case args[i] == "--render":
+				doRender = true
+			default:
+				fail(2, "init: unexpected argument %q; %s", args[i], usage)
+			}
+		}
+		if bin == "" {
+			fail(2, "init: --bin <dir> is required; %s", usage)
+		}
+		if err := copySelf(bin); err != nil {
+			fail(1, "%v", err)
+		}
+		if doRender {
+			cfg := loadConfig()
+			if cfg.container == "" {
+				cfg.container = "nemutator-init"
+			}
+			if err := render(cfg); err != nil {
+				fail(1, "%v", err)
+			}
+		}
 	case "copy":
 		if len(args) != 2 {
 			fail(2, "%s", usage)

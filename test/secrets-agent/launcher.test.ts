@@ -88,6 +88,18 @@ describe('nemu-exec', () => {
     expect(sha(readFileSync(join(secrets2, 'db.pass'), 'utf8'))).toBe(sha(DB));
   });
 
+  it('init --bin <dir> --render: what the initContainer runs, copy then render in one command', async () => {
+    const bin = join(world.dir, 'bin-init');
+    const secrets3 = join(world.dir, 'secrets3');
+    const r = await run(launcher, ['init', '--bin', bin, '--render'], { ...podEnv('app'), NEMUTATOR_SECRETS_DIR: secrets3 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(join(bin, 'nemu-exec'))).toBe(true);
+    expect(sha(readFileSync(join(secrets3, 'db.pass'), 'utf8'))).toBe(sha(DB));
+    const bad = await run(launcher, ['init', '--render'], podEnv());
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--bin <dir> is required');
+  });
+
   it('fails clearly, without a value, when refused or misconfigured', async () => {
     const noContainer = await run(launcher, ['--', 'true'], { ...podEnv(), NEMUTATOR_CONTAINER: '' });
     expect(noContainer.code).toBe(2);

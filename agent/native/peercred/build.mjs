@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Builds peercred.node with the node-gyp npm ships and the Node headers on this machine
 // (--nodedir), so nothing is downloaded. Skips the build when the addon is newer than its
-// sources. `node agent/native/peercred/build.mjs [--force]`.
+// sources. `node agent/native/peercred/build.mjs [--force] [--dist]`; --dist also copies it
+// to dist/agent/native/peercred/build/Release/, where the compiled agent looks for it.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,5 +43,11 @@ export function buildPeercred({ force = false } = {}) {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  console.log(buildPeercred({ force: process.argv.includes('--force') }));
+  const built = buildPeercred({ force: process.argv.includes('--force') });
+  if (process.argv.includes('--dist')) {
+    const to = join(here, '..', '..', '..', 'dist', 'agent', 'native', 'peercred', 'build', 'Release');
+    mkdirSync(to, { recursive: true });
+    copyFileSync(built, join(to, 'peercred.node'));
+  }
+  console.log(built);
 }

@@ -147,3 +147,21 @@ describe('pods that are gone', () => {
     expect(world.vault.requests).toContain('POST /v1/auth/token/revoke-self');
   });
 });
+
+describe('Vault tokens', () => {
+  it('are renewed before their lease ends, so reads go on without a new login', async () => {
+    world.vault.roles.short = { boundServiceAccountNames: ['app'], boundServiceAccountNamespaces: ['shop'], audience: 'vault', readPaths: ['secret/data/app/*', 'secret/metadata/app/*'], ttlSeconds: 3 };
+    const pod = await world.pod({ name: 'short-1', annotation: { ...annotation, role: 'short' } });
+    const c = await pod.client();
+    const token = await pod.token();
+    const logins = () => world.vault.requests.filter((r) => r === 'POST /v1/auth/kubernetes/login').length;
+    const renewals = () => world.vault.requests.filter((r) => r === 'POST /v1/auth/token/renew-self').length;
+    const renewedBefore = renewals();
+    expect((await c.request({ path: '/v1/secrets', token, container: 'app' })).status).toBe(200);
+    const loginsAfterFirst = logins();
+    await new Promise((r) => setTimeout(r, 4500)); // past the first lease: only a renewal keeps the token alive
+    expect(renewals()).toBeGreaterThan(renewedBefore);
+    expect((await world.secrets.handlers.rotate({ rotate: { path: 'secret/app/db' } })).rotate!.pathsChecked).toBeGreaterThanOrEqual(1);
+    expect(logins()).toBe(loginsAfterFirst);
+  });
+});

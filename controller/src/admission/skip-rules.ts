@@ -46,19 +46,35 @@ export function ruleTargets(kind: WorkloadKind, object: KubeObject): Array<{ kin
 }
 
 export class SkipRules {
+  /**
+   * Every rule, in memory, when this process owns the store (embedded): reviews then read no
+   * store at all. A shared store (several replicas) is read on every review instead, so a
+   * rule written by another replica counts at once.
+   */
+  private cache: Promise<Map<string, SkipRule>> | undefined;
+
   constructor(private readonly store: Store) {}
+
+  private cached(): Promise<Map<string, SkipRule>> | undefined {
+    if (this.store.shared) return undefined;
+    this.cache ??= this.store.list<SkipRule>(PREFIX).then((all) => new Map(all.map((e) => [e.key, e.value])));
+    return this.cache;
+  }
 
   async add(rule: SkipRule): Promise<void> {
     const k = key(rule.namespace, rule.kind, rule.name);
     const old = await this.store.get<SkipRule>(k);
     const verbs = [...new Set([...(old?.verbs ?? []), ...rule.verbs])];
-    await this.store.put(k, { ...rule, verbs });
+    const value = { ...rule, verbs };
+    await this.store.put(k, value);
+    (await this.cached())?.set(k, value);
   }
 
   async remove(namespace: string, kind: string, name: string): Promise<boolean> {
     const k = key(namespace, kind, name);
     const had = (await this.store.get(k)) !== undefined;
     if (had) await this.store.del(k);
+    (await this.cached())?.delete(k);
     return had;
   }
 
@@ -70,7 +86,8 @@ export class SkipRules {
   async verbsFor(kind: WorkloadKind, namespace: string, object: KubeObject): Promise<Verb[]> {
     const targets = ruleTargets(kind, object);
     if (targets.length === 0) return [];
-    const rules = await Promise.all(targets.map((t) => this.store.get<SkipRule>(key(namespace, t.kind, t.name))));
+    const cache = await this.cached();
+    const rules = cache ? targets.map((t) => cache.get(key(namespace, t.kind, t.name))) : await Promise.all(targets.map((t) => this.store.get<SkipRule>(key(namespace, t.kind, t.name))));
     return rules.flatMap((r) => r?.verbs ?? []);
   }
 }

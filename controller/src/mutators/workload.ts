@@ -108,7 +108,23 @@ export function controllerOf(object: KubeObject): { kind: string; name: string }
   return undefined;
 }
 
-/** A deep copy of a JSON value; several times faster than structuredClone for API objects. */
+/**
+ * A deep copy of a JSON value (objects, arrays, strings, numbers, booleans, null). A plain
+ * recursive copy: several times faster than a JSON round trip or structuredClone for API
+ * objects, and admission copies parts of every Pod it mutates.
+ */
 export function jsonClone<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    const out = new Array(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = jsonClone(value[i]);
+    return out as T;
+  }
+  const out: Record<string, unknown> = {};
+  for (const k in value as Record<string, unknown>) {
+    const v = (value as Record<string, unknown>)[k];
+    // JSON has no undefined: a key set to undefined disappears, as JSON.stringify does.
+    if (v !== undefined) out[k] = jsonClone(v);
+  }
+  return out as T;
 }

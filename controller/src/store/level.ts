@@ -9,6 +9,8 @@ import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { ListOptions, Store, StoreEntry, StoreOp } from './store.ts';
 
 export class LevelStore implements Store {
+  readonly shared = false;
+
   private constructor(private readonly db: ClassicLevel<string, unknown>, readonly path: string) {}
 
   static async open(path: string): Promise<LevelStore> {

@@ -19,6 +19,11 @@ export interface ListOptions {
 export type StoreOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
 
 export interface Store {
+  /**
+   * True when other processes write the same store (Redis shared by replicas): callers must
+   * not keep their own copies of its data. False for the embedded store, which one process owns.
+   */
+  readonly shared: boolean;
   get<T>(key: string): Promise<T | undefined>;
   put(key: string, value: unknown): Promise<void>;
   del(key: string): Promise<void>;

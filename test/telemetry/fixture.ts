@@ -144,7 +144,8 @@ export interface Expected {
  * What the controller should report for pod k at `at` over `window` seconds with a `step`
  * subquery and `rate` seconds rate() — Prometheus 2.x semantics: range selectors and
  * subqueries include both ends; with samples exactly on the boundaries rate() does not
- * extrapolate, so rate(t) = (c(t) − c(t − rate)) / rate.
+ * extrapolate, so rate(t) = (c(t) − c(t − rate)) / rate. The CPU average is the increase
+ * over the whole window ÷ window.
  */
 export function expected(h: History, k: number, at: number, window: number, step: number, rate: number): Expected {
   const rates: Array<[number, number]> = [];
@@ -160,7 +161,7 @@ export function expected(h: History, k: number, at: number, window: number, step
   const r = rates.map(([, v]) => v);
   const avg = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
   return {
-    cpu: { min: Math.min(...r), avg: avg(r), max: Math.max(...r), p50: quantile(0.5, r), p90: quantile(0.9, r), p95: quantile(0.95, r), p99: quantile(0.99, r) },
+    cpu: { min: Math.min(...r), avg: (h.counters[k]![(at - h.start) / h.step]! - h.counters[k]![(at - window - h.start) / h.step]!) / window, max: Math.max(...r), p50: quantile(0.5, r), p90: quantile(0.9, r), p95: quantile(0.95, r), p99: quantile(0.99, r) },
     memory: { min: Math.min(...mems), avg: avg(mems), max: Math.max(...mems) },
     season: (q, peak) => quantile(q, rates.filter(([t]) => isPeak(t) === peak).map(([, v]) => v)),
     rates,

@@ -108,7 +108,8 @@ export interface CollectOptions {
   at?: number;
   brainsets: Record<Season, Brainset>;
   peakThreshold: number;
-  owners?: OwnerLookup;
+  /** May still be loading (the cluster model's first list): it is awaited only after the queries. */
+  owners?: OwnerLookup | Promise<OwnerLookup>;
   /** Queries in flight at once. */
   concurrency?: number;
 }
@@ -189,7 +190,7 @@ export async function collectSnapshot(prom: PrometheusClient, opts: CollectOptio
   const ck = (c: ContainerStats) => `${c.namespace}/${c.pod}/${c.container}`;
   containers.sort((a, b) => ck(a).localeCompare(ck(b)));
 
-  const owners = resolveOwners(podOwners, rsOwners, opts.owners);
+  const owners = resolveOwners(podOwners, rsOwners, await opts.owners);
   const workloads = aggregateWorkloads(containers, owners);
   const snapshot: Snapshot = { at, window: w, schedule, containers, workloads, queries: prom.queries - before, durationMs: Date.now() - started };
   Object.defineProperty(snapshot, 'owners', { value: owners, enumerable: false });

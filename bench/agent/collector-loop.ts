@@ -19,7 +19,17 @@ async function once(): Promise<void> {
   const report = await collector.collect();
   const frame = encodeEnvelope({ report });
   const page = renderPrometheus(report);
-  emit({ type: 'collect', collectMs: report.collectMs, pods: report.pods?.length ?? 0, frameBytes: frame.byteLength, metricsBytes: page.length });
+  const m = process.memoryUsage();
+  emit({
+    type: 'collect',
+    collectMs: report.collectMs,
+    pods: report.pods?.length ?? 0,
+    frameBytes: frame.byteLength,
+    metricsBytes: page.length,
+    heapTotalBytes: m.heapTotal,
+    heapUsedBytes: m.heapUsed,
+    externalBytes: m.external,
+  });
 }
 
 await once();

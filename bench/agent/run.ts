@@ -5,7 +5,8 @@
 //   npx tsx bench/agent/run.ts                       # the full 5 minutes
 //   BENCH_AGENT_SECONDS=30 npx tsx bench/agent/run.ts # a quick run
 // Also: BENCH_AGENT_INTERVAL_MS, BENCH_AGENT_PODS, BENCH_AGENT_NODE_FLAGS (flags for the agent
-// child, e.g. --max-semi-space-size=1), BENCH_AGENT_TRACE=1 (print RSS every second).
+// child, e.g. --max-semi-space-size=1), BENCH_AGENT_TRACE=1 (print RSS every second),
+// BENCH_AGENT_RESULTS (write the section to another file, for exploratory runs).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -99,6 +100,8 @@ async function main(): Promise<void> {
     const collectMs: number[] = [];
     let frameBytes = 0;
     let metricsBytes = 0;
+    let heapTotalMiB = 0;
+    let externalMiB = 0;
     let ready: () => void = () => undefined;
     let done: () => void = () => undefined;
     const isReady = new Promise<void>((r) => (ready = r));
@@ -112,8 +115,19 @@ async function main(): Promise<void> {
       }),
     );
     createInterface({ input: agent.stdout! }).on('line', (line) => {
-      const event = JSON.parse(line) as { type: string; collectMs?: number; frameBytes?: number; metricsBytes?: number; message?: string };
+      const event = JSON.parse(line) as {
+        type: string;
+        collectMs?: number;
+        frameBytes?: number;
+        metricsBytes?: number;
+        heapTotalBytes?: number;
+        externalBytes?: number;
+        message?: string;
+      };
       if (event.type === 'collect') {
+        heapTotalMiB = Math.max(heapTotalMiB, event.heapTotalBytes! / 2 ** 20);
+        externalMiB = Math.max(externalMiB, event.externalBytes! / 2 ** 20);
+        if (process.env.BENCH_AGENT_TRACE) process.stderr.write(`collect ${event.collectMs} ms, heap total ${(event.heapTotalBytes! / 2 ** 20).toFixed(1)} MiB\n`);
         collectMs.push(event.collectMs!);
         frameBytes = event.frameBytes!;
         metricsBytes = event.metricsBytes!;
@@ -191,11 +205,12 @@ async function main(): Promise<void> {
         `CPU ≤ ${CPU_TARGET_PERCENT} % of one core (${a.cpuPercent.toFixed(3)} %: ${verdict(a.cpuPercent <= CPU_TARGET_PERCENT)}).`,
       '',
       `Collect time for ${PODS} pods over ${sorted.length} collects: median ${quantile(sorted, 0.5)} ms, p95 ${quantile(sorted, 0.95)} ms, ` +
-        `max ${sorted[sorted.length - 1]} ms (the first, cold: ${collectMs[0]} ms). Report frame ${frameBytes} bytes, /metrics page ${metricsBytes} bytes.`,
+        `max ${sorted[sorted.length - 1]} ms (the first, cold: ${collectMs[0]} ms). Report frame ${frameBytes} bytes, /metrics page ${metricsBytes} bytes. ` +
+        `Largest V8 heap seen right after a collect: ${heapTotalMiB.toFixed(1)} MiB (external ${externalMiB.toFixed(1)} MiB).`,
       '',
     ].join('\n');
     process.stdout.write(`${section}\n`);
-    await writeSection(join(REPO, 'bench', 'RESULTS.md'), section);
+    await writeSection(process.env.BENCH_AGENT_RESULTS ?? join(REPO, 'bench', 'RESULTS.md'), section);
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     await rm(work, { recursive: true, force: true });

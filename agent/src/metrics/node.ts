@@ -3,13 +3,13 @@
  * throughput, filesystems and pressure. Rates come from the difference between two
  * consecutive collects; the first collect reports them as 0.
  */
-import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Systeminformation } from 'systeminformation';
 import type { Logger } from '../../../common/src/log.ts';
 import { silentLogger } from '../../../common/src/log.ts';
 import type { INodeMetrics } from '../../../proto/codec.ts';
+import { readKernelFile } from './kernel-file.ts';
 import { readPressure } from './pressure.ts';
 import { parseDiskstats, parseLoadavg, parseMeminfo, parseNetDev, parseProcStat, parseUptime, type CpuTimes } from './procfs.ts';
 
@@ -45,14 +45,6 @@ export async function systemFilesystems(): Promise<FilesystemUsage[]> {
   return list.map((fs) => ({ mount: fs.mount, device: fs.fs, sizeBytes: fs.size, usedBytes: fs.used }));
 }
 
-async function readText(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
 function fraction(now: CpuTimes, before: CpuTimes | undefined): number {
   if (before === undefined) return 0;
   const total = now.total - before.total;
@@ -85,19 +77,17 @@ export class NodeMetricsCollector {
   }
 
   async collect(): Promise<INodeMetrics> {
-    const proc = (file: string): Promise<string | undefined> => readText(join(this.procRoot, file));
-    const [stat, meminfo, loadavg, uptime, netDev, diskstats, cpuPressure, memoryPressure, ioPressure, filesystems] = await Promise.all([
-      proc('stat'),
-      proc('meminfo'),
-      proc('loadavg'),
-      proc('uptime'),
-      proc('net/dev'),
-      proc('diskstats'),
-      readPressure(this.procRoot, 'cpu'),
-      readPressure(this.procRoot, 'memory'),
-      readPressure(this.procRoot, 'io'),
-      this.currentFilesystems(),
-    ]);
+    const filesystems = await this.currentFilesystems();
+    const proc = (file: string): string | undefined => readKernelFile(join(this.procRoot, file));
+    const stat = proc('stat');
+    const meminfo = proc('meminfo');
+    const loadavg = proc('loadavg');
+    const uptime = proc('uptime');
+    const netDev = proc('net/dev');
+    const diskstats = proc('diskstats');
+    const cpuPressure = readPressure(this.procRoot, 'cpu');
+    const memoryPressure = readPressure(this.procRoot, 'memory');
+    const ioPressure = readPressure(this.procRoot, 'io');
     const sample: Sample = {
       atMs: this.clock(),
       cpu: stat === undefined ? undefined : parseProcStat(stat),

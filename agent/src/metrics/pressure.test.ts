@@ -34,8 +34,8 @@ describe('pressure stall information', () => {
     try {
       await mkdir(join(root, 'pressure'));
       await writeFile(join(root, 'pressure', 'cpu'), 'some avg10=5.50 avg60=2.00 avg300=0.75 total=123456\n');
-      expect(await readPressure(root, 'cpu')).toEqual({ someAvg10: 5.5, someAvg60: 2, someAvg300: 0.75, someTotalUs: 123456 });
-      expect(await readPressure(root, 'io')).toBeUndefined();
+      expect(readPressure(root, 'cpu')).toEqual({ someAvg10: 5.5, someAvg60: 2, someAvg300: 0.75, someTotalUs: 123456 });
+      expect(readPressure(root, 'io')).toBeUndefined();
     } finally {
       await rm(root, { recursive: true, force: true });
     }
@@ -43,7 +43,7 @@ describe('pressure stall information', () => {
 
   it('reads this machine’s /proc/pressure when the kernel has PSI', async () => {
     for (const resource of ['cpu', 'memory', 'io'] as const) {
-      const p = await readPressure('/proc', resource);
+      const p = readPressure('/proc', resource);
       if (!existsSync(`/proc/pressure/${resource}`)) {
         expect(p).toBeUndefined();
         continue;

@@ -3,8 +3,8 @@
  * waited for a resource. A kernel without PSI (or booted with psi=0) has no files; the
  * fields are then absent, which is not an error.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readKernelFile } from './kernel-file.ts';
 import type { IPressure } from '../../../proto/codec.ts';
 
 export type PressureResource = 'cpu' | 'memory' | 'io';
@@ -40,12 +40,11 @@ export function parsePressure(text: string): IPressure | undefined {
   return found ? out : undefined;
 }
 
-/** The pressure of one resource, or undefined when the kernel does not expose it. */
-export async function readPressure(procRoot: string, resource: PressureResource): Promise<IPressure | undefined> {
-  try {
-    return parsePressure(await readFile(join(procRoot, 'pressure', resource), 'utf8'));
-  } catch {
-    // ENOENT without PSI; EOPNOTSUPP when compiled in but disabled (psi=0).
-    return undefined;
-  }
+/**
+ * The pressure of one resource, or undefined when the kernel does not expose it (no file
+ * without PSI; EOPNOTSUPP on read when compiled in but disabled with psi=0).
+ */
+export function readPressure(procRoot: string, resource: PressureResource): IPressure | undefined {
+  const text = readKernelFile(join(procRoot, 'pressure', resource));
+  return text === undefined ? undefined : parsePressure(text);
 }

@@ -21,6 +21,7 @@ import { createApiServer } from './server/api.ts';
 import { NemuError, Router, type Authenticator } from './server/router.ts';
 import { createWebhookServer, type WebhookServer } from './server/webhook.ts';
 import { LevelStore } from './store/level.ts';
+import { RedisStore } from './store/redis.ts';
 import type { Store } from './store/store.ts';
 import { VERSION } from '../../common/src/version.ts';
 import { ErrorCodes } from '../../common/src/errors.ts';
@@ -78,6 +79,14 @@ function listen(server: Server | HttpsServer | WebhookServer['server'], port: nu
   });
 }
 
+/** Redis when replicas must share the store, else the embedded one in the state directory. */
+async function openStore(config: ControllerConfig): Promise<Store> {
+  const redis = config.store === 'redis' || (config.store === 'auto' && config.redisUrl !== '');
+  if (!redis) return LevelStore.open(join(config.stateDir, 'store'));
+  if (!config.redisUrl) throw new NemuError(ErrorCodes.CONFIG, 'store is redis but redisUrl is empty; set --redis-url or use --store embedded');
+  return RedisStore.open(config.redisUrl, `${config.redisKeyPrefix}nemutator:store:`);
+}
+
 /** Stops accepting, and ends idle and open connections so close() does not wait on keep-alives. */
 function closeServer(server: Server | HttpsServer): Promise<void> {
   return new Promise<void>((r) => {
@@ -123,7 +132,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     }
   };
   try {
-    const store = await LevelStore.open(join(config.stateDir, 'store'));
+    const store = await openStore(config);
     cleanups.push(() => store.close());
     const tlsSource = deps.tls ?? defaultTlsSource(config, log.child({ component: 'tls' }));
     let tls = await tlsSource.load();

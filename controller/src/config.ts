@@ -19,6 +19,7 @@ export const controllerSchema = {
   caConfigMapName: string('nemutator-ca', 'ConfigMap (in namespace) where the leader publishes the CA certificate (ca.crt) for agents.'),
   leaseName: string('nemutator-controller', 'Lease (in namespace) used for leader election.'),
   kubeconfig: string('', 'Kubeconfig file. Empty: in-cluster config when running in a pod, else no cluster (local mode).'),
+  store: oneOf(['auto', 'embedded', 'redis'] as const, 'auto', 'Where the mutation log, skip rules and profiles live; auto = redis when redisUrl is set (replicas share it), else the embedded store in stateDir (one replica).'),
   dictionary: oneOf(['auto', 'embedded', 'redis'] as const, 'auto', 'Dictionary backend; auto = redis when redisUrl is set, else the embedded store.'),
   redisUrl: url('', 'Redis for the dictionary, e.g. redis://redis.nemutator.svc:6379/0.', ['redis:', 'rediss:']),
   redisKeyPrefix: string('', 'Prefix of every dictionary key in Redis (several installations can share one Redis).'),

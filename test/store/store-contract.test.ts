@@ -1,0 +1,67 @@
+// The same contract for both stores: the embedded one (one replica, local mode) and Redis
+// (replicas sharing the mutation log, skip rules and profiles).
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { LevelStore } from '../../controller/src/store/level.ts';
+import { RedisStore } from '../../controller/src/store/redis.ts';
+import type { Store } from '../../controller/src/store/store.ts';
+
+const stores: Array<[string, () => Promise<Store>]> = [
+  ['embedded (LevelDB)', () => LevelStore.open(join(mkdtempSync(join(tmpdir(), 'nemu-sc-')), 'db'))],
+  ['Redis', () => RedisStore.open(inject('redisUrl'), `test:${randomUUID()}:`)],
+];
+
+describe.each(stores)('store: %s', (_name, open) => {
+  it('gets, puts, deletes and lists by prefix in key order, forwards and backwards, with limits and resume', async () => {
+    const s = await open();
+    try {
+      await s.batch([
+        { type: 'put', key: 'mutations/0003', value: { n: 3 } },
+        { type: 'put', key: 'mutations/0001', value: { n: 1 } },
+        { type: 'put', key: 'mutations/0002', value: { n: 2, nested: { a: [1, 'x'] } } },
+        { type: 'put', key: 'profiles/0001', value: { hz: 49 } },
+        { type: 'put', key: 'mutationsX', value: 'not in the collection' },
+      ]);
+      expect(await s.get('mutations/0002')).toEqual({ n: 2, nested: { a: [1, 'x'] } });
+      expect(await s.get('missing')).toBeUndefined();
+      const keys = async (p: string, o = {}) => (await s.list(p, o)).map((e) => e.key);
+      expect(await keys('mutations/')).toEqual(['mutations/0001', 'mutations/0002', 'mutations/0003']);
+      expect(await keys('mutations/', { reverse: true, limit: 2 })).toEqual(['mutations/0003', 'mutations/0002']);
+      expect(await keys('mutations/', { after: 'mutations/0001' })).toEqual(['mutations/0002', 'mutations/0003']);
+      expect(await keys('mutations/', { after: 'mutations/0003', reverse: true })).toEqual(['mutations/0002', 'mutations/0001']);
+      await s.put('mutations/0001', { n: 10 });
+      expect(await s.get('mutations/0001')).toEqual({ n: 10 });
+      await s.batch([{ type: 'del', key: 'mutations/0001' }, { type: 'put', key: 'mutations/0004', value: { n: 4 } }]);
+      expect(await keys('mutations/')).toEqual(['mutations/0002', 'mutations/0003', 'mutations/0004']);
+      await s.del('mutations/0002');
+      expect(await s.get('mutations/0002')).toBeUndefined();
+      expect(await keys('profiles/')).toEqual(['profiles/0001']);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('store: Redis', () => {
+  it('says what to do when Redis cannot be reached, without printing the password', async () => {
+    await expect(RedisStore.open('redis://:hunter2@127.0.0.1:1/0', 'x:', 300)).rejects.toThrow(/cannot reach the store in Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0.*--store embedded/);
+    await expect(RedisStore.open('redis://:hunter2@127.0.0.1:1/0', 'x:', 300)).rejects.not.toThrow(/hunter2/);
+  });
+
+  it('is shared: what one replica writes, another lists', async () => {
+    const prefix = `test:${randomUUID()}:`;
+    const a = await RedisStore.open(inject('redisUrl'), prefix);
+    const b = await RedisStore.open(inject('redisUrl'), prefix);
+    try {
+      expect(a.shared).toBe(true);
+      await a.put('skip-rules/shop/Deployment/web', { verbs: ['env'] });
+      expect(await b.list('skip-rules/')).toEqual([{ key: 'skip-rules/shop/Deployment/web', value: { verbs: ['env'] } }]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});

@@ -34,14 +34,11 @@ async function admissionParts(parts: ControllerParts): Promise<AdmissionParts> {
   if (p) return p;
   const dictionary = await openDictionary(parts.config, parts.store, parts.log, parts.metrics);
   const mutationLog = new MutationLog(parts.store, parts.log.child({ component: 'mutation-log' }));
-  // The app has no stop hook for features yet: the dictionary and the queued log entries go
-  // with the store, which the app closes last.
-  const closeStore = parts.store.close.bind(parts.store);
-  parts.store.close = async () => {
+  // On shutdown the queued log entries are written and Redis is let go, before the store closes.
+  parts.onStop(async () => {
     await mutationLog.flush();
     await dictionary.close();
-    await closeStore();
-  };
+  });
   p = { dictionary, mutationLog, skipRules: new SkipRules(parts.store) };
   shared.set(parts, p);
   return p;

@@ -176,7 +176,12 @@ describe('telemetry-driven resources through the API server double', () => {
 
     clockNow -= 4 * 3_600_000; // Wednesday 16:00 UTC: peak
     await api('POST', '/telemetry/refresh');
-    expect((await api('GET', '/seasons')).season).toBe('peak');
+    const seasons = await api('GET', '/seasons');
+    expect(seasons.season).toBe('peak');
+    // generated peak: weekdays 09:00–17:00 UTC; Tuesday is fully inside the 2-day window
+    expect(seasons.peakHours).toEqual(expect.arrayContaining(Array.from({ length: 8 }, (_, i) => 2 * 24 + 9 + i)));
+    expect(seasons.offPeakHours).toEqual(expect.arrayContaining([2 * 24 + 3, 2 * 24 + 20]));
+    expect(seasons.schedule).toContainEqual({ season: 'peak', from: 'Tue 09:00', to: 'Tue 17:00', hours: 8 });
     const { items } = await until('the resize pass', async () => { const r = await api<{ items: Obj[] }>('GET', '/resizes'); return r.items.length >= 4 ? r : undefined; });
     const by = Object.fromEntries(items.map((i) => [i.pod, i]));
     const rec = await recommendationFor('web');
@@ -202,6 +207,16 @@ describe('telemetry-driven resources through the API server double', () => {
     const back = kube.get('pods', NS, resized.pod) as Obj;
     expect(requestsOf(back)).toEqual({ cpu: before['requests.cpu'], memory: before['requests.memory'] });
     expect((await api('GET', `/mutations/${resized.mutationId}`)).rolledBack).toBeDefined();
+  });
+
+  it('a dry-run pass plans the flip back to off-peak and changes nothing', async () => {
+    const before = podsOf('web-').map((p) => requestsOf(p));
+    const r = await api('POST', '/resizes/flip?season=off-peak&dryRun=true');
+    expect(r.mode).toBe('dry-run');
+    expect(r.items.length).toBeGreaterThan(0);
+    for (const i of r.items) expect(i.action).toBe('planned');
+    expect(r.items.find((i: Obj) => i.pod.startsWith('web-')).changes[0].to['requests.cpu']).toBe(formatCpu((await recommendationFor('web')).offPeak.requests.cpu));
+    expect(podsOf('web-').map((p) => requestsOf(p))).toEqual(before);
   });
 
   it('with Prometheus stopped a pod is admitted with a warning and its resources untouched, while the rest of the chain still runs', async () => {

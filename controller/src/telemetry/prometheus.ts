@@ -78,8 +78,9 @@ export class PrometheusClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
-      const err = e as Error & { cause?: { code?: string } };
-      const why = err.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms (raise --prometheus-timeout or narrow --telemetry-window)` : `${err.cause?.code ?? err.message}`;
+      const err = e as Error & { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } };
+      const cause = err.cause?.code ?? err.cause?.errors?.find((x) => x.code)?.code ?? err.cause?.message ?? err.message;
+      const why = err.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms (raise --prometheus-timeout or narrow --telemetry-window)` : cause;
       throw new NemuError(PROMETHEUS_ERROR, `Prometheus at ${this.url} is unreachable: ${why}; check --prometheus-url`, { status: 503, cause: e });
     }
     let body: ApiAnswer | undefined;

@@ -491,7 +491,7 @@ describe('what the design requires of the manifests', () => {
     });
   });
 
-  it('grants least privilege: no wildcards, no secrets, the webhook configuration by name', () => {
+  it('grants least privilege: no wildcards, no secret but its own TLS Secret, the webhook configuration by name', () => {
     const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
     for (const r of roles) {
       for (const rule of r.rules as Rule[]) {
@@ -499,7 +499,13 @@ describe('what the design requires of the manifests', () => {
         expect(rule.verbs, id).not.toContain('*');
         expect(rule.resources, id).not.toContain('*');
         expect(rule.apiGroups, id).not.toContain('*');
-        expect(rule.resources, id).not.toContain('secrets');
+        // The only Secret anyone may read is the controller's own TLS Secret, by name, in its namespace.
+        if (rule.resources?.includes('secrets')) {
+          expect(id).toBe('Role/nemutator-controller');
+          expect(rule.verbs.includes('get') || rule.verbs.includes('list') || rule.verbs.includes('watch') ? rule.resourceNames : ['nemutator-webhook-tls'], id).toEqual(['nemutator-webhook-tls']);
+          expect(rule.verbs, id).not.toContain('list');
+          expect(rule.verbs, id).not.toContain('watch');
+        }
       }
     }
     const rulesOf = (kind: string, name: string): Rule[] => find(kind, name).rules as Rule[];
@@ -518,7 +524,8 @@ describe('what the design requires of the manifests', () => {
 
     const role = rulesOf('Role', 'nemutator-controller');
     expect(grants(role, '', 'configmaps', 'update')).toEqual([{ apiGroups: [''], resources: ['configmaps'], resourceNames: ['nemutator-ca'], verbs: ['get', 'update'] }]);
-    expect(grants(role, 'coordination.k8s.io', 'leases', 'update')).toHaveLength(1);
+    expect(grants(role, 'coordination.k8s.io', 'leases', 'update')).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['nemutator-controller'], verbs: ['get', 'update'] }]);
+    expect(grants(role, '', 'secrets', 'get')).toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['nemutator-webhook-tls'], verbs: ['get', 'update'] }]);
 
     const agent = rulesOf('ClusterRole', 'nemutator-agent');
     expect(agent.flatMap((r) => r.verbs.flatMap((v) => r.resources!.map((res) => `${v} ${res}`))).sort()).toEqual(

@@ -182,6 +182,10 @@ describe('telemetry-driven resources through the API server double', () => {
     expect(seasons.peakHours).toEqual(expect.arrayContaining(Array.from({ length: 8 }, (_, i) => 2 * 24 + 9 + i)));
     expect(seasons.offPeakHours).toEqual(expect.arrayContaining([2 * 24 + 3, 2 * 24 + 20]));
     expect(seasons.schedule).toContainEqual({ season: 'peak', from: 'Tue 09:00', to: 'Tue 17:00', hours: 8 });
+    const webProfile = await api('GET', `/seasons?namespace=${NS}&kind=Deployment&name=web`);
+    expect(webProfile.pods).toBe(4);
+    expect(webProfile.peakHours).toEqual(expect.arrayContaining(Array.from({ length: 8 }, (_, i) => 2 * 24 + 9 + i)));
+    expect(webProfile.offPeakHours).toContain(2 * 24 + 3);
     const { items } = await until('the resize pass', async () => { const r = await api<{ items: Obj[] }>('GET', '/resizes'); return r.items.length >= 4 ? r : undefined; });
     const by = Object.fromEntries(items.map((i) => [i.pod, i]));
     const rec = await recommendationFor('web');

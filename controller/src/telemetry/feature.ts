@@ -4,6 +4,7 @@
  * season-flip resize ladder, and the REST routes:
  *
  *   GET  /api/v1/seasons                 hour-of-week schedule, current season, brainsets
+ *        ?namespace=&kind=&name=          one workload's hour-of-week profile
  *   GET  /api/v1/telemetry               statistics per workload container (and per container with ?containers=true)
  *   GET  /api/v1/recommendations         the recommendation of every workload container for both seasons
  *   GET  /api/v1/whatif                  current vs recommended requests, savings and risk
@@ -106,7 +107,13 @@ export function registerTelemetryRoutes(router: Router, parts: ControllerParts):
     if (!s) throw new NemuError(feature.telemetry.lastError?.code ?? ErrorCodes.INTERNAL, feature.telemetry.lastError ? `${feature.telemetry.lastError.message}` : 'no telemetry yet; the first refresh is running, try again in a moment', { status: 503 });
     return s;
   };
-  router.get('/api/v1/seasons', () => f().telemetry.seasons());
+  router.get('/api/v1/seasons', async (req) => {
+    const telemetry = f().telemetry;
+    const [namespace, kind, name] = ['namespace', 'kind', 'name'].map((k) => req.query.get(k) ?? '');
+    if (!name) return telemetry.seasons();
+    if (!namespace) throw new NemuError(ErrorCodes.BAD_REQUEST, 'a workload profile needs namespace, kind (default Deployment) and name: /api/v1/seasons?namespace=shop&kind=Deployment&name=web', { status: 400 });
+    return telemetry.workloadProfile({ namespace, kind: kind || 'Deployment', name });
+  });
   router.get('/api/v1/telemetry', (req) => {
     const feature = f();
     const s = snapshotOf(feature);

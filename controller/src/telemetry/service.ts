@@ -6,13 +6,13 @@
  * change of season is announced to listeners (the resize ladder).
  */
 import type { Logger } from '../../../common/src/log.ts';
-import { NemuError, isNemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError, isNemuError } from '../../../common/src/errors.ts';
 import type { ControllerConfig } from '../config.ts';
 import { parseQuantity } from '../mutators/quantity.ts';
 import { recommend, type EngineParams, type EngineRecommendation, type Resources } from './engine.ts';
 import { PROMETHEUS_ERROR, PrometheusClient } from './prometheus.ts';
 import type { QueryWindow } from './queries.ts';
-import { brainsets, describeSchedule, seasonAt, systemClock, type Brainset, type Clock, type Season } from './seasons.ts';
+import { brainsets, classifyHours, describeSchedule, hourOfWeekProfile, seasonAt, systemClock, type Brainset, type Clock, type Season } from './seasons.ts';
 import { collectSnapshot, deploymentOfReplicaSet, workloadKey, type OwnerLookup, type Snapshot, type WorkloadRef, type WorkloadStats } from './statistics.ts';
 
 export interface TelemetrySettings {
@@ -147,6 +147,25 @@ export class Telemetry {
     const rec = recommend(stats, this.settings.brainsets[season], this.settings.engine, current);
     if (rec.confidence < this.settings.minConfidence) return { reason: `only ${(stats.historySeconds / 3600).toFixed(1)} h of history (confidence ${rec.confidence.toFixed(2)} < minConfidence ${this.settings.minConfidence})` };
     return { workload: stats, recommendation: rec };
+  }
+
+  /**
+   * The hour-of-week profile of one workload (one range query over its pods, on demand),
+   * classified with the same threshold rule as the cluster's.
+   */
+  async workloadProfile(ref: WorkloadRef): Promise<{ workload: WorkloadRef; pods: number; profile: Array<number | null>; peakHours: number[]; offPeakHours: number[] }> {
+    const snap = this.snapshot;
+    if (!snap) throw this.lastError ?? new NemuError(PROMETHEUS_ERROR, 'no telemetry yet; the first refresh is running', { status: 503 });
+    const owners = snap.owners ?? (() => undefined);
+    const pods = [...new Set(snap.containers.filter((c) => c.namespace === ref.namespace && (owners(c.namespace, c.pod) ?? { kind: 'Pod', name: c.pod }).name === ref.name && (owners(c.namespace, c.pod)?.kind ?? 'Pod') === ref.kind).map((c) => c.pod))];
+    if (pods.length === 0) throw new NemuError(ErrorCodes.NOT_FOUND, `no usage history for ${ref.kind} ${ref.namespace}/${ref.name}; GET /api/v1/telemetry lists the workloads`, { status: 404 });
+    const w = this.settings.window;
+    const esc = (s: string) => s.replace(/\./g, '[.]'); // pod names are DNS names: [a-z0-9.-]
+    const step = Math.max(w.stepSeconds, Math.ceil(w.windowSeconds / 10_000));
+    const expr = `sum(rate(container_cpu_usage_seconds_total{namespace="${ref.namespace}", pod=~"${pods.map(esc).join('|')}", container!="", container!="POD"}[${w.rateSeconds}s]))`;
+    const series = await this.prom.queryRange(expr, snap.at - w.windowSeconds, snap.at, step);
+    const schedule = classifyHours(hourOfWeekProfile(series[0]?.points ?? []), this.settings.peakThreshold);
+    return { workload: ref, pods: pods.length, profile: schedule.profile, peakHours: schedule.peakHours, offPeakHours: schedule.offPeakHours };
   }
 
   /** GET /api/v1/seasons. */

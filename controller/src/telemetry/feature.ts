@@ -52,17 +52,17 @@ export async function telemetryFeature(parts: ControllerParts, mutationLog?: Mut
   const settings = telemetrySettings(config);
   const prom = new PrometheusClient(config.prometheusUrl, { timeoutMs: settings.timeoutMs });
   const kc = loadKubeConfig(config.kubeconfig);
-  let model: ClusterModel | undefined;
-  if (kc) {
-    model = new ClusterModel(kc, parts.log.child({ component: 'model' }));
-    try {
-      await model.start();
-    } catch (e) {
+  // The model's first list runs in the background: start-up never waits on the apiserver,
+  // and a refresh awaits the owners only once its queries are done.
+  const model = kc ? new ClusterModel(kc, parts.log.child({ component: 'model' })) : undefined;
+  const owners = model?.start().then(
+    () => model.ownerLookup,
+    (e: unknown) => {
       log.warn({ err: (e as Error).message }, 'cluster model unavailable; owners come from kube_pod_owner and pod names');
-      model = undefined;
-    }
-  }
-  const telemetry = new Telemetry(prom, settings, log, telemetryTestHooks.clock, model?.ownerLookup);
+      return undefined;
+    },
+  );
+  const telemetry = new Telemetry(prom, settings, log, telemetryTestHooks.clock, owners);
   if (model) telemetry.replicaSetOwner = model.replicaSetOwner;
   const feature: TelemetryFeature = {
     telemetry,

@@ -62,7 +62,8 @@ export class Telemetry {
     readonly settings: TelemetrySettings,
     private readonly log: Logger,
     readonly clock: Clock = systemClock,
-    private readonly owners?: OwnerLookup,
+    /** The cluster model's owners; may still be loading (awaited only when a refresh needs it). */
+    private readonly owners?: OwnerLookup | Promise<OwnerLookup | undefined>,
   ) {}
 
   /** One refresh; concurrent callers share it. Never throws: the error is kept in lastError. */

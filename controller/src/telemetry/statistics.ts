@@ -109,7 +109,7 @@ export interface CollectOptions {
   brainsets: Record<Season, Brainset>;
   peakThreshold: number;
   /** May still be loading (the cluster model's first list): it is awaited only after the queries. */
-  owners?: OwnerLookup | Promise<OwnerLookup>;
+  owners?: OwnerLookup | Promise<OwnerLookup | undefined>;
   /** Queries in flight at once. */
   concurrency?: number;
 }

@@ -46,6 +46,8 @@ export interface ResizeOptions {
   ratePerMinute: number;
   /** Smallest relative change of a request worth acting on. */
   minChange: number;
+  /** Singleton work: only the leader replica resizes on a flip. */
+  isLeader?: () => boolean;
 }
 
 type Pod = { metadata?: { name?: string; namespace?: string; labels?: Record<string, string> }; spec?: { restartPolicy?: string; containers?: Container[] }; status?: { phase?: string } };
@@ -72,7 +74,7 @@ export class ResizeLadder {
   /** Listens to the telemetry's season flips. */
   attach(): void {
     this.telemetry.onSeasonFlip((season) => {
-      if (this.opts.mode === 'off') return;
+      if (this.opts.mode === 'off' || !(this.opts.isLeader?.() ?? true)) return;
       void this.onFlip(season);
     });
   }

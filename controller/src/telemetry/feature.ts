@@ -74,7 +74,7 @@ export async function telemetryFeature(parts: ControllerParts, mutationLog?: Mut
   };
   if (model) feature.model = model;
   if (kc && model && mutationLog) {
-    feature.ladder = new ResizeLadder(kc, model, telemetry, mutationLog, parts.log.child({ component: 'resize' }), { mode: config.resizeOnSeasonFlip, ratePerMinute: config.resizeRate, minChange: config.resizeMinChange });
+    feature.ladder = new ResizeLadder(kc, model, telemetry, mutationLog, parts.log.child({ component: 'resize' }), { mode: config.resizeOnSeasonFlip, ratePerMinute: config.resizeRate, minChange: config.resizeMinChange, isLeader: parts.isLeader });
     feature.ladder.attach();
   }
   telemetry.start();

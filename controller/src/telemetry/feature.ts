@@ -27,7 +27,7 @@ import { PrometheusClient } from './prometheus.ts';
 import type { Clock, Season } from './seasons.ts';
 import { Telemetry, telemetrySettings } from './service.ts';
 import { resourcesOf, TelemetrySource } from './source.ts';
-import type { OwnerLookup } from './statistics.ts';
+import { workloadKey, type OwnerLookup } from './statistics.ts';
 import { computeWhatIf, currentFromPrometheus, type CurrentRequests } from './whatif.ts';
 
 export interface TelemetryFeature {
@@ -84,15 +84,18 @@ export async function telemetryFeature(parts: ControllerParts, mutationLog?: Mut
 }
 
 export function currentFromModel(model: ClusterModel): CurrentRequests {
-  return (w, container) => {
-    for (const p of model.list('pods')) {
-      if (p.metadata?.namespace !== w.namespace) continue;
-      const ref = model.workloadOf(p);
-      if (ref.kind !== w.kind || ref.name !== w.name) continue;
-      const c = ((p.spec?.containers ?? []) as Array<{ name: string; resources?: { requests?: Record<string, string>; limits?: Record<string, string> } }>).find((x) => x.name === container);
-      if (c) return { requests: resourcesOf(c.resources?.requests ?? {}), limits: resourcesOf(c.resources?.limits ?? {}) };
+  // One pass over the pods: the first pod of each workload speaks for its template.
+  const index = new Map<string, { requests: Record<string, string>; limits: Record<string, string> }>();
+  for (const p of model.list('pods')) {
+    const ref = model.workloadOf(p);
+    for (const c of (p.spec?.containers ?? []) as Array<{ name: string; resources?: { requests?: Record<string, string>; limits?: Record<string, string> } }>) {
+      const k = workloadKey(ref, c.name);
+      if (!index.has(k)) index.set(k, { requests: c.resources?.requests ?? {}, limits: c.resources?.limits ?? {} });
     }
-    return undefined;
+  }
+  return (w, container) => {
+    const c = index.get(workloadKey(w, container));
+    return c ? { requests: resourcesOf(c.requests), limits: resourcesOf(c.limits) } : undefined;
   };
 }
 

@@ -7,6 +7,7 @@
 // warning, resources untouched, and the rest of the chain still runs.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -178,6 +179,14 @@ describe('telemetry-driven resources through the API server double', () => {
     await api('POST', '/telemetry/refresh');
     const seasons = await api('GET', '/seasons');
     expect(seasons.season).toBe('peak');
+    const metrics = await new Promise<string>((resolve, reject) => {
+      https.get(c.webhookUrl.replace(/\/mutate$/, '/metrics'), { ca: c.tls.caPem }, (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d)).on('end', () => resolve(body));
+      }).on('error', reject);
+    });
+    expect(metrics).toMatch(/^nemutator_telemetry_up 1$/m);
+    expect(metrics).toMatch(/^nemutator_season\{season="peak"\} 1$/m);
     // generated peak: weekdays 09:00–17:00 UTC; Tuesday is fully inside the 2-day window
     expect(seasons.peakHours).toEqual(expect.arrayContaining(Array.from({ length: 8 }, (_, i) => 2 * 24 + 9 + i)));
     expect(seasons.offPeakHours).toEqual(expect.arrayContaining([2 * 24 + 3, 2 * 24 + 20]));

@@ -14,6 +14,7 @@
  *   GET  /api/v1/resizes                 season-flip resize actions so far
  *   POST /api/v1/resizes/{id}/rollback   resize a pod back
  */
+import { Gauge } from 'prom-client';
 import type { ControllerParts } from '../app.ts';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import { loadKubeConfig } from '../../../common/src/kube.ts';
@@ -77,6 +78,10 @@ export async function telemetryFeature(parts: ControllerParts, mutationLog?: Mut
     feature.ladder = new ResizeLadder(kc, model, telemetry, mutationLog, parts.log.child({ component: 'resize' }), { mode: config.resizeOnSeasonFlip, ratePerMinute: config.resizeRate, minChange: config.resizeMinChange, isLeader: parts.isLeader });
     feature.ladder.attach();
   }
+  const registers = [parts.metrics.registry];
+  new Gauge({ name: 'nemutator_telemetry_up', help: '1 when the last telemetry refresh succeeded (admission uses its recommendations), else 0.', registers, collect() { this.set(telemetry.lastError || !telemetry.snapshot ? 0 : 1); } });
+  new Gauge({ name: 'nemutator_telemetry_prometheus_queries', help: 'Prometheus queries telemetry has issued since start.', registers, collect() { this.set(prom.queries); } });
+  new Gauge({ name: 'nemutator_season', help: 'The current season: 1 for peak or off-peak.', labelNames: ['season'], registers, collect() { const now = telemetry.currentSeason(); for (const s of ['peak', 'off-peak']) this.set({ season: s }, s === now ? 1 : 0); } });
   telemetry.start();
   features.set(parts, feature);
   parts.onStop(() => feature.stop());

@@ -4,8 +4,13 @@
  * the `value` fields that secret payloads use. Callers still must never log a secret on
  * purpose; redaction is the safety net, not the plan.
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
+
+// pino-pretty is loaded only when asked for (local mode): the agent on every node never
+// pays its ~2.5 MiB.
+const require = createRequire(import.meta.url);
 
 export type { Logger } from 'pino';
 
@@ -68,6 +73,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
   };
   if (opts.destination) return pino(options, opts.destination);
   if (opts.pretty) {
+    const pretty = require('pino-pretty') as typeof PinoPretty;
     return pino(options, pretty({ colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss', ignore: 'pid,hostname', sync: true }));
   }
   return pino(options);

@@ -28,7 +28,7 @@ export const MAX_VALUE_BYTES = 256 * 1024;
 
 /** Keys and values are checked at the edges (REST, CLI); a message says what is wrong. */
 export function checkEntry(key: string, value?: unknown): void {
-  if (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH || /[\s\u0000-\u001f]/.test(key)) {
+  if (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH || /[\s\p{Cc}]/u.test(key)) {
     throw new NemuError(ErrorCodes.BAD_REQUEST, `dictionary key ${JSON.stringify(key)} is not valid: use 1 to ${MAX_KEY_LENGTH} characters without spaces, e.g. nemu_label_ab12`, { status: 400 });
   }
   if (value === undefined) return;

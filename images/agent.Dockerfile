@@ -4,6 +4,11 @@
 
 # ---- build: full dependencies, TypeScript -> dist/ ----
 FROM node:20-bookworm-slim AS build
+# The SO_PEERCRED addon (agent/native/peercred) is compiled by node-gyp against the image's
+# own Node headers (/usr/local/include/node): it needs python3, make and a C compiler.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund

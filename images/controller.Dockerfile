@@ -4,6 +4,10 @@
 
 # ---- build: full dependencies, TypeScript -> dist/ ----
 FROM node:20-bookworm-slim AS build
+# `npm run build` also compiles the agent's SO_PEERCRED addon (node-gyp): build-time only.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund

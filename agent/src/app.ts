@@ -30,12 +30,12 @@ export function commandRouter(handlers: CommandHandlers): CommandHandler {
 }
 import { renderPrometheus } from './metrics/exposition.ts';
 import { ReportCollector, type PodNames } from './report.ts';
-import { loadKubeConfig } from '../../common/src/kube.ts';
+import { KubeApi } from './kube/api.ts';
 import { NodePods } from './kube/pods.ts';
 import { VERSION } from '../../common/src/version.ts';
 import { createProfileHandler } from './profiler/handler.ts';
 import { CaptureQueue } from './profiler/queue.ts';
-import { startSecrets, type RunningSecrets } from './secrets/index.ts';
+import type { RunningSecrets } from './secrets/index.ts';
 
 export interface AgentDeps {
   log: Logger;
@@ -73,7 +73,7 @@ function readFileOrFail(path: string, key: string, what: string): string {
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const { log } = deps;
   // In a cluster the agent knows the pods of its node, to name them (and to check secrets).
-  const kc = deps.podNames ? undefined : loadKubeConfig(config.kubeconfig);
+  const kc = deps.podNames ? undefined : KubeApi.load(config.kubeconfig);
   const pods = kc ? new NodePods(kc, config.nodeName, log.child({ component: 'pods' })) : undefined;
   if (pods) await pods.start();
   const podNames = deps.podNames ?? pods?.names;
@@ -119,7 +119,9 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   let secrets: RunningSecrets | undefined;
   if (config.vaultAddr) {
     if (!kc || !pods) throw new NemuError(ErrorCodes.CONFIG, 'vaultAddr is set but the agent has no API server to check pods and tokens with; set --kubeconfig or run in a cluster');
-    secrets = await startSecrets(config, { log: log.child({ component: 'secrets' }), kubeConfig: kc, pods });
+    // Loaded only when used: Vault's client is the agent's largest dependency after the kube client.
+    const { startSecrets } = await import('./secrets/index.ts');
+    secrets = await startSecrets(config, { log: log.child({ component: 'secrets' }), kube: kc, pods });
     handlers.rotate ??= secrets.handlers.rotate;
     handlers.secretStatus ??= secrets.handlers.secretStatus;
   }

@@ -1,7 +1,7 @@
 // The agent's view of the pods of its node, from a Kubernetes API (the double), through the
 // same informer code it runs in a cluster.
-import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeApi } from '../../agent/src/kube/api.ts';
 import { NodePods, containerIdOf } from '../../agent/src/kube/pods.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
@@ -31,9 +31,7 @@ const pod = (name: string, node: string) => ({
 
 describe('pods of this node', () => {
   it('sees only its own node, names containers by runtime id, and follows deletions and dropped watches', async () => {
-    const kc = new KubeConfig();
-    kc.loadFromFile(kube.kubeconfigPath);
-    const pods = new NodePods(kc, 'node-1', silentLogger);
+    const pods = new NodePods(KubeApi.load(kube.kubeconfigPath)!, 'node-1', silentLogger, 50);
     await pods.start();
     try {
       const mine = await kube.create(pod('mine', 'node-1'));
@@ -55,6 +53,13 @@ describe('pods of this node', () => {
 
       await kube.delete('pods', 'default', 'mine');
       await until('the deletion', () => (pods.get(uid) === undefined ? true : undefined));
+
+      // History compacted while the watch is down: the resume gets 410 Gone and the agent lists again.
+      kube.compact();
+      kube.dropWatches('reset');
+      await kube.create(pod('after-compaction', 'node-1'));
+      await until('a pod created after a 410', () => pods.list().find((p) => p.metadata?.name === 'after-compaction'));
+      expect(pods.hasSynced).toBe(true);
     } finally {
       await pods.stop();
     }

@@ -1,7 +1,6 @@
 // A node for the secrets tests: the kube double (pods, tokens, JWKS), the Vault double, the
 // real secrets socket of the agent, and "pods" = kube objects + real cgroup v2 directories
 // with processes inside. Logs are captured so tests can grep them for values.
-import { KubeConfig } from '@kubernetes/client-node';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { createLogger, silentLogger } from '../../common/src/log.ts';
 import { agentSchema } from '../../agent/src/config.ts';
+import { KubeApi } from '../../agent/src/kube/api.ts';
 import { NodePods } from '../../agent/src/kube/pods.ts';
 import { startSecrets, type RunningSecrets, type SecretsConfig } from '../../agent/src/secrets/index.ts';
 import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
@@ -88,13 +88,12 @@ export async function startWorld(overrides: Partial<SecretsConfig> = {}): Promis
       },
     }),
   });
-  const kc = new KubeConfig();
-  kc.loadFromFile(kube.kubeconfigPath);
-  const nodePods = new NodePods(kc, NODE, silentLogger);
+  const kc = KubeApi.load(kube.kubeconfigPath)!;
+  const nodePods = new NodePods(KubeApi.load(kube.kubeconfigPath)!, NODE, silentLogger);
   await nodePods.start();
   const defaults = Object.fromEntries(Object.entries(agentSchema).map(([k, spec]) => [k, (spec as { default: unknown }).default])) as unknown as SecretsConfig;
   const config: SecretsConfig = { ...defaults, nodeName: NODE, procRoot: '/proc', socketPath, socketMode: '0666', vaultAddr: vault.addr, rotationInterval: 60_000, maxStaleness: 300_000, secretsRateLimit: 0, ...overrides };
-  const secrets = await startSecrets(config, { log, kubeConfig: kc, pods: nodePods });
+  const secrets = await startSecrets(config, { log, kube: kc, pods: nodePods });
   const cleanups: Array<() => Promise<void>> = [];
 
   const world: World = {

@@ -2,7 +2,7 @@
  * The secrets feature assembled: pod cache and JWKS from the API server, the service, the
  * unix-socket server and the fleet command handlers (rotate, secretStatus).
  */
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeApi } from '../kube/api.ts';
 import type { JSONWebKeySet } from 'jose';
 import type { Logger } from '../../../common/src/log.ts';
 import type { ICommand, ICommandResult } from '../../../proto/codec.ts';
@@ -23,7 +23,7 @@ export type SecretsConfig = Pick<
 export interface SecretsDeps {
   log: Logger;
   /** The API server (JWKS) and the agent's informer of this node's pods. */
-  kubeConfig: KubeConfig;
+  kube: KubeApi;
   pods: Pick<NodePods, 'get'>;
   /** Overrides the JWKS source (default: jwksUrl or the API server's /openid/v1/jwks). */
   fetchJwks?: () => Promise<JSONWebKeySet>;
@@ -40,7 +40,7 @@ export interface RunningSecrets {
 
 export async function startSecrets(config: SecretsConfig, deps: SecretsDeps): Promise<RunningSecrets> {
   loadPeercred(); // fail at start-up, not on the first call, when the addon is missing
-  const kc = deps.kubeConfig;
+  const kc = deps.kube;
   const pods = podDirectory(deps.pods);
   const service = new SecretsService({
     nodeName: config.nodeName,

@@ -3,8 +3,9 @@
  * (agent/src/kube/pods.ts): a pod by UID — waiting briefly for one the cgroup names before
  * the watch delivered it — and word when a pod is gone, to forget its tokens and values.
  */
-import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import https from 'node:https';
+import type { KubeApi } from '../kube/api.ts';
 import type { JSONWebKeySet } from 'jose';
 import type { NodePods } from '../kube/pods.ts';
 
@@ -41,11 +42,12 @@ export function podDirectory(pods: Pick<NodePods, 'get'>, sweepMs = 2000): PodDi
 }
 
 /** The API server's JWKS, fetched with the kubeconfig's TLS and credentials. */
-export function jwksFetcher(kc: KubeConfig, jwksUrl: string): () => Promise<JSONWebKeySet> {
+export function jwksFetcher(kube: KubeApi, jwksUrl: string): () => Promise<JSONWebKeySet> {
   return async () => {
-    const url = new URL(jwksUrl || `${kc.getCurrentCluster()?.server ?? ''}/openid/v1/jwks`);
-    const opts: https.RequestOptions = { method: 'GET', hostname: url.hostname, port: url.port, path: url.pathname, timeout: 5000 };
-    await kc.applyToHTTPSOptions(opts);
+    const url = new URL(jwksUrl || `${kube.server}/openid/v1/jwks`);
+    // The API server's own TLS and credentials only when the JWKS is on the API server.
+    const onApi = url.origin === new URL(kube.server).origin;
+    const opts: https.RequestOptions = onApi ? { ...kube.options(url), timeout: 5000 } : { method: 'GET', hostname: url.hostname, port: url.port, path: url.pathname + url.search, timeout: 5000 };
     const mod = url.protocol === 'http:' ? await import('node:http') : https;
     return new Promise((resolve, reject) => {
       const req = mod.request(opts, (res) => {

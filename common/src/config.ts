@@ -7,8 +7,13 @@
  * and the expected form.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { ErrorCodes, NemuError } from './errors.ts';
+
+// yaml is loaded only when a file is read (~4 MiB the agent on every node need not carry).
+function parseYaml(text: string): unknown {
+  return (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text);
+}
 
 export interface Spec<T> {
   /** Human description of the accepted form, used in errors and in the reference. */

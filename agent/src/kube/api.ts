@@ -5,11 +5,16 @@
  * ~60 MiB of memory for that.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import http from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+// yaml is loaded only when a file is read (~4 MiB the agent on every node need not carry).
+function parseYaml(text: string): unknown {
+  return (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text);
+}
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 

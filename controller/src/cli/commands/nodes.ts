@@ -1,17 +1,6 @@
+import type { NodeSummary } from '../../fleet/registry.ts';
 import { table, type Command } from '../command.ts';
 
-interface NodeSummary {
-  name: string;
-  connected: boolean;
-  stale: boolean;
-  agentVersion: string;
-  lastReportAgeSeconds: number | null;
-  cpuCores: number;
-  cpuUsageCores: number;
-  memoryUsedBytes: number;
-  memoryTotalBytes: number;
-  pods: number;
-}
 
 const GiB = 1024 ** 3;
 

@@ -180,3 +180,28 @@ describe('which devices count', () => {
     expect(['sda1', 'vda15', 'nvme0n1p2', 'mmcblk0p1', 'dm-0', 'md0', 'loop3', 'zram0', 'sr0'].some(isWholeDisk)).toBe(false);
   });
 });
+
+describe('filesystem usage', () => {
+  it('reports what df reports for the root filesystem, and leaves kernel views out', async () => {
+    const { systemFilesystems } = await import('./node.ts');
+    const { execFileSync } = await import('node:child_process');
+    const list = await systemFilesystems();
+    const root = list.find((f) => f.mount === '/');
+    expect(root).toBeDefined();
+    const [, sizeK, usedK] = execFileSync('df', ['-k', '--output=target,size,used', '/'], { encoding: 'utf8' }).trim().split('\n')[1]!.trim().split(/\s+/).map(Number);
+    expect(Number(root!.sizeBytes)).toBe(sizeK! * 1024);
+    // Used blocks move while the tests write: within 1 %.
+    expect(Math.abs(Number(root!.usedBytes) - usedK! * 1024) / (sizeK! * 1024)).toBeLessThan(0.01);
+    expect(list.some((f) => f.mount.startsWith('/proc') || f.mount.startsWith('/sys/fs/cgroup/'))).toBe(false);
+  });
+
+  it('reads mount points with escaped spaces', async () => {
+    const { systemFilesystems } = await import('./node.ts');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/nemu-mounts-`);
+    writeFileSync(`${dir}/mounts`, `/dev/root / ext4 rw 0 0\nproc /proc proc rw 0 0\n/dev/x /no\\040such\\040dir ext4 rw 0 0\n`);
+    const list = await systemFilesystems(`${dir}/mounts`);
+    expect(list.map((f) => f.mount)).toEqual(['/']);
+  });
+});

@@ -2,8 +2,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort } from './ports.ts';
-import { requireTool, runTool, ServiceProcess } from './tools.ts';
+import { requireTool, runTool, ServiceProcess, startOnFreePort } from './tools.ts';
 
 export interface PrometheusServer {
   url: string;
@@ -68,23 +67,9 @@ export async function startPrometheus(
       return res.ok;
     }, 'ready (/-/ready)', 30_000);
 
-  let port = opts.port ?? (await freePort());
-  let service: ServiceProcess;
-  for (let attempt = 1; ; attempt++) {
-    service = launch(port);
-    try {
-      await ready(service, port);
-      break;
-    } catch (err) {
-      // A freePort() port can be taken by someone else before prometheus binds it.
-      const taken = /address already in use/i.test(service.recentOutput);
-      if (opts.port !== undefined || !taken || attempt >= 5) {
-        await rm(home, { recursive: true, force: true });
-        throw err;
-      }
-      port = await freePort();
-    }
-  }
+  const started = await startOnFreePort(opts.port, launch, ready, () => rm(home, { recursive: true, force: true }));
+  const port = started.port;
+  let service = started.service;
 
   return {
     url: `http://127.0.0.1:${port}`,

@@ -3,8 +3,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './ports.ts';
-import { requireTool, ServiceProcess } from './tools.ts';
+import { requireTool, ServiceProcess, startOnFreePort } from './tools.ts';
 
 export interface RedisServer {
   url: string;
@@ -42,23 +41,9 @@ export async function startRedis(
   const ready = async (service: ServiceProcess, port: number): Promise<void> =>
     service.waitUntil(() => answersPing(port), 'answering PING');
 
-  let port = opts.port ?? (await freePort());
-  let service: ServiceProcess;
-  for (let attempt = 1; ; attempt++) {
-    service = launch(port);
-    try {
-      await ready(service, port);
-      break;
-    } catch (err) {
-      // A freePort() port can be taken by someone else before redis binds it: pick another.
-      const taken = /address already in use/i.test(service.recentOutput);
-      if (opts.port !== undefined || !taken || attempt >= 5) {
-        await rm(dir, { recursive: true, force: true });
-        throw err;
-      }
-      port = await freePort();
-    }
-  }
+  const started = await startOnFreePort(opts.port, launch, ready, () => rm(dir, { recursive: true, force: true }));
+  const port = started.port;
+  let service = started.service;
 
   return {
     url: `redis://127.0.0.1:${port}`,

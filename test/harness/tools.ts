@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
+import { freePort } from './ports.ts';
 
 /**
  * Absolute path of a system tool. A test that needs a tool fails loudly when it is missing:
@@ -153,4 +154,32 @@ process.once('exit', () => {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Starts a server on `fixedPort`, or on a free port: a freePort() port can be taken by
+ * someone else before the server binds it, so on "address already in use" another port is
+ * tried (five times at most). `cleanup` runs when the start fails for good.
+ */
+export async function startOnFreePort(
+  fixedPort: number | undefined,
+  launch: (port: number) => ServiceProcess,
+  ready: (service: ServiceProcess, port: number) => Promise<void>,
+  cleanup: () => Promise<void>,
+): Promise<{ service: ServiceProcess; port: number }> {
+  let port = fixedPort ?? (await freePort());
+  for (let attempt = 1; ; attempt++) {
+    const service = launch(port);
+    try {
+      await ready(service, port);
+      return { service, port };
+    } catch (err) {
+      const taken = /address already in use/i.test(service.recentOutput);
+      if (fixedPort !== undefined || !taken || attempt >= 5) {
+        await cleanup();
+        throw err;
+      }
+      port = await freePort();
+    }
+  }
 }

@@ -192,7 +192,7 @@ describe('filesystem usage', () => {
     expect(Number(root!.sizeBytes)).toBe(sizeK! * 1024);
     // Used blocks move while the tests write: within 1 %.
     expect(Math.abs(Number(root!.usedBytes) - usedK! * 1024) / (sizeK! * 1024)).toBeLessThan(0.01);
-    expect(list.some((f) => f.mount.startsWith('/proc') || f.mount.startsWith('/sys/fs/cgroup/'))).toBe(false);
+    expect(list.some((f) => (f.mount ?? '').startsWith('/proc') || (f.mount ?? '').startsWith('/sys/fs/cgroup/'))).toBe(false);
   });
 
   it('reads mount points with escaped spaces', async () => {

@@ -6,14 +6,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../common/src/config.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
 import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { insecureAgent, post } from './https.ts';
+import { testControllerConfig } from '../harness/controller.ts';
 
 let c: RunningController;
 let dir: string;
@@ -21,12 +20,7 @@ const agent = insecureAgent();
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-fuzz-'));
-  const { config } = loadConfig(controllerSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: { host: '127.0.0.1', stateDir: dir, webhookPort: 0, apiPort: 0, fleetPort: 0, maxReviewBytes: 64 * 1024, metricsDefaults: false, dictionary: 'embedded', resourceRatio: '2' },
-  });
+  const config = testControllerConfig({ stateDir: dir, maxReviewBytes: 64 * 1024, dictionary: 'embedded', resourceRatio: '2' });
   c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
   await fetch(`${c.apiUrl}/dictionary/nemu_label_k`, { method: 'PUT', headers: { authorization: 'Bearer t' }, body: JSON.stringify({ value: 'team' }) });
 });

@@ -9,14 +9,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import fjp, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { loadConfig } from '../../common/src/config.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
 import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+import { testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
 
 const exec = promisify(execFile);
 let kube: KubeDouble;
@@ -40,12 +39,7 @@ type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-kube-adm-'));
   kube = await startKubeDouble();
-  const { config } = loadConfig(controllerSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: { host: '127.0.0.1', stateDir: dir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, kubeconfig: kube.kubeconfigPath, dictionary: 'redis', redisUrl: inject('redisUrl'), redisKeyPrefix: `kube-${process.pid}:` },
-  });
+  const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'redis', redisUrl: inject('redisUrl'), redisKeyPrefix: `kube-${process.pid}:` });
   c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
   const dict: Record<string, string> = {
     nemu_label_team: 'example.com/team',
@@ -59,26 +53,7 @@ beforeAll(async () => {
     nemu_tolerations: JSON.stringify([{ match: { namespace: NS, labels: { 'example.com/team': 'payments' } }, tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'payments', effect: 'NoSchedule' }] }]),
   };
   for (const [key, value] of Object.entries(dict)) expect((await api('PUT', `/dictionary/${key}`, { value })).status).toBe(200);
-  await kubectl(['apply', '-f', '-'], {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: 'nemutator' },
-    webhooks: [
-      {
-        name: 'mutate.nemutator.io',
-        clientConfig: { url: c.webhookUrl, caBundle: Buffer.from(c.tls.caPem).toString('base64') },
-        rules: [
-          { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] },
-          { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] },
-        ],
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'NoneOnDryRun',
-        failurePolicy: 'Ignore',
-        reinvocationPolicy: 'IfNeeded',
-        timeoutSeconds: 5,
-      },
-    ],
-  });
+  await kubectl(['apply', '-f', '-'], webhookConfiguration(c));
   await kubectl(['create', '-f', '-'], { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
 }, 60_000);
 afterAll(async () => {

@@ -7,17 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../common/src/config.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { servingIdentity, startController, type RunningController } from '../../controller/src/app.ts';
 import { createCa, issueServingCert } from '../../controller/src/certs/authority.ts';
 import { ClusterTlsSource, MountedTlsSource } from '../../controller/src/certs/sources.ts';
-import { controllerSchema, type ControllerConfig } from '../../controller/src/config.ts';
+import { type ControllerConfig } from '../../controller/src/config.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { LeaderElector } from '../../controller/src/kube/leader.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+import { testControllerConfig } from '../harness/controller.ts';
 
 let kube: KubeDouble;
 beforeAll(async () => {
@@ -40,12 +40,7 @@ beforeAll(async () => {
 afterAll(() => kube.stop());
 
 function config(): ControllerConfig {
-  return loadConfig(controllerSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: { host: '127.0.0.1', stateDir: mkdtempSync(join(tmpdir(), 'nemu-ctls-')), webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false },
-  }).config;
+  return testControllerConfig({ stateDir: mkdtempSync(join(tmpdir(), 'nemu-ctls-')) });
 }
 
 /** The certificate a client sees on the webhook port. */

@@ -6,21 +6,15 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../common/src/config.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
+import { testControllerConfig } from '../harness/controller.ts';
 
 let c: RunningController;
 beforeAll(async () => {
-  const { config } = loadConfig(controllerSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: { host: '127.0.0.1', stateDir: mkdtempSync(join(tmpdir(), 'nemu-srv-')), webhookPort: 0, apiPort: 0, fleetPort: 0, maxReviewBytes: 4096, metricsDefaults: false },
-  });
+  const config = testControllerConfig({ stateDir: mkdtempSync(join(tmpdir(), 'nemu-srv-')), maxReviewBytes: 4096 });
   c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('admin-secret'), agentAuth: new SharedTokenAgentAuthenticator('x') });
 });
 afterAll(() => c.stop());

@@ -5,15 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetClient } from '../../agent/src/fleet/client.ts';
-import { loadConfig } from '../../common/src/config.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
 import { TokenReviewAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
 import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+import { testControllerConfig } from '../harness/controller.ts';
 
 let kube: KubeDouble;
 let c: RunningController;
@@ -21,12 +20,7 @@ let c: RunningController;
 beforeAll(async () => {
   kube = await startKubeDouble({ nodes: ['node-1', 'node-2'], controllers: false });
   const kc = loadKubeConfig(kube.kubeconfigPath)!;
-  const { config } = loadConfig(controllerSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: { host: '127.0.0.1', stateDir: mkdtempSync(join(tmpdir(), 'nemu-cauth-')), webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false },
-  });
+  const config = testControllerConfig({ stateDir: mkdtempSync(join(tmpdir(), 'nemu-cauth-')) });
   c = await startController(config, {
     log: silentLogger,
     mode: 'cluster',

@@ -5,24 +5,18 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { FleetClient, backoffDelay } from '../../agent/src/fleet/client.ts';
-import { loadConfig } from '../../common/src/config.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { decodeEnvelope, encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
 import { freePort } from '../harness/ports.ts';
+import { testControllerConfig } from '../harness/controller.ts';
 
 const AGENT_TOKEN = 'agent-token-for-tests';
 
 async function controller(stateDir: string, ports?: { webhook: number; api: number; fleet: number }): Promise<RunningController> {
-  const { config } = loadConfig(controllerSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: { host: '127.0.0.1', stateDir, webhookPort: ports?.webhook ?? 0, apiPort: ports?.api ?? 0, fleetPort: ports?.fleet ?? 0, fleetMaxFrameBytes: 64 * 1024, metricsDefaults: false },
-  });
+  const config = testControllerConfig({ stateDir, webhookPort: ports?.webhook ?? 0, apiPort: ports?.api ?? 0, fleetPort: ports?.fleet ?? 0, fleetMaxFrameBytes: 64 * 1024 });
   return startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('admin'), agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN) });
 }
 

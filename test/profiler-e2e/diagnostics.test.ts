@@ -10,7 +10,6 @@ import { capture } from '../../agent/src/profiler/capture.ts';
 import { loadConfig } from '../../common/src/config.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { registerProfiles } from '../../controller/src/profiles/index.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
@@ -18,6 +17,7 @@ import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgrou
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
 import { HOTLOOP } from './hotloop.ts';
+import { testControllerConfig } from '../harness/controller.ts';
 
 const cgroups: PodCgroup[] = [];
 afterAll(async () => {
@@ -49,12 +49,7 @@ describe('non-Go processes', () => {
 describe('a node that cannot profile', () => {
   it('without bpftrace: the API answers 503 NEMU_ERR_PROFILER_NO_BPFTRACE saying how to install it', { timeout: 60_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nemu-nobpf-'));
-    const { config } = loadConfig(controllerSchema, {
-      program: 'test',
-      argv: [],
-      env: {},
-      defaults: { host: '127.0.0.1', stateDir: dir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false },
-    });
+    const config = testControllerConfig({ stateDir: dir });
     const controller = await startController(config, {
       log: silentLogger,
       mode: 'local',

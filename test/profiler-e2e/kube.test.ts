@@ -15,7 +15,6 @@ import { loadConfig } from '../../common/src/config.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
 import { registerProfiles } from '../../controller/src/profiles/index.ts';
@@ -24,6 +23,7 @@ import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
 import { HOTLOOP, startHotloop, type RunningHotloop } from './hotloop.ts';
+import { testControllerConfig } from '../harness/controller.ts';
 
 const run = promisify(execFile);
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
@@ -43,12 +43,7 @@ beforeAll(async () => {
   requireTool('bpftrace', 'bpftrace');
   dir = mkdtempSync(join(tmpdir(), 'nemu-kflame-'));
   kube = await startKubeDouble({ nodes: ['node-1'], controllers: false, kubelet: false });
-  const { config } = loadConfig(controllerSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: { host: '127.0.0.1', stateDir: join(dir, 'state'), webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, kubeconfig: kube.kubeconfigPath },
-  });
+  const config = testControllerConfig({ stateDir: join(dir, 'state'), kubeconfig: kube.kubeconfigPath });
   const kc = loadKubeConfig(kube.kubeconfigPath)!;
   controller = await startController(config, {
     log: silentLogger,

@@ -8,14 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../common/src/config.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
 import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+import { testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
 
 const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -37,36 +36,12 @@ const getJson = async (what: string, name: string) => JSON.parse(await kubectl([
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-secrets-adm-'));
   kube = await startKubeDouble();
-  const { config } = loadConfig(controllerSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: { host: '127.0.0.1', stateDir: dir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', initImage: 'registry.local/nemutator/init:test' },
-  });
+  const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', initImage: 'registry.local/nemutator/init:test' });
   c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
   // a dictionary entry whose value is itself a reference (the env mutator resolves it first)
   const put = await fetch(`${c.apiUrl}/dictionary/nemu_env_apitoken`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ value: 'vault:secret/app/api#token' }) });
   expect(put.status).toBe(200);
-  await kubectl(['apply', '-f', '-'], {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: 'nemutator' },
-    webhooks: [
-      {
-        name: 'mutate.nemutator.io',
-        clientConfig: { url: c.webhookUrl, caBundle: Buffer.from(c.tls.caPem).toString('base64') },
-        rules: [
-          { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] },
-          { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] },
-        ],
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'NoneOnDryRun',
-        failurePolicy: 'Ignore',
-        reinvocationPolicy: 'IfNeeded',
-        timeoutSeconds: 5,
-      },
-    ],
-  });
+  await kubectl(['apply', '-f', '-'], webhookConfiguration(c));
   await kubectl(['create', '-f', '-'], { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
   await kubectl(['-n', NS, 'create', 'serviceaccount', 'shop-api']);
 }, 60_000);

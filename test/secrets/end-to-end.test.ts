@@ -21,7 +21,6 @@ import { loadConfig } from '../../common/src/config.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
 import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
@@ -30,6 +29,7 @@ import { buildGo } from '../harness/golang.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { sleep } from '../harness/tools.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
+import { testControllerConfig } from '../harness/controller.ts';
 
 const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -102,12 +102,7 @@ beforeAll(async () => {
     roles: { 'shop-api': { boundServiceAccountNames: ['shop-api'], boundServiceAccountNamespaces: [NS], audience: 'vault', readPaths: ['secret/data/app/*', 'secret/metadata/app/*'] } },
   });
 
-  const { config } = loadConfig(controllerSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: { host: '127.0.0.1', stateDir: join(dir, 'controller'), webhookPort: 0, apiPort: 0, fleetPort: 0, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', secretsCommandTimeout: 5000 },
-  });
+  const config = testControllerConfig({ stateDir: join(dir, 'controller'), kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', secretsCommandTimeout: 5000 });
   c = await startController(config, { log: capture('controller'), mode: 'cluster', apiAuth: new StaticTokenAuthenticator(ADMIN), agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN), admission: createAdmission, routes: registerRoutes });
 
   const agentConfig = loadConfig(agentSchema, {

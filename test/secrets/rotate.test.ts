@@ -10,18 +10,17 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetClient } from '../../agent/src/fleet/client.ts';
 import { commandRouter, type CommandHandlers } from '../../agent/src/app.ts';
-import { loadConfig } from '../../common/src/config.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
 import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
 import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
 import type { ICommand } from '../../proto/codec.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+import { testControllerConfig } from '../harness/controller.ts';
 
 const exec = promisify(execFile);
 const AGENT_TOKEN = 'agent-token';
@@ -77,12 +76,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-rotate-'));
   kube = await startKubeDouble({ controllers: false });
   const kc = loadKubeConfig(kube.kubeconfigPath)!;
-  const { config } = loadConfig(controllerSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: { host: '127.0.0.1', stateDir: dir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, kubeconfig: kube.kubeconfigPath, secretsCommandTimeout: 800 },
-  });
+  const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, secretsCommandTimeout: 800 });
   c = await startController(config, {
     log: silentLogger,
     mode: 'cluster',

@@ -12,10 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../common/src/config.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
 import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
@@ -27,6 +25,7 @@ import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { openMetrics } from '../harness/openmetrics.ts';
 import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
 import { generateHistory, seriesOf, type FixturePod } from './fixture.ts';
+import { testControllerConfig } from '../harness/controller.ts';
 
 const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -84,15 +83,7 @@ beforeAll(async () => {
   const history = generateHistory(historyPods(), end - 2 * 86400 - 3600, end, 60);
   dir = mkdtempSync(join(tmpdir(), 'nemu-telemetry-adm-'));
   [prom, kube] = await Promise.all([startPrometheus({ backfill: openMetrics(seriesOf(history, end - 2 * 86400)) }), startKubeDouble()]);
-  const { config } = loadConfig(controllerSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: {
-      host: '127.0.0.1', stateDir: dir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded',
-      prometheusUrl: prom.url, telemetryWindow: 2 * 86_400_000, confidenceHistory: 2 * 86_400_000, telemetryRefresh: 3_600_000, resizeOnSeasonFlip: 'on', resizeRate: 6000,
-    },
-  });
+  const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', prometheusUrl: prom.url, telemetryWindow: 2 * 86_400_000, confidenceHistory: 2 * 86_400_000, telemetryRefresh: 3_600_000, resizeOnSeasonFlip: 'on', resizeRate: 6000, });
   c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
   await until('the first telemetry refresh', async () => { const s = await api('GET', '/seasons'); if (s.error) throw new Error(JSON.stringify(s.error)); return s.lastRefresh?.ok; });
   await kubectl(['apply', '-f', '-'], {

@@ -1,37 +1,24 @@
 // Local mode end to end, as a user does it: `nemutator dict set` a placeholder, then
 // `curl -k https://127.0.0.1:<port>/mutate -d @review.json`, and read the mutation log.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../common/src/config.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { runCli } from '../../controller/src/cli/main.ts';
 import { insecureAgent, post as postHttps } from './https.ts';
-import { LOCAL_DEFAULTS, localSchema, startLocal, type LocalMode } from '../../controller/src/local/main.ts';
+import type { LocalMode } from '../../controller/src/local/main.ts';
+import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 
+let t: TestLocal;
 let local: LocalMode;
-let stateDir: string;
-
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli([...args, '--server', local.apiUrl.replace(/\/api\/v1$/, ''), '--state-dir', stateDir], { out: (s) => (out += s + '\n'), err: (s) => (err += s + '\n') });
-  return { code, out, err };
-}
+const cli = (...args: string[]) => t.cli(...args);
 
 const insecure = insecureAgent();
 const post = (url: string, body: string) => postHttps(url, body, insecure);
 
 beforeAll(async () => {
-  stateDir = mkdtempSync(join(tmpdir(), 'nemu-local-adm-'));
-  const { config } = loadConfig(localSchema, { program: 'test', argv: [], env: {}, defaults: { ...LOCAL_DEFAULTS, stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, agentMetricsPort: 0 } });
-  local = await startLocal(config, silentLogger);
+  t = await startTestLocal({ reportInterval: 10_000 });
+  local = t.local;
 });
 afterAll(async () => {
   insecure.destroy();
-  await local.stop();
-  rmSync(stateDir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 const review = {

@@ -5,30 +5,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../common/src/log.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
-import { LOCAL_DEFAULTS, localSchema, startLocal, type LocalMode } from '../../controller/src/local/main.ts';
-import { loadConfig } from '../../common/src/config.ts';
+import type { LocalMode } from '../../controller/src/local/main.ts';
+import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 
 const run = promisify(execFile);
+let t: TestLocal;
 let local: LocalMode;
-let stateDir: string;
-
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli([...args, '--server', local.apiUrl.replace(/\/api\/v1$/, ''), '--state-dir', stateDir], { out: (s) => (out += s + '\n'), err: (s) => (err += s + '\n') });
-  return { code, out, err };
-}
+const cli = (...args: string[]) => t.cli(...args);
 
 beforeAll(async () => {
-  stateDir = mkdtempSync(join(tmpdir(), 'nemu-cli-'));
-  const { config } = loadConfig(localSchema, { program: 'test', argv: [], env: {}, defaults: { ...LOCAL_DEFAULTS, stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, agentMetricsPort: 0, reportInterval: 1000 } });
-  local = await startLocal(config, silentLogger);
-  // Wait for the in-process agent's first report.
-  for (let i = 0; i < 100 && !local.agent.lastReport(); i++) await new Promise((r) => setTimeout(r, 50));
+  t = await startTestLocal();
+  local = t.local;
 });
-afterAll(() => local.stop());
+afterAll(() => t?.stop());
 
 describe('nemutator CLI', () => {
   it('lists the nodes, reading the admin token from the state directory', async () => {

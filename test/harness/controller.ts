@@ -1,11 +1,14 @@
 // A controller for tests: the configuration every test starts from (loopback, ports chosen
 // by the kernel, no Node.js process metrics), and the webhook configuration that points the
 // kube double at it.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../common/src/config.ts';
+import { silentLogger } from '../../common/src/log.ts';
 import type { RunningController } from '../../controller/src/app.ts';
+import { runCli } from '../../controller/src/cli/main.ts';
+import { LOCAL_DEFAULTS, localSchema, startLocal, type LocalMode } from '../../controller/src/local/main.ts';
 import { controllerSchema, type ControllerConfig } from '../../controller/src/config.ts';
 
 /** Controller configuration for a test; `overrides` are raw values, as a config file would give them. */
@@ -39,5 +42,45 @@ export function webhookConfiguration(c: RunningController): Record<string, unkno
         timeoutSeconds: 5,
       },
     ],
+  };
+}
+
+export interface TestLocal {
+  local: LocalMode;
+  stateDir: string;
+  /** Runs the `nemutator` CLI against this local mode, capturing what it prints. */
+  cli(...args: string[]): Promise<{ code: number; out: string; err: string }>;
+  /** Stops local mode and removes its state directory. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Local mode (`npm start`) in this process, on kernel-chosen ports and a fresh state
+ * directory; waits for the in-process agent's first report.
+ */
+export async function startTestLocal(overrides: Record<string, unknown> = {}): Promise<TestLocal> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'nemu-local-'));
+  const { config } = loadConfig(localSchema, {
+    program: 'test',
+    argv: [],
+    env: {},
+    defaults: { ...LOCAL_DEFAULTS, stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, agentMetricsPort: 0, reportInterval: 1000, ...overrides },
+  });
+  const local = await startLocal(config, silentLogger);
+  for (let i = 0; i < 100 && !local.agent.lastReport(); i++) await new Promise((r) => setTimeout(r, 50));
+  const server = local.apiUrl.replace(/\/api\/v1$/, '');
+  return {
+    local,
+    stateDir,
+    async cli(...args) {
+      let out = '';
+      let err = '';
+      const code = await runCli([...args, '--server', server, '--state-dir', stateDir], { out: (s) => (out += s + '\n'), err: (s) => (err += s + '\n') });
+      return { code, out, err };
+    },
+    async stop() {
+      await local.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
   };
 }

@@ -1,41 +1,27 @@
 // Local mode (controller + in-process agent): `nemutator flame --pid` through the REST API,
 // the fleet link and the real agent; every output format from one stored capture; a
 // differential flamegraph between two captures; retention.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../common/src/config.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { runCli } from '../../controller/src/cli/main.ts';
-import { LOCAL_DEFAULTS, localSchema, startLocal, type LocalMode } from '../../controller/src/local/main.ts';
+import type { LocalMode } from '../../controller/src/local/main.ts';
+import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
 import { startHotloop, HOTLOOP } from './hotloop.ts';
 
+let t: TestLocal;
 let local: LocalMode;
 let stateDir: string;
-
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli([...args, '--server', local.apiUrl.replace(/\/api\/v1$/, ''), '--state-dir', stateDir], { out: (s) => (out += s + '\n'), err: (s) => (err += s + '\n') });
-  return { code, out, err };
-}
+const cli = (...args: string[]) => t.cli(...args);
 
 beforeAll(async () => {
-  stateDir = mkdtempSync(join(tmpdir(), 'nemu-flame-'));
-  const { config } = loadConfig(localSchema, {
-    program: 'test',
-    argv: [],
-    env: {},
-    defaults: { ...LOCAL_DEFAULTS, stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, agentMetricsPort: 0, reportInterval: 1000, profileRetention: 3 },
-  });
-  local = await startLocal(config, silentLogger);
-  for (let i = 0; i < 100 && !local.agent.lastReport(); i++) await new Promise((r) => setTimeout(r, 50));
+  t = await startTestLocal({ profileRetention: 3 });
+  local = t.local;
+  stateDir = t.stateDir;
 });
-afterAll(() => local?.stop());
+afterAll(() => t?.stop());
 
 describe('nemutator flame in local mode', () => {
   it('--pid writes an SVG flamegraph with the hot function of a stripped Go build; the same profile serves every format', { timeout: 120_000 }, async () => {

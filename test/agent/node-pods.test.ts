@@ -5,6 +5,7 @@ import { KubeApi } from '../../agent/src/kube/api.ts';
 import { NodePods, containerIdOf } from '../../agent/src/kube/pods.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+import { until } from '../harness/wait.ts';
 
 let kube: KubeDouble;
 beforeAll(async () => {
@@ -12,15 +13,6 @@ beforeAll(async () => {
 });
 afterAll(() => kube.stop());
 
-async function until<T>(what: string, fn: () => T | undefined, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const pod = (name: string, node: string) => ({
   apiVersion: 'v1',

@@ -18,6 +18,7 @@ import { LeaderElector } from '../../controller/src/kube/leader.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { testControllerConfig } from '../harness/controller.ts';
+import { until } from '../harness/wait.ts';
 
 let kube: KubeDouble;
 beforeAll(async () => {
@@ -56,15 +57,6 @@ function servedCert(c: RunningController, ca: string): Promise<{ fingerprint: st
   });
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('certificates in a cluster', () => {
   it('two replicas share one CA; the leader publishes caBundle and the CA ConfigMap, renews, and both swap without restart', async () => {

@@ -12,6 +12,7 @@ import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { decodeEnvelope, encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
 import { freePort } from '../harness/ports.ts';
 import { testControllerConfig } from '../harness/controller.ts';
+import { until } from '../harness/wait.ts';
 
 const AGENT_TOKEN = 'agent-token-for-tests';
 
@@ -45,15 +46,6 @@ function agent(c: RunningController, opts: { token?: string; node?: string; queu
   });
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function raw(c: RunningController): Promise<WebSocket> {
   const ws = new WebSocket(c.fleetUrl, { ca: c.tls.caPem });

@@ -26,6 +26,7 @@ import { openMetrics } from '../harness/openmetrics.ts';
 import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
 import { generateHistory, seriesOf, type FixturePod } from './fixture.ts';
 import { testControllerConfig } from '../harness/controller.ts';
+import { until } from '../harness/wait.ts';
 
 const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -57,15 +58,6 @@ async function api<T = Obj>(method: string, path: string, body?: unknown): Promi
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
   return json;
 }
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 const podsOf = (prefix: string) => kube.list('pods', NS).filter((p) => String(p.metadata.name).startsWith(prefix)) as Obj[];
 const requestsOf = (p: Obj) => p.spec.containers[0].resources.requests as Record<string, string>;
 
@@ -85,7 +77,7 @@ beforeAll(async () => {
   [prom, kube] = await Promise.all([startPrometheus({ backfill: openMetrics(seriesOf(history, end - 2 * 86400)) }), startKubeDouble()]);
   const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', prometheusUrl: prom.url, telemetryWindow: 2 * 86_400_000, confidenceHistory: 2 * 86_400_000, telemetryRefresh: 3_600_000, resizeOnSeasonFlip: 'on', resizeRate: 6000, });
   c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
-  await until('the first telemetry refresh', async () => { const s = await api('GET', '/seasons'); if (s.error) throw new Error(JSON.stringify(s.error)); return s.lastRefresh?.ok; });
+  await until('the first telemetry refresh', async () => { const s = await api('GET', '/seasons'); if (s.error) throw new Error(JSON.stringify(s.error)); return s.lastRefresh?.ok; }, 15_000, 100);
   await kubectl(['apply', '-f', '-'], {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
@@ -122,7 +114,7 @@ describe('telemetry-driven resources through the API server double', () => {
     const rec = await recommendationFor('web');
     const want = { cpu: formatCpu(rec.offPeak.requests.cpu), memory: formatMemory(rec.offPeak.requests.memory) };
     expect(rec.offPeak.requests.cpu).toBeLessThan(0.5); // off-peak p90 of ~0.1 cores × 1.1, not the 2 cores asked for
-    const pods = await until('two running web pods', () => { const p = podsOf('web-').filter((x) => x.status?.phase === 'Running'); return p.length === 2 ? p : undefined; });
+    const pods = await until('two running web pods', () => { const p = podsOf('web-').filter((x) => x.status?.phase === 'Running'); return p.length === 2 ? p : undefined; }, 15_000, 100);
     for (const p of pods) expect(requestsOf(p)).toEqual(want);
     expect((kube.get('deployments.apps', NS, 'web') as Obj).spec.template.spec.containers[0].resources.requests).toEqual(want);
   });
@@ -162,7 +154,7 @@ describe('telemetry-driven resources through the API server double', () => {
       });
     }
     await kubectl(['create', '-f', '-'], { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'report-guard', namespace: NS }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'report-guarded' } } } });
-    await until('report pods running', () => podsOf('report-').filter((p) => p.status?.phase === 'Running').length === 2);
+    await until('report pods running', () => podsOf('report-').filter((p) => p.status?.phase === 'Running').length === 2, 15_000, 100);
     await kube.settle();
     const guardedBefore = requestsOf(kube.get('pods', NS, 'report-b2') as Obj);
 
@@ -186,7 +178,7 @@ describe('telemetry-driven resources through the API server double', () => {
     expect(webProfile.pods).toBe(4);
     expect(webProfile.peakHours).toEqual(expect.arrayContaining(Array.from({ length: 8 }, (_, i) => 2 * 24 + 9 + i)));
     expect(webProfile.offPeakHours).toContain(2 * 24 + 3);
-    const { items } = await until('the resize pass', async () => { const r = await api<{ items: Obj[] }>('GET', '/resizes'); return r.items.length >= 4 ? r : undefined; });
+    const { items } = await until('the resize pass', async () => { const r = await api<{ items: Obj[] }>('GET', '/resizes'); return r.items.length >= 4 ? r : undefined; }, 15_000, 100);
     const by = Object.fromEntries(items.map((i) => [i.pod, i]));
     const rec = await recommendationFor('web');
     const peak = { cpu: formatCpu(rec.peak.requests.cpu), memory: formatMemory(rec.peak.requests.memory) };

@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FleetClient } from '../../agent/src/fleet/client.ts';
+import { standInAgent } from '../harness/fleet.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
@@ -34,21 +34,7 @@ afterAll(async () => {
 });
 
 function connect(token: string, nodeName: string): Promise<{ ok: boolean; message?: string }> {
-  const a = new FleetClient({
-    url: c.fleetUrl,
-    ca: c.tls.caPem,
-    token: () => token,
-    nodeName,
-    version: 'test',
-    log: silentLogger,
-    collect: async () => ({ nodeName }),
-    reportIntervalMs: 60_000,
-    heartbeatMs: 5000,
-    reconnectMinMs: 10_000,
-    reconnectMaxMs: 10_000,
-    queueReports: 2,
-    maxFrameBytes: 1 << 20,
-  });
+  const a = standInAgent(c, nodeName, token);
   return new Promise((resolve) => {
     a.once('connected', () => void a.stop().then(() => resolve({ ok: true })));
     a.once('refused', (e: { message?: string }) => void a.stop().then(() => resolve({ ok: false, message: e.message })));

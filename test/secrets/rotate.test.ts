@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FleetClient } from '../../agent/src/fleet/client.ts';
+import type { FleetClient } from '../../agent/src/fleet/client.ts';
 import { commandRouter, type CommandHandlers } from '../../agent/src/app.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { silentLogger } from '../../common/src/log.ts';
@@ -21,6 +21,7 @@ import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
 import type { ICommand } from '../../proto/codec.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { testControllerConfig } from '../harness/controller.ts';
+import { standInAgent } from '../harness/fleet.ts';
 
 const exec = promisify(execFile);
 const AGENT_TOKEN = 'agent-token';
@@ -33,20 +34,7 @@ let rotatorToken: string;
 let outsiderToken: string;
 
 function agent(nodeName: string, handlers: CommandHandlers): Promise<FleetClient> {
-  const a = new FleetClient({
-    url: c.fleetUrl,
-    ca: c.tls.caPem,
-    token: () => AGENT_TOKEN,
-    nodeName,
-    version: 'test',
-    log: silentLogger,
-    collect: async () => ({ nodeName }),
-    reportIntervalMs: 60_000,
-    heartbeatMs: 5000,
-    reconnectMinMs: 10_000,
-    reconnectMaxMs: 10_000,
-    queueReports: 2,
-    maxFrameBytes: 1 << 20,
+  const a = standInAgent(c, nodeName, AGENT_TOKEN, {
     onCommand: async (command) => {
       received.push({ node: nodeName, command });
       return commandRouter(handlers)(command);

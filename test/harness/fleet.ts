@@ -1,0 +1,25 @@
+// A stand-in agent for tests of the controller's side of the fleet link: the real
+// FleetClient with test-friendly timings and a minimal report.
+import { FleetClient, type FleetClientOptions } from '../../agent/src/fleet/client.ts';
+import { silentLogger } from '../../common/src/log.ts';
+import type { RunningController } from '../../controller/src/app.ts';
+
+/** A FleetClient for `c` (not started), with `overrides` on top of quiet, slow-to-retry defaults. */
+export function standInAgent(c: Pick<RunningController, 'fleetUrl' | 'tls'>, nodeName: string, token: string, overrides: Partial<FleetClientOptions> = {}): FleetClient {
+  return new FleetClient({
+    url: c.fleetUrl,
+    ca: c.tls.caPem,
+    token: () => token,
+    nodeName,
+    version: 'test',
+    log: silentLogger,
+    collect: async () => ({ nodeName }),
+    reportIntervalMs: 60_000,
+    heartbeatMs: 5000,
+    reconnectMinMs: 10_000,
+    reconnectMaxMs: 10_000,
+    queueReports: 2,
+    maxFrameBytes: 1 << 20,
+    ...overrides,
+  });
+}

@@ -120,8 +120,10 @@ export async function ensureCertificates(dir: string, opts: EnsureOptions): Prom
   let changed = false;
   let ca: { certPem: string; keyPem: string };
   try {
-    if (existsSync(f.caCert) && existsSync(f.caKey) && new NodeX509(readFileSync(f.caCert)).validTo && Date.parse(new NodeX509(readFileSync(f.caCert)).validTo) - now() > renewBefore * 2) {
-      ca = { certPem: readFileSync(f.caCert, 'utf8'), keyPem: readFileSync(f.caKey, 'utf8') };
+    const caCertPem = existsSync(f.caCert) && existsSync(f.caKey) ? readFileSync(f.caCert, 'utf8') : '';
+    // The CA must outlive at least two serving certificates' renewal windows.
+    if (caCertPem && Date.parse(new NodeX509(caCertPem).validTo) - now() > renewBefore * 2) {
+      ca = { certPem: caCertPem, keyPem: readFileSync(f.caKey, 'utf8') };
     } else {
       ca = await createCa('nemutator-ca', opts.caValidDays ?? 3650);
       writeAtomic(f.caKey, ca.keyPem, 0o600);
@@ -130,13 +132,8 @@ export async function ensureCertificates(dir: string, opts: EnsureOptions): Prom
     }
     let certPem = existsSync(f.cert) ? readFileSync(f.cert, 'utf8') : '';
     let keyPem = existsSync(f.key) ? readFileSync(f.key, 'utf8') : '';
-    const valid =
-      certPem !== '' &&
-      keyPem !== '' &&
-      !changed &&
-      Date.parse(new NodeX509(certPem).validTo) - now() > renewBefore &&
-      new NodeX509(certPem).checkIssued(new NodeX509(ca.certPem)) &&
-      sameNames(certPem, opts.identity);
+    const current = certPem !== '' && keyPem !== '' && !changed ? new NodeX509(certPem) : undefined;
+    const valid = current !== undefined && Date.parse(current.validTo) - now() > renewBefore && current.checkIssued(new NodeX509(ca.certPem)) && sameNames(certPem, opts.identity);
     if (!valid) {
       const issued = await issueServingCert(ca, opts.identity, opts.certValidDays ?? 365);
       certPem = issued.certPem;

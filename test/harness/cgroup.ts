@@ -88,8 +88,11 @@ export async function createPodCgroup(
     async cleanup() {
       await emptyCgroup(containerDir);
       await removeTree(containerDir);
-      // Upper levels: only those this call created, and only if no other test's pod uses them.
-      for (const dir of created.filter((d) => d !== containerDir).reverse()) {
+      // The pod level belongs to the test (its UID is the test's), whichever of the pod's
+      // containers goes last removes it; shared upper levels only if this call created them
+      // and no other test's pod uses them.
+      const podDir = dirs[dirs.length - 2]!;
+      for (const dir of [podDir, ...created.filter((d) => d !== containerDir && d !== podDir).reverse()]) {
         await removeIfUnused(dir);
       }
     },
@@ -197,7 +200,12 @@ export async function sharedLevelsPresent(root: string): Promise<Set<string>> {
   const top = join(root, 'kubepods.slice');
   if (!existsSync(top)) return present;
   present.add(top);
-  for (const child of await childCgroups(top)) present.add(child);
+  for (const child of await childCgroups(top)) {
+    present.add(child);
+    // Pod levels under the QoS slices too: what a test run leaves behind is told apart from
+    // what was there before.
+    if (/kubepods-(burstable|besteffort)\.slice$/.test(child)) for (const pod of await childCgroups(child)) present.add(pod);
+  }
   return present;
 }
 
@@ -206,8 +214,12 @@ export async function removeSharedLevels(root: string, before: Set<string>): Pro
   if (!existsSync(top)) return;
   for (const qos of ['burstable', 'besteffort']) {
     const dir = join(top, `kubepods-${qos}.slice`);
-    if (existsSync(dir) && !before.has(dir)) await removeIfUnused(dir);
+    if (!existsSync(dir)) continue;
+    // Empty pod levels this run created (a test that died before its cleanup).
+    for (const pod of await childCgroups(dir)) if (!before.has(pod)) await removeIfUnused(pod);
+    if (!before.has(dir)) await removeIfUnused(dir);
   }
+  for (const pod of await childCgroups(top)) if (/kubepods-pod.*\.slice$/.test(pod) && !before.has(pod)) await removeIfUnused(pod);
   if (!before.has(top)) await removeIfUnused(top);
 }
 

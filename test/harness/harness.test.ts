@@ -223,6 +223,19 @@ describe('buildGo', () => {
 });
 
 describe('pod cgroups', () => {
+  it('removes the pod level once the last of its containers is cleaned up, in either order', async () => {
+    for (const order of [[0, 1], [1, 0]] as const) {
+      const first = await createPodCgroup();
+      const second = await createPodCgroup({ podUid: first.podUid });
+      expect(second.podDir).toBe(first.podDir);
+      const both = [first, second];
+      await both[order[0]]!.cleanup();
+      expect(existsSync(first.podDir)).toBe(true);
+      await both[order[1]]!.cleanup();
+      expect(existsSync(first.podDir)).toBe(false);
+    }
+  });
+
   it('finds the cgroup v2 root', () => {
     const root = cgroupV2Root();
     expect(existsSync(join(root, 'cgroup.procs'))).toBe(true);

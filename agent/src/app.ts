@@ -28,7 +28,7 @@ export function commandRouter(handlers: CommandHandlers): CommandHandler {
     return handler(command);
   };
 }
-import { renderPrometheus } from './metrics/exposition.ts';
+import { metricsRequestListener } from './metrics/server.ts';
 import { ReportCollector, type PodNames } from './report.ts';
 import { KubeApi } from './kube/api.ts';
 import { NodePods } from './kube/pods.ts';
@@ -147,19 +147,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   let server: Server | undefined;
   let metricsUrl: string | undefined;
   if (deps.metrics ?? true) {
-    server = createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
-      if (path === '/healthz') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', link: client.state }));
-      } else if (path === '/metrics') {
-        void (last ? Promise.resolve(last) : collect()).then(
-          (r) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(renderPrometheus(r)),
-          (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${e.message}\n`),
-        );
-      } else {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('the agent serves /metrics and /healthz\n');
-      }
-    });
+    server = createServer(
+      metricsRequestListener({
+        report: () => (last ? Promise.resolve(last) : collect()),
+        health: () => ({ link: client.state }),
+      }),
+    );
     const port = await new Promise<number>((resolve, reject) => {
       server!.once('error', (e: NodeJS.ErrnoException) =>
         reject(new NemuError(ErrorCodes.CONFIG, `cannot serve agent metrics on ${config.host}:${config.metricsPort}: ${e.code === 'EADDRINUSE' ? 'port in use; set --metrics-port' : e.message}`)),

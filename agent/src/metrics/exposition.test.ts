@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { INodeReport } from '../../../proto/codec.ts';
 import { requireTool } from '../../../test/harness/tools.ts';
-import { escapeLabelValue, renderPrometheus } from './exposition.ts';
+import { escapeLabelValue, prometheusChunks, renderPrometheus } from './exposition.ts';
 
 const ID = 'e'.repeat(64);
 const PATH = `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1111_2222.slice/cri-containerd-${ID}.scope`;
@@ -116,5 +116,34 @@ describe('renderPrometheus', () => {
 
   it('renders an empty report as an empty page', () => {
     expect(renderPrometheus({})).toBe('');
+  });
+});
+
+describe('prometheusChunks', () => {
+  /** A node of `pods` pods of two containers, each with every container metric. */
+  const busyNode = (pods: number): INodeReport => ({
+    ...report,
+    pods: Array.from({ length: pods }, (_, i) => ({
+      ...report.pods![0]!,
+      uid: `uid-${i}`,
+      name: `pod-${i}`,
+      containers: report.pods![0]!.containers!.map((c) => ({ ...c, cgroupPath: `${c.cgroupPath}-${i}` })),
+    })),
+  });
+
+  it('streams the same page in whole lines, no chunk much larger than asked for', () => {
+    const big = busyNode(300);
+    const chunks = [...prometheusChunks(big, 4096)];
+    expect(chunks.join('')).toBe(renderPrometheus(big));
+    expect(chunks.length).toBeGreaterThan(20);
+    const longestLine = Math.max(...renderPrometheus(big).split('\n').map((l) => l.length + 1));
+    for (const chunk of chunks) expect(chunk.endsWith('\n')).toBe(true);
+    // The last chunk also carries the node's own gauges, whose number does not grow with pods.
+    for (const chunk of chunks.slice(0, -1)) expect(chunk.length).toBeLessThan(4096 + longestLine + 200);
+    expect(promtoolCheck(chunks.join('')).status).toBe(0);
+  });
+
+  it('yields nothing for an empty report', () => {
+    expect([...prometheusChunks({})]).toEqual([]);
   });
 });

@@ -12,8 +12,7 @@ interface Family {
   name: string;
   help: string;
   type: 'counter' | 'gauge';
-  /** labels: a Labels object, or the `{…}` text already rendered (shared by many samples). */
-  samples: Array<{ labels: Labels | string; value: number }>;
+  samples: Array<{ labels: Labels; value: number }>;
 }
 
 /** Label values escape backslash, double quote and newline; nothing else. */
@@ -48,7 +47,7 @@ function render(families: Family[]): string {
     if (f.samples.length === 0) continue;
     out += `# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`;
     for (const s of f.samples) {
-      out += `${f.name}${typeof s.labels === 'string' ? s.labels : renderLabels(s.labels)} ${formatValue(s.value)}\n`;
+      out += `${f.name}${renderLabels(s.labels)} ${formatValue(s.value)}\n`;
     }
   }
   return out;
@@ -86,23 +85,16 @@ const CONTAINER_METRICS: Array<{ name: string; help: string; type: 'counter' | '
   { name: 'container_processes', help: 'Number of processes running inside the container.', type: 'gauge', value: (c) => c.processes },
 ];
 
-function containerFamilies(pods: IPodUsage[]): Family[] {
+/** Each container's label set, rendered once and shared by its nine samples. */
+function containerLabels(pods: IPodUsage[]): Array<{ c: IContainerUsage; labels: string }> {
   // cAdvisor's id is the cgroup path; an unnamed container (the pod sandbox, or one the
   // informer has not seen yet) keeps container="" as cAdvisor does.
-  const containers = pods.flatMap((pod) =>
+  return pods.flatMap((pod) =>
     (pod.containers ?? []).map((c) => ({
       c,
       labels: renderLabels({ namespace: pod.namespace ?? '', pod: pod.name ?? '', container: c.name ?? '', id: c.cgroupPath ?? '' }),
     })),
   );
-  return CONTAINER_METRICS.map((m) => {
-    const samples: Family['samples'] = [];
-    for (const { c, labels } of containers) {
-      const value = num(m.value(c));
-      if (value !== undefined) samples.push({ labels, value });
-    }
-    return { name: m.name, help: m.help, type: m.type, samples };
-  });
 }
 
 function gauge(name: string, help: string, value: Num, labels: Labels = {}): Family {
@@ -185,13 +177,43 @@ function nodeFamilies(node: INodeMetrics): Family[] {
   ];
 }
 
-/** The report as Prometheus text. An empty report renders as an empty page. */
-export function renderPrometheus(report: INodeReport): string {
-  const families = [
-    ...containerFamilies(report.pods ?? []),
+/** Characters per chunk of a streamed page: few socket writes, and each chunk small enough to die young in V8's new space. */
+const CHUNK_CHARS = 16 * 1024;
+
+/**
+ * The report as Prometheus text, in chunks of about `chunkChars` characters, each ending at a
+ * line. A 200-pod node's page is ~1 MB; written to the socket chunk by chunk it never exists
+ * whole (a string that large goes to V8's large-object space, which only a full GC frees).
+ * An empty report yields nothing.
+ */
+export function* prometheusChunks(report: INodeReport, chunkChars = CHUNK_CHARS): Generator<string, void, undefined> {
+  let chunk = '';
+  const containers = containerLabels(report.pods ?? []);
+  for (const m of CONTAINER_METRICS) {
+    // A family without samples gets no HELP/TYPE lines either.
+    let header = `# HELP ${m.name} ${escapeHelp(m.help)}\n# TYPE ${m.name} ${m.type}\n`;
+    for (const { c, labels } of containers) {
+      const value = num(m.value(c));
+      if (value === undefined) continue;
+      chunk += `${header}${m.name}${labels} ${formatValue(value)}\n`;
+      header = '';
+      if (chunk.length >= chunkChars) {
+        yield chunk;
+        chunk = '';
+      }
+    }
+  }
+  chunk += render([
     ...(report.node ? nodeFamilies(report.node) : []),
     gauge('nemutator_agent_collect_seconds', 'Time the agent needed to collect the last report.', num(report.collectMs) === undefined ? undefined : num(report.collectMs)! / 1000),
     gauge('nemutator_agent_report_sequence', 'Sequence number of the last report.', report.seq),
-  ];
-  return render(families);
+  ]);
+  if (chunk !== '') yield chunk;
+}
+
+/** The report as Prometheus text in one string (tests, small pages). An empty report renders as an empty page. */
+export function renderPrometheus(report: INodeReport): string {
+  let page = '';
+  for (const chunk of prometheusChunks(report)) page += chunk;
+  return page;
 }

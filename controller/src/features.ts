@@ -35,11 +35,13 @@ async function admissionParts(parts: ControllerParts): Promise<AdmissionParts> {
   const dictionary = await openDictionary(parts.config, parts.store, parts.log, parts.metrics);
   const mutationLog = new MutationLog(parts.store, parts.log.child({ component: 'mutation-log' }));
   // On shutdown the queued log entries are written and Redis is let go, before the store closes.
+  const skipRules = new SkipRules(parts.store);
   parts.onStop(async () => {
     await mutationLog.flush();
     await dictionary.close();
+    skipRules.close();
   });
-  p = { dictionary, mutationLog, skipRules: new SkipRules(parts.store) };
+  p = { dictionary, mutationLog, skipRules };
   shared.set(parts, p);
   return p;
 }

@@ -5,9 +5,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { SkipRules } from '../../controller/src/admission/skip-rules.ts';
 import { LevelStore } from '../../controller/src/store/level.ts';
 import { RedisStore } from '../../controller/src/store/redis.ts';
-import type { Store } from '../../controller/src/store/store.ts';
+import type { Store, StoreWatcher } from '../../controller/src/store/store.ts';
+import { until } from '../harness/wait.ts';
 
 const stores: Array<[string, () => Promise<Store>]> = [
   ['embedded (LevelDB)', () => LevelStore.open(join(mkdtempSync(join(tmpdir(), 'nemu-sc-')), 'db'))],
@@ -60,6 +63,72 @@ describe('store: Redis', () => {
       await a.put('skip-rules/shop/Deployment/web', { verbs: ['env'] });
       expect(await b.list('skip-rules/')).toEqual([{ key: 'skip-rules/shop/Deployment/web', value: { verbs: ['env'] } }]);
     } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('store: Redis, watched by replicas that keep a copy', () => {
+  const pod = { metadata: { name: 'web-7d9f8-abcde', labels: { 'pod-template-hash': '7d9f8' }, ownerReferences: [{ kind: 'ReplicaSet', name: 'web-7d9f8', controller: true }] } };
+
+  function recorder(): StoreWatcher & { keys: string[][]; states: boolean[] } {
+    const r = { keys: [] as string[][], states: [] as boolean[], changed: (k: string[]) => void r.keys.push(k), live: (l: boolean) => void r.states.push(l) };
+    return r;
+  }
+
+  it('tells a watcher which keys under its prefix another replica wrote, one notice per batch', async () => {
+    const prefix = `test:${randomUUID()}:`;
+    const a = await RedisStore.open(inject('redisUrl'), prefix);
+    const b = await RedisStore.open(inject('redisUrl'), prefix);
+    try {
+      const w = recorder();
+      const stop = b.watch('skip-rules/', w);
+      await until('the watch to be live', () => w.states.at(-1) === true, 5000);
+      await a.batch([
+        { type: 'put', key: 'skip-rules/shop/Deployment/web', value: { verbs: ['env'] } },
+        { type: 'put', key: 'mutations/0001', value: { n: 1 } },
+        { type: 'put', key: 'skip-rules/shop/Deployment/api', value: { verbs: ['image'] } },
+      ]);
+      await a.del('skip-rules/shop/Deployment/web');
+      await until('two notices', () => w.keys.length >= 2, 5000);
+      expect(w.keys).toEqual([['skip-rules/shop/Deployment/web', 'skip-rules/shop/Deployment/api'], ['skip-rules/shop/Deployment/web']]);
+      stop();
+      expect(w.states.at(-1)).toBe(false);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a rule one replica writes holds on another at once, and still does while the other cannot hear notices', async () => {
+    const url = inject('redisUrl');
+    const prefix = `test:${randomUUID()}:`;
+    const a = await RedisStore.open(url, prefix);
+    const b = await RedisStore.open(url, prefix);
+    const admin = new Redis(url);
+    const rulesA = new SkipRules(a);
+    const rulesB = new SkipRules(b);
+    try {
+      expect(await rulesB.verbsFor('Pod', 'shop', pod)).toEqual([]);
+      await rulesA.add({ namespace: 'shop', kind: 'Deployment', name: 'web', verbs: ['env', 'image'], createdAt: new Date().toISOString() });
+      // B keeps the rules in memory; A's write reaches it as a notice (sub-millisecond on loopback).
+      await until("replica B to apply replica A's rule", async () => (await rulesB.verbsFor('Pod', 'shop', pod)).length === 2, 1000, 1);
+      expect(await rulesB.verbsFor('Pod', 'shop', pod)).toEqual(['env', 'image']);
+
+      // B's subscriber connection is cut: B may miss notices, so it reads Redis on every review.
+      await admin.client('KILL', 'TYPE', 'pubsub');
+      await rulesA.remove('shop', 'Deployment', 'web');
+      expect(await rulesB.verbsFor('Pod', 'shop', pod)).toEqual([]);
+      await rulesA.add({ namespace: 'shop', kind: 'ReplicaSet', name: 'web-7d9f8', verbs: ['resources'], createdAt: new Date().toISOString() });
+      expect(await rulesB.verbsFor('Pod', 'shop', pod)).toEqual(['resources']);
+      // Reconnected, B is back on its copy, reloaded with what it missed.
+      await until('B to reconnect', async () => String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).includes('sub=1'), 5000);
+      expect(await rulesB.verbsFor('Pod', 'shop', pod)).toEqual(['resources']);
+    } finally {
+      rulesA.close();
+      rulesB.close();
+      admin.disconnect();
       await a.close();
       await b.close();
     }

@@ -47,18 +47,49 @@ export function ruleTargets(kind: WorkloadKind, object: KubeObject): Array<{ kin
 
 export class SkipRules {
   /**
-   * Every rule, in memory, when this process owns the store (embedded): reviews then read no
-   * store at all. A shared store (several replicas) is read on every review instead, so a
-   * rule written by another replica counts at once.
+   * Every rule, in memory: reviews read no store at all. The embedded store is owned by this
+   * process, so the copy is always current. A shared store (Redis, several replicas) is
+   * watched: every replica's writes under `skip-rules/` reload the copy, and while the watch
+   * is not live (connecting, Redis down) reviews read the store on every review instead, so
+   * a rule written by another replica counts at once either way.
    */
   private cache: Promise<Map<string, SkipRule>> | undefined;
+  private live: boolean;
+  private readonly unwatch: (() => void) | undefined;
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: Store) {
+    this.live = !store.shared;
+    this.unwatch = store.shared
+      ? store.watch?.(PREFIX, {
+          changed: () => {
+            if (this.live) this.cache = this.load();
+          },
+          live: (live) => {
+            this.live = live;
+            this.cache = live ? this.load() : undefined;
+          },
+        })
+      : undefined;
+  }
+
+  private load(): Promise<Map<string, SkipRule>> {
+    const loading = this.store.list<SkipRule>(PREFIX).then((all) => new Map(all.map((e) => [e.key, e.value])));
+    // A failed load is not kept: the next review reads the store and the next notice reloads.
+    loading.catch(() => {
+      if (this.cache === loading) this.cache = undefined;
+    });
+    return loading;
+  }
 
   private cached(): Promise<Map<string, SkipRule>> | undefined {
-    if (this.store.shared) return undefined;
-    this.cache ??= this.store.list<SkipRule>(PREFIX).then((all) => new Map(all.map((e) => [e.key, e.value])));
+    if (!this.live) return undefined;
+    this.cache ??= this.load();
     return this.cache;
+  }
+
+  /** Stops watching a shared store. */
+  close(): void {
+    this.unwatch?.();
   }
 
   async add(rule: SkipRule): Promise<void> {

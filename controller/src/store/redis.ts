@@ -3,14 +3,28 @@
  * same mutation log, skip rules and profiles. Values are JSON strings under
  * `<prefix>kv:<key>`; one sorted set (all scores 0) indexes the keys so that prefix listings
  * come back in key order with ZRANGEBYLEX, as they do from the embedded store.
+ *
+ * Every write batch also publishes the keys it touched, one message per collection on
+ * `<prefix>changes:<collection>`, inside the same transaction; `watch` subscribes to them on a
+ * second connection, so a replica can keep a small collection in memory and still see what
+ * the others write.
  */
 import { Redis } from 'ioredis';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { ListOptions, Store, StoreEntry, StoreOp } from './store.ts';
+import type { ListOptions, Store, StoreEntry, StoreOp, StoreWatcher } from './store.ts';
+
+/** The collection a key belongs to: its first path segment (`skip-rules/` of `skip-rules/a/b`). */
+function collection(key: string): string {
+  const slash = key.indexOf('/');
+  return slash === -1 ? key : key.slice(0, slash + 1);
+}
 
 export class RedisStore implements Store {
   readonly shared = true;
   private readonly index: string;
+  private sub: Redis | undefined;
+  private subReady = false;
+  private readonly watchers = new Map<string, Set<{ prefix: string; watcher: StoreWatcher }>>();
 
   private constructor(private readonly redis: Redis, private readonly prefix: string, private readonly url: string) {
     this.index = `${prefix}index`;
@@ -58,11 +72,31 @@ export class RedisStore implements Store {
 
   async batch(ops: StoreOp[]): Promise<void> {
     if (ops.length === 0) return;
+    // Runs of puts and of deletes become one MSET + one ZADD (DEL + ZREM) each: a batch of a
+    // hundred mutation-log entries is a handful of commands, not two hundred.
     const m = this.redis.multi();
-    for (const op of ops) {
-      if (op.type === 'put') m.set(this.k(op.key), JSON.stringify(op.value)).zadd(this.index, 0, op.key);
-      else m.del(this.k(op.key)).zrem(this.index, op.key);
+    const touched = new Map<string, string[]>();
+    for (let i = 0; i < ops.length; ) {
+      const type = ops[i]!.type;
+      let j = i;
+      while (j < ops.length && ops[j]!.type === type) j++;
+      const run = ops.slice(i, j);
+      if (type === 'put') {
+        m.mset(run.flatMap((op) => [this.k(op.key), (op as { json?: string }).json ?? JSON.stringify((op as { value: unknown }).value)]));
+        m.zadd(this.index, ...run.flatMap((op) => [0, op.key]));
+      } else {
+        m.del(run.map((op) => this.k(op.key)));
+        m.zrem(this.index, ...run.map((op) => op.key));
+      }
+      for (const op of run) {
+        const c = collection(op.key);
+        const keys = touched.get(c);
+        if (keys) keys.push(op.key);
+        else touched.set(c, [op.key]);
+      }
+      i = j;
     }
+    for (const [c, keys] of touched) m.publish(this.channel(c), JSON.stringify(keys));
     let res: Array<[Error | null, unknown]> | null;
     try {
       res = await m.exec();
@@ -101,7 +135,71 @@ export class RedisStore implements Store {
     return out;
   }
 
+  private channel(c: string): string {
+    return `${this.prefix}changes:${c}`;
+  }
+
+  watch(prefix: string, watcher: StoreWatcher): () => void {
+    const channel = this.channel(collection(prefix));
+    const entry = { prefix, watcher };
+    let set = this.watchers.get(channel);
+    if (!set) this.watchers.set(channel, (set = new Set()));
+    set.add(entry);
+    const sub = this.subscriber();
+    if (this.subReady) {
+      sub.subscribe(channel).then(
+        () => this.subReady && set.has(entry) && watcher.live(true),
+        () => watcher.live(false),
+      );
+    }
+    return () => {
+      set.delete(entry);
+      watcher.live(false);
+    };
+  }
+
+  /** The subscriber connection, opened with the first watch; notices stop (live false) while it is down. */
+  private subscriber(): Redis {
+    if (this.sub) return this.sub;
+    const sub = (this.sub = new Redis(this.url, { maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: (times: number) => Math.min(times * 100, 1000) }));
+    const all = () => [...this.watchers.values()].flatMap((s) => [...s]);
+    const down = () => {
+      if (!this.subReady) return;
+      this.subReady = false;
+      for (const { watcher } of all()) watcher.live(false);
+    };
+    sub.on('error', down);
+    sub.on('close', down);
+    sub.on('ready', () => {
+      sub.subscribe(...this.watchers.keys()).then(
+        () => {
+          this.subReady = true;
+          for (const { watcher } of all()) watcher.live(true);
+        },
+        down,
+      );
+    });
+    sub.on('message', (channel: string, message: string) => {
+      let keys: unknown;
+      try {
+        keys = JSON.parse(message);
+      } catch {
+        return;
+      }
+      if (!Array.isArray(keys)) return;
+      for (const { prefix, watcher } of this.watchers.get(channel) ?? []) {
+        const mine = keys.filter((k): k is string => typeof k === 'string' && k.startsWith(prefix));
+        if (mine.length > 0) watcher.changed(mine);
+      }
+    });
+    return sub;
+  }
+
   async close(): Promise<void> {
+    if (this.sub) {
+      this.subReady = false;
+      await this.sub.quit().catch(() => this.sub?.disconnect());
+    }
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

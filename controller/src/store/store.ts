@@ -16,7 +16,20 @@ export interface ListOptions {
   after?: string;
 }
 
-export type StoreOp = { type: 'put'; key: string; value: unknown } | { type: 'del'; key: string };
+/** What a copy of a collection needs to stay current (see `Store.watch`). */
+export interface StoreWatcher {
+  /** Keys under the watched prefix that some replica wrote or deleted, one notice per batch. */
+  changed(keys: string[]): void;
+  /**
+   * Whether notices are arriving. Only while live may a copy be trusted: a notice sent while
+   * not live may have been missed, so the caller reads the store itself until live again.
+   */
+  live(live: boolean): void;
+}
+
+export type StoreOp =
+  /** `json`, when given, is `value` already serialized (a caller that has it saves a stringify). */
+  { type: 'put'; key: string; value: unknown; json?: string } | { type: 'del'; key: string };
 
 export interface Store {
   /**
@@ -30,5 +43,11 @@ export interface Store {
   /** Atomic: every operation is applied, or none. */
   batch(ops: StoreOp[]): Promise<void>;
   list<T>(prefix: string, opts?: ListOptions): Promise<Array<StoreEntry<T>>>;
+  /**
+   * Change notices from every replica for keys under `prefix`, so a shared store's small,
+   * hot, rarely written collections (skip rules) can be kept in memory. Shared stores only;
+   * returns a function that stops watching.
+   */
+  watch?(prefix: string, watcher: StoreWatcher): () => void;
   close(): Promise<void>;
 }

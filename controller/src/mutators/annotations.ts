@@ -5,7 +5,7 @@
  */
 import { ANNOTATION_RULES, mapKeys, translateMap } from './metadata-map.ts';
 import { isRecord, type Mutator } from './types.ts';
-import { editAt, METADATA_PATHS, metadataOf, type StringMap } from './workload.ts';
+import { Draft, metadataOf, type StringMap } from './workload.ts';
 
 export const annotationsMutator: Mutator = {
   verb: 'annotations',
@@ -16,12 +16,12 @@ export const annotationsMutator: Mutator = {
   },
   mutate(object, ctx) {
     if ((this.keys(object, ctx) as Set<string>).size === 0) return object;
-    return editAt(object, METADATA_PATHS, (draft) => {
-      let changed = false;
-      for (const { meta } of metadataOf(draft, ctx.kind)) {
-        if (isRecord(meta.annotations)) changed = translateMap(meta.annotations as StringMap, ANNOTATION_RULES, ctx.dictionary, ctx.warn) || changed;
-      }
-      return changed;
-    });
+    const draft = new Draft(object);
+    for (const { meta, path } of metadataOf(object, ctx.kind)) {
+      if (!isRecord(meta.annotations)) continue;
+      const annotations = { ...(meta.annotations as StringMap) };
+      if (translateMap(annotations, ANNOTATION_RULES, ctx.dictionary, ctx.warn)) draft.set([...path, 'annotations'], annotations);
+    }
+    return draft.result();
   },
 };

@@ -57,11 +57,14 @@ export function runChain(chain: readonly Mutator[], object: KubeObject, ctx: Omi
   const applied: Verb[] = [];
   const failed: Verb[] = [];
   let current = object;
+  let verb: Verb | undefined;
+  // One context for the whole run; `warn` names whichever mutator is running.
+  const context: MutationContext = { ...ctx, warn: (message: string) => void warnings.push(`nemutator ${verb}: ${message}`) };
   for (const m of chain) {
     if (skipped.has(m.verb)) continue;
-    const warn = (message: string) => warnings.push(`nemutator ${m.verb}: ${message}`);
+    verb = m.verb;
     try {
-      const next = m.mutate(current, { ...ctx, warn });
+      const next = m.mutate(current, context);
       if (next !== current) {
         applied.push(m.verb);
         current = next;

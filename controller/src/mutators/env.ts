@@ -4,7 +4,7 @@
  * never logged or put into warnings; only the placeholder names are.
  */
 import { NEMU, type Mutator } from './types.ts';
-import { containersOf, containerPaths, editAt } from './workload.ts';
+import { containerEntries, containersOf, Draft } from './workload.ts';
 
 const PLACEHOLDER = /^nemu_(env_[A-Za-z0-9_.-]+|[A-Za-z0-9]+)$/;
 
@@ -24,24 +24,21 @@ export const envMutator: Mutator = {
   },
   mutate(object, ctx) {
     if ((this.keys(object, ctx) as Set<string>).size === 0) return object;
-    return editAt(object, containerPaths(ctx.kind), (draft) => {
-      let changed = false;
-      for (const c of containersOf(draft, ctx.kind)) {
-        if (!Array.isArray(c.env)) continue;
-        for (const e of c.env) {
-          if (!isEnvPlaceholder(e?.value)) continue;
-          const real = ctx.dictionary.get(e.value);
-          if (real === undefined) {
-            ctx.warn(`no dictionary entry for env ${String(e.name)} (${e.value}) in container ${String(c.name)}; left unchanged`);
-          } else if (real.startsWith(NEMU)) {
-            ctx.warn(`dictionary entry ${e.value} holds another nemu_ placeholder; left unchanged`);
-          } else {
-            e.value = real;
-            changed = true;
-          }
+    const draft = new Draft(object);
+    for (const { path, container: c } of containerEntries(object, ctx.kind)) {
+      if (!Array.isArray(c.env)) continue;
+      c.env.forEach((e, j) => {
+        if (!isEnvPlaceholder(e?.value)) return;
+        const real = ctx.dictionary.get(e.value);
+        if (real === undefined) {
+          ctx.warn(`no dictionary entry for env ${String(e.name)} (${e.value}) in container ${String(c.name)}; left unchanged`);
+        } else if (real.startsWith(NEMU)) {
+          ctx.warn(`dictionary entry ${e.value} holds another nemu_ placeholder; left unchanged`);
+        } else {
+          draft.at([...path, 'env', j]).value = real;
         }
-      }
-      return changed;
-    });
+      });
+    }
+    return draft.result();
   },
 };

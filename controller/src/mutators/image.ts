@@ -6,7 +6,7 @@
  * (`20.04@sha256:…`). The repository part is never changed.
  */
 import type { Mutator } from './types.ts';
-import { containersOf, containerPaths, editAt } from './workload.ts';
+import { containerEntries, containersOf, Draft } from './workload.ts';
 
 export interface ImageRef {
   /** Everything before the tag/digest: `registry:5000/team/app`. */
@@ -23,7 +23,19 @@ export interface ImageRef {
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$/;
 
+// Images repeat across pods: each distinct reference is parsed once (the refs are frozen).
+const refs = new Map<string, ImageRef | undefined>();
+
 export function parseImage(image: string): ImageRef | undefined {
+  if (refs.has(image)) return refs.get(image);
+  if (refs.size >= 4096) refs.clear();
+  const ref = parseRef(image);
+  if (ref) Object.freeze(ref);
+  refs.set(image, ref);
+  return ref;
+}
+
+function parseRef(image: string): ImageRef | undefined {
   if (image === '' || /\s/.test(image)) return undefined;
   let rest = image;
   let digest: string | undefined;
@@ -52,9 +64,13 @@ export function parseImage(image: string): ImageRef | undefined {
   return ref;
 }
 
+const candidates = new WeakMap<ImageRef, readonly string[]>();
+
 /** Candidate dictionary keys, most specific first. */
-export function imageKeys(ref: ImageRef): string[] {
-  return [...new Set([`nemu_image_${ref.repository}`, `nemu_image_${ref.path}`, `nemu_image_${ref.name}`])];
+export function imageKeys(ref: ImageRef): readonly string[] {
+  let keys = candidates.get(ref);
+  if (!keys) candidates.set(ref, (keys = Object.freeze([...new Set([`nemu_image_${ref.repository}`, `nemu_image_${ref.path}`, `nemu_image_${ref.name}`])])));
+  return keys;
 }
 
 /** Applies an enforced tag/digest value; undefined when the value is neither. */
@@ -95,12 +111,11 @@ export const imageMutator: Mutator = {
       else if (next !== c.image) wanted.set(c.image, next);
     }
     if (wanted.size === 0) return object;
-    return editAt(object, containerPaths(ctx.kind), (draft) => {
-      for (const c of containersOf(draft, ctx.kind)) {
-        const next = typeof c.image === 'string' ? wanted.get(c.image) : undefined;
-        if (next !== undefined) c.image = next;
-      }
-      return true;
-    });
+    const draft = new Draft(object);
+    for (const { path, container: c } of containerEntries(object, ctx.kind)) {
+      const next = typeof c.image === 'string' ? wanted.get(c.image) : undefined;
+      if (next !== undefined) draft.at(path).image = next;
+    }
+    return draft.result();
   },
 };

@@ -5,7 +5,7 @@
  */
 import { LABEL_RULES, mapKeys, translateMap } from './metadata-map.ts';
 import { isRecord, type Mutator } from './types.ts';
-import { editAt, METADATA_PATHS, metadataOf, type StringMap } from './workload.ts';
+import { Draft, metadataOf, type StringMap } from './workload.ts';
 import { selectorLabels } from './selectors.ts';
 
 export const labelsMutator: Mutator = {
@@ -18,13 +18,12 @@ export const labelsMutator: Mutator = {
   mutate(object, ctx) {
     if ((this.keys(object, ctx) as Set<string>).size === 0) return object;
     const keep = ctx.kind === 'Deployment' ? new Set(Object.keys(selectorLabels(object))) : new Set<string>();
-    return editAt(object, METADATA_PATHS, (draft) => {
-      let changed = false;
-      for (const { where, meta } of metadataOf(draft, ctx.kind)) {
-        if (!isRecord(meta.labels)) continue;
-        changed = translateMap(meta.labels as StringMap, LABEL_RULES, ctx.dictionary, ctx.warn, where === 'template' ? keep : undefined) || changed;
-      }
-      return changed;
-    });
+    const draft = new Draft(object);
+    for (const { where, meta, path } of metadataOf(object, ctx.kind)) {
+      if (!isRecord(meta.labels)) continue;
+      const labels = { ...(meta.labels as StringMap) };
+      if (translateMap(labels, LABEL_RULES, ctx.dictionary, ctx.warn, where === 'template' ? keep : undefined)) draft.set([...path, 'labels'], labels);
+    }
+    return draft.result();
   },
 };

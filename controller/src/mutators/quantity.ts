@@ -5,10 +5,21 @@ const SUFFIX: Record<string, number> = {
   Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
 };
 
+// Quantities repeat across pods (`1`, `500m`, `1Gi`): each distinct string is parsed once.
+const parsed = new Map<string, number | undefined>();
+
 /** The quantity in base units (cores, bytes), or undefined when it is not a quantity. */
 export function parseQuantity(q: unknown): number | undefined {
   if (typeof q === 'number') return Number.isFinite(q) ? q : undefined;
   if (typeof q !== 'string') return undefined;
+  if (parsed.has(q)) return parsed.get(q);
+  if (parsed.size >= 4096) parsed.clear();
+  const v = parse(q);
+  parsed.set(q, v);
+  return v;
+}
+
+function parse(q: string): number | undefined {
   const m = /^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei))?$/.exec(q.trim());
   if (!m) return undefined;
   const base = Number(m[1]);

@@ -9,7 +9,7 @@
  */
 import { formatQuantity, parseQuantity } from './quantity.ts';
 import { isRecord, type ContainerTarget, type Mutator, type Recommendation, type RecommendationSource } from './types.ts';
-import { containersOf, controllerOf, containerPaths, editAt, type StringMap } from './workload.ts';
+import { containersOf, controllerOf, containerEntries, Draft, type StringMap } from './workload.ts';
 
 /** Resources a ratio may apply to; extended resources (GPUs…) need requests equal to limits. */
 export const RATIO_RESOURCES = ['cpu', 'memory', 'ephemeral-storage'] as const;
@@ -93,14 +93,14 @@ export const resourcesMutator: Mutator = {
       }
     });
     if (wanted.size === 0) return object;
-    return editAt(object, containerPaths(ctx.kind), (draft) => {
-      containersOf(draft, ctx.kind).forEach((c, i) => {
-        const req = wanted.get(i);
-        if (!req) return;
-        const res = (c.resources = isRecord(c.resources) ? c.resources : {});
-        res.requests = { ...(isRecord(res.requests) ? res.requests : {}), ...req };
-      });
-      return true;
+    const draft = new Draft(object);
+    containerEntries(object, ctx.kind).forEach(({ path, container: c }, i) => {
+      const req = wanted.get(i);
+      if (!req) return;
+      if (!isRecord(c.resources)) draft.at(path).resources = {};
+      const res = draft.at([...path, 'resources']);
+      res.requests = { ...(isRecord(res.requests) ? res.requests : {}), ...req };
     });
+    return draft.result();
   },
 };

@@ -10,7 +10,7 @@
  * toleration the pod already has is not added twice.
  */
 import { isRecord, type Mutator } from './types.ts';
-import { editAt, podLabelsOf, podSpecOf } from './workload.ts';
+import { Draft, jsonClone, podLabelsOf, podSpecOf } from './workload.ts';
 
 export const TOLERATIONS_KEY = 'nemu_tolerations';
 
@@ -66,7 +66,8 @@ export function parseRules(text: string): TolerationRule[] | string {
 
 /** Same toleration, as the scheduler sees it (operator defaults to Equal). */
 export function tolerationId(t: Toleration): string {
-  return JSON.stringify([t.key ?? '', t.operator ?? 'Equal', t.value ?? '', t.effect ?? '', t.tolerationSeconds ?? null]);
+  // NUL cannot occur in a key, value or effect, so the fields cannot run into each other.
+  return `${t.key ?? ''}\0${t.operator ?? 'Equal'}\0${t.value ?? ''}\0${t.effect ?? ''}\0${t.tolerationSeconds ?? ''}`;
 }
 
 // Parsing is done once per distinct document, not once per review.
@@ -105,14 +106,13 @@ export const tolerationsMutator: Mutator = {
         const id = tolerationId(t);
         if (have.has(id)) continue;
         have.add(id);
-        add.push(structuredClone(t));
+        add.push(jsonClone(t));
       }
     }
     if (add.length === 0) return object;
-    return editAt(object, [ctx.kind === 'Pod' ? ['spec', 'tolerations'] : ['spec', 'template', 'spec', 'tolerations']], (draft) => {
-      const s = podSpecOf(draft, ctx.kind)!;
-      s.tolerations = [...(Array.isArray(s.tolerations) ? s.tolerations : []), ...add];
-      return true;
-    });
+    const draft = new Draft(object);
+    const s = draft.at(ctx.kind === 'Pod' ? ['spec'] : ['spec', 'template', 'spec']);
+    s.tolerations = [...(Array.isArray(spec.tolerations) ? spec.tolerations : []), ...add];
+    return draft.result();
   },
 };

@@ -15,12 +15,12 @@ export interface Container {
 }
 
 /** Metadata objects a labels/annotations mutator rewrites: the object's own and, for a Deployment, its pod template's. */
-export function metadataOf(object: KubeObject, kind: WorkloadKind): Array<{ where: 'object' | 'template'; meta: Record<string, unknown> }> {
-  const out: Array<{ where: 'object' | 'template'; meta: Record<string, unknown> }> = [];
-  if (isRecord(object.metadata)) out.push({ where: 'object', meta: object.metadata });
+export function metadataOf(object: KubeObject, kind: WorkloadKind): Array<{ where: 'object' | 'template'; meta: Record<string, unknown>; path: Path }> {
+  const out: Array<{ where: 'object' | 'template'; meta: Record<string, unknown>; path: Path }> = [];
+  if (isRecord(object.metadata)) out.push({ where: 'object', meta: object.metadata, path: ['metadata'] });
   if (kind === 'Deployment') {
     const tmpl = templateOf(object);
-    if (tmpl && isRecord(tmpl.metadata)) out.push({ where: 'template', meta: tmpl.metadata });
+    if (tmpl && isRecord(tmpl.metadata)) out.push({ where: 'template', meta: tmpl.metadata, path: ['spec', 'template', 'metadata'] });
   }
   return out;
 }
@@ -54,6 +54,65 @@ export function containersOf(object: KubeObject, kind: WorkloadKind): Container[
     if (Array.isArray(list)) for (const c of list) if (isRecord(c)) out.push(c as Container);
   }
   return out;
+}
+
+/** Where a container is: `['spec', 'containers', 0]`, `['spec', 'template', 'spec', 'initContainers', 1]`. */
+export type Path = ReadonlyArray<string | number>;
+
+/** Containers and init containers with where they are, for editing them through a `Draft`. */
+export function containerEntries(object: KubeObject, kind: WorkloadKind): Array<{ path: Path; container: Container }> {
+  const spec = podSpecOf(object, kind);
+  if (!spec) return [];
+  const base = kind === 'Pod' ? ['spec'] : ['spec', 'template', 'spec'];
+  const out: Array<{ path: Path; container: Container }> = [];
+  for (const field of ['initContainers', 'containers']) {
+    const list = spec[field];
+    if (Array.isArray(list)) list.forEach((c, i) => isRecord(c) && out.push({ path: [...base, field, i], container: c as Container }));
+  }
+  return out;
+}
+
+/**
+ * Copy-on-write editing at exactly the places a mutator changes. `at(path)` hands out the
+ * object (or array) at `path` as this draft's own, shallowly copying it and every container
+ * above it the first time; everything else stays shared with the input. `result()` is the
+ * input itself when nothing was asked for, so an idle mutator hands back its input, and the
+ * chain's diff and patch check skip every shared subtree by identity.
+ */
+export class Draft {
+  private root: KubeObject;
+  private readonly copies = new Set<unknown>();
+
+  constructor(private readonly original: KubeObject) {
+    this.root = original;
+  }
+
+  private own<T>(v: T): T {
+    if (this.copies.has(v)) return v;
+    const copy = (Array.isArray(v) ? [...v] : { ...(v as object) }) as T;
+    this.copies.add(copy);
+    return copy;
+  }
+
+  /** The object or array at `path`, ready to be changed. Throws when there is none there. */
+  at(path: Path): Record<string, unknown> & Array<unknown> {
+    let cur = (this.root = this.own(this.root)) as Record<string | number, unknown>;
+    for (const key of path) {
+      const next = cur[key];
+      if (typeof next !== 'object' || next === null) throw new Error(`no object at /${path.join('/')}`);
+      cur = cur[key] = this.own(next) as Record<string | number, unknown>;
+    }
+    return cur as Record<string, unknown> & Array<unknown>;
+  }
+
+  /** Sets the value at `path` (whose parent must exist). */
+  set(path: Path, value: unknown): void {
+    this.at(path.slice(0, -1))[path[path.length - 1] as string] = value;
+  }
+
+  result(): KubeObject {
+    return this.root;
+  }
 }
 
 /**

@@ -151,6 +151,7 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
       log.info({ uid: req.uid, kind, namespace, name, generateName: meta.generateName, verbs: result.applied, ops: paths }, 'dry run (skip-mutation: patch): would apply');
       return answer('dry_run', { warnings: [...warnings, `nemutator: dry run (${SKIP_MUTATION_ANNOTATION}: patch): would ${paths.join(', ')}`] });
     }
+    const patchJson = JSON.stringify(forward);
     if (!req.dryRun && opts.mutationLog) {
       const entry: MutationEntry = {
         id,
@@ -168,12 +169,12 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
       const owner = controllerOf(object);
       if (owner) entry.owner = owner;
       if (isRecord(req.userInfo) && typeof req.userInfo.username === 'string') entry.user = req.userInfo.username;
-      opts.mutationLog.append(entry);
+      opts.mutationLog.append(entry, patchJson);
     }
     log.debug({ uid: req.uid, kind, namespace, name, verbs: result.applied, ops: forward.length }, 'mutated');
     return answer('mutated', {
       patchType: 'JSONPatch',
-      patch: Buffer.from(JSON.stringify(forward)).toString('base64'),
+      patch: Buffer.from(patchJson).toString('base64'),
       warnings,
       ...(req.dryRun ? {} : { auditAnnotations: { mutation: id } }),
     });

@@ -3,12 +3,26 @@
  * 80 bits that are random for a new millisecond and incremented within one, so ids sort in
  * the order they were made (the store lists the log by key).
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
 let lastTime = -1;
 let lastRandom: number[] = [];
+
+// Random bytes are drawn 4 KiB at a time: one system call per 256 ids, not one per id.
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+
+function random16(): number[] {
+  if (poolAt + 16 > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const out = new Array<number>(16);
+  for (let i = 0; i < 16; i++) out[i] = pool[poolAt++]! % 32;
+  return out;
+}
 
 function encodeTime(ms: number): string {
   let out = '';
@@ -28,7 +42,7 @@ export function mutationId(now = Date.now()): string {
     now = lastTime;
   } else {
     lastTime = now;
-    lastRandom = [...randomBytes(16)].map((b) => b % 32);
+    lastRandom = random16();
   }
   return encodeTime(now) + lastRandom.map((d) => ALPHABET[d]).join('');
 }

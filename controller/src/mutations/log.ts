@@ -3,8 +3,10 @@
  * under `mutations/<id>` (time-ordered ids, so a reverse listing is newest first).
  *
  * Writes leave the admission path: `append` queues the entry and returns at once; queued
- * entries are written in one synced batch (group commit), so a burst of reviews costs one
- * fsync, not one each. `flush` waits for everything queued so far.
+ * entries are written in one synced batch (group commit) at most `GROUP_COMMIT_MS` later, or
+ * as soon as `GROUP_COMMIT_MAX` are queued, so a burst of reviews costs one fsync (one Redis
+ * transaction), not one each. Reading the log (`get`, `list`) and shutting down flush first,
+ * so the window is never visible through the API. `flush` waits for everything queued so far.
  */
 import type { Operation } from 'fast-json-patch';
 import type { Logger } from '../../../common/src/log.ts';
@@ -36,16 +38,39 @@ export interface MutationFilter {
 }
 
 const PREFIX = 'mutations/';
+/** How long an appended entry may wait for others to share its write. */
+export const GROUP_COMMIT_MS = 10;
+/** Queued entries that are written at once, without waiting for the window to end. */
+export const GROUP_COMMIT_MAX = 256;
+
+interface Queued {
+  entry: MutationEntry;
+  /** The entry as JSON, when the caller already had its patch serialized. */
+  json?: string;
+}
 
 export class MutationLog {
-  private queue: MutationEntry[] = [];
+  private queue: Queued[] = [];
   private writing: Promise<void> = Promise.resolve();
   private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly store: Store, private readonly log: Logger) {}
 
-  append(entry: MutationEntry): void {
-    this.queue.push(entry);
+  /**
+   * Queues an entry. `patchJson`, when given, is `JSON.stringify(entry.patch)` as the caller
+   * already made it for the AdmissionReview answer: the entry is then serialized around it.
+   */
+  append(entry: MutationEntry, patchJson?: string): void {
+    this.queue.push(patchJson === undefined ? { entry } : { entry, json: serialize(entry, patchJson) });
+    if (this.queue.length >= GROUP_COMMIT_MAX) this.kick();
+    else this.timer ??= setTimeout(() => this.kick(), GROUP_COMMIT_MS);
+  }
+
+  /** Writes what is queued once the write in progress (if any) is done. */
+  private kick(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.scheduled) return;
     this.scheduled = true;
     this.writing = this.writing.then(() => this.drain());
@@ -57,15 +82,18 @@ export class MutationLog {
     this.queue = [];
     if (batch.length === 0) return;
     try {
-      await this.store.batch(batch.map((e) => ({ type: 'put' as const, key: PREFIX + e.id, value: e })));
+      await this.store.batch(batch.map(({ entry, json }) => (json === undefined ? { type: 'put' as const, key: PREFIX + entry.id, value: entry } : { type: 'put' as const, key: PREFIX + entry.id, value: entry, json })));
     } catch (err) {
-      this.log.error({ err, ids: batch.map((e) => e.id) }, 'mutation log entries could not be written; these mutations cannot be rolled back');
+      this.log.error({ err, ids: batch.map((q) => q.entry.id) }, 'mutation log entries could not be written; these mutations cannot be rolled back');
     }
   }
 
   /** Resolves when every entry appended so far is on disk. */
   async flush(): Promise<void> {
-    while (this.scheduled || this.queue.length > 0) await this.writing;
+    while (this.scheduled || this.queue.length > 0) {
+      this.kick();
+      await this.writing;
+    }
     await this.writing;
   }
 
@@ -98,4 +126,12 @@ export class MutationLog {
       after = page[page.length - 1]!.key;
     }
   }
+}
+
+/** The entry as JSON, with its already serialized patch spliced in (the same document JSON.stringify makes). */
+function serialize(entry: MutationEntry, patchJson: string): string {
+  const rest: Partial<MutationEntry> = { ...entry };
+  delete rest.patch;
+  const json = JSON.stringify(rest);
+  return `${json.slice(0, -1)},"patch":${patchJson}}`;
 }

@@ -1,6 +1,6 @@
 /**
  * Embedded durable store on LevelDB (classic-level): the local-mode default. Values are
- * JSON; writes are synced to disk before they are acknowledged, so an entry of the mutation
+ * JSON text (serialized here, or by the caller: `StoreOp.json`); writes are synced to disk before they are acknowledged, so an entry of the mutation
  * log that was answered is not lost in a crash.
  */
 import { mkdirSync } from 'node:fs';
@@ -11,11 +11,11 @@ import type { ListOptions, Store, StoreEntry, StoreOp } from './store.ts';
 export class LevelStore implements Store {
   readonly shared = false;
 
-  private constructor(private readonly db: ClassicLevel<string, unknown>, readonly path: string) {}
+  private constructor(private readonly db: ClassicLevel<string, string>, readonly path: string) {}
 
   static async open(path: string): Promise<LevelStore> {
     mkdirSync(path, { recursive: true });
-    const db = new ClassicLevel<string, unknown>(path, { valueEncoding: 'json' });
+    const db = new ClassicLevel<string, string>(path, { valueEncoding: 'utf8' });
     try {
       await db.open();
     } catch (e) {
@@ -30,11 +30,12 @@ export class LevelStore implements Store {
   }
 
   async get<T>(key: string): Promise<T | undefined> {
-    return (await this.db.get(key)) as T | undefined;
+    const v = await this.db.get(key);
+    return v === undefined ? undefined : (JSON.parse(v) as T);
   }
 
   async put(key: string, value: unknown): Promise<void> {
-    await this.db.put(key, value, { sync: true });
+    await this.db.put(key, JSON.stringify(value), { sync: true });
   }
 
   async del(key: string): Promise<void> {
@@ -43,7 +44,7 @@ export class LevelStore implements Store {
 
   async batch(ops: StoreOp[]): Promise<void> {
     await this.db.batch(
-      ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.value } : { type: 'del' as const, key: op.key })),
+      ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.json ?? JSON.stringify(op.value) } : { type: 'del' as const, key: op.key })),
       { sync: true },
     );
   }
@@ -61,7 +62,7 @@ export class LevelStore implements Store {
       range.gte = prefix;
     }
     const out: Array<StoreEntry<T>> = [];
-    for await (const [key, value] of this.db.iterator(range)) out.push({ key, value: value as T });
+    for await (const [key, value] of this.db.iterator(range)) out.push({ key, value: JSON.parse(value) as T });
     return out;
   }
 

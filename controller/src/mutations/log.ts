@@ -130,8 +130,8 @@ export class MutationLog {
 
 /** The entry as JSON, with its already serialized patch spliced in (the same document JSON.stringify makes). */
 function serialize(entry: MutationEntry, patchJson: string): string {
-  const rest: Partial<MutationEntry> = { ...entry };
-  delete rest.patch;
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  const { patch, ...rest } = entry;
   const json = JSON.stringify(rest);
   return `${json.slice(0, -1)},"patch":${patchJson}}`;
 }

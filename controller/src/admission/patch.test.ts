@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import fjp, { type Operation } from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
-import { applies, applyPatch, diff, parsePointer, PatchError, pointer } from './patch.ts';
+import { applies, applyPatch, deepEqual, diff, parsePointer, PatchError, pointer } from './patch.ts';
 
 const key = fc.constantFrom('a', 'b', 'example.com/team', 'x~y', 'nemu_label_z', '0', '');
 const leaf = fc.oneof(fc.integer({ min: -3, max: 3 }), fc.constantFrom('v', '', 'w/~'), fc.boolean(), fc.constant(null));
@@ -104,5 +104,14 @@ describe('applyPatch', () => {
     expect(parsePointer('/a~2')).toBeUndefined();
     expect(parsePointer('a')).toBeUndefined();
     expect(pointer('metadata', 'labels', 'example.com/a~b')).toBe('/metadata/labels/example.com~1a~0b');
+  });
+});
+
+describe('deepEqual', () => {
+  it('compares own keys only, also for keys named like Object.prototype members', () => {
+    const parsed = JSON.parse('{"__proto__": {}, "x": 1}') as Record<string, unknown>;
+    expect(deepEqual(parsed, { x: 1, y: 2 })).toBe(false);
+    expect(deepEqual({ constructor: {} }, {})).toBe(false);
+    expect(deepEqual({ a: [1, { b: null }], c: undefined }, { a: [1, { b: null }] })).toBe(true);
   });
 });

@@ -232,9 +232,10 @@ export function deepEqual(a: unknown, b: unknown): boolean {
   const bo = b as Record<string, unknown>;
   let n = 0;
   for (const k in ao) {
-    if (ao[k] === undefined) continue;
+    const av = ao[k];
+    if (av === undefined) continue;
     n++;
-    if (!Object.hasOwn(bo, k) || !deepEqual(ao[k], bo[k])) return false;
+    if (!deepEqual(av, bo[k]) || !Object.hasOwn(bo, k)) return false;
   }
   for (const k in bo) if (bo[k] !== undefined) n--;
   return n === 0;

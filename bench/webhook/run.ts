@@ -22,6 +22,7 @@ import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.t
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { startRedis } from '../../test/harness/redis.ts';
 import { writeSection } from '../lib/results.ts';
+import { measurePhases } from './phases.ts';
 
 const SECONDS = Number(process.env.BENCH_WEBHOOK_SECONDS ?? 6);
 const RATE = 500;
@@ -145,27 +146,39 @@ async function main(): Promise<void> {
   const verbs = probe.items[0]?.verbs.join(' ') ?? '(none)';
 
   const rows: string[] = [];
-  const results: Record<string, { tput: LoadResult; lat: LoadResult }> = {};
+  const results: Record<string, { tput: LoadResult; lat: LoadResult; cpuUs: number }> = {};
   for (const [name, url] of [['bare Node HTTPS (baseline)', bareUrl], ['nemutator /mutate', c.webhookUrl]] as const) {
     await load(url, 'closed', bodies, 2); // warm-up: JIT, TLS sessions, caches
+    // CPU of this process (the server under test; the load runs in its own process) per review.
+    const cpu0 = process.cpuUsage();
     const tput = await load(url, 'closed', bodies);
+    const cpu = process.cpuUsage(cpu0);
+    const cpuUs = (cpu.user + cpu.system) / Math.max(1, tput.done);
     const lat = await load(url, 'open', bodies);
-    results[name] = { tput, lat };
-    rows.push(`| ${name} | ${(tput.done / tput.seconds).toFixed(0)} | ${pct(lat.latenciesMs, 50).toFixed(2)} | ${pct(lat.latenciesMs, 99).toFixed(2)} | ${tput.errors + lat.errors} |`);
+    results[name] = { tput, lat, cpuUs };
+    rows.push(`| ${name} | ${(tput.done / tput.seconds).toFixed(0)} | ${cpuUs.toFixed(0)} | ${pct(lat.latenciesMs, 50).toFixed(2)} | ${pct(lat.latenciesMs, 99).toFixed(2)} | ${tput.errors + lat.errors} |`);
   }
   const b = results['bare Node HTTPS (baseline)']!;
   const n = results['nemutator /mutate']!;
   const ratio = n.tput.done / n.tput.seconds / (b.tput.done / b.tput.seconds);
   const p99 = pct(n.lat.latenciesMs, 99);
+  const phases = measurePhases(bodies, dict, { cpu: 4, memory: 2 });
+  const inProcess = Object.values(phases.us).reduce((x, y) => x + y, 0);
   const now = new Date();
   const body = `
 AdmissionReviews of a realistic Pod (2 containers + 1 init container, 4 nemu_ labels/annotations, 3 env placeholders, 2 enforced images, a toleration rule, requests from limits ÷ ratio; ${(bodies[0]!.length / 1024).toFixed(1)} KiB) with every mutator on and the dictionary in redis-server on loopback; every review writes the mutation log. Mutations applied per review: ${verbs}. Baseline: a bare Node HTTPS server answering an empty \`allowed\` review, measured in the same run. HTTP/1.1 keep-alive over TLS from a separate load process; after a 2 s warm-up; throughput with ${CONCURRENCY} concurrent requests for ${SECONDS} s; latency at a fixed ${RATE} reviews/s for ${SECONDS} s, from the scheduled send time. \`npx tsx bench/webhook/run.ts\`.
 
 Machine: nproc ${availableParallelism()}, kernel ${release()}, Node ${process.version}, ${now.toISOString().slice(0, 16).replace('T', ' ')} UTC. The load process shares the same cores.
 
-| server | reviews/s | p50 at ${RATE}/s (ms) | p99 at ${RATE}/s (ms) | errors |
-|---|---:|---:|---:|---:|
+| server | reviews/s | CPU per review (µs) | p50 at ${RATE}/s (ms) | p99 at ${RATE}/s (ms) | errors |
+|---|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
+
+CPU per review is this process's user + system CPU over the throughput run (the load runs in another process) divided by the reviews answered; it includes TLS, HTTP, GC and, for nemutator, the mutation log written to Redis.
+
+Where a review's CPU goes without HTTP (same process, no concurrency, ${phases.reviews} reviews, ${phases.ops} patch operations each): ${Object.entries(phases.us)
+    .map(([k, v]) => `${k} ${v.toFixed(1)} µs`)
+    .join(', ')}; ${inProcess.toFixed(0)} µs in all. decode is JSON.parse, which the baseline does too; keys gathers the dictionary keys, chain runs the eight mutators, diff makes the forward and reverse patches, verify applies the forward patch copy-on-write and compares, encode is the answer's base64 patch and the log entry's JSON.
 
 Targets: throughput ≥ 0.5 × baseline (${ratio.toFixed(2)} ×: ${ratio >= 0.5 ? 'met' : '**missed**'}), p99 ≤ 5 ms at ${RATE} reviews/s (${p99.toFixed(2)} ms: ${p99 <= 5 ? 'met' : '**missed**'}).
 `;

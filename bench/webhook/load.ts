@@ -1,7 +1,7 @@
 // Load generator, run in its own process so it does not share an event loop with the server
 // under test. Modes: `closed` (fixed concurrency, as fast as answers come: throughput) and
 // `open` (fixed arrival rate: latency at that rate, measured from the scheduled send time).
-// Reports over IPC: { done, errors, seconds, latenciesMs[] }.
+// Reports over IPC: { done, errors, seconds, latenciesMs[], cpuSeconds (its own) }.
 import { Agent, request } from 'node:https';
 
 interface Job {
@@ -25,7 +25,8 @@ function post(agent: Agent, u: URL, body: string): Promise<number> {
   });
 }
 
-async function run(job: Job): Promise<{ done: number; errors: number; seconds: number; latenciesMs: number[] }> {
+async function run(job: Job): Promise<{ done: number; errors: number; seconds: number; latenciesMs: number[]; cpuSeconds: number }> {
+  const cpu0 = process.cpuUsage();
   const agent = new Agent({ keepAlive: true, rejectUnauthorized: false, maxSockets: Math.max(job.concurrency, 64) });
   const u = new URL(job.url);
   const latencies: number[] = [];
@@ -74,7 +75,8 @@ async function run(job: Job): Promise<{ done: number; errors: number; seconds: n
   }
   const seconds = (performance.now() - started) / 1000;
   agent.destroy();
-  return { done, errors, seconds, latenciesMs: latencies };
+  const cpu = process.cpuUsage(cpu0);
+  return { done, errors, seconds, latenciesMs: latencies, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
 process.on('message', (job: Job) => {

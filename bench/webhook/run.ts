@@ -83,6 +83,8 @@ interface LoadResult {
   errors: number;
   seconds: number;
   latenciesMs: number[];
+  /** CPU seconds the load process itself used. */
+  cpuSeconds: number;
 }
 
 function load(url: string, mode: 'closed' | 'open', bodies: string[], seconds = SECONDS): Promise<LoadResult> {
@@ -156,7 +158,7 @@ async function main(): Promise<void> {
     const cpuUs = (cpu.user + cpu.system) / Math.max(1, tput.done);
     const lat = await load(url, 'open', bodies);
     results[name] = { tput, lat, cpuUs };
-    rows.push(`| ${name} | ${(tput.done / tput.seconds).toFixed(0)} | ${cpuUs.toFixed(0)} | ${pct(lat.latenciesMs, 50).toFixed(2)} | ${pct(lat.latenciesMs, 99).toFixed(2)} | ${tput.errors + lat.errors} |`);
+    rows.push(`| ${name} | ${(tput.done / tput.seconds).toFixed(0)} | ${cpuUs.toFixed(0)} | ${((cpu.user + cpu.system) / 1e6 / tput.seconds).toFixed(2)} | ${(tput.cpuSeconds / tput.seconds).toFixed(2)} | ${pct(lat.latenciesMs, 50).toFixed(2)} | ${pct(lat.latenciesMs, 99).toFixed(2)} | ${tput.errors + lat.errors} |`);
   }
   const b = results['bare Node HTTPS (baseline)']!;
   const n = results['nemutator /mutate']!;
@@ -170,8 +172,8 @@ AdmissionReviews of a realistic Pod (2 containers + 1 init container, 4 nemu_ la
 
 Machine: nproc ${availableParallelism()}, kernel ${release()}, Node ${process.version}, ${now.toISOString().slice(0, 16).replace('T', ' ')} UTC. The load process shares the same cores.
 
-| server | reviews/s | CPU per review (µs) | p50 at ${RATE}/s (ms) | p99 at ${RATE}/s (ms) | errors |
-|---|---:|---:|---:|---:|---:|
+| server | reviews/s | CPU per review (µs) | server CPU (cores) | load process CPU (cores) | p50 at ${RATE}/s (ms) | p99 at ${RATE}/s (ms) | errors |
+|---|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
 
 CPU per review is this process's user + system CPU over the throughput run (the load runs in another process) divided by the reviews answered; it includes TLS, HTTP, GC and, for nemutator, the mutation log written to Redis.

@@ -113,14 +113,18 @@ func main() {
 		}
 	case "watch":
 		// Internal: started by exec mode, follows rotations for the process it became.
-		if len(args) != 3 || args[1] != "--pid" {
-			fail(2, "usage: nemu-exec watch --pid <pid>")
+		if !(len(args) == 3 || (len(args) == 5 && args[3] == "--signal")) || args[1] != "--pid" {
+			fail(2, "usage: nemu-exec watch --pid <pid> [--signal <name>]")
 		}
 		pid, err := strconv.Atoi(args[2])
 		if err != nil || pid <= 0 {
 			fail(2, "watch: bad pid %q", args[2])
 		}
-		watch(loadConfig(), pid)
+		signal := ""
+		if len(args) == 5 {
+			signal = args[4]
+		}
+		watch(loadConfig(), pid, signal)
 	case "--":
 		if len(args) < 2 {
 			fail(2, "nothing to run after --; %s", usage)
@@ -238,7 +242,7 @@ func execWithSecrets(cfg config, argv []string) {
 		}
 	}
 	if len(s.Files) > 0 || s.RotateSignal != "" {
-		startWatcher()
+		startWatcher(s.RotateSignal)
 	}
 	err = syscall.Exec(prog, argv, envv)
 	fail(126, "NEMU_ERR_LAUNCHER_EXEC: cannot run %s (%v)", argv[0], err)

@@ -11,17 +11,23 @@ import (
 	"time"
 )
 
-// startWatcher starts `nemu-exec watch --pid <this pid>` in its own session before execve:
-// after execve this pid is the application, which the watcher follows (rendering files and
-// signalling it on rotation) and outlives by at most a second.
-func startWatcher() {
+// startWatcher starts `nemu-exec watch --pid <this pid> [--signal <name>]` in its own session
+// before execve: after execve this pid is the application, which the watcher follows
+// (rendering files and signalling it on rotation) and outlives by at most a second. The
+// signal comes from the secrets document exec mode already read, so the watcher needs no
+// request of its own to know it.
+func startWatcher(signal string) {
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "nemu-exec: rotation watcher not started: %v\n", err)
 		return
 	}
 	defer devnull.Close()
-	_, err = os.StartProcess("/proc/self/exe", []string{"nemu-exec", "watch", "--pid", strconv.Itoa(os.Getpid())}, &os.ProcAttr{
+	argv := []string{"nemu-exec", "watch", "--pid", strconv.Itoa(os.Getpid())}
+	if signal != "" {
+		argv = append(argv, "--signal", signal)
+	}
+	_, err = os.StartProcess("/proc/self/exe", argv, &os.ProcAttr{
 		Env:   os.Environ(),
 		Files: []*os.File{devnull, devnull, os.Stderr},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
@@ -40,7 +46,9 @@ func alive(pid int) bool {
 	return syscall.Kill(pid, 0) == nil && os.Getppid() == pid
 }
 
-func watch(cfg config, pid int) {
+// watch follows rotations for pid. signalName is the secrets document's rotateSignal as exec
+// mode read it ("" = none).
+func watch(cfg config, pid int, signalName string) {
 	c := newClient(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -49,13 +57,12 @@ func watch(cfg config, pid int) {
 		}
 		cancel()
 	}()
-	// The rotate signal comes with the secrets document.
 	signal := syscall.Signal(0)
-	if s, err := c.secrets(ctx); err == nil && s.RotateSignal != "" {
-		if sig, ok := signals[s.RotateSignal]; ok {
+	if signalName != "" {
+		if sig, ok := signals[signalName]; ok {
 			signal = sig
 		} else {
-			fmt.Fprintf(os.Stderr, "nemu-exec watch: unknown rotate signal %s; files are still replaced\n", s.RotateSignal)
+			fmt.Fprintf(os.Stderr, "nemu-exec watch: unknown rotate signal %s; files are still replaced\n", signalName)
 		}
 	}
 	delay := 500 * time.Millisecond

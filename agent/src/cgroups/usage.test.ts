@@ -140,6 +140,8 @@ describe('cgroup file parsers', () => {
       writeBytes: 27,
     });
     expect(parseIoStat('')).toEqual({ readBytes: 0, writeBytes: 0 });
+    // Whole field names only: not the tail of another field's name, not the device column.
+    expect(parseIoStat('8:0 rbytes=1 wbytes=2 xrbytes=100 xwbytes=100\nrbytes=9 wbytes=3\n')).toEqual({ readBytes: 1, writeBytes: 5 });
   });
 
   it('sums blkio Read/Write lines and ignores Total lines', () => {

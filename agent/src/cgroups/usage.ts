@@ -20,20 +20,35 @@ export interface ContainerCounters {
   processes?: number;
 }
 
-/** The value of `key` in a `key value` file (cpu.stat, memory.stat), without building a map. */
-export function keyedValue(text: string, key: string): number | undefined {
-  let start: number;
-  if (text.startsWith(`${key} `)) {
-    start = key.length + 1;
-  } else {
-    const at = text.indexOf(`\n${key} `);
-    if (at < 0) return undefined;
-    start = at + key.length + 2;
+const NEWLINE = 10;
+const SPACE = 32;
+
+/** Where the field starting at `from` ends: the next space or newline, or the end of the text. */
+function fieldEnd(text: string, from: number): number {
+  let end = from;
+  while (end < text.length) {
+    const ch = text.charCodeAt(end);
+    if (ch === SPACE || ch === NEWLINE) break;
+    end++;
   }
-  let end = text.indexOf('\n', start);
-  if (end < 0) end = text.length;
-  const value = Number(text.slice(start, end));
-  return Number.isFinite(value) ? value : undefined;
+  return end;
+}
+
+/**
+ * The value of `key` in a `key value` file (cpu.stat, memory.stat), without building a map or
+ * search strings: this runs a few thousand times per collect on a busy node.
+ */
+export function keyedValue(text: string, key: string): number | undefined {
+  for (let at = text.indexOf(key); at >= 0; at = text.indexOf(key, at + 1)) {
+    const after = at + key.length;
+    if ((at === 0 || text.charCodeAt(at - 1) === NEWLINE) && text.charCodeAt(after) === SPACE) {
+      let end = text.indexOf('\n', after);
+      if (end < 0) end = text.length;
+      const value = Number(text.slice(after + 1, end));
+      return Number.isFinite(value) ? value : undefined;
+    }
+  }
+  return undefined;
 }
 
 /** A file holding one number (memory.current, cpuacct.usage); "max" and garbage are absent. */
@@ -44,21 +59,22 @@ export function parseSingleValue(text: string | undefined): number | undefined {
   return Number(trimmed);
 }
 
+/** The sum of a `name=value` field (`rbytes=`) over the lines of a v2 io.stat text. */
+function sumIoField(text: string, name: string): number {
+  let total = 0;
+  for (let at = text.indexOf(name); at >= 0; at = text.indexOf(name, at + name.length)) {
+    // A field, not the tail of another one's name: fields follow the device and a space.
+    if (at === 0 || text.charCodeAt(at - 1) !== SPACE) continue;
+    const from = at + name.length;
+    const value = Number(text.slice(from, fieldEnd(text, from)));
+    if (Number.isFinite(value)) total += value;
+  }
+  return total;
+}
+
 /** v2 io.stat: `8:0 rbytes=1 wbytes=2 rios=… wios=… dbytes=… dios=…`, summed over devices. */
 export function parseIoStat(text: string): { readBytes: number; writeBytes: number } {
-  let readBytes = 0;
-  let writeBytes = 0;
-  for (const line of text.split('\n')) {
-    for (const field of line.split(' ').slice(1)) {
-      const eq = field.indexOf('=');
-      const value = Number(field.slice(eq + 1));
-      if (!Number.isFinite(value)) continue;
-      const key = field.slice(0, eq);
-      if (key === 'rbytes') readBytes += value;
-      else if (key === 'wbytes') writeBytes += value;
-    }
-  }
-  return { readBytes, writeBytes };
+  return { readBytes: sumIoField(text, 'rbytes='), writeBytes: sumIoField(text, 'wbytes=') };
 }
 
 /** v1 blkio.throttle.io_service_bytes: `8:0 Read 123` … and a final `Total N`, summed over devices. */

@@ -112,8 +112,9 @@ export class ReportCollector {
         // of containers never holds the event loop (and the secrets socket) for long.
         if (++sinceYield % CONTAINERS_PER_TURN === 0) await yieldToLoop();
         seen.add(c.relPath);
-        const counters = readContainerCounters(this.layout, c.relPath);
-        containers.push({ id: c.id, name: names?.containers[c.id] ?? '', runtime: c.runtime, cgroupPath: c.relPath, ...this.usage(c.relPath, counters) });
+        const usage: IContainerUsage = { id: c.id, name: names?.containers[c.id] ?? '', runtime: c.runtime, cgroupPath: c.relPath };
+        this.addUsage(usage, c.relPath, readContainerCounters(this.layout, c.relPath));
+        containers.push(usage);
       }
       pods.push({ uid: pod.uid, namespace: names?.namespace ?? '', name: names?.name ?? '', qos: pod.qos, containers });
     }
@@ -122,27 +123,35 @@ export class ReportCollector {
     return pods;
   }
 
-  private usage(relPath: string, c: ContainerCounters): Omit<IContainerUsage, 'id' | 'name' | 'runtime' | 'cgroupPath'> {
+  /** Sets the counters and rates of the container at relPath on `out`; absent counters stay absent. */
+  private addUsage(out: IContainerUsage, relPath: string, c: ContainerCounters): void {
     const atMs = this.clock();
     const before = this.previous.get(relPath);
-    this.previous.set(relPath, { atMs, cpuSeconds: c.cpuUsageSeconds, readBytes: c.ioReadBytes, writeBytes: c.ioWriteBytes });
     const seconds = before === undefined ? 0 : (atMs - before.atMs) / 1000;
-    const out: Omit<IContainerUsage, 'id' | 'name' | 'runtime' | 'cgroupPath'> = {};
-    const set = <K extends keyof typeof out>(key: K, value: (typeof out)[K] | undefined): void => {
-      if (value !== undefined) out[key] = value;
-    };
-    set('cpuUsageCores', rate(c.cpuUsageSeconds, before?.cpuSeconds, seconds));
-    set('cpuUsageSecondsTotal', c.cpuUsageSeconds);
-    set('cpuThrottledSecondsTotal', c.cpuThrottledSeconds);
-    set('cpuThrottledPeriodsTotal', c.cpuThrottledPeriods);
-    set('cpuPeriodsTotal', c.cpuPeriods);
-    set('memoryWorkingSetBytes', c.memoryWorkingSetBytes);
-    set('memoryUsageBytes', c.memoryUsageBytes);
-    set('ioReadBytesTotal', c.ioReadBytes);
-    set('ioWriteBytesTotal', c.ioWriteBytes);
-    set('ioReadBytesPerSecond', rate(c.ioReadBytes, before?.readBytes, seconds));
-    set('ioWriteBytesPerSecond', rate(c.ioWriteBytes, before?.writeBytes, seconds));
-    set('processes', c.processes);
-    return out;
+    setDefined(out, 'cpuUsageCores', rate(c.cpuUsageSeconds, before?.cpuSeconds, seconds));
+    setDefined(out, 'cpuUsageSecondsTotal', c.cpuUsageSeconds);
+    setDefined(out, 'cpuThrottledSecondsTotal', c.cpuThrottledSeconds);
+    setDefined(out, 'cpuThrottledPeriodsTotal', c.cpuThrottledPeriods);
+    setDefined(out, 'cpuPeriodsTotal', c.cpuPeriods);
+    setDefined(out, 'memoryWorkingSetBytes', c.memoryWorkingSetBytes);
+    setDefined(out, 'memoryUsageBytes', c.memoryUsageBytes);
+    setDefined(out, 'ioReadBytesTotal', c.ioReadBytes);
+    setDefined(out, 'ioWriteBytesTotal', c.ioWriteBytes);
+    setDefined(out, 'ioReadBytesPerSecond', rate(c.ioReadBytes, before?.readBytes, seconds));
+    setDefined(out, 'ioWriteBytesPerSecond', rate(c.ioWriteBytes, before?.writeBytes, seconds));
+    setDefined(out, 'processes', c.processes);
+    // Updated in place: one record per container for its whole life, not a new one per collect.
+    if (before === undefined) {
+      this.previous.set(relPath, { atMs, cpuSeconds: c.cpuUsageSeconds, readBytes: c.ioReadBytes, writeBytes: c.ioWriteBytes });
+    } else {
+      before.atMs = atMs;
+      before.cpuSeconds = c.cpuUsageSeconds;
+      before.readBytes = c.ioReadBytes;
+      before.writeBytes = c.ioWriteBytes;
+    }
   }
+}
+
+function setDefined<K extends keyof IContainerUsage>(out: IContainerUsage, key: K, value: IContainerUsage[K] | undefined): void {
+  if (value !== undefined) out[key] = value;
 }

@@ -1,9 +1,10 @@
 // Second baseline for the agent benchmark: the same modules as the collector loop, loaded and
-// idle. The loop's RSS minus this one is what collecting costs; this minus an idle Node is
-// what the code costs.
+// idle, its /metrics endpoint listening but never scraped. The loop's RSS minus this one is
+// what collecting and serving cost; this minus an idle Node is what the code costs.
+import { createServer } from 'node:http';
 import '../../proto/codec.ts';
-import '../../agent/src/metrics/exposition.ts';
+import { metricsRequestListener } from '../../agent/src/metrics/server.ts';
 import '../../agent/src/report.ts';
 
-setInterval(() => undefined, 1 << 30);
-process.stdout.write(`${JSON.stringify({ type: 'ready' })}\n`);
+const server = createServer(metricsRequestListener({ report: () => Promise.reject(new Error('idle baseline')), health: () => ({}) }));
+server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ type: 'ready' })}\n`));

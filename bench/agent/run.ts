@@ -1,5 +1,6 @@
 // Agent metrics benchmark: a ReportCollector over a 200-pod cgroup v2 tree, collecting every
-// 10 s for 5 minutes in a child process, against an idle Node process measured alongside.
+// 10 s for 5 minutes in a child process that serves the agent's /metrics endpoint, scraped after
+// every collect; against an idle Node process measured alongside.
 // Targets: RSS ≤ 60 MiB and CPU ≤ 1 % of one core. Results go to bench/RESULTS.md ("## agent").
 //
 //   npx tsx bench/agent/run.ts                       # the full 5 minutes
@@ -102,6 +103,19 @@ async function main(): Promise<void> {
     let metricsBytes = 0;
     let heapTotalMiB = 0;
     let externalMiB = 0;
+    let metricsUrl: string | undefined;
+    let scrapes = 0;
+    let scrapeFailed: (e: unknown) => void = () => undefined;
+    const scrapeFailure = new Promise<never>((_, reject) => (scrapeFailed = reject));
+    scrapeFailure.catch(() => undefined); // raced below; a failure after the end is no one's business
+    // A scrape after every collect, as Prometheus would do it: the whole page over HTTP from
+    // the agent's own /metrics endpoint.
+    const scrape = async (): Promise<void> => {
+      const res = await fetch(metricsUrl!);
+      if (res.status !== 200) throw new Error(`GET ${metricsUrl} answered ${res.status}`);
+      metricsBytes = (await res.arrayBuffer()).byteLength;
+      scrapes += 1;
+    };
     let ready: () => void = () => undefined;
     let done: () => void = () => undefined;
     const isReady = new Promise<void>((r) => (ready = r));
@@ -119,10 +133,10 @@ async function main(): Promise<void> {
         type: string;
         collectMs?: number;
         frameBytes?: number;
-        metricsBytes?: number;
         heapTotalBytes?: number;
         externalBytes?: number;
         message?: string;
+        metricsUrl?: string;
       };
       if (event.type === 'collect') {
         heapTotalMiB = Math.max(heapTotalMiB, event.heapTotalBytes! / 2 ** 20);
@@ -130,12 +144,13 @@ async function main(): Promise<void> {
         if (process.env.BENCH_AGENT_TRACE) process.stderr.write(`collect ${event.collectMs} ms, heap total ${(event.heapTotalBytes! / 2 ** 20).toFixed(1)} MiB\n`);
         collectMs.push(event.collectMs!);
         frameBytes = event.frameBytes!;
-        metricsBytes = event.metricsBytes!;
-      } else if (event.type === 'ready') ready();
+        scrape().catch(scrapeFailed);
+      } else if (event.type === 'listening') metricsUrl = event.metricsUrl;
+      else if (event.type === 'ready') ready();
       else if (event.type === 'done') done();
       else if (event.type === 'error') console.error(`collector loop: ${event.message}`);
     });
-    await Promise.race([Promise.all([isReady, readyLine(modules, 'modules baseline')]), failed]);
+    await Promise.race([Promise.all([isReady, readyLine(modules, 'modules baseline')]), failed, scrapeFailure]);
     // Start-up (module loading, the first df) is not the steady state being measured.
     await new Promise((r) => setTimeout(r, 1_000));
 
@@ -156,7 +171,7 @@ async function main(): Promise<void> {
         .catch(() => undefined);
     }, 1_000);
     const progress = setInterval(() => process.stderr.write(`  ${Math.round((performance.now() - startedAt) / 1000)} s / ${SECONDS} s\n`), 60_000);
-    await Promise.race([isDone, failed]);
+    await Promise.race([isDone, failed, scrapeFailure]);
     const end = await sampleAll();
     clearInterval(rssSampler);
     clearInterval(progress);
@@ -183,7 +198,8 @@ async function main(): Promise<void> {
       '## agent',
       '',
       `ReportCollector over a fixture cgroup v2 tree of ${PODS} pods (${containers} containers, systemd driver), ` +
-        `one collect + fleet-link encode + /metrics render every ${INTERVAL_MS / 1000} s for ${Math.round(elapsed)} s, ` +
+        `one collect + fleet-link encode every ${INTERVAL_MS / 1000} s for ${Math.round(elapsed)} s, each followed by a scrape of the agent's ` +
+        `/metrics endpoint over HTTP (${scrapes} scrapes), ` +
         'in a child process running the transpiled JavaScript (as `npm run build` ships it); node metrics from the real /proc, ' +
         '`df` at most once a minute. Baselines measured over the same window: an idle `node -e setInterval(…)`, and a Node ' +
         `process with the same modules loaded but idle.${NODE_FLAGS.length > 0 ? ` Node flags: \`${NODE_FLAGS.join(' ')}\`.` : ''} ` +

@@ -5,11 +5,14 @@
 //
 //   npx tsx bench/agent/run.ts                       # the full 5 minutes
 //   BENCH_AGENT_SECONDS=30 npx tsx bench/agent/run.ts # a quick run
-// Also: BENCH_AGENT_INTERVAL_MS, BENCH_AGENT_PODS, BENCH_AGENT_NODE_FLAGS (flags for the agent
-// child, e.g. --max-semi-space-size=1), BENCH_AGENT_TRACE=1 (print RSS every second),
-// BENCH_AGENT_RESULTS (write the section to another file, for exploratory runs).
+// All three processes run with the Node flags the agent's image starts it with (the ENTRYPOINT
+// of images/agent.Dockerfile).
+// Also: BENCH_AGENT_INTERVAL_MS, BENCH_AGENT_PODS, BENCH_AGENT_NODE_FLAGS (flags instead of the
+// image's, '' for none), BENCH_AGENT_TRACE=1 (print RSS every second), BENCH_AGENT_RESULTS (write
+// the section to another file, for exploratory runs).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -22,8 +25,17 @@ const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SECONDS = Number(process.env.BENCH_AGENT_SECONDS ?? 300);
 const INTERVAL_MS = Number(process.env.BENCH_AGENT_INTERVAL_MS ?? 10_000);
 const PODS = Number(process.env.BENCH_AGENT_PODS ?? 200);
-/** V8/Node flags for the agent child, as the agent's image would set them (e.g. --max-semi-space-size=1). */
-const NODE_FLAGS = (process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+
+/** The flags between `node` and the script in the ENTRYPOINT of the agent's image. */
+function imageNodeFlags(): string[] {
+  const dockerfile = readFileSync(join(REPO, 'images', 'agent.Dockerfile'), 'utf8');
+  const entrypoints = [...dockerfile.matchAll(/^ENTRYPOINT\s+(\[.*\])\s*$/gm)];
+  const [node, ...rest] = JSON.parse(entrypoints.at(-1)?.[1] ?? '[]') as string[];
+  if (node !== 'node' || rest.length === 0) throw new Error('images/agent.Dockerfile: expected ENTRYPOINT ["node", …flags, script]');
+  return rest.slice(0, -1);
+}
+
+const NODE_FLAGS = (process.env.BENCH_AGENT_NODE_FLAGS ?? imageNodeFlags().join(' ')).split(' ').filter((f) => f !== '');
 const RSS_TARGET_MIB = 60;
 const CPU_TARGET_PERCENT = 1;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
@@ -92,7 +104,7 @@ async function main(): Promise<void> {
     const containers = pods.reduce((sum, p) => sum + p.containers.length, 0);
     const [loop, modulesIdle] = await compileForNode(REPO, ['bench/agent/collector-loop.ts', 'bench/agent/modules-idle.ts'], join(work, 'js'));
 
-    const baseline = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+    const baseline = spawn(process.execPath, [...NODE_FLAGS, '-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
     const modules = spawn(process.execPath, [...NODE_FLAGS, modulesIdle!], { stdio: ['ignore', 'pipe', 'inherit'] });
     const agent = spawn(process.execPath, [...NODE_FLAGS, loop!, cgroupRoot, String(INTERVAL_MS), String(SECONDS)], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(baseline, modules, agent);
@@ -202,7 +214,7 @@ async function main(): Promise<void> {
         `/metrics endpoint over HTTP (${scrapes} scrapes), ` +
         'in a child process running the transpiled JavaScript (as `npm run build` ships it); node metrics from the real /proc, ' +
         '`df` at most once a minute. Baselines measured over the same window: an idle `node -e setInterval(…)`, and a Node ' +
-        `process with the same modules loaded but idle.${NODE_FLAGS.length > 0 ? ` Node flags: \`${NODE_FLAGS.join(' ')}\`.` : ''} ` +
+        `process with the same modules loaded but idle. ${nodeFlagsNote()} ` +
         '`npx tsx bench/agent/run.ts`.',
       '',
       `Machine: nproc ${machine.nproc}, kernel ${machine.kernel}, Node ${machine.node}, ${machine.date}; ` +
@@ -231,6 +243,13 @@ async function main(): Promise<void> {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     await rm(work, { recursive: true, force: true });
   }
+}
+
+function nodeFlagsNote(): string {
+  const flags = NODE_FLAGS.length > 0 ? `\`${NODE_FLAGS.join(' ')}\`` : 'none';
+  return process.env.BENCH_AGENT_NODE_FLAGS === undefined
+    ? `All three run with the Node flags the agent's image starts it with (images/agent.Dockerfile): ${flags}.`
+    : `Node flags: ${flags} (BENCH_AGENT_NODE_FLAGS, not the image's).`;
 }
 
 /** Replaces this benchmark's own section of RESULTS.md (others' sections stay as they are). */

@@ -4,6 +4,7 @@
  * are where `npm run build` puts the programs, and COPY sources that exist in the build
  * context and are not excluded by .dockerignore.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,9 +136,13 @@ describe('images/', () => {
       expect(all(stageNamed(stages, 'deps'), 'RUN').join('\n')).toMatch(/npm ci --omit=dev/);
       // Node resolves "type": "module" from package.json: without it dist/ would not load.
       expect(all(runtime(stages), 'COPY')).toContain('package.json ./');
-      const [node, script] = entrypoint(runtime(stages));
+      const [node, ...args] = entrypoint(runtime(stages));
       expect(node).toBe('node');
-      expect(script).toBe(compiledEntry(`${program}/src/main.ts`));
+      expect(args.at(-1)).toBe(compiledEntry(`${program}/src/main.ts`));
+      // Anything between node and the script is a Node/V8 flag (the agent's: see bench/agent).
+      const flags = args.slice(0, -1);
+      for (const flag of flags) expect(flag).toMatch(/^--[a-z][a-z0-9-]*(=\S+)?$/);
+      if (flags.length > 0) expect(spawnSync(process.execPath, [...flags, '-e', '0'], { encoding: 'utf8' }).stderr).toBe('');
     });
   }
 

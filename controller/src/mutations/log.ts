@@ -43,10 +43,14 @@ export const GROUP_COMMIT_MS = 10;
 /** Queued entries that are written at once, without waiting for the window to end. */
 export const GROUP_COMMIT_MAX = 256;
 
+/**
+ * An entry waiting for its write: only its key and its JSON. The entry object and the patch
+ * operations it points at (which share values with the reviewed object) can go as soon as
+ * the review is answered, instead of being held through the window and the write.
+ */
 interface Queued {
-  entry: MutationEntry;
-  /** The entry as JSON, when the caller already had its patch serialized. */
-  json?: string;
+  key: string;
+  json: string;
 }
 
 export class MutationLog {
@@ -62,7 +66,7 @@ export class MutationLog {
    * already made it for the AdmissionReview answer: the entry is then serialized around it.
    */
   append(entry: MutationEntry, patchJson?: string): void {
-    this.queue.push(patchJson === undefined ? { entry } : { entry, json: serialize(entry, patchJson) });
+    this.queue.push({ key: PREFIX + entry.id, json: serialize(entry, patchJson ?? JSON.stringify(entry.patch)) });
     if (this.queue.length >= GROUP_COMMIT_MAX) this.kick();
     else this.timer ??= setTimeout(() => this.kick(), GROUP_COMMIT_MS);
   }
@@ -82,9 +86,10 @@ export class MutationLog {
     this.queue = [];
     if (batch.length === 0) return;
     try {
-      await this.store.batch(batch.map(({ entry, json }) => (json === undefined ? { type: 'put' as const, key: PREFIX + entry.id, value: entry } : { type: 'put' as const, key: PREFIX + entry.id, value: entry, json })));
+      // `json` is the value, serialized: the stores write it as it is.
+      await this.store.batch(batch.map(({ key, json }) => ({ type: 'put' as const, key, value: undefined, json })));
     } catch (err) {
-      this.log.error({ err, ids: batch.map((q) => q.entry.id) }, 'mutation log entries could not be written; these mutations cannot be rolled back');
+      this.log.error({ err, ids: batch.map((q) => q.key.slice(PREFIX.length)) }, 'mutation log entries could not be written; these mutations cannot be rolled back');
     }
   }
 

@@ -2,12 +2,14 @@
 // answers an empty `allowed` review, measured in the same run on the same machine.
 //
 //   npx tsx bench/webhook/run.ts        (about a minute; loopback only)
+//   BENCH_WEBHOOK_PROFILE=/tmp/webhook npx tsx bench/webhook/run.ts   (and CPU profiles of both
+//   servers during their throughput runs: /tmp/webhook.bare.cpuprofile, /tmp/webhook.nemutator.cpuprofile)
 //
 // The controller runs in this process with every mutator on (labels, annotations, env,
 // image, tolerations, resources ratio) and the dictionary in a real redis-server on
 // loopback; each review writes the mutation log. The load comes from a separate process.
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, release, tmpdir } from 'node:os';
@@ -22,61 +24,12 @@ import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.t
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { startRedis } from '../../test/harness/redis.ts';
 import { writeSection } from '../lib/results.ts';
+import { DICTIONARY, review } from './fixture.ts';
 import { measurePhases } from './phases.ts';
 
 const SECONDS = Number(process.env.BENCH_WEBHOOK_SECONDS ?? 6);
 const RATE = 500;
 const CONCURRENCY = 32;
-
-/** A realistic Pod of a Deployment: two containers, sidecar, probes, volumes, every mutator with something to do. */
-function pod(i: number): Record<string, unknown> {
-  const container = (name: string, image: string) => ({
-    name,
-    image,
-    ports: [{ containerPort: 8080, protocol: 'TCP' }],
-    env: [
-      { name: 'DATABASE_URL', value: 'nemu_env_db' },
-      { name: 'CACHE_URL', value: 'nemu_env_cache' },
-      { name: 'LOG_LEVEL', value: 'info' },
-      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-      { name: 'REGION', value: 'eu-west-1' },
-    ],
-    resources: { limits: { cpu: '1', memory: '1Gi' }, requests: { cpu: '1', memory: '1Gi' } },
-    readinessProbe: { httpGet: { path: '/ready', port: 8080 }, periodSeconds: 5 },
-    livenessProbe: { httpGet: { path: '/live', port: 8080 }, periodSeconds: 10 },
-    volumeMounts: [{ name: 'config', mountPath: '/etc/app' }, { name: 'kube-api-access', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true }],
-    terminationMessagePath: '/dev/termination-log',
-    imagePullPolicy: 'IfNotPresent',
-  });
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      generateName: 'checkout-7d9f8-',
-      namespace: 'shop',
-      labels: { 'app.kubernetes.io/name': 'checkout', 'pod-template-hash': '7d9f8', nemu_label_team: 'nemu_label_value_pay', nemu_label_tier: 'backend' },
-      annotations: { nemu_anno_contact: 'nemu_anno_value_oncall', 'prometheus.io/scrape': 'true' },
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'checkout-7d9f8', uid: `rs-${i % 7}`, controller: true, blockOwnerDeletion: true }],
-    },
-    spec: {
-      containers: [container('app', 'registry.example.com:5000/shop/checkout:1.4.2'), container('proxy', 'envoyproxy/envoy:v1.29.0')],
-      initContainers: [{ name: 'migrate', image: 'registry.example.com:5000/shop/checkout:1.4.2', command: ['migrate'], env: [{ name: 'DATABASE_URL', value: 'nemu_env_db' }] }],
-      volumes: [{ name: 'config', configMap: { name: 'checkout' } }, { name: 'kube-api-access', projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } }] } }],
-      serviceAccountName: 'checkout',
-      tolerations: [{ key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 }],
-      restartPolicy: 'Always',
-      dnsPolicy: 'ClusterFirst',
-    },
-  };
-}
-
-function review(i: number): string {
-  return JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: { uid: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`, kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, operation: 'CREATE', namespace: 'shop', userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' }, object: pod(i) },
-  });
-}
 
 interface LoadResult {
   done: number;
@@ -99,6 +52,24 @@ function load(url: string, mode: 'closed' | 'open', bodies: string[], seconds = 
   });
 }
 
+/** A CPU profile of this process (the server under test), written as a .cpuprofile for DevTools. */
+async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  await session.post('Profiler.start');
+  return {
+    async stop(file) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+      console.error(`CPU profile of the throughput run: ${file}`);
+    },
+  };
+}
+
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
@@ -114,18 +85,7 @@ async function main(): Promise<void> {
     defaults: { host: '127.0.0.1', stateDir: dir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, dictionary: 'redis', redisUrl: redis.url, resourceRatio: 'cpu=4,memory=2', logLevel: 'warn' },
   });
   const c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
-  const dict: Record<string, string> = {
-    nemu_label_team: 'example.com/team',
-    nemu_label_value_pay: 'payments',
-    nemu_label_tier: 'example.com/tier',
-    nemu_anno_contact: 'example.com/contact',
-    nemu_anno_value_oncall: 'oncall-payments@example.com',
-    nemu_env_db: 'postgres://db.shop.svc:5432/checkout',
-    nemu_env_cache: 'redis://cache.shop.svc:6379/0',
-    'nemu_image_shop/checkout': '1.4.3',
-    nemu_image_envoy: `sha256:${'e'.repeat(64)}`,
-    nemu_tolerations: JSON.stringify([{ match: { namespace: 'shop', labels: { 'example.com/team': 'payments' } }, tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'payments', effect: 'NoSchedule' }] }]),
-  };
+  const dict = DICTIONARY;
   for (const [key, value] of Object.entries(dict)) {
     const r = await fetch(`${c.apiUrl}/dictionary/${encodeURIComponent(key)}`, { method: 'PUT', headers: { authorization: 'Bearer t' }, body: JSON.stringify({ value }) });
     if (!r.ok) throw new Error(`dictionary set ${key}: ${r.status}`);
@@ -153,8 +113,10 @@ async function main(): Promise<void> {
     await load(url, 'closed', bodies, 2); // warm-up: JIT, TLS sessions, caches
     // CPU of this process (the server under test; the load runs in its own process) per review.
     const cpu0 = process.cpuUsage();
+    const profiling = process.env.BENCH_WEBHOOK_PROFILE ? await startProfile() : undefined;
     const tput = await load(url, 'closed', bodies);
     const cpu = process.cpuUsage(cpu0);
+    if (profiling) await profiling.stop(process.env.BENCH_WEBHOOK_PROFILE!.replace(/(\.cpuprofile)?$/, url === c.webhookUrl ? '.nemutator.cpuprofile' : '.bare.cpuprofile'));
     const cpuUs = (cpu.user + cpu.system) / Math.max(1, tput.done);
     const lat = await load(url, 'open', bodies);
     results[name] = { tput, lat, cpuUs };

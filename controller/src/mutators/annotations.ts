@@ -16,7 +16,7 @@ export const annotationsMutator: Mutator = {
   },
   mutate(object, ctx) {
     if ((this.keys(object, ctx) as Set<string>).size === 0) return object;
-    const draft = new Draft(object);
+    const draft = new Draft(object, ctx.drafts);
     for (const { meta, path } of metadataOf(object, ctx.kind)) {
       if (!isRecord(meta.annotations)) continue;
       const annotations = { ...(meta.annotations as StringMap) };

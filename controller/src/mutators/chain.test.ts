@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_CHAIN, chainKeys, runChain } from './chain.ts';
 import { enforce, parseImage } from './image.ts';
 import { RatioSource, parseRatioPolicy } from './resources.ts';
-import { parseSkipVerbs, type KubeObject, type WorkloadKind } from './types.ts';
+import { parseSkipVerbs, type KubeObject, type Mutator, type WorkloadKind } from './types.ts';
+import { Draft, jsonClone } from './workload.ts';
 import { formatBytes, formatCpu, parseQuantity } from './quantity.ts';
 
 const DIGEST = 'sha256:' + 'a'.repeat(64);
@@ -123,6 +124,59 @@ describe('the mutator chain on a Pod', () => {
     expect(run(object, dict, 'Pod', { skip: 'env labels' }).applied).toEqual(['image']);
     expect(run(object, dict, 'Pod', { skip: 'containers' }).applied).toEqual(['labels']);
     expect(parseSkipVerbs('env bogus, image').unknown).toEqual(['bogus']);
+  });
+});
+
+describe('mutators sharing one run of the chain', () => {
+  // Two mutators that edit the same container: the second works on the first one's copies.
+  const rename: Mutator = {
+    verb: 'labels',
+    keys: () => [],
+    mutate: (object, ctx) => {
+      const draft = new Draft(object, ctx.drafts);
+      draft.at(['spec', 'containers', 0]).name = 'renamed';
+      return draft.result();
+    },
+  };
+  const retag: Mutator = {
+    verb: 'image',
+    keys: () => [],
+    mutate: (object, ctx) => {
+      const draft = new Draft(object, ctx.drafts);
+      draft.at(['spec', 'containers', 0]).image = 'nginx:2';
+      return draft.result();
+    },
+  };
+  // Changes the first mutator's copy in place, then fails: its half-made change must not stay.
+  const halfThenThrow: Mutator = {
+    verb: 'env',
+    keys: () => [],
+    mutate: (object, ctx) => {
+      new Draft(object, ctx.drafts).at(['spec', 'containers', 0]).image = 'half-made';
+      throw new Error('boom');
+    },
+  };
+  const ctx = { kind: 'Pod' as const, namespace: 'web', operation: 'CREATE' as const, dictionary: new Map<string, string>(), recommendations: [] };
+
+  it('counts a mutator that only changed copies made earlier in the run as applied, and never touches the input', () => {
+    const original = pod({ containers: [{ name: 'a', image: 'nginx:1' }] });
+    const before = jsonClone(original);
+    // rename's Draft hands back the very root retag made: its edit still counts.
+    const r = runChain([retag, { ...rename, verb: 'resources' }], original, ctx);
+    expect(r.applied).toEqual(['image', 'resources']);
+    expect((r.object.spec as { containers: unknown[] }).containers[0]).toEqual({ name: 'renamed', image: 'nginx:2' });
+    expect(original).toEqual(before);
+  });
+
+  it('drops the half-made change of a mutator that throws, keeps the others and says which failed, in chain order', () => {
+    const original = pod({ containers: [{ name: 'a', image: 'nginx:1' }] });
+    const before = jsonClone(original);
+    const r = runChain([retag, halfThenThrow, { ...rename, verb: 'resources' }], original, ctx);
+    expect((r.object.spec as { containers: unknown[] }).containers[0]).toEqual({ name: 'renamed', image: 'nginx:2' });
+    expect(r.applied).toEqual(['image', 'resources']);
+    expect(r.failed).toEqual(['env']);
+    expect(r.warnings).toEqual(['nemutator env: skipped, the mutator failed on this object (boom)']);
+    expect(original).toEqual(before);
   });
 });
 

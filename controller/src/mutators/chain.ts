@@ -25,7 +25,7 @@ import { resourcesMutator } from './resources.ts';
 import { secretsMutator } from './secrets.ts';
 import { selectorsMutator } from './selectors.ts';
 import { tolerationsMutator } from './tolerations.ts';
-import type { KubeObject, MutationContext, Mutator, Verb } from './types.ts';
+import { DraftScope, type KubeObject, type MutationContext, type Mutator, type Verb } from './types.ts';
 
 export const DEFAULT_CHAIN: readonly Mutator[] = [selectorsMutator, labelsMutator, annotationsMutator, tolerationsMutator, envMutator, imageMutator, resourcesMutator, secretsMutator];
 
@@ -52,27 +52,52 @@ export function chainKeys(chain: readonly Mutator[], object: KubeObject, ctx: Pi
   return [...keys];
 }
 
-export function runChain(chain: readonly Mutator[], object: KubeObject, ctx: Omit<MutationContext, 'warn'>, skipped: ReadonlySet<Verb> = new Set()): ChainResult {
+export function runChain(chain: readonly Mutator[], object: KubeObject, ctx: Omit<MutationContext, 'warn' | 'drafts'>, skipped: ReadonlySet<Verb> = new Set()): ChainResult {
+  // Mutators of one run share their copies (a Draft changes in place what an earlier mutator
+  // of this run copied), so a mutator that throws halfway may leave a change half made in
+  // them. The run then starts again from the caller's object without that mutator: the rare
+  // failure costs a second run, and every run that succeeds copies each object once.
+  const failures = new Map<Verb, string>();
+  for (;;) {
+    const run = runOnce(chain, object, ctx, skipped, failures);
+    if (run.threw === undefined) return { object: run.object, applied: run.applied, warnings: run.warnings, failed: [...failures.keys()] };
+    failures.set(run.threw.verb, `nemutator ${run.threw.verb}: skipped, the mutator failed on this object (${run.threw.message})`);
+  }
+}
+
+function runOnce(
+  chain: readonly Mutator[],
+  object: KubeObject,
+  ctx: Omit<MutationContext, 'warn' | 'drafts'>,
+  skipped: ReadonlySet<Verb>,
+  failures: ReadonlyMap<Verb, string>,
+): { object: KubeObject; applied: Verb[]; warnings: string[]; threw?: { verb: Verb; message: string } } {
   const warnings: string[] = [];
   const applied: Verb[] = [];
-  const failed: Verb[] = [];
+  const drafts = new DraftScope();
   let current = object;
   let verb: Verb | undefined;
   // One context for the whole run; `warn` names whichever mutator is running.
-  const context: MutationContext = { ...ctx, warn: (message: string) => void warnings.push(`nemutator ${verb}: ${message}`) };
+  const context: MutationContext = { ...ctx, drafts, warn: (message: string) => void warnings.push(`nemutator ${verb}: ${message}`) };
   for (const m of chain) {
     if (skipped.has(m.verb)) continue;
+    const failure = failures.get(m.verb);
+    if (failure !== undefined) {
+      warnings.push(failure);
+      continue;
+    }
     verb = m.verb;
+    const edits = drafts.edits;
     try {
       const next = m.mutate(current, context);
-      if (next !== current) {
+      // A Draft that only changed this run's own copies hands back the same root: its edits count.
+      if (next !== current || drafts.edits !== edits) {
         applied.push(m.verb);
         current = next;
       }
     } catch (e) {
-      failed.push(m.verb);
-      warnings.push(`nemutator ${m.verb}: skipped, the mutator failed on this object (${(e as Error).message})`);
+      return { object, applied, warnings, threw: { verb: m.verb, message: (e as Error).message } };
     }
   }
-  return { object: current, applied, warnings, failed };
+  return { object: current, applied, warnings };
 }

@@ -24,7 +24,7 @@ export const envMutator: Mutator = {
   },
   mutate(object, ctx) {
     if ((this.keys(object, ctx) as Set<string>).size === 0) return object;
-    const draft = new Draft(object);
+    const draft = new Draft(object, ctx.drafts);
     for (const { path, container: c } of containerEntries(object, ctx.kind)) {
       if (!Array.isArray(c.env)) continue;
       c.env.forEach((e, j) => {

@@ -111,7 +111,7 @@ export const imageMutator: Mutator = {
       else if (next !== c.image) wanted.set(c.image, next);
     }
     if (wanted.size === 0) return object;
-    const draft = new Draft(object);
+    const draft = new Draft(object, ctx.drafts);
     for (const { path, container: c } of containerEntries(object, ctx.kind)) {
       const next = typeof c.image === 'string' ? wanted.get(c.image) : undefined;
       if (next !== undefined) draft.at(path).image = next;

@@ -18,7 +18,7 @@ export const labelsMutator: Mutator = {
   mutate(object, ctx) {
     if ((this.keys(object, ctx) as Set<string>).size === 0) return object;
     const keep = ctx.kind === 'Deployment' ? new Set(Object.keys(selectorLabels(object))) : new Set<string>();
-    const draft = new Draft(object);
+    const draft = new Draft(object, ctx.drafts);
     for (const { where, meta, path } of metadataOf(object, ctx.kind)) {
       if (!isRecord(meta.labels)) continue;
       const labels = { ...(meta.labels as StringMap) };

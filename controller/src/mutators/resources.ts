@@ -93,7 +93,7 @@ export const resourcesMutator: Mutator = {
       }
     });
     if (wanted.size === 0) return object;
-    const draft = new Draft(object);
+    const draft = new Draft(object, ctx.drafts);
     containerEntries(object, ctx.kind).forEach(({ path, container: c }, i) => {
       const req = wanted.get(i);
       if (!req) return;

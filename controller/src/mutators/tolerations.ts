@@ -110,7 +110,7 @@ export const tolerationsMutator: Mutator = {
       }
     }
     if (add.length === 0) return object;
-    const draft = new Draft(object);
+    const draft = new Draft(object, ctx.drafts);
     const s = draft.at(ctx.kind === 'Pod' ? ['spec'] : ['spec', 'template', 'spec']);
     s.tolerations = [...(Array.isArray(spec.tolerations) ? spec.tolerations : []), ...add];
     return draft.result();

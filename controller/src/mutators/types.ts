@@ -31,6 +31,12 @@ export interface Recommendation {
   requests: Record<string, string>;
 }
 
+/** Copies made by the mutators of one chain run, and how many edits they asked for. */
+export class DraftScope {
+  readonly owned = new Set<unknown>();
+  edits = 0;
+}
+
 export interface MutationContext {
   kind: WorkloadKind;
   operation: 'CREATE' | 'UPDATE';
@@ -43,6 +49,12 @@ export interface MutationContext {
   oldObject?: KubeObject;
   /** Reasons are values: what a mutator did not do, and why; they become AdmissionReview warnings. */
   warn(message: string): void;
+  /**
+   * Set by the chain: what this run of the chain has copied already. A `Draft` made with it
+   * changes those copies in place instead of copying them again; nothing the caller passed
+   * in is ever changed. Absent when a mutator runs alone: every Draft copies what it changes.
+   */
+  drafts?: DraftScope;
 }
 
 export interface Mutator {

@@ -2,7 +2,7 @@
  * Where the pod-level parts of a workload live: a Pod's own metadata and spec, a
  * Deployment's `spec.template`. Pod-level mutators act on both kinds through these.
  */
-import { isRecord, type KubeObject, type WorkloadKind } from './types.ts';
+import { DraftScope, isRecord, type KubeObject, type WorkloadKind } from './types.ts';
 
 export type StringMap = Record<string, string>;
 
@@ -77,25 +77,34 @@ export function containerEntries(object: KubeObject, kind: WorkloadKind): Array<
  * object (or array) at `path` as this draft's own, shallowly copying it and every container
  * above it the first time; everything else stays shared with the input. `result()` is the
  * input itself when nothing was asked for, so an idle mutator hands back its input, and the
- * chain's diff and patch check skip every shared subtree by identity.
+ * chain's diff and patch check skip every shared subtree by identity. Within one run of the
+ * chain the drafts share a scope: what one mutator copied, the next changes in place, so the
+ * path from the root to a container is copied once per review, not once per mutator.
  */
 export class Draft {
   private root: KubeObject;
-  private readonly copies = new Set<unknown>();
 
-  constructor(private readonly original: KubeObject) {
+  /**
+   * `scope`: the chain run's copies (`MutationContext.drafts`), which this draft may change in
+   * place; by default a scope of its own, so it copies everything it changes.
+   */
+  constructor(
+    private readonly original: KubeObject,
+    private readonly scope: DraftScope = new DraftScope(),
+  ) {
     this.root = original;
   }
 
   private own<T>(v: T): T {
-    if (this.copies.has(v)) return v;
+    if (this.scope.owned.has(v)) return v;
     const copy = (Array.isArray(v) ? [...v] : { ...(v as object) }) as T;
-    this.copies.add(copy);
+    this.scope.owned.add(copy);
     return copy;
   }
 
   /** The object or array at `path`, ready to be changed. Throws when there is none there. */
   at(path: Path): Record<string, unknown> & Array<unknown> {
+    this.scope.edits++;
     let cur = (this.root = this.own(this.root)) as Record<string | number, unknown>;
     for (const key of path) {
       const next = cur[key];

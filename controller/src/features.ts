@@ -5,6 +5,7 @@
 import type { AdmissionHandler } from './admission/handler.ts';
 import { createAdmissionHandler } from './admission/handler.ts';
 import { SkipRules } from './admission/skip-rules.ts';
+import { registerSkipRuleRoutes } from './admission/skip-rule-routes.ts';
 import type { ControllerParts } from './app.ts';
 import type { Dictionary } from './dictionary/dictionary.ts';
 import { openDictionary } from './dictionary/open.ts';
@@ -66,6 +67,7 @@ export function registerRoutes(router: Router, parts: ControllerParts): void {
   const p = shared.get(parts);
   if (!p) throw new Error('registerRoutes needs createAdmission to have run first');
   registerDictionaryRoutes(router, p.dictionary);
+  registerSkipRuleRoutes(router, p.skipRules);
   registerMutationRoutes(router, { log: p.mutationLog, skipRules: p.skipRules, config: parts.config, logger: parts.log.child({ component: 'rollback' }) });
   registerTelemetryRoutes(router, parts);
   registerProfiles(router, parts);

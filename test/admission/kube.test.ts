@@ -144,6 +144,17 @@ describe('admission through the API server double', () => {
     expect(replacement.metadata.labels.nemu_label_team).toBe('nemu_label_value_pay');
     expect(replacement.metadata.labels['nemutator.io/mutation']).toBeUndefined();
     expect(replacement.spec.containers[0].image).toBe('ubuntu:14.04');
+
+    // The rollback's skip rule is listed, and once it is lifted the next pod is mutated again.
+    const owner = (r.body as { skipRule: { name: string } }).skipRule.name;
+    const rules = await api<{ items: Array<{ kind: string; name: string; verbs: string[]; mutationId: string }> }>('GET', `/skip-rules?namespace=${NS}`);
+    expect(rules.body.items).toContainEqual(expect.objectContaining({ kind: 'ReplicaSet', name: owner, mutationId: id }));
+    expect((await api('DELETE', `/skip-rules/${NS}/ReplicaSet/${owner}`)).status).toBe(204);
+    expect((await api<{ code: string }>('DELETE', `/skip-rules/${NS}/ReplicaSet/${owner}`)).body.code).toBe('NEMU_ERR_NOT_FOUND');
+    await kubectl(['-n', NS, 'delete', 'pod', replacement.metadata.name, '--wait=false']);
+    await expect
+      .poll(async () => (await mutatedPod()).filter((p) => p.metadata.name !== pod!.metadata.name && p.metadata.name !== replacement.metadata.name).map((p) => p.metadata.labels['example.com/team']), { timeout: 15_000 })
+      .toEqual(['payments']);
   });
 
   it('with the controller stopped, pods are still admitted (unmutated)', async () => {

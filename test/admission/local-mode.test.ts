@@ -69,4 +69,14 @@ describe('local mode', () => {
     expect(gone.code).toBe(1);
     expect(gone.err).toMatch(/NEMU_ERR_NOT_FOUND: dictionary key nemu_image_ubuntu is not set/);
   });
+
+  it('`nemutator skip-rules` lists the rules and says what is wrong with a delete', async () => {
+    const list = await cli('skip-rules', 'list', '--namespace', 'default');
+    expect(list.code).toBe(0);
+    expect(list.out.trim()).toBe('No skip rules in default.');
+    const missing = await cli('skip-rules', 'delete', 'default', 'ReplicaSet', 'web-7d9f8');
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/NEMU_ERR_NOT_FOUND: there is no skip rule for ReplicaSet default\/web-7d9f8; 'nemutator skip-rules list' shows the rules/);
+    expect((await cli('skip-rules', 'delete', 'default')).err).toMatch(/needs NAMESPACE KIND NAME/);
+  });
 });

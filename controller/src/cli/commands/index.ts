@@ -5,7 +5,8 @@ import { flameCommand } from './flame.ts';
 import { mutationsCommand } from './mutations.ts';
 import { nodesCommand } from './nodes.ts';
 import { secretsCommand } from './secrets.ts';
+import { skipRulesCommand } from './skip-rules.ts';
 import { statusCommand } from './status.ts';
 import { whatifCommand } from './whatif.ts';
 
-export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, secretsCommand, flameCommand, whatifCommand];
+export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, skipRulesCommand, secretsCommand, flameCommand, whatifCommand];

@@ -45,6 +45,16 @@ export function backoffDelay(attempt: number, minMs: number, maxMs: number, rand
   return Math.floor(random() * cap);
 }
 
+/**
+ * The masking key of every frame over wss. Masking (RFC 6455 §10.3) keeps proxies from
+ * misreading bytes a browser script chose; inside TLS no intermediary reads the frames, so it
+ * protects nothing here. ws copies and XORs a frame in JavaScript unless the key is all zeros:
+ * for a 200-pod report (~150 KB) that was ~7 ms of CPU per send. Plain ws:// keeps random keys.
+ */
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 export class FleetClient extends EventEmitter {
   state: LinkState = 'stopped';
   readonly instanceId = randomUUID();
@@ -107,6 +117,7 @@ export class FleetClient extends EventEmitter {
     }
     const ws = new WebSocket(this.opts.url, {
       ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+      ...(this.opts.url.startsWith('wss:') ? { generateMask: zeroMask } : {}),
       maxPayload: this.opts.maxFrameBytes,
       handshakeTimeout: 10_000,
       perMessageDeflate: false,

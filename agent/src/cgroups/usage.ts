@@ -3,7 +3,7 @@
  * may be missing (a controller not enabled, a container that just exited, an old kernel): its
  * fields are then absent, never zero and never an error.
  */
-import { readKernelFile } from '../metrics/kernel-file.ts';
+import { readKernelFile, readKernelRecord } from '../metrics/kernel-file.ts';
 import type { CgroupLayout } from './hierarchy.ts';
 
 export interface ContainerCounters {
@@ -123,20 +123,20 @@ function cpuStatFields(out: ContainerCounters, text: string, throttledKey: strin
 
 function readV2(dir: string): ContainerCounters {
   const out: ContainerCounters = {};
-  const cpuStat = readKernelFile(`${dir}/cpu.stat`);
+  const cpuStat = readKernelRecord(`${dir}/cpu.stat`);
   if (cpuStat !== undefined) {
     const usage = keyedValue(cpuStat, 'usage_usec');
     if (usage !== undefined) out.cpuUsageSeconds = usage / 1e6;
     // The throttling fields exist only when the cpu controller is enabled for this cgroup.
     cpuStatFields(out, cpuStat, 'throttled_usec', 1e6);
   }
-  const usage = parseSingleValue(readKernelFile(`${dir}/memory.current`));
+  const usage = parseSingleValue(readKernelRecord(`${dir}/memory.current`));
   if (usage !== undefined) {
     out.memoryUsageBytes = usage;
-    const memStat = readKernelFile(`${dir}/memory.stat`);
+    const memStat = readKernelRecord(`${dir}/memory.stat`);
     out.memoryWorkingSetBytes = workingSet(usage, memStat === undefined ? undefined : keyedValue(memStat, 'inactive_file'));
   }
-  const ioStat = readKernelFile(`${dir}/io.stat`);
+  const ioStat = readKernelRecord(`${dir}/io.stat`);
   if (ioStat !== undefined) {
     const io = parseIoStat(ioStat);
     out.ioReadBytes = io.readBytes;
@@ -148,8 +148,9 @@ function readV2(dir: string): ContainerCounters {
 }
 
 function readV1(layout: Extract<CgroupLayout, { version: 'v1' }>, relPath: string): ContainerCounters {
+  // Every file read here but cgroup.procs is one record.
   const at = (hierarchy: string | undefined, file: string): string | undefined =>
-    hierarchy === undefined ? undefined : readKernelFile(`${hierarchy}${relPath}/${file}`);
+    hierarchy === undefined ? undefined : readKernelRecord(`${hierarchy}${relPath}/${file}`);
   const out: ContainerCounters = {};
   const usageNs = parseSingleValue(at(layout.cpuacct, 'cpuacct.usage'));
   if (usageNs !== undefined) out.cpuUsageSeconds = usageNs / 1e9;
@@ -167,7 +168,7 @@ function readV1(layout: Extract<CgroupLayout, { version: 'v1' }>, relPath: strin
     out.ioReadBytes = io.readBytes;
     out.ioWriteBytes = io.writeBytes;
   }
-  const processes = countLines(at(layout.walk, 'cgroup.procs'));
+  const processes = countLines(readKernelFile(`${layout.walk}${relPath}/cgroup.procs`));
   if (processes !== undefined) out.processes = processes;
   return out;
 }

@@ -9,8 +9,7 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 const buffer = Buffer.allocUnsafe(64 * 1024);
 
-/** The file's text, or undefined when it cannot be read (missing controller, cgroup gone, no PSI). */
-export function readKernelFile(path: string): string | undefined {
+function read(path: string, oneRecord: boolean): string | undefined {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -20,9 +19,10 @@ export function readKernelFile(path: string): string | undefined {
   try {
     let total = 0;
     for (;;) {
-      const n = readSync(fd, buffer, total, buffer.length - total, null);
-      if (n === 0) return buffer.toString('latin1', 0, total);
+      const room = buffer.length - total;
+      const n = readSync(fd, buffer, total, room, null);
       total += n;
+      if (n === 0 || (oneRecord && n < room)) return buffer.toString('latin1', 0, total);
       // Larger than the buffer (cgroup.procs of thousands of processes, /proc/net/dev with
       // thousands of interfaces): read it whole the ordinary way.
       if (total === buffer.length) return readFileSync(path, 'latin1');
@@ -33,4 +33,20 @@ export function readKernelFile(path: string): string | undefined {
   } finally {
     closeSync(fd);
   }
+}
+
+/** The file's text, or undefined when it cannot be read (missing controller, cgroup gone, no PSI). */
+export function readKernelFile(path: string): string | undefined {
+  return read(path, false);
+}
+
+/**
+ * A file the kernel renders as one seq_file record: a cgroup interface file such as cpu.stat,
+ * memory.stat, io.stat or memory.current (v1: cpuacct.usage, memory.stat, blkio.*). The first
+ * read gets it whole, so a read that leaves room in the buffer is the end, and the read that
+ * would only return 0 is skipped: a fifth of the syscalls of a collect. Not for files of many
+ * records (cgroup.procs, /proc/net/dev, mounts), which the kernel hands out a page at a time.
+ */
+export function readKernelRecord(path: string): string | undefined {
+  return read(path, true);
 }

@@ -3,8 +3,7 @@
  * The page is streamed to the socket chunk by chunk, as fast as the scraper reads it, so a
  * scrape of a busy node never holds its ~1 MB page in memory at once.
  */
-import type { RequestListener } from 'node:http';
-import { pipeline, Readable } from 'node:stream';
+import type { RequestListener, ServerResponse } from 'node:http';
 import type { INodeReport } from '../../../proto/codec.ts';
 import { prometheusChunks } from './exposition.ts';
 
@@ -13,6 +12,33 @@ export interface MetricsEndpoint {
   report: () => Promise<INodeReport>;
   /** Extra fields of the /healthz answer, next to `status: "ok"`. */
   health: () => Record<string, unknown>;
+}
+
+/**
+ * Writes the chunks as fast as the socket takes them: the next chunk is rendered only when the
+ * socket has drained, so one chunk at most waits ahead of it. A plain write/drain loop rather
+ * than Readable.from + pipeline: the stream machinery was ~15 % of a scrape's CPU. A scraper
+ * that hangs up mid-page ends the rendering.
+ */
+function writeChunks(res: ServerResponse, chunks: Generator<string, void, undefined>): void {
+  const next = (): void => {
+    try {
+      for (let chunk = chunks.next(); !chunk.done; chunk = chunks.next()) {
+        if (!res.write(chunk.value)) {
+          res.once('drain', next);
+          return;
+        }
+      }
+      res.end();
+    } catch (e) {
+      res.destroy(e as Error);
+    }
+  };
+  res.once('close', () => {
+    res.off('drain', next);
+    chunks.return();
+  });
+  next();
 }
 
 export function metricsRequestListener(endpoint: MetricsEndpoint): RequestListener {
@@ -24,9 +50,7 @@ export function metricsRequestListener(endpoint: MetricsEndpoint): RequestListen
       void endpoint.report().then(
         (report) => {
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-          // One chunk rendered ahead of the socket at most. An error here is the scraper
-          // hanging up mid-page: pipeline has already closed both ends, nothing is left to do.
-          pipeline(Readable.from(prometheusChunks(report), { highWaterMark: 1 }), res, () => undefined);
+          writeChunks(res, prometheusChunks(report));
         },
         (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${e.message}\n`),
       );

@@ -33,8 +33,6 @@ import { ReportCollector, type PodNames } from './report.ts';
 import { KubeApi } from './kube/api.ts';
 import { NodePods } from './kube/pods.ts';
 import { VERSION } from '../../common/src/version.ts';
-import { createProfileHandler } from './profiler/handler.ts';
-import { CaptureQueue } from './profiler/queue.ts';
 import type { RunningSecrets } from './secrets/index.ts';
 
 export interface AgentDeps {
@@ -96,10 +94,14 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     ca = config.caFile ? readFileOrFail(config.caFile, 'caFile', "the controller's CA") : '';
   }
   const token = deps.token ?? (() => readFileOrFail(config.tokenFile, 'tokenFile', 'the agent token'));
-  // The profiler is always offered; a node without bpftrace answers with a diagnostic.
+  // The profiler is always offered; a node without bpftrace answers with a diagnostic. Its code
+  // (bpftrace, ELF and Go symbol tables: ~3 MiB of the agent's memory) is loaded with the first
+  // capture asked for, as most nodes are never profiled.
   const stopping = new AbortController();
-  const handlers: CommandHandlers = {
-    profile: createProfileHandler({
+  let profiler: Promise<NonNullable<CommandHandlers['profile']>> | undefined;
+  const loadProfiler = async (): Promise<NonNullable<CommandHandlers['profile']>> => {
+    const [{ createProfileHandler }, { CaptureQueue }] = await Promise.all([import('./profiler/handler.ts'), import('./profiler/queue.ts')]);
+    return createProfileHandler({
       bpftracePath: config.bpftracePath,
       cgroupRoot: config.cgroupRoot,
       cgroupVersion: config.cgroupVersion,
@@ -111,7 +113,17 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         const pod = last?.pods?.find((p) => p.uid === uid);
         return pod ? Object.fromEntries((pod.containers ?? []).map((c) => [c.id ?? '', c.name ?? ''])) : undefined;
       },
-    }),
+    });
+  };
+  const handlers: CommandHandlers = {
+    profile: async (command) => {
+      // A failed load is tried again by the next capture rather than remembered.
+      profiler ??= loadProfiler().catch((e: unknown) => {
+        profiler = undefined;
+        throw e;
+      });
+      return (await profiler)(command);
+    },
     ...deps.handlers,
   };
 

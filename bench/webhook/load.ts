@@ -11,6 +11,13 @@ interface Job {
   rate: number;
   durationMs: number;
   bodies: string[];
+  /**
+   * Before the measured window: this long at a fixed concurrency of `warmSockets` on the same
+   * keep-alive agent, so the window starts on open TLS connections, as kube-apiserver keeps
+   * them to a webhook, and measures reviews rather than handshakes.
+   */
+  warmupMs?: number;
+  warmSockets?: number;
 }
 
 function post(agent: Agent, u: URL, body: string): Promise<number> {
@@ -26,7 +33,6 @@ function post(agent: Agent, u: URL, body: string): Promise<number> {
 }
 
 async function run(job: Job): Promise<{ done: number; errors: number; seconds: number; latenciesMs: number[]; cpuSeconds: number }> {
-  const cpu0 = process.cpuUsage();
   const agent = new Agent({ keepAlive: true, rejectUnauthorized: false, maxSockets: Math.max(job.concurrency, 64) });
   const u = new URL(job.url);
   const latencies: number[] = [];
@@ -34,6 +40,15 @@ async function run(job: Job): Promise<{ done: number; errors: number; seconds: n
   let errors = 0;
   let i = 0;
   const next = () => job.bodies[i++ % job.bodies.length]!;
+  if (job.warmupMs) {
+    const until = performance.now() + job.warmupMs;
+    await Promise.all(
+      Array.from({ length: job.warmSockets ?? 8 }, async () => {
+        while (performance.now() < until) await post(agent, u, next()).catch(() => undefined);
+      }),
+    );
+  }
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   const end = started + job.durationMs;
   if (job.mode === 'closed') {

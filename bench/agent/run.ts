@@ -22,7 +22,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { buildCgroupTree, type FixturePod, type FixtureQos } from '../../agent/test-fixtures/cgroups/tree.ts';
-import { compileForNode } from './compile.ts';
+import { compileForNode } from '../lib/compile.ts';
 import { startWholeAgent, type WholeAgent } from './whole-agent.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -4,10 +4,16 @@
 // Targets (issue 5): ≤ 0.5 core, ≤ 500 MiB, p99 ≤ 50 ms with 2,000 agents.
 // BENCH_FLEET_AGENTS (default 2000), BENCH_FLEET_SECONDS (default 60) shorten it.
 import { fork, type ChildProcess } from 'node:child_process';
-import { cpus, release } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
+import { compileForNode } from '../lib/compile.ts';
 import { writeSection } from '../lib/results.ts';
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const AGENTS = Number(process.env.BENCH_FLEET_AGENTS ?? 2000);
 const SECONDS = Number(process.env.BENCH_FLEET_SECONDS ?? 60);
@@ -48,7 +54,12 @@ function reportFor(node: string, seq: number): INodeReport {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], q: number) => (xs.length ? xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]! : NaN);
 
-const child = fork(new URL('./controller.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+// The controller runs as plain JavaScript, as `npm run build` ships it: under tsx the loader
+// and its transform cache would add tens of MiB to every RSS sample.
+const work = mkdtempSync(join(tmpdir(), 'nemu-bench-fleet-js-'));
+const [controllerJs] = await compileForNode(REPO, ['bench/fleet/controller.ts'], work);
+const child = fork(controllerJs!, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const { fleetUrl, caPem } = await new Promise<{ fleetUrl: string; caPem: string }>((r) => child.once('message', (m) => r(m as { fleetUrl: string; caPem: string })));
 
 // Baseline: the same controller, idle.
@@ -109,7 +120,7 @@ console.log(`busy: ${(busy.cores * 100).toFixed(1)} % of a core, RSS ${mib(busy.
 writeSection(
   'fleet',
   [
-    `One controller (its own process) and ${AGENTS} simulated agents in one process, each on its own WSS connection, sending a NodeReport of 30 pods × 2 containers (${frames[0]!.byteLength} bytes) every 10 s, spread evenly; measured over ${SECONDS} s after all connected. Baseline: the same controller idle for ${IDLE_SECONDS} s in the same run. Latency: from the frame's arrival at the controller (ws 'message') to the registry holding the decoded report. \`npx tsx bench/fleet/run.ts\` (BENCH_FLEET_AGENTS, BENCH_FLEET_SECONDS).`,
+    `One controller (its own process, running the transpiled JavaScript as \`npm run build\` ships it) and ${AGENTS} simulated agents in one process, each on its own WSS connection, sending a NodeReport of 30 pods × 2 containers (${frames[0]!.byteLength} bytes) every 10 s, spread evenly; measured over ${SECONDS} s after all connected. Baseline: the same controller idle for ${IDLE_SECONDS} s in the same run. Latency: from the frame's arrival at the controller (ws 'message') to the registry holding the decoded report. \`npx tsx bench/fleet/run.ts\` (BENCH_FLEET_AGENTS, BENCH_FLEET_SECONDS).`,
     '',
     `Machine: nproc ${cpus().length}, kernel ${release()}, Node ${process.version}, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Note: the ${AGENTS} simulated agents share the same 2 cores.`,
     '',

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_CHAIN, chainKeys, runChain } from './chain.ts';
 import { enforce, parseImage } from './image.ts';
 import { RatioSource, parseRatioPolicy } from './resources.ts';
-import { parseSkipVerbs, type KubeObject, type Mutator, type WorkloadKind } from './types.ts';
+import { parseSkipVerbs, type KubeObject, type Mutator, type Verb, type WorkloadKind } from './types.ts';
 import { Draft, jsonClone } from './workload.ts';
 import { formatBytes, formatCpu, parseQuantity } from './quantity.ts';
 
@@ -128,25 +128,18 @@ describe('the mutator chain on a Pod', () => {
 });
 
 describe('mutators sharing one run of the chain', () => {
-  // Two mutators that edit the same container: the second works on the first one's copies.
-  const rename: Mutator = {
-    verb: 'labels',
+  // Mutators that set one field of the first container, through the run's drafts.
+  const setting = (verb: Verb, field: string, value: string): Mutator => ({
+    verb,
     keys: () => [],
     mutate: (object, ctx) => {
       const draft = new Draft(object, ctx.drafts);
-      draft.at(['spec', 'containers', 0]).name = 'renamed';
+      draft.at(['spec', 'containers', 0])[field] = value;
       return draft.result();
     },
-  };
-  const retag: Mutator = {
-    verb: 'image',
-    keys: () => [],
-    mutate: (object, ctx) => {
-      const draft = new Draft(object, ctx.drafts);
-      draft.at(['spec', 'containers', 0]).image = 'nginx:2';
-      return draft.result();
-    },
-  };
+  });
+  const retag = setting('image', 'image', 'nginx:2');
+  const rename = setting('resources', 'name', 'renamed');
   // Changes the first mutator's copy in place, then fails: its half-made change must not stay.
   const halfThenThrow: Mutator = {
     verb: 'env',
@@ -162,7 +155,7 @@ describe('mutators sharing one run of the chain', () => {
     const original = pod({ containers: [{ name: 'a', image: 'nginx:1' }] });
     const before = jsonClone(original);
     // rename's Draft hands back the very root retag made: its edit still counts.
-    const r = runChain([retag, { ...rename, verb: 'resources' }], original, ctx);
+    const r = runChain([retag, rename], original, ctx);
     expect(r.applied).toEqual(['image', 'resources']);
     expect((r.object.spec as { containers: unknown[] }).containers[0]).toEqual({ name: 'renamed', image: 'nginx:2' });
     expect(original).toEqual(before);
@@ -171,7 +164,7 @@ describe('mutators sharing one run of the chain', () => {
   it('drops the half-made change of a mutator that throws, keeps the others and says which failed, in chain order', () => {
     const original = pod({ containers: [{ name: 'a', image: 'nginx:1' }] });
     const before = jsonClone(original);
-    const r = runChain([retag, halfThenThrow, { ...rename, verb: 'resources' }], original, ctx);
+    const r = runChain([retag, halfThenThrow, rename], original, ctx);
     expect((r.object.spec as { containers: unknown[] }).containers[0]).toEqual({ name: 'renamed', image: 'nginx:2' });
     expect(r.applied).toEqual(['image', 'resources']);
     expect(r.failed).toEqual(['env']);

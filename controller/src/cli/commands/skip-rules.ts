@@ -1,15 +1,6 @@
 import { ErrorCodes, NemuError } from '../../../../common/src/errors.ts';
+import type { SkipRule } from '../../admission/skip-rules.ts';
 import { table, type Command } from '../command.ts';
-
-interface Rule {
-  namespace: string;
-  kind: string;
-  name: string;
-  verbs: string[];
-  mutationId?: string;
-  createdAt: string;
-  user?: string;
-}
 
 const USAGE = 'nemutator skip-rules list [--namespace NS] | delete NAMESPACE KIND NAME';
 
@@ -35,7 +26,7 @@ export const skipRulesCommand: Command = {
       if (!m) throw new NemuError(ErrorCodes.BAD_REQUEST, `unknown argument ${args[i]}; usage: ${USAGE}`);
       namespace = m[1] ?? args[++i] ?? '';
     }
-    const { items } = await ctx.client.json<{ items: Rule[] }>('GET', `/api/v1/skip-rules${namespace ? `?namespace=${encodeURIComponent(namespace)}` : ''}`);
+    const { items } = await ctx.client.json<{ items: SkipRule[] }>('GET', `/api/v1/skip-rules${namespace ? `?namespace=${encodeURIComponent(namespace)}` : ''}`);
     if (ctx.config.output === 'json') return void ctx.out(JSON.stringify(items, null, 2));
     if (items.length === 0) return void ctx.out(`No skip rules${namespace ? ` in ${namespace}` : ''}.`);
     ctx.out(table(['NAMESPACE', 'KIND', 'NAME', 'VERBS', 'MUTATION', 'CREATED', 'USER'], items.map((r) => [r.namespace, r.kind, r.name, r.verbs.join(','), r.mutationId ?? '-', r.createdAt, r.user ?? '-'])));

@@ -56,6 +56,7 @@ export const controllerSchema = {
   vaultAudience: string('vault', 'Audience of the projected token pods present to the agent for Vault (a pod may name another with nemutator.io/vault-audience).'),
   socketHostDir: string('/run/nemutator', "Host directory of the agent's secrets socket, mounted into pods that read secrets."),
   secretsCommandTimeout: duration('10s', 'Longest wait for every agent to answer a secrets rotate or status request.', 100),
+  admissionMemoEntries: integer(1024, 'Objects whose mutation the webhook remembers: a review of the same object (the Pods of one ReplicaSet) reuses it while every dictionary value and recommendation it read is unchanged. 0 = off.', 0, 1_000_000),
   maxReviewBytes: integer(3 * 1024 * 1024, 'Largest AdmissionReview body accepted, in bytes.', 1024),
   fleetMaxFrameBytes: integer(4 * 1024 * 1024, 'Largest fleet-link frame accepted, in bytes.', 1024),
   nodeStaleAfter: duration('30s', 'A node whose last report is older than this is shown as stale.', 1000),

@@ -60,7 +60,7 @@ export async function createAdmission(parts: ControllerParts): Promise<Admission
   const chain = withSecretsOptions(DEFAULT_CHAIN, parts.config);
   // telemetry recommendations (cached, refreshed in the background) come before the ratio policy
   const telemetry = await telemetryFeature(parts, mutationLog);
-  return createAdmissionHandler({ log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, ...(telemetry ? { telemetry: telemetry.source } : {}), ...(ratio ? { ratio } : {}) });
+  return createAdmissionHandler({ log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, memoEntries: parts.config.admissionMemoEntries, ...(telemetry ? { telemetry: telemetry.source } : {}), ...(ratio ? { ratio } : {}) });
 }
 
 export function registerRoutes(router: Router, parts: ControllerParts): void {

@@ -9,6 +9,7 @@ export interface ControllerMetrics {
   reviews: Counter<'kind' | 'operation' | 'result'>;
   reviewSeconds: Histogram<'kind'>;
   mutatorErrors: Counter<'mutator'>;
+  memo: Counter<'result'>;
   dictionaryRoundTrips: Counter<'backend' | 'result'>;
   dictionarySeconds: Histogram<'backend'>;
 }
@@ -35,6 +36,12 @@ export function createControllerMetrics(defaults = true): ControllerMetrics {
       name: 'nemutator_mutator_errors_total',
       help: 'Mutators that failed and were skipped (the object was admitted without their change).',
       labelNames: ['mutator'],
+      registers: [registry],
+    }),
+    memo: new Counter({
+      name: 'nemutator_admission_memo_total',
+      help: 'Reviews of objects the chain may have answered before: hit (the answer was reused), stale (remembered, but a dictionary value or a recommendation had changed) or miss.',
+      labelNames: ['result'],
       registers: [registry],
     }),
     dictionaryRoundTrips: new Counter({

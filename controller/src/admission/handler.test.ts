@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../common/src/log.ts';
 import { MemoryDictionary, type Dictionary } from '../dictionary/dictionary.ts';
+import { createControllerMetrics } from '../metrics.ts';
+import { DEFAULT_CHAIN } from '../mutators/chain.ts';
 import { RatioSource } from '../mutators/resources.ts';
-import { MUTATION_LABEL, type KubeObject } from '../mutators/types.ts';
+import { MUTATION_LABEL, type KubeObject, type Mutator, type RecommendationSource } from '../mutators/types.ts';
 import { MutationLog } from '../mutations/log.ts';
 import { LevelStore } from '../store/level.ts';
 import { createAdmissionHandler } from './handler.ts';
@@ -52,9 +54,14 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function handler(dictionary: Dictionary = new MemoryDictionary(DICT)) {
+function handler(dictionary: Dictionary = new MemoryDictionary(DICT), over: Partial<Parameters<typeof createAdmissionHandler>[0]> = {}) {
   const mutationLog = new MutationLog(store, silentLogger);
-  return { mutationLog, h: createAdmissionHandler({ log: silentLogger, dictionary, mutationLog, skipRules: new SkipRules(store), ratio: new RatioSource({ cpu: 2, memory: 2 }) }) };
+  return { mutationLog, h: createAdmissionHandler({ log: silentLogger, dictionary, mutationLog, skipRules: new SkipRules(store), ratio: new RatioSource({ cpu: 2, memory: 2 }), ...over }) };
+}
+
+/** The patch with the review's own mutation id blanked out, to compare two reviews' answers. */
+function withoutId(ops: Operation[]): Operation[] {
+  return JSON.parse(JSON.stringify(ops).replace(/"[0-9A-HJKMNP-TV-Z]{26}"/g, '"ID"')) as Operation[];
 }
 
 describe('decoding', () => {
@@ -146,6 +153,88 @@ describe('a review', () => {
   });
 });
 
+describe('the chain memo (reviews of an object answered before)', () => {
+  // The Pod every replica of one ReplicaSet is at admission: no name yet, the same template.
+  const replica = (deployment = 'web') =>
+    pod({ labels: { nemu_label_team: 'nemu_label_value_pay', 'pod-template-hash': '7f' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${deployment}-7f`, uid: 'rs-1', controller: true }] }, [
+      { name: 'app', image: 'ubuntu:14.04', env: [{ name: 'DB', value: 'nemu_env_db' }], resources: { limits: { cpu: '2', memory: '1Gi' } } },
+    ]);
+  /** The default chain, counting the mutators that ran. */
+  const counted = () => {
+    const runs = { count: 0 };
+    const chain: Mutator[] = DEFAULT_CHAIN.map((m) => ({ ...m, mutate: (o, c) => (runs.count++, m.mutate(o, c)) }));
+    return { runs, chain };
+  };
+  const memoCount = async (metrics: ReturnType<typeof createControllerMetrics>) => Object.fromEntries((await metrics.memo.get()).values.map((v) => [v.labels.result, v.value]));
+
+  it('answers a replica like the first without running the chain, with its own mutation id, label and log entry', async () => {
+    const metrics = createControllerMetrics(false);
+    const { runs, chain } = counted();
+    const { h, mutationLog } = handler(undefined, { chain, metrics });
+    const first = await h.review(review(replica(), { uid: 'u-1' }));
+    const ranFirst = runs.count;
+    const second = await h.review(review(replica(), { uid: 'u-2' }));
+    expect(runs.count).toBe(ranFirst);
+    expect(await memoCount(metrics)).toEqual({ miss: 1, hit: 1 });
+    expect(withoutId(patchOf(second))).toEqual(withoutId(patchOf(first)));
+    const ids = [first, second].map((out) => (apply(replica(), patchOf(out)) as { metadata: { labels: Record<string, string> } }).metadata.labels[MUTATION_LABEL]!);
+    expect(new Set(ids).size).toBe(2);
+    expect(ids.map((id, i) => [first, second][i]!.response.auditAnnotations?.mutation === id)).toEqual([true, true]);
+    for (const [i, id] of ids.entries()) {
+      const entry = await mutationLog.get(id);
+      expect(entry).toMatchObject({ id, reviewUid: `u-${i + 1}`, owner: { kind: 'ReplicaSet', name: 'web-7f' }, verbs: ['labels', 'tolerations', 'env', 'image', 'resources'] });
+      const mutated = apply(replica(), patchOf([first, second][i]!));
+      expect(apply(mutated, entry!.reversePatch)).toEqual(replica());
+    }
+  });
+
+  it('sees a dictionary value changed since at once', async () => {
+    const metrics = createControllerMetrics(false);
+    const dict = new MemoryDictionary(DICT);
+    const { h } = handler(dict, { metrics });
+    await h.review(review(replica()));
+    await dict.set('nemu_env_db', 'postgres://new-primary');
+    const after = apply(replica(), patchOf(await h.review(review(replica())))) as { spec: { containers: Array<{ env: unknown }> } };
+    expect(after.spec.containers[0]!.env).toEqual([{ name: 'DB', value: 'postgres://new-primary' }]);
+    expect(await memoCount(metrics)).toEqual({ miss: 1, stale: 1 });
+    // and remembers the new answer
+    await h.review(review(replica()));
+    expect((await memoCount(metrics)).hit).toBe(1);
+  });
+
+  it('sees a recommendation changed since at once (telemetry refreshes, peak and off-peak)', async () => {
+    let cpu = '300m';
+    const telemetry: RecommendationSource = { name: 'telemetry', recommend: () => ({ requests: { cpu, memory: '256Mi' } }) };
+    const { h } = handler(undefined, { telemetry });
+    const requests = async () => ((apply(replica(), patchOf(await h.review(review(replica())))) as { spec: { containers: Array<{ resources: { requests: unknown } }> } }).spec.containers[0]!.resources.requests);
+    expect(await requests()).toEqual({ cpu: '300m', memory: '256Mi' });
+    cpu = '700m';
+    expect(await requests()).toEqual({ cpu: '700m', memory: '256Mi' });
+  });
+
+  it('applies a skip rule stored since (a rollback) to the next replica', async () => {
+    const skipRules = new SkipRules(store);
+    const { h } = handler(undefined, { skipRules });
+    expect(patchOf(await h.review(review(replica('rolled-back')))).length).toBeGreaterThan(0);
+    await skipRules.add({ namespace: 'web', kind: 'Deployment', name: 'rolled-back', verbs: ['labels', 'env', 'image', 'tolerations', 'resources'], createdAt: new Date().toISOString() });
+    const out = await h.review(review(replica('rolled-back')));
+    expect(out.response.patch).toBeUndefined();
+  });
+
+  it('runs the chain again after a mutator failed instead of remembering the failure', async () => {
+    const metrics = createControllerMetrics(false);
+    let broken = true;
+    const chain: Mutator[] = DEFAULT_CHAIN.map((m) => (m.verb === 'image' ? { ...m, mutate: (o, c) => { if (broken) throw new Error('registry policy unreadable'); return m.mutate(o, c); } } : m));
+    const { h } = handler(undefined, { chain, metrics });
+    const first = await h.review(review(replica()));
+    expect(first.response.warnings?.join()).toContain('registry policy unreadable');
+    broken = false;
+    const second = apply(replica(), patchOf(await h.review(review(replica())))) as { spec: { containers: Array<{ image: string }> } };
+    expect(second.spec.containers[0]!.image).toBe('ubuntu:20.04');
+    expect(await memoCount(metrics)).toEqual({ miss: 2 });
+  });
+});
+
 // Generated pods: placeholders that exist in the dictionary, ones that do not, plain entries.
 const labelKey = fc.constantFrom('nemu_label_team', 'nemu_label_nope', 'app', 'example.com/x', 'nemu_label_team2');
 const labelValue = fc.constantFrom('nemu_label_value_pay', 'nemu_label_value_nope', 'v1', '');
@@ -177,6 +266,19 @@ describe('properties over generated pods', () => {
         expect(second.response.patch).toBeUndefined();
       }),
       { numRuns: 200 },
+    );
+  });
+
+  it('an answer from the memo is the answer the chain gives (two reviews of each pod, memo on and off)', async () => {
+    const { h: remembering } = handler(dict);
+    const { h: fresh } = handler(dict, { memoEntries: 0 });
+    await fc.assert(
+      fc.asyncProperty(generatedPod, async (p) => {
+        const expected = withoutId(patchOf(await fresh.review(review(p))));
+        expect(withoutId(patchOf(await remembering.review(review(p))))).toEqual(expected);
+        expect(withoutId(patchOf(await remembering.review(review(p))))).toEqual(expected);
+      }),
+      { numRuns: 150 },
     );
   });
 

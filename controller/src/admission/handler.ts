@@ -5,6 +5,8 @@
  * One review: decode → kind/operation check → `nemutator.io/skip` (fast out) → skipped verbs
  * (annotation + stored skip rules) → one dictionary round trip for every key the chain may
  * read → the chain → forward/reverse patch, verified locally → answer (and mutation log).
+ * An object the chain answered before (a replica) is answered from the chain memo when every
+ * dictionary value and recommendation it read is unchanged (`memo.ts`).
  * Anything that goes wrong on the way admits the object unchanged and says why in warnings.
  */
 import type { Logger } from '../../../common/src/log.ts';
@@ -22,11 +24,13 @@ import {
   type KubeObject,
   type Mutator,
   type RecommendationSource,
+  type Verb,
   type WorkloadKind,
 } from '../mutators/types.ts';
 import { controllerOf } from '../mutators/workload.ts';
 import { mutationId } from '../mutations/id.ts';
-import type { MutationEntry, MutationLog } from '../mutations/log.ts';
+import type { MutationHead, MutationLog } from '../mutations/log.ts';
+import { ChainMemo, type RecordedRecommendation } from './memo.ts';
 import { admissionResponse, decodeAdmissionReview, type AdmissionRequest, type AdmissionResponse, type AdmissionReviewOut } from './review.ts';
 import { applies, diff } from './patch.ts';
 import type { SkipRules } from './skip-rules.ts';
@@ -60,6 +64,8 @@ export interface AdmissionOptions {
   skipRules?: SkipRules;
   mutationLog?: MutationLog;
   metrics?: ControllerMetrics;
+  /** How many objects' chain answers to remember (`ChainMemo`); 0 = none. Default 1024. */
+  memoEntries?: number;
 }
 
 export type ReviewResult = 'mutated' | 'unchanged' | 'skipped' | 'dry_run' | 'degraded' | 'invalid';
@@ -76,6 +82,7 @@ function handled(req: AdmissionRequest): WorkloadKind | undefined {
 export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler & { admit(req: AdmissionRequest): Promise<{ review: AdmissionReviewOut; result: ReviewResult }> } {
   const chain = opts.chain ?? DEFAULT_CHAIN;
   const log = opts.log;
+  const memo = (opts.memoEntries ?? 1024) > 0 ? new ChainMemo(opts.memoEntries ?? 1024) : undefined;
 
   async function admit(req: AdmissionRequest): Promise<{ review: AdmissionReviewOut; result: ReviewResult }> {
     const answer = (result: ReviewResult, extra: Omit<AdmissionResponse, 'uid' | 'allowed'> = {}) => {
@@ -112,8 +119,13 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
     }
     if (chain.every((m) => skip.verbs.has(m.verb))) return answer('skipped', { warnings });
 
+    // A review of an object the chain has answered before (the Pods of one ReplicaSet are one
+    // object at admission) reuses that answer if everything the chain read is unchanged.
+    const memoKey = memo && !req.dryRun && !skip.verbs.has('patch') && req.oldObject == null ? memo.key(kind, req.operation, namespace, skip.verbs, JSON.stringify(object)) : undefined;
+    const remembered = memoKey !== undefined ? memo!.get(memoKey) : undefined;
+
     let dictionary: Map<string, string>;
-    const keys = chainKeys(chain, object, { kind, namespace }, skip.verbs);
+    const keys = remembered ? remembered.keys : chainKeys(chain, object, { kind, namespace }, skip.verbs);
     try {
       dictionary = keys.length > 0 ? await opts.dictionary.lookup(keys) : new Map();
     } catch (err) {
@@ -126,58 +138,91 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
     if (opts.telemetry && !skip.verbs.has('prom_metrics')) recommendations.push(opts.telemetry);
     if (opts.ratio) recommendations.push(opts.ratio);
     const operation = req.operation as 'CREATE' | 'UPDATE';
-    const ctx = { kind, operation, namespace, dictionary, recommendations, ...(isRecord(req.oldObject) ? { oldObject: req.oldObject } : {}) };
+    const name = (typeof meta.name === 'string' && meta.name) || (typeof req.name === 'string' && req.name) || undefined;
+
+    /** The answer with a patch, and its mutation log entry; `placeholder`, when given, stands for `id` in the patches. */
+    const mutatedAnswer = (applied: Verb[], forward: string, reverse: string, id: string, placeholder?: string) => {
+      const patchJson = placeholder === undefined ? forward : forward.replace(placeholder, id);
+      const reverseJson = placeholder === undefined ? reverse : reverse.replace(placeholder, id);
+      if (!req.dryRun && opts.mutationLog) {
+        const head: MutationHead = { id, reviewUid: req.uid, kind, namespace, operation, verbs: applied, time: new Date().toISOString() };
+        if (name) head.name = name;
+        if (typeof meta.generateName === 'string' && meta.generateName) head.generateName = meta.generateName;
+        const owner = controllerOf(object);
+        if (owner) head.owner = owner;
+        if (isRecord(req.userInfo) && typeof req.userInfo.username === 'string') head.user = req.userInfo.username;
+        opts.mutationLog.appendJson(head, patchJson, reverseJson);
+      }
+      log.debug({ uid: req.uid, kind, namespace, name, verbs: applied, id }, 'mutated');
+      return answer('mutated', { patchType: 'JSONPatch', patch: Buffer.from(patchJson).toString('base64'), warnings, ...(req.dryRun ? {} : { auditAnnotations: { mutation: id } }) });
+    };
+
+    if (remembered) {
+      if (ChainMemo.current(remembered, dictionary)) {
+        opts.metrics?.memo.inc({ result: 'hit' });
+        warnings.push(...remembered.warnings);
+        if (remembered.forward === undefined) return answer('unchanged', { warnings });
+        return mutatedAnswer(remembered.applied, remembered.forward, remembered.reverse!, mutationId(), memo!.placeholder);
+      }
+      memo!.delete(memoKey!);
+      opts.metrics?.memo.inc({ result: 'stale' });
+    } else if (memoKey !== undefined) {
+      opts.metrics?.memo.inc({ result: 'miss' });
+    }
+
+    const recorded: RecordedRecommendation[] = [];
+    const ctx = { kind, operation, namespace, dictionary, recommendations: memoKey !== undefined ? ChainMemo.recording(recommendations, recorded) : recommendations, ...(isRecord(req.oldObject) ? { oldObject: req.oldObject } : {}) };
     const result = runChain(chain, object, ctx, skip.verbs);
     warnings.push(...result.warnings);
     for (const verb of result.failed) opts.metrics?.mutatorErrors.inc({ mutator: verb });
     if (result.failed.length > 0) log.warn({ uid: req.uid, kind, failed: result.failed }, 'mutators failed and were skipped');
-    if (result.applied.length === 0) return answer('unchanged', { warnings });
+    // A run where a mutator failed is not remembered: the next review tries it again.
+    const remember = (forward?: string, reverse?: string) => {
+      if (memoKey === undefined || result.failed.length > 0) return;
+      memo!.set(memoKey, { keys, values: keys.map((k) => dictionary.get(k)), recommendations: recorded, applied: result.applied, warnings: result.warnings, ...(forward !== undefined ? { forward, reverse: reverse! } : {}) });
+    };
+    if (result.applied.length === 0) {
+      remember();
+      return answer('unchanged', { warnings });
+    }
 
     const dryRun = skip.verbs.has('patch');
-    const id = mutationId();
-    let mutated = result.object;
     // A mutated Pod carries its mutation id: a rollback finds it by this label (a Pod of a
-    // ReplicaSet has no name yet when it is admitted).
-    if (kind === 'Pod' && !dryRun && !req.dryRun) mutated = withLabel(mutated, MUTATION_LABEL, id);
+    // ReplicaSet has no name yet when it is admitted). A memoized answer keeps a placeholder.
+    const labelled = kind === 'Pod' && !dryRun && !req.dryRun;
+    const placeholder = memoKey !== undefined && labelled ? memo!.placeholder : undefined;
+    const id = labelled ? (placeholder ?? mutationId()) : undefined;
+    const mutated = id !== undefined ? withLabel(result.object, MUTATION_LABEL, id) : result.object;
     const { forward, reverse } = diff(object, mutated);
-    if (forward.length === 0) return answer('unchanged', { warnings });
+    if (forward.length === 0) {
+      remember();
+      return answer('unchanged', { warnings });
+    }
     if (!applies(object, forward, mutated)) {
       log.error({ uid: req.uid, kind, ops: forward.map((o) => ({ op: o.op, path: o.path })) }, 'computed patch does not apply to the object; admitting unchanged');
       return answer('degraded', { warnings: [...warnings, `${ErrorCodes.INTERNAL}: nemutator computed a patch that does not apply; admitted unchanged`] });
     }
-    const name = (typeof meta.name === 'string' && meta.name) || (typeof req.name === 'string' && req.name) || undefined;
     if (dryRun) {
       const paths = forward.map((o) => `${o.op} ${o.path}`);
       log.info({ uid: req.uid, kind, namespace, name, generateName: meta.generateName, verbs: result.applied, ops: paths }, 'dry run (skip-mutation: patch): would apply');
       return answer('dry_run', { warnings: [...warnings, `nemutator: dry run (${SKIP_MUTATION_ANNOTATION}: patch): would ${paths.join(', ')}`] });
     }
-    const patchJson = JSON.stringify(forward);
-    if (!req.dryRun && opts.mutationLog) {
-      const entry: MutationEntry = {
-        id,
-        reviewUid: req.uid,
-        kind,
-        namespace,
-        operation,
-        verbs: result.applied,
-        patch: forward,
-        reversePatch: reverse,
-        time: new Date().toISOString(),
-      };
-      if (name) entry.name = name;
-      if (typeof meta.generateName === 'string' && meta.generateName) entry.generateName = meta.generateName;
-      const owner = controllerOf(object);
-      if (owner) entry.owner = owner;
-      if (isRecord(req.userInfo) && typeof req.userInfo.username === 'string') entry.user = req.userInfo.username;
-      opts.mutationLog.append(entry, patchJson);
+    const forwardJson = JSON.stringify(forward);
+    const reverseJson = JSON.stringify(reverse);
+    if (placeholder !== undefined) {
+      const at = forwardJson.indexOf(placeholder);
+      if (at !== -1 && forwardJson.indexOf(placeholder, at + 1) === -1 && !reverseJson.includes(placeholder)) {
+        remember(forwardJson, reverseJson);
+        return mutatedAnswer(result.applied, forwardJson, reverseJson, mutationId(), placeholder);
+      }
+      // The placeholder came out somewhere else too (from a dictionary value?): no memo, the real id.
+      const realId = mutationId();
+      const withId = withLabel(result.object, MUTATION_LABEL, realId);
+      const again = diff(object, withId);
+      if (!applies(object, again.forward, withId)) return answer('degraded', { warnings: [...warnings, `${ErrorCodes.INTERNAL}: nemutator computed a patch that does not apply; admitted unchanged`] });
+      return mutatedAnswer(result.applied, JSON.stringify(again.forward), JSON.stringify(again.reverse), realId);
     }
-    log.debug({ uid: req.uid, kind, namespace, name, verbs: result.applied, ops: forward.length }, 'mutated');
-    return answer('mutated', {
-      patchType: 'JSONPatch',
-      patch: Buffer.from(patchJson).toString('base64'),
-      warnings,
-      ...(req.dryRun ? {} : { auditAnnotations: { mutation: id } }),
-    });
+    return mutatedAnswer(result.applied, forwardJson, reverseJson, id ?? mutationId());
   }
 
   return {

@@ -30,6 +30,9 @@ export interface MutationEntry {
   rolledBack?: { time: string; user?: string };
 }
 
+/** An entry without its patches: what `appendJson` takes, with the patches already serialized. */
+export type MutationHead = Omit<MutationEntry, 'patch' | 'reversePatch'>;
+
 export interface MutationFilter {
   namespace?: string;
   name?: string;
@@ -61,12 +64,18 @@ export class MutationLog {
 
   constructor(private readonly store: Store, private readonly log: Logger) {}
 
+  /** Queues an entry. */
+  append(entry: MutationEntry): void {
+    const { patch, reversePatch, ...head } = entry;
+    this.appendJson(head, JSON.stringify(patch), JSON.stringify(reversePatch));
+  }
+
   /**
-   * Queues an entry. `patchJson`, when given, is `JSON.stringify(entry.patch)` as the caller
-   * already made it for the AdmissionReview answer: the entry is then serialized around it.
+   * Queues an entry whose patches the caller has already serialized (the admission answer
+   * carries the forward patch as JSON anyway): the entry is written around them.
    */
-  append(entry: MutationEntry, patchJson?: string): void {
-    this.queue.push({ key: PREFIX + entry.id, json: serialize(entry, patchJson ?? JSON.stringify(entry.patch)) });
+  appendJson(head: MutationHead, patchJson: string, reversePatchJson: string): void {
+    this.queue.push({ key: PREFIX + head.id, json: `${JSON.stringify(head).slice(0, -1)},"patch":${patchJson},"reversePatch":${reversePatchJson}}` });
     if (this.queue.length >= GROUP_COMMIT_MAX) this.kick();
     else this.timer ??= setTimeout(() => this.kick(), GROUP_COMMIT_MS);
   }
@@ -131,12 +140,4 @@ export class MutationLog {
       after = page[page.length - 1]!.key;
     }
   }
-}
-
-/** The entry as JSON, with its already serialized patch spliced in (the same document JSON.stringify makes). */
-function serialize(entry: MutationEntry, patchJson: string): string {
-  // eslint-disable-next-line @typescript-eslint/no-unused-vars
-  const { patch, ...rest } = entry;
-  const json = JSON.stringify(rest);
-  return `${json.slice(0, -1)},"patch":${patchJson}}`;
 }

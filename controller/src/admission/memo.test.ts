@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { ChainMemo, type MemoEntry } from './memo.ts';
+
+const entry = (applied: MemoEntry['applied']): MemoEntry => ({ keys: [], values: [], recommendations: [], applied, warnings: [] });
+
+describe('ChainMemo', () => {
+  it('forgets the least recently used object first when full', () => {
+    const memo = new ChainMemo(2);
+    const key = (n: string) => memo.key('Pod', 'CREATE', 'web', new Set(), `{"n":"${n}"}`)!;
+    memo.set(key('a'), entry(['labels']));
+    memo.set(key('b'), entry(['env']));
+    expect(memo.get(key('a'))?.applied).toEqual(['labels']);
+    memo.set(key('c'), entry(['image']));
+    expect(memo.size).toBe(2);
+    expect(memo.get(key('b'))).toBeUndefined();
+    expect(memo.get(key('a'))?.applied).toEqual(['labels']);
+  });
+
+  it('keys on the kind, operation, namespace and skipped verbs as well as the object', () => {
+    const memo = new ChainMemo(8);
+    const keys = [
+      memo.key('Pod', 'CREATE', 'web', new Set(), '{}'),
+      memo.key('Deployment', 'CREATE', 'web', new Set(), '{}'),
+      memo.key('Pod', 'UPDATE', 'web', new Set(), '{}'),
+      memo.key('Pod', 'CREATE', 'shop', new Set(), '{}'),
+      memo.key('Pod', 'CREATE', 'web', new Set(['env']), '{}'),
+    ];
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(memo.key('Pod', 'CREATE', 'web', new Set(['image', 'env']), '{}')).toBe(memo.key('Pod', 'CREATE', 'web', new Set(['env', 'image']), '{}'));
+  });
+
+  it('remembers nothing when off, nor an object that carries its placeholder id', () => {
+    expect(new ChainMemo(0).key('Pod', 'CREATE', 'web', new Set(), '{}')).toBeUndefined();
+    const memo = new ChainMemo(8);
+    expect(memo.key('Pod', 'CREATE', 'web', new Set(), `{"x":"${memo.placeholder}"}`)).toBeUndefined();
+  });
+
+  it('is current only while every dictionary value and recommendation reads the same', () => {
+    let cpu = '1';
+    const source = { name: 't', recommend: () => ({ requests: { cpu } }) };
+    const recorded: MemoEntry['recommendations'] = [];
+    const [recording] = ChainMemo.recording([source], recorded);
+    recording!.recommend({ namespace: 'web', kind: 'Pod', container: 'app', limits: {}, requests: {} });
+    const e: MemoEntry = { ...entry(['resources']), keys: ['a', 'b'], values: ['1', undefined], recommendations: recorded };
+    expect(ChainMemo.current(e, new Map([['a', '1']]))).toBe(true);
+    expect(ChainMemo.current(e, new Map([['a', '2']]))).toBe(false);
+    expect(ChainMemo.current(e, new Map([['a', '1'], ['b', 'new']]))).toBe(false);
+    cpu = '2';
+    expect(ChainMemo.current(e, new Map([['a', '1']]))).toBe(false);
+  });
+});

@@ -1,0 +1,105 @@
+/**
+ * The chain memo: the answer the chain gave for an object, reused for the next review of the
+ * same object when everything the chain read is still the same.
+ *
+ * Pods of one ReplicaSet reach the webhook as the same object (the apiserver names a Pod
+ * after admission, so a scale-up of 200 replicas is 200 reviews of one object). The chain is
+ * a pure function of the object and its context, so its answer can be reused as long as the
+ * context has not changed. A memo entry records every input the chain read:
+ *
+ * - the object, the kind, operation, namespace and skipped verbs: the memo key;
+ * - the dictionary keys the chain gathered and the values it got: a hit looks the same keys
+ *   up again (from the dictionary's own cache) and is only used if every value is the same;
+ * - every recommendation the resources mutator asked for and the answer it got: a hit asks
+ *   again (telemetry moves with its refreshes and the peak/off-peak brainsets) and is only
+ *   used if every answer is the same.
+ *
+ * So a hit answers exactly what running the chain would have answered; it saves the chain,
+ * the diff and the local verification, not the decoding, the lookups or the log's write.
+ * The per-review mutation id is the only thing that differs: entries keep their patches with
+ * a placeholder id that is replaced on each use. Entries are evicted least recently used.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ContainerTarget, RecommendationSource, Verb } from '../mutators/types.ts';
+import { ALPHABET } from '../mutations/id.ts';
+
+export interface RecordedRecommendation {
+  source: RecommendationSource;
+  target: ContainerTarget;
+  /** The answer, as JSON. */
+  answer: string;
+}
+
+export interface MemoEntry {
+  /** Dictionary keys the chain gathered, and the value each had (undefined: absent). */
+  keys: string[];
+  values: Array<string | undefined>;
+  recommendations: RecordedRecommendation[];
+  applied: Verb[];
+  warnings: string[];
+  /** Forward and reverse patch JSON with the placeholder id where the review's id goes; absent when the chain changed nothing. */
+  forward?: string;
+  reverse?: string;
+}
+
+export type MemoOutcome = 'hit' | 'miss' | 'stale';
+
+export class ChainMemo {
+  private readonly entries = new Map<string, MemoEntry>();
+  /**
+   * Stands for the review's mutation id in memoized patches: a real-looking id drawn once,
+   * never sent anywhere, with 80 random bits no object can be expected to contain.
+   */
+  readonly placeholder = Array.from(randomBytes(26), (b) => ALPHABET[b % 32]).join('');
+
+  constructor(readonly capacity: number) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The memo key, or undefined when this object must not be memoized. */
+  key(kind: string, operation: string, namespace: string, skipped: ReadonlySet<Verb>, objectJson: string): string | undefined {
+    if (this.capacity <= 0 || objectJson.includes(this.placeholder)) return undefined;
+    return `${kind}\n${operation}\n${namespace}\n${[...skipped].sort().join(' ')}\n${objectJson}`;
+  }
+
+  get(key: string): MemoEntry | undefined {
+    const e = this.entries.get(key);
+    if (e) {
+      // most recently used last: the first key is the one to evict
+      this.entries.delete(key);
+      this.entries.set(key, e);
+    }
+    return e;
+  }
+
+  set(key: string, entry: MemoEntry): void {
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  /** Whether everything the entry's chain run read still reads the same. */
+  static current(entry: MemoEntry, dictionary: ReadonlyMap<string, string>): boolean {
+    for (let i = 0; i < entry.keys.length; i++) if (dictionary.get(entry.keys[i]!) !== entry.values[i]) return false;
+    for (const r of entry.recommendations) if (JSON.stringify(r.source.recommend(r.target)) !== r.answer) return false;
+    return true;
+  }
+
+  /** Sources that write down what they were asked and what they answered, for the entry. */
+  static recording(sources: readonly RecommendationSource[], into: RecordedRecommendation[]): RecommendationSource[] {
+    return sources.map((source) => ({
+      name: source.name,
+      recommend(target: ContainerTarget) {
+        const answer = source.recommend(target);
+        into.push({ source, target: structuredClone(target), answer: JSON.stringify(answer) });
+        return answer;
+      },
+    }));
+  }
+}

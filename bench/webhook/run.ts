@@ -1,5 +1,6 @@
 // The admission webhook's throughput and latency, against a bare Node HTTPS server that
-// answers an empty `allowed` review, measured in the same run on the same machine.
+// answers an empty `allowed` review, measured in the same run on the same machine; and, to
+// read the ratio against, a ceiling server that answers nemutator's patches from a memo.
 //
 //   npx tsx bench/webhook/run.ts        (about a minute; loopback only)
 //   BENCH_WEBHOOK_PROFILE=/tmp/webhook npx tsx bench/webhook/run.ts   (and CPU profiles of both
@@ -9,7 +10,7 @@
 // image, tolerations, resources ratio) and the dictionary in a real redis-server on
 // loopback; each review writes the mutation log. The load comes from a separate process.
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, release, tmpdir } from 'node:os';
@@ -24,6 +25,7 @@ import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.t
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { startRedis } from '../../test/harness/redis.ts';
 import { writeSection } from '../lib/results.ts';
+import { ceilingServer } from './ceiling.ts';
 import { DICTIONARY, review } from './fixture.ts';
 import { measurePhases } from './phases.ts';
 
@@ -94,13 +96,20 @@ function pct(xs: number[], p: number): number {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nemu-bench-webhook-'));
   const redis = await startRedis();
-  const { config } = loadConfig(controllerSchema, {
-    program: 'bench',
-    argv: [],
-    env: {},
-    defaults: { host: '127.0.0.1', stateDir: dir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, dictionary: 'redis', redisUrl: redis.url, resourceRatio: 'cpu=4,memory=2', logLevel: 'warn' },
-  });
-  const c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
+  const controller = (admissionMemoEntries: number, stateDir: string) => {
+    const { config } = loadConfig(controllerSchema, {
+      program: 'bench',
+      argv: [],
+      env: {},
+      defaults: { host: '127.0.0.1', stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, dictionary: 'redis', redisUrl: redis.url, resourceRatio: 'cpu=4,memory=2', logLevel: 'warn', admissionMemoEntries },
+    });
+    return startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
+  };
+  // The default (the chain memo on: the bench's Pods are replicas of 7 ReplicaSets, as
+  // kube-apiserver sends them), and the same with the memo off: every review runs the chain.
+  const c = await controller(controllerSchema.admissionMemoEntries.default, dir);
+  mkdirSync(join(dir, 'memo-off'));
+  const cold = await controller(0, join(dir, 'memo-off'));
   const dict = DICTIONARY;
   for (const [key, value] of Object.entries(dict)) {
     const r = await fetch(`${c.apiUrl}/dictionary/${encodeURIComponent(key)}`, { method: 'PUT', headers: { authorization: 'Bearer t' }, body: JSON.stringify({ value }) });
@@ -119,20 +128,29 @@ async function main(): Promise<void> {
   const bareUrl = `https://127.0.0.1:${(bare.address() as AddressInfo).port}/mutate`;
 
   const bodies = Array.from({ length: 256 }, (_, i) => review(i));
+  const ceiling = ceilingServer({ cert: c.tls.certPem, key: c.tls.keyPem }, bodies, dict, { cpu: 4, memory: 2 });
+  await new Promise<void>((r) => ceiling.listen(0, '127.0.0.1', r));
+  const ceilingUrl = `https://127.0.0.1:${(ceiling.address() as AddressInfo).port}/mutate`;
   // One check that the bench measures real mutation, not a pass-through.
   const probe = await load(c.webhookUrl, 'closed', bodies.slice(0, 1)).then(() => fetch(`${c.apiUrl}/mutations?limit=1`, { headers: { authorization: 'Bearer t' } }).then((r) => r.json() as Promise<{ items: Array<{ verbs: string[] }> }>));
   const verbs = probe.items[0]?.verbs.join(' ') ?? '(none)';
 
   const rows: string[] = [];
   const results: Record<string, { tput: LoadResult; lat: LoadResult; cpuUs: number }> = {};
-  for (const [name, url] of [['bare Node HTTPS (baseline)', bareUrl], ['nemutator /mutate', c.webhookUrl]] as const) {
+  const servers = [
+    ['bare Node HTTPS (baseline)', bareUrl],
+    ['ceiling: decode + memoized patch', ceilingUrl],
+    ['nemutator /mutate', c.webhookUrl],
+    ['nemutator, chain memo off', cold.webhookUrl],
+  ] as const;
+  for (const [name, url] of servers) {
     await load(url, 'closed', bodies, 2); // warm-up: JIT, TLS sessions, caches
     // CPU of this process (the server under test; the load runs in its own process) per review.
     const cpu0 = process.cpuUsage();
     const profiling = process.env.BENCH_WEBHOOK_PROFILE ? await startProfile() : undefined;
     const tput = await load(url, 'closed', bodies);
     const cpu = process.cpuUsage(cpu0);
-    if (profiling) await profiling.stop(process.env.BENCH_WEBHOOK_PROFILE!.replace(/(\.cpuprofile)?$/, url === c.webhookUrl ? '.nemutator.cpuprofile' : '.bare.cpuprofile'));
+    if (profiling) await profiling.stop(process.env.BENCH_WEBHOOK_PROFILE!.replace(/(\.cpuprofile)?$/, url === c.webhookUrl ? '.nemutator.cpuprofile' : url === cold.webhookUrl ? '.nemutator-memo-off.cpuprofile' : url === ceilingUrl ? '.ceiling.cpuprofile' : '.bare.cpuprofile'));
     const cpuUs = (cpu.user + cpu.system) / Math.max(1, tput.done);
     const lat = await load(url, 'open', bodies);
     results[name] = { tput, lat, cpuUs };
@@ -141,6 +159,10 @@ async function main(): Promise<void> {
   const b = results['bare Node HTTPS (baseline)']!;
   const n = results['nemutator /mutate']!;
   const ratio = n.tput.done / n.tput.seconds / (b.tput.done / b.tput.seconds);
+  const ce = results['ceiling: decode + memoized patch']!;
+  const off = results['nemutator, chain memo off']!;
+  const offRatio = off.tput.done / off.tput.seconds / (b.tput.done / b.tput.seconds);
+  const ceilingRatio = ce.tput.done / ce.tput.seconds / (b.tput.done / b.tput.seconds);
   const p99 = pct(n.lat.latenciesMs, 99);
   const phases = measurePhases(bodies, dict, { cpu: 4, memory: 2 });
   const inProcess = Object.values(phases.us).reduce((x, y) => x + y, 0);
@@ -154,6 +176,10 @@ Machine: nproc ${availableParallelism()}, kernel ${release()}, Node ${process.ve
 |---|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
 
+The 256 reviews are replicas of 7 ReplicaSets (as kube-apiserver sends them: a Pod has no name at admission, so the replicas of one ReplicaSet are one object), each with its own uid. \`nemutator /mutate\` runs as installed: its chain memo answers a replica as the chain answered the first, after checking that every dictionary value and recommendation it read is unchanged. \`chain memo off\` (\`admissionMemoEntries: 0\`) runs the chain for every review, as for a stream of all-different objects: ${offRatio.toFixed(2)} × the baseline.
+
+The ceiling row is the cheapest server that answers as nemutator does (\`bench/webhook/ceiling.ts\`): nemutator's decoder, then the patch the chain computed for that object beforehand, looked up by the object's JSON (a perfect memo: no mutator, diff, verification or dictionary), a fresh mutation id, the answer and the log entry's JSON, written nowhere. It reached ${ceilingRatio.toFixed(2)} × the baseline: on this machine that is about as far as a Node webhook that answers with a patch and logs it can go. Nemutator spent ${(n.cpuUs - ce.cpuUs).toFixed(0)} µs per review more than the ceiling: the mutation work and the log's write to Redis; without HTTP, in a tight loop, the chain, diff and verification alone cost ${(phases.us.keys + phases.us.chain + phases.us.diff + phases.us.verify).toFixed(0)} µs (below).
+
 CPU per review is this process's user + system CPU over the throughput run (the load runs in another process) divided by the reviews answered; it includes TLS, HTTP, GC and, for nemutator, the mutation log written to Redis. ${bound(b, n)}
 
 Where a review's CPU goes without HTTP (same process, no concurrency, ${phases.reviews} reviews, ${phases.ops} patch operations each): ${Object.entries(phases.us)
@@ -165,7 +191,9 @@ Targets: throughput ≥ 0.5 × baseline (${ratio.toFixed(2)} ×: ${ratio >= 0.5 
   writeSection('webhook', body);
   console.log(body);
   bare.close();
+  ceiling.close();
   await c.stop();
+  await cold.stop();
   await redis.stop();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -1,9 +1,19 @@
 // The hotloop Go fixture started in a pod-shaped cgroup, for profiler tests and benchmarks.
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
 
 export const HOTLOOP = new URL('../fixtures/go/hotloop', import.meta.url).pathname;
+
+/** The source line of main.inlinedAdd's body, where its inlined frame points. */
+export function inlinedAddLine(): number {
+  const lines = readFileSync(join(HOTLOOP, 'main.go'), 'utf8').split('\n');
+  const at = lines.findIndex((l) => l.startsWith('func inlinedAdd('));
+  if (at < 0) throw new Error(`no func inlinedAdd in ${HOTLOOP}/main.go`);
+  return at + 2; // 1-based, the line after the signature
+}
 
 export interface RunningHotloop {
   cg: PodCgroup;

@@ -141,7 +141,7 @@ describe('hotloop: main.hotFunction with main.inlinedAdd inlined', () => {
 
   it('shows main.inlinedAdd as its own inlined frame above main.hotFunction, each at its line', async () => {
     const main = `${HOTLOOP}main.go`;
-    const bodyLine = await sourceLine(main, /return \(acc \^ i\) \* 0x9E3779B97F4A7C15/);
+    const bodyLine = await sourceLine(main, /return \(\(acc\^i\)\*0x9E3779B97F4A7C15 \^ acc>>29\) \* 0xBF58476D1CE4E5B9/);
     const callLine = await sourceLine(main, /acc = inlinedAdd\(acc, uint64\(i\)\)/);
     const inlined = Array.from({ length: hot.end - hot.entry }, (_, i) => fromStripped.symbolize(hot.entry + i)).filter((f) => f.length > 1);
     expect(inlined.length).toBeGreaterThan(0);

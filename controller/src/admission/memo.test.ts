@@ -16,6 +16,18 @@ describe('ChainMemo', () => {
     expect(memo.get(key('a'))?.applied).toEqual(['labels']);
   });
 
+  it('holds at most maxBytes of keys and patches, and never one object over an eighth of it', () => {
+    const memo = new ChainMemo(100, 8000);
+    const key = (n: number, size: number) => memo.key('Pod', 'CREATE', 'web', new Set(), `{"n":${n},"pad":"${'x'.repeat(size)}"}`)!;
+    memo.set(key(0, 2000), entry(['labels']));
+    expect(memo.size).toBe(0);
+    for (let n = 1; n <= 10; n++) memo.set(key(n, 900), { ...entry(['env']), forward: '[]', reverse: '[]' });
+    expect(memo.heldBytes).toBeLessThanOrEqual(8000);
+    expect(memo.size).toBe(Math.floor(8000 / (key(1, 900).length + 4)));
+    expect(memo.get(key(10, 900))).toBeDefined();
+    expect(memo.get(key(1, 900))).toBeUndefined();
+  });
+
   it('keys on the kind, operation, namespace and skipped verbs as well as the object', () => {
     const memo = new ChainMemo(8);
     const keys = [

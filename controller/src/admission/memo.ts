@@ -17,7 +17,10 @@
  * So a hit answers exactly what running the chain would have answered; it saves the chain,
  * the diff and the local verification, not the decoding, the lookups or the log's write.
  * The per-review mutation id is the only thing that differs: entries keep their patches with
- * a placeholder id that is replaced on each use. Entries are evicted least recently used.
+ * a placeholder id that is replaced on each use. Entries are evicted least recently used,
+ * past `capacity` objects or `maxBytes` of keys and patches (so a handful of huge objects
+ * cannot hold the controller's memory; one that alone would take over an eighth of it is
+ * not remembered).
  */
 import { randomBytes } from 'node:crypto';
 import type { ContainerTarget, RecommendationSource, Verb } from '../mutators/types.ts';
@@ -45,17 +48,26 @@ export interface MemoEntry {
 export type MemoOutcome = 'hit' | 'miss' | 'stale';
 
 export class ChainMemo {
-  private readonly entries = new Map<string, MemoEntry>();
+  private readonly entries = new Map<string, { entry: MemoEntry; bytes: number }>();
+  private bytes = 0;
   /**
    * Stands for the review's mutation id in memoized patches: a real-looking id drawn once,
    * never sent anywhere, with 80 random bits no object can be expected to contain.
    */
   readonly placeholder = Array.from(randomBytes(26), (b) => ALPHABET[b % 32]).join('');
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    readonly maxBytes = 32 * 2 ** 20,
+  ) {}
 
   get size(): number {
     return this.entries.size;
+  }
+
+  /** Characters of the keys and patches held (one byte each for the ASCII they nearly always are). */
+  get heldBytes(): number {
+    return this.bytes;
   }
 
   /** The memo key, or undefined when this object must not be memoized. */
@@ -65,23 +77,29 @@ export class ChainMemo {
   }
 
   get(key: string): MemoEntry | undefined {
-    const e = this.entries.get(key);
-    if (e) {
+    const held = this.entries.get(key);
+    if (held) {
       // most recently used last: the first key is the one to evict
       this.entries.delete(key);
-      this.entries.set(key, e);
+      this.entries.set(key, held);
     }
-    return e;
+    return held?.entry;
   }
 
   set(key: string, entry: MemoEntry): void {
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    this.delete(key);
+    const bytes = key.length + (entry.forward?.length ?? 0) + (entry.reverse?.length ?? 0);
+    if (bytes > this.maxBytes / 8) return;
+    this.entries.set(key, { entry, bytes });
+    this.bytes += bytes;
+    while (this.entries.size > this.capacity || this.bytes > this.maxBytes) this.delete(this.entries.keys().next().value!);
   }
 
   delete(key: string): void {
+    const held = this.entries.get(key);
+    if (!held) return;
     this.entries.delete(key);
+    this.bytes -= held.bytes;
   }
 
   /** Whether everything the entry's chain run read still reads the same. */

@@ -1,6 +1,6 @@
 // The controller side of bench/fleet, in its own process so its CPU and memory are its own.
-// Talks to the bench over IPC: "stats" → { cpu, rss, latencies }.
-import { mkdtempSync } from 'node:fs';
+// Talks to the bench over IPC: "stats" → { cpu, rss, peak rss, latencies }.
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../common/src/config.ts';
@@ -28,6 +28,13 @@ running.hub['opts'].onReport = (_node: string, receivedAt: number) => latencies.
 
 let cpuMark = process.cpuUsage();
 let timeMark = performance.now();
+
+/** The process's peak resident set since it started (VmHWM), in bytes. */
+function peakRss(): number {
+  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+  if (kb === undefined) throw new Error('no VmHWM in /proc/self/status: the fleet bench needs Linux procfs');
+  return Number(kb) * 1024;
+}
 process.on('message', (msg: { type: string }) => {
   if (msg.type === 'mark') {
     cpuMark = process.cpuUsage();
@@ -41,6 +48,7 @@ process.on('message', (msg: { type: string }) => {
       type: 'stats',
       cores: (cpu.user + cpu.system) / 1e6 / seconds,
       rssBytes: process.memoryUsage().rss,
+      peakRssBytes: peakRss(),
       latencies: latencies.slice(),
       connected: running.hub.connectedNodes.length,
       nodes: running.registry.entries().length,

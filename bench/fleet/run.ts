@@ -65,7 +65,7 @@ const { fleetUrl, caPem } = await new Promise<{ fleetUrl: string; caPem: string 
 // Baseline: the same controller, idle.
 await ask(child, 'mark', 'marked');
 await sleep(IDLE_SECONDS * 1000);
-const idle = await ask<{ cores: number; rssBytes: number }>(child, 'stats', 'stats');
+const idle = await ask<{ cores: number; rssBytes: number; peakRssBytes: number }>(child, 'stats', 'stats');
 console.log(`idle controller: ${(idle.cores * 100).toFixed(2)} % of a core, RSS ${(idle.rssBytes / 2 ** 20).toFixed(1)} MiB`);
 
 // Connect the fleet, a few at a time (TLS handshakes are the expensive part).
@@ -103,7 +103,7 @@ const timers = sockets.map((ws, i) =>
   }, (i * INTERVAL_MS) / sockets.length),
 );
 await sleep(SECONDS * 1000);
-const busy = await ask<{ cores: number; rssBytes: number; latencies: number[]; connected: number }>(child, 'stats', 'stats');
+const busy = await ask<{ cores: number; rssBytes: number; peakRssBytes: number; latencies: number[]; connected: number }>(child, 'stats', 'stats');
 timers.forEach((t) => clearInterval(t));
 sockets.forEach((s) => s.terminate());
 await new Promise<void>((r) => {
@@ -115,7 +115,7 @@ const p50 = pct(busy.latencies, 0.5);
 const p99 = pct(busy.latencies, 0.99);
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 const ok = (good: boolean) => (good ? 'met' : '**missed**');
-console.log(`busy: ${(busy.cores * 100).toFixed(1)} % of a core, RSS ${mib(busy.rssBytes)} MiB, ${busy.latencies.length} reports, p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms`);
+console.log(`busy: ${(busy.cores * 100).toFixed(1)} % of a core, RSS ${mib(busy.rssBytes)} MiB (peak ${mib(busy.peakRssBytes)}), ${busy.latencies.length} reports, p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms`);
 
 writeSection(
   'fleet',
@@ -124,12 +124,12 @@ writeSection(
     '',
     `Machine: nproc ${cpus().length}, kernel ${release()}, Node ${process.version}, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Note: the ${AGENTS} simulated agents share the same 2 cores.`,
     '',
-    '| controller | CPU (cores) | RSS (MiB) | reports | p50 (ms) | p99 (ms) |',
-    '|---|---:|---:|---:|---:|---:|',
-    `| idle (baseline) | ${idle.cores.toFixed(3)} | ${mib(idle.rssBytes)} | 0 | – | – |`,
-    `| ${busy.connected} agents | ${busy.cores.toFixed(3)} | ${mib(busy.rssBytes)} | ${busy.latencies.length} | ${p50.toFixed(3)} | ${p99.toFixed(3)} |`,
+    '| controller | CPU (cores) | RSS at the end (MiB) | peak RSS (MiB) | reports | p50 (ms) | p99 (ms) |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    `| idle (baseline) | ${idle.cores.toFixed(3)} | ${mib(idle.rssBytes)} | ${mib(idle.peakRssBytes)} | 0 | – | – |`,
+    `| ${busy.connected} agents | ${busy.cores.toFixed(3)} | ${mib(busy.rssBytes)} | ${mib(busy.peakRssBytes)} | ${busy.latencies.length} | ${p50.toFixed(3)} | ${p99.toFixed(3)} |`,
     '',
-    `Connecting ${AGENTS} agents (TLS + Hello + Welcome) took ${connectSeconds.toFixed(1)} s. Targets: ≤ 0.5 core (${busy.cores.toFixed(3)}: ${ok(busy.cores <= 0.5)}), ≤ 500 MiB (${mib(busy.rssBytes)}: ${ok(busy.rssBytes <= 500 * 2 ** 20)}), p99 ≤ 50 ms (${p99.toFixed(3)}: ${ok(p99 <= 50)}).`,
+    `Connecting ${AGENTS} agents (TLS + Hello + Welcome) took ${connectSeconds.toFixed(1)} s. Targets: ≤ 0.5 core (${busy.cores.toFixed(3)}: ${ok(busy.cores <= 0.5)}), ≤ 500 MiB (peak, connecting included: ${mib(busy.peakRssBytes)}: ${ok(busy.peakRssBytes <= 500 * 2 ** 20)}), p99 ≤ 50 ms (${p99.toFixed(3)}: ${ok(p99 <= 50)}).`,
   ].join('\n'),
 );
 process.exit(0);

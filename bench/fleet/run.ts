@@ -4,11 +4,12 @@
 // Targets (issue 5): ≤ 0.5 core, ≤ 500 MiB, p99 ≤ 50 ms with 2,000 agents.
 // BENCH_FLEET_AGENTS (default 2000), BENCH_FLEET_SECONDS (default 60) shorten it.
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { parseAllDocuments } from 'yaml';
 import { encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
 import { compileForNode } from '../lib/compile.ts';
 import { writeSection } from '../lib/results.ts';
@@ -19,6 +20,18 @@ const AGENTS = Number(process.env.BENCH_FLEET_AGENTS ?? 2000);
 const SECONDS = Number(process.env.BENCH_FLEET_SECONDS ?? 60);
 const INTERVAL_MS = 10_000;
 const IDLE_SECONDS = Math.min(20, SECONDS);
+
+/** NODE_OPTIONS of the controller container in manifests/controller/deployment.yaml. */
+function deploymentNodeOptions(): string {
+  const file = join(REPO, 'manifests', 'controller', 'deployment.yaml');
+  for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    const d = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } } } };
+    const env = d.kind === 'Deployment' ? d.spec?.template?.spec?.containers?.find((c) => c.name === 'controller')?.env : undefined;
+    const value = env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
+    if (value !== undefined) return value;
+  }
+  throw new Error(`${file} gives the controller container no NODE_OPTIONS; the bench runs the controller as deployed`);
+}
 
 function ask<T>(child: ChildProcess, type: string, reply: string): Promise<T> {
   return new Promise((resolve) => {
@@ -58,7 +71,10 @@ const pct = (xs: number[], q: number) => (xs.length ? xs.slice().sort((a, b) => 
 // and its transform cache would add tens of MiB to every RSS sample.
 const work = mkdtempSync(join(tmpdir(), 'nemu-bench-fleet-js-'));
 const [controllerJs] = await compileForNode(REPO, ['bench/fleet/controller.ts'], work);
-const child = fork(controllerJs!, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+// With the Node options the Deployment gives the controller (its heap cap), as in a cluster.
+const nodeOptions = deploymentNodeOptions();
+// execArgv: [] — not the loader this bench runs under (tsx): the image runs plain node.
+const child = fork(controllerJs!, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_OPTIONS: nodeOptions } });
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const { fleetUrl, caPem } = await new Promise<{ fleetUrl: string; caPem: string }>((r) => child.once('message', (m) => r(m as { fleetUrl: string; caPem: string })));
 
@@ -120,7 +136,7 @@ console.log(`busy: ${(busy.cores * 100).toFixed(1)} % of a core, RSS ${mib(busy.
 writeSection(
   'fleet',
   [
-    `One controller (its own process, running the transpiled JavaScript as \`npm run build\` ships it) and ${AGENTS} simulated agents in one process, each on its own WSS connection, sending a NodeReport of 30 pods × 2 containers (${frames[0]!.byteLength} bytes) every 10 s, spread evenly; measured over ${SECONDS} s after all connected. Baseline: the same controller idle for ${IDLE_SECONDS} s in the same run. Latency: from the frame's arrival at the controller (ws 'message') to the registry holding the decoded report. \`npx tsx bench/fleet/run.ts\` (BENCH_FLEET_AGENTS, BENCH_FLEET_SECONDS).`,
+    `One controller (its own process, running the transpiled JavaScript as \`npm run build\` ships it, with the Deployment's NODE_OPTIONS \`${nodeOptions}\`) and ${AGENTS} simulated agents in one process, each on its own WSS connection, sending a NodeReport of 30 pods × 2 containers (${frames[0]!.byteLength} bytes) every 10 s, spread evenly; measured over ${SECONDS} s after all connected. Baseline: the same controller idle for ${IDLE_SECONDS} s in the same run. Latency: from the frame's arrival at the controller (ws 'message') to the registry holding the decoded report. \`npx tsx bench/fleet/run.ts\` (BENCH_FLEET_AGENTS, BENCH_FLEET_SECONDS).`,
     '',
     `Machine: nproc ${cpus().length}, kernel ${release()}, Node ${process.version}, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Note: the ${AGENTS} simulated agents share the same 2 cores.`,
     '',

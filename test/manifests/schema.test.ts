@@ -447,6 +447,17 @@ describe('what the design requires of the manifests', () => {
     expect(c.volumeMounts?.find((m) => m.mountPath === '/var/lib/nemutator')).toBeDefined();
   });
 
+  it('caps the controller V8 heap well inside its memory limit (V8 sizes it from the node, not the container)', () => {
+    const c = containerOf(find<Workload>('Deployment', 'nemutator-controller', 'nemutator'), 'controller');
+    const heapMiB = Number(/--max-old-space-size=(\d+)/.exec(envOf(c).get('NODE_OPTIONS')?.value ?? '')?.[1]);
+    const limit = /^(\d+)Mi$/.exec(String(c.resources?.limits?.memory));
+    expect(heapMiB, 'NODE_OPTIONS --max-old-space-size').toBeGreaterThan(0);
+    expect(limit, 'memory limit in Mi').not.toBeNull();
+    // bench/fleet: ~100 MiB of the controller's peak is not heap (code, TLS, sockets)
+    expect(heapMiB).toBeLessThanOrEqual(Number(limit![1]) * 0.7);
+    expect(heapMiB).toBeGreaterThanOrEqual(Number(limit![1]) * 0.4);
+  });
+
   it('gives the agent host PIDs and the BPF capabilities, without privileged mode', () => {
     const ds = find<Workload>('DaemonSet', 'nemutator-agent', 'nemutator');
     const pod = ds.spec.template.spec;

@@ -72,8 +72,12 @@ async function run(job: Job): Promise<{ done: number; errors: number; seconds: n
     for (let k = 0; ; k++) {
       const scheduled = started + k * interval;
       if (scheduled >= end) break;
+      // Timers have millisecond granularity and can fire early against performance.now()
+      // (libuv's loop time is cached): sleep to within a millisecond, then yield until the
+      // scheduled time, so no request leaves early and no latency comes out negative.
       const wait = scheduled - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (wait > 1.5) await new Promise((r) => setTimeout(r, wait - 1));
+      while (performance.now() < scheduled) await new Promise((r) => setImmediate(r));
       pending.push(
         post(agent, u, next()).then(
           () => {

@@ -7,7 +7,7 @@
 // mutation id, builds the answer and the mutation log entry's JSON (and writes it nowhere).
 // Whatever nemutator does beyond that is the mutation work itself and the log's write.
 import { createServer, type Server } from 'node:https';
-import { diff } from '../../controller/src/admission/patch.ts';
+import { diff, pointer } from '../../controller/src/admission/patch.ts';
 import { decodeAdmissionReview } from '../../controller/src/admission/review.ts';
 import { DEFAULT_CHAIN, runChain } from '../../controller/src/mutators/chain.ts';
 import { RatioSource } from '../../controller/src/mutators/resources.ts';
@@ -23,7 +23,7 @@ export function ceilingServer(tls: { cert: string; key: string }, bodies: readon
     if (forward.length === 0) throw new Error('the ceiling needs bodies the chain mutates');
     memo.set(JSON.stringify(object), { forward: JSON.stringify(forward).slice(0, -1), reverse: JSON.stringify(reverse).slice(0, -1) });
   }
-  const labelPath = `/metadata/labels/${MUTATION_LABEL.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+  const labelPath = pointer('metadata', 'labels', MUTATION_LABEL);
   const sink: string[] = [];
   return createServer(tls, (req, res) => {
     const chunks: Buffer[] = [];

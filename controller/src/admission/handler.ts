@@ -6,7 +6,7 @@
  * (annotation + stored skip rules) → one dictionary round trip for every key the chain may
  * read → the chain → forward/reverse patch, verified locally → answer (and mutation log).
  * An object the chain answered before (a replica) is answered from the chain memo when every
- * dictionary value and recommendation it read is unchanged (`memo.ts`).
+ * dictionary value and recommendation it read is unchanged (`memo.ts`), with its own id.
  * Anything that goes wrong on the way admits the object unchanged and says why in warnings.
  */
 import type { Logger } from '../../../common/src/log.ts';
@@ -140,10 +140,8 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
     const operation = req.operation as 'CREATE' | 'UPDATE';
     const name = (typeof meta.name === 'string' && meta.name) || (typeof req.name === 'string' && req.name) || undefined;
 
-    /** The answer with a patch, and its mutation log entry; `placeholder`, when given, stands for `id` in the patches. */
-    const mutatedAnswer = (applied: Verb[], forward: string, reverse: string, id: string, placeholder?: string) => {
-      const patchJson = placeholder === undefined ? forward : forward.replace(placeholder, id);
-      const reverseJson = placeholder === undefined ? reverse : reverse.replace(placeholder, id);
+    /** The answer with a patch, and its mutation log entry. */
+    const mutatedAnswer = (applied: Verb[], patchJson: string, reverseJson: string, id: string) => {
       if (!req.dryRun && opts.mutationLog) {
         const head: MutationHead = { id, reviewUid: req.uid, kind, namespace, operation, verbs: applied, time: new Date().toISOString() };
         if (name) head.name = name;
@@ -162,7 +160,10 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
         opts.metrics?.memo.inc({ result: 'hit' });
         warnings.push(...remembered.warnings);
         if (remembered.forward === undefined) return answer('unchanged', { warnings });
-        return mutatedAnswer(remembered.applied, remembered.forward, remembered.reverse!, mutationId(), memo!.placeholder);
+        const id = mutationId();
+        // the remembered id labels the Pod in the forward patch, once; the reverse patch only removes it
+        const forward = remembered.id === undefined ? remembered.forward : remembered.forward.replace(remembered.id, id);
+        return mutatedAnswer(remembered.applied, forward, remembered.reverse!, id);
       }
       memo!.delete(memoKey!);
       opts.metrics?.memo.inc({ result: 'stale' });
@@ -177,9 +178,9 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
     for (const verb of result.failed) opts.metrics?.mutatorErrors.inc({ mutator: verb });
     if (result.failed.length > 0) log.warn({ uid: req.uid, kind, failed: result.failed }, 'mutators failed and were skipped');
     // A run where a mutator failed is not remembered: the next review tries it again.
-    const remember = (forward?: string, reverse?: string) => {
+    const remember = (patches?: { forward: string; reverse: string; id?: string }) => {
       if (memoKey === undefined || result.failed.length > 0) return;
-      memo!.set(memoKey, { keys, values: keys.map((k) => dictionary.get(k)), recommendations: recorded, applied: result.applied, warnings: result.warnings, ...(forward !== undefined ? { forward, reverse: reverse! } : {}) });
+      memo!.set(memoKey, { keys, values: keys.map((k) => dictionary.get(k)), recommendations: recorded, applied: result.applied, warnings: result.warnings, ...patches });
     };
     if (result.applied.length === 0) {
       remember();
@@ -188,11 +189,9 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
 
     const dryRun = skip.verbs.has('patch');
     // A mutated Pod carries its mutation id: a rollback finds it by this label (a Pod of a
-    // ReplicaSet has no name yet when it is admitted). A memoized answer keeps a placeholder.
-    const labelled = kind === 'Pod' && !dryRun && !req.dryRun;
-    const placeholder = memoKey !== undefined && labelled ? memo!.placeholder : undefined;
-    const id = labelled ? (placeholder ?? mutationId()) : undefined;
-    const mutated = id !== undefined ? withLabel(result.object, MUTATION_LABEL, id) : result.object;
+    // ReplicaSet has no name yet when it is admitted).
+    const id = mutationId();
+    const mutated = kind === 'Pod' && !dryRun && !req.dryRun ? withLabel(result.object, MUTATION_LABEL, id) : result.object;
     const { forward, reverse } = diff(object, mutated);
     if (forward.length === 0) {
       remember();
@@ -207,22 +206,9 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
       log.info({ uid: req.uid, kind, namespace, name, generateName: meta.generateName, verbs: result.applied, ops: paths }, 'dry run (skip-mutation: patch): would apply');
       return answer('dry_run', { warnings: [...warnings, `nemutator: dry run (${SKIP_MUTATION_ANNOTATION}: patch): would ${paths.join(', ')}`] });
     }
-    const forwardJson = JSON.stringify(forward);
-    const reverseJson = JSON.stringify(reverse);
-    if (placeholder !== undefined) {
-      const at = forwardJson.indexOf(placeholder);
-      if (at !== -1 && forwardJson.indexOf(placeholder, at + 1) === -1 && !reverseJson.includes(placeholder)) {
-        remember(forwardJson, reverseJson);
-        return mutatedAnswer(result.applied, forwardJson, reverseJson, mutationId(), placeholder);
-      }
-      // The placeholder came out somewhere else too (from a dictionary value?): no memo, the real id.
-      const realId = mutationId();
-      const withId = withLabel(result.object, MUTATION_LABEL, realId);
-      const again = diff(object, withId);
-      if (!applies(object, again.forward, withId)) return answer('degraded', { warnings: [...warnings, `${ErrorCodes.INTERNAL}: nemutator computed a patch that does not apply; admitted unchanged`] });
-      return mutatedAnswer(result.applied, JSON.stringify(again.forward), JSON.stringify(again.reverse), realId);
-    }
-    return mutatedAnswer(result.applied, forwardJson, reverseJson, id ?? mutationId());
+    const patches = { forward: JSON.stringify(forward), reverse: JSON.stringify(reverse), ...(mutated !== result.object ? { id } : {}) };
+    remember(patches);
+    return mutatedAnswer(result.applied, patches.forward, patches.reverse, id);
   }
 
   return {

@@ -16,15 +16,13 @@
  *
  * So a hit answers exactly what running the chain would have answered; it saves the chain,
  * the diff and the local verification, not the decoding, the lookups or the log's write.
- * The per-review mutation id is the only thing that differs: entries keep their patches with
- * a placeholder id that is replaced on each use. Entries are evicted least recently used,
+ * The per-review mutation id is the only thing that differs: an entry keeps the id its patches
+ * were made with (fresh then, so nothing else in them can hold it) and each use puts its own in. Entries are evicted least recently used,
  * past `capacity` objects or `maxBytes` of keys and patches (so a handful of huge objects
  * cannot hold the controller's memory; one that alone would take over an eighth of it is
  * not remembered).
  */
-import { randomBytes } from 'node:crypto';
 import type { ContainerTarget, RecommendationSource, Verb } from '../mutators/types.ts';
-import { ALPHABET } from '../mutations/id.ts';
 
 export interface RecordedRecommendation {
   source: RecommendationSource;
@@ -40,21 +38,18 @@ export interface MemoEntry {
   recommendations: RecordedRecommendation[];
   applied: Verb[];
   warnings: string[];
-  /** Forward and reverse patch JSON with the placeholder id where the review's id goes; absent when the chain changed nothing. */
+  /**
+   * Forward and reverse patch JSON, absent when the chain changed nothing; `id` is the mutation
+   * id the forward patch labels the Pod with (absent for a Deployment: no label).
+   */
   forward?: string;
   reverse?: string;
+  id?: string;
 }
-
-export type MemoOutcome = 'hit' | 'miss' | 'stale';
 
 export class ChainMemo {
   private readonly entries = new Map<string, { entry: MemoEntry; bytes: number }>();
   private bytes = 0;
-  /**
-   * Stands for the review's mutation id in memoized patches: a real-looking id drawn once,
-   * never sent anywhere, with 80 random bits no object can be expected to contain.
-   */
-  readonly placeholder = Array.from(randomBytes(26), (b) => ALPHABET[b % 32]).join('');
 
   constructor(
     readonly capacity: number,
@@ -70,9 +65,9 @@ export class ChainMemo {
     return this.bytes;
   }
 
-  /** The memo key, or undefined when this object must not be memoized. */
+  /** The memo key, or undefined when the memo is off. */
   key(kind: string, operation: string, namespace: string, skipped: ReadonlySet<Verb>, objectJson: string): string | undefined {
-    if (this.capacity <= 0 || objectJson.includes(this.placeholder)) return undefined;
+    if (this.capacity <= 0) return undefined;
     return `${kind}\n${operation}\n${namespace}\n${[...skipped].sort().join(' ')}\n${objectJson}`;
   }
 

@@ -5,7 +5,7 @@
  */
 import { randomFillSync } from 'node:crypto';
 
-export const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
 let lastTime = -1;
 let lastRandom: number[] = [];

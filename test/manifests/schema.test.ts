@@ -9,27 +9,14 @@
  * 3. the properties the design requires (webhook safety settings, replicas and PDB,
  *    agent privileges, least-privilege RBAC).
  */
-import { execFileSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
-import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const manifestsDir = join(repoRoot, 'manifests');
-
-type KubeObject = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  [field: string]: unknown;
-};
+import { componentNames, render, type KubeObject } from './render.ts';
 
 // Loose structural views of the parts the assertions read. The schema test above them is
 // what guarantees the shapes; these only spare casts.
@@ -174,29 +161,6 @@ function unknownFields(value: unknown, type: string, path: string, out: string[]
   return out;
 }
 
-function kustomize(dir: string): string {
-  try {
-    return execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException & { stderr?: string };
-    if (err.code === 'ENOENT') {
-      throw new Error('kubectl is not on PATH: this test builds manifests/ with `kubectl kustomize`; install kubectl (it is on the machine image)');
-    }
-    throw new Error(`kubectl kustomize ${dir} failed: ${err.stderr ?? err.message}`);
-  }
-}
-
-function parseObjects(text: string): KubeObject[] {
-  const docs = parseAllDocuments(text);
-  const objects: KubeObject[] = [];
-  for (const doc of docs) {
-    if (doc.errors.length > 0) throw new Error(`kustomize output is not valid YAML: ${doc.errors.map((e) => e.message).join('; ')}`);
-    const value = doc.toJS() as KubeObject | null;
-    if (value !== null) objects.push(value);
-  }
-  return objects;
-}
-
 function selects(selector: Selector, labels: Record<string, string>): boolean {
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
   for (const e of selector.matchExpressions ?? []) {
@@ -229,8 +193,11 @@ function envOf(c: Container): Map<string, NonNullable<Container['env']>[number]>
 }
 const workloads = (): Workload[] => objects.filter((o): o is Workload => o.kind === 'Deployment' || o.kind === 'DaemonSet');
 
+/** The base with every component enabled: what an overlay that turns all features on ships. */
+let withComponents: KubeObject[] = [];
 beforeAll(() => {
-  objects = parseObjects(kustomize(manifestsDir));
+  objects = render();
+  withComponents = render(componentNames());
 });
 
 describe('manifests/ against the Kubernetes OpenAPI schema', () => {
@@ -247,6 +214,9 @@ describe('manifests/ against the Kubernetes OpenAPI schema', () => {
         'PodDisruptionBudget/nemutator-controller',
         'ClusterRole/nemutator-controller',
         'ClusterRole/nemutator-agent',
+        'ClusterRole/nemutator-viewer',
+        'ClusterRole/nemutator-dictionary-editor',
+        'ClusterRole/nemutator-operator',
         'ClusterRole/nemutator-profiler',
         'ClusterRole/nemutator-secrets-rotator',
         'Role/nemutator-controller',
@@ -256,9 +226,9 @@ describe('manifests/ against the Kubernetes OpenAPI schema', () => {
     expect(new Set(names).size, 'no object is shipped twice').toBe(names.length);
   });
 
-  it('validates every object against its schema, with no unknown fields', () => {
+  it('validates every object against its schema, with no unknown fields (components enabled too)', () => {
     const problems: string[] = [];
-    for (const obj of objects) {
+    for (const obj of withComponents) {
       const id = `${obj.kind}/${obj.metadata?.name}`;
       for (const e of schemaErrors(obj)) problems.push(`${id}: ${e}`);
       for (const f of unknownFields(obj, kindOf(obj).fields, '')) problems.push(`${id}: unknown field ${f}`);
@@ -301,7 +271,7 @@ describe('references between the manifests resolve', () => {
   });
 
   it('labels everything part-of nemutator, but keeps the label out of immutable selectors', () => {
-    for (const o of objects) expect(o.metadata.labels?.['app.kubernetes.io/part-of'], `${o.kind}/${o.metadata.name}`).toBe('nemutator');
+    for (const o of withComponents) expect(o.metadata.labels?.['app.kubernetes.io/part-of'], `${o.kind}/${o.metadata.name}`).toBe('nemutator');
     for (const w of workloads()) {
       expect(w.spec.selector.matchLabels).not.toHaveProperty('app.kubernetes.io/part-of');
       expect(selects(w.spec.selector, w.spec.template.metadata.labels), `${w.kind} ${w.metadata.name} selects its own pods`).toBe(true);
@@ -341,13 +311,15 @@ describe('references between the manifests resolve', () => {
     }
   });
 
-  it('binds shipped roles to shipped service accounts', () => {
-    for (const b of objects.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')) {
+  it('binds shipped roles to shipped service accounts (components enabled too)', () => {
+    const in_ = (kind: string, name: string, namespace?: string) =>
+      withComponents.some((o) => o.kind === kind && o.metadata.name === name && (namespace === undefined || o.metadata.namespace === namespace));
+    for (const b of withComponents.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')) {
       const roleRef = b.roleRef as { kind: string; name: string };
-      find(roleRef.kind, roleRef.name, roleRef.kind === 'Role' ? b.metadata.namespace : undefined);
+      expect(in_(roleRef.kind, roleRef.name, roleRef.kind === 'Role' ? b.metadata.namespace : undefined), `${b.kind}/${b.metadata.name} -> ${roleRef.kind}/${roleRef.name}`).toBe(true);
       for (const s of b.subjects as { kind: string; name: string; namespace?: string }[]) {
         expect(s.kind).toBe('ServiceAccount');
-        find('ServiceAccount', s.name, s.namespace);
+        expect(in_('ServiceAccount', s.name, s.namespace), `${b.kind}/${b.metadata.name} binds ${s.namespace}/${s.name}`).toBe(true);
       }
     }
   });
@@ -374,10 +346,11 @@ describe('references between the manifests resolve', () => {
 describe('what the design requires of the manifests', () => {
   const webhooks = (): Webhook[] => (find('MutatingWebhookConfiguration', 'nemutator') as unknown as { webhooks: Webhook[] }).webhooks;
 
-  it('never lets the webhook block or slow a workload for long', () => {
-    expect(webhooks().map((w) => w.name).sort()).toEqual(['deployments.nemutator.io', 'pods.nemutator.io']);
+  it('never lets the webhook block or slow a workload for long, unless the pod asks for it', () => {
+    expect(webhooks().map((w) => w.name).sort()).toEqual(['deployments.nemutator.io', 'pods.nemutator.io', 'secrets-required.pods.nemutator.io']);
     for (const w of webhooks()) {
-      expect(w.failurePolicy, w.name).toBe('Ignore');
+      // Only pods labelled nemutator.io/secrets=required are refused when the webhook is down.
+      expect(w.failurePolicy, w.name).toBe(w.name === 'secrets-required.pods.nemutator.io' ? 'Fail' : 'Ignore');
       expect(w.sideEffects, w.name).toBe('NoneOnDryRun');
       expect(w.reinvocationPolicy, w.name).toBe('IfNeeded');
       expect(w.matchPolicy, w.name).toBe('Equivalent');
@@ -390,7 +363,9 @@ describe('what the design requires of the manifests', () => {
 
   it('intercepts pod creation and deployment creation and updates only', () => {
     const byName = new Map(webhooks().map((w) => [w.name, w]));
-    expect(byName.get('pods.nemutator.io')!.rules).toEqual([{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }]);
+    for (const name of ['pods.nemutator.io', 'secrets-required.pods.nemutator.io']) {
+      expect(byName.get(name)!.rules, name).toEqual([{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }]);
+    }
     expect(byName.get('deployments.nemutator.io')!.rules).toEqual([
       { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'], scope: 'Namespaced' },
     ]);
@@ -404,15 +379,32 @@ describe('what the design requires of the manifests', () => {
       expect(selects(w.namespaceSelector!, ns('team-a')), `${w.name} ordinary namespace`).toBe(true);
       expect(selects(w.namespaceSelector!, ns('kube-public')), `${w.name} kube-public`).toBe(true);
       expect(selects(w.objectSelector!, { 'nemutator.io/skip': 'true' }), `${w.name} opted-out object`).toBe(false);
-      expect(selects(w.objectSelector!, { app: 'web' }), `${w.name} ordinary object`).toBe(true);
+      expect(selects(w.objectSelector!, { 'nemutator.io/skip': 'true', 'nemutator.io/secrets': 'required' }), `${w.name} opted-out object`).toBe(false);
+      expect(selects(w.objectSelector!, { app: 'web' }), `${w.name} ordinary object`).toBe(w.name !== 'secrets-required.pods.nemutator.io');
     }
   });
 
+  it('sends each pod to exactly one pod webhook: the Fail one only when it is labelled nemutator.io/secrets=required', () => {
+    const podHooks = webhooks().filter((w) => w.rules.some((r) => r.resources.includes('pods')));
+    const takers = (labels: Record<string, string>) => podHooks.filter((w) => selects(w.objectSelector!, labels)).map((w) => w.name);
+    expect(takers({})).toEqual(['pods.nemutator.io']);
+    expect(takers({ app: 'web' })).toEqual(['pods.nemutator.io']);
+    expect(takers({ 'nemutator.io/secrets': 'optional' })).toEqual(['pods.nemutator.io']);
+    expect(takers({ app: 'web', 'nemutator.io/secrets': 'required' })).toEqual(['secrets-required.pods.nemutator.io']);
+    expect(takers({ 'nemutator.io/secrets': 'required', 'nemutator.io/skip': 'true' })).toEqual([]);
+    const [ignore, fail] = ['pods.nemutator.io', 'secrets-required.pods.nemutator.io'].map((n) => podHooks.find((w) => w.name === n)!) as [Webhook, Webhook];
+    // Apart from who they take and what happens when the controller is down, the two are the same webhook.
+    const rest = (w: Webhook) => ({ ...w, name: undefined, objectSelector: undefined, failurePolicy: undefined });
+    expect(rest(fail)).toEqual(rest(ignore));
+  });
+
   it('excludes mirror pods with a CEL match condition', () => {
-    const pods = webhooks().find((w) => w.name === 'pods.nemutator.io')!;
-    expect(pods.matchConditions).toEqual([
-      { name: 'exclude-mirror-pods', expression: "!has(object.metadata.annotations) || !('kubernetes.io/config.mirror' in object.metadata.annotations)" },
-    ]);
+    for (const name of ['pods.nemutator.io', 'secrets-required.pods.nemutator.io']) {
+      const pods = webhooks().find((w) => w.name === name)!;
+      expect(pods.matchConditions, name).toEqual([
+        { name: 'exclude-mirror-pods', expression: "!has(object.metadata.annotations) || !('kubernetes.io/config.mirror' in object.metadata.annotations)" },
+      ]);
+    }
   });
 
   it('runs two hardened controller replicas behind a PodDisruptionBudget', () => {
@@ -527,8 +519,10 @@ describe('what the design requires of the manifests', () => {
     const webhookRules = controller.filter((r) => r.resources?.includes('mutatingwebhookconfigurations'));
     expect(webhookRules).toEqual([{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['nemutator'], verbs: ['get', 'patch'] }]);
     expect(grants(controller, 'apps', 'deployments', 'patch')).toHaveLength(1);
-    expect(grants(controller, '', 'pods/eviction', 'create')).toHaveLength(1);
-    expect(grants(controller, '', 'pods/resize', 'patch')).toHaveLength(1);
+    // Pod writes come only with the features that need them (manifests/components).
+    for (const [resource, verb] of [['pods', 'patch'], ['pods', 'update'], ['pods', 'delete'], ['pods/eviction', 'create'], ['pods/resize', 'patch']] as const) {
+      expect(grants(controller, '', resource, verb), `${verb} ${resource} in the base`).toHaveLength(0);
+    }
     expect(grants(controller, 'authorization.k8s.io', 'subjectaccessreviews', 'create')).toHaveLength(1);
     for (const r of ['replicasets', 'deployments', 'statefulsets', 'daemonsets']) expect(grants(controller, 'apps', r, 'watch'), r).toHaveLength(1);
     expect(grants(controller, 'apps', 'replicasets', 'patch')).toHaveLength(0);
@@ -543,7 +537,36 @@ describe('what the design requires of the manifests', () => {
       ['create tokenreviews', 'get nodes', 'get pods', 'list pods', 'watch pods'].sort(),
     );
 
-    expect(rulesOf('ClusterRole', 'nemutator-profiler')).toEqual([{ apiGroups: ['nemutator.io'], resources: ['profiles'], verbs: ['create'] }]);
-    expect(rulesOf('ClusterRole', 'nemutator-secrets-rotator')).toEqual([{ apiGroups: ['nemutator.io'], resources: ['secretrotations'], verbs: ['create'] }]);
+    expect(rulesOf('ClusterRole', 'nemutator-profiler')).toEqual([{ apiGroups: ['nemutator.io'], resources: ['profiles'], verbs: ['create', 'get', 'list'] }]);
+    expect(rulesOf('ClusterRole', 'nemutator-secrets-rotator')).toEqual([
+      { apiGroups: ['nemutator.io'], resources: ['secretrotations'], verbs: ['create'] },
+      { apiGroups: ['nemutator.io'], resources: ['secretstatus'], verbs: ['list'] },
+    ]);
+  });
+
+  it('ships each pod-writing right in the component of the feature that needs it', () => {
+    expect(componentNames()).toEqual(['resize', 'rollback-pods']);
+    const base = new Set(objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
+    const controllerRules = (rendered: KubeObject[]) =>
+      rendered
+        .filter((o) => o.kind === 'ClusterRole' && !base.has(`ClusterRole//${o.metadata.name}`))
+        .flatMap((o) => (o.rules as Rule[]).flatMap((r) => r.resources!.flatMap((res) => r.verbs.map((v) => `${v} ${res}`))))
+        .sort();
+    const resize = render(['resize']);
+    expect(controllerRules(resize)).toEqual(['create pods/eviction', 'patch pods', 'patch pods/resize']);
+    // The switch comes with the rights: enabling the component turns season-flip resizing on.
+    const env = envOf(containerOf(resize.find((o) => o.kind === 'Deployment' && o.metadata.name === 'nemutator-controller') as Workload, 'controller'));
+    expect(env.get('NEMUTATOR_RESIZE_ON_SEASON_FLIP')?.value).toBe('on');
+    expect(envOf(containerOf(find<Workload>('Deployment', 'nemutator-controller'), 'controller')).has('NEMUTATOR_RESIZE_ON_SEASON_FLIP')).toBe(false);
+
+    const rollback = render(['rollback-pods']);
+    expect(controllerRules(rollback)).toEqual(['create pods/eviction']);
+    // A component adds its ClusterRole and the binding to the controller's service account, nothing else.
+    for (const [name, rendered] of [['resize', resize], ['rollback-pods', rollback]] as const) {
+      const added = rendered.filter((o) => !base.has(`${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`)).map((o) => `${o.kind}/${o.metadata.name}`).sort();
+      expect(added, name).toEqual([`ClusterRole/nemutator-controller-${name}`, `ClusterRoleBinding/nemutator-controller-${name}`]);
+      const binding = rendered.find((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === `nemutator-controller-${name}`)!;
+      expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'nemutator-controller', namespace: 'nemutator' }]);
+    }
   });
 });

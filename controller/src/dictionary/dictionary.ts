@@ -4,6 +4,7 @@
  * production, the embedded store in local mode, memory in tests.
  */
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { valueProblem } from './validate.ts';
 
 export interface DictionaryEntry {
   key: string;
@@ -26,14 +27,31 @@ export interface Dictionary {
 export const MAX_KEY_LENGTH = 1024;
 export const MAX_VALUE_BYTES = 256 * 1024;
 
-/** Keys and values are checked at the edges (REST, CLI); a message says what is wrong. */
-export function checkEntry(key: string, value?: unknown): void {
+/**
+ * Keys and values are checked at the edges (REST, CLI); a message says what is wrong.
+ * `checkEntry(key)` checks the key (reads, deletes); `checkEntry(key, value)` is a write and
+ * also requires the value, even when the argument is `undefined` (a body without `value`).
+ */
+export function checkEntry(key: string): void;
+export function checkEntry(key: string, value: unknown): void;
+export function checkEntry(key: string, ...value: unknown[]): void {
+  checkKey(key);
+  if (value.length > 0) checkValue(key, value[0]);
+}
+
+export function checkKey(key: string): void {
   if (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH || /[\s\p{Cc}]/u.test(key)) {
     throw new NemuError(ErrorCodes.BAD_REQUEST, `dictionary key ${JSON.stringify(key)} is not valid: use 1 to ${MAX_KEY_LENGTH} characters without spaces, e.g. nemu_label_ab12`, { status: 400 });
   }
-  if (value === undefined) return;
+}
+
+/** A value to write under `key`: a string within the size, of the form the key's mutator reads (`validate.ts`). */
+export function checkValue(key: string, value: unknown): asserts value is string {
+  if (value === undefined) throw new NemuError(ErrorCodes.BAD_REQUEST, `dictionary value for ${key} is missing; send {"value": "..."}`, { status: 400 });
   if (typeof value !== 'string') throw new NemuError(ErrorCodes.BAD_REQUEST, `dictionary value for ${key} must be a string; send {"value": "..."}`, { status: 400 });
   if (Buffer.byteLength(value) > MAX_VALUE_BYTES) throw new NemuError(ErrorCodes.BAD_REQUEST, `dictionary value for ${key} is larger than ${MAX_VALUE_BYTES} bytes`, { status: 400 });
+  const problem = valueProblem(key, value);
+  if (problem) throw new NemuError(ErrorCodes.BAD_REQUEST, problem, { status: 400 });
 }
 
 /** In memory: tests and benchmarks. */

@@ -73,16 +73,38 @@ export function imageKeys(ref: ImageRef): readonly string[] {
   return keys;
 }
 
+/** Hex digits of the digest algorithms a container runtime pulls by (go-digest: lowercase only). */
+const DIGEST_HEX: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 };
+
+/** What a `nemu_image_` value enforces; a reason when it is not a tag, a digest or `tag@digest`. */
+export type Enforced = { tag?: string; digest?: string } | { reason: string };
+
+export function parseEnforced(value: string): Enforced {
+  const v = value.trim();
+  if (v === '') return { reason: 'it is empty' };
+  const at = v.indexOf('@');
+  // a tag has no ':', so a value with one and no '@' is meant as a digest
+  const tag = at !== -1 ? v.slice(0, at) : v.includes(':') ? undefined : v;
+  const digest = at !== -1 ? v.slice(at + 1) : v.includes(':') ? v : undefined;
+  if (tag) {
+    if (tag.length > 128) return { reason: `the tag has ${tag.length} characters, at most 128 are allowed` };
+    if (!TAG.test(tag)) return { reason: `the tag has a character other than letters, digits, '_', '.' and '-', or begins with '.' or '-'` };
+  }
+  if (digest !== undefined) {
+    if (!DIGEST.test(digest)) return { reason: 'the digest is not of the form <algorithm>:<hex digits>' };
+    const [algorithm, hex] = digest.split(':') as [string, string];
+    // a digest the runtime cannot parse would reach the pod as InvalidImageName
+    if (DIGEST_HEX[algorithm] === undefined) return { reason: `the digest algorithm ${JSON.stringify(algorithm.slice(0, 16))} is not sha256, sha384 or sha512` };
+    if (hex.length !== DIGEST_HEX[algorithm] || !/^[a-f0-9]+$/.test(hex)) return { reason: `a ${algorithm} digest has exactly ${DIGEST_HEX[algorithm]} lowercase hex digits` };
+  }
+  return { ...(tag ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
+}
+
 /** Applies an enforced tag/digest value; undefined when the value is neither. */
 export function enforce(ref: ImageRef, value: string): string | undefined {
-  const v = value.trim();
-  const at = v.indexOf('@');
-  const tag = at === -1 ? (DIGEST.test(v) ? undefined : v) : v.slice(0, at);
-  const digest = at === -1 ? (DIGEST.test(v) ? v : undefined) : v.slice(at + 1);
-  if (tag !== undefined && tag !== '' && !TAG.test(tag)) return undefined;
-  if (digest !== undefined && !DIGEST.test(digest)) return undefined;
-  if (!tag && !digest) return undefined;
-  return `${ref.repository}${tag ? `:${tag}` : ''}${digest ? `@${digest}` : ''}`;
+  const e = parseEnforced(value);
+  if ('reason' in e) return undefined;
+  return `${ref.repository}${e.tag ? `:${e.tag}` : ''}${e.digest ? `@${e.digest}` : ''}`;
 }
 
 export const imageMutator: Mutator = {

@@ -29,6 +29,31 @@ export function isLabelValue(value: string): boolean {
   return value === '' || NAME.test(value);
 }
 
+/** What a name part breaks (the dictionary's refusals say it); undefined when `NAME` accepts it. */
+function nameProblem(name: string, what: string): string | undefined {
+  if (NAME.test(name)) return undefined;
+  if (name === '') return `the ${what} is empty`;
+  if (name.length > 63) return `the ${what} has ${name.length} characters, at most 63 are allowed`;
+  if (/[^-A-Za-z0-9_.]/.test(name)) return `the ${what} has a character other than letters, digits, '-', '_' and '.'`;
+  return `the ${what} must begin and end with a letter or digit`;
+}
+
+/** Why `isQualifiedName` refuses a key, for messages; undefined when it accepts it. */
+export function qualifiedNameProblem(key: string): string | undefined {
+  if (isQualifiedName(key)) return undefined;
+  const slash = key.indexOf('/');
+  if (slash === -1) return nameProblem(key, 'name');
+  const prefix = key.slice(0, slash);
+  if (prefix.length > 253) return `the prefix before '/' has ${prefix.length} characters, at most 253 are allowed`;
+  if (!DNS_SUBDOMAIN.test(prefix)) return `the prefix before '/' is not a DNS subdomain (lowercase letters, digits, '-' and '.', e.g. example.com)`;
+  return nameProblem(key.slice(slash + 1), 'name after the prefix');
+}
+
+/** Why `isLabelValue` refuses a value, for messages; undefined when it accepts it. */
+export function labelValueProblem(value: string): string | undefined {
+  return isLabelValue(value) ? undefined : nameProblem(value, 'value');
+}
+
 export const LABEL_RULES: MapRules = { what: 'label', keyPrefix: 'nemu_label_', valuePrefix: 'nemu_label_value_', validKey: isQualifiedName, validValue: isLabelValue };
 export const ANNOTATION_RULES: MapRules = { what: 'annotation', keyPrefix: 'nemu_anno_', valuePrefix: 'nemu_anno_value_', validKey: isQualifiedName, validValue: () => true };
 

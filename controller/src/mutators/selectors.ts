@@ -7,7 +7,7 @@
  * `nemu_selectors_replace_list` is a JSON array of label keys (`["nemu_label_ab12", "app"]`)
  * or the same keys separated by spaces or commas.
  */
-import { LABEL_RULES, translateMap } from './metadata-map.ts';
+import { LABEL_RULES, qualifiedNameProblem, translateMap } from './metadata-map.ts';
 import { isRecord, type KubeObject, type Mutator } from './types.ts';
 import { editAt, templateOf, type StringMap } from './workload.ts';
 
@@ -31,6 +31,32 @@ export function parseReplaceList(text: string | undefined): string[] {
     }
   }
   return t.split(/[\s,]+/).filter(Boolean);
+}
+
+/**
+ * Why a replace list cannot be used as written; undefined when it can. `parseReplaceList` is
+ * lenient at admission (a broken JSON array falls back to words); a write is held to the form.
+ */
+export function replaceListProblem(text: string): string | undefined {
+  const t = text.trim();
+  let keys: unknown[];
+  if (t.startsWith('[')) {
+    try {
+      const v = JSON.parse(t) as unknown;
+      if (!Array.isArray(v)) return 'it is not a JSON array';
+      keys = v;
+    } catch {
+      return 'it begins with [ but is not a JSON array';
+    }
+  } else {
+    keys = parseReplaceList(t);
+  }
+  for (const [i, k] of keys.entries()) {
+    if (typeof k !== 'string') return `entry ${i} is not a string`;
+    const problem = qualifiedNameProblem(k);
+    if (problem) return `entry ${i} is not a label key: ${problem}`;
+  }
+  return undefined;
 }
 
 export const selectorsMutator: Mutator = {

@@ -9,6 +9,7 @@
  * pod, after label translation) are both optional; an empty match applies everywhere. A
  * toleration the pod already has is not added twice.
  */
+import { labelValueProblem, qualifiedNameProblem } from './metadata-map.ts';
 import { isRecord, type Mutator } from './types.ts';
 import { Draft, jsonClone, podLabelsOf, podSpecOf } from './workload.ts';
 
@@ -28,16 +29,34 @@ export interface TolerationRule {
 }
 
 const FIELDS = new Set(['key', 'operator', 'value', 'effect', 'tolerationSeconds']);
+const EFFECTS = ['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'];
 
-function validToleration(t: unknown): t is Toleration {
-  if (!isRecord(t) || Object.keys(t).some((k) => !FIELDS.has(k))) return false;
-  if (t.key !== undefined && typeof t.key !== 'string') return false;
-  if (t.value !== undefined && typeof t.value !== 'string') return false;
-  if (t.operator !== undefined && t.operator !== 'Exists' && t.operator !== 'Equal') return false;
-  if (t.effect !== undefined && !['', 'NoSchedule', 'PreferNoSchedule', 'NoExecute'].includes(t.effect as string)) return false;
-  if (t.tolerationSeconds !== undefined && !Number.isInteger(t.tolerationSeconds)) return false;
-  if (t.operator === 'Exists' && t.value) return false;
-  return true;
+/**
+ * Why a toleration is not one the API server accepts in a pod (its validation of
+ * `spec.tolerations`, so an added toleration cannot make the pod invalid); undefined when it is.
+ */
+export function tolerationProblem(t: unknown): string | undefined {
+  if (!isRecord(t)) return 'it is not an object';
+  const extra = Object.keys(t).find((k) => !FIELDS.has(k));
+  if (extra !== undefined) return `unknown field ${JSON.stringify(extra.slice(0, 32))} (fields: ${[...FIELDS].join(', ')})`;
+  if (t.key !== undefined && typeof t.key !== 'string') return 'key must be a string';
+  if (t.value !== undefined && typeof t.value !== 'string') return 'value must be a string';
+  if (t.operator !== undefined && t.operator !== 'Exists' && t.operator !== 'Equal') return 'operator must be Exists or Equal';
+  if (t.effect !== undefined && !EFFECTS.includes(t.effect as string)) return 'effect must be NoSchedule, PreferNoSchedule, NoExecute or empty';
+  if (t.tolerationSeconds !== undefined && !Number.isSafeInteger(t.tolerationSeconds)) return 'tolerationSeconds must be an integer';
+  if (t.tolerationSeconds !== undefined && t.effect !== 'NoExecute') return 'tolerationSeconds needs effect NoExecute';
+  if (t.key) {
+    const problem = qualifiedNameProblem(t.key);
+    if (problem) return `key is not a label key: ${problem}`;
+  } else if (t.operator !== 'Exists') {
+    return 'operator must be Exists when key is empty (that tolerates every taint)';
+  }
+  if (t.operator === 'Exists' && t.value) return 'value must be empty when operator is Exists';
+  if (t.value) {
+    const problem = labelValueProblem(t.value);
+    if (problem) return `value is not a label value: ${problem}`;
+  }
+  return undefined;
 }
 
 /** Parses the rule document; a reason string when it is not one. */
@@ -57,8 +76,10 @@ export function parseRules(text: string): TolerationRule[] | string {
     const ns = match.namespace;
     if (ns !== undefined && typeof ns !== 'string' && !(Array.isArray(ns) && ns.every((x) => typeof x === 'string'))) return `${TOLERATIONS_KEY} rule ${i}: match.namespace must be a name or a list of names`;
     if (match.labels !== undefined && !(isRecord(match.labels) && Object.values(match.labels).every((v) => typeof v === 'string'))) return `${TOLERATIONS_KEY} rule ${i}: match.labels must map strings to strings`;
-    const bad = r.tolerations.findIndex((t) => !validToleration(t));
-    if (bad !== -1) return `${TOLERATIONS_KEY} rule ${i}: toleration ${bad} is not a valid toleration`;
+    for (const [j, t] of r.tolerations.entries()) {
+      const problem = tolerationProblem(t);
+      if (problem) return `${TOLERATIONS_KEY} rule ${i}: toleration ${j} is not a valid toleration: ${problem}`;
+    }
     rules.push({ match: match as TolerationRule['match'], tolerations: r.tolerations as Toleration[] });
   }
   return rules;

@@ -1,6 +1,6 @@
 /**
  * The agent, assembled: the report collector, the fleet link to the controller, and the
- * agent's own /metrics. `main.ts` (DaemonSet) and the controller's local mode call
+ * agent's own /metrics (guarded by TokenReview + SubjectAccessReview in a cluster). `main.ts` (DaemonSet) and the controller's local mode call
  * `startAgent` with the token and CA they have.
  */
 import { readFileSync } from 'node:fs';
@@ -28,6 +28,7 @@ export function commandRouter(handlers: CommandHandlers): CommandHandler {
     return handler(command);
   };
 }
+import { MetricsAccess, kubeReviews, planMetricsAuth } from './metrics/access.ts';
 import { metricsRequestListener } from './metrics/server.ts';
 import { ReportCollector, type PodNames } from './report.ts';
 import { KubeApi } from './kube/api.ts';
@@ -72,6 +73,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const { log } = deps;
   // In a cluster the agent knows the pods of its node, to name them (and to check secrets).
   const kc = deps.podNames ? undefined : KubeApi.load(config.kubeconfig);
+  // /metrics names every pod of the node, so it is guarded like the kubelet's (metrics/access.ts);
+  // decided before anything starts, so a configuration that would expose it stops the agent here.
+  // The reviews get a KubeApi of their own only when the pods' one was not made (podNames given).
+  const serveMetrics = deps.metrics ?? true;
+  let reviewKube: KubeApi | undefined;
+  const reviewApi = serveMetrics && config.metricsAuth !== 'none' ? (kc ?? (reviewKube = KubeApi.load(config.kubeconfig))) : undefined;
+  const metricsPlan = serveMetrics ? planMetricsAuth(config, reviewApi !== undefined) : undefined;
   const pods = kc ? new NodePods(kc, config.nodeName, log.child({ component: 'pods' })) : undefined;
   if (pods) await pods.start();
   const podNames = deps.podNames ?? pods?.names;
@@ -158,12 +166,18 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
 
   let server: Server | undefined;
   let metricsUrl: string | undefined;
-  if (deps.metrics ?? true) {
+  if (metricsPlan) {
+    if (metricsPlan.mode === 'open' && metricsPlan.warning) log.warn(metricsPlan.warning);
+    const access =
+      metricsPlan.mode === 'kube' && reviewApi ? new MetricsAccess({ nodeName: config.nodeName, reviews: kubeReviews(reviewApi), log: log.child({ component: 'metrics-auth' }) }) : undefined;
     server = createServer(
-      metricsRequestListener({
-        report: () => (last ? Promise.resolve(last) : collect()),
-        health: () => ({ link: client.state }),
-      }),
+      metricsRequestListener(
+        {
+          report: () => (last ? Promise.resolve(last) : collect()),
+          health: () => ({ link: client.state }),
+        },
+        access,
+      ),
     );
     const port = await new Promise<number>((resolve, reject) => {
       server!.once('error', (e: NodeJS.ErrnoException) =>
@@ -188,6 +202,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       await secrets?.stop();
       await pods?.stop();
       if (server) await new Promise<void>((r) => server!.close(() => r()));
+      reviewKube?.close();
     },
   };
 }

@@ -34,6 +34,11 @@ export const agentSchema = {
   jwksUrl: url('', "JWKS that signs service-account tokens. Empty: the API server's /openid/v1/jwks."),
   host: string('0.0.0.0', 'Address of the metrics server.'),
   metricsPort: port(9101, 'HTTP port of the agent metrics (/metrics, /healthz).'),
+  metricsAuth: oneOf(
+    ['auto', 'kube', 'none'] as const,
+    'auto',
+    'Who may read /metrics (it names every pod of the node; /healthz is always open). kube: as for the kubelet, a bearer token checked by TokenReview, then a SubjectAccessReview for get nodes/metrics on this node. none: anyone who reaches host:metricsPort. auto: kube when the agent has an API server (kubeconfig or in a pod), else none, and then only if host is a loopback address.',
+  ),
   reportInterval: duration('10s', 'How often a NodeReport is sent.', 1000),
   heartbeatInterval: duration('15s', 'WebSocket ping interval; a peer silent for two intervals is dead.', 1000),
   reconnectMin: duration('500ms', 'First reconnection delay (exponential backoff with full jitter).', 10),

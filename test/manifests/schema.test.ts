@@ -534,8 +534,11 @@ describe('what the design requires of the manifests', () => {
 
     const agent = rulesOf('ClusterRole', 'nemutator-agent');
     expect(agent.flatMap((r) => r.verbs.flatMap((v) => r.resources!.map((res) => `${v} ${res}`))).sort()).toEqual(
-      ['create tokenreviews', 'get nodes', 'get pods', 'list pods', 'watch pods'].sort(),
+      ['create subjectaccessreviews', 'create tokenreviews', 'get nodes', 'get pods', 'list pods', 'watch pods'].sort(),
     );
+    // For the scrapers of the agents' /metrics; bound to no one (docs/agent-metrics.md).
+    expect(rulesOf('ClusterRole', 'nemutator-metrics-reader')).toEqual([{ apiGroups: [''], resources: ['nodes/metrics'], verbs: ['get'] }]);
+    expect(objects.filter((o) => (o.roleRef as { name?: string } | undefined)?.name === 'nemutator-metrics-reader')).toEqual([]);
 
     expect(rulesOf('ClusterRole', 'nemutator-profiler')).toEqual([{ apiGroups: ['nemutator.io'], resources: ['profiles'], verbs: ['create', 'get', 'list'] }]);
     expect(rulesOf('ClusterRole', 'nemutator-secrets-rotator')).toEqual([

@@ -1,7 +1,8 @@
 /**
  * The agent's own small Kubernetes API client: GET and watch over HTTPS with the
- * credentials of a kubeconfig file or of the pod (in-cluster). The agent needs only the pods
- * of its node and the API server's JWKS; @kubernetes/client-node would cost every node
+ * credentials of a kubeconfig file or of the pod (in-cluster), and POST for the reviews that
+ * guard the agent's /metrics. The agent needs only the pods of its node, the API server's
+ * JWKS and those reviews; @kubernetes/client-node would cost every node
  * ~60 MiB of memory for that.
  */
 import { readFileSync } from 'node:fs';
@@ -125,15 +126,18 @@ export class KubeApi {
     };
   }
 
-  /** Opens `path` and hands over the response once the status line is in. */
-  open(path: string, signal?: AbortSignal, timeoutMs = 30_000): Promise<http.IncomingMessage> {
+  /** Opens `path` (sending `body` as JSON with a POST) and hands over the response once the status line is in. */
+  open(path: string, signal?: AbortSignal, timeoutMs = 30_000, body?: unknown): Promise<http.IncomingMessage> {
     const url = new URL(path, this.credentials.server);
     const mod = url.protocol === 'https:' ? https : http;
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const options = this.options(url, payload ? 'POST' : 'GET');
+    if (payload) options.headers = { ...options.headers, 'content-type': 'application/json', 'content-length': payload.length };
     return new Promise((resolve, reject) => {
-      const req = mod.request({ ...this.options(url), ...(signal ? { signal } : {}), timeout: timeoutMs }, resolve);
+      const req = mod.request({ ...options, ...(signal ? { signal } : {}), timeout: timeoutMs }, resolve);
       req.on('timeout', () => req.destroy(new Error(`${url.pathname} timed out after ${timeoutMs} ms`)));
       req.on('error', (e) => reject(new NemuError(ErrorCodes.INTERNAL, `the API server at ${this.credentials.server} did not answer ${url.pathname}: ${e.message}`, { status: 503, cause: e })));
-      req.end();
+      req.end(payload);
     });
   }
 
@@ -143,6 +147,14 @@ export class KubeApi {
     const body = await readAll(res);
     if ((res.statusCode ?? 0) >= 300) throw apiError(path, res.statusCode ?? 0, body);
     return JSON.parse(body) as T;
+  }
+
+  /** POSTs a JSON document (a review: answered, never stored) and reads the answer; a non-2xx answer becomes a NemuError. */
+  async create<T>(path: string, body: unknown, timeoutMs = 10_000): Promise<T> {
+    const res = await this.open(path, undefined, timeoutMs, body);
+    const text = await readAll(res);
+    if ((res.statusCode ?? 0) >= 300) throw apiError(path, res.statusCode ?? 0, text);
+    return JSON.parse(text) as T;
   }
 
   /**

@@ -1,10 +1,12 @@
 /**
- * The agent's HTTP endpoint: `/metrics`, the last report as Prometheus text, and `/healthz`.
+ * The agent's HTTP endpoint: `/metrics`, the last report as Prometheus text (guarded like the
+ * kubelet's, see access.ts), and `/healthz`.
  * The page is streamed to the socket chunk by chunk, as fast as the scraper reads it, so a
  * scrape of a busy node never holds its ~1 MB page in memory at once.
  */
 import type { RequestListener, ServerResponse } from 'node:http';
 import type { INodeReport } from '../../../proto/codec.ts';
+import type { AccessDecision, MetricsAccess } from './access.ts';
 import { prometheusChunks } from './exposition.ts';
 
 export interface MetricsEndpoint {
@@ -41,19 +43,40 @@ function writeChunks(res: ServerResponse, chunks: Generator<string, void, undefi
   next();
 }
 
-export function metricsRequestListener(endpoint: MetricsEndpoint): RequestListener {
+/** A refused scrape: the status, and `{code, message}` saying what permission is missing. */
+function refuse(res: ServerResponse, decision: Exclude<AccessDecision, { allowed: true }>): void {
+  res
+    .writeHead(decision.status, {
+      'content-type': 'application/json',
+      ...(decision.status === 401 ? { 'www-authenticate': 'Bearer realm="nemutator-agent"' } : {}),
+    })
+    .end(`${JSON.stringify(decision.error)}\n`);
+}
+
+/**
+ * `access` guards /metrics (see access.ts); without it the page is open. /healthz is always
+ * open, for the kubelet's probes. A remembered allow serves the page without waiting.
+ */
+export function metricsRequestListener(endpoint: MetricsEndpoint, access?: Pick<MetricsAccess, 'check'>): RequestListener {
+  const page = (res: ServerResponse): void => {
+    void endpoint.report().then(
+      (report) => {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        writeChunks(res, prometheusChunks(report));
+      },
+      (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${e.message}\n`),
+    );
+  };
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', ...endpoint.health() }));
     } else if (path === '/metrics') {
-      void endpoint.report().then(
-        (report) => {
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-          writeChunks(res, prometheusChunks(report));
-        },
-        (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${e.message}\n`),
-      );
+      const decision = access?.check(req.headers.authorization);
+      const answer = (d: AccessDecision): void => (d.allowed ? page(res) : refuse(res, d));
+      if (!decision) page(res);
+      else if ('then' in decision) void decision.then(answer);
+      else answer(decision);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('the agent serves /metrics and /healthz\n');
     }

@@ -14,6 +14,7 @@ import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { controllerSchema } from '../../controller/src/config.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator, generateToken } from '../../controller/src/server/auth.ts';
 import { encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
 
@@ -82,7 +83,7 @@ export async function startWholeAgent(opts: WholeAgentOptions): Promise<WholeAge
   const controller: RunningController = await startController(config, {
     log: silentLogger,
     mode: 'local',
-    apiAuth: new StaticTokenAuthenticator(adminToken),
+    apiAuth: new StaticTokenAuthenticator(adminToken), authorizer: localAuthorizer,
     agentAuth: new SharedTokenAgentAuthenticator(agentToken),
   });
 

@@ -8,6 +8,7 @@ import { silentLogger } from '../../common/src/log.ts';
 import { startController } from '../../controller/src/app.ts';
 import { controllerSchema } from '../../controller/src/config.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 
 const latencies: number[] = [];
@@ -20,7 +21,7 @@ const { config } = loadConfig(controllerSchema, {
 const running = await startController(config, {
   log: silentLogger,
   mode: 'local',
-  apiAuth: new StaticTokenAuthenticator('bench-admin'),
+  apiAuth: new StaticTokenAuthenticator('bench-admin'), authorizer: localAuthorizer,
   agentAuth: new SharedTokenAgentAuthenticator('bench-agent'),
 });
 // Time from the frame's arrival (ws 'message' event) to the registry holding it.

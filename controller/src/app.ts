@@ -17,6 +17,9 @@ import type { AgentAuthenticator } from './fleet/auth.ts';
 import { FleetHub } from './fleet/hub.ts';
 import { FleetRegistry } from './fleet/registry.ts';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
+import { AuditLog } from './audit/log.ts';
+import { registerAuditRoutes } from './audit/routes.ts';
+import type { Authorizer } from './server/access.ts';
 import { createApiServer } from './server/api.ts';
 import { NemuError, Router, type Authenticator } from './server/router.ts';
 import { createWebhookServer, type WebhookServer } from './server/webhook.ts';
@@ -30,6 +33,8 @@ export interface ControllerDeps {
   log: Logger;
   /** Who may call the REST API. */
   apiAuth: Authenticator;
+  /** What each REST caller may do (SubjectAccessReview in a cluster, the admin token locally). */
+  authorizer: Authorizer;
   /** Who may speak for a node on the fleet link. */
   agentAuth: AgentAuthenticator;
   mode: 'local' | 'cluster';
@@ -52,6 +57,8 @@ export interface ControllerParts {
   registry: FleetRegistry;
   hub: FleetHub;
   tls: CertificateBundle;
+  /** Who did what through the REST API. */
+  audit: AuditLog;
   /** Singleton work (resize loops, continuous profiling, caBundle) runs only while this is true. */
   isLeader: () => boolean;
   /** Registers work to do on shutdown; it runs after the servers stop taking requests, before the store closes. */
@@ -95,6 +102,15 @@ function closeServer(server: Server | HttpsServer): Promise<void> {
   });
 }
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** Plain HTTP only for local mode on loopback; anywhere else the REST API speaks TLS. */
+export function apiUsesTls(mode: 'local' | 'cluster', host: string): boolean {
+  return mode === 'cluster' || !isLoopback(host);
+}
+
 function urlHost(host: string): string {
   if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
   return host.includes(':') ? `[${host}]` : host;
@@ -123,7 +139,8 @@ export async function startController(config: ControllerConfig, deps: Controller
   const { log } = deps;
   const cleanups: Array<() => Promise<void> | void> = [];
   const stopAll = async () => {
-    for (const c of cleanups.reverse()) {
+    // Once, newest first: a second stop finds nothing left to run.
+    for (const c of cleanups.splice(0).reverse()) {
       try {
         await c();
       } catch (e) {
@@ -167,7 +184,11 @@ export async function startController(config: ControllerConfig, deps: Controller
     cleanups.push(() => closeServer(fleetServer));
     cleanups.push(() => hub.close());
 
-    const parts: ControllerParts = { config, log, store, metrics, registry, hub, tls, isLeader: deps.isLeader ?? (() => true), onStop: (c) => cleanups.push(c) };
+    const audit = new AuditLog(store, log.child({ component: 'audit' }), { maxAgeMs: config.auditMaxAge });
+    const pruneAudit = setInterval(() => void audit.prune().catch((e: Error) => log.warn({ err: e.message }, 'audit pruning failed')), 3600_000);
+    pruneAudit.unref();
+    cleanups.push(() => clearInterval(pruneAudit));
+    const parts: ControllerParts = { config, log, store, metrics, registry, hub, tls, audit, isLeader: deps.isLeader ?? (() => true), onStop: (c) => cleanups.push(c) };
     const admission = deps.admission ? await deps.admission(parts) : passThroughHandler(log);
 
     let listening = false;
@@ -176,9 +197,9 @@ export async function startController(config: ControllerConfig, deps: Controller
     cleanups.push(() => webhook.close());
 
     const router = new Router();
-    router.get('/healthz', () => ({ status: 'ok' }), { public: true });
-    router.get('/readyz', () => (ready() ? { status: 'ready' } : { status: 503, body: { status: 'not ready' } }), { public: true });
-    router.get('/api/v1/status', () => ({
+    router.get('/healthz', 'public', () => ({ status: 'ok' }));
+    router.get('/readyz', 'public', () => (ready() ? { status: 'ready' } : { status: 503, body: { status: 'not ready' } }));
+    router.get('/api/v1/status', { verb: 'get', resource: 'status', scope: 'cluster' }, () => ({
       status: ready() ? 'ready' : 'starting',
       version: VERSION,
       mode: deps.mode,
@@ -189,19 +210,31 @@ export async function startController(config: ControllerConfig, deps: Controller
         certificate: `valid until ${tls.notAfter.toISOString()}`,
       },
     }));
-    router.get('/api/v1/nodes', () => ({ items: registry.list() }));
-    router.get('/api/v1/nodes/{name}', (req) => {
+    router.get('/api/v1/nodes', { verb: 'list', resource: 'nodes', scope: 'cluster' }, () => ({ items: registry.list() }));
+    router.get('/api/v1/nodes/{name}', { verb: 'get', resource: 'nodes', scope: 'cluster' }, (req) => {
       const e = registry.get(req.params.name!);
       if (!e) throw new NemuError(ErrorCodes.NOT_FOUND, `node ${req.params.name} has never connected; 'nemutator nodes' lists the known nodes`, { status: 404 });
       return { ...registry.summary(e), capabilities: e.capabilities, connectedAt: new Date(e.connectedAt).toISOString(), report: e.report ?? null };
     });
+    registerAuditRoutes(router, audit);
     deps.routes?.(router, parts);
-    const api = createApiServer({ router, auth: deps.apiAuth, log: log.child({ component: 'api' }) });
-    cleanups.push(() => closeServer(api));
+    const apiTls = apiUsesTls(deps.mode, config.host);
+    const api = createApiServer({
+      router,
+      auth: deps.apiAuth,
+      authorizer: deps.authorizer,
+      audit,
+      metrics: metrics.registry,
+      log: log.child({ component: 'api' }),
+      maxBodyBytes: config.apiMaxBodyBytes,
+      rateLimit: { rate: config.apiRateLimit, burst: config.apiRateBurst },
+      ...(apiTls ? { tls: { cert: tls.certPem, key: tls.keyPem } } : {}),
+    });
+    cleanups.push(() => closeServer(api.server));
 
     const webhookPort = await listen(webhook.server, config.webhookPort, config.host, 'webhook (--webhook-port)');
     const fleetPort = await listen(fleetServer, config.fleetPort, config.host, 'fleet (--fleet-port)');
-    const apiPort = await listen(api, config.apiPort, config.host, 'API (--api-port)');
+    const apiPort = await listen(api.server, config.apiPort, config.host, 'API (--api-port)');
     listening = true;
 
     // Renewed or reloaded certificates are swapped into the running servers.
@@ -210,6 +243,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       parts.tls = fresh;
       webhook.setCertificate(fresh.certPem, fresh.keyPem);
       fleetServer.setSecureContext({ cert: fresh.certPem, key: fresh.keyPem });
+      api.setCertificate(fresh.certPem, fresh.keyPem);
       log.info({ notAfter: fresh.notAfter.toISOString() }, 'serving certificate replaced without a restart');
     });
 
@@ -220,7 +254,7 @@ export async function startController(config: ControllerConfig, deps: Controller
         return tls;
       },
       webhookUrl: `https://${host}:${webhookPort}/mutate`,
-      apiUrl: `http://${host}:${apiPort}/api/v1`,
+      apiUrl: `${apiTls ? 'https' : 'http'}://${host}:${apiPort}/api/v1`,
       fleetUrl: `wss://${host}:${fleetPort}/fleet`,
       stop: stopAll,
     };

@@ -14,6 +14,7 @@ import { createAdmission, registerRoutes } from './features.ts';
 import { TokenReviewAgentAuthenticator } from './fleet/auth.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { TokenReviewer } from './kube/tokenreview.ts';
+import { SubjectAccessReviewAuthorizer } from './server/access.ts';
 import { TokenReviewAuthenticator } from './server/auth.ts';
 
 async function main(): Promise<void> {
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
     throw new NemuError(ErrorCodes.CONFIG, 'no cluster: not running in a pod and --kubeconfig is empty. For a controller on this machine without a cluster, use local mode: npm start');
   }
   const identity = config.podName || hostname();
+  const apiAudiences = config.apiTokenAudiences.split(',').map((a) => a.trim()).filter(Boolean);
   const leader = new LeaderElector(kc, { namespace: config.namespace, name: config.leaseName, identity, log: log.child({ component: 'leader' }) });
   leader.start();
   // Without a mounted certificate the replicas share a self-managed CA through a Secret.
@@ -50,7 +52,8 @@ async function main(): Promise<void> {
     mode: 'cluster',
     isLeader: () => leader.isLeader,
     ...(clusterTls ? { tls: clusterTls } : {}),
-    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
+    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc, apiAudiences.length > 0 ? { audiences: apiAudiences } : {})),
+    authorizer: new SubjectAccessReviewAuthorizer(kc, { allowTtlMs: config.authzCacheTtl }),
     agentAuth: new TokenReviewAgentAuthenticator(new TokenReviewer(kc, { audiences: ['nemutator'] }), { namespace: config.namespace, serviceAccount: config.agentServiceAccount }),
     admission: createAdmission,
     routes: registerRoutes,

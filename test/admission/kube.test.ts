@@ -13,9 +13,10 @@ import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
-import { testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
+import { testControllerConfig, webhookConfiguration, apiFetch } from '../harness/controller.ts';
 
 const exec = promisify(execFile);
 let kube: KubeDouble;
@@ -31,7 +32,7 @@ async function kubectl(args: string[], stdin?: unknown): Promise<string> {
 }
 const getJson = async (what: string, name: string) => JSON.parse(await kubectl(['-n', NS, 'get', what, name, '-o', 'json'])) as Obj;
 async function api<T = Obj>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(c.apiUrl + path, { method, headers: { authorization: `Bearer ${TOKEN}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const res = await apiFetch(c, c.apiUrl + path, { method, headers: { authorization: `Bearer ${TOKEN}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   return { status: res.status, body: (res.status === 204 ? undefined : await res.json()) as T };
 }
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -40,7 +41,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-kube-adm-'));
   kube = await startKubeDouble();
   const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'redis', redisUrl: inject('redisUrl'), redisKeyPrefix: `kube-${process.pid}:` });
-  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
+  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
   const dict: Record<string, string> = {
     nemu_label_team: 'example.com/team',
     nemu_label_value_pay: 'payments',

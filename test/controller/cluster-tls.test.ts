@@ -15,6 +15,7 @@ import { ClusterTlsSource, MountedTlsSource } from '../../controller/src/certs/s
 import { type ControllerConfig } from '../../controller/src/config.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { LeaderElector } from '../../controller/src/kube/leader.ts';
+import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { testControllerConfig } from '../harness/controller.ts';
@@ -76,7 +77,7 @@ describe('certificates in a cluster', () => {
           pollMs: 200,
         });
         leader.start();
-        const c = await startController(cfg, { log: silentLogger, mode: 'cluster', tls, isLeader: () => leader.isLeader, apiAuth: new StaticTokenAuthenticator('a'), agentAuth: new SharedTokenAgentAuthenticator('b') });
+        const c = await startController(cfg, { log: silentLogger, mode: 'cluster', tls, isLeader: () => leader.isLeader, apiAuth: new StaticTokenAuthenticator('a'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('b') });
         return { identity, leader, tls, c };
       }),
     );
@@ -141,7 +142,7 @@ describe('certificates in a cluster', () => {
       log: silentLogger,
       mode: 'cluster',
       tls: new MountedTlsSource(join(dir, 'tls.crt'), join(dir, 'tls.key'), undefined, silentLogger, 100),
-      apiAuth: new StaticTokenAuthenticator('a'),
+      apiAuth: new StaticTokenAuthenticator('a'), authorizer: localAuthorizer,
       agentAuth: new SharedTokenAgentAuthenticator('b'),
     });
     try {

@@ -9,13 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { testControllerConfig } from '../harness/controller.ts';
 
 let c: RunningController;
 beforeAll(async () => {
   const config = testControllerConfig({ stateDir: mkdtempSync(join(tmpdir(), 'nemu-srv-')), maxReviewBytes: 4096 });
-  c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('admin-secret'), agentAuth: new SharedTokenAgentAuthenticator('x') });
+  c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('admin-secret'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x') });
 });
 afterAll(() => c.stop());
 

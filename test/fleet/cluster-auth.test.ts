@@ -10,9 +10,11 @@ import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { TokenReviewAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
+import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
 import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
-import { testControllerConfig } from '../harness/controller.ts';
+import { testControllerConfig, apiFetch } from '../harness/controller.ts';
+import { until } from '../harness/wait.ts';
 
 let kube: KubeDouble;
 let c: RunningController;
@@ -24,7 +26,7 @@ beforeAll(async () => {
   c = await startController(config, {
     log: silentLogger,
     mode: 'cluster',
-    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
+    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)), authorizer: new SubjectAccessReviewAuthorizer(kc),
     agentAuth: new TokenReviewAgentAuthenticator(new TokenReviewer(kc, { audiences: ['nemutator'] }), { namespace: 'nemutator', serviceAccount: 'nemutator-agent' }),
   });
 });
@@ -94,11 +96,24 @@ describe('agents in a cluster', () => {
 });
 
 describe('REST API callers in a cluster', () => {
-  it('accepts a Kubernetes token and refuses anything else', async () => {
+  it('authenticates a Kubernetes token, then asks RBAC; anything else is refused', async () => {
     const token = await kube.issueToken({ namespace: 'default', serviceAccount: 'dev' });
-    const ok = await fetch(`${c.apiUrl}/nodes`, { headers: { authorization: `Bearer ${token}` } });
-    expect(ok.status).toBe(200);
-    const bad = await fetch(`${c.apiUrl}/nodes`, { headers: { authorization: 'Bearer not-a-token' } });
+    const nodes = () => apiFetch(c, `${c.apiUrl}/nodes`, { headers: { authorization: `Bearer ${token}` } });
+    const refused = await nodes();
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { code: string }).code).toBe('NEMU_ERR_FORBIDDEN');
+    kube.put({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'node-reader' }, rules: [{ apiGroups: ['nemutator.io'], resources: ['nodes'], verbs: ['list'] }] });
+    kube.put({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'dev-reads-nodes' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'node-reader' },
+      subjects: [{ kind: 'ServiceAccount', name: 'dev', namespace: 'default' }],
+    });
+    // A refusal is remembered for 2 s at most: the new binding is seen once it expires.
+    await until('the binding to take effect', async () => (await nodes()).status === 200, 10_000);
+    const bad = await apiFetch(c, `${c.apiUrl}/nodes`, { headers: { authorization: 'Bearer not-a-token' } });
     expect(bad.status).toBe(401);
+    expect(((await bad.json()) as { code: string }).code).toBe('NEMU_ERR_UNAUTHORIZED');
   });
 });

@@ -8,6 +8,7 @@ import { FleetClient, backoffDelay } from '../../agent/src/fleet/client.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { decodeEnvelope, encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
 import { freePort } from '../harness/ports.ts';
@@ -18,7 +19,7 @@ const AGENT_TOKEN = 'agent-token-for-tests';
 
 async function controller(stateDir: string, ports?: { webhook: number; api: number; fleet: number }): Promise<RunningController> {
   const config = testControllerConfig({ stateDir, webhookPort: ports?.webhook ?? 0, apiPort: ports?.api ?? 0, fleetPort: ports?.fleet ?? 0, fleetMaxFrameBytes: 64 * 1024 });
-  return startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('admin'), agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN) });
+  return startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('admin'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN) });
 }
 
 let seq = 0;

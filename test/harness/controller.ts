@@ -1,13 +1,14 @@
 // A controller for tests: the configuration every test starts from (loopback, ports chosen
 // by the kernel, no Node.js process metrics), and the webhook configuration that points the
 // kube double at it.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../common/src/config.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import type { RunningController } from '../../controller/src/app.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
+import { send, type TransportInit } from '../../controller/src/cli/transport.ts';
 import { LOCAL_DEFAULTS, localSchema, startLocal, type LocalMode } from '../../controller/src/local/main.ts';
 import { controllerSchema, type ControllerConfig } from '../../controller/src/config.ts';
 
@@ -43,6 +44,21 @@ export function webhookConfiguration(c: RunningController): Record<string, unkno
       },
     ],
   };
+}
+
+/**
+ * `fetch` for a controller's REST API: outside local mode on loopback it is served over HTTPS
+ * with the controller's own CA, which this trusts (and nothing else).
+ */
+export function apiFetch(c: { tls: { caPem: string } }, url: string, init: Omit<TransportInit, 'ca'> = {}): Promise<Response> {
+  return send(url, { ...init, ca: c.tls.caPem });
+}
+
+/** The controller's CA in a file, for the CLI's --ca-file. */
+export function caFileOf(c: { tls: { caPem: string } }): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'nemu-ca-')), 'ca.crt');
+  writeFileSync(file, c.tls.caPem);
+  return file;
 }
 
 export interface TestLocal {

@@ -12,6 +12,7 @@ import { silentLogger } from '../../common/src/log.ts';
 import { startController } from '../../controller/src/app.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { registerProfiles } from '../../controller/src/profiles/index.ts';
+import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
 import { buildGo } from '../harness/golang.ts';
@@ -53,7 +54,7 @@ describe('a node that cannot profile', () => {
     const controller = await startController(config, {
       log: silentLogger,
       mode: 'local',
-      apiAuth: new StaticTokenAuthenticator('admin'),
+      apiAuth: new StaticTokenAuthenticator('admin'), authorizer: localAuthorizer,
       agentAuth: new SharedTokenAgentAuthenticator('agent'),
       routes: (router, parts) => void registerProfiles(router, parts),
     });

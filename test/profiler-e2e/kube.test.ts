@@ -18,12 +18,13 @@ import { startController, type RunningController } from '../../controller/src/ap
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
 import { registerProfiles } from '../../controller/src/profiles/index.ts';
+import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
 import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
 import { HOTLOOP, startHotloop, type RunningHotloop } from './hotloop.ts';
-import { testControllerConfig } from '../harness/controller.ts';
+import { testControllerConfig, apiFetch, caFileOf } from '../harness/controller.ts';
 
 const run = promisify(execFile);
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
@@ -48,7 +49,7 @@ beforeAll(async () => {
   controller = await startController(config, {
     log: silentLogger,
     mode: 'cluster',
-    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
+    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)), authorizer: new SubjectAccessReviewAuthorizer(kc),
     agentAuth: new SharedTokenAgentAuthenticator('agent-secret'),
     routes: (router, parts) => void registerProfiles(router, parts),
   });
@@ -101,7 +102,7 @@ async function kubectlNemutator(token: string, ...args: string[]): Promise<{ cod
   } catch {
     // already linked
   }
-  const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, NEMUTATOR_SERVER: controller.apiUrl.replace(/\/api\/v1$/, ''), NEMUTATOR_TOKEN: token };
+  const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, NEMUTATOR_SERVER: controller.apiUrl.replace(/\/api\/v1$/, ''), NEMUTATOR_CA_FILE: caFileOf(controller), NEMUTATOR_TOKEN: token };
   try {
     const r = await run('kubectl', ['nemutator', ...args], { env: { ...env, KUBECONFIG: kube.kubeconfigPath }, cwd: REPO, timeout: 90_000 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
@@ -121,7 +122,7 @@ describe('kubectl nemutator flame against the kube double', () => {
     const folded = readFileSync(out, 'utf8');
     expect(folded).toMatch(/^hotloop \(\d+\);.*main\.hotFunction;main\.inlinedAdd \d+$/m);
     const id = /profile ([0-9a-z-]+)\)/.exec(r.stdout)![1]!;
-    const summary = (await (await fetch(`${controller.apiUrl}/profiles/${id}`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
+    const summary = (await (await apiFetch(controller, `${controller.apiUrl}/profiles/${id}`, { headers: { authorization: `Bearer ${token}` } })).json()) as {
       requestedBy: string;
       target: { node: string; podUid: string };
       processes: Array<{ isGo: boolean; stripped: boolean; container: string }>;
@@ -133,7 +134,7 @@ describe('kubectl nemutator flame against the kube double', () => {
 
   it('refuses a caller without the nemutator-profiler binding, and says which permission is missing', async () => {
     const intruder = await kube.issueToken({ namespace: 'shop', serviceAccount: 'intruder' });
-    const res = await fetch(`${controller.apiUrl}/profiles`, {
+    const res = await apiFetch(controller, `${controller.apiUrl}/profiles`, {
       method: 'POST',
       headers: { authorization: `Bearer ${intruder}`, 'content-type': 'application/json' },
       body: JSON.stringify({ namespace: 'shop', pod: 'api', seconds: 1 }),
@@ -141,7 +142,7 @@ describe('kubectl nemutator flame against the kube double', () => {
     expect(res.status).toBe(403);
     const body = (await res.json()) as { code: string; message: string };
     expect(body.code).toBe('NEMU_ERR_FORBIDDEN');
-    expect(body.message).toMatch(/system:serviceaccount:shop:intruder may not create profiles in namespace shop.*verb create on resource profiles in API group nemutator\.io/);
+    expect(body.message).toMatch(/system:serviceaccount:shop:intruder may not create profiles\.nemutator\.io in namespace shop.*ClusterRole nemutator-profiler/);
 
     const r = await kubectlNemutator(intruder, 'flame', 'shop/api', '-t', '1s', '-o', join(dir, 'x.svg'));
     expect(r.code).not.toBe(0);
@@ -149,7 +150,7 @@ describe('kubectl nemutator flame against the kube double', () => {
 
     // dev's binding is namespaced: another namespace is refused too.
     const dev = await kube.issueToken({ namespace: 'shop', serviceAccount: 'dev' });
-    const other = await fetch(`${controller.apiUrl}/profiles`, {
+    const other = await apiFetch(controller, `${controller.apiUrl}/profiles`, {
       method: 'POST',
       headers: { authorization: `Bearer ${dev}`, 'content-type': 'application/json' },
       body: JSON.stringify({ namespace: 'kube-system', pod: 'coredns', seconds: 1 }),
@@ -159,7 +160,7 @@ describe('kubectl nemutator flame against the kube double', () => {
 
   it('answers 404 for a pod that does not exist', async () => {
     const dev = await kube.issueToken({ namespace: 'shop', serviceAccount: 'dev' });
-    const res = await fetch(`${controller.apiUrl}/profiles`, {
+    const res = await apiFetch(controller, `${controller.apiUrl}/profiles`, {
       method: 'POST',
       headers: { authorization: `Bearer ${dev}`, 'content-type': 'application/json' },
       body: JSON.stringify({ namespace: 'shop', pod: 'nope', seconds: 1 }),

@@ -27,7 +27,7 @@ beforeAll(async () => {
     argv: [
       '--node-name', NODE, '--kubeconfig', world.kube.kubeconfigPath, '--vault-addr', world.vault.addr,
       '--socket-path', join(world.dir, 'full', 'agent.sock'), '--controller-url', 'ws://127.0.0.1:9/fleet',
-      '--host', '127.0.0.1', '--metrics-port', '0', '--rotation-interval', '500ms', '--max-staleness', '1s', '--log-level', 'trace',
+      '--host', '127.0.0.1', '--metrics-port', '0', '--metrics-auth', 'none', '--rotation-interval', '500ms', '--max-staleness', '1s', '--log-level', 'trace',
     ],
   });
   const log = createLogger({ level: 'trace', destination: new Writable({ write(c, _e, cb) { logs.push(String(c)); cb(); } }) });
@@ -76,6 +76,7 @@ describe('no secret value leaks', () => {
     expect(w.status).toBe(200);
 
     const res = await fetch(agent.metricsUrl!);
+    expect(res.status).toBe(200);
     const metrics = await res.text();
     const status = JSON.stringify(await agent.secrets!.handlers.secretStatus({ secretStatus: {} }));
     const everything = [logs.join(''), answers.join('\n'), metrics, status].join('\n');

@@ -12,9 +12,10 @@ import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
-import { testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
+import { testControllerConfig, webhookConfiguration, apiFetch } from '../harness/controller.ts';
 
 const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -37,9 +38,9 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-secrets-adm-'));
   kube = await startKubeDouble();
   const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', initImage: 'registry.local/nemutator/init:test' });
-  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
+  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
   // a dictionary entry whose value is itself a reference (the env mutator resolves it first)
-  const put = await fetch(`${c.apiUrl}/dictionary/nemu_env_apitoken`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ value: 'vault:secret/app/api#token' }) });
+  const put = await apiFetch(c, `${c.apiUrl}/dictionary/nemu_env_apitoken`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ value: 'vault:secret/app/api#token' }) });
   expect(put.status).toBe(200);
   await kubectl(['apply', '-f', '-'], webhookConfiguration(c));
   await kubectl(['create', '-f', '-'], { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
@@ -97,7 +98,7 @@ describe('secrets at admission through the API server double', () => {
     const stored = JSON.stringify(kube.get('pods', NS, 'api')!.spec);
     expect(stored).not.toContain('vault:');
     expect(stored).not.toContain('nemu_env_apitoken');
-    const { body } = await (await fetch(`${c.apiUrl}/mutations?namespace=${NS}&name=api&kind=Pod`, { headers: { authorization: `Bearer ${TOKEN}` } })).json().then((b) => ({ body: b as Obj }));
+    const { body } = await (await apiFetch(c, `${c.apiUrl}/mutations?namespace=${NS}&name=api&kind=Pod`, { headers: { authorization: `Bearer ${TOKEN}` } })).json().then((b) => ({ body: b as Obj }));
     expect(body.items[0].verbs).toEqual(['env', 'secrets']);
   });
 

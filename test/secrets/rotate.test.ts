@@ -17,11 +17,13 @@ import { runCli } from '../../controller/src/cli/main.ts';
 import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
+import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
 import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
 import type { ICommand } from '../../proto/codec.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
-import { testControllerConfig } from '../harness/controller.ts';
+import { testControllerConfig, apiFetch, caFileOf } from '../harness/controller.ts';
 import { standInAgent } from '../harness/fleet.ts';
+import { until } from '../harness/wait.ts';
 
 const exec = promisify(execFile);
 const AGENT_TOKEN = 'agent-token';
@@ -49,14 +51,14 @@ function agent(nodeName: string, handlers: CommandHandlers): Promise<FleetClient
 }
 
 async function api<T = Record<string, any>>(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const res = await fetch(c.apiUrl + path, { method, headers: { authorization: `Bearer ${token}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const res = await apiFetch(c, c.apiUrl + path, { method, headers: { authorization: `Bearer ${token}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   return { status: res.status, body: (await res.json()) as T };
 }
 
 async function cli(token: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await runCli([...args, '--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--token', token], { out: (s) => (out += s + '\n'), err: (s) => (err += s + '\n') });
+  const code = await runCli([...args, '--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFileOf(c), '--token', token], { out: (s) => (out += s + '\n'), err: (s) => (err += s + '\n') });
   return { code, out, err };
 }
 
@@ -68,7 +70,7 @@ beforeAll(async () => {
   c = await startController(config, {
     log: silentLogger,
     mode: 'cluster',
-    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
+    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)), authorizer: new SubjectAccessReviewAuthorizer(kc),
     agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN),
     admission: createAdmission,
     routes: registerRoutes,
@@ -139,7 +141,7 @@ describe('POST /api/v1/secrets/rotate', () => {
     const { status, body } = await api(outsiderToken, 'POST', '/secrets/rotate', { path: 'secret/app/db' });
     expect(status).toBe(403);
     expect(body.code).toBe('NEMU_ERR_FORBIDDEN');
-    expect(body.message).toContain('system:serviceaccount:shop:default may not rotate secrets');
+    expect(body.message).toContain('system:serviceaccount:shop:default may not create secretrotations.nemutator.io cluster-wide');
     expect(body.message).toContain('nemutator-secrets-rotator');
     expect(received).toEqual([]);
   });
@@ -156,7 +158,7 @@ describe('POST /api/v1/secrets/rotate', () => {
 
 describe('GET /api/v1/secrets/status', () => {
   it('lists which pod and container holds which version, and which it acknowledged', async () => {
-    const { status, body } = await api(outsiderToken, 'GET', '/secrets/status?path=secret/app/db');
+    const { status, body } = await api(rotatorToken, 'GET', '/secrets/status?path=secret/app/db');
     expect(status).toBe(200);
     expect(body.holders.map((h: { pod: string }) => h.pod)).toEqual(['api-0', 'web-1', 'web-2']);
     expect(body.holders[0]).toEqual({ node: 'node-b', namespace: 'api', pod: 'api-0', podUid: 'u-3', container: 'srv', path: 'secret/app/db', version: 4, ackedVersion: 0, ackedAt: null, current: false });
@@ -169,6 +171,25 @@ describe('GET /api/v1/secrets/status', () => {
     ]);
     const statusCommands = received.filter((r) => r.command.secretStatus);
     expect(statusCommands.every((r) => r.command.secretStatus!.path === 'secret/app/db')).toBe(true);
+  });
+
+  it('shows a caller bound in one namespace only that namespace’s holders, and nothing cluster-wide', async () => {
+    kube.put({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'shop-secret-status', namespace: 'shop' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'nemutator-secrets-rotator' },
+      subjects: [{ kind: 'ServiceAccount', name: 'default', namespace: 'shop' }],
+    });
+    const everywhere = await api(outsiderToken, 'GET', '/secrets/status?path=secret/app/db');
+    expect(everywhere.status).toBe(403);
+    expect(everywhere.body.message).toContain('list secretstatus.nemutator.io cluster-wide');
+    const shop = await until('the RoleBinding to take effect', async () => {
+      const r = await api(outsiderToken, 'GET', '/secrets/status?path=secret/app/db&namespace=shop');
+      return r.status === 200 ? r.body : undefined;
+    });
+    expect(shop.holders.map((h: { namespace: string; pod: string }) => `${h.namespace}/${h.pod}`)).toEqual(['shop/web-1', 'shop/web-2']);
+    expect((await api(outsiderToken, 'GET', '/secrets/status?path=secret/app/db&namespace=api')).status).toBe(403);
   });
 });
 

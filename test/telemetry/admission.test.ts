@@ -19,13 +19,14 @@ import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.t
 import { runCli } from '../../controller/src/cli/main.ts';
 import { formatCpu } from '../../controller/src/mutators/quantity.ts';
 import { formatMemory } from '../../controller/src/telemetry/source.ts';
+import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { telemetryTestHooks } from '../../controller/src/telemetry/feature.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { openMetrics } from '../harness/openmetrics.ts';
 import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
 import { generateHistory, seriesOf, type FixturePod } from './fixture.ts';
-import { testControllerConfig } from '../harness/controller.ts';
+import { testControllerConfig, apiFetch, caFileOf } from '../harness/controller.ts';
 import { until } from '../harness/wait.ts';
 
 const exec = promisify(execFile);
@@ -53,7 +54,7 @@ async function kubectl(args: string[], stdin?: unknown): Promise<{ stdout: strin
   return child;
 }
 async function api<T = Obj>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${c.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const res = await apiFetch(c, `${c.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
   const json = (await res.json()) as T;
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
   return json;
@@ -76,7 +77,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-telemetry-adm-'));
   [prom, kube] = await Promise.all([startPrometheus({ backfill: openMetrics(seriesOf(history, end - 2 * 86400)) }), startKubeDouble()]);
   const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', prometheusUrl: prom.url, telemetryWindow: 2 * 86_400_000, confidenceHistory: 2 * 86_400_000, telemetryRefresh: 3_600_000, resizeOnSeasonFlip: 'on', resizeRate: 6000, });
-  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
+  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
   await until('the first telemetry refresh', async () => { const s = await api('GET', '/seasons'); if (s.error) throw new Error(JSON.stringify(s.error)); return s.lastRefresh?.ok; }, 15_000, 100);
   await kubectl(['apply', '-f', '-'], {
     apiVersion: 'admissionregistration.k8s.io/v1',
@@ -130,7 +131,7 @@ describe('telemetry-driven resources through the API server double', () => {
     expect(pod.node).toBe('node-1');
     expect(model.nodes.find((n: Obj) => n.name === 'node-1').pods).toBeGreaterThanOrEqual(2);
     expect(model.counts).toMatchObject({ deployments: 1, replicasets: 1, nodes: 1 });
-    const exp = await fetch(`${c.apiUrl}/model/export`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const exp = await apiFetch(c, `${c.apiUrl}/model/export`, { headers: { authorization: `Bearer ${TOKEN}` } });
     expect(exp.headers.get('content-disposition')).toMatch(/attachment; filename="nemutator-model.json"/);
     expect(JSON.parse(await exp.text()).pods.length).toBe(model.pods.length);
 
@@ -140,7 +141,7 @@ describe('telemetry-driven resources through the API server double', () => {
     expect(row.offPeak.cpu).toBeCloseTo(rec.offPeak.requests.cpu, 9);
     expect(row.current.cpu).toBeCloseTo(Number(formatCpu(rec.offPeak.requests.cpu).replace('m', '')) / 1000, 9);
     const out: string[] = [];
-    const code = await runCli(['--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--token', TOKEN, 'whatif'], { out: (t) => out.push(t), err: (t) => out.push(t) });
+    const code = await runCli(['--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFileOf(c), '--token', TOKEN, 'whatif'], { out: (t) => out.push(t), err: (t) => out.push(t) });
     expect(code).toBe(0);
     expect(out.join('\n')).toMatch(/shop\/Deployment\/web\s+app\s+4\s/);
   });
@@ -218,7 +219,7 @@ describe('telemetry-driven resources through the API server double', () => {
   it('with Prometheus stopped a pod is admitted with a warning and its resources untouched, while the rest of the chain still runs', async () => {
     await api('PUT', '/dictionary/nemu_label_team', { value: 'team' });
     await prom.stop();
-    await fetch(`${c.apiUrl}/telemetry/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    await apiFetch(c, `${c.apiUrl}/telemetry/refresh`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
     const seasons = await api('GET', '/seasons');
     expect(seasons.error.code).toBe('NEMU_ERR_PROMETHEUS');
     const { stderr } = await kubectl(['create', '-f', '-'], {

@@ -9,11 +9,11 @@ import type { Router } from '../server/router.ts';
 import type { SkipRules } from './skip-rules.ts';
 
 export function registerSkipRuleRoutes(router: Router, skipRules: SkipRules): void {
-  router.get('/api/v1/skip-rules', async (req) => {
+  router.get('/api/v1/skip-rules', { verb: 'list', resource: 'skiprules', scope: 'query' }, async (req) => {
     const namespace = req.query.get('namespace') || undefined;
     return { items: await skipRules.list(namespace) };
   });
-  router.delete('/api/v1/skip-rules/{namespace}/{kind}/{name}', async (req) => {
+  router.delete('/api/v1/skip-rules/{namespace}/{kind}/{name}', { verb: 'delete', resource: 'skiprules', scope: 'param:namespace' }, async (req) => {
     const { namespace, kind, name } = req.params as { namespace: string; kind: string; name: string };
     if (!(await skipRules.remove(namespace, kind, name))) {
       throw new NemuError(ErrorCodes.NOT_FOUND, `there is no skip rule for ${kind} ${namespace}/${name}; 'nemutator skip-rules list' shows the rules`, { status: 404 });

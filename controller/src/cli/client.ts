@@ -3,15 +3,29 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { CliConfig } from './config.ts';
+import { send } from './transport.ts';
 
 export class ApiClient {
-  constructor(readonly base: string, private readonly token: string) {}
+  constructor(
+    readonly base: string,
+    private readonly token: string,
+    private readonly ca?: string,
+  ) {}
 
   static fromConfig(config: CliConfig): ApiClient {
     let token = config.token;
     const file = join(config.stateDir, 'admin-token');
     if (!token && existsSync(file)) token = readFileSync(file, 'utf8').trim();
-    return new ApiClient(config.server.replace(/\/+$/, ''), token);
+    const localCa = join(config.stateDir, 'tls', 'ca.crt');
+    let ca: string | undefined;
+    if (config.caFile) {
+      try {
+        ca = readFileSync(config.caFile, 'utf8');
+      } catch (e) {
+        throw new NemuError(ErrorCodes.CONFIG, `cannot read --ca-file ${config.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    } else if (existsSync(localCa)) ca = readFileSync(localCa, 'utf8');
+    return new ApiClient(config.server.replace(/\/+$/, ''), token, ca);
   }
 
   async request(method: string, path: string, body?: unknown): Promise<Response> {
@@ -20,13 +34,14 @@ export class ApiClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(this.base + path, { method, headers, body: body === undefined ? null : JSON.stringify(body) });
+      res = await send(this.base + path, { method, headers, body: body === undefined ? null : JSON.stringify(body), ...(this.ca ? { ca: this.ca } : {}) });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new NemuError(
-        ErrorCodes.BAD_REQUEST,
-        `cannot reach the controller at ${this.base} (${cause?.code ?? cause?.message ?? (e as Error).message}); is it running (npm start) and is --server right?`,
-      );
+      const why = cause?.code ?? cause?.message ?? (e as Error).message;
+      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(why)) {
+        throw new NemuError(ErrorCodes.TLS, `the controller at ${this.base} presented a certificate this CLI does not trust (${why}); pass --ca-file with the controller's CA (docs/security.md)`);
+      }
+      throw new NemuError(ErrorCodes.BAD_REQUEST, `cannot reach the controller at ${this.base} (${why}); is it running (npm start) and is --server right?`);
     }
     if (!res.ok) {
       let code: string = ErrorCodes.INTERNAL;

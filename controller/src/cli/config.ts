@@ -2,7 +2,8 @@
 import { loadConfig, oneOf, string, url, type ConfigOf } from '../../../common/src/config.ts';
 
 export const cliSchema = {
-  server: url('http://127.0.0.1:8080', "The controller's REST API (local mode: http://127.0.0.1:8080)."),
+  server: url('http://127.0.0.1:8080', "The controller's REST API (local mode: http://127.0.0.1:8080; in a cluster https://…, e.g. after kubectl port-forward -n nemutator svc/nemutator-controller 8080)."),
+  caFile: string('', "CA certificate (PEM) the https server must chain to. Empty: <stateDir>/tls/ca.crt when it exists, else the system's CAs. In a cluster: kubectl get configmap -n nemutator nemutator-ca -o jsonpath='{.data.ca\\.crt}'."),
   token: string('', 'Bearer token for the REST API. Empty: read <stateDir>/admin-token (local mode), else the kubeconfig user token.', { secret: true }),
   stateDir: string('.nemutator', 'Local-mode state directory, where the admin token is read from.'),
   output: oneOf(['table', 'json'] as const, 'table', 'Output format.'),
@@ -10,7 +11,7 @@ export const cliSchema = {
 
 export type CliConfig = ConfigOf<typeof cliSchema>;
 
-const GLOBAL_FLAGS = new Set(['--server', '--token', '--state-dir', '--output', '--config']);
+const GLOBAL_FLAGS = new Set(['--server', '--token', '--state-dir', '--ca-file', '--output', '--config']);
 
 /** Splits argv into the CLI's global flags and the command's own arguments. `-o json` is short for `--output json`. */
 export function splitGlobalFlags(argv: readonly string[]): { global: string[]; rest: string[] } {

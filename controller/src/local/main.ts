@@ -14,6 +14,7 @@ import { startController } from '../app.ts';
 import { controllerSchema } from '../config.ts';
 import { createAdmission, registerRoutes } from '../features.ts';
 import { SharedTokenAgentAuthenticator } from '../fleet/auth.ts';
+import { localAuthorizer } from '../server/access.ts';
 import { StaticTokenAuthenticator, generateToken } from '../server/auth.ts';
 
 export const localSchema = {
@@ -64,6 +65,7 @@ export async function startLocal(config: LocalConfig, log = createLogger({ level
       log: log.child({ program: 'controller' }),
       mode: 'local',
       apiAuth: new StaticTokenAuthenticator(adminToken),
+      authorizer: localAuthorizer,
       agentAuth: new SharedTokenAgentAuthenticator(agentToken),
       admission: createAdmission,
       routes: registerRoutes,

@@ -23,7 +23,7 @@ export function registerMutationRoutes(router: Router, deps: MutationRoutesDeps)
     if (cluster === null) cluster = clusterFromConfig(deps.config.kubeconfig);
     return cluster;
   };
-  router.get('/api/v1/mutations', async (req) => {
+  router.get('/api/v1/mutations', { verb: 'list', resource: 'mutations', scope: 'query' }, async (req) => {
     const filter: MutationFilter = {};
     for (const k of ['namespace', 'name', 'kind'] as const) {
       const v = req.query.get(k);
@@ -37,12 +37,15 @@ export function registerMutationRoutes(router: Router, deps: MutationRoutesDeps)
     }
     return { items: await deps.log.list(filter) };
   });
-  router.get('/api/v1/mutations/{id}', async (req) => {
+  router.get('/api/v1/mutations/{id}', { verb: 'get', resource: 'mutations', scope: 'object' }, async (req) => {
     const e = await deps.log.get(req.params.id!);
+    // Existence is shown only to whoever may read it: an unknown id needs the cluster-wide permission.
+    await req.authorize(e?.namespace);
     if (!e) throw new NemuError(ErrorCodes.NOT_FOUND, `mutation ${req.params.id} is not in the mutation log; 'nemutator mutations list' shows the known ones`, { status: 404 });
     return e;
   });
-  router.post('/api/v1/mutations/{id}/rollback', async (req) => {
+  router.post('/api/v1/mutations/{id}/rollback', { verb: 'create', resource: 'mutations', subresource: 'rollback', scope: 'object' }, async (req) => {
+    await req.authorize((await deps.log.get(req.params.id!))?.namespace);
     const result = await rollback(req.params.id!, req.user?.username, { cluster: getCluster(), log: deps.log, skipRules: deps.skipRules });
     deps.logger.info({ id: result.id, kind: result.kind, namespace: result.namespace, name: result.name, action: result.action, user: req.user?.username }, 'mutation rolled back');
     return result;

@@ -3,7 +3,6 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../../common/src/kube.ts';
 import type { ControllerParts } from '../app.ts';
 import type { Router } from '../server/router.ts';
-import { LocalAuthorizer, SubjectAccessReviewAuthorizer } from './authorize.ts';
 import { ContinuousProfiler } from './continuous.ts';
 import { registerProfileRoutes } from './routes.ts';
 import { ProfileService } from './service.ts';
@@ -15,8 +14,7 @@ export function registerProfiles(router: Router, parts: ControllerParts): { serv
   const store = new ProfileStore(parts.store, config.profileRetention, config.profileMaxAge);
   const log = parts.log.child({ component: 'profiles' });
   const service = new ProfileService({ hub: parts.hub, registry: parts.registry, store, log, ...(kube ? { kube } : {}) });
-  const authorizer = kube ? new SubjectAccessReviewAuthorizer(kube) : new LocalAuthorizer();
-  registerProfileRoutes(router, { service, store, authorizer });
+  registerProfileRoutes(router, { service, store });
   if (!config.profileContinuous) return { service, store };
 
   const core = kube?.makeApiClient(CoreV1Api);

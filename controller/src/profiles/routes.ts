@@ -3,13 +3,12 @@
  *   POST /api/v1/profiles {namespace, pod, container?, seconds?, hz?}  (local mode: {pid})
  *   GET  /api/v1/profiles[?namespace=&pod=]                             newest first, no stacks
  *   GET  /api/v1/profiles/{id}?format=pprof|speedscope|folded|svg[&base=<id>]
- * Without format, GET of one profile answers its summary as JSON. Reading a profile needs the
- * permission to take one in that namespace (verb create on profiles.nemutator.io): profiles
- * show a pod's code paths, the same thing a capture does (ClusterRole nemutator-profiler).
+ * Without format, GET of one profile answers its summary as JSON. Capturing needs verb create
+ * on profiles.nemutator.io in the pod's namespace, reading get or list there: profiles show a
+ * pod's code paths (ClusterRole nemutator-profiler, not part of the viewer).
  */
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { Router } from '../server/router.ts';
-import type { ProfileAuthorizer } from './authorize.ts';
 import type { StoredProfile } from './model.ts';
 import { isFormat, renderProfile, FORMATS } from './render/index.ts';
 import { parseProfileRequest, type ProfileService } from './service.ts';
@@ -18,7 +17,6 @@ import { summarize, type ProfileStore } from './store.ts';
 export interface ProfileRoutesOptions {
   service: ProfileService;
   store: ProfileStore;
-  authorizer: ProfileAuthorizer;
 }
 
 function links(id: string): Record<string, string> {
@@ -31,29 +29,30 @@ function titleOf(p: StoredProfile): string {
 }
 
 export function registerProfileRoutes(router: Router, opts: ProfileRoutesOptions): void {
-  const { service, store, authorizer } = opts;
+  const { service, store } = opts;
   const notFound = (id: string) => new NemuError(ErrorCodes.NOT_FOUND, `no profile ${id} (it may have been pruned by the retention limit)`, { status: 404 });
 
-  router.post('/api/v1/profiles', async (req) => {
+  router.post('/api/v1/profiles', { verb: 'create', resource: 'profiles', scope: 'object' }, async (req) => {
     const spec = parseProfileRequest(await req.json());
-    await authorizer.check(req.user, 'create', spec.pid ? '' : spec.namespace);
+    // A pod's profile is its namespace's business; a bare pid (local mode) is the node's, cluster-wide.
+    await req.authorize(spec.pid ? undefined : spec.namespace);
+    req.audit(spec.pid ? { pid: String(spec.pid) } : { pod: spec.pod ?? '', ...(spec.container ? { container: spec.container } : {}) });
     const p = await service.capture(spec, req.user);
     return { status: 201, body: { ...summarize(p), links: links(p.id) } };
   });
 
-  router.get('/api/v1/profiles', async (req) => {
-    const namespace = req.query.get('namespace') ?? undefined;
-    await authorizer.check(req.user, 'create', namespace ?? '');
+  router.get('/api/v1/profiles', { verb: 'list', resource: 'profiles', scope: 'query' }, async (req) => {
+    const namespace = req.query.get('namespace') || undefined;
     const pod = req.query.get('pod') ?? undefined;
     const limit = Number(req.query.get('limit') ?? 100);
     const items = await store.list({ ...(namespace ? { namespace } : {}), ...(pod ? { pod } : {}), limit: Number.isFinite(limit) ? limit : 100 });
     return { items: items.map((p) => ({ ...summarize(p), links: links(p.id) })) };
   });
 
-  router.get('/api/v1/profiles/{id}', async (req) => {
+  router.get('/api/v1/profiles/{id}', { verb: 'get', resource: 'profiles', scope: 'object' }, async (req) => {
     const p = await store.get(req.params.id!);
+    await req.authorize(p && !p.target.pid ? p.target.namespace : undefined);
     if (!p) throw notFound(req.params.id!);
-    await authorizer.check(req.user, 'create', p.target.pid ? '' : p.target.namespace);
     const format = req.query.get('format');
     const baseId = req.query.get('base');
     if (format === null || format === '' || format === 'json') return { ...summarize(p), links: links(p.id) };
@@ -62,8 +61,8 @@ export function registerProfileRoutes(router: Router, opts: ProfileRoutesOptions
     if (baseId) {
       if (format !== 'svg') throw new NemuError(ErrorCodes.BAD_REQUEST, 'base (a differential flamegraph) needs format=svg', { status: 400 });
       base = await store.get(baseId);
+      await req.authorize(base && !base.target.pid ? base.target.namespace : undefined);
       if (!base) throw notFound(baseId);
-      await authorizer.check(req.user, 'create', base.target.pid ? '' : base.target.namespace);
     }
     const title = base ? `Differential flamegraph: ${p.id} against ${base.id}` : titleOf(p);
     const { content, contentType } = renderProfile(p.data, format, { title, ...(base ? { base: base.data } : {}) });

@@ -1,63 +1,191 @@
 /**
- * The REST API server (`/api/v1/...`, `/healthz`, `/readyz`). Callers present a bearer token;
- * the Authenticator decides who they are (admin token in local mode, TokenReview in a
- * cluster). Authorization of individual actions is the handlers' business.
+ * The REST API server (`/api/v1/...`, `/healthz`, `/readyz`). For every request that is not a
+ * health probe, in this order: the caller is authenticated from its bearer token (admin token
+ * in local mode, TokenReview in a cluster) — 401 otherwise; held to its identity's rate limit
+ * — 429 with Retry-After; authorized for the route's declared permission (SubjectAccessReview
+ * in a cluster) — 403 naming the permission; then served. Every state-changing call is
+ * written to the audit log with its outcome, refusals included.
  */
-import { createServer, type Server } from 'node:http';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { Counter } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { ErrorCodes, NemuError, isNemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
+import type { AuditLog } from '../audit/log.ts';
+import { describePermission, requirePermission, type Access, type Authorizer } from './access.ts';
 import { parseJson, readBody, send } from './http.ts';
-import { errorBody, isApiResponse, logUnexpected, type ApiRequest, type Authenticator, type Router } from './router.ts';
+import { RateLimiter, type RateLimit } from './rate-limit.ts';
+import { errorBody, isApiResponse, logUnexpected, type ApiRequest, type Authenticator, type Route, type Router } from './router.ts';
 
 export interface ApiServerOptions {
   router: Router;
   auth: Authenticator;
+  authorizer: Authorizer;
   log: Logger;
+  audit?: AuditLog;
+  metrics?: Registry;
   maxBodyBytes?: number;
+  /** Per identity; default 20/s, bursts of 40. */
+  rateLimit?: RateLimit;
+  /** HTTPS with this certificate; plain HTTP without (local mode on loopback only). */
+  tls?: { cert: string; key: string };
 }
 
-export function createApiServer(opts: ApiServerOptions): Server {
+export interface ApiServer {
+  server: Server | HttpsServer;
+  setCertificate(cert: string, key: string): void;
+}
+
+/** The path of a request target; undefined when it is not one (absolute forms the URL parser rejects, `*`, garbage). */
+function parseTarget(target: string | undefined): { path: string; query: URLSearchParams } | undefined {
+  try {
+    const url = new URL(target ?? '/', 'http://localhost');
+    return { path: url.pathname, query: url.searchParams };
+  } catch {
+    return undefined;
+  }
+}
+
+function namespaceOf(access: Access, params: Record<string, string>, query: URLSearchParams): string | undefined {
+  if (access.scope === 'cluster' || access.scope === 'object') return undefined;
+  if (access.scope === 'query') return query.get('namespace') || undefined;
+  return params[access.scope.slice('param:'.length)];
+}
+
+function actionOf(access: Access): string {
+  return `${access.verb} ${access.subresource ? `${access.resource}/${access.subresource}` : access.resource}`;
+}
+
+export function createApiServer(opts: ApiServerOptions): ApiServer {
   const limit = opts.maxBodyBytes ?? 1024 * 1024;
-  return createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  const limiter = new RateLimiter(opts.rateLimit ?? { rate: 20, burst: 40 });
+  // Bad tokens are limited per client address, before any TokenReview is spent on them.
+  const failedAuth = new RateLimiter({ rate: Math.max(1, (opts.rateLimit?.rate ?? 20) / 2), burst: opts.rateLimit?.burst ?? 40 });
+  const requests = opts.metrics
+    ? new Counter({ name: 'nemutator_api_requests_total', help: 'REST API requests, by method, route pattern and status code.', labelNames: ['method', 'route', 'code'], registers: [opts.metrics] })
+    : undefined;
+
+  const serve = async (req: IncomingMessage, res: ServerResponse, route: Route, request: ApiRequest): Promise<void> => {
+    const access = route.access;
+    if (access === 'public') {
+      const out = await route.handler(request);
+      send(res, isApiResponse(out) ? out : { status: 200, body: out });
+      return;
+    }
+    const address = req.socket.remoteAddress ?? '';
+    const blocked = failedAuth.peek(address);
+    if (blocked > 0) throw rateLimited(blocked, 'this address (too many refused tokens)');
+    const user = await opts.auth.authenticate(req.headers.authorization);
+    if (!user) {
+      failedAuth.take(address);
+      throw new NemuError(
+        ErrorCodes.UNAUTHORIZED,
+        'missing, invalid or expired bearer token, or one issued for another audience; pass --token (CLI) or an Authorization: Bearer header',
+        { status: 401 },
+      );
+    }
+    request.user = user;
+    const wait = limiter.take(`${user.username}\u0000${user.groups.join(',')}`);
+    if (wait > 0) throw rateLimited(wait, user.username);
+    const changes = route.method !== 'GET';
+    const target: Record<string, string> = { ...request.params };
+    request.audit = (t) => Object.assign(target, t);
+    let checkedIn: string | undefined | null = null;
+    request.authorize = async (namespace) => {
+      checkedIn = namespace;
+      if (namespace) target.namespace = namespace;
+      await requirePermission(opts.authorizer, user, access, namespace);
+    };
+    const record = (outcome: 'succeeded' | 'denied' | 'failed', status: number, code?: string) =>
+      changes && opts.audit
+        ? opts.audit.record({
+            user: user.username,
+            groups: user.groups,
+            action: actionOf(access),
+            method: route.method,
+            path: request.path,
+            target,
+            ...(checkedIn ? { namespace: checkedIn } : {}),
+            outcome,
+            status,
+            ...(code ? { code } : {}),
+          })
+        : undefined;
+    try {
+      if (access.scope !== 'object') await request.authorize(namespaceOf(access, request.params, request.query));
+      const out = await route.handler(request);
+      if (checkedIn === null) {
+        // An `object` route that forgot to authorize: answer nothing rather than serve unguarded.
+        throw new NemuError(ErrorCodes.INTERNAL, `route ${route.method} ${request.path} did not check ${describePermission(access, undefined)}`, { status: 500 });
+      }
+      const answer = isApiResponse(out) ? out : { status: 200, body: out };
+      await record('succeeded', answer.status ?? 200);
+      send(res, answer);
+    } catch (e) {
+      const status = isNemuError(e) ? e.status : 500;
+      const code = isNemuError(e) ? e.code : ErrorCodes.INTERNAL;
+      await record(code === ErrorCodes.FORBIDDEN ? 'denied' : 'failed', status, code);
+      throw e;
+    }
+  };
+
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
     const method = req.method ?? 'GET';
     const started = Date.now();
+    let pattern = 'unmatched';
     void (async () => {
       try {
-        const { route, params, allowed } = opts.router.match(method, url.pathname);
+        const target = parseTarget(req.url);
+        if (!target) throw new NemuError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path', { status: 400 });
+        const { route, params, allowed } = opts.router.match(method, target.path);
         if (!route) {
           if (allowed.length > 0) {
-            throw new NemuError(ErrorCodes.BAD_REQUEST, `${method} is not allowed on ${url.pathname}; use ${allowed.join(' or ')}`, { status: 405 });
+            throw new NemuError(ErrorCodes.BAD_REQUEST, `${method} is not allowed on ${target.path}; use ${allowed.join(' or ')}`, { status: 405 });
           }
-          throw new NemuError(ErrorCodes.NOT_FOUND, `no such endpoint: ${method} ${url.pathname}; see the API reference in README.md`, { status: 404 });
+          throw new NemuError(ErrorCodes.NOT_FOUND, `no such endpoint: ${method} ${target.path}; see the API reference in README.md`, { status: 404 });
         }
+        pattern = '/' + route.parts.join('/');
         let body: Buffer | undefined;
         const raw = async () => (body ??= await readBody(req, limit));
         const request: ApiRequest = {
           method,
-          path: url.pathname,
+          path: target.path,
           params,
-          query: url.searchParams,
+          query: target.query,
           headers: req.headers,
           raw,
           json: async <T>() => parseJson<T>(await raw()),
+          authorize: async () => {
+            throw new NemuError(ErrorCodes.INTERNAL, 'a public route has no permission to check', { status: 500 });
+          },
+          audit: () => {},
         };
-        if (!route.public) {
-          const user = await opts.auth.authenticate(req.headers.authorization);
-          if (!user) {
-            throw new NemuError(ErrorCodes.UNAUTHORIZED, 'missing or invalid bearer token; pass --token (CLI) or an Authorization: Bearer header', { status: 401 });
-          }
-          request.user = user;
-        }
-        const out = await route.handler(request);
-        send(res, isApiResponse(out) ? out : { status: 200, body: out });
-        opts.log.debug({ method, path: url.pathname, status: res.statusCode, ms: Date.now() - started }, 'api request');
+        await serve(req, res, route, request);
+        opts.log.debug({ method, path: target.path, status: res.statusCode, ms: Date.now() - started }, 'api request');
       } catch (e) {
-        logUnexpected(opts.log, e, `api ${method} ${url.pathname} failed`);
+        logUnexpected(opts.log, e, `api ${method} ${pattern} failed`);
         const { status, body } = errorBody(e);
-        if (!res.headersSent) send(res, { status, body });
+        const headers: Record<string, string> = isNemuError(e) && e.code === ErrorCodes.RATE_LIMITED ? { 'retry-after': String((e as RateLimitedError).retryAfter) } : {};
+        if (!res.headersSent) send(res, { status, body, headers });
         else res.destroy();
+      } finally {
+        requests?.inc({ method, route: pattern, code: String(res.statusCode) });
       }
     })();
-  });
+  };
+
+  if (!opts.tls) return { server: createHttpServer(listener), setCertificate: () => {} };
+  const server = createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, listener);
+  return { server, setCertificate: (cert, key) => server.setSecureContext({ cert, key, minVersion: 'TLSv1.2' }) };
+}
+
+class RateLimitedError extends NemuError {
+  constructor(readonly retryAfter: number, who: string) {
+    super(ErrorCodes.RATE_LIMITED, `too many requests from ${who}; retry in ${retryAfter} s (apiRateLimit, apiRateBurst)`, { status: 429 });
+  }
+}
+
+function rateLimited(seconds: number, who: string): RateLimitedError {
+  return new RateLimitedError(seconds, who);
 }

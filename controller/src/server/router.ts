@@ -1,12 +1,15 @@
 /**
  * A small JSON router for the REST API (/api/v1/...). Handlers take a parsed request and
  * return a value; errors become `{ code, message }` answers with the right status. Request
- * bodies are size-limited and must be JSON.
+ * bodies are size-limited and must be JSON. Every route declares who may call it (an
+ * `Access`: verb, resource and scope in nemutator.io, see access.ts) or says it is public;
+ * a route without either is refused at registration, so no route is added unguarded.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { ErrorCodes, NemuError, isNemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
+import type { Access } from './access.ts';
 
 export interface Identity {
   username: string;
@@ -22,6 +25,13 @@ export interface ApiRequest {
   headers: IncomingHttpHeaders;
   /** The caller, once authenticated (undefined on public routes). */
   user?: Identity;
+  /**
+   * Checks the route's permission in `namespace` (undefined: cluster-wide). Routes of scope
+   * `object` call it once they know the object's namespace, before revealing or changing it.
+   */
+  authorize(namespace: string | undefined): Promise<void>;
+  /** Adds what the action was about to its audit record (names and references, never values). */
+  audit(target: Record<string, string>): void;
   /** The JSON body; throws NEMU_ERR_BAD_REQUEST when it is not JSON, NEMU_ERR_PAYLOAD_TOO_LARGE past the limit. */
   json<T = unknown>(): Promise<T>;
   raw(): Promise<Buffer>;
@@ -43,16 +53,29 @@ export interface Authenticator {
   authenticate(authorization: string | undefined): Promise<Identity | undefined>;
 }
 
-interface Route {
+export interface Route {
   method: string;
   parts: string[];
   handler: Handler;
-  public: boolean;
+  /** `public`: no bearer token needed (health probes only). */
+  access: Access | 'public';
 }
 
-export interface RouteOptions {
-  /** No bearer token needed (health probes). */
-  public?: boolean;
+const VERBS = new Set(['get', 'list', 'create', 'update', 'delete']);
+
+function checkAccess(method: string, pattern: string, access: Access | 'public'): void {
+  if (access === 'public') return;
+  const ok =
+    typeof access === 'object' &&
+    access !== null &&
+    VERBS.has(access.verb) &&
+    /^[a-z]+$/.test(access.resource) &&
+    (access.subresource === undefined || /^[a-z]+$/.test(access.subresource)) &&
+    (['cluster', 'query', 'object'].includes(access.scope) || /^param:[A-Za-z]+$/.test(access.scope));
+  if (!ok) throw new Error(`route ${method} ${pattern} declares no valid permission; every route needs {verb, resource, scope} or 'public'`);
+  if (access.scope.startsWith('param:') && !pattern.includes(`{${access.scope.slice(6)}}`)) {
+    throw new Error(`route ${method} ${pattern} takes its namespace from {${access.scope.slice(6)}}, which the path lacks`);
+  }
 }
 
 export function isApiResponse(v: unknown): v is ApiResponse {
@@ -67,22 +90,23 @@ export function isApiResponse(v: unknown): v is ApiResponse {
 export class Router {
   private readonly routes: Route[] = [];
 
-  add(method: string, pattern: string, handler: Handler, opts: RouteOptions = {}): this {
-    this.routes.push({ method: method.toUpperCase(), parts: pattern.split('/').filter(Boolean), handler, public: opts.public ?? false });
+  add(method: string, pattern: string, access: Access | 'public', handler: Handler): this {
+    checkAccess(method, pattern, access);
+    this.routes.push({ method: method.toUpperCase(), parts: pattern.split('/').filter(Boolean), handler, access });
     return this;
   }
 
-  get(pattern: string, handler: Handler, opts?: RouteOptions): this {
-    return this.add('GET', pattern, handler, opts);
+  get(pattern: string, access: Access | 'public', handler: Handler): this {
+    return this.add('GET', pattern, access, handler);
   }
-  post(pattern: string, handler: Handler, opts?: RouteOptions): this {
-    return this.add('POST', pattern, handler, opts);
+  post(pattern: string, access: Access, handler: Handler): this {
+    return this.add('POST', pattern, access, handler);
   }
-  put(pattern: string, handler: Handler, opts?: RouteOptions): this {
-    return this.add('PUT', pattern, handler, opts);
+  put(pattern: string, access: Access, handler: Handler): this {
+    return this.add('PUT', pattern, access, handler);
   }
-  delete(pattern: string, handler: Handler, opts?: RouteOptions): this {
-    return this.add('DELETE', pattern, handler, opts);
+  delete(pattern: string, access: Access, handler: Handler): this {
+    return this.add('DELETE', pattern, access, handler);
   }
 
   /** Finds the route; `allowed` lists the methods of the path when only the method is wrong. */
@@ -115,9 +139,9 @@ export class Router {
     return { params: {}, allowed };
   }
 
-  /** Every route, for docs and tests. */
-  list(): Array<{ method: string; pattern: string; public: boolean }> {
-    return this.routes.map((r) => ({ method: r.method, pattern: '/' + r.parts.join('/'), public: r.public }));
+  /** Every route with its permission, for docs and tests. */
+  list(): Array<{ method: string; pattern: string; access: Access | 'public' }> {
+    return this.routes.map((r) => ({ method: r.method, pattern: '/' + r.parts.join('/'), access: r.access }));
   }
 }
 

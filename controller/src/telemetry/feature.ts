@@ -115,25 +115,25 @@ export function registerTelemetryRoutes(router: Router, parts: ControllerParts):
     if (!s) throw new NemuError(feature.telemetry.lastError?.code ?? ErrorCodes.INTERNAL, feature.telemetry.lastError ? `${feature.telemetry.lastError.message}` : 'no telemetry yet; the first refresh is running, try again in a moment', { status: 503 });
     return s;
   };
-  router.get('/api/v1/seasons', async (req) => {
+  router.get('/api/v1/seasons', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, async (req) => {
     const telemetry = f().telemetry;
     const [namespace, kind, name] = ['namespace', 'kind', 'name'].map((k) => req.query.get(k) ?? '');
     if (!name) return telemetry.seasons();
     if (!namespace) throw new NemuError(ErrorCodes.BAD_REQUEST, 'a workload profile needs namespace, kind (default Deployment) and name: /api/v1/seasons?namespace=shop&kind=Deployment&name=web', { status: 400 });
     return telemetry.workloadProfile({ namespace, kind: kind || 'Deployment', name });
   });
-  router.get('/api/v1/telemetry', (req) => {
+  router.get('/api/v1/telemetry', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, (req) => {
     const feature = f();
     const s = snapshotOf(feature);
     return { at: new Date(s.at * 1000).toISOString(), window: s.window, queries: s.queries, durationMs: s.durationMs, lastRefresh: feature.telemetry.lastRefresh, workloads: s.workloads, ...(req.query.get('containers') === 'true' ? { containers: s.containers } : {}) };
   });
-  router.post('/api/v1/telemetry/refresh', async () => {
+  router.post('/api/v1/telemetry/refresh', { verb: 'create', resource: 'telemetry', subresource: 'refresh', scope: 'cluster' }, async () => {
     const feature = f();
     await feature.telemetry.refresh();
     if (feature.telemetry.lastError) throw feature.telemetry.lastError;
     return feature.telemetry.lastRefresh;
   });
-  router.get('/api/v1/recommendations', () => {
+  router.get('/api/v1/recommendations', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, () => {
     const feature = f();
     const s = snapshotOf(feature);
     const { brainsets, engine } = feature.telemetry.settings;
@@ -142,7 +142,7 @@ export function registerTelemetryRoutes(router: Router, parts: ControllerParts):
       items: s.workloads.map((w) => ({ workload: w.workload, container: w.container, pods: w.pods, peak: recommend(w, brainsets.peak, engine), offPeak: recommend(w, brainsets['off-peak'], engine) })),
     };
   });
-  router.get('/api/v1/whatif', async () => {
+  router.get('/api/v1/whatif', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, async () => {
     const feature = f();
     const s = snapshotOf(feature);
     const owners: OwnerLookup = s.owners ?? (() => undefined);
@@ -154,10 +154,10 @@ export function registerTelemetryRoutes(router: Router, parts: ControllerParts):
     if (!feature.model) throw new NemuError(ErrorCodes.CONFIG, 'the cluster model needs a cluster: start the controller with --kubeconfig <file> or in a pod', { status: 503 });
     return feature.model.view(feature.telemetry.snapshot);
   };
-  router.get('/api/v1/model', () => model());
-  router.get('/api/v1/model/export', () => ({ content: JSON.stringify(model(), null, 2), contentType: 'application/json', headers: { 'content-disposition': 'attachment; filename="nemutator-model.json"' } }));
-  router.get('/api/v1/resizes', () => ({ mode: parts.config.resizeOnSeasonFlip, items: f().ladder?.history ?? [] }));
-  router.post('/api/v1/resizes/flip', async (req) => {
+  router.get('/api/v1/model', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, () => model());
+  router.get('/api/v1/model/export', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, () => ({ content: JSON.stringify(model(), null, 2), contentType: 'application/json', headers: { 'content-disposition': 'attachment; filename="nemutator-model.json"' } }));
+  router.get('/api/v1/resizes', { verb: 'list', resource: 'resizes', scope: 'cluster' }, () => ({ mode: parts.config.resizeOnSeasonFlip, items: f().ladder?.history ?? [] }));
+  router.post('/api/v1/resizes/flip', { verb: 'create', resource: 'resizes', subresource: 'flip', scope: 'cluster' }, async (req) => {
     const ladder = f().ladder;
     if (!ladder) throw new NemuError(ErrorCodes.CONFIG, 'resizing needs a cluster (--kubeconfig) and the mutation log', { status: 503 });
     const season = (req.query.get('season') ?? f().telemetry.currentSeason()) as Season;
@@ -165,7 +165,7 @@ export function registerTelemetryRoutes(router: Router, parts: ControllerParts):
     const mode = req.query.get('dryRun') === 'true' ? 'dry-run' : parts.config.resizeOnSeasonFlip === 'off' ? 'dry-run' : parts.config.resizeOnSeasonFlip;
     return { season, mode, items: await ladder.onFlip(season, mode) };
   });
-  router.post('/api/v1/resizes/{id}/rollback', async (req) => {
+  router.post('/api/v1/resizes/{id}/rollback', { verb: 'create', resource: 'resizes', subresource: 'rollback', scope: 'cluster' }, async (req) => {
     const ladder = f().ladder;
     if (!ladder) throw new NemuError(ErrorCodes.CONFIG, 'resizing needs a cluster (--kubeconfig)', { status: 503 });
     return ladder.rollback(req.params.id!, req.user?.username);

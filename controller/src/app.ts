@@ -69,6 +69,8 @@ export interface RunningController extends ControllerParts {
   webhookUrl: string;
   apiUrl: string;
   fleetUrl: string;
+  /** Every REST route with the permission it declares (docs/security.md lists the same). */
+  routes: ReturnType<Router['list']>;
   stop(): Promise<void>;
 }
 
@@ -256,6 +258,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       webhookUrl: `https://${host}:${webhookPort}/mutate`,
       apiUrl: `${apiTls ? 'https' : 'http'}://${host}:${apiPort}/api/v1`,
       fleetUrl: `wss://${host}:${fleetPort}/fleet`,
+      routes: router.list(),
       stop: stopAll,
     };
   } catch (e) {

@@ -28,7 +28,17 @@ export class ApiClient {
     return new ApiClient(config.server.replace(/\/+$/, ''), token, ca);
   }
 
+  /** Sends the request; a 429 is waited out (Retry-After, up to 10 s, three times) before it is an error. */
   async request(method: string, path: string, body?: unknown): Promise<Response> {
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.once(method, path, body);
+      const wait = Number(res.headers.get('retry-after'));
+      if (res.status !== 429 || attempt >= 3 || !(wait > 0 && wait <= 10)) return this.check(res);
+      await new Promise((r) => setTimeout(r, wait * 1000));
+    }
+  }
+
+  private async once(method: string, path: string, body?: unknown): Promise<Response> {
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -43,6 +53,10 @@ export class ApiClient {
       }
       throw new NemuError(ErrorCodes.BAD_REQUEST, `cannot reach the controller at ${this.base} (${why}); is it running (npm start) and is --server right?`);
     }
+    return res;
+  }
+
+  private async check(res: Response): Promise<Response> {
     if (!res.ok) {
       let code: string = ErrorCodes.INTERNAL;
       let message = `${res.status} ${res.statusText}`;

@@ -60,8 +60,11 @@ function actionOf(access: Access): string {
 export function createApiServer(opts: ApiServerOptions): ApiServer {
   const limit = opts.maxBodyBytes ?? 1024 * 1024;
   const limiter = new RateLimiter(opts.rateLimit ?? { rate: 20, burst: 40 });
-  // Bad tokens are limited per client address, before any TokenReview is spent on them.
-  const failedAuth = new RateLimiter({ rate: Math.max(1, (opts.rateLimit?.rate ?? 20) / 2), burst: opts.rateLimit?.burst ?? 40 });
+  // Refused tokens are limited per client address, so a flood of made-up tokens cannot turn into
+  // a flood of TokenReviews: past the budget the address is answered 429 before any review.
+  // Generous (a shared proxy address carries many users); off with the per-identity limit.
+  const rate = opts.rateLimit?.rate ?? 20;
+  const failedAuth = new RateLimiter({ rate: rate > 0 ? Math.max(5, rate) : 0, burst: Math.max(100, opts.rateLimit?.burst ?? 40) });
   const requests = opts.metrics
     ? new Counter({ name: 'nemutator_api_requests_total', help: 'REST API requests, by method, route pattern and status code.', labelNames: ['method', 'route', 'code'], registers: [opts.metrics] })
     : undefined;

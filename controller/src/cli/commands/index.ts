@@ -1,5 +1,6 @@
 // Every CLI command, in the order `nemutator --help` lists them. Add new commands here.
 import type { Command } from '../command.ts';
+import { auditCommand } from './audit.ts';
 import { dictCommand } from './dict.ts';
 import { flameCommand } from './flame.ts';
 import { mutationsCommand } from './mutations.ts';
@@ -9,4 +10,4 @@ import { skipRulesCommand } from './skip-rules.ts';
 import { statusCommand } from './status.ts';
 import { whatifCommand } from './whatif.ts';
 
-export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, skipRulesCommand, secretsCommand, flameCommand, whatifCommand];
+export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, skipRulesCommand, secretsCommand, flameCommand, whatifCommand, auditCommand];

@@ -21,17 +21,27 @@ export class RateLimiter {
   take(key: string): number {
     if (this.limit.rate <= 0) return 0;
     const now = (this.opts.now ?? Date.now)();
-    const b = this.buckets.get(key) ?? { tokens: this.limit.burst, at: now };
-    b.tokens = Math.min(this.limit.burst, b.tokens + ((now - b.at) / 1000) * this.limit.rate);
-    b.at = now;
-    this.buckets.delete(key);
+    let b = this.buckets.get(key);
+    if (b) {
+      b.tokens = Math.min(this.limit.burst, b.tokens + ((now - b.at) / 1000) * this.limit.rate);
+      b.at = now;
+      this.buckets.delete(key);
+    } else {
+      // Room is made before the newcomer is added, so it is never the one evicted.
+      if (this.buckets.size >= (this.opts.maxKeys ?? 10_000)) this.evict(now);
+      b = { tokens: this.limit.burst, at: now };
+    }
     this.buckets.set(key, b);
-    if (this.buckets.size > (this.opts.maxKeys ?? 10_000)) this.evict(now);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return 0;
     }
     return Math.max(1, Math.ceil((1 - b.tokens) / this.limit.rate));
+  }
+
+  /** Callers remembered (a caller whose bucket is full again need not be). */
+  get size(): number {
+    return this.buckets.size;
   }
 
   /** The seconds `key` would have to wait, without spending anything. */
@@ -48,6 +58,6 @@ export class RateLimiter {
       if (b.tokens + ((now - b.at) / 1000) * this.limit.rate >= this.limit.burst) this.buckets.delete(k);
     }
     // Everyone active: drop the least recently seen.
-    while (this.buckets.size > (this.opts.maxKeys ?? 10_000)) this.buckets.delete(this.buckets.keys().next().value!);
+    while (this.buckets.size >= (this.opts.maxKeys ?? 10_000)) this.buckets.delete(this.buckets.keys().next().value!);
   }
 }

@@ -1,0 +1,145 @@
+// The REST API server's guard rails, without a cluster: routes must declare a permission,
+// callers are limited per identity, an `object` route that forgets to authorize answers
+// nothing, and authorizer decisions are cached briefly.
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../common/src/log.ts';
+import { SubjectAccessReviewAuthorizer, type Access, type Authorizer } from './access.ts';
+import { createApiServer, type ApiServer } from './api.ts';
+import { Router, type Authenticator, type Identity } from './router.ts';
+import { RateLimiter } from './rate-limit.ts';
+
+const alice: Identity = { username: 'alice', groups: ['devs'] };
+const bob: Identity = { username: 'bob', groups: ['devs'] };
+const auth: Authenticator = { authenticate: async (h) => (h === 'Bearer alice' ? alice : h === 'Bearer bob' ? bob : undefined) };
+const allowAll: Authorizer = { decide: async () => ({ allowed: true }) };
+
+let running: ApiServer | undefined;
+afterEach(async () => {
+  await new Promise<void>((r) => (running ? running.server.close(() => r()) : r()));
+  running = undefined;
+});
+
+async function serve(router: Router, opts: { authorizer?: Authorizer; rate?: number; burst?: number } = {}): Promise<string> {
+  running = createApiServer({ router, auth, authorizer: opts.authorizer ?? allowAll, log: silentLogger, rateLimit: { rate: opts.rate ?? 0, burst: opts.burst ?? 1 } });
+  await new Promise<void>((r) => running!.server.listen(0, '127.0.0.1', () => r()));
+  return `http://127.0.0.1:${(running.server.address() as AddressInfo).port}`;
+}
+
+describe('Router', () => {
+  it('refuses to register a route without a valid permission', () => {
+    const r = new Router();
+    expect(() => r.get('/api/v1/x', undefined as unknown as Access, () => ({}))).toThrow(/declares no valid permission/);
+    expect(() => r.post('/api/v1/x', { verb: 'patch', resource: 'x', scope: 'cluster' } as unknown as Access, () => ({}))).toThrow(/declares no valid permission/);
+    expect(() => r.delete('/api/v1/x/{id}', { verb: 'delete', resource: 'x', scope: 'param:namespace' }, () => ({}))).toThrow(/lacks/);
+    expect(r.list()).toEqual([]);
+  });
+});
+
+describe('REST API server', () => {
+  it('answers 429 with Retry-After past one identity’s budget, without touching another’s', async () => {
+    const base = await serve(new Router().get('/api/v1/x', { verb: 'get', resource: 'x', scope: 'cluster' }, () => ({ ok: true })), { rate: 1, burst: 2 });
+    const get = (who: string) => fetch(`${base}/api/v1/x`, { headers: { authorization: `Bearer ${who}` } });
+    expect((await get('alice')).status).toBe(200);
+    expect((await get('alice')).status).toBe(200);
+    const limited = await get('alice');
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await limited.json()) as { code: string }).code).toBe('NEMU_ERR_RATE_LIMITED');
+    expect((await get('bob')).status).toBe(200);
+  });
+
+  it('answers 500 and nothing else when an object-scoped handler forgot to authorize', async () => {
+    const base = await serve(new Router().get('/api/v1/x/{id}', { verb: 'get', resource: 'x', scope: 'object' }, () => ({ secret: 'of another namespace' })));
+    const res = await fetch(`${base}/api/v1/x/1`, { headers: { authorization: 'Bearer alice' } });
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(text).not.toContain('of another namespace');
+    expect((JSON.parse(text) as { code: string }).code).toBe('NEMU_ERR_INTERNAL');
+  });
+
+  it('checks a param-scoped route in that namespace, and says which permission is missing', async () => {
+    const asked: Array<string | undefined> = [];
+    const authorizer: Authorizer = { decide: async (_u, _p, ns) => (asked.push(ns), { allowed: ns === 'a' }) };
+    const base = await serve(new Router().delete('/api/v1/things/{namespace}/{name}', { verb: 'delete', resource: 'things', subresource: 'sub', scope: 'param:namespace' }, () => ({ status: 204 })), { authorizer });
+    expect((await fetch(`${base}/api/v1/things/a/one`, { method: 'DELETE', headers: { authorization: 'Bearer alice' } })).status).toBe(204);
+    const refused = await fetch(`${base}/api/v1/things/b/one`, { method: 'DELETE', headers: { authorization: 'Bearer alice' } });
+    expect(refused.status).toBe(403);
+    const body = (await refused.json()) as { code: string; message: string };
+    expect(body.code).toBe('NEMU_ERR_FORBIDDEN');
+    expect(body.message).toContain('alice may not delete things/sub.nemutator.io in namespace b');
+    expect(asked).toEqual(['a', 'b']);
+  });
+
+  it('answers 401 as JSON without a token, and 400 for a request target the URL parser rejects', async () => {
+    const base = await serve(new Router().get('/api/v1/x', { verb: 'get', resource: 'x', scope: 'cluster' }, () => ({})));
+    const anonymous = await fetch(`${base}/api/v1/x`);
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as { code: string }).code).toBe('NEMU_ERR_UNAUTHORIZED');
+    const { request } = await import('node:http');
+    for (const target of ['http://[', 'http://%zz/', 'https://[::1/', 'http://x:99999/', 'http://[::1]:abc/']) {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(base, { path: target, method: 'GET' }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status, target).toBe(400);
+    }
+    expect((await fetch(`${base}/api/v1/x`, { headers: { authorization: 'Bearer alice' } })).status).toBe(200);
+  });
+});
+
+describe('SubjectAccessReviewAuthorizer', () => {
+  it('asks once per user, groups, verb, resource and namespace within the TTL; a refusal is forgotten sooner', async () => {
+    let now = 0;
+    const bodies: unknown[] = [];
+    let allow = false;
+    const reviewer = {
+      createSubjectAccessReview: async (p: { body: unknown }) => {
+        bodies.push(p.body);
+        return { status: { allowed: allow } };
+      },
+    };
+    const authz = new SubjectAccessReviewAuthorizer(reviewer, { allowTtlMs: 10_000, denyTtlMs: 2_000, now: () => now });
+    const p = { verb: 'get', resource: 'mutations' } as const;
+    expect((await authz.decide(alice, p, 'shop')).allowed).toBe(false);
+    allow = true;
+    expect((await authz.decide(alice, p, 'shop')).allowed).toBe(false);
+    now = 2_001;
+    expect((await authz.decide(alice, p, 'shop')).allowed).toBe(true);
+    now = 11_000;
+    expect((await authz.decide(alice, p, 'shop')).allowed).toBe(true);
+    expect(bodies).toHaveLength(2);
+    await authz.decide(alice, p, 'other');
+    await authz.decide({ ...alice, groups: ['admins'] }, p, 'shop');
+    expect(bodies).toHaveLength(4);
+    expect((bodies[0] as { spec: unknown }).spec).toEqual({ user: 'alice', groups: ['devs'], resourceAttributes: { group: 'nemutator.io', resource: 'mutations', verb: 'get', namespace: 'shop' } });
+    // system:masters is never asked, as in the API server
+    expect((await authz.decide({ username: 'root', groups: ['system:masters'] }, p, undefined)).allowed).toBe(true);
+    expect(bodies).toHaveLength(4);
+  });
+
+  it('answers 503 NEMU_ERR_AUTHZ_UNAVAILABLE when the API server does not answer', async () => {
+    const authz = new SubjectAccessReviewAuthorizer({ createSubjectAccessReview: async () => Promise.reject(new Error('connect ECONNREFUSED')) });
+    await expect(authz.decide(alice, { verb: 'get', resource: 'x' }, undefined)).rejects.toMatchObject({ code: 'NEMU_ERR_AUTHZ_UNAVAILABLE', status: 503 });
+  });
+});
+
+describe('RateLimiter', () => {
+  it('refills at its rate and keeps its map bounded', () => {
+    let now = 0;
+    const l = new RateLimiter({ rate: 2, burst: 2 }, { maxKeys: 3, now: () => now });
+    expect([l.take('a'), l.take('a'), l.take('a')]).toEqual([0, 0, 1]);
+    now = 500;
+    expect(l.take('a')).toBe(0);
+    for (const k of ['b', 'c', 'd', 'e', 'f', 'g']) {
+      l.take(k);
+      l.take(k);
+    }
+    expect(l.size).toBeLessThanOrEqual(3);
+    expect(l.take('g')).toBe(1); // the most recent caller is still held to its budget
+  });
+});

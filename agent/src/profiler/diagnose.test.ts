@@ -6,7 +6,13 @@ const run = (stderr: string, code = 1, extra: Partial<BpftraceRun> = {}): Bpftra
 
 describe('profiler diagnostics', () => {
   it('names the missing bpftrace and how to install it', () => {
-    expect(() => preflight({ bpftracePath: '/nonexistent/bpftrace', caps: ~0n })).toThrow(/NEMU_ERR_PROFILER_NO_BPFTRACE|bpftrace not found \(bpftracePath = \/nonexistent\/bpftrace\); install it \(Debian\/Ubuntu: apt-get install bpftrace/);
+    let err: unknown;
+    try {
+      preflight({ bpftracePath: '/nonexistent/bpftrace', caps: ~0n });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: 'NEMU_ERR_PROFILER_NO_BPFTRACE', message: expect.stringMatching(/bpftrace not found \(bpftracePath = \/nonexistent\/bpftrace\); install it \(Debian\/Ubuntu: apt-get install bpftrace/) });
   });
 
   it('refuses without root or CAP_BPF + CAP_PERFMON, before starting anything', () => {

@@ -1,6 +1,7 @@
 // Mutating admission webhooks, dispatched as kube-apiserver's MutatingAdmissionWebhook
 // plugin does (staging/src/k8s.io/apiserver/pkg/admission/plugin/webhook/mutating):
-// configurations in name order, rules + namespaceSelector + objectSelector, one
+// configurations in name order, rules + namespaceSelector + objectSelector + CEL
+// matchConditions (a subset of CEL, cel.ts), one
 // admission.k8s.io/v1 AdmissionReview per call over TLS verified with caBundle (HTTP/2
 // when the webhook offers it), timeoutSeconds, failurePolicy, response verification,
 // JSONPatch application and one reinvocation round for reinvocationPolicy IfNeeded.
@@ -13,8 +14,9 @@ import { isDeepStrictEqual } from 'node:util';
 import fastJsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import type { UserInfo } from './auth.ts';
+import { compileCel, CelCompileError, CelUnsupportedError, type CelProgram } from './cel.ts';
 import type { ResourceType } from './resources.ts';
-import { badRequest, failure, internalError, ApiError, type Status } from './status.ts';
+import { badRequest, failure, forbidden, internalError, ApiError, type Status } from './status.ts';
 import { matchesLabelSelectorObject, type LabelSelectorObject } from './selectors.ts';
 import type { KubeObject } from './store.ts';
 
@@ -78,6 +80,33 @@ interface Webhook {
   timeoutSeconds?: number;
   admissionReviewVersions?: string[];
   reinvocationPolicy?: 'Never' | 'IfNeeded';
+  matchConditions?: { name: string; expression: string }[];
+}
+
+// ---- matchConditions (k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions) ----
+
+const MATCH_CONDITION_ENV = { variables: ['object', 'oldObject', 'request'], unsupportedVariables: ['authorizer'], resultType: 'bool' as const };
+const compiled = new Map<string, CelProgram | Error>();
+
+function compileMatchCondition(expression: string): CelProgram | Error {
+  let p = compiled.get(expression);
+  if (p === undefined) {
+    try {
+      p = compileCel(expression, MATCH_CONDITION_ENV);
+    } catch (err) {
+      if (!(err instanceof CelCompileError) && !(err instanceof CelUnsupportedError)) throw err;
+      p = err;
+    }
+    if (compiled.size > 1000) compiled.clear();
+    compiled.set(expression, p);
+  }
+  return p;
+}
+
+/** Why a match condition expression is refused at create/update, as kube's "compilation failed: …". */
+export function matchConditionProblem(expression: string): string | undefined {
+  const p = compileMatchCondition(expression);
+  return p instanceof Error ? `compilation failed: ${p.message}` : undefined;
 }
 
 /** kube-apiserver does not send these through webhooks, to keep the cluster recoverable. */
@@ -107,6 +136,7 @@ export class WebhookAdmission {
         if (round === 1 && !toReinvoke.has(hook.name)) continue;
         // Selectors are evaluated against the object as it is now.
         if (!this.matchesObjectSelector(hook, { ...attrs, object })) continue;
+        if (!this.matchesConditions(hook, { ...attrs, object })) continue;
         const { changed, object: next } = await this.callHook(hook, { ...attrs, object }, warnings);
         object = next;
         if (changed && round === 0) {
@@ -153,6 +183,40 @@ export class WebhookAdmission {
       (!!attrs.object && matchesLabelSelectorObject(selector, attrs.object.metadata?.labels ?? {})) ||
       (!!attrs.oldObject && matchesLabelSelectorObject(selector, attrs.oldObject.metadata?.labels ?? {}))
     );
+  }
+
+  /**
+   * As matchconditions.matcher.Match and the generic webhook's ShouldCallHook: every
+   * condition true → call; any false → skip (even if another errored); errors and no false
+   * → failurePolicy: Ignore skips the webhook, Fail refuses the request with 403 Forbidden.
+   */
+  private matchesConditions(hook: Webhook, attrs: AdmissionAttributes): boolean {
+    const conditions = hook.matchConditions ?? [];
+    if (conditions.length === 0) return true;
+    const request = buildReview('', attrs)['request'] as Record<string, unknown>;
+    delete request['uid'];
+    delete request['object'];
+    delete request['oldObject'];
+    const vars = { object: attrs.object ?? null, oldObject: attrs.oldObject ?? null, request };
+    const errors: string[] = [];
+    for (const c of conditions) {
+      const program = compileMatchCondition(String(c.expression ?? '').trim());
+      if (program instanceof Error) {
+        errors.push(`compilation failed: ${program.message}`);
+        continue;
+      }
+      const r = program.evaluate(vars);
+      if ('error' in r) errors.push(`expression '${program.expression}' resulted in error: ${r.error}`);
+      else if (r.value === false) {
+        this.opts.onCall?.({ webhook: hook.name, uid: '', operation: attrs.operation, outcome: `skipped: match condition ${c.name} is false` });
+        return false;
+      } else if (r.value !== true) errors.push(`expression '${program.expression}' resulted in error: no such overload: result of type ${typeof r.value} is not bool`);
+    }
+    if (errors.length === 0) return true;
+    const message = errors.length === 1 ? (errors[0] as string) : `[${errors.join(', ')}]`;
+    this.opts.onCall?.({ webhook: hook.name, uid: '', operation: attrs.operation, outcome: hook.failurePolicy === 'Ignore' ? `ignored: ${message}` : `failed: ${message}` });
+    if (hook.failurePolicy === 'Ignore') return false;
+    throw forbidden(attrs.resource, attrs.name, message);
   }
 
   private async callHook(hook: Webhook, attrs: AdmissionAttributes, warnings: string[]): Promise<{ changed: boolean; object: KubeObject | undefined }> {

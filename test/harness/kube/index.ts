@@ -63,6 +63,7 @@ export interface IssueTokenOptions {
 
 export interface WebhookCall {
   webhook: string;
+  /** Empty when the webhook was not called: a matchCondition was false or failed to evaluate. */
   uid: string;
   operation: string;
   outcome: string;

@@ -118,6 +118,7 @@ const MERGE_KEYS: Record<string, string> = {
   resourceClaims: 'name',
   schedulingGates: 'name',
   webhooks: 'name',
+  matchConditions: 'name',
   taints: 'key',
   addresses: 'type',
   resizePolicy: 'resourceName',

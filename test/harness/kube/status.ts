@@ -83,8 +83,8 @@ export function conflict(r: ResourceRef, name: string, why = 'the object has bee
 }
 
 export interface FieldError {
-  /** FieldValueRequired, FieldValueInvalid, FieldValueForbidden, FieldValueNotSupported, FieldValueDuplicate, FieldValueTooLong */
-  type: 'FieldValueRequired' | 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueNotSupported' | 'FieldValueDuplicate' | 'FieldValueTooLong';
+  /** FieldValueRequired, FieldValueInvalid, FieldValueForbidden, FieldValueNotSupported, FieldValueDuplicate, FieldValueTooLong, FieldValueTooMany */
+  type: 'FieldValueRequired' | 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueNotSupported' | 'FieldValueDuplicate' | 'FieldValueTooLong' | 'FieldValueTooMany';
   field: string;
   /** The part after "Invalid value: …" or "Required value: …". */
   detail: string;
@@ -105,6 +105,8 @@ function fieldErrorMessage(e: FieldError): string {
       return `Duplicate value: ${JSON.stringify(e.value ?? null)}`;
     case 'FieldValueTooLong':
       return `Too long: ${e.detail}`;
+    case 'FieldValueTooMany':
+      return `Too many: ${JSON.stringify(e.value ?? null)}: ${e.detail}`;
   }
 }
 

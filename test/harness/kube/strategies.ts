@@ -5,6 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { KubeObject } from './store.ts';
 import type { ResourceType } from './resources.ts';
 import type { FieldError } from './status.ts';
+import { matchConditionProblem } from './admission.ts';
 import { labelKeyProblem, labelValueProblem, matchesLabelSelectorObject, type LabelSelectorObject } from './selectors.ts';
 
 type Obj = Record<string, unknown>;
@@ -387,14 +388,39 @@ const VALIDATORS: Record<string, (o: KubeObject, errors: FieldError[]) => void> 
       if (hasUrl && !String(cc['url']).startsWith('https://')) {
         errors.push({ type: 'FieldValueInvalid', field: `${p}.clientConfig.url`, value: cc['url'], detail: "'https' is the only allowed URL scheme" });
       }
-      if (w['matchConditions'] !== undefined) {
-        errors.push({ type: 'FieldValueForbidden', field: `${p}.matchConditions`, detail: 'CEL match conditions are not implemented by the Nemutator Kubernetes double' });
-      }
+      validateMatchConditions(w['matchConditions'], `${p}.matchConditions`, errors);
     });
   },
   RoleBinding: validateBinding,
   ClusterRoleBinding: validateBinding,
 };
+
+/** As ValidateMatchConditions in k8s.io/kubernetes/pkg/apis/admissionregistration/validation. */
+function validateMatchConditions(value: unknown, path: string, errors: FieldError[]): void {
+  if (value === undefined || value === null) return;
+  const conditions = arr(value);
+  if (conditions.length > 64) errors.push({ type: 'FieldValueTooMany', field: path, value: conditions.length, detail: 'must have at most 64 items' });
+  const names = new Set<string>();
+  conditions.forEach((c, j) => {
+    const p = `${path}[${j}]`;
+    const expression = typeof c['expression'] === 'string' ? c['expression'].trim() : '';
+    if (expression === '') errors.push({ type: 'FieldValueRequired', field: `${p}.expression`, detail: '' });
+    else {
+      const problem = matchConditionProblem(expression);
+      if (problem) errors.push({ type: 'FieldValueInvalid', field: `${p}.expression`, value: expression, detail: problem });
+    }
+    const name = typeof c['name'] === 'string' ? c['name'] : '';
+    if (name === '') errors.push({ type: 'FieldValueRequired', field: `${p}.name`, detail: '' });
+    else {
+      const problem = labelKeyProblem(name);
+      if (problem) errors.push({ type: 'FieldValueInvalid', field: `${p}.name`, value: name, detail: problem });
+    }
+    if (name !== '') {
+      if (names.has(name)) errors.push({ type: 'FieldValueDuplicate', field: `${p}.name`, value: name, detail: '' });
+      names.add(name);
+    }
+  });
+}
 
 function validateBinding(o: KubeObject, errors: FieldError[]): void {
   const ref = obj(o['roleRef']);

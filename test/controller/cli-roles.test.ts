@@ -1,0 +1,391 @@
+// The CLI in a cluster, as the people the shipped roles are for use it (issue 14):
+// - the shipped manifests applied with `kubectl apply -k manifests/` against the API server
+//   double (which evaluates RBAC for SubjectAccessReview like kube-apiserver), a service
+//   account bound with a ClusterRoleBinding to each shipped role, and a matrix of `nemutator`
+//   commands run with its token: each succeeds exactly when docs/security.md's route table
+//   lists the role for the route the command calls, and is refused with NEMU_ERR_FORBIDDEN
+//   otherwise (the expectation is read from the doc, so the test checks the code against it);
+// - after a scripted session of writes, `nemutator audit` lists each with its user, action and
+//   outcome, newest first; and neither the audit, the controller's logs, its /metrics page nor
+//   the CLI's output holds a token used or the secret value written to the dictionary.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { commandRouter } from '../../agent/src/app.ts';
+import type { FleetClient } from '../../agent/src/fleet/client.ts';
+import { createLogger } from '../../common/src/log.ts';
+import { loadKubeConfig } from '../../common/src/kube.ts';
+import { startController, type RunningController } from '../../controller/src/app.ts';
+import type { AuditEntry } from '../../controller/src/audit/log.ts';
+import { runCli } from '../../controller/src/cli/main.ts';
+import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
+import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
+import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
+import { apiFetch, caFileOf, testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
+import { standInAgent } from '../harness/fleet.ts';
+import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+import { openMetrics } from '../harness/openmetrics.ts';
+import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
+import { until } from '../harness/wait.ts';
+import { generateHistory, seriesOf } from '../telemetry/fixture.ts';
+
+const exec = promisify(execFile);
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const NS = 'cli-roles';
+const USERS_NS = 'cli-users';
+const AGENT_TOKEN = 'agent-token';
+const SECRET = 'S3cretValue-xyz';
+const ROLES = ['nemutator-viewer', 'nemutator-dictionary-editor', 'nemutator-operator', 'nemutator-profiler', 'nemutator-secrets-rotator'] as const;
+
+let kube: KubeDouble;
+let prom: PrometheusServer;
+let c: RunningController;
+let dir: string;
+let caFile: string;
+let agent: FleetClient;
+/** How the manifests went in: `kubectl apply -k manifests/`, or the rendered fallback. */
+let appliedWith = '';
+/** Every line the controller logged. */
+const logs: string[] = [];
+/** Every token a test used, to look for in what the controller keeps and shows. */
+const tokensUsed = new Set<string>();
+
+const capture = (name: string) =>
+  createLogger({
+    level: 'debug',
+    name,
+    destination: new Writable({
+      write(chunk, _enc, cb) {
+        logs.push(...String(chunk).split('\n').filter(Boolean));
+        cb();
+      },
+    }),
+  });
+
+async function kubectl(args: string[], stdin?: unknown): Promise<string> {
+  const child = exec('kubectl', ['--kubeconfig', kube.kubeconfigPath, ...args], { timeout: 30_000 });
+  if (stdin !== undefined) child.child.stdin!.end(typeof stdin === 'string' ? stdin : JSON.stringify(stdin));
+  return (await child).stdout;
+}
+
+async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: Obj }> {
+  const res = await apiFetch(c, c.apiUrl + path, {
+    method,
+    headers: { authorization: `Bearer ${kube.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Obj) : {} };
+}
+
+interface CliResult {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** `nemutator <args>` with the given token, against the controller, trusting its CA only. */
+async function cli(token: string, ...args: string[]): Promise<CliResult> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli([...args, '--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFile, '--token', token], { out: (s) => void out.push(s), err: (s) => void err.push(s) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** A service account in USERS_NS bound to `role` with a ClusterRoleBinding (no binding when role is undefined); its token. */
+async function userBoundTo(sa: string, role?: string): Promise<string> {
+  if (role) await kubectl(['create', 'clusterrolebinding', sa, `--clusterrole=${role}`, `--serviceaccount=${USERS_NS}:${sa}`]);
+  const token = await kube.issueToken({ namespace: USERS_NS, serviceAccount: sa });
+  tokensUsed.add(token);
+  return token;
+}
+const userName = (sa: string) => `system:serviceaccount:${USERS_NS}:${sa}`;
+
+const deployment = (name: string) => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name, namespace: NS, labels: { nemu_label_team: 'nemu_label_value_pay' } },
+  spec: {
+    replicas: 0,
+    selector: { matchLabels: { app: name } },
+    template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'busybox', command: ['sleep', 'infinity'] }] } },
+  },
+});
+
+/** kubectl-creates a Deployment through the webhook and returns the id of its mutation. */
+async function mutationOf(name: string): Promise<string> {
+  await kubectl(['create', '-f', '-'], deployment(name));
+  const items = await until(`the mutation of ${NS}/${name}`, async () => {
+    const r = await admin('GET', `/mutations?namespace=${NS}&name=${name}&kind=Deployment`);
+    return r.body.items?.length ? (r.body.items as Obj[]) : undefined;
+  });
+  return items[0]!.id as string;
+}
+
+/** A skip rule for Deployment NS/name: its mutation, rolled back by the admin. */
+async function skipRuleFor(name: string): Promise<void> {
+  const id = await mutationOf(name);
+  expect((await admin('POST', `/mutations/${id}/rollback`)).status).toBe(200);
+}
+
+// docs/security.md's route table: "METHOD route" → the shipped roles that grant it.
+function documentedRoles(): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const line of readFileSync('docs/security.md', 'utf8').split('\n')) {
+    const m = /^\| (GET|PUT|POST|DELETE) \| (.+?) \| [^|]+ \| [^|]+ \| [^|]+ \| (.+?) \|$/.exec(line);
+    if (!m) continue;
+    const roles = [...m[3]!.matchAll(/`(nemutator-[a-z-]+)`/g)].map((r) => r[1]!);
+    for (const route of m[2]!.matchAll(/`([^`]+)`/g)) out.set(`${m[1]} ${route[1]}`, roles);
+  }
+  return out;
+}
+
+/** Objects each role's matrix consumes (or refers to), made in setup: one set per role. */
+interface Fixture {
+  dictKey: string;
+  rollbackId: string;
+  skipRule: string;
+}
+const fixtures = new Map<string, Fixture>();
+const short = (role: string) => role.replace(/^nemutator-/, '');
+
+interface Action {
+  /** The command line, for messages. */
+  name: string;
+  argv: (f: Fixture) => string[];
+  /** The routes it calls, as docs/security.md writes them. */
+  routes: string[];
+}
+
+const actions: Action[] = [
+  { name: 'status', argv: () => ['status'], routes: ['GET /api/v1/status'] },
+  { name: 'nodes', argv: () => ['nodes'], routes: ['GET /api/v1/nodes'] },
+  { name: 'nodes NAME', argv: () => ['nodes', 'node-1'], routes: ['GET /api/v1/nodes/{name}'] },
+  { name: 'dict list', argv: () => ['dict', 'list'], routes: ['GET /api/v1/dictionary'] },
+  { name: 'dict get', argv: () => ['dict', 'get', 'nemu_label_team'], routes: ['GET /api/v1/dictionary/{key}'] },
+  { name: 'dict set', argv: (f) => ['dict', 'set', `${f.dictKey}_new`, 'set-by-cli'], routes: ['PUT /api/v1/dictionary/{key}'] },
+  { name: 'dict del', argv: (f) => ['dict', 'del', f.dictKey], routes: ['DELETE /api/v1/dictionary/{key}'] },
+  { name: 'mutations list', argv: () => ['mutations', 'list'], routes: ['GET /api/v1/mutations'] },
+  { name: 'mutations get', argv: (f) => ['mutations', 'get', f.rollbackId], routes: ['GET /api/v1/mutations/{id}'] },
+  { name: 'mutations rollback', argv: (f) => ['mutations', 'rollback', f.rollbackId], routes: ['POST /api/v1/mutations/{id}/rollback'] },
+  { name: 'skip-rules list', argv: () => ['skip-rules', 'list'], routes: ['GET /api/v1/skip-rules'] },
+  { name: 'skip-rules delete', argv: (f) => ['skip-rules', 'delete', NS, 'Deployment', f.skipRule], routes: ['DELETE /api/v1/skip-rules/{namespace}/{kind}/{name}'] },
+  { name: 'secrets rotate', argv: () => ['secrets', 'rotate', 'secret/app/db'], routes: ['POST /api/v1/secrets/rotate'] },
+  { name: 'secrets status', argv: () => ['secrets', 'status'], routes: ['GET /api/v1/secrets/status'] },
+  { name: 'whatif', argv: () => ['whatif'], routes: ['GET /api/v1/whatif'] },
+  { name: 'audit', argv: () => ['audit'], routes: ['GET /api/v1/audit'] },
+  // Captures (POST), then fetches the profile it made (GET /profiles/{id}).
+  { name: 'flame', argv: (f) => ['flame', `${NS}/api-p`, '-t', '1s', '-o', join(dir, `${f.dictKey}.folded`)], routes: ['POST /api/v1/profiles', 'GET /api/v1/profiles/{id}'] },
+];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nemu-cli-roles-'));
+  const end = Math.floor(Date.now() / 1000);
+  const history = generateHistory(
+    [{ namespace: NS, pod: 'web-5d9c7b-abcde', container: 'app', workload: { kind: 'Deployment', name: 'web' }, cpuLow: 0.1, cpuHigh: 0.5, memLow: 100 * 2 ** 20, memHigh: 150 * 2 ** 20 }],
+    end - 3 * 3600,
+    end,
+    60,
+  );
+  [prom, kube] = await Promise.all([startPrometheus({ backfill: openMetrics(seriesOf(history, end - 3 * 3600)) }), startKubeDouble({ nodes: ['node-1'] })]);
+  tokensUsed.add(kube.adminToken);
+  tokensUsed.add(AGENT_TOKEN);
+  // The shipped manifests, as an operator installs them (the roles included). Until the double
+  // evaluates CEL, `apply -k` is refused for the webhook's matchConditions: then they are
+  // rendered with kustomize and applied without them.
+  try {
+    await kubectl(['apply', '-k', 'manifests/']);
+    appliedWith = 'kubectl apply -k manifests/';
+  } catch (e) {
+    if (!/matchConditions/i.test(String((e as { stderr?: string }).stderr ?? e))) throw e;
+    const rendered = (await exec('kubectl', ['kustomize', 'manifests/'])).stdout.replace(/\n {2}matchConditions:\n( {2}[- ] .*\n| {6}.*\n)+/g, '\n');
+    await kubectl(['apply', '-f', '-'], rendered);
+    appliedWith = 'kubectl kustomize manifests/ (matchConditions stripped) | kubectl apply -f -';
+  }
+  const kc = loadKubeConfig(kube.kubeconfigPath)!;
+  const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', prometheusUrl: prom.url, telemetryWindow: 3 * 3_600_000, telemetryRefresh: 3_600_000, apiRateLimit: 0 });
+  c = await startController(config, {
+    log: capture('controller'),
+    mode: 'cluster',
+    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
+    authorizer: new SubjectAccessReviewAuthorizer(kc),
+    agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN),
+    admission: createAdmission,
+    routes: registerRoutes,
+  });
+  caFile = caFileOf(c);
+  // A node with an agent that answers profiles and secret commands.
+  agent = standInAgent(c, 'node-1', AGENT_TOKEN, {
+    onCommand: commandRouter({
+      profile: async () => ({ profile: { frames: [{ function: 'main.work', kind: 'go' }], samples: [{ frames: [0], count: 3 }], processes: [], hz: 49 } }),
+      rotate: async () => ({ rotate: { pathsChecked: 1, newVersions: 0, watchersNotified: 0 } }),
+      secretStatus: async () => ({ secretStatus: { holders: [{ podUid: 'u-api-p', namespace: NS, pod: 'api-p', container: 'app', path: 'secret/app/db', version: 1, ackedVersion: 1 }] } }),
+    }),
+  });
+  await new Promise<void>((resolve, reject) => {
+    agent.once('connected', () => resolve());
+    agent.once('refused', reject);
+    agent.start();
+  });
+  await kubectl(['apply', '-f', '-'], webhookConfiguration(c));
+  for (const [key, value] of Object.entries({ nemu_label_team: 'example.com/team', nemu_label_value_pay: 'payments' })) expect((await admin('PUT', `/dictionary/${key}`, { value })).status).toBe(200);
+  for (const ns of [NS, USERS_NS]) await kubectl(['create', 'namespace', ns]);
+  kube.put({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'api-p', namespace: NS, uid: 'u-api-p' }, spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'app' }] } });
+  // One set of objects per role (and for a user bound to nothing), so each role's matrix
+  // consumes its own: a dictionary key, a mutation to roll back, a skip rule to lift.
+  for (const role of [...ROLES, 'unbound']) {
+    const s = short(role).replace(/-/g, '_');
+    const dictKey = `nemu_label_value_${s}`;
+    expect((await admin('PUT', `/dictionary/${dictKey}`, { value: 'x' })).status).toBe(200);
+    const rollbackId = await mutationOf(`roll-${short(role)}`);
+    await skipRuleFor(`skip-${short(role)}`);
+    fixtures.set(role, { dictKey, rollbackId, skipRule: `skip-${short(role)}` });
+  }
+  await until('the first telemetry refresh', async () => (await admin('GET', '/telemetry')).status === 200, 30_000, 100);
+}, 180_000);
+
+afterAll(async () => {
+  await agent?.stop();
+  await c?.stop();
+  await Promise.all([kube?.stop(), prom?.stop()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the nemutator CLI with the shipped roles, in a cluster', () => {
+  it('allows and refuses each command for each shipped role exactly as the route table of docs/security.md says', async () => {
+    const documented = documentedRoles();
+    // Every route the matrix uses is in the doc, and every role the doc names is shipped.
+    for (const a of actions) for (const r of a.routes) expect(documented.has(r), `docs/security.md has a row for ${r}`).toBe(true);
+    expect(new Set([...documented.values()].flat())).toEqual(new Set(ROLES));
+    const manifest = readFileSync('manifests/rbac/user-roles.yaml', 'utf8');
+    for (const role of ROLES) expect(manifest).toContain(`name: ${role}\n`);
+
+    const outcomes: string[] = [];
+    const expected: string[] = [];
+    for (const role of [...ROLES, 'unbound']) {
+      const token = await userBoundTo(`cli-${short(role)}`, role === 'unbound' ? undefined : role);
+      const f = fixtures.get(role)!;
+      for (const a of actions) {
+        const granted = a.routes.map((r) => documented.get(r)!.includes(role));
+        // A command whose routes disagree about the role would be half allowed: not a case the doc can decide.
+        expect(new Set(granted).size, `${a.name}: the routes ${a.routes.join(', ')} name the same roles`).toBe(1);
+        const allowed = granted[0]!;
+        const r = await cli(token, ...a.argv(f));
+        const got = r.code === 0 ? 'allowed' : /NEMU_ERR_FORBIDDEN/.test(r.err) ? 'forbidden' : `failed (${r.code}: ${r.err.slice(0, 200)})`;
+        outcomes.push(`${role}: ${a.name} → ${got}`);
+        expected.push(`${role}: ${a.name} → ${allowed ? 'allowed' : 'forbidden'}`);
+        if (r.code !== 0 && got === 'forbidden') expect(r.err).toMatch(new RegExp(`^error: NEMU_ERR_FORBIDDEN: ${userName(`cli-${short(role)}`)} may not `, 'm'));
+      }
+    }
+    expect(outcomes, `manifests applied with ${appliedWith}`).toEqual(expected);
+
+    // Refused writes changed nothing; allowed ones did what they say.
+    for (const role of [...ROLES, 'unbound']) {
+      const f = fixtures.get(role)!;
+      const editor = role === 'nemutator-dictionary-editor';
+      expect((await admin('GET', `/dictionary/${f.dictKey}`)).status, `${role}: ${f.dictKey}`).toBe(editor ? 404 : 200);
+      expect((await admin('GET', `/dictionary/${f.dictKey}_new`)).status, `${role}: ${f.dictKey}_new`).toBe(editor ? 200 : 404);
+      expect(Boolean((await admin('GET', `/mutations/${f.rollbackId}`)).body.rolledBack), `${role}: mutation rolled back`).toBe(role === 'nemutator-operator');
+      const rules = (await admin('GET', `/skip-rules?namespace=${NS}`)).body.items as Obj[];
+      expect(rules.some((x) => x.name === f.skipRule), `${role}: skip rule ${f.skipRule} still there`).toBe(!editor);
+    }
+  }, 120_000);
+
+  it('audits a scripted session of writes with their users, and keeps tokens and secret values out of the audit, logs, metrics and CLI output', async () => {
+    const [viewer, editor, operator, profiler, rotator] = await Promise.all([
+      userBoundTo('audit-viewer', 'nemutator-viewer'),
+      userBoundTo('audit-editor', 'nemutator-dictionary-editor'),
+      userBoundTo('audit-operator', 'nemutator-operator'),
+      userBoundTo('audit-profiler', 'nemutator-profiler'),
+      userBoundTo('audit-rotator', 'nemutator-secrets-rotator'),
+    ]);
+    const rollbackId = await mutationOf('audited');
+    expect((await admin('PUT', '/dictionary/nemu_label_value_old', { value: 'old' })).status).toBe(200);
+    const outputs: CliResult[] = [];
+    const ok = async (token: string, ...args: string[]) => {
+      const r = await cli(token, ...args);
+      expect(r.code, `nemutator ${args.join(' ')}: ${r.err}`).toBe(0);
+      outputs.push(r);
+      return r;
+    };
+
+    // The session, each write by the role made for it; and one the viewer may not make.
+    const dbUrl = `postgres://app:${SECRET}@db:5432`;
+    await ok(editor, 'dict', 'set', 'nemu_env_db', dbUrl);
+    // `dict get` returns the value to a caller allowed to read it: that is its job, so its
+    // output is checked but kept out of the corpus searched for leaks.
+    expect((await cli(editor, 'dict', 'get', 'nemu_env_db')).out).toBe(dbUrl);
+    await ok(editor, 'dict', 'set', 'nemu_label_value_audited', 'audited');
+    await ok(editor, 'dict', 'del', 'nemu_label_value_old');
+    await ok(operator, 'mutations', 'rollback', rollbackId);
+    await ok(editor, 'skip-rules', 'delete', NS, 'Deployment', 'audited');
+    await ok(rotator, 'secrets', 'rotate', 'secret/app/db');
+    await ok(profiler, 'flame', `${NS}/api-p`, '-t', '1s', '-o', join(dir, 'audited.folded'));
+    const refused = await cli(viewer, 'dict', 'set', 'nemu_env_db', 'postgres://viewer-was-here');
+    outputs.push(refused);
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toContain('NEMU_ERR_FORBIDDEN');
+    expect((await admin('GET', '/dictionary/nemu_env_db')).body.value).toBe(dbUrl);
+
+    const script = [
+      { user: userName('audit-editor'), action: 'update dictionary', target: { key: 'nemu_env_db' }, outcome: 'succeeded' },
+      { user: userName('audit-editor'), action: 'update dictionary', target: { key: 'nemu_label_value_audited' }, outcome: 'succeeded' },
+      { user: userName('audit-editor'), action: 'delete dictionary', target: { key: 'nemu_label_value_old' }, outcome: 'succeeded' },
+      { user: userName('audit-operator'), action: 'create mutations/rollback', target: { id: rollbackId }, outcome: 'succeeded' },
+      { user: userName('audit-editor'), action: 'delete skiprules', target: { namespace: NS, kind: 'Deployment', name: 'audited' }, outcome: 'succeeded' },
+      { user: userName('audit-rotator'), action: 'create secretrotations', target: {}, outcome: 'succeeded' },
+      { user: userName('audit-profiler'), action: 'create profiles', target: { namespace: NS }, outcome: 'succeeded' },
+      { user: userName('audit-viewer'), action: 'update dictionary', target: { key: 'nemu_env_db' }, outcome: 'denied' },
+    ];
+    const ours = new Set(script.map((s) => s.user));
+
+    const json = await ok(viewer, 'audit', '--limit', '1000', '-o', 'json');
+    const entries = (JSON.parse(json.out) as AuditEntry[]).filter((e) => ours.has(e.user));
+    // Newest first: the session backwards.
+    expect(entries.map((e) => ({ user: e.user, action: e.action, target: e.target, outcome: e.outcome }))).toEqual(
+      [...script].reverse().map((s) => ({ ...s, target: expect.objectContaining(s.target) })),
+    );
+    expect(entries.find((e) => e.outcome === 'denied')).toMatchObject({ status: 403, code: 'NEMU_ERR_FORBIDDEN' });
+    expect(entries.every((e, i) => i === 0 || e.time <= entries[i - 1]!.time)).toBe(true);
+
+    // The table form says the same, one line per record.
+    const table = await ok(viewer, 'audit', '--limit', '1000');
+    const lines = table.out.split('\n');
+    expect(lines[0]).toMatch(/^TIME\s+USER\s+ACTION\s+NAMESPACE\s+TARGET\s+OUTCOME/);
+    const ourLines = lines.filter((l) => [...ours].some((u) => l.includes(` ${u} `)));
+    expect(ourLines).toHaveLength(script.length);
+    [...script].reverse().forEach((s, i) => {
+      expect(ourLines[i]).toContain(s.user);
+      expect(ourLines[i]).toContain(s.action);
+      expect(ourLines[i]).toMatch(s.outcome === 'denied' ? /denied \(403 NEMU_ERR_FORBIDDEN\)\s*$/ : /succeeded\s*$/);
+    });
+    // --user narrows to one caller.
+    const mine = JSON.parse((await ok(viewer, 'audit', '--user', userName('audit-operator'), '-o', 'json')).out) as AuditEntry[];
+    expect(mine.map((e) => e.action)).toEqual(['create mutations/rollback']);
+
+    // Nothing the controller keeps or shows holds a token or the secret value.
+    const metrics = await apiFetch(c, c.webhookUrl.replace('/mutate', '/metrics'));
+    expect(metrics.status).toBe(200);
+    const metricsText = await metrics.text();
+    expect(metricsText).toContain('nemutator_api_requests_total');
+    const corpus: Array<[string, string]> = [
+      ['audit (json)', json.out],
+      ['audit (table)', table.out],
+      ['metrics', metricsText],
+      ...logs.map((l, i): [string, string] => [`log line ${i}`, l]),
+      ...outputs.map((o, i): [string, string] => [`cli output ${i}`, `${o.out}\n${o.err}`]),
+    ];
+    expect(logs.length).toBeGreaterThan(0);
+    expect(logs.some((l) => l.includes('api request'))).toBe(true);
+    const needles = [...tokensUsed, SECRET];
+    const leaks = corpus.flatMap(([where, text]) => needles.filter((n) => text.includes(n)).map((n) => `${where} holds ${n === SECRET ? 'the secret value' : `a token (${n.slice(0, 12)}…)`}`));
+    expect(leaks).toEqual([]);
+  }, 120_000);
+});

@@ -196,7 +196,7 @@ beforeAll(async () => {
   );
   [prom, kube] = await Promise.all([startPrometheus({ backfill: openMetrics(seriesOf(history, end - 3 * 3600)) }), startKubeDouble({ nodes: ['node-1'] })]);
   // The shipped manifests, as an operator installs them (roles included).
-  { const y = (await exec('kubectl', ['kustomize', 'manifests/'])).stdout.replace(/\n  matchConditions:\n(  [- ] .*\n|      .*\n)+/g, '\n'); const ch = exec('kubectl', ['--kubeconfig', kube.kubeconfigPath, 'apply', '-f', '-']); ch.child.stdin!.end(y); await ch; }
+  await kubectl(['apply', '-k', 'manifests/']);
   const kc = loadKubeConfig(kube.kubeconfigPath)!;
   const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', prometheusUrl: prom.url, telemetryWindow: 3 * 3_600_000, telemetryRefresh: 3_600_000, apiRateLimit: 0 });
   c = await startController(config, {

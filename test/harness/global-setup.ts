@@ -5,7 +5,7 @@ import type { TestProject } from 'vitest/node';
 import { cgroupV2Root, removeSharedLevels, sharedLevelsPresent } from './cgroup.ts';
 import { startPrometheus, type PrometheusServer } from './prometheus.ts';
 import { startRedis, type RedisServer } from './redis.ts';
-import { requireTool } from './tools.ts';
+import { findTool, requireTool } from './tools.ts';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   // Name every missing tool at once, each with its apt-get command.
@@ -19,7 +19,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   if (missing.length > 0) throw new Error(missing.join('\n'));
 
-  await (await import('./build-native.ts')).buildNative(); // peercred addon (secrets socket)
+  const native = await import('./build-native.ts');
+  await native.buildNative(); // peercred addon (secrets socket)
+  await native.prebuildGo(findTool('go') !== undefined); // Go fixtures and the launcher, with a cold cache too
   const cgroupRoot = safeCgroupRoot();
   const cgroupsBefore = cgroupRoot === undefined ? new Set<string>() : await sharedLevelsPresent(cgroupRoot);
 

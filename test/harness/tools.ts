@@ -19,7 +19,7 @@ export function requireTool(name: string, debPackage: string): string {
   return found;
 }
 
-function findTool(name: string): string | undefined {
+export function findTool(name: string): string | undefined {
   const candidates = isAbsolute(name)
     ? [name]
     : [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin']

@@ -12,11 +12,11 @@ export const nodesCommand: Command = {
     const name = ctx.args[0];
     if (name) {
       const node = await ctx.client.json<unknown>('GET', `/api/v1/nodes/${encodeURIComponent(name)}`);
-      return ctx.out(JSON.stringify(node, null, 2));
+      return void ctx.out(JSON.stringify(node, null, 2));
     }
     const { items } = await ctx.client.json<{ items: NodeSummary[] }>('GET', '/api/v1/nodes');
-    if (ctx.config.output === 'json') return ctx.out(JSON.stringify(items, null, 2));
-    if (items.length === 0) return ctx.out('No agent has reported yet.');
+    if (ctx.config.output === 'json') return void ctx.out(JSON.stringify(items, null, 2));
+    if (items.length === 0) return void ctx.out('No agent has reported yet.');
     ctx.out(
       table(
         ['NODE', 'STATE', 'CPU', 'MEMORY', 'PODS', 'LAST REPORT', 'AGENT'],

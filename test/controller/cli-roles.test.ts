@@ -8,50 +8,26 @@
 // - after a scripted session of writes, `nemutator audit` lists each with its user, action and
 //   outcome, newest first; and neither the audit, the controller's logs, its /metrics page nor
 //   the CLI's output holds a token used or the secret value written to the dictionary.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandRouter } from '../../agent/src/app.ts';
-import type { FleetClient } from '../../agent/src/fleet/client.ts';
 import { createLogger } from '../../common/src/log.ts';
-import { loadKubeConfig } from '../../common/src/kube.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
 import type { AuditEntry } from '../../controller/src/audit/log.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
-import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
-import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
-import { apiFetch, caFileOf, testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
-import { standInAgent } from '../harness/fleet.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
-import { openMetrics } from '../harness/openmetrics.ts';
-import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
-import { until } from '../harness/wait.ts';
-import { generateHistory, seriesOf } from '../telemetry/fixture.ts';
+import { AGENT_TOKEN, startClusterWorld, TINY_PROFILE, type ClusterWorld } from '../harness/cluster.ts';
+import { apiFetch, caFileOf } from '../harness/controller.ts';
 
-const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const NS = 'cli-roles';
 const USERS_NS = 'cli-users';
-const AGENT_TOKEN = 'agent-token';
 const SECRET = 'S3cretValue-xyz';
 const ROLES = ['nemutator-viewer', 'nemutator-dictionary-editor', 'nemutator-operator', 'nemutator-profiler', 'nemutator-secrets-rotator'] as const;
 
-let kube: KubeDouble;
-let prom: PrometheusServer;
-let c: RunningController;
-let dir: string;
+let w: ClusterWorld;
 let caFile: string;
-let agent: FleetClient;
-/** How the manifests went in: `kubectl apply -k manifests/`, or the rendered fallback. */
-/** Every line the controller logged. */
+
 const logs: string[] = [];
 /** Every token a test used, to look for in what the controller keeps and shows. */
 const tokensUsed = new Set<string>();
@@ -68,21 +44,7 @@ const capture = (name: string) =>
     }),
   });
 
-async function kubectl(args: string[], stdin?: unknown): Promise<string> {
-  const child = exec('kubectl', ['--kubeconfig', kube.kubeconfigPath, ...args], { timeout: 30_000 });
-  if (stdin !== undefined) child.child.stdin!.end(typeof stdin === 'string' ? stdin : JSON.stringify(stdin));
-  return (await child).stdout;
-}
-
-async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: Obj }> {
-  const res = await apiFetch(c, c.apiUrl + path, {
-    method,
-    headers: { authorization: `Bearer ${kube.adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Obj) : {} };
-}
+const admin = (method: string, path: string, body?: unknown) => w.admin(method, path, body);
 
 interface CliResult {
   code: number;
@@ -94,39 +56,20 @@ interface CliResult {
 async function cli(token: string, ...args: string[]): Promise<CliResult> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli([...args, '--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFile, '--token', token], { out: (s) => void out.push(s), err: (s) => void err.push(s) });
+  const code = await runCli([...args, '--server', w.c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFile, '--token', token], { out: (s) => void out.push(s), err: (s) => void err.push(s) });
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
 /** A service account in USERS_NS bound to `role` with a ClusterRoleBinding (no binding when role is undefined); its token. */
 async function userBoundTo(sa: string, role?: string): Promise<string> {
-  if (role) await kubectl(['create', 'clusterrolebinding', sa, `--clusterrole=${role}`, `--serviceaccount=${USERS_NS}:${sa}`]);
-  const token = await kube.issueToken({ namespace: USERS_NS, serviceAccount: sa });
+  if (role) await w.kubectl(['create', 'clusterrolebinding', sa, `--clusterrole=${role}`, `--serviceaccount=${USERS_NS}:${sa}`]);
+  const token = await w.kube.issueToken({ namespace: USERS_NS, serviceAccount: sa });
   tokensUsed.add(token);
   return token;
 }
 const userName = (sa: string) => `system:serviceaccount:${USERS_NS}:${sa}`;
 
-const deployment = (name: string) => ({
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: { name, namespace: NS, labels: { nemu_label_team: 'nemu_label_value_pay' } },
-  spec: {
-    replicas: 0,
-    selector: { matchLabels: { app: name } },
-    template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'busybox', command: ['sleep', 'infinity'] }] } },
-  },
-});
-
-/** kubectl-creates a Deployment through the webhook and returns the id of its mutation. */
-async function mutationOf(name: string): Promise<string> {
-  await kubectl(['create', '-f', '-'], deployment(name));
-  const items = await until(`the mutation of ${NS}/${name}`, async () => {
-    const r = await admin('GET', `/mutations?namespace=${NS}&name=${name}&kind=Deployment`);
-    return r.body.items?.length ? (r.body.items as Obj[]) : undefined;
-  });
-  return items[0]!.id as string;
-}
+const mutationOf = (name: string) => w.mutationOf(NS, name);
 
 /** A skip rule for Deployment NS/name: its mutation, rolled back by the admin. */
 async function skipRuleFor(name: string): Promise<void> {
@@ -181,52 +124,24 @@ const actions: Action[] = [
   { name: 'whatif', argv: () => ['whatif'], routes: ['GET /api/v1/whatif'] },
   { name: 'audit', argv: () => ['audit'], routes: ['GET /api/v1/audit'] },
   // Captures (POST), then fetches the profile it made (GET /profiles/{id}).
-  { name: 'flame', argv: (f) => ['flame', `${NS}/api-p`, '-t', '1s', '-o', join(dir, `${f.dictKey}.folded`)], routes: ['POST /api/v1/profiles', 'GET /api/v1/profiles/{id}'] },
+  { name: 'flame', argv: (f) => ['flame', `${NS}/api-p`, '-t', '1s', '-o', join(w.dir, `${f.dictKey}.folded`)], routes: ['POST /api/v1/profiles', 'GET /api/v1/profiles/{id}'] },
 ];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'nemu-cli-roles-'));
-  const end = Math.floor(Date.now() / 1000);
-  const history = generateHistory(
-    [{ namespace: NS, pod: 'web-5d9c7b-abcde', container: 'app', workload: { kind: 'Deployment', name: 'web' }, cpuLow: 0.1, cpuHigh: 0.5, memLow: 100 * 2 ** 20, memHigh: 150 * 2 ** 20 }],
-    end - 3 * 3600,
-    end,
-    60,
-  );
-  [prom, kube] = await Promise.all([startPrometheus({ backfill: openMetrics(seriesOf(history, end - 3 * 3600)) }), startKubeDouble({ nodes: ['node-1'] })]);
-  tokensUsed.add(kube.adminToken);
-  tokensUsed.add(AGENT_TOKEN);
-  // The shipped manifests, as an operator installs them (the roles included).
-  await kubectl(['apply', '-k', 'manifests/']);
-  const kc = loadKubeConfig(kube.kubeconfigPath)!;
-  const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', prometheusUrl: prom.url, telemetryWindow: 3 * 3_600_000, telemetryRefresh: 3_600_000, apiRateLimit: 0 });
-  c = await startController(config, {
+  w = await startClusterWorld({
+    namespaces: [NS, USERS_NS],
+    history: { namespace: NS, deployment: 'web' },
     log: capture('controller'),
-    mode: 'cluster',
-    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
-    authorizer: new SubjectAccessReviewAuthorizer(kc),
-    agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN),
-    admission: createAdmission,
-    routes: registerRoutes,
-  });
-  caFile = caFileOf(c);
-  // A node with an agent that answers profiles and secret commands.
-  agent = standInAgent(c, 'node-1', AGENT_TOKEN, {
-    onCommand: commandRouter({
-      profile: async () => ({ profile: { frames: [{ function: 'main.work', kind: 'go' }], samples: [{ frames: [0], count: 3 }], processes: [], hz: 49 } }),
+    agent: {
+      profile: TINY_PROFILE,
       rotate: async () => ({ rotate: { pathsChecked: 1, newVersions: 0, watchersNotified: 0 } }),
       secretStatus: async () => ({ secretStatus: { holders: [{ podUid: 'u-api-p', namespace: NS, pod: 'api-p', container: 'app', path: 'secret/app/db', version: 1, ackedVersion: 1 }] } }),
-    }),
+    },
   });
-  await new Promise<void>((resolve, reject) => {
-    agent.once('connected', () => resolve());
-    agent.once('refused', reject);
-    agent.start();
-  });
-  await kubectl(['apply', '-f', '-'], webhookConfiguration(c));
-  for (const [key, value] of Object.entries({ nemu_label_team: 'example.com/team', nemu_label_value_pay: 'payments' })) expect((await admin('PUT', `/dictionary/${key}`, { value })).status).toBe(200);
-  for (const ns of [NS, USERS_NS]) await kubectl(['create', 'namespace', ns]);
-  kube.put({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'api-p', namespace: NS, uid: 'u-api-p' }, spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'app' }] } });
+  tokensUsed.add(w.kube.adminToken);
+  tokensUsed.add(AGENT_TOKEN);
+  caFile = caFileOf(w.c);
+  w.podOnNode(NS, 'api-p');
   // One set of objects per role (and for a user bound to nothing), so each role's matrix
   // consumes its own: a dictionary key, a mutation to roll back, a skip rule to lift.
   for (const role of [...ROLES, 'unbound']) {
@@ -237,14 +152,10 @@ beforeAll(async () => {
     await skipRuleFor(`skip-${short(role)}`);
     fixtures.set(role, { dictKey, rollbackId, skipRule: `skip-${short(role)}` });
   }
-  await until('the first telemetry refresh', async () => (await admin('GET', '/telemetry')).status === 200, 30_000, 100);
 }, 180_000);
 
 afterAll(async () => {
-  await agent?.stop();
-  await c?.stop();
-  await Promise.all([kube?.stop(), prom?.stop()]);
-  rmSync(dir, { recursive: true, force: true });
+  await w?.stop();
 });
 
 describe('the nemutator CLI with the shipped roles, in a cluster', () => {
@@ -316,7 +227,7 @@ describe('the nemutator CLI with the shipped roles, in a cluster', () => {
     await ok(operator, 'mutations', 'rollback', rollbackId);
     await ok(editor, 'skip-rules', 'delete', NS, 'Deployment', 'audited');
     await ok(rotator, 'secrets', 'rotate', 'secret/app/db');
-    await ok(profiler, 'flame', `${NS}/api-p`, '-t', '1s', '-o', join(dir, 'audited.folded'));
+    await ok(profiler, 'flame', `${NS}/api-p`, '-t', '1s', '-o', join(w.dir, 'audited.folded'));
     const refused = await cli(viewer, 'dict', 'set', 'nemu_env_db', 'postgres://viewer-was-here');
     outputs.push(refused);
     expect(refused.code).not.toBe(0);
@@ -360,7 +271,7 @@ describe('the nemutator CLI with the shipped roles, in a cluster', () => {
     expect(mine.map((e) => e.action)).toEqual(['create mutations/rollback']);
 
     // Nothing the controller keeps or shows holds a token or the secret value.
-    const metrics = await apiFetch(c, c.webhookUrl.replace('/mutate', '/metrics'));
+    const metrics = await apiFetch(w.c, w.c.webhookUrl.replace('/mutate', '/metrics'));
     expect(metrics.status).toBe(200);
     const metricsText = await metrics.text();
     expect(metricsText).toContain('nemutator_api_requests_total');

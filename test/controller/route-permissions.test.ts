@@ -6,57 +6,16 @@
 // - a service account bound to the shipped role the route's permission belongs to gets its 2xx;
 // - a role bound in namespace team-a reaches team-a's objects and nothing of team-b's.
 // The table must name every route the controller registers, so a new route cannot go untested.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandRouter } from '../../agent/src/app.ts';
-import type { FleetClient } from '../../agent/src/fleet/client.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
-import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
-import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
-import { loadKubeConfig } from '../../common/src/kube.ts';
-import { apiFetch, testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
-import { standInAgent } from '../harness/fleet.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
-import { openMetrics } from '../harness/openmetrics.ts';
-import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
-import { until } from '../harness/wait.ts';
-import { generateHistory, seriesOf } from '../telemetry/fixture.ts';
+import { startClusterWorld, TINY_PROFILE, type ClusterWorld } from '../harness/cluster.ts';
 
-const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-let kube: KubeDouble;
-let prom: PrometheusServer;
-let c: RunningController;
-let dir: string;
-let agent: FleetClient;
+let w: ClusterWorld;
 const ids: Record<string, string> = {};
-
-async function kubectl(args: string[], stdin?: unknown): Promise<string> {
-  const child = exec('kubectl', ['--kubeconfig', kube.kubeconfigPath, ...args], { timeout: 30_000 });
-  if (stdin !== undefined) child.child.stdin!.end(JSON.stringify(stdin));
-  return (await child).stdout;
-}
-
-async function call(token: string | undefined, method: string, path: string, body?: unknown): Promise<{ status: number; body: Obj }> {
-  const res = await apiFetch(c, c.apiUrl + path, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Obj) : {} };
-}
-
-const admin = (method: string, path: string, body?: unknown) => call(kube.adminToken, method, path, body);
+const call = (token: string | undefined, method: string, path: string, body?: unknown) => w.call(token, method, path, body);
+const admin = (method: string, path: string, body?: unknown) => w.admin(method, path, body);
 
 /** A service account bound to a shipped ClusterRole, cluster-wide or (namespace given) with a RoleBinding there. */
 const bindings = new Map<string, Promise<string>>();
@@ -70,33 +29,12 @@ async function bind(role: string, namespace?: string): Promise<string> {
   const binding = namespace
     ? ['create', 'rolebinding', sa, '-n', namespace, `--clusterrole=${role}`, `--serviceaccount=rbac-test:${sa}`]
     : ['create', 'clusterrolebinding', sa, `--clusterrole=${role}`, `--serviceaccount=rbac-test:${sa}`];
-  await kubectl(binding);
-  return kube.issueToken({ namespace: 'rbac-test', serviceAccount: sa });
+  await w.kubectl(binding);
+  return w.kube.issueToken({ namespace: 'rbac-test', serviceAccount: sa });
 }
 
-const deployment = (namespace: string, name: string) => ({
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: { name, namespace, labels: { nemu_label_team: 'nemu_label_value_pay' } },
-  spec: {
-    replicas: 0,
-    selector: { matchLabels: { app: name } },
-    template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'busybox', command: ['sleep', 'infinity'] }] } },
-  },
-});
-
-/** Makes a mutation of a Deployment in `namespace` and returns its id. */
-async function mutationIn(namespace: string, name: string): Promise<string> {
-  await kubectl(['create', '-f', '-'], deployment(namespace, name));
-  const list = await until(`the mutation of ${namespace}/${name}`, async () => {
-    const r = await admin('GET', `/mutations?namespace=${namespace}&name=${name}&kind=Deployment`);
-    return r.body.items?.length ? r.body.items : undefined;
-  });
-  return list[0].id as string;
-}
-
-async function profileIn(namespace: string, pod: string, token = kube.adminToken): Promise<{ status: number; body: Obj }> {
-  return call(token, 'POST', '/profiles', { namespace, pod, seconds: 1 });
+async function profileIn(namespace: string, pod: string): Promise<{ status: number; body: Obj }> {
+  return admin('POST', '/profiles', { namespace, pod, seconds: 1 });
 }
 
 interface Case {
@@ -186,77 +124,42 @@ const cases: Case[] = [
 ];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'nemu-route-perms-'));
-  const end = Math.floor(Date.now() / 1000);
-  const history = generateHistory(
-    [{ namespace: 'team-a', pod: 'web-a-5d9c7b-abcde', container: 'app', workload: { kind: 'Deployment', name: 'web-a' }, cpuLow: 0.1, cpuHigh: 0.5, memLow: 100 * 2 ** 20, memHigh: 150 * 2 ** 20 }],
-    end - 3 * 3600,
-    end,
-    60,
-  );
-  [prom, kube] = await Promise.all([startPrometheus({ backfill: openMetrics(seriesOf(history, end - 3 * 3600)) }), startKubeDouble({ nodes: ['node-1'] })]);
-  // The shipped manifests, as an operator installs them (roles included).
-  await kubectl(['apply', '-k', 'manifests/']);
-  const kc = loadKubeConfig(kube.kubeconfigPath)!;
-  const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', prometheusUrl: prom.url, telemetryWindow: 3 * 3_600_000, telemetryRefresh: 3_600_000, apiRateLimit: 0 });
-  c = await startController(config, {
-    log: silentLogger,
-    mode: 'cluster',
-    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
-    authorizer: new SubjectAccessReviewAuthorizer(kc),
-    agentAuth: new SharedTokenAgentAuthenticator('agent-token'),
-    admission: createAdmission,
-    routes: registerRoutes,
-  });
-  // A node with an agent that answers profiles and secret commands.
-  agent = standInAgent(c, 'node-1', 'agent-token', {
-    onCommand: commandRouter({
-      profile: async () => ({ profile: { frames: [{ function: 'main.work', kind: 'go' }], samples: [{ frames: [0], count: 3 }], processes: [], hz: 49 } }),
+  w = await startClusterWorld({
+    namespaces: ['team-a', 'team-b', 'rbac-test'],
+    history: { namespace: 'team-a', deployment: 'web-a' },
+    agent: {
+      profile: TINY_PROFILE,
       rotate: async () => ({ rotate: { pathsChecked: 1, newVersions: 0, watchersNotified: 0 } }),
       secretStatus: async () => ({
         secretStatus: {
           holders: ['team-a', 'team-b'].map((ns) => ({ podUid: `u-${ns}`, namespace: ns, pod: `api-${ns.slice(-1)}`, container: 'app', path: 'secret/app/db', version: 1, ackedVersion: 1 })),
         },
       }),
-    }),
-  });
-  await new Promise<void>((resolve, reject) => {
-    agent.once('connected', () => resolve());
-    agent.once('refused', reject);
-    agent.start();
+    },
   });
   // Objects in two namespaces: mutations (and, once rolled back, skip rules) and profiles.
-  await kubectl(['apply', '-f', '-'], webhookConfiguration(c));
-  for (const [key, value] of Object.entries({ nemu_label_team: 'example.com/team', nemu_label_value_pay: 'payments' })) expect((await admin('PUT', `/dictionary/${key}`, { value })).status).toBe(200);
-  for (const ns of ['team-a', 'team-b', 'rbac-test']) await kubectl(['create', 'namespace', ns]);
-  ids.mutationA = await mutationIn('team-a', 'web-a');
-  ids.mutationB = await mutationIn('team-b', 'web-b');
+  ids.mutationA = await w.mutationOf('team-a', 'web-a');
+  ids.mutationB = await w.mutationOf('team-b', 'web-b');
   expect((await admin('POST', `/mutations/${ids.mutationB}/rollback`)).status).toBe(200);
-  for (const ns of ['team-a', 'team-b']) {
-    const pod = `api-${ns.slice(-1)}`;
-    kube.put({ apiVersion: 'v1', kind: 'Pod', metadata: { name: pod, namespace: ns, uid: `u-${ns}` }, spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'app' }] } });
-  }
+  w.podOnNode('team-a', 'api-a');
+  w.podOnNode('team-b', 'api-b');
   const b = await profileIn('team-b', 'api-b');
   expect(b.status).toBe(201);
   ids.profileB = b.body.id;
   const a = await profileIn('team-a', 'api-a');
   expect(a.status).toBe(201);
   ids.profileA = a.body.id;
-  await until('the first telemetry refresh', async () => (await admin('GET', '/telemetry')).status === 200, 30_000, 100);
 }, 120_000);
 
 afterAll(async () => {
-  await agent?.stop();
-  await c?.stop();
-  await Promise.all([kube?.stop(), prom?.stop()]);
-  rmSync(dir, { recursive: true, force: true });
+  await w?.stop();
 });
 
 describe('every REST route in a cluster', () => {
   it('is in this table, with the permission docs/security.md gives it', () => {
-    const registered = c.routes.filter((r) => r.access !== 'public').map((r) => `${r.method} ${r.pattern}`);
+    const registered = w.c.routes.filter((r) => r.access !== 'public').map((r) => `${r.method} ${r.pattern}`);
     expect(new Set(cases.map((k) => `${k.method} ${k.pattern}`))).toEqual(new Set(registered));
-    expect(c.routes.filter((r) => r.access === 'public').map((r) => r.pattern).sort()).toEqual(['/healthz', '/readyz']);
+    expect(w.c.routes.filter((r) => r.access === 'public').map((r) => r.pattern).sort()).toEqual(['/healthz', '/readyz']);
     // docs/security.md's route table says the same verb and resource for each route.
     const documented = new Map<string, string>();
     for (const line of readFileSync('docs/security.md', 'utf8').split('\n')) {
@@ -265,14 +168,14 @@ describe('every REST route in a cluster', () => {
       for (const route of m[2]!.matchAll(/`([^`]+)`/g)) documented.set(`${m[1]} ${route[1]}`, `${m[3]} ${m[4]}`);
     }
     const declared = new Map(
-      c.routes.flatMap((r) => (r.access === 'public' ? [] : [[`${r.method} ${r.pattern}`, `${r.access.verb} ${r.access.resource}${r.access.subresource ? `/${r.access.subresource}` : ''}`] as const])),
+      w.c.routes.flatMap((r) => (r.access === 'public' ? [] : [[`${r.method} ${r.pattern}`, `${r.access.verb} ${r.access.resource}${r.access.subresource ? `/${r.access.subresource}` : ''}`] as const])),
     );
     expect(Object.fromEntries(documented)).toEqual(Object.fromEntries(declared));
   });
 
   it('answers 401 without a token, with a garbage, expired or wrong-audience token, on every route', async () => {
-    const expired = await kube.issueToken({ namespace: 'rbac-test', serviceAccount: 'late', expirationSeconds: -60 });
-    const forVault = await kube.issueToken({ namespace: 'rbac-test', serviceAccount: 'vaulty', audiences: ['vault'] });
+    const expired = await w.kube.issueToken({ namespace: 'rbac-test', serviceAccount: 'late', expirationSeconds: -60 });
+    const forVault = await w.kube.issueToken({ namespace: 'rbac-test', serviceAccount: 'vaulty', audiences: ['vault'] });
     for (const k of cases) {
       for (const token of [undefined, 'garbage', expired, forVault]) {
         const r = await call(token, k.method, k.path(), k.body?.());
@@ -283,7 +186,7 @@ describe('every REST route in a cluster', () => {
   });
 
   it('answers 403 naming the permission to a service account without RBAC, on every route, and changes nothing', async () => {
-    const nosy = await kube.issueToken({ namespace: 'rbac-test', serviceAccount: 'nosy' });
+    const nosy = await w.kube.issueToken({ namespace: 'rbac-test', serviceAccount: 'nosy' });
     const before = (await admin('GET', '/dictionary')).body.items;
     for (const k of cases) {
       const r = await call(nosy, k.method, k.path(), k.body?.());

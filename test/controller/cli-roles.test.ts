@@ -10,13 +10,12 @@
 //   the CLI's output holds a token used or the secret value written to the dictionary.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/src/log.ts';
 import type { AuditEntry } from '../../controller/src/audit/log.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
 import { AGENT_TOKEN, startClusterWorld, TINY_PROFILE, type ClusterWorld } from '../harness/cluster.ts';
 import { apiFetch, caFileOf } from '../harness/controller.ts';
+import { capturingLogger } from '../harness/logs.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -32,17 +31,7 @@ const logs: string[] = [];
 /** Every token a test used, to look for in what the controller keeps and shows. */
 const tokensUsed = new Set<string>();
 
-const capture = (name: string) =>
-  createLogger({
-    level: 'debug',
-    name,
-    destination: new Writable({
-      write(chunk, _enc, cb) {
-        logs.push(...String(chunk).split('\n').filter(Boolean));
-        cb();
-      },
-    }),
-  });
+const capture = (name: string) => capturingLogger(name, logs);
 
 const admin = (method: string, path: string, body?: unknown) => w.admin(method, path, body);
 

@@ -12,13 +12,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
 import { agentSchema } from '../../agent/src/config.ts';
 import { loadConfig } from '../../common/src/config.ts';
-import { createLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
 import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
@@ -31,6 +29,7 @@ import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { sleep } from '../harness/tools.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
 import { testControllerConfig, apiFetch, caFileOf } from '../harness/controller.ts';
+import { capturingLogger } from '../harness/logs.ts';
 
 const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -46,17 +45,7 @@ const ROTATION_INTERVAL_MS = 3000;
 // every value this test ever puts into Vault: none may appear in any output
 const values: string[] = [];
 const logs: string[] = [];
-const capture = (name: string) =>
-  createLogger({
-    level: 'debug',
-    name,
-    destination: new Writable({
-      write(chunk, _enc, cb) {
-        logs.push(...String(chunk).split('\n').filter(Boolean));
-        cb();
-      },
-    }),
-  });
+const capture = (name: string) => capturingLogger(name, logs);
 
 let kube: KubeDouble;
 let vault: VaultDouble;

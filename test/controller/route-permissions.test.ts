@@ -192,7 +192,7 @@ describe('every REST route in a cluster', () => {
       const r = await call(nosy, k.method, k.path(), k.body?.());
       expect(r.status, `${k.method} ${k.pattern}`).toBe(403);
       expect(r.body.code).toBe('NEMU_ERR_FORBIDDEN');
-      expect(r.body.message).toMatch(/^system:serviceaccount:rbac-test:nosy may not (get|list|create|update|delete) [a-z]+(\/[a-z]+)?\.nemutator\.io (in namespace [a-z-]+|cluster-wide)/);
+      expect(r.body.message).toMatch(/^system:serviceaccount:rbac-test:nosy may not (get|list|create|update|delete) [a-z]+(\/[a-z]+)?\.nemutator\.io (in namespace [a-z-]+|cluster-wide|on object [\w-]+, or it does not exist)/);
       expect(r.body.message).not.toMatch(/\n\s+at /);
     }
     expect((await admin('GET', '/dictionary')).body.items).toEqual(before);
@@ -202,11 +202,20 @@ describe('every REST route in a cluster', () => {
     expect(audit.every((e) => e.outcome === 'denied' && e.status === 403)).toBe(true);
   });
 
-  it('names the permission and the namespace in a refusal: create mutations/rollback in namespace team-b', async () => {
-    const token = await boundTo('nemutator-operator', 'team-a');
-    const r = await call(token, 'POST', `/mutations/${ids.mutationB}/rollback`);
+  it('names the permission and the namespace in a refusal, but tells nobody where an object they cannot read lives', async () => {
+    // A viewer may read team-b's mutation, so it is told what it lacks there.
+    const viewer = await boundTo('nemutator-viewer');
+    const r = await call(viewer, 'POST', `/mutations/${ids.mutationB}/rollback`);
     expect(r.status).toBe(403);
     expect(r.body.message).toContain('may not create mutations/rollback.nemutator.io in namespace team-b');
+    // An operator of team-a gets the same answer for team-b's mutation as for one that does not exist.
+    const operator = await boundTo('nemutator-operator', 'team-a');
+    const theirs = await call(operator, 'POST', `/mutations/${ids.mutationB}/rollback`);
+    const unknown = await call(operator, 'POST', '/mutations/01J0000000000000000000000/rollback');
+    expect([theirs.status, unknown.status]).toEqual([403, 403]);
+    expect(theirs.body.message).toContain(`may not create mutations/rollback.nemutator.io on object ${ids.mutationB}, or it does not exist`);
+    expect(unknown.body.message).toContain('may not create mutations/rollback.nemutator.io on object 01J0000000000000000000000, or it does not exist');
+    expect(theirs.body.message).not.toContain('team-b');
   });
 
   it('keeps a role bound in namespace team-a inside team-a, and out of cluster-wide lists', async () => {
@@ -214,7 +223,9 @@ describe('every REST route in a cluster', () => {
       const token = await boundTo(k.role, 'team-a');
       const r = await call(token, k.method, k.teamB!.path(), k.teamB!.body?.());
       expect(r.status, `${k.method} ${k.teamB!.path()}`).toBe(403);
-      expect(r.body.message).toContain('in namespace team-b');
+      // Objects named by id are not placed in a namespace for a caller who cannot read them there.
+      expect(r.body.message).toMatch(/in namespace team-b|or it does not exist/);
+      expect(r.body.message).not.toMatch(new RegExp(`${ids.mutationB}.*team-b|${ids.profileB}.*team-b`));
       if (k.method === 'GET' && k.path().includes('?namespace=')) {
         const everywhere = await call(token, k.method, k.path().replace(/[?&]namespace=team-a/, ''));
         expect(everywhere.status, `${k.method} ${k.pattern} without ?namespace=`).toBe(403);

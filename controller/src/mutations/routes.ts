@@ -3,7 +3,7 @@ import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
 import type { SkipRules } from '../admission/skip-rules.ts';
 import type { ControllerConfig } from '../config.ts';
-import type { Router } from '../server/router.ts';
+import type { ApiRequest, Router } from '../server/router.ts';
 import { clusterFromConfig, type ClusterClient } from './cluster.ts';
 import type { MutationFilter, MutationLog } from './log.ts';
 import { rollback } from './rollback.ts';
@@ -37,15 +37,14 @@ export function registerMutationRoutes(router: Router, deps: MutationRoutesDeps)
     }
     return { items: await deps.log.list(filter) };
   });
-  router.get('/api/v1/mutations/{id}', { verb: 'get', resource: 'mutations', scope: 'object' }, async (req) => {
+  // The object's namespace, checked before the handler runs (an unknown id: cluster-wide).
+  const mutation = { object: async (req: ApiRequest) => (await deps.log.get(req.params.id!))?.namespace ?? null };
+  router.get('/api/v1/mutations/{id}', { verb: 'get', resource: 'mutations', scope: mutation }, async (req) => {
     const e = await deps.log.get(req.params.id!);
-    // Existence is shown only to whoever may read it: an unknown id needs the cluster-wide permission.
-    await req.authorize(e?.namespace);
     if (!e) throw new NemuError(ErrorCodes.NOT_FOUND, `mutation ${req.params.id} is not in the mutation log; 'nemutator mutations list' shows the known ones`, { status: 404 });
     return e;
   });
-  router.post('/api/v1/mutations/{id}/rollback', { verb: 'create', resource: 'mutations', subresource: 'rollback', scope: 'object' }, async (req) => {
-    await req.authorize((await deps.log.get(req.params.id!))?.namespace);
+  router.post('/api/v1/mutations/{id}/rollback', { verb: 'create', resource: 'mutations', subresource: 'rollback', scope: mutation }, async (req) => {
     const result = await rollback(req.params.id!, req.user?.username, { cluster: getCluster(), log: deps.log, skipRules: deps.skipRules });
     deps.logger.info({ id: result.id, kind: result.kind, namespace: result.namespace, name: result.name, action: result.action, user: req.user?.username }, 'mutation rolled back');
     return result;

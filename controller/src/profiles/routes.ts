@@ -8,7 +8,7 @@
  * pod's code paths (ClusterRole nemutator-profiler, not part of the viewer).
  */
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Router } from '../server/router.ts';
+import type { ApiRequest, Router } from '../server/router.ts';
 import type { StoredProfile } from './model.ts';
 import { isFormat, renderProfile, FORMATS } from './render/index.ts';
 import { parseProfileRequest, type ProfileService } from './service.ts';
@@ -17,6 +17,11 @@ import { summarize, type ProfileStore } from './store.ts';
 export interface ProfileRoutesOptions {
   service: ProfileService;
   store: ProfileStore;
+}
+
+/** Where a profile belongs: its pod's namespace, or none for a local-mode pid. */
+function namespaceOf(target: { pid?: number; namespace?: string }): string | undefined {
+  return target.pid ? undefined : target.namespace || undefined;
 }
 
 function links(id: string): Record<string, string> {
@@ -32,10 +37,15 @@ export function registerProfileRoutes(router: Router, opts: ProfileRoutesOptions
   const { service, store } = opts;
   const notFound = (id: string) => new NemuError(ErrorCodes.NOT_FOUND, `no profile ${id} (it may have been pruned by the retention limit)`, { status: 404 });
 
-  router.post('/api/v1/profiles', { verb: 'create', resource: 'profiles', scope: 'object' }, async (req) => {
+  // A pod's profile is its namespace's business; a bare pid (local mode) is the node's, cluster-wide.
+  const podOfBody = { request: async (req: ApiRequest) => namespaceOf(parseProfileRequest(await req.json())) };
+  const storedProfile = { object: async (req: ApiRequest) => {
+    const p = await store.get(req.params.id!);
+    return p ? namespaceOf(p.target) : null;
+  } };
+
+  router.post('/api/v1/profiles', { verb: 'create', resource: 'profiles', scope: podOfBody }, async (req) => {
     const spec = parseProfileRequest(await req.json());
-    // A pod's profile is its namespace's business; a bare pid (local mode) is the node's, cluster-wide.
-    await req.authorize(spec.pid ? undefined : spec.namespace);
     req.audit(spec.pid ? { pid: String(spec.pid) } : { pod: spec.pod ?? '', ...(spec.container ? { container: spec.container } : {}) });
     const p = await service.capture(spec, req.user);
     return { status: 201, body: { ...summarize(p), links: links(p.id) } };
@@ -49,9 +59,8 @@ export function registerProfileRoutes(router: Router, opts: ProfileRoutesOptions
     return { items: items.map((p) => ({ ...summarize(p), links: links(p.id) })) };
   });
 
-  router.get('/api/v1/profiles/{id}', { verb: 'get', resource: 'profiles', scope: 'object' }, async (req) => {
+  router.get('/api/v1/profiles/{id}', { verb: 'get', resource: 'profiles', scope: storedProfile }, async (req) => {
     const p = await store.get(req.params.id!);
-    await req.authorize(p && !p.target.pid ? p.target.namespace : undefined);
     if (!p) throw notFound(req.params.id!);
     const format = req.query.get('format');
     const baseId = req.query.get('base');
@@ -61,7 +70,7 @@ export function registerProfileRoutes(router: Router, opts: ProfileRoutesOptions
     if (baseId) {
       if (format !== 'svg') throw new NemuError(ErrorCodes.BAD_REQUEST, 'base (a differential flamegraph) needs format=svg', { status: 400 });
       base = await store.get(baseId);
-      await req.authorize(base && !base.target.pid ? base.target.namespace : undefined);
+      await req.authorize(base ? namespaceOf(base.target) : null, `profile ${baseId}`);
       if (!base) throw notFound(baseId);
     }
     const title = base ? `Differential flamegraph: ${p.id} against ${base.id}` : titleOf(p);

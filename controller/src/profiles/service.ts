@@ -134,6 +134,12 @@ export class ProfileService {
   }
 
   async capture(spec: CaptureSpec, user: Identity | undefined, mode: StoredProfile['mode'] = 'on-demand'): Promise<StoredProfile> {
+    if (spec.pid && this.core) {
+      // In a cluster a pid names a host process (kubelet, containerd, another tenant's
+      // program): profiles are of pods only, which RBAC can scope to a namespace.
+      throw new NemuError(ErrorCodes.BAD_REQUEST, 'pid profiles are for local mode; in a cluster, profile a pod: {namespace, pod, container?}', { status: 400 });
+    }
+    if (spec.pid) spec = { ...spec, namespace: '', pod: '', container: '' };
     const loc = spec.pid ? { node: this.pidNode(spec.node), podUid: '', container: '' } : await this.locate(spec.namespace, spec.pod, spec.container);
     const id = newProfileId();
     const who = user?.username ?? mode;

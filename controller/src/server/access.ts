@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { AuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Identity } from './router.ts';
+import type { ApiRequest, Identity } from './router.ts';
 
 export const API_GROUP = 'nemutator.io';
 
@@ -21,17 +21,27 @@ export interface Permission {
 }
 
 /**
+ * The namespace of the object a route acts on, looked up before its handler runs: a
+ * namespace, undefined for an object of no namespace (a local-mode pid profile), null when
+ * there is no such object.
+ */
+export type Locate = (req: ApiRequest) => Promise<string | undefined | null>;
+
+/**
  * Where the object of a route lives:
  * - `cluster`: cluster-scoped (the dictionary, nodes, telemetry, rotations, audit);
  * - `query`: a list whose `?namespace=` narrows it to one namespace (then the namespaced
  *   permission suffices), and which needs the cluster-wide permission without it, as
  *   `kubectl get -A` does;
  * - `param:<name>`: the namespace is that path parameter;
- * - `object`: known only once the handler has loaded the object (a mutation, a profile); the
- *   handler calls `req.authorize(namespace)` before it reveals or changes anything, and the
- *   router refuses to answer a route of this scope whose handler did not.
+ * - `{ request }`: the namespace the request body names (the pod to profile), read before the
+ *   handler runs; the caller named it, so a refusal names it too;
+ * - `{ object }`: the namespace of the stored object the route names (a mutation, a profile),
+ *   found by `object` before the handler runs, so nothing is revealed or changed unchecked.
+ *   An unknown object needs the cluster-wide permission, and a refusal names the namespace
+ *   only to callers who may read the object there: 403 does not tell who owns an id.
  */
-export type Scope = 'cluster' | 'query' | 'object' | `param:${string}`;
+export type Scope = 'cluster' | 'query' | `param:${string}` | { object: Locate } | { request: (req: ApiRequest) => Promise<string | undefined> };
 
 export interface Access extends Permission {
   scope: Scope;
@@ -135,16 +145,36 @@ export class SubjectAccessReviewAuthorizer implements Authorizer {
   }
 }
 
+function forbidden(user: Identity, what: string, p: Permission, reason?: string): NemuError {
+  return new NemuError(
+    ErrorCodes.FORBIDDEN,
+    `${user.username} may not ${what}${reason ? ` (${reason})` : ''}; grant it with RBAC (docs/security.md lists the shipped roles, e.g. ${suggestRole(p)})`,
+    { status: 403 },
+  );
+}
+
 /** Throws NEMU_ERR_FORBIDDEN (403) naming the missing permission unless `user` holds it. */
 export async function requirePermission(authorizer: Authorizer, user: Identity, p: Permission, namespace: string | undefined): Promise<void> {
   const d = await authorizer.decide(user, p, namespace);
+  if (!d.allowed) throw forbidden(user, describePermission(p, namespace), p, d.reason);
+}
+
+/**
+ * The permission on a stored object whose namespace `located` gave (null: no such object).
+ * An unknown object is checked cluster-wide, so that 404 is answered only to whoever could
+ * read it anywhere. A refusal names the namespace only to a caller who may `get` the resource
+ * there (an operator who may read a mutation but not roll it back is told where it lives);
+ * anyone else gets one answer for "not yours" and "does not exist".
+ */
+export async function requireOnObject(authorizer: Authorizer, user: Identity, p: Permission, located: string | undefined | null, what: string): Promise<void> {
+  const namespace = located ?? undefined;
+  const d = await authorizer.decide(user, p, namespace);
   if (d.allowed) return;
-  throw new NemuError(
-    ErrorCodes.FORBIDDEN,
-    `${user.username} may not ${describePermission(p, namespace)}${d.reason ? ` (${d.reason})` : ''}; ` +
-      `grant it with RBAC (docs/security.md lists the shipped roles, e.g. ${suggestRole(p)})`,
-    { status: 403 },
-  );
+  if (namespace && (await authorizer.decide(user, { verb: 'get', resource: p.resource }, namespace)).allowed) {
+    throw forbidden(user, describePermission(p, namespace), p, d.reason);
+  }
+  const res = p.subresource ? `${p.resource}/${p.subresource}` : p.resource;
+  throw forbidden(user, `${p.verb} ${res}.${API_GROUP} on ${what}, or it does not exist`, p);
 }
 
 function suggestRole(p: Permission): string {

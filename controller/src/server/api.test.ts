@@ -49,13 +49,28 @@ describe('REST API server', () => {
     expect((await get('bob')).status).toBe(200);
   });
 
-  it('answers 500 and nothing else when an object-scoped handler forgot to authorize', async () => {
-    const base = await serve(new Router().get('/api/v1/x/{id}', { verb: 'get', resource: 'x', scope: 'object' }, () => ({ secret: 'of another namespace' })));
-    const res = await fetch(`${base}/api/v1/x/1`, { headers: { authorization: 'Bearer alice' } });
-    expect(res.status).toBe(500);
-    const text = await res.text();
-    expect(text).not.toContain('of another namespace');
-    expect((JSON.parse(text) as { code: string }).code).toBe('NEMU_ERR_INTERNAL');
+  it('checks an object-scoped route in the object’s namespace before its handler runs, and answers "not yours" and "no such object" alike', async () => {
+    const owners: Record<string, string> = { mine: 'a', theirs: 'b' };
+    const ran: string[] = [];
+    const authorizer: Authorizer = { decide: async (_u, p, ns) => ({ allowed: ns === 'a' || (p.verb === 'get' && ns === 'c') }) };
+    const router = new Router().post('/api/v1/x/{id}/undo', { verb: 'create', resource: 'x', subresource: 'undo', scope: { object: async (req) => owners[req.params.id!] ?? null } }, (req) => {
+      ran.push(req.params.id!);
+      return { done: true };
+    });
+    const base = await serve(router, { authorizer });
+    const post = (id: string) => fetch(`${base}/api/v1/x/${id}/undo`, { method: 'POST', headers: { authorization: 'Bearer alice' } });
+    expect((await post('mine')).status).toBe(200);
+    const theirs = await post('theirs');
+    const unknown = await post('nope');
+    expect([theirs.status, unknown.status]).toEqual([403, 403]);
+    const [a, b] = [(await theirs.json()) as { message: string }, (await unknown.json()) as { message: string }];
+    expect(a.message).toContain('may not create x/undo.nemutator.io on object theirs, or it does not exist');
+    expect(b.message).toContain('may not create x/undo.nemutator.io on object nope, or it does not exist');
+    expect(a.message).not.toContain('namespace b');
+    // A caller who may read the object there is told where it lives.
+    owners.readable = 'c';
+    expect(((await (await post('readable')).json()) as { message: string }).message).toContain('may not create x/undo.nemutator.io in namespace c');
+    expect(ran).toEqual(['mine']);
   });
 
   it('checks a param-scoped route in that namespace, and says which permission is missing', async () => {

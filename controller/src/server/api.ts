@@ -13,7 +13,7 @@ import type { Registry } from 'prom-client';
 import { ErrorCodes, NemuError, isNemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
 import type { AuditLog } from '../audit/log.ts';
-import { describePermission, requirePermission, type Access, type Authorizer } from './access.ts';
+import { requireOnObject, requirePermission, type Access, type Authorizer } from './access.ts';
 import { parseJson, readBody, send } from './http.ts';
 import { RateLimiter, type RateLimit } from './rate-limit.ts';
 import { errorBody, isApiResponse, logUnexpected, type ApiRequest, type Authenticator, type Route, type Router } from './router.ts';
@@ -47,10 +47,16 @@ function parseTarget(target: string | undefined): { path: string; query: URLSear
   }
 }
 
-function namespaceOf(access: Access, params: Record<string, string>, query: URLSearchParams): string | undefined {
-  if (access.scope === 'cluster' || access.scope === 'object') return undefined;
-  if (access.scope === 'query') return query.get('namespace') || undefined;
-  return params[access.scope.slice('param:'.length)];
+function namespaceOf(scope: Exclude<Access['scope'], object>, params: Record<string, string>, query: URLSearchParams): string | undefined {
+  if (scope === 'cluster') return undefined;
+  if (scope === 'query') return query.get('namespace') || undefined;
+  return params[scope.slice('param:'.length)];
+}
+
+/** `mutation 01J…`: how a refusal names the object of a route, from its parameters. */
+function describeObject(params: Record<string, string>): string {
+  const id = params.id ?? Object.values(params)[0];
+  return id ? `object ${id}` : 'the object named in the request';
 }
 
 function actionOf(access: Access): string {
@@ -94,11 +100,10 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     const changes = route.method !== 'GET';
     const target: Record<string, string> = { ...request.params };
     request.audit = (t) => Object.assign(target, t);
-    let checkedIn: string | undefined | null = null;
-    request.authorize = async (namespace) => {
-      checkedIn = namespace;
-      if (namespace) target.namespace = namespace;
-      await requirePermission(opts.authorizer, user, access, namespace);
+    let namespace: string | undefined;
+    request.authorize = async (located, what) => {
+      if (located) target.namespace = namespace ??= located;
+      await requireOnObject(opts.authorizer, user, access, located, what);
     };
     const record = (outcome: 'succeeded' | 'denied' | 'failed', status: number, code?: string) =>
       changes && opts.audit
@@ -109,19 +114,21 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
             method: route.method,
             path: request.path,
             target,
-            ...(checkedIn ? { namespace: checkedIn } : {}),
+            ...(namespace ? { namespace } : {}),
             outcome,
             status,
             ...(code ? { code } : {}),
           })
         : undefined;
     try {
-      if (access.scope !== 'object') await request.authorize(namespaceOf(access, request.params, request.query));
-      const out = await route.handler(request);
-      if (checkedIn === null) {
-        // An `object` route that forgot to authorize: answer nothing rather than serve unguarded.
-        throw new NemuError(ErrorCodes.INTERNAL, `route ${route.method} ${request.path} did not check ${describePermission(access, undefined)}`, { status: 500 });
+      if (typeof access.scope === 'object' && 'object' in access.scope) {
+        await request.authorize(await access.scope.object(request), describeObject(request.params));
+      } else {
+        namespace = typeof access.scope === 'object' ? await access.scope.request(request) : namespaceOf(access.scope, request.params, request.query);
+        if (namespace) target.namespace = namespace;
+        await requirePermission(opts.authorizer, user, access, namespace);
       }
+      const out = await route.handler(request);
       const answer = isApiResponse(out) ? out : { status: 200, body: out };
       await record('succeeded', answer.status ?? 200);
       send(res, answer);

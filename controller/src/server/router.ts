@@ -26,10 +26,11 @@ export interface ApiRequest {
   /** The caller, once authenticated (undefined on public routes). */
   user?: Identity;
   /**
-   * Checks the route's permission in `namespace` (undefined: cluster-wide). Routes of scope
-   * `object` call it once they know the object's namespace, before revealing or changing it.
+   * Checks the route's permission on a second stored object the request names (a profile's
+   * `base`), as the route's own object was checked: `located` is its namespace, null when
+   * there is no such object.
    */
-  authorize(namespace: string | undefined): Promise<void>;
+  authorize(located: string | undefined | null, what: string): Promise<void>;
   /** Adds what the action was about to its audit record (names and references, never values). */
   audit(target: Record<string, string>): void;
   /** The JSON body; throws NEMU_ERR_BAD_REQUEST when it is not JSON, NEMU_ERR_PAYLOAD_TOO_LARGE past the limit. */
@@ -71,9 +72,11 @@ function checkAccess(method: string, pattern: string, access: Access | 'public')
     VERBS.has(access.verb) &&
     /^[a-z]+$/.test(access.resource) &&
     (access.subresource === undefined || /^[a-z]+$/.test(access.subresource)) &&
-    (['cluster', 'query', 'object'].includes(access.scope) || /^param:[A-Za-z]+$/.test(access.scope));
+    (typeof access.scope === 'object'
+      ? access.scope !== null && ('object' in access.scope ? typeof access.scope.object === 'function' : typeof access.scope.request === 'function')
+      : ['cluster', 'query'].includes(access.scope) || /^param:[A-Za-z]+$/.test(access.scope));
   if (!ok) throw new Error(`route ${method} ${pattern} declares no valid permission; every route needs {verb, resource, scope} or 'public'`);
-  if (access.scope.startsWith('param:') && !pattern.includes(`{${access.scope.slice(6)}}`)) {
+  if (typeof access.scope === 'string' && access.scope.startsWith('param:') && !pattern.includes(`{${access.scope.slice(6)}}`)) {
     throw new Error(`route ${method} ${pattern} takes its namespace from {${access.scope.slice(6)}}, which the path lacks`);
   }
 }

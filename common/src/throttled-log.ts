@@ -22,10 +22,15 @@ export class ThrottledLog {
     this.emit('error', kind, fields, msg);
   }
 
-  private emit(level: 'warn' | 'error', kind: string, fields: Record<string, unknown>, msg: string): void {
+  /** Logs now, whatever the interval (a change of state), and starts the interval of `kind`. */
+  errorNow(kind: string, fields: Record<string, unknown>, msg: string): void {
+    this.emit('error', kind, fields, msg, true);
+  }
+
+  private emit(level: 'warn' | 'error', kind: string, fields: Record<string, unknown>, msg: string, now = false): void {
     const t = this.now();
     const seen = this.kinds.get(kind);
-    if (seen && t - seen.last < this.intervalMs) {
+    if (!now && seen && t - seen.last < this.intervalMs) {
       seen.held++;
       return;
     }

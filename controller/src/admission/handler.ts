@@ -91,6 +91,10 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
   const log = opts.log;
   const memo = (opts.memoEntries ?? 1024) > 0 ? new ChainMemo(opts.memoEntries ?? 1024) : undefined;
   const deadlineMs = opts.deadlineMs ?? 200;
+  // A dependency that fails fails every review: one line per 10 s with the count (the
+  // dictionary and the mutation log also say when they go down and come back). Failures that
+  // are bugs (a mutator, a patch) get one line per second.
+  const outage = new ThrottledLog(log, 10_000);
   const hot = new ThrottledLog(log);
 
   async function admit(req: AdmissionRequest): Promise<{ review: AdmissionReviewOut; result: ReviewResult }> {
@@ -124,7 +128,7 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
         const late = () => new NemuError(ErrorCodes.STORE, `skip rules could not be read within the review's ${deadlineMs} ms (dictionaryTimeout)`);
         for (const v of await deadline.race(opts.skipRules.verbsFor(kind, namespace, object), late)) skip.verbs.add(v);
       } catch (err) {
-        hot.warn('skip-rules', { uid: req.uid, error: messageOf(err) }, 'skip rules could not be read; admitting unchanged');
+        outage.warn('dependency', { uid: req.uid, dependency: 'skip rules', error: messageOf(err) }, 'skip rules could not be read; admitting unchanged');
         return answer('degraded', { warnings: [...warnings, `${ErrorCodes.STORE}: skip rules could not be read; admitted unchanged`] });
       }
     }
@@ -142,7 +146,7 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
       dictionary = keys.length > 0 ? await deadline.race(opts.dictionary.lookup(keys), late) : new Map();
     } catch (err) {
       const message = isNemuError(err) ? `${err.code}: ${err.message}` : `${ErrorCodes.DICT_UNREACHABLE}: ${messageOf(err)}`;
-      hot.warn('dictionary', { uid: req.uid, error: messageOf(err) }, 'dictionary unreachable; admitting unchanged');
+      outage.warn('dependency', { uid: req.uid, dependency: 'dictionary', error: messageOf(err) }, 'dictionary unreachable; admitting unchanged');
       return answer('degraded', { warnings: [...warnings, `${message}; admitted unchanged`] });
     }
 
@@ -159,7 +163,7 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
           await opts.mutationLog.commit(logHead(req, { id, kind, namespace, name, verbs: applied }), patchJson, reverseJson);
         } catch (err) {
           const message = isNemuError(err) ? `${err.code}: ${err.message}` : `${ErrorCodes.MUTATION_LOG}: ${messageOf(err)}`;
-          hot.error('mutation-log', { uid: req.uid, error: messageOf(err) }, 'mutation log cannot be written; admitting unmutated');
+          outage.error('dependency', { uid: req.uid, dependency: 'mutation log', error: messageOf(err) }, 'mutation log cannot be written; admitting unmutated');
           return answer('degraded', { warnings: [...warnings, `${message}; admitted unmutated`] });
         }
       }

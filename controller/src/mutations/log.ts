@@ -98,7 +98,8 @@ export class MutationLog {
     this.health = opts.health ?? new StoreHealth();
     this.timeoutMs = opts.timeoutMs ?? 1000;
     this.probeEveryMs = opts.probeEveryMs ?? 500;
-    this.hot = new ThrottledLog(log);
+    // while failing, probes fail every probeEveryMs: a reminder now and then is enough
+    this.hot = new ThrottledLog(log, 30_000);
   }
 
   /**
@@ -189,11 +190,11 @@ export class MutationLog {
   private failed(e: unknown): void {
     this.opts.onWriteFailure?.();
     if (this.health.failed(messageOf(e))) {
-      this.log.error({ error: messageOf(e) }, 'mutation log cannot be written: reviews are admitted unmutated until a probe write succeeds');
+      this.hot.errorNow('mutation-log-write', { error: messageOf(e) }, 'mutation log cannot be written: reviews are admitted unmutated until a probe write succeeds');
       this.probe ??= setInterval(() => void this.probeOnce(), this.probeEveryMs);
       this.probe.unref();
     } else {
-      this.hot.error('mutation-log-write', { error: messageOf(e) }, 'mutation log still cannot be written');
+      this.hot.error('mutation-log-write', { error: messageOf(e) }, 'mutation log still cannot be written; reviews are admitted unmutated');
     }
   }
 

@@ -24,6 +24,7 @@ import { createApiServer } from './server/api.ts';
 import { NemuError, Router, type Authenticator } from './server/router.ts';
 import { createWebhookServer, type WebhookServer } from './server/webhook.ts';
 import { LevelStore } from './store/level.ts';
+import { StoreHealth } from './store/health.ts';
 import { RedisStore } from './store/redis.ts';
 import type { Store } from './store/store.ts';
 import { VERSION } from '../../common/src/version.ts';
@@ -53,6 +54,8 @@ export interface ControllerParts {
   config: ControllerConfig;
   log: Logger;
   store: Store;
+  /** Whether the store takes the mutation log's writes: `/readyz` and status read it. */
+  storeHealth: StoreHealth;
   metrics: ControllerMetrics;
   registry: FleetRegistry;
   hub: FleetHub;
@@ -190,24 +193,32 @@ export async function startController(config: ControllerConfig, deps: Controller
     const pruneAudit = setInterval(() => void audit.prune().catch((e: Error) => log.warn({ err: e.message }, 'audit pruning failed')), 3600_000);
     pruneAudit.unref();
     cleanups.push(() => clearInterval(pruneAudit));
-    const parts: ControllerParts = { config, log, store, metrics, registry, hub, tls, audit, isLeader: deps.isLeader ?? (() => true), onStop: (c) => cleanups.push(c) };
+    const storeHealth = new StoreHealth();
+    const parts: ControllerParts = { config, log, store, storeHealth, metrics, registry, hub, tls, audit, isLeader: deps.isLeader ?? (() => true), onStop: (c) => cleanups.push(c) };
     const admission = deps.admission ? await deps.admission(parts) : passThroughHandler(log);
 
     let listening = false;
     const ready = () => listening;
-    const webhook = createWebhookServer({ cert: tls.certPem, key: tls.keyPem, handler: admission, registry: metrics.registry, log: log.child({ component: 'webhook' }), ready, maxBodyBytes: config.maxReviewBytes });
+    // the Deployment's readinessProbe asks the webhook port
+    const webhook = createWebhookServer({ cert: tls.certPem, key: tls.keyPem, handler: admission, registry: metrics.registry, log: log.child({ component: 'webhook' }), ready: () => ready() && !storeHealth.failing, maxBodyBytes: config.maxReviewBytes });
     cleanups.push(() => webhook.close());
 
     const router = new Router();
     router.get('/healthz', 'public', () => ({ status: 'ok' }));
-    router.get('/readyz', 'public', () => (ready() ? { status: 'ready' } : { status: 503, body: { status: 'not ready' } }));
+    // Not ready while the mutation log cannot be written: the apiserver's reviews should go to a
+    // replica that can log (this one admits them unmutated meanwhile).
+    router.get('/readyz', 'public', () => {
+      if (!ready()) return { status: 503, body: { status: 'not ready' } };
+      if (storeHealth.failing) return { status: 503, body: { status: 'not ready', store: storeHealth.describe() } };
+      return { status: 'ready' };
+    });
     router.get('/api/v1/status', { verb: 'get', resource: 'status', scope: 'cluster' }, () => ({
-      status: ready() ? 'ready' : 'starting',
+      status: !ready() ? 'starting' : storeHealth.failing ? 'degraded' : 'ready',
       version: VERSION,
       mode: deps.mode,
       components: {
         webhook: 'serving',
-        store: 'open',
+        store: storeHealth.describe(),
         fleet: `${hub.connectedNodes.length} agent(s) connected`,
         certificate: `valid until ${tls.notAfter.toISOString()}`,
       },

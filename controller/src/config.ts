@@ -29,7 +29,8 @@ export const controllerSchema = {
   dictionary: oneOf(['auto', 'embedded', 'redis'] as const, 'auto', 'Dictionary backend; auto = redis when redisUrl is set, else the embedded store.'),
   redisUrl: url('', 'Redis for the dictionary, e.g. redis://redis.nemutator.svc:6379/0.', ['redis:', 'rediss:']),
   redisKeyPrefix: string('', 'Prefix of every dictionary key in Redis (several installations can share one Redis).'),
-  dictionaryTimeout: duration('200ms', 'Longest wait for the dictionary round trip of one review; past it the object is admitted unchanged.', 10),
+  dictionaryTimeout: duration('200ms', 'Deadline shared by every dependency read of one review (skip rules, dictionary); past it the object is admitted unchanged.', 10),
+  mutationLogTimeout: duration('1s', 'Longest a review waits for its mutation-log entry to be durable (it is answered only after); past it, or when the store refuses writes, the object is admitted unmutated.', 10),
   dictionaryCacheTtl: duration('5s', 'How long a dictionary value is reused without asking Redis (changes made through nemutator invalidate it at once).'),
   resourceRatio: string('', 'Requests as limits ÷ ratio for containers whose requests were not chosen: empty = off, "2" = cpu and memory, or "cpu=4,memory=1.5".', {
     pattern: /^$|^0$|^\d+(\.\d+)?$|^(cpu|memory|ephemeral-storage)=\d+(\.\d+)?(,(cpu|memory|ephemeral-storage)=\d+(\.\d+)?)*$/,

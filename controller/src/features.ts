@@ -34,11 +34,16 @@ async function admissionParts(parts: ControllerParts): Promise<AdmissionParts> {
   let p = shared.get(parts);
   if (p) return p;
   const dictionary = await openDictionary(parts.config, parts.store, parts.log, parts.metrics);
-  const mutationLog = new MutationLog(parts.store, parts.log.child({ component: 'mutation-log' }));
+  const mutationLog = new MutationLog(parts.store, parts.log.child({ component: 'mutation-log' }), {
+    health: parts.storeHealth,
+    timeoutMs: parts.config.mutationLogTimeout,
+    onWriteFailure: () => parts.metrics.mutationLogWriteFailures.inc(),
+  });
   // On shutdown the queued log entries are written and Redis is let go, before the store closes.
   const skipRules = new SkipRules(parts.store);
   parts.onStop(async () => {
     await mutationLog.flush();
+    mutationLog.close();
     await dictionary.close();
     skipRules.close();
   });
@@ -60,7 +65,7 @@ export async function createAdmission(parts: ControllerParts): Promise<Admission
   const chain = withSecretsOptions(DEFAULT_CHAIN, parts.config);
   // telemetry recommendations (cached, refreshed in the background) come before the ratio policy
   const telemetry = await telemetryFeature(parts, mutationLog);
-  return createAdmissionHandler({ log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, memoEntries: parts.config.admissionMemoEntries, ...(telemetry ? { telemetry: telemetry.source } : {}), ...(ratio ? { ratio } : {}) });
+  return createAdmissionHandler({ log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, memoEntries: parts.config.admissionMemoEntries, deadlineMs: parts.config.dictionaryTimeout, ...(telemetry ? { telemetry: telemetry.source } : {}), ...(ratio ? { ratio } : {}) });
 }
 
 export function registerRoutes(router: Router, parts: ControllerParts): void {

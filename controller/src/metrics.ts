@@ -12,6 +12,7 @@ export interface ControllerMetrics {
   memo: Counter<'result'>;
   dictionaryRoundTrips: Counter<'backend' | 'result'>;
   dictionarySeconds: Histogram<'backend'>;
+  mutationLogWriteFailures: Counter;
 }
 
 export function createControllerMetrics(defaults = true): ControllerMetrics {
@@ -55,6 +56,11 @@ export function createControllerMetrics(defaults = true): ControllerMetrics {
       help: 'Time of one dictionary round trip (all keys of a review at once).',
       labelNames: ['backend'],
       buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5],
+      registers: [registry],
+    }),
+    mutationLogWriteFailures: new Counter({
+      name: 'nemutator_mutation_log_write_failures_total',
+      help: 'Writes to the mutation log that failed (group commits and, while failing, probes). While it grows, reviews are admitted unmutated and /readyz answers 503.',
       registers: [registry],
     }),
   };

@@ -156,8 +156,9 @@ describe('telemetry statistics from a backfilled Prometheus', () => {
 
   it('manifests/prometheus-rules.yaml passes `promtool check rules` and records the series the statistics read', async () => {
     const { stdout } = await runTool(requireTool('promtool', 'prometheus'), ['check', 'rules', 'manifests/prometheus-rules.yaml']);
-    expect(stdout).toMatch(/SUCCESS: 4 rules found/);
-    const rules = parse(readFileSync('manifests/prometheus-rules.yaml', 'utf8')).groups.flatMap((g: { rules: Array<{ record: string }> }) => g.rules.map((r) => r.record));
+    expect(stdout).toMatch(/SUCCESS: \d+ rules found/);
+    // the recording rules (the alerts are tested in test/manifests/alerts.test.ts)
+    const rules = parse(readFileSync('manifests/prometheus-rules.yaml', 'utf8')).groups.flatMap((g: { rules: Array<{ record?: string }> }) => g.rules.flatMap((r) => (r.record ? [r.record] : [])));
     expect(rules.sort()).toEqual(Object.values(RECORDED).sort());
   });
 });

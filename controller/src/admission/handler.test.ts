@@ -297,3 +297,56 @@ describe('properties over generated pods', () => {
     );
   });
 });
+
+describe('outage bounds', () => {
+  /** A store that takes reads and writes and never answers (Redis gone, commands queued). */
+  const hanging = Object.assign(Object.create(null) as object, {
+    shared: false,
+    get: () => new Promise(() => undefined),
+    list: () => new Promise(() => undefined),
+    batch: () => new Promise(() => undefined),
+  }) as unknown as ConstructorParameters<typeof SkipRules>[0];
+
+  it('a dictionary that does not answer costs a review its deadline, not more: admitted unchanged with NEMU_ERR_DICT_UNREACHABLE', async () => {
+    const silent = new MemoryDictionary();
+    silent.lookup = () => new Promise(() => undefined);
+    const { h } = handler(silent, { deadlineMs: 100 });
+    const started = performance.now();
+    const out = await h.review(review(pod({ labels: { nemu_label_team: 'nemu_label_value_pay' } })));
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(out.response.patch).toBeUndefined();
+    expect(out.response.warnings?.join()).toContain('NEMU_ERR_DICT_UNREACHABLE');
+  });
+
+  it('skip rules that cannot be read share the same deadline: admitted unchanged with NEMU_ERR_STORE', async () => {
+    const { h } = handler(undefined, { deadlineMs: 100, skipRules: new SkipRules(hanging) });
+    const started = performance.now();
+    // a named Pod: its skip rules are looked up
+    const out = await h.review(review(pod({ name: 'web-1', labels: { nemu_label_team: 'nemu_label_value_pay' } })));
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(out.response.patch).toBeUndefined();
+    expect(out.response.warnings?.join()).toContain('NEMU_ERR_STORE');
+  });
+
+  it('a mutation whose log entry cannot be written is not answered: admitted unmutated with NEMU_ERR_MUTATION_LOG, from the chain and from the memo', async () => {
+    const refusing = Object.assign(Object.create(store) as LevelStore, { batch: () => Promise.reject(new Error('OOM command not allowed when used memory > maxmemory')) });
+    const mutationLog = new MutationLog(refusing, silentLogger, { probeEveryMs: 60_000 });
+    const { h } = handler(undefined, { mutationLog });
+    for (const _ of [1, 2]) {
+      const out = await h.review(review(pod({ labels: { nemu_label_team: 'nemu_label_value_pay' } })));
+      expect(out.response).toMatchObject({ uid: 'u-1', allowed: true });
+      expect(out.response.patch).toBeUndefined();
+      expect(out.response.patchType).toBeUndefined();
+      expect(out.response.warnings?.join()).toContain('NEMU_ERR_MUTATION_LOG');
+    }
+    mutationLog.close();
+  });
+
+  it('a mutation whose log entry the store does not confirm in time is not answered either', async () => {
+    const mutationLog = new MutationLog(hanging as unknown as LevelStore, silentLogger, { timeoutMs: 100 });
+    const { h } = handler(undefined, { mutationLog });
+    const out = await h.review(review(pod({ labels: { nemu_label_team: 'nemu_label_value_pay' } })));
+    expect(out.response.patch).toBeUndefined();
+    expect(out.response.warnings?.join()).toMatch(/NEMU_ERR_MUTATION_LOG: .*within 100 ms/);
+  });
+});

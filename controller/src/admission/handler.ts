@@ -4,13 +4,17 @@
  *
  * One review: decode → kind/operation check → `nemutator.io/skip` (fast out) → skipped verbs
  * (annotation + stored skip rules) → one dictionary round trip for every key the chain may
- * read → the chain → forward/reverse patch, verified locally → answer (and mutation log).
+ * read → the chain → forward/reverse patch, verified locally → mutation log entry, durable →
+ * answer. The reads (skip rules, dictionary) share one deadline (`deadlineMs`); a review that
+ * would hand out a mutation id its log cannot hold admits the object unmutated instead.
  * An object the chain answered before (a replica) is answered from the chain memo when every
  * dictionary value and recommendation it read is unchanged (`memo.ts`), with its own id.
- * Anything that goes wrong on the way admits the object unchanged and says why in warnings.
+ * Anything that goes wrong on the way admits the object unchanged and says why in warnings;
+ * the log gets one line per kind of failure and second, with a count (`ThrottledLog`).
  */
 import type { Logger } from '../../../common/src/log.ts';
-import { isNemuError, ErrorCodes } from '../../../common/src/errors.ts';
+import { isNemuError, ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { messageOf, ThrottledLog } from '../../../common/src/throttled-log.ts';
 import type { Dictionary } from '../dictionary/dictionary.ts';
 import type { ControllerMetrics } from '../metrics.ts';
 import { chainKeys, DEFAULT_CHAIN, runChain } from '../mutators/chain.ts';
@@ -30,6 +34,7 @@ import {
 import { controllerOf } from '../mutators/workload.ts';
 import { mutationId } from '../mutations/id.ts';
 import type { MutationHead, MutationLog } from '../mutations/log.ts';
+import { ReviewDeadline } from './deadline.ts';
 import { ChainMemo, type RecordedRecommendation } from './memo.ts';
 import { admissionResponse, decodeAdmissionReview, type AdmissionRequest, type AdmissionResponse, type AdmissionReviewOut } from './review.ts';
 import { applies, diff } from './patch.ts';
@@ -66,6 +71,8 @@ export interface AdmissionOptions {
   metrics?: ControllerMetrics;
   /** How many objects' chain answers to remember (`ChainMemo`); 0 = none. Default 1024. */
   memoEntries?: number;
+  /** Deadline shared by a review's reads (skip rules, dictionary): `dictionaryTimeout`. Default 200 ms. */
+  deadlineMs?: number;
 }
 
 export type ReviewResult = 'mutated' | 'unchanged' | 'skipped' | 'dry_run' | 'degraded' | 'invalid';
@@ -83,6 +90,12 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
   const chain = opts.chain ?? DEFAULT_CHAIN;
   const log = opts.log;
   const memo = (opts.memoEntries ?? 1024) > 0 ? new ChainMemo(opts.memoEntries ?? 1024) : undefined;
+  const deadlineMs = opts.deadlineMs ?? 200;
+  // A dependency that fails fails every review: one line per 10 s with the count (the
+  // dictionary and the mutation log also say when they go down and come back). Failures that
+  // are bugs (a mutator, a patch) get one line per second.
+  const outage = new ThrottledLog(log, 10_000);
+  const hot = new ThrottledLog(log);
 
   async function admit(req: AdmissionRequest): Promise<{ review: AdmissionReviewOut; result: ReviewResult }> {
     const answer = (result: ReviewResult, extra: Omit<AdmissionResponse, 'uid' | 'allowed'> = {}) => {
@@ -106,14 +119,16 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
     if (String(annotations[SKIP_ANNOTATION]).toLowerCase() === 'true') return answer('skipped');
 
     const namespace = (typeof req.namespace === 'string' && req.namespace) || (typeof meta.namespace === 'string' && meta.namespace) || 'default';
+    const deadline = new ReviewDeadline(deadlineMs);
     const warnings: string[] = [];
     const skip = parseSkipVerbs(typeof annotations[SKIP_MUTATION_ANNOTATION] === 'string' ? (annotations[SKIP_MUTATION_ANNOTATION] as string) : undefined);
     for (const u of skip.unknown) warnings.push(`nemutator: unknown verb ${JSON.stringify(u)} in ${SKIP_MUTATION_ANNOTATION} ignored; known verbs: ${VERBS.join(' ')}`);
     if (opts.skipRules) {
       try {
-        for (const v of await opts.skipRules.verbsFor(kind, namespace, object)) skip.verbs.add(v);
+        const late = () => new NemuError(ErrorCodes.STORE, `skip rules could not be read within the review's ${deadlineMs} ms (dictionaryTimeout)`);
+        for (const v of await deadline.race(opts.skipRules.verbsFor(kind, namespace, object), late)) skip.verbs.add(v);
       } catch (err) {
-        log.error({ err }, 'skip rules could not be read');
+        outage.warn('dependency', { uid: req.uid, dependency: 'skip rules', error: messageOf(err) }, 'skip rules could not be read; admitting unchanged');
         return answer('degraded', { warnings: [...warnings, `${ErrorCodes.STORE}: skip rules could not be read; admitted unchanged`] });
       }
     }
@@ -127,10 +142,11 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
     let dictionary: Map<string, string>;
     const keys = remembered ? remembered.keys : chainKeys(chain, object, { kind, namespace }, skip.verbs);
     try {
-      dictionary = keys.length > 0 ? await opts.dictionary.lookup(keys) : new Map();
+      const late = () => new NemuError(ErrorCodes.DICT_UNREACHABLE, `the dictionary did not answer within the review's ${deadlineMs} ms (dictionaryTimeout)`);
+      dictionary = keys.length > 0 ? await deadline.race(opts.dictionary.lookup(keys), late) : new Map();
     } catch (err) {
-      const message = isNemuError(err) ? `${err.code}: ${err.message}` : `${ErrorCodes.DICT_UNREACHABLE}: ${(err as Error).message}`;
-      log.warn({ uid: req.uid, err: isNemuError(err) ? err.message : err }, 'dictionary unreachable; admitting unchanged');
+      const message = isNemuError(err) ? `${err.code}: ${err.message}` : `${ErrorCodes.DICT_UNREACHABLE}: ${messageOf(err)}`;
+      outage.warn('dependency', { uid: req.uid, dependency: 'dictionary', error: messageOf(err) }, 'dictionary unreachable; admitting unchanged');
       return answer('degraded', { warnings: [...warnings, `${message}; admitted unchanged`] });
     }
 
@@ -140,16 +156,16 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
     const operation = req.operation as 'CREATE' | 'UPDATE';
     const name = (typeof meta.name === 'string' && meta.name) || (typeof req.name === 'string' && req.name) || undefined;
 
-    /** The answer with a patch, and its mutation log entry. */
-    const mutatedAnswer = (applied: Verb[], patchJson: string, reverseJson: string, id: string) => {
+    /** The answer with a patch, once its mutation log entry is durable; unmutated if it cannot be. */
+    const mutatedAnswer = async (applied: Verb[], patchJson: string, reverseJson: string, id: string) => {
       if (!req.dryRun && opts.mutationLog) {
-        const head: MutationHead = { id, reviewUid: req.uid, kind, namespace, operation, verbs: applied, time: new Date().toISOString() };
-        if (name) head.name = name;
-        if (typeof meta.generateName === 'string' && meta.generateName) head.generateName = meta.generateName;
-        const owner = controllerOf(object);
-        if (owner) head.owner = owner;
-        if (isRecord(req.userInfo) && typeof req.userInfo.username === 'string') head.user = req.userInfo.username;
-        opts.mutationLog.appendJson(head, patchJson, reverseJson);
+        try {
+          await opts.mutationLog.commit(logHead(req, { id, kind, namespace, name, verbs: applied }), patchJson, reverseJson);
+        } catch (err) {
+          const message = isNemuError(err) ? `${err.code}: ${err.message}` : `${ErrorCodes.MUTATION_LOG}: ${messageOf(err)}`;
+          outage.error('dependency', { uid: req.uid, dependency: 'mutation log', error: messageOf(err) }, 'mutation log cannot be written; admitting unmutated');
+          return answer('degraded', { warnings: [...warnings, `${message}; admitted unmutated`] });
+        }
       }
       log.debug({ uid: req.uid, kind, namespace, name, verbs: applied, id }, 'mutated');
       return answer('mutated', { patchType: 'JSONPatch', patch: Buffer.from(patchJson).toString('base64'), warnings, ...(req.dryRun ? {} : { auditAnnotations: { mutation: id } }) });
@@ -176,7 +192,7 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
     const result = runChain(chain, object, ctx, skip.verbs);
     warnings.push(...result.warnings);
     for (const verb of result.failed) opts.metrics?.mutatorErrors.inc({ mutator: verb });
-    if (result.failed.length > 0) log.warn({ uid: req.uid, kind, failed: result.failed }, 'mutators failed and were skipped');
+    if (result.failed.length > 0) hot.warn('mutators', { uid: req.uid, kind, failed: result.failed }, 'mutators failed and were skipped');
     // A run where a mutator failed is not remembered: the next review tries it again.
     const remember = (patches?: { forward: string; reverse: string; id?: string }) => {
       if (memoKey === undefined || result.failed.length > 0) return;
@@ -198,7 +214,7 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
       return answer('unchanged', { warnings });
     }
     if (!applies(object, forward, mutated)) {
-      log.error({ uid: req.uid, kind, ops: forward.map((o) => ({ op: o.op, path: o.path })) }, 'computed patch does not apply to the object; admitting unchanged');
+      hot.error('patch', { uid: req.uid, kind, ops: forward.map((o) => ({ op: o.op, path: o.path })) }, 'computed patch does not apply to the object; admitting unchanged');
       return answer('degraded', { warnings: [...warnings, `${ErrorCodes.INTERNAL}: nemutator computed a patch that does not apply; admitted unchanged`] });
     }
     if (dryRun) {
@@ -228,7 +244,7 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
         out = await admit(req);
       } catch (err) {
         // Never fail a review: the object goes in unchanged.
-        log.error({ err, uid: req.uid }, 'admission failed unexpectedly; admitting unchanged');
+        hot.error('unexpected', { err, uid: req.uid }, 'admission failed unexpectedly; admitting unchanged');
         out = { review: admissionResponse({ uid: req.uid, allowed: true, warnings: [`${ErrorCodes.INTERNAL}: nemutator failed on this object; admitted unchanged`] }), result: 'degraded' };
       }
       opts.metrics?.reviews.inc({ kind: kindLabel, operation: String(req.operation), result: out.result });
@@ -236,6 +252,19 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
       return out.review;
     },
   };
+}
+
+/** The mutation log entry of an answer, without its patches. */
+function logHead(req: AdmissionRequest, m: { id: string; kind: WorkloadKind; namespace: string; name: string | undefined; verbs: Verb[] }): MutationHead {
+  const object = req.object as KubeObject;
+  const meta = isRecord(object.metadata) ? object.metadata : {};
+  const head: MutationHead = { id: m.id, reviewUid: req.uid, kind: m.kind, namespace: m.namespace, operation: req.operation as 'CREATE' | 'UPDATE', verbs: m.verbs, time: new Date().toISOString() };
+  if (m.name) head.name = m.name;
+  if (typeof meta.generateName === 'string' && meta.generateName) head.generateName = meta.generateName;
+  const owner = controllerOf(object);
+  if (owner) head.owner = owner;
+  if (isRecord(req.userInfo) && typeof req.userInfo.username === 'string') head.user = req.userInfo.username;
+  return head;
 }
 
 function withLabel(object: KubeObject, key: string, value: string): KubeObject {

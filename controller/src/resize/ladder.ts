@@ -197,8 +197,7 @@ export class ResizeLadder {
         const id = mutationId();
         await this.core.patchNamespacedPod({ name, namespace: ns, body: [{ op: 'add', path: `/metadata/labels`, value: { ...(pod.metadata?.labels ?? {}), [MUTATION_LABEL]: id } }] }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
         const entry: MutationEntry = { id, reviewUid: `resize-${id}`, kind: 'Pod', namespace: ns, name, operation: 'UPDATE', verbs: ['resources'], patch: forward, reversePatch: reverse, user: 'nemutator:season-resize', time: new Date().toISOString() };
-        this.log.append(entry);
-        await this.log.flush();
+        await this.log.append(entry);
         return { ...base, action: 'resized', reason: 'in place through pods/resize', mutationId: id };
       } catch (e) {
         this.logger.warn({ pod: `${ns}/${name}`, status: apiStatus(e), err: apiMessage(e) }, 'in-place resize refused; trying eviction');

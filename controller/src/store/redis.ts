@@ -49,7 +49,9 @@ export class RedisStore implements Store {
   }
 
   private fail(what: string, e: unknown): NemuError {
-    return new NemuError(ErrorCodes.STORE, `store in Redis at ${safeUrl(this.url)}: ${what} failed: ${(e as Error).message}`, { status: 503, cause: e });
+    // a refused MULTI says only EXECABORT; the command's own error says why (NOREPLICAS, OOM)
+    const why = (e as { previousErrors?: Error[] }).previousErrors?.[0]?.message ?? (e as Error).message;
+    return new NemuError(ErrorCodes.STORE, `store in Redis at ${safeUrl(this.url)}: ${what} failed: ${why}`, { status: 503, cause: e });
   }
 
   async get<T>(key: string): Promise<T | undefined> {

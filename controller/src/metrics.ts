@@ -22,7 +22,7 @@ export function createControllerMetrics(defaults = true): ControllerMetrics {
     registry,
     reviews: new Counter({
       name: 'nemutator_admission_reviews_total',
-      help: 'AdmissionReviews answered, by object kind, operation and result (mutated, unchanged, skipped, dry_run, invalid).',
+      help: 'AdmissionReviews answered, by object kind, operation and result (mutated, unchanged, skipped, dry_run, degraded, refused, invalid).',
       labelNames: ['kind', 'operation', 'result'],
       registers: [registry],
     }),

@@ -350,3 +350,34 @@ describe('outage bounds', () => {
     expect(out.response.warnings?.join()).toMatch(/NEMU_ERR_MUTATION_LOG: .*within 100 ms/);
   });
 });
+
+describe('pods labelled nemutator.io/secrets=required', () => {
+  const required = (over: Record<string, unknown> = {}) =>
+    pod({ labels: { 'nemutator.io/secrets': 'required', ...over } }, [{ name: 'app', image: 'app', command: ['/app'], env: [{ name: 'DB_PASSWORD', value: 'vault:secret/app/db#password' }] }]);
+
+  it('are refused with NEMU_ERR_SECRETS_REQUIRED when the dictionary cannot be read, while other pods are admitted unchanged', async () => {
+    const broken = new MemoryDictionary();
+    broken.lookup = () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:6379'));
+    const { h } = handler(broken, { deadlineMs: 100 });
+    const refused = await h.review(review(required()));
+    expect(refused.response.allowed).toBe(false);
+    expect(refused.response.patch).toBeUndefined();
+    expect(refused.response.status).toMatchObject({ code: 503, reason: 'ServiceUnavailable', message: expect.stringMatching(/^NEMU_ERR_SECRETS_REQUIRED: .*NEMU_ERR_DICT_UNREACHABLE/) });
+    const other = await h.review(review(pod({ labels: { nemu_label_team: 'nemu_label_value_pay' } })));
+    expect(other.response.allowed).toBe(true);
+  });
+
+  it('are refused when the secrets mutator fails, and admitted mutated when it works', async () => {
+    const failing: Mutator = { verb: 'secrets', keys: () => [], mutate: () => {
+      throw new Error('boom');
+    } };
+    const { h } = handler(undefined, { chain: [failing] });
+    const refused = await h.review(review(required()));
+    expect(refused.response.allowed).toBe(false);
+    expect(refused.response.status?.message).toMatch(/^NEMU_ERR_SECRETS_REQUIRED: /);
+    const working = handler().h;
+    const admitted = await working.review(review(required()));
+    expect(admitted.response.allowed).toBe(true);
+    expect(JSON.stringify(patchOf(admitted))).toContain('nemu-exec');
+  });
+});

@@ -75,7 +75,7 @@ export interface AdmissionOptions {
   deadlineMs?: number;
 }
 
-export type ReviewResult = 'mutated' | 'unchanged' | 'skipped' | 'dry_run' | 'degraded' | 'invalid';
+export type ReviewResult = 'mutated' | 'unchanged' | 'skipped' | 'dry_run' | 'degraded' | 'refused' | 'invalid';
 
 /** Which kinds and operations the chain handles. */
 function handled(req: AdmissionRequest): WorkloadKind | undefined {
@@ -193,6 +193,7 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
     warnings.push(...result.warnings);
     for (const verb of result.failed) opts.metrics?.mutatorErrors.inc({ mutator: verb });
     if (result.failed.length > 0) hot.warn('mutators', { uid: req.uid, kind, failed: result.failed }, 'mutators failed and were skipped');
+    if (result.failed.includes('secrets') && requiresSecrets(req)) return refuseWithoutSecrets(req, warnings);
     // A run where a mutator failed is not remembered: the next review tries it again.
     const remember = (patches?: { forward: string; reverse: string; id?: string }) => {
       if (memoKey === undefined || result.failed.length > 0) return;
@@ -247,11 +248,29 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
         hot.error('unexpected', { err, uid: req.uid }, 'admission failed unexpectedly; admitting unchanged');
         out = { review: admissionResponse({ uid: req.uid, allowed: true, warnings: [`${ErrorCodes.INTERNAL}: nemutator failed on this object; admitted unchanged`] }), result: 'degraded' };
       }
+      // A pod labelled nemutator.io/secrets=required is refused rather than started with its
+      // literal vault: references when the chain could not run or its secrets mutator failed.
+      if (out.result === 'degraded' && requiresSecrets(req)) out = refuseWithoutSecrets(req, out.review.response.warnings ?? []);
       opts.metrics?.reviews.inc({ kind: kindLabel, operation: String(req.operation), result: out.result });
       opts.metrics?.reviewSeconds.observe({ kind: kindLabel }, (performance.now() - started) / 1000);
       return out.review;
     },
   };
+}
+
+export const SECRETS_REQUIRED_LABEL = 'nemutator.io/secrets';
+
+/** A Pod whose label asks to be refused rather than started without its secrets (docs/secrets.md). */
+function requiresSecrets(req: AdmissionRequest): boolean {
+  if (req.kind.kind !== 'Pod' || !isRecord(req.object) || !isRecord(req.object.metadata)) return false;
+  const labels = req.object.metadata.labels;
+  return isRecord(labels) && labels[SECRETS_REQUIRED_LABEL] === 'required';
+}
+
+function refuseWithoutSecrets(req: AdmissionRequest, warnings: string[]): { review: AdmissionReviewOut; result: ReviewResult } {
+  const why = warnings.filter((w) => w.startsWith('NEMU_ERR_')).join('; ') || 'the secrets mutator could not run';
+  const message = `${ErrorCodes.SECRETS_REQUIRED}: this pod is labelled ${SECRETS_REQUIRED_LABEL}=required and nemutator could not give it its secrets (${why}); it is refused rather than started with literal vault: values, and its controller will retry`;
+  return { review: admissionResponse({ uid: req.uid, allowed: false, status: { code: 503, reason: 'ServiceUnavailable', message }, ...(warnings.length > 0 ? { warnings } : {}) }), result: 'refused' };
 }
 
 /** The mutation log entry of an answer, without its patches. */

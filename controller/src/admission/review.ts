@@ -20,7 +20,10 @@ export interface AdmissionRequest {
 
 export interface AdmissionResponse {
   uid: string;
-  allowed: true;
+  /** false only for a pod that asked to be refused rather than started without its secrets. */
+  allowed: boolean;
+  /** Why it was refused (metav1.Status), shown to whoever created the object. */
+  status?: { code: number; reason: string; message: string };
   patchType?: 'JSONPatch';
   /** base64 of the JSON Patch */
   patch?: string;

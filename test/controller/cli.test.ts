@@ -47,6 +47,21 @@ describe('nemutator CLI', () => {
     expect((await cli('frobnicate')).code).toBe(2);
   });
 
+  it('never sends a token over plain http to another machine, nor the local admin token anywhere but here', async () => {
+    let err = '';
+    const code = await runCli(['nodes', '--server', 'http://nemutator.example.com:8080', '--token', 'x'], { out: () => {}, err: (s) => (err += s) });
+    expect(code).toBe(1);
+    expect(err).toContain('NEMU_ERR_CONFIG');
+    expect(err).toContain('in clear');
+    // https to another machine without --token: the admin token file of this state dir is not sent.
+    const { ApiClient } = await import('../../controller/src/cli/client.ts');
+    const { loadCliConfig } = await import('../../controller/src/cli/config.ts');
+    const remote = ApiClient.fromConfig(loadCliConfig(['--server', 'https://nemutator.example.com', '--state-dir', t.stateDir], {}).config) as unknown as { token: string };
+    const here = ApiClient.fromConfig(loadCliConfig(['--server', local.apiUrl.replace(/\/api\/v1$/, ''), '--state-dir', t.stateDir], {}).config) as unknown as { token: string };
+    expect(remote.token).toBe('');
+    expect(here.token).not.toBe('');
+  });
+
   it('runs as the installed bin, also under its kubectl plugin name', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nemu-bin-'));
     const plugin = join(dir, 'kubectl-nemutator');

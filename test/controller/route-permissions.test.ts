@@ -249,5 +249,7 @@ describe('every REST route in a cluster', () => {
     expect(mutations.map((m) => m.namespace)).toEqual(['team-a']);
     const status = (await call(tokens.get('nemutator-secrets-rotator:team-a'), 'GET', '/secrets/status?namespace=team-a')).body;
     expect(status.holders.map((h: Obj) => h.namespace)).toEqual(['team-a']);
+    // and per-node counts do not show other namespaces' holders either
+    expect(status.nodes).toEqual([{ node: 'node-1', ok: true, holders: 1 }]);
   });
 });

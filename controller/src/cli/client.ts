@@ -13,9 +13,15 @@ export class ApiClient {
   ) {}
 
   static fromConfig(config: CliConfig): ApiClient {
+    const server = new URL(config.server);
+    const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(server.hostname) || server.hostname.startsWith('127.');
+    if (server.protocol === 'http:' && !loopback) {
+      throw new NemuError(ErrorCodes.CONFIG, `--server ${config.server} is plain http to another machine: the bearer token would cross the network in clear; use https:// (the REST API speaks TLS outside local mode)`);
+    }
     let token = config.token;
+    // The local admin token goes to this machine's controller only.
     const file = join(config.stateDir, 'admin-token');
-    if (!token && existsSync(file)) token = readFileSync(file, 'utf8').trim();
+    if (!token && loopback && existsSync(file)) token = readFileSync(file, 'utf8').trim();
     const localCa = join(config.stateDir, 'tls', 'ca.crt');
     let ca: string | undefined;
     if (config.caFile) {

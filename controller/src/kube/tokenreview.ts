@@ -24,6 +24,12 @@ export class TokenReviewer {
     this.api = kc.makeApiClient(AuthenticationV1Api);
   }
 
+  /** Whether `token` was accepted and its verdict is still cached. */
+  accepted(token: string): boolean {
+    const hit = this.cache.get(createHash('sha256').update(token).digest('base64'));
+    return hit !== undefined && hit.verdict.authenticated && hit.until > (this.opts.now ?? Date.now)();
+  }
+
   async review(token: string): Promise<TokenVerdict> {
     const now = (this.opts.now ?? Date.now)();
     const key = createHash('sha256').update(token).digest('base64');
@@ -33,10 +39,12 @@ export class TokenReviewer {
       body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(this.opts.audiences ? { audiences: this.opts.audiences } : {}) } },
     });
     const s = res.status;
+    // An authenticator that ignores audiences answers without them: then the token is not for us.
+    const audienceOk = !this.opts.audiences || (s?.audiences ?? []).some((a) => this.opts.audiences!.includes(a));
     const verdict: TokenVerdict =
-      s?.authenticated && s.user?.username
+      s?.authenticated && s.user?.username && audienceOk
         ? { authenticated: true, user: { username: s.user.username, ...(s.user.uid ? { uid: s.user.uid } : {}), groups: s.user.groups ?? [], extra: s.user.extra ?? {} } }
-        : { authenticated: false, reason: s?.error || 'the API server did not authenticate the token' };
+        : { authenticated: false, reason: s?.error || (s?.authenticated && !audienceOk ? `the token is not issued for ${this.opts.audiences!.join(' or ')}` : 'the API server did not authenticate the token') };
     let exp = now + (this.opts.maxCacheMs ?? 5 * 60_000);
     try {
       const claims = decodeJwt(token);

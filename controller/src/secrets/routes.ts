@@ -31,6 +31,9 @@ export function registerSecretRoutes(router: Router, deps: SecretRoutesDeps): vo
     const summary = await statusEverywhere(deps.fleet, path, deps.config.secretsCommandTimeout);
     // ?namespace= was authorized in that namespace only: the answer holds that namespace's pods only.
     const namespace = req.query.get('namespace');
-    return namespace ? { ...summary, holders: summary.holders.filter((h) => h.namespace === namespace) } : summary;
+    if (!namespace) return summary;
+    // Per-node counts too: other namespaces' holders must not show through them.
+    const holders = summary.holders.filter((h) => h.namespace === namespace);
+    return { ...summary, holders, nodes: summary.nodes.map((n) => (n.ok ? { ...n, holders: holders.filter((h) => h.node === n.node).length } : n)) };
   });
 }

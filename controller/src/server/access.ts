@@ -110,7 +110,7 @@ export class SubjectAccessReviewAuthorizer implements Authorizer {
   async decide(user: Identity, p: Permission, namespace: string | undefined): Promise<Decision> {
     if (user.groups.includes(MASTERS)) return { allowed: true };
     const key = createHash('sha256')
-      .update(JSON.stringify([user.username, user.uid ?? '', [...user.groups].sort(), p.verb, p.resource, p.subresource ?? '', namespace ?? '']))
+      .update(JSON.stringify([user.username, user.uid ?? '', [...user.groups].sort(), user.extra ?? {}, p.verb, p.resource, p.subresource ?? '', namespace ?? '']))
       .digest('base64');
     const now = this.now();
     const hit = this.cache.get(key);
@@ -125,6 +125,7 @@ export class SubjectAccessReviewAuthorizer implements Authorizer {
             user: user.username,
             groups: user.groups,
             ...(user.uid ? { uid: user.uid } : {}),
+            ...(user.extra ? { extra: user.extra } : {}),
             resourceAttributes: { group: API_GROUP, resource: p.resource, verb: p.verb, ...(p.subresource ? { subresource: p.subresource } : {}), ...(namespace ? { namespace } : {}) },
           },
         },

@@ -158,3 +158,35 @@ describe('RateLimiter', () => {
     expect(l.take('g')).toBe(1); // the most recent caller is still held to its budget
   });
 });
+
+describe('TokenReviewAuthenticator', () => {
+  it('answers 503 NEMU_ERR_AUTHZ_UNAVAILABLE when the API server fails, without the token in the message', async () => {
+    const { TokenReviewAuthenticator } = await import('./auth.ts');
+    const token = 'eyJhbGciOiJSUzI1NiJ9.secret-part.sig';
+    const a = new TokenReviewAuthenticator({ review: async (t) => Promise.reject(new Error(`request with Authorization: Bearer ${t} failed: ECONNRESET`)) });
+    const err = await a.authenticate(`Bearer ${token}`).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'NEMU_ERR_AUTHZ_UNAVAILABLE', status: 503 });
+    expect((err as Error).message).not.toContain('secret-part');
+  });
+
+  it('refuses a token the API server accepted without the audience asked for', async () => {
+    const { createServer } = await import('node:http');
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const { TokenReviewer } = await import('../kube/tokenreview.ts');
+    // An authenticator that ignores audiences: authenticated, but status.audiences is empty.
+    const api = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', status: { authenticated: true, user: { username: 'someone', groups: [] } } })));
+    });
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', () => r()));
+    try {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${(api.address() as AddressInfo).port}`, skipTLSVerify: true }], users: [{ name: 'u', token: 'x' }], contexts: [{ name: 'c', cluster: 'c', user: 'u' }], currentContext: 'c' });
+      const verdict = await new TokenReviewer(kc, { audiences: ['nemutator'] }).review('a.b.c');
+      expect(verdict).toMatchObject({ authenticated: false, reason: expect.stringContaining('not issued for nemutator') });
+      expect((await new TokenReviewer(kc).review('a.b.c')).authenticated).toBe(true);
+    } finally {
+      api.close();
+    }
+  });
+});

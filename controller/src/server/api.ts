@@ -83,8 +83,9 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       return;
     }
     const address = req.socket.remoteAddress ?? '';
+    // A token accepted recently passes even from a blocked address (a proxy shared by many users).
     const blocked = failedAuth.peek(address);
-    if (blocked > 0) throw rateLimited(blocked, 'this address (too many refused tokens)');
+    if (blocked > 0 && !opts.auth.knows?.(req.headers.authorization)) throw rateLimited(blocked, 'this address (too many refused tokens)');
     const user = await opts.auth.authenticate(req.headers.authorization);
     if (!user) {
       failedAuth.take(address);

@@ -1,5 +1,6 @@
 /** Local-mode authentication: one admin token, compared in constant time. */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { Authenticator, Identity } from './router.ts';
 
 export function generateToken(): string {
@@ -28,12 +29,27 @@ export class StaticTokenAuthenticator implements Authenticator {
 
 /** In a cluster: REST API callers present Kubernetes bearer tokens, reviewed by the API server. */
 export class TokenReviewAuthenticator implements Authenticator {
-  constructor(private readonly reviewer: { review(token: string): Promise<import('../kube/tokenreview.ts').TokenVerdict> }) {}
+  constructor(private readonly reviewer: { review(token: string): Promise<import('../kube/tokenreview.ts').TokenVerdict>; accepted?(token: string): boolean }) {}
 
   async authenticate(authorization: string | undefined): Promise<Identity | undefined> {
     const token = bearer(authorization);
     if (!token) return undefined;
-    const v = await this.reviewer.review(token);
-    return v.authenticated ? { username: v.user.username, groups: v.user.groups, ...(v.user.uid ? { uid: v.user.uid } : {}) } : undefined;
+    let v;
+    try {
+      v = await this.reviewer.review(token);
+    } catch (e) {
+      // The client's error may quote the request; the token must not reach a log or an answer.
+      const why = ((e as Error).message ?? '').split(token).join('***');
+      throw new NemuError(ErrorCodes.AUTHZ_UNAVAILABLE, `cannot check the bearer token: the API server did not answer the TokenReview (${why}); the controller needs create on tokenreviews.authentication.k8s.io`, { status: 503 });
+    }
+    if (!v.authenticated) return undefined;
+    const extra = Object.keys(v.user.extra).length > 0 ? { extra: v.user.extra } : {};
+    return { username: v.user.username, groups: v.user.groups, ...(v.user.uid ? { uid: v.user.uid } : {}), ...extra };
+  }
+
+  /** Whether this token was reviewed and accepted recently (no API call). */
+  knows(authorization: string | undefined): boolean {
+    const token = bearer(authorization);
+    return token !== undefined && this.reviewer.accepted?.(token) === true;
   }
 }

@@ -15,6 +15,8 @@ export interface Identity {
   username: string;
   groups: string[];
   uid?: string;
+  /** The authenticator's extra attributes (scopes, node name…), passed on to SubjectAccessReview. */
+  extra?: Record<string, string[]>;
 }
 
 export interface ApiRequest {
@@ -52,6 +54,8 @@ export type Handler = (req: ApiRequest) => Promise<ApiResponse | unknown> | ApiR
 /** How a caller is recognised; the controller picks local (admin token) or cluster (TokenReview). */
 export interface Authenticator {
   authenticate(authorization: string | undefined): Promise<Identity | undefined>;
+  /** Whether this credential was accepted recently (answers without asking anyone). */
+  knows?(authorization: string | undefined): boolean;
 }
 
 export interface Route {

@@ -25,6 +25,9 @@ export interface AuditEntry {
   status: number;
   /** The error code when it did not succeed. */
   code?: string;
+  /** Refusals of one user and action within an hour share one record: how many, and the last. */
+  count?: number;
+  lastTime?: string;
 }
 
 export interface AuditFilter {
@@ -34,8 +37,23 @@ export interface AuditFilter {
 }
 
 const PREFIX = 'audit/';
+/** Refusals of one user and action are folded into one record per this window. */
+const DENIAL_WINDOW_MS = 3600_000;
+/** A folded record is rewritten with its count at most this often. */
+const DENIAL_REWRITE_MS = 10_000;
+/** Longest value kept from a request (a path, a parameter): anything longer is cut. */
+const MAX_VALUE = 253;
+/** Records `list` reads at most when a filter skips most of them. */
+const MAX_SCANNED = 20_000;
+
+function clip(s: string, max = MAX_VALUE): string {
+  return s.length > max ? `${s.slice(0, max)}…(${s.length} chars)` : s;
+}
 
 export class AuditLog {
+  /** Open refusal records, by user and action. */
+  private readonly denials = new Map<string, { entry: AuditEntry; since: number; writtenAt: number }>();
+
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
@@ -43,18 +61,47 @@ export class AuditLog {
   ) {}
 
   /**
-   * Writes the record. A record that cannot be written is logged (without values) and the
-   * call it describes is not undone: the action already happened.
+   * Writes the record. Request-given text (path, parameters) is cut to a bounded length, and
+   * refusals — which any authenticated caller, any pod's token, can produce — are folded into
+   * one record per user, action and hour with a count, so they cannot fill the store. A record
+   * that cannot be written is logged (without values) and the call it describes is not undone.
    */
   async record(e: Omit<AuditEntry, 'id' | 'time'>): Promise<AuditEntry> {
     const now = (this.opts.now ?? Date.now)();
-    const entry: AuditEntry = { id: mutationId(now), time: new Date(now).toISOString(), ...e };
+    const target = Object.fromEntries(Object.entries(e.target).map(([k, v]) => [clip(k, 63), clip(v)]));
+    const clean = { ...e, path: clip(e.path, 512), target, ...(e.namespace ? { namespace: clip(e.namespace) } : {}) };
+    if (e.outcome === 'denied') return this.recordDenial(clean, now);
+    const entry: AuditEntry = { id: mutationId(now), time: new Date(now).toISOString(), ...clean };
+    await this.write(entry);
+    return entry;
+  }
+
+  private async recordDenial(e: Omit<AuditEntry, 'id' | 'time'>, now: number): Promise<AuditEntry> {
+    const key = `${e.user}\u0000${e.action}`;
+    const open = this.denials.get(key);
+    if (open && now - open.since < DENIAL_WINDOW_MS) {
+      open.entry.count = (open.entry.count ?? 1) + 1;
+      open.entry.lastTime = new Date(now).toISOString();
+      if (now - open.writtenAt >= DENIAL_REWRITE_MS) {
+        open.writtenAt = now;
+        await this.write(open.entry);
+      }
+      return open.entry;
+    }
+    const entry: AuditEntry = { id: mutationId(now), time: new Date(now).toISOString(), ...e, count: 1 };
+    this.denials.delete(key);
+    this.denials.set(key, { entry, since: now, writtenAt: now });
+    if (this.denials.size > 10_000) this.denials.delete(this.denials.keys().next().value!);
+    await this.write(entry);
+    return entry;
+  }
+
+  private async write(entry: AuditEntry): Promise<void> {
     try {
       await this.store.put(PREFIX + entry.id, entry);
     } catch (err) {
       this.log.error({ err: (err as Error).message, action: entry.action, user: entry.user, outcome: entry.outcome }, 'audit record could not be written');
     }
-    return entry;
   }
 
   /** Newest first. */
@@ -62,7 +109,7 @@ export class AuditLog {
     const limit = Math.min(Math.max(filter.limit ?? 100, 1), 1000);
     const out: AuditEntry[] = [];
     let after: string | undefined;
-    for (;;) {
+    for (let scanned = 0; scanned < MAX_SCANNED; scanned += 500) {
       const page = await this.store.list<AuditEntry>(PREFIX, after === undefined ? { reverse: true, limit: 500 } : { reverse: true, limit: 500, after });
       for (const { value: e } of page) {
         if (filter.user && e.user !== filter.user) continue;
@@ -73,6 +120,7 @@ export class AuditLog {
       if (page.length < 500) return out;
       after = page[page.length - 1]!.key;
     }
+    return out;
   }
 
   /** Deletes records older than `maxAgeMs`, oldest first; returns how many. */

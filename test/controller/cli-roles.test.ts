@@ -229,8 +229,8 @@ describe('the nemutator CLI with the shipped roles, in a cluster', () => {
       { user: userName('audit-editor'), action: 'delete dictionary', target: { key: 'nemu_label_value_old' }, outcome: 'succeeded' },
       { user: userName('audit-operator'), action: 'create mutations/rollback', target: { id: rollbackId }, outcome: 'succeeded' },
       { user: userName('audit-editor'), action: 'delete skiprules', target: { namespace: NS, kind: 'Deployment', name: 'audited' }, outcome: 'succeeded' },
-      { user: userName('audit-rotator'), action: 'create secretrotations', target: {}, outcome: 'succeeded' },
-      { user: userName('audit-profiler'), action: 'create profiles', target: { namespace: NS }, outcome: 'succeeded' },
+      { user: userName('audit-rotator'), action: 'create secretrotations', target: { secretPath: 'secret/app/db' }, outcome: 'succeeded' },
+      { user: userName('audit-profiler'), action: 'create profiles', target: { namespace: NS, pod: 'api-p' }, outcome: 'succeeded' },
       { user: userName('audit-viewer'), action: 'update dictionary', target: { key: 'nemu_env_db' }, outcome: 'denied' },
     ];
     const ours = new Set(script.map((s) => s.user));

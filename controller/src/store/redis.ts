@@ -76,12 +76,21 @@ export class RedisStore implements Store {
       enableOfflineQueue: false,
     });
     redis.on('error', () => undefined); // reported through the failing command
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await redis.connect();
-      await redis.ping();
+      // Bounded as a whole: with Sentinel, connect() keeps asking the sentinels (every ≤ 1 s)
+      // for as long as none answers; start-up should say so instead of hanging.
+      await Promise.race([
+        redis.connect().then(() => redis.ping()),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
     } catch (e) {
       redis.disconnect();
       throw new NemuError(ErrorCodes.STORE, `cannot reach the store in Redis at ${describeTarget(target)}: ${(e as Error).message}; check ${targetKeys(target)}, or use --store embedded for one replica`, { cause: e });
+    } finally {
+      clearTimeout(timer);
     }
     return new RedisStore(redis, prefix, target, waitReplicas, waitTimeoutMs);
   }

@@ -65,12 +65,14 @@ export class RedisStore implements Store {
     // Sentinel failover in progress) fails at once instead of queueing without bound. The
     // mutation log then admits unmutated at once rather than holding reviews, and a write
     // reported as failed is never sent later behind the caller's back. Commands already sent
-    // when the connection drops are resent after the reconnect (ioredis'
-    // autoResendUnfulfilledCommands) at most twice (maxRetriesPerRequest), each bounded by
-    // commandTimeout. The command timeout leaves WAIT its own timeout plus a margin.
+    // when the connection drops fail at once too (maxRetriesPerRequest 0: not resent after the
+    // reconnect): whether a batch in flight reached the master is unknown, and the caller
+    // treats it as not written; waiting for the reconnect would hold every review in the group
+    // for the length of the failover (1.5 s measured with 2 retries). The command timeout
+    // leaves WAIT its own timeout plus a margin.
     const redis = connectRedis(target, {
       lazyConnect: true,
-      maxRetriesPerRequest: 2,
+      maxRetriesPerRequest: 0,
       connectTimeout: timeoutMs,
       commandTimeout: Math.max(timeoutMs, waitTimeoutMs + 1000),
       enableOfflineQueue: false,

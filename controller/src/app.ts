@@ -24,6 +24,7 @@ import { createApiServer } from './server/api.ts';
 import { NemuError, Router, type Authenticator } from './server/router.ts';
 import { createWebhookServer, type WebhookServer } from './server/webhook.ts';
 import { LevelStore } from './store/level.ts';
+import { redisTargetOf } from './redis/target.ts';
 import { StoreHealth } from './store/health.ts';
 import { RedisStore } from './store/redis.ts';
 import type { Store } from './store/store.ts';
@@ -93,10 +94,14 @@ function listen(server: Server | HttpsServer | WebhookServer['server'], port: nu
 
 /** Redis when replicas must share the store, else the embedded one in the state directory. */
 async function openStore(config: ControllerConfig): Promise<Store> {
-  const redis = config.store === 'redis' || (config.store === 'auto' && config.redisUrl !== '');
-  if (!redis) return LevelStore.open(join(config.stateDir, 'store'));
-  if (!config.redisUrl) throw new NemuError(ErrorCodes.CONFIG, 'store is redis but redisUrl is empty; set --redis-url or use --store embedded');
-  return RedisStore.open(config.redisUrl, `${config.redisKeyPrefix}nemutator:store:`);
+  const target = redisTargetOf(config);
+  const redis = config.store === 'redis' || (config.store === 'auto' && target !== undefined);
+  if (!redis) {
+    if (config.redisWaitReplicas > 0) throw new NemuError(ErrorCodes.CONFIG, 'redisWaitReplicas is set but the store is not in Redis: set redisUrl or redisSentinels (and store redis or auto), or unset redisWaitReplicas');
+    return LevelStore.open(join(config.stateDir, 'store'));
+  }
+  if (!target) throw new NemuError(ErrorCodes.CONFIG, 'store is redis but neither redisUrl nor redisSentinels is set; set --redis-url, or --redis-sentinels with --redis-master-name, or use --store embedded');
+  return RedisStore.open(target, `${config.redisKeyPrefix}nemutator:store:`, { waitReplicas: config.redisWaitReplicas, waitTimeoutMs: config.redisWaitTimeout });
 }
 
 /** Stops accepting, and ends idle and open connections so close() does not wait on keep-alives. */

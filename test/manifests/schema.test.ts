@@ -27,7 +27,7 @@ type Container = {
   name: string;
   image: string;
   ports?: { name?: string; containerPort: number }[];
-  env?: { name: string; value?: string; valueFrom?: { configMapKeyRef?: { name: string; key: string; optional?: boolean }; fieldRef?: { fieldPath: string } } }[];
+  env?: { name: string; value?: string; valueFrom?: { configMapKeyRef?: { name: string; key: string; optional?: boolean }; secretKeyRef?: { name: string; key: string; optional?: boolean }; fieldRef?: { fieldPath: string } } }[];
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
   readinessProbe?: Probe;
   livenessProbe?: Probe;
@@ -433,8 +433,12 @@ describe('what the design requires of the manifests', () => {
     expect(env.get('NEMUTATOR_WEBHOOK_CONFIG_NAME')?.value).toBe('nemutator');
     expect(env.get('NEMUTATOR_SERVICE_NAME')?.value).toBe('nemutator-controller');
     expect(env.get('NEMUTATOR_STATE_DIR')?.value).toBe('/var/lib/nemutator');
-    for (const [name, key] of [['NEMUTATOR_REDIS_URL', 'redisUrl'], ['NEMUTATOR_PROMETHEUS_URL', 'prometheusUrl']] as const) {
+    for (const [name, key] of [['NEMUTATOR_REDIS_URL', 'redisUrl'], ['NEMUTATOR_PROMETHEUS_URL', 'prometheusUrl'], ['NEMUTATOR_REDIS_SENTINELS', 'redisSentinels'], ['NEMUTATOR_REDIS_MASTER_NAME', 'redisMasterName'], ['NEMUTATOR_REDIS_WAIT_REPLICAS', 'redisWaitReplicas'], ['NEMUTATOR_REDIS_WAIT_TIMEOUT', 'redisWaitTimeout']] as const) {
       expect(env.get(name)?.valueFrom?.configMapKeyRef).toEqual({ name: 'nemutator-config', key, optional: true });
+    }
+    // Redis passwords only ever from a Secret, never from the ConfigMap.
+    for (const [name, key] of [['NEMUTATOR_REDIS_PASSWORD', 'password'], ['NEMUTATOR_REDIS_SENTINEL_PASSWORD', 'sentinelPassword']] as const) {
+      expect(env.get(name)?.valueFrom?.secretKeyRef).toEqual({ name: 'nemutator-redis', key, optional: true });
     }
     expect(c.volumeMounts?.find((m) => m.mountPath === '/var/lib/nemutator')).toBeDefined();
   });

@@ -10,7 +10,7 @@ import { RedisDictionary } from './redis.ts';
 const prefix = `t${process.pid}-${Date.now()}:`;
 const dicts: RedisDictionary[] = [];
 function open(url: string, over: Partial<ConstructorParameters<typeof RedisDictionary>[0]> = {}) {
-  const d = new RedisDictionary({ url, keyPrefix: prefix, log: silentLogger, cacheTtlMs: 60_000, ...over });
+  const d = new RedisDictionary({ target: url, keyPrefix: prefix, log: silentLogger, cacheTtlMs: 60_000, ...over });
   dicts.push(d);
   return d;
 }

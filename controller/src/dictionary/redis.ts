@@ -7,15 +7,22 @@
  * nemutator are published on `<prefix>nemutator:dictionary` and drop the cached key in every
  * replica at once; the cache is only used while that subscription is live, so a replica
  * that might have missed an invalidation asks Redis instead.
+ *
+ * Redis is one server or a Sentinel-managed master (../redis/target.ts). During a failover
+ * both connections drop; lookups fail at once (no offline queue) and the cache is off until
+ * the subscriber is back on the new master, so no review is held and none reads a value the
+ * failover may have changed.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
 import type { ControllerMetrics } from '../metrics.ts';
+import { connectRedis, describeTarget, targetKeys, type RedisTarget } from '../redis/target.ts';
 import type { Dictionary, DictionaryEntry } from './dictionary.ts';
 
 export interface RedisDictionaryOptions {
-  url: string;
+  /** A redis:// URL, or where the master is (Sentinel). */
+  target: RedisTarget | string;
   keyPrefix?: string;
   timeoutMs?: number;
   cacheTtlMs?: number;
@@ -38,27 +45,29 @@ export class RedisDictionary implements Dictionary {
   private readonly ttl: number;
   private readonly cache = new Map<string, Cached>();
   private cacheLive = false;
-  /** host:port only: the URL may hold a password. */
+  /** Where Redis is, without a password. */
   readonly where: string;
   private lastError = '';
   private closed = false;
 
   constructor(private readonly opts: RedisDictionaryOptions) {
-    const u = new URL(opts.url);
-    this.where = `${u.hostname}:${u.port || 6379}`;
+    this.where = whereOf(opts.target);
     this.prefix = opts.keyPrefix ?? '';
     this.channel = `${this.prefix}nemutator:dictionary`;
     this.timeoutMs = opts.timeoutMs ?? 200;
     this.ttl = opts.cacheTtlMs ?? 5000;
+    // Reconnecting: quickly, then every ≤ 500 ms (redis/target.ts reconnectDelay), so after a
+    // failover the dictionary is back within half a second of the sentinels naming the new
+    // master. Lookups never queue (enableOfflineQueue false) nor retry (maxRetriesPerRequest 0):
+    // while the connection is down each fails at once and the review admits unchanged.
     const common = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       connectTimeout: Math.max(this.timeoutMs, 1000),
-      retryStrategy: (times: number) => Math.min(times * 100, 1000),
       lazyConnect: false,
     };
-    this.client = new Redis(opts.url, { ...common, commandTimeout: this.timeoutMs });
-    this.sub = new Redis(opts.url, { ...common, enableOfflineQueue: true });
+    this.client = connectRedis(opts.target, { ...common, commandTimeout: this.timeoutMs });
+    this.sub = connectRedis(opts.target, { ...common, enableOfflineQueue: true });
     let warned = false;
     this.client.on('error', (e: NodeJS.ErrnoException) => {
       this.lastError = e.code ?? e.message;
@@ -109,7 +118,7 @@ export class RedisDictionary implements Dictionary {
       : this.lastError
         ? `is not reachable (${this.lastError})`
         : `is not reachable (${msg})`;
-    return new NemuError(ErrorCodes.DICT_UNREACHABLE, `redis at ${this.where} ${why}; check NEMUTATOR_REDIS_URL and that Redis is running`, { status: 503, cause: e });
+    return new NemuError(ErrorCodes.DICT_UNREACHABLE, `redis at ${this.where} ${why}; check ${targetKeys(this.opts.target)} and that Redis is running`, { status: 503, cause: e });
   }
 
   private async roundTrip<T>(run: () => Promise<T>): Promise<T> {
@@ -189,4 +198,11 @@ export class RedisDictionary implements Dictionary {
     this.client.disconnect();
     this.sub.disconnect();
   }
+}
+
+/** host:port of a single Redis (the URL may hold a password), or the Sentinel master's name and sentinels. */
+function whereOf(target: RedisTarget | string): string {
+  if (typeof target !== 'string' && target.kind === 'sentinel') return describeTarget(target);
+  const u = new URL(typeof target === 'string' ? target : target.url);
+  return `${u.hostname}:${u.port || 6379}`;
 }

@@ -8,10 +8,27 @@
  * `<prefix>changes:<collection>`, inside the same transaction; `watch` subscribes to them on a
  * second connection, so a replica can keep a small collection in memory and still see what
  * the others write.
+ *
+ * Redis is one server (`redisUrl`) or a master found through Redis Sentinel (`redisSentinels`,
+ * `redisMasterName`): see ../redis/target.ts. With Sentinel, a write the master acknowledged
+ * can still be lost when the master dies before a replica copied it (replication is
+ * asynchronous); `waitReplicas` closes that window: each batch is followed by
+ * `WAIT <waitReplicas> <waitTimeoutMs>` and counts as written only when that many replicas
+ * have it (the replica with the most data is the one Sentinel promotes).
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { connectRedis, describeTarget, targetKeys, type RedisTarget } from '../redis/target.ts';
 import type { ListOptions, Store, StoreEntry, StoreOp, StoreWatcher } from './store.ts';
+
+export interface RedisStoreOptions {
+  /** Connecting, and each command (default 2000 ms). */
+  timeoutMs?: number;
+  /** Replicas that must acknowledge a batch (Redis WAIT); 0 = do not wait (default). */
+  waitReplicas?: number;
+  /** How long a batch waits for them (default 100 ms). */
+  waitTimeoutMs?: number;
+}
 
 /** The collection a key belongs to: its first path segment (`skip-rules/` of `skip-rules/a/b`). */
 function collection(key: string): string {
@@ -26,22 +43,58 @@ export class RedisStore implements Store {
   private subReady = false;
   private readonly watchers = new Map<string, Set<{ prefix: string; watcher: StoreWatcher }>>();
 
-  private constructor(private readonly redis: Redis, private readonly prefix: string, private readonly url: string) {
+  private readonly where: string;
+
+  private constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly target: RedisTarget | string,
+    private readonly waitReplicas: number,
+    private readonly waitTimeoutMs: number,
+  ) {
     this.index = `${prefix}index`;
+    this.where = describeTarget(target);
   }
 
   /** Connects (and checks the connection) before the controller starts serving. */
-  static async open(url: string, prefix = 'nemutator:store:', timeoutMs = 2000): Promise<RedisStore> {
-    const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: timeoutMs, commandTimeout: timeoutMs, enableOfflineQueue: true });
+  static async open(target: RedisTarget | string, prefix = 'nemutator:store:', opts: RedisStoreOptions = {}): Promise<RedisStore> {
+    const timeoutMs = opts.timeoutMs ?? 2000;
+    const waitReplicas = opts.waitReplicas ?? 0;
+    const waitTimeoutMs = opts.waitTimeoutMs ?? 100;
+    // No offline queue: a command issued while the connection is down (Redis restarting, a
+    // Sentinel failover in progress) fails at once instead of queueing without bound. The
+    // mutation log then admits unmutated at once rather than holding reviews, and a write
+    // reported as failed is never sent later behind the caller's back. Commands already sent
+    // when the connection drops fail at once too (maxRetriesPerRequest 0: not resent after the
+    // reconnect): whether a batch in flight reached the master is unknown, and the caller
+    // treats it as not written; waiting for the reconnect would hold every review in the group
+    // for the length of the failover (1.5 s measured with 2 retries). The command timeout
+    // leaves WAIT its own timeout plus a margin.
+    const redis = connectRedis(target, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      connectTimeout: timeoutMs,
+      commandTimeout: Math.max(timeoutMs, waitTimeoutMs + 1000),
+      enableOfflineQueue: false,
+    });
     redis.on('error', () => undefined); // reported through the failing command
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await redis.connect();
-      await redis.ping();
+      // Bounded as a whole: with Sentinel, connect() keeps asking the sentinels (every ≤ 1 s)
+      // for as long as none answers; start-up should say so instead of hanging.
+      await Promise.race([
+        redis.connect().then(() => redis.ping()),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
     } catch (e) {
       redis.disconnect();
-      throw new NemuError(ErrorCodes.STORE, `cannot reach the store in Redis at ${safeUrl(url)}: ${(e as Error).message}; check redisUrl, or use --store embedded for one replica`, { cause: e });
+      throw new NemuError(ErrorCodes.STORE, `cannot reach the store in Redis at ${describeTarget(target)}: ${(e as Error).message}; check ${targetKeys(target)}, or use --store embedded for one replica`, { cause: e });
+    } finally {
+      clearTimeout(timer);
     }
-    return new RedisStore(redis, prefix, url);
+    return new RedisStore(redis, prefix, target, waitReplicas, waitTimeoutMs);
   }
 
   private k(key: string): string {
@@ -51,7 +104,7 @@ export class RedisStore implements Store {
   private fail(what: string, e: unknown): NemuError {
     // a refused MULTI says only EXECABORT; the command's own error says why (NOREPLICAS, OOM)
     const why = (e as { previousErrors?: Error[] }).previousErrors?.[0]?.message ?? (e as Error).message;
-    return new NemuError(ErrorCodes.STORE, `store in Redis at ${safeUrl(this.url)}: ${what} failed: ${why}`, { status: 503, cause: e });
+    return new NemuError(ErrorCodes.STORE, `store in Redis at ${this.where}: ${what} failed: ${why}`, { status: 503, cause: e });
   }
 
   async get<T>(key: string): Promise<T | undefined> {
@@ -107,6 +160,28 @@ export class RedisStore implements Store {
     }
     const err = res?.find(([e]) => e)?.[0];
     if (!res || err) throw this.fail('a write', err ?? new Error('transaction aborted'));
+    if (this.waitReplicas > 0) await this.replicated();
+  }
+
+  /**
+   * WAIT for `waitReplicas` replicas to hold everything this connection wrote. The batch is
+   * already on the master; when too few replicas acknowledge it in time it is reported as
+   * failed anyway, because the caller must not promise it (a failover now could lose it).
+   */
+  private async replicated(): Promise<void> {
+    let acked: number;
+    try {
+      acked = await this.redis.wait(this.waitReplicas, this.waitTimeoutMs);
+    } catch (e) {
+      throw this.fail('waiting for replicas (WAIT)', e);
+    }
+    if (acked < this.waitReplicas) {
+      throw new NemuError(
+        ErrorCodes.STORE,
+        `store in Redis at ${this.where}: a write reached ${acked} of the ${this.waitReplicas} replica(s) redisWaitReplicas asks for within redisWaitTimeout (${this.waitTimeoutMs} ms), so it does not count as written; check the replicas (INFO replication on the master), or lower redisWaitReplicas`,
+        { status: 503 },
+      );
+    }
   }
 
   async list<T>(prefix: string, opts: ListOptions = {}): Promise<Array<StoreEntry<T>>> {
@@ -163,7 +238,9 @@ export class RedisStore implements Store {
   /** The subscriber connection, opened with the first watch; notices stop (live false) while it is down. */
   private subscriber(): Redis {
     if (this.sub) return this.sub;
-    const sub = (this.sub = new Redis(this.url, { maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: (times: number) => Math.min(times * 100, 1000) }));
+    // The subscriber queues its SUBSCRIBE until it is connected: watchers are told (live false)
+    // while it is down, and nothing else is sent on it.
+    const sub = (this.sub = connectRedis(this.target, { maxRetriesPerRequest: null, enableOfflineQueue: true }));
     const all = () => [...this.watchers.values()].flatMap((s) => [...s]);
     const down = () => {
       if (!this.subReady) return;
@@ -203,16 +280,5 @@ export class RedisStore implements Store {
       await this.sub.quit().catch(() => this.sub?.disconnect());
     }
     await this.redis.quit().catch(() => this.redis.disconnect());
-  }
-}
-
-/** A Redis URL without its password, for messages. */
-function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '<redis url>';
   }
 }

@@ -28,7 +28,8 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
 
 /** Options for http(s).createServer: the head size limit (431 beyond it) and the TLS handshake deadline. */
 export function serverOptions(l: ConnectionLimits): { maxHeaderSize: number; handshakeTimeout: number; requestTimeout: number; headersTimeout: number; keepAliveTimeout: number } {
-  return { maxHeaderSize: l.maxHeaderBytes, handshakeTimeout: l.headersTimeoutMs, requestTimeout: l.requestTimeoutMs, headersTimeout: l.headersTimeoutMs, keepAliveTimeout: l.idleTimeoutMs };
+  const requestTimeout = l.requestTimeoutMs;
+  return { maxHeaderSize: l.maxHeaderBytes, handshakeTimeout: l.headersTimeoutMs, requestTimeout, headersTimeout: Math.min(l.headersTimeoutMs, requestTimeout), keepAliveTimeout: l.idleTimeoutMs };
 }
 
 /** The timeouts and the connection cap on an HTTP/1.1 server (Node checks the timeouts every second or so). */

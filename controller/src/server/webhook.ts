@@ -159,7 +159,10 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
   };
   server.on('session', (session) => {
     sessions.add(session);
-    session.setTimeout(conn.idleTimeoutMs, () => session.close());
+    // Idle: a GOAWAY; idle again after it (a stream that never completes): cut.
+    session.setTimeout(conn.idleTimeoutMs, () => (session.closed ? session.destroy() : session.close()));
+    // A client that half-closes sends nothing more: answer what is in flight, then close.
+    session.socket?.once('end', () => session.close());
     session.once('close', () => sessions.delete(session));
     session.on('error', (e) => opts.log.debug({ err: e }, 'webhook http2 session error'));
   });

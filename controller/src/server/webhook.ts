@@ -35,7 +35,7 @@ export interface WebhookServerOptions {
   maxDepth?: number;
   /** Reviews worked on at once (default 64). */
   maxInFlight?: number;
-  /** Bytes of large reviews held at once (default 24 MiB). */
+  /** Bytes of large reviews worked on at once (default 8 MiB). */
   maxBytesInFlight?: number;
   connections?: Partial<ConnectionLimits>;
 }
@@ -58,7 +58,7 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
   const limit = opts.maxBodyBytes ?? 3 * 1024 * 1024;
   const maxDepth = opts.maxDepth ?? 128;
   const conn: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
-  const gate = new ReviewGate({ maxInFlight: opts.maxInFlight ?? 64, maxBytesInFlight: opts.maxBytesInFlight ?? 24 * 1024 * 1024 });
+  const gate = new ReviewGate({ maxInFlight: opts.maxInFlight ?? 64, maxBytesInFlight: opts.maxBytesInFlight ?? 8 * 1024 * 1024 });
   const shed = new Counter({
     name: 'nemutator_webhook_refused_total',
     help: 'Reviews refused before decoding, by reason: busy (429, maxReviewsInFlight or maxReviewBytesInFlight), too_deep (400, maxReviewDepth), too_large (413, maxReviewBytes).',
@@ -75,7 +75,6 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
     const ticket = gate.enter(Number(req.headers['content-length']));
     if (!ticket) {
       shed.inc({ reason: 'busy' });
-      req.resume(); // the body is discarded, never held
       throw busy(gate.reviewsInFlight >= (opts.maxInFlight ?? 64) ? `${gate.reviewsInFlight} reviews in flight (maxReviewsInFlight)` : 'bytes of large reviews in flight (maxReviewBytesInFlight)');
     }
     try {
@@ -133,6 +132,11 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
         } catch (e) {
           logUnexpected(opts.log, e, `webhook ${path} failed`);
           const { status, body } = errorBody(e);
+          // A refusal is sent once the body is in (and thrown away as it comes): an HTTP/2
+          // stream answered early is reset, the client's DATA still in flight counts as
+          // invalid frames, and enough of those make Node end the whole session, with the
+          // other reviews on it. requestTimeout bounds the wait.
+          if (!req.complete) await discardBody(req);
           if (!res.headersSent && !res.stream?.destroyed) send(res, { status, body });
         }
       })();
@@ -211,6 +215,16 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       });
     },
   };
+}
+
+/** Reads the rest of a request body without keeping it; resolves when it has ended (or the stream is gone). */
+function discardBody(req: Http2ServerRequest): Promise<void> {
+  return new Promise((resolve) => {
+    req.once('end', resolve);
+    req.once('close', resolve);
+    req.once('error', () => resolve());
+    req.resume();
+  });
 }
 
 /** The size of a header list as HTTP/2 counts it (RFC 9113 §6.5.2: name + value + 32 per field). */

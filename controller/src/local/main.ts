@@ -30,7 +30,7 @@ export const localSchema = {
 export type LocalConfig = ConfigOf<typeof localSchema>;
 
 /** What differs from a cluster deployment: loopback only, state under ./.nemutator, readable logs, no endpoint to drain. */
-export const LOCAL_DEFAULTS = { host: '127.0.0.1', stateDir: '.nemutator', logFormat: 'pretty', agentMetricsPort: 9101, shutdownDrain: '0s' } as const;
+export const LOCAL_DEFAULTS = { host: '127.0.0.1', stateDir: '.nemutator', logFormat: 'pretty', agentMetricsPort: 9101, shutdownDrain: 0 } as const;
 
 function readOrCreateToken(path: string): string {
   if (existsSync(path)) {

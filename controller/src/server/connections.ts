@@ -3,7 +3,9 @@
  * connection may stay, how many may be open, how large a request head may be, and a close
  * that lets requests in flight finish (bounded) instead of cutting them off.
  */
-import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import type { Server as HttpsServer } from 'node:https';
 
 export interface ConnectionLimits {
@@ -27,17 +29,56 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
 };
 
 /** Options for http(s).createServer: the head size limit (431 beyond it) and the TLS handshake deadline. */
-export function serverOptions(l: ConnectionLimits): { maxHeaderSize: number; handshakeTimeout: number; requestTimeout: number; headersTimeout: number; keepAliveTimeout: number } {
+export function serverOptions(l: ConnectionLimits): { maxHeaderSize: number; handshakeTimeout: number; requestTimeout: number; headersTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number } {
   const requestTimeout = l.requestTimeoutMs;
-  return { maxHeaderSize: l.maxHeaderBytes, handshakeTimeout: l.headersTimeoutMs, requestTimeout, headersTimeout: Math.min(l.headersTimeoutMs, requestTimeout), keepAliveTimeout: l.idleTimeoutMs };
+  const headersTimeout = Math.min(l.headersTimeoutMs, requestTimeout);
+  return {
+    maxHeaderSize: l.maxHeaderBytes,
+    handshakeTimeout: l.headersTimeoutMs,
+    requestTimeout,
+    headersTimeout,
+    keepAliveTimeout: l.idleTimeoutMs,
+    // Node checks the header and request deadlines this often (default 30 s, which would
+    // stretch a 10 s headersTimeout to 40).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 2))),
+  };
 }
 
-/** The timeouts and the connection cap on an HTTP/1.1 server (Node checks the timeouts every second or so). */
+/**
+ * The timeouts and the connection cap on an HTTP/1.1 server. Node's own deadlines leave two
+ * gaps (measured on Node 20): a connection that never sends a byte, and a kept-alive one that
+ * never sends its next request, stay open. So each connection also gets a deadline, not an
+ * inactivity timer: its first request's headers within headersTimeout, the next one within
+ * idleTimeout of the last answer. An upgrade (the fleet's WebSocket) ends the deadlines.
+ */
 export function applyHttp1Limits(server: HttpServer | HttpsServer, l: ConnectionLimits): void {
   server.keepAliveTimeout = l.idleTimeoutMs;
   server.headersTimeout = Math.min(l.headersTimeoutMs, l.requestTimeoutMs);
   server.requestTimeout = l.requestTimeoutMs;
   server.maxConnections = l.maxConnections;
+  const deadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  const expect = (socket: Socket, ms: number) => {
+    clearTimeout(deadlines.get(socket));
+    const timer = setTimeout(() => socket.destroy(), ms);
+    timer.unref();
+    deadlines.set(socket, timer);
+  };
+  const stop = (socket: Socket) => clearTimeout(deadlines.get(socket));
+  // On HTTPS the request's socket is the TLS one, which 'secureConnection' gives.
+  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Socket) => {
+    expect(socket, Math.min(l.headersTimeoutMs, l.requestTimeoutMs));
+    socket.once('close', () => stop(socket));
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    stop(socket);
+    const next = () => {
+      if (!socket.destroyed) expect(socket, l.idleTimeoutMs);
+    };
+    if (res.writableFinished) next();
+    else res.once('finish', next);
+  });
+  server.on('upgrade', (req: IncomingMessage) => stop(req.socket));
 }
 
 /**

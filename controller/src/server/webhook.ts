@@ -151,12 +151,21 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
   const sockets = new Set<TLSSocket>();
   /** HTTP/1.1 sockets with a request being answered: close() waits for them. */
   const busySockets = new Set<Socket>();
+  const requestDeadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  const awaitRequest = (socket: Socket, ms: number) => {
+    clearTimeout(requestDeadlines.get(socket));
+    const timer = setTimeout(() => socket.destroy(), ms);
+    timer.unref();
+    requestDeadlines.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  };
   const trackHttp1 = (socket: Socket, res: Http2ServerResponse) => {
+    clearTimeout(requestDeadlines.get(socket));
     busySockets.add(socket);
     const idle = () => {
       if (!busySockets.delete(socket)) return;
       if (closing) socket.end();
-      else socket.setTimeout(conn.idleTimeoutMs);
+      else awaitRequest(socket, conn.idleTimeoutMs);
     };
     res.once('finish', idle);
     res.once('close', idle);
@@ -175,12 +184,10 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
     socket.once('close', () => sockets.delete(socket));
     if (isHttp2(socket)) return; // the session timeout covers it
     // The HTTP/1.1 fallback of an HTTP/2 server has no headersTimeout or keepAliveTimeout of
-    // its own: until its first request the connection has headersTimeout, between requests
-    // idleTimeout, during one requestTimeout (set in the request handler).
-    socket.setTimeout(conn.headersTimeoutMs);
-    socket.on('timeout', () => {
-      if (!busySockets.has(socket)) socket.destroy();
-    });
+    // its own. Deadlines, not inactivity timers (a client dripping a header a second keeps a
+    // socket active): the first request's headers within headersTimeout, the next one's
+    // within idleTimeout of the last answer, the request itself within requestTimeout.
+    awaitRequest(socket, conn.headersTimeoutMs);
   });
   server.on('sessionError', (e) => opts.log.debug({ err: e }, 'webhook http2 session error'));
   server.on('tlsClientError', (e) => opts.log.debug({ err: e }, 'webhook TLS client error'));

@@ -170,7 +170,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     };
     // Fleet hub: its own TLS port, so agents and the apiserver never share a listener.
     const fleetServer = createHttpsServer({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2', ...serverOptions(connections) });
-    applyHttp1Limits(fleetServer, connections);
+    applyHttp1Limits(fleetServer, connections, { upgrades: true });
     const reportsTotal = new Counter({ name: 'nemutator_fleet_reports_total', help: 'NodeReports received from agents.', registers: [metrics.registry] });
     new Gauge({
       name: 'nemutator_fleet_nodes',

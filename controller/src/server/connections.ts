@@ -49,9 +49,9 @@ export function serverOptions(l: ConnectionLimits): { maxHeaderSize: number; han
  * gaps (measured on Node 20): a connection that never sends a byte, and a kept-alive one that
  * never sends its next request, stay open. So each connection also gets a deadline, not an
  * inactivity timer: its first request's headers within headersTimeout, the next one within
- * idleTimeout of the last answer. An upgrade (the fleet's WebSocket) ends the deadlines.
+ * idleTimeout of the last answer. With `upgrades`, an upgrade (the fleet's WebSocket) ends them.
  */
-export function applyHttp1Limits(server: HttpServer | HttpsServer, l: ConnectionLimits): void {
+export function applyHttp1Limits(server: HttpServer | HttpsServer, l: ConnectionLimits, opts: { upgrades?: boolean } = {}): void {
   server.keepAliveTimeout = l.idleTimeoutMs;
   server.headersTimeout = Math.min(l.headersTimeoutMs, l.requestTimeoutMs);
   server.requestTimeout = l.requestTimeoutMs;
@@ -78,7 +78,10 @@ export function applyHttp1Limits(server: HttpServer | HttpsServer, l: Connection
     if (res.writableFinished) next();
     else res.once('finish', next);
   });
-  server.on('upgrade', (req: IncomingMessage) => stop(req.socket));
+  // Only where something handles upgrades (the fleet's WebSocket server): an 'upgrade'
+  // listener takes the socket away from Node, and without a handler behind it the connection
+  // would hang. Elsewhere Node answers an Upgrade request as an ordinary one.
+  if (opts.upgrades) server.on('upgrade', (req: IncomingMessage) => stop(req.socket));
 }
 
 /**

@@ -21,6 +21,7 @@ import { AuditLog } from './audit/log.ts';
 import { registerAuditRoutes } from './audit/routes.ts';
 import type { Authorizer } from './server/access.ts';
 import { createApiServer } from './server/api.ts';
+import { applyHttp1Limits, closeGracefully, serverOptions, type ConnectionLimits } from './server/connections.ts';
 import { NemuError, Router, type Authenticator } from './server/router.ts';
 import { createWebhookServer, type WebhookServer } from './server/webhook.ts';
 import { LevelStore } from './store/level.ts';
@@ -75,7 +76,13 @@ export interface RunningController extends ControllerParts {
   fleetUrl: string;
   /** Every REST route with the permission it declares (docs/security.md lists the same). */
   routes: ReturnType<Router['list']>;
+  /** Stops at once: the servers stop listening, requests in flight get shutdownTimeout to finish, then everything closes. */
   stop(): Promise<void>;
+  /**
+   * SIGTERM: keeps serving for shutdownDrain with /readyz answering 503 (the endpoint is
+   * removed meanwhile), then stop().
+   */
+  shutdown(): Promise<void>;
 }
 
 function listen(server: Server | HttpsServer | WebhookServer['server'], port: number, host: string, what: string): Promise<number> {
@@ -102,14 +109,6 @@ async function openStore(config: ControllerConfig): Promise<Store> {
   }
   if (!target) throw new NemuError(ErrorCodes.CONFIG, 'store is redis but neither redisUrl nor redisSentinels is set; set --redis-url, or --redis-sentinels with --redis-master-name, or use --store embedded');
   return RedisStore.open(target, `${config.redisKeyPrefix}nemutator:store:`, { waitReplicas: config.redisWaitReplicas, waitTimeoutMs: config.redisWaitTimeout });
-}
-
-/** Stops accepting, and ends idle and open connections so close() does not wait on keep-alives. */
-function closeServer(server: Server | HttpsServer): Promise<void> {
-  return new Promise<void>((r) => {
-    server.close(() => r());
-    server.closeAllConnections();
-  });
 }
 
 function isLoopback(host: string): boolean {
@@ -167,8 +166,16 @@ export async function startController(config: ControllerConfig, deps: Controller
     const metrics = createControllerMetrics(config.metricsDefaults);
     const registry = new FleetRegistry(config.nodeStaleAfter);
 
+    const connections: ConnectionLimits = {
+      idleTimeoutMs: config.idleTimeout,
+      headersTimeoutMs: config.headersTimeout,
+      requestTimeoutMs: config.requestTimeout,
+      maxConnections: config.maxConnections,
+      maxHeaderBytes: config.maxHeaderBytes,
+    };
     // Fleet hub: its own TLS port, so agents and the apiserver never share a listener.
-    const fleetServer = createHttpsServer({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2' });
+    const fleetServer = createHttpsServer({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2', ...serverOptions(connections) });
+    applyHttp1Limits(fleetServer, connections, { upgrades: true });
     const reportsTotal = new Counter({ name: 'nemutator_fleet_reports_total', help: 'NodeReports received from agents.', registers: [metrics.registry] });
     new Gauge({
       name: 'nemutator_fleet_nodes',
@@ -188,10 +195,11 @@ export async function startController(config: ControllerConfig, deps: Controller
       log: log.child({ component: 'fleet' }),
       version: VERSION,
       maxFrameBytes: config.fleetMaxFrameBytes,
+      upgradeTimeoutMs: config.fleetUpgradeTimeout,
       onReport: () => reportsTotal.inc(),
     });
     // Cleanups run in reverse: the hub says goodbye to agents before the server goes.
-    cleanups.push(() => closeServer(fleetServer));
+    cleanups.push(() => closeGracefully(fleetServer, 0));
     cleanups.push(() => hub.close());
 
     const audit = new AuditLog(store, log.child({ component: 'audit' }), { maxAgeMs: config.auditMaxAge });
@@ -203,10 +211,24 @@ export async function startController(config: ControllerConfig, deps: Controller
     const admission = deps.admission ? await deps.admission(parts) : passThroughHandler(log);
 
     let listening = false;
-    const ready = () => listening;
-    // the Deployment's readinessProbe asks the webhook port
-    const webhook = createWebhookServer({ cert: tls.certPem, key: tls.keyPem, handler: admission, registry: metrics.registry, log: log.child({ component: 'webhook' }), ready: () => ready() && !storeHealth.failing, maxBodyBytes: config.maxReviewBytes });
-    cleanups.push(() => webhook.close());
+    let draining = false;
+    const ready = () => listening && !draining;
+    const webhook = createWebhookServer({
+      cert: tls.certPem,
+      key: tls.keyPem,
+      handler: admission,
+      registry: metrics.registry,
+      log: log.child({ component: 'webhook' }),
+      // the Deployment's readinessProbe asks the webhook port
+      ready: () => ready() && !storeHealth.failing,
+      maxBodyBytes: config.maxReviewBytes,
+      maxDepth: config.maxReviewDepth,
+      maxInFlight: config.maxReviewsInFlight,
+      maxBytesInFlight: config.maxReviewBytesInFlight,
+      connections,
+    });
+    // Reviews in flight are answered before the mutation log is flushed (onStop cleanups run after this).
+    cleanups.push(() => webhook.close(config.shutdownTimeout));
 
     const router = new Router();
     router.get('/healthz', 'public', () => ({ status: 'ok' }));
@@ -218,7 +240,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       return { status: 'ready' };
     });
     router.get('/api/v1/status', { verb: 'get', resource: 'status', scope: 'cluster' }, () => ({
-      status: !ready() ? 'starting' : storeHealth.failing ? 'degraded' : 'ready',
+      status: draining ? 'draining' : !ready() ? 'starting' : storeHealth.failing ? 'degraded' : 'ready',
       version: VERSION,
       mode: deps.mode,
       components: {
@@ -246,9 +268,11 @@ export async function startController(config: ControllerConfig, deps: Controller
       log: log.child({ component: 'api' }),
       maxBodyBytes: config.apiMaxBodyBytes,
       rateLimit: { rate: config.apiRateLimit, burst: config.apiRateBurst },
+      maxBodyDepth: config.maxReviewDepth,
+      connections,
       ...(apiTls ? { tls: { cert: tls.certPem, key: tls.keyPem } } : {}),
     });
-    cleanups.push(() => closeServer(api.server));
+    cleanups.push(() => closeGracefully(api.server, config.shutdownTimeout));
 
     const webhookPort = await listen(webhook.server, config.webhookPort, config.host, 'webhook (--webhook-port)');
     const fleetPort = await listen(fleetServer, config.fleetPort, config.host, 'fleet (--fleet-port)');
@@ -276,6 +300,17 @@ export async function startController(config: ControllerConfig, deps: Controller
       fleetUrl: `wss://${host}:${fleetPort}/fleet`,
       routes: router.list(),
       stop: stopAll,
+      async shutdown() {
+        if (!draining && config.shutdownDrain > 0) {
+          draining = true;
+          log.info({ drainMs: config.shutdownDrain }, 'shutting down: /readyz answers 503 while the endpoint is removed; still serving');
+          // A real wait: kube-proxy and the apiserver learn of the endpoint's removal on their own schedule.
+          await new Promise((r) => setTimeout(r, config.shutdownDrain));
+        }
+        draining = true;
+        log.info({ reviewsInFlight: webhook.reviewsInFlight }, 'shutting down: no new connections; finishing requests in flight');
+        await stopAll();
+      },
     };
   } catch (e) {
     await stopAll();

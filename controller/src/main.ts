@@ -59,9 +59,23 @@ async function main(): Promise<void> {
     routes: registerRoutes,
   });
   log.info({ webhook: running.webhookUrl, api: running.apiUrl, fleet: running.fleetUrl }, 'controller started');
-  const stop = () => void leader.stop().then(() => running.stop()).then(() => process.exit(0));
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  // SIGTERM: the lease goes at once (another replica takes the singleton work), admission
+  // keeps being served through the drain, then in-flight reviews finish and the log is flushed.
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    const force = setTimeout(() => process.exit(1), config.shutdownDrain + config.shutdownTimeout + 10_000);
+    force.unref();
+    void leader
+      .stop()
+      .catch((e: Error) => log.warn({ err: e.message }, 'releasing the lease failed'))
+      .then(() => running.shutdown())
+      .then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 main().catch((e: unknown) => {

@@ -346,6 +346,17 @@ describe('references between the manifests resolve', () => {
 describe('what the design requires of the manifests', () => {
   const webhooks = (): Webhook[] => (find('MutatingWebhookConfiguration', 'nemutator') as unknown as { webhooks: Webhook[] }).webhooks;
 
+  it('lets a terminating controller replica answer the reviews still routed to it (preStop, then a drain within the grace period)', () => {
+    const deployment = find<Workload>('Deployment', 'nemutator-controller');
+    const spec = deployment.spec.template.spec as PodSpec & { terminationGracePeriodSeconds?: number };
+    const c = containerOf(deployment, 'controller') as Container & { lifecycle?: { preStop?: { exec?: { command: string[] }; sleep?: { seconds: number } } } };
+    const preStop = c.lifecycle?.preStop;
+    const sleepSeconds = preStop?.sleep?.seconds ?? (preStop?.exec?.command[0]?.endsWith('sleep') ? Number(preStop.exec.command[1]) : 0);
+    expect(sleepSeconds).toBeGreaterThanOrEqual(3);
+    // The controller's defaults: shutdownDrain 5 s, shutdownTimeout 15 s.
+    expect(spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(sleepSeconds + 5 + 15);
+  });
+
   it('never lets the webhook block or slow a workload for long, unless the pod asks for it', () => {
     expect(webhooks().map((w) => w.name).sort()).toEqual(['deployments.nemutator.io', 'pods.nemutator.io', 'secrets-required.pods.nemutator.io']);
     for (const w of webhooks()) {

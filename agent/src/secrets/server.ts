@@ -113,7 +113,12 @@ export async function startSocketServer(opts: SocketServerOptions): Promise<Sock
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://agent');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://agent');
+    } catch {
+      throw secretsError('BAD_REQUEST', 'the request target is not a path; the socket serves GET /v1/secrets, GET /v1/secrets/watch and POST /v1/ack');
+    }
     const route = `${req.method} ${url.pathname}`;
     if (!['GET /v1/secrets', 'GET /v1/secrets/watch', 'POST /v1/ack'].includes(route)) {
       throw secretsError('NO_ROUTE', `no ${route}; the socket serves GET /v1/secrets, GET /v1/secrets/watch and POST /v1/ack`);

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Server as HttpsServer } from 'node:https';
-import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
@@ -31,6 +31,11 @@ export interface FleetHubOptions {
   version: string;
   maxFrameBytes: number;
   helloTimeoutMs?: number;
+  /**
+   * A connection to the fleet port that has not upgraded to a WebSocket within this is closed
+   * (default 10 s); a plain request is answered 426 and closed.
+   */
+  upgradeTimeoutMs?: number;
   heartbeatMs?: number;
   /** Asked of agents in the Welcome; 0 keeps theirs. */
   reportIntervalMs?: number;
@@ -56,6 +61,14 @@ export class FleetHub {
     this.wss = new WebSocketServer({ server: opts.server, path: opts.path ?? '/fleet', maxPayload: opts.maxFrameBytes });
     this.wss.on('connection', (ws, req) => this.accept(ws, req.socket.remoteAddress ?? '?'));
     this.wss.on('error', (e) => opts.log.error({ err: e }, 'fleet hub error'));
+    // Agents upgrade at once. Node gives every new connection the server's timeout and ws
+    // clears it on the upgrade, so only connections that never upgrade run into it.
+    opts.server.setTimeout(opts.upgradeTimeoutMs ?? 10_000);
+    opts.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const body = JSON.stringify({ code: ErrorCodes.BAD_REQUEST, message: `the fleet port speaks WebSocket only: upgrade ${opts.path ?? '/fleet'}` });
+      res.writeHead(426, { 'content-type': 'application/json', connection: 'close', upgrade: 'websocket' }).end(body);
+      req.resume();
+    });
     const every = opts.heartbeatMs ?? 15_000;
     this.heartbeat = setInterval(() => this.checkAlive(), every);
     this.heartbeat.unref();

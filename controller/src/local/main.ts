@@ -29,8 +29,8 @@ export const localSchema = {
 
 export type LocalConfig = ConfigOf<typeof localSchema>;
 
-/** What differs from a cluster deployment: loopback only, state under ./.nemutator, readable logs. */
-export const LOCAL_DEFAULTS = { host: '127.0.0.1', stateDir: '.nemutator', logFormat: 'pretty', agentMetricsPort: 9101 } as const;
+/** What differs from a cluster deployment: loopback only, state under ./.nemutator, readable logs, no endpoint to drain. */
+export const LOCAL_DEFAULTS = { host: '127.0.0.1', stateDir: '.nemutator', logFormat: 'pretty', agentMetricsPort: 9101, shutdownDrain: 0 } as const;
 
 function readOrCreateToken(path: string): string {
   if (existsSync(path)) {
@@ -103,7 +103,7 @@ export async function startLocal(config: LocalConfig, log = createLogger({ level
     agent,
     async stop() {
       await agent.stop();
-      await controller.stop();
+      await controller.shutdown();
     },
   };
 }
@@ -153,7 +153,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal}: stopping…`);
-    const force = setTimeout(() => process.exit(1), 5000);
+    const force = setTimeout(() => process.exit(1), local.config.shutdownDrain + local.config.shutdownTimeout + 5000);
     force.unref();
     void local.stop().then(() => {
       console.log('stopped.');

@@ -14,6 +14,7 @@ import { ErrorCodes, NemuError, isNemuError } from '../../../common/src/errors.t
 import type { Logger } from '../../../common/src/log.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { requireOnObject, requirePermission, type Access, type Authorizer } from './access.ts';
+import { applyHttp1Limits, DEFAULT_CONNECTION_LIMITS, serverOptions, type ConnectionLimits } from './connections.ts';
 import { parseJson, readBody, send } from './http.ts';
 import { RateLimiter, type RateLimit } from './rate-limit.ts';
 import { errorBody, isApiResponse, logUnexpected, type ApiRequest, type Authenticator, type Route, type Router } from './router.ts';
@@ -28,6 +29,10 @@ export interface ApiServerOptions {
   maxBodyBytes?: number;
   /** Per identity; default 20/s, bursts of 40. */
   rateLimit?: RateLimit;
+  /** Deepest nesting of a JSON body (default 128). */
+  maxBodyDepth?: number;
+  /** Idle, header and request timeouts, connection cap, head size (431 beyond it). */
+  connections?: Partial<ConnectionLimits>;
   /** HTTPS with this certificate; plain HTTP without (local mode on loopback only). */
   tls?: { cert: string; key: string };
 }
@@ -166,7 +171,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
           query: target.query,
           headers: req.headers,
           raw,
-          json: async <T>() => parseJson<T>(await raw()),
+          json: async <T>() => parseJson<T>(await raw(), opts.maxBodyDepth),
           authorize: async () => {
             throw new NemuError(ErrorCodes.INTERNAL, 'a public route has no permission to check', { status: 500 });
           },
@@ -186,8 +191,14 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     })();
   };
 
-  if (!opts.tls) return { server: createHttpServer(listener), setCertificate: () => {} };
-  const server = createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, listener);
+  const conn: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
+  if (!opts.tls) {
+    const plain = createHttpServer(serverOptions(conn), listener);
+    applyHttp1Limits(plain, conn);
+    return { server: plain, setCertificate: () => {} };
+  }
+  const server = createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2', ...serverOptions(conn) }, listener);
+  applyHttp1Limits(server, conn);
   return { server, setCertificate: (cert, key) => server.setSecureContext({ cert, key, minVersion: 'TLSv1.2' }) };
 }
 

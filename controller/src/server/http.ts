@@ -6,13 +6,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Readable } from 'node:stream';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { assertNesting } from './json-depth.ts';
 import type { ApiResponse } from './router.ts';
 
 export type AnyRequest = IncomingMessage | Http2ServerRequest;
 export type AnyResponse = ServerResponse | Http2ServerResponse;
 
-/** Reads a request body, refusing more than `limit` bytes (the connection is not kept reading). */
-export function readBody(req: AnyRequest, limit: number): Promise<Buffer> {
+/**
+ * Reads a request body, refusing more than `limit` bytes (the rest is discarded, not kept).
+ * `onChunk` may refuse the body part way (it returns the error to answer with).
+ */
+export function readBody(req: AnyRequest, limit: number, onChunk?: (bytes: number) => NemuError | undefined): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > limit) {
@@ -28,6 +32,13 @@ export function readBody(req: AnyRequest, limit: number): Promise<Buffer> {
       if (size > limit) {
         done = true;
         reject(new NemuError(ErrorCodes.PAYLOAD_TOO_LARGE, `request body exceeds the limit of ${limit} bytes`, { status: 413 }));
+        req.resume();
+        return;
+      }
+      const refused = onChunk?.(chunk.length);
+      if (refused) {
+        done = true;
+        reject(refused);
         req.resume();
         return;
       }
@@ -48,8 +59,10 @@ export function readBody(req: AnyRequest, limit: number): Promise<Buffer> {
   });
 }
 
-export function parseJson<T>(body: Buffer): T {
+/** Decodes a JSON body; one nested deeper than `maxDepth` is refused before decoding (see json-depth.ts). */
+export function parseJson<T>(body: Buffer, maxDepth = 128): T {
   if (body.length === 0) throw new NemuError(ErrorCodes.BAD_REQUEST, 'request body is empty; send a JSON document', { status: 400 });
+  assertNesting(body, maxDepth, 'the request body');
   try {
     return JSON.parse(body.toString('utf8')) as T;
   } catch (e) {

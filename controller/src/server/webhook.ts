@@ -2,13 +2,24 @@
  * The admission webhook server: HTTPS with HTTP/2 (kube-apiserver speaks h2 when offered)
  * and HTTP/1.1 fallback. `/mutate`, `/healthz`, `/readyz`, `/metrics`. The TLS context can be
  * swapped without a restart when the certificate is renewed.
+ *
+ * The port has no client authentication, so the work one review can cause is bounded before
+ * the review is decoded: its size (maxReviewBytes), its nesting depth (maxReviewDepth, a byte
+ * pre-scan) and how many reviews and bytes are in flight (review-gate.ts; beyond them 429 at
+ * once). Connections are bounded too: idle sessions and slow requests are closed, the number
+ * of connections is capped, and request heads over maxHeaderBytes are refused.
  */
-import { createSecureServer, type Http2SecureServer } from 'node:http2';
-import type { Registry } from 'prom-client';
+import { constants as h2, createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
 import type { AdmissionHandler } from '../admission/handler.ts';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connections.ts';
 import { readBody, send } from './http.ts';
+import { assertNesting } from './json-depth.ts';
+import { ReviewGate } from './review-gate.ts';
 import { errorBody, logUnexpected } from './router.ts';
 
 export interface WebhookServerOptions {
@@ -20,63 +31,216 @@ export interface WebhookServerOptions {
   /** Ready when every dependency the controller needs to serve is ready. */
   ready: () => boolean;
   maxBodyBytes?: number;
+  /** Deepest nesting of a review (default 128). */
+  maxDepth?: number;
+  /** Reviews worked on at once (default 64). */
+  maxInFlight?: number;
+  /** Bytes of large reviews worked on at once (default 8 MiB). */
+  maxBytesInFlight?: number;
+  connections?: Partial<ConnectionLimits>;
 }
 
 export interface WebhookServer {
   server: Http2SecureServer;
+  /** Reviews being worked on now. */
+  readonly reviewsInFlight: number;
   /** Hot swap of the serving certificate (renewal, reloaded mount). */
   setCertificate(cert: string, key: string): void;
-  /** Stops listening and ends open HTTP/2 sessions and HTTP/1.1 connections. */
-  close(): Promise<void>;
+  /**
+   * Stops listening; HTTP/2 sessions get a GOAWAY and HTTP/1.1 connections are closed as they
+   * turn idle, so reviews in flight are answered. What is still open after `timeoutMs`
+   * (default 0: at once) is cut.
+   */
+  close(timeoutMs?: number): Promise<void>;
 }
 
 export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
   const limit = opts.maxBodyBytes ?? 3 * 1024 * 1024;
-  const server = createSecureServer({ cert: opts.cert, key: opts.key, allowHTTP1: true, minVersion: 'TLSv1.2' }, (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    void (async () => {
-      try {
-        if (path === '/healthz') return send(res, { body: { status: 'ok' } });
-        if (path === '/readyz') return send(res, opts.ready() ? { body: { status: 'ready' } } : { status: 503, body: { status: 'not ready' } });
-        if (path === '/metrics') return send(res, { content: await opts.registry.metrics(), contentType: opts.registry.contentType });
-        if (path === '/mutate') {
-          if (req.method !== 'POST') throw new NemuError(ErrorCodes.BAD_REQUEST, `${req.method} is not allowed on /mutate; POST an AdmissionReview`, { status: 405 });
-          const body = await readBody(req, limit);
-          return send(res, { body: await opts.handler.review(body) });
-        }
-        throw new NemuError(ErrorCodes.NOT_FOUND, `no such endpoint: ${path}; the webhook serves /mutate, /healthz, /readyz and /metrics`, { status: 404 });
-      } catch (e) {
-        logUnexpected(opts.log, e, `webhook ${path} failed`);
-        const { status, body } = errorBody(e);
-        if (!res.headersSent) send(res, { status, body });
-      }
-    })();
+  const maxDepth = opts.maxDepth ?? 128;
+  const conn: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
+  const gate = new ReviewGate({ maxInFlight: opts.maxInFlight ?? 64, maxBytesInFlight: opts.maxBytesInFlight ?? 8 * 1024 * 1024 });
+  const shed = new Counter({
+    name: 'nemutator_webhook_refused_total',
+    help: 'Reviews refused before decoding, by reason: busy (429, maxReviewsInFlight or maxReviewBytesInFlight), too_deep (400, maxReviewDepth), too_large (413, maxReviewBytes).',
+    labelNames: ['reason'],
+    registers: [opts.registry],
   });
-  // kube-apiserver keeps HTTP/2 sessions open; close() must end them itself.
-  const sessions = new Set<import('node:http2').ServerHttp2Session>();
-  const sockets = new Set<import('node:net').Socket>();
+  new Gauge({ name: 'nemutator_webhook_reviews_in_flight', help: 'Reviews the webhook is working on.', registers: [opts.registry], collect() { this.set(gate.reviewsInFlight); } });
+  const busy = (why: string) =>
+    new NemuError(ErrorCodes.WEBHOOK_BUSY, `the webhook is at its limit of ${why}; this review was not read (kube-apiserver applies the failurePolicy)`, { status: 429 });
+  let closing = false;
+
+  const mutate = async (req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> => {
+    if (req.method !== 'POST') throw new NemuError(ErrorCodes.BAD_REQUEST, `${req.method} is not allowed on /mutate; POST an AdmissionReview`, { status: 405 });
+    const ticket = gate.enter(Number(req.headers['content-length']));
+    if (!ticket) {
+      shed.inc({ reason: 'busy' });
+      throw busy(gate.reviewsInFlight >= (opts.maxInFlight ?? 64) ? `${gate.reviewsInFlight} reviews in flight (maxReviewsInFlight)` : 'bytes of large reviews in flight (maxReviewBytesInFlight)');
+    }
+    try {
+      let body: Buffer;
+      try {
+        body = await readBody(req, limit, (n) => (ticket.grow(n) ? undefined : busy('bytes of large reviews in flight (maxReviewBytesInFlight)')));
+      } catch (e) {
+        shed.inc({ reason: (e as NemuError).code === ErrorCodes.WEBHOOK_BUSY ? 'busy' : 'too_large' });
+        throw e;
+      }
+      try {
+        assertNesting(body, maxDepth, 'the AdmissionReview');
+      } catch (e) {
+        shed.inc({ reason: 'too_deep' });
+        throw e;
+      }
+      const answer = await opts.handler.review(body);
+      send(res, { body: answer });
+    } finally {
+      ticket.release();
+    }
+  };
+
+  const server = createSecureServer(
+    {
+      cert: opts.cert,
+      key: opts.key,
+      allowHTTP1: true,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: conn.headersTimeoutMs,
+      // Advertised to HTTP/2 clients (Go's client, the apiserver's, will not send more); the
+      // handler answers 431 to those that do. HTTP/1.1 answers 431 in Node's parser.
+      settings: { maxHeaderListSize: conn.maxHeaderBytes },
+    },
+    (req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.httpVersionMajor >= 2 && headerListSize(req.rawHeaders) > conn.maxHeaderBytes) {
+        const e = new NemuError(ErrorCodes.HEADERS_TOO_LARGE, `the request's headers exceed ${conn.maxHeaderBytes} bytes (maxHeaderBytes)`, { status: 431 });
+        send(res, errorBody(e));
+        return;
+      }
+      // A stalled request (body never finished) gives its stream or connection back.
+      req.setTimeout(conn.requestTimeoutMs, () => {
+        if (req.httpVersionMajor >= 2) req.stream.close(h2.NGHTTP2_CANCEL);
+        else req.socket.destroy();
+      });
+      if (req.httpVersionMajor < 2) trackHttp1(req.socket, res);
+      void (async () => {
+        try {
+          if (path === '/healthz') return send(res, { body: { status: 'ok' } });
+          if (path === '/readyz') return send(res, opts.ready() ? { body: { status: 'ready' } } : { status: 503, body: { status: 'not ready' } });
+          if (path === '/metrics') return send(res, { content: await opts.registry.metrics(), contentType: opts.registry.contentType });
+          if (path === '/mutate') return await mutate(req, res);
+          throw new NemuError(ErrorCodes.NOT_FOUND, `no such endpoint: ${path}; the webhook serves /mutate, /healthz, /readyz and /metrics`, { status: 404 });
+        } catch (e) {
+          logUnexpected(opts.log, e, `webhook ${path} failed`);
+          const { status, body } = errorBody(e);
+          // A refusal is sent once the body is in (and thrown away as it comes): an HTTP/2
+          // stream answered early is reset, the client's DATA still in flight counts as
+          // invalid frames, and enough of those make Node end the whole session, with the
+          // other reviews on it. requestTimeout bounds the wait.
+          if (!req.complete) await discardBody(req);
+          if (!res.headersSent && !res.stream?.destroyed) send(res, { status, body });
+        }
+      })();
+    },
+  );
+  // The HTTP/1.1 fallback's parser reads its head limit from the server object (431 beyond it).
+  Object.assign(server, { maxHeaderSize: conn.maxHeaderBytes });
+  server.maxConnections = conn.maxConnections;
+
+  // kube-apiserver keeps HTTP/2 sessions open; idle ones are sent a GOAWAY, and close() ends them.
+  const sessions = new Set<ServerHttp2Session>();
+  const sockets = new Set<TLSSocket>();
+  /** HTTP/1.1 sockets with a request being answered: close() waits for them. */
+  const busySockets = new Set<Socket>();
+  const requestDeadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  const awaitRequest = (socket: Socket, ms: number) => {
+    clearTimeout(requestDeadlines.get(socket));
+    const timer = setTimeout(() => socket.destroy(), ms);
+    timer.unref();
+    requestDeadlines.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  };
+  const trackHttp1 = (socket: Socket, res: Http2ServerResponse) => {
+    clearTimeout(requestDeadlines.get(socket));
+    busySockets.add(socket);
+    const idle = () => {
+      if (!busySockets.delete(socket)) return;
+      if (closing) socket.end();
+      else awaitRequest(socket, conn.idleTimeoutMs);
+    };
+    res.once('finish', idle);
+    res.once('close', idle);
+  };
   server.on('session', (session) => {
     sessions.add(session);
+    // Idle: a GOAWAY; idle again after it (a stream that never completes): cut.
+    session.setTimeout(conn.idleTimeoutMs, () => (session.closed ? session.destroy() : session.close()));
+    // A client that half-closes sends nothing more: answer what is in flight, then close.
+    session.socket?.once('end', () => session.close());
     session.once('close', () => sessions.delete(session));
+    session.on('error', (e) => opts.log.debug({ err: e }, 'webhook http2 session error'));
   });
-  server.on('secureConnection', (socket) => {
+  server.on('secureConnection', (socket: TLSSocket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    if (isHttp2(socket)) return; // the session timeout covers it
+    // The HTTP/1.1 fallback of an HTTP/2 server has no headersTimeout or keepAliveTimeout of
+    // its own. Deadlines, not inactivity timers (a client dripping a header a second keeps a
+    // socket active): the first request's headers within headersTimeout, the next one's
+    // within idleTimeout of the last answer, the request itself within requestTimeout.
+    awaitRequest(socket, conn.headersTimeoutMs);
   });
   server.on('sessionError', (e) => opts.log.debug({ err: e }, 'webhook http2 session error'));
   server.on('tlsClientError', (e) => opts.log.debug({ err: e }, 'webhook TLS client error'));
   return {
     server,
+    get reviewsInFlight() {
+      return gate.reviewsInFlight;
+    },
     setCertificate(cert, key) {
       server.setSecureContext({ cert, key });
       opts.log.info('webhook serving certificate replaced');
     },
-    close() {
+    close(timeoutMs = 0) {
+      closing = true;
       return new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        let done = false;
+        const finish = () => {
+          if (done) return;
+          done = true;
+          clearInterval(sweep);
+          clearTimeout(deadline);
+          for (const s of sockets) s.destroy();
+          resolve();
+        };
+        server.close(() => finish());
         for (const s of sessions) s.close();
-        for (const s of sockets) s.destroy();
+        const sweep = setInterval(() => {
+          for (const s of sockets) if (!busySockets.has(s) && !isHttp2(s)) s.end();
+        }, 50);
+        for (const s of sockets) if (!busySockets.has(s) && !isHttp2(s)) s.end();
+        const deadline = setTimeout(finish, timeoutMs);
       });
     },
   };
+}
+
+/** Reads the rest of a request body without keeping it; resolves when it has ended (or the stream is gone). */
+function discardBody(req: Http2ServerRequest): Promise<void> {
+  return new Promise((resolve) => {
+    req.once('end', resolve);
+    req.once('close', resolve);
+    req.once('error', () => resolve());
+    req.resume();
+  });
+}
+
+/** The size of a header list as HTTP/2 counts it (RFC 9113 §6.5.2: name + value + 32 per field). */
+function headerListSize(raw: string[]): number {
+  let size = 0;
+  for (const h of raw) size += Buffer.byteLength(h);
+  return size + (raw.length / 2) * 32;
+}
+
+function isHttp2(socket: TLSSocket): boolean {
+  return socket.alpnProtocol === 'h2';
 }

@@ -1,7 +1,7 @@
 /**
- * Rewrites the generated parts of README.md (the configuration reference) from the
- * programs' schemas, so the docs cannot drift from the code. `npm run docs`;
- * test/docs/readme.test.ts fails when README.md is stale.
+ * Rewrites the generated parts of docs/configuration.md (the configuration reference) from
+ * the programs' schemas, so the docs cannot drift from the code. `npm run docs`;
+ * test/docs/readme.test.ts fails when the file is stale.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { agentSchema } from '../agent/src/config.ts';
@@ -24,14 +24,14 @@ export function renderReadme(text: string): string {
     const end = `<!-- /generated:config:${name} -->`;
     const i = out.indexOf(begin);
     const j = out.indexOf(end);
-    if (i < 0 || j < i) throw new Error(`README.md lacks the markers ${begin} … ${end}`);
+    if (i < 0 || j < i) throw new Error(`docs/configuration.md lacks the markers ${begin} … ${end}`);
     out = out.slice(0, i + begin.length) + '\n' + referenceTable(schema) + '\n' + out.slice(j);
   }
   return out;
 }
 
 if (process.argv[1]?.endsWith('docs/generate.ts')) {
-  const path = new URL('../README.md', import.meta.url);
+  const path = new URL('./configuration.md', import.meta.url);
   writeFileSync(path, renderReadme(readFileSync(path, 'utf8')));
-  console.log('README.md configuration reference regenerated');
+  console.log('docs/configuration.md regenerated');
 }

@@ -242,7 +242,7 @@ function configError(program: string, key: string, source: string, raw: unknown,
   return new NemuError(
     ErrorCodes.CONFIG,
     `${program}: bad value for ${key} (from ${source}): ${shown}; expected ${spec.form}. ` +
-      `Set it with ${flagName(key)} or ${envName(key)}, or see the configuration reference in README.md.`,
+      `Set it with ${flagName(key)} or ${envName(key)}, or see docs/configuration.md.`,
     { status: 400 },
   );
 }
@@ -320,7 +320,7 @@ export function loadConfig<S extends Schema>(schema: S, opts: LoadOptions): Load
       }
       for (const [key, raw] of Object.entries(doc as Record<string, unknown>)) {
         if (!(key in schema)) {
-          throw new NemuError(ErrorCodes.CONFIG_FILE, `${opts.program}: unknown key ${key} in config file ${configPath}; see the configuration reference in README.md`);
+          throw new NemuError(ErrorCodes.CONFIG_FILE, `${opts.program}: unknown key ${key} in config file ${configPath}; see docs/configuration.md`);
         }
         values[key] = raw;
         sources[key] = `config file ${configPath}`;
@@ -365,7 +365,7 @@ export function help(schema: Schema, program: string, usage = ''): string {
   return lines.join('\n');
 }
 
-/** Markdown table of a schema, for the README's configuration reference. */
+/** Markdown table of a schema, for docs/configuration.md. */
 export function referenceTable(schema: Schema): string {
   const rows = ['| key | flag | environment | default | form | meaning |', '|---|---|---|---|---|---|'];
   for (const [key, spec] of Object.entries(schema)) {

@@ -20,7 +20,7 @@ import { loadConfig } from '../../common/src/config.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController } from '../../controller/src/app.ts';
 import { controllerSchema } from '../../controller/src/config.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       env: {},
       defaults: { host: '127.0.0.1', stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, dictionary: 'redis', redisUrl: redis.url, resourceRatio: 'cpu=4,memory=2', logLevel: 'warn', admissionMemoEntries },
     });
-    return startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
+    return startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() });
   };
   // The default (the chain memo on: the bench's Pods are replicas of 7 ReplicaSets, as
   // kube-apiserver sends them), and the same with the memo off: every review runs the chain.

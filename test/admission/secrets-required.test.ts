@@ -16,7 +16,7 @@ import { loadKubeConfig } from '../../common/src/kube.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { servingIdentity, startController, type RunningController } from '../../controller/src/app.ts';
 import { ClusterTlsSource } from '../../controller/src/certs/sources.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
@@ -85,8 +85,7 @@ async function startTestController(): Promise<RunningController> {
     apiAuth: new StaticTokenAuthenticator('admin'),
     authorizer: localAuthorizer,
     agentAuth: new SharedTokenAgentAuthenticator('agent'),
-    admission: createAdmission,
-    routes: registerRoutes,
+    ...controllerFeatures(),
   });
   // The Service nemutator-controller.nemutator.svc:443 is this controller's webhook port.
   const origin = new URL(running.webhookUrl).origin;

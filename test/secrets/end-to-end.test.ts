@@ -19,7 +19,7 @@ import { agentSchema } from '../../agent/src/config.ts';
 import { loadConfig } from '../../common/src/config.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
@@ -93,7 +93,7 @@ beforeAll(async () => {
   });
 
   const config = testControllerConfig({ stateDir: join(dir, 'controller'), kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', secretsCommandTimeout: 5000 });
-  c = await startController(config, { log: capture('controller'), mode: 'cluster', apiAuth: new StaticTokenAuthenticator(ADMIN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN), admission: createAdmission, routes: registerRoutes });
+  c = await startController(config, { log: capture('controller'), mode: 'cluster', apiAuth: new StaticTokenAuthenticator(ADMIN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN), ...controllerFeatures() });
 
   const agentConfig = loadConfig(agentSchema, {
     program: 'test-agent',

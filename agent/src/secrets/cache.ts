@@ -3,7 +3,8 @@
  * read in flight per path, and a cached version served while Vault confirmed it less than
  * maxStaleness ago.
  */
-import { secretsError, SecretsErrors } from './errors.ts';
+import { AgentErrorCodes } from '../errors.ts';
+import { secretsError } from './errors.ts';
 import type { Caller } from './caller.ts';
 import type { KvVersion, WatchLine } from './document.ts';
 import type { SecretRef } from './references.ts';
@@ -63,7 +64,7 @@ export class PodCache {
           return e;
         })
         .catch((err: { code?: string }) => {
-          if (cached && err.code === SecretsErrors.VAULT_UNAVAILABLE[0]) {
+          if (cached && err.code === AgentErrorCodes.SECRETS_VAULT_UNAVAILABLE) {
             throw secretsError('VAULT_UNAVAILABLE', `Vault is unreachable and the cached ${ref.id} was last confirmed ${Math.round((Date.now() - cached.checkedAt) / 1000)} s ago, more than maxStaleness allows; retry when Vault is back`);
           }
           throw err;

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../../../common/src/log.ts';
 import type { CacheEntry, PodCache, PodState, PodWatcher } from './cache.ts';
-import { SecretsErrors } from './errors.ts';
+import { AgentErrorCodes } from '../errors.ts';
 
 export interface RotateOutcome {
   pathsChecked: number;
@@ -92,7 +92,7 @@ export class Rotation {
       for (const w of state.watchers) if (this.opts.push(w, fresh)) out.watchersNotified++;
     } catch (err) {
       // Vault away or the pod's access revoked: the entry ages; reads decide with maxStaleness.
-      const code = (err as { code?: string }).code ?? SecretsErrors.INTERNAL[0];
+      const code = (err as { code?: string }).code ?? AgentErrorCodes.SECRETS_INTERNAL;
       this.opts.countError(code);
       this.opts.log.warn({ code, path: e.ref.id, namespace: state.namespace, pod: state.pod, err: (err as Error).message }, 'secrets rotation check failed; the cached version ages until Vault answers');
     }

@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { NemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
+import { AgentErrorCodes } from '../errors.ts';
 import { Connections } from './connections.ts';
 import { secretsError, SecretsErrors } from './errors.ts';
 import { rawErrorAnswer, readJsonBody, sendError } from './http.ts';
@@ -52,7 +53,7 @@ function requestHandler(opts: SocketServerOptions, connections: Connections, lim
       const container = req.headers['x-nemutator-container'];
       return await service.authenticate(proc, token, typeof container === 'string' ? container : undefined);
     } catch (err) {
-      service.deny({ ...(proc ? { process: proc } : {}) }, (err as NemuError).code ?? SecretsErrors.INTERNAL[0]);
+      service.deny({ ...(proc ? { process: proc } : {}) }, (err as NemuError).code ?? AgentErrorCodes.SECRETS_INTERNAL);
       throw err;
     }
   }

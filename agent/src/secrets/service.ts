@@ -9,7 +9,8 @@ import type { AuditLog } from './audit.ts';
 import { PodCache, type CacheEntry, type PodWatcher } from './cache.ts';
 import { authenticateCaller, type Caller } from './caller.ts';
 import { handOut, type SecretsDocument, type WatchLine } from './document.ts';
-import { secretsError, SecretsErrors } from './errors.ts';
+import { AgentErrorCodes } from '../errors.ts';
+import { secretsError } from './errors.ts';
 import { Holders, type Holder } from './holders.ts';
 import type { CallerProcess } from './identity.ts';
 import type { PodDirectory } from './pods.ts';
@@ -144,7 +145,7 @@ export class SecretsService {
   private declaredPath(caller: Caller, path: string): string {
     const id = normalizePathId(path);
     if (declaredPathIds(caller.spec, caller.container).has(id)) return id;
-    this.deny(caller, SecretsErrors.NOT_DECLARED[0], id);
+    this.deny(caller, AgentErrorCodes.SECRETS_NOT_DECLARED, id);
     throw secretsError('NOT_DECLARED', `container "${caller.container}" of pod ${caller.namespace}/${caller.podName} does not declare ${id}`);
   }
 

@@ -175,6 +175,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         {
           report: () => (last ? Promise.resolve(last) : collect()),
           health: () => ({ link: client.state }),
+          own: () => secrets?.registry.metrics() ?? Promise.resolve(''),
         },
         access,
       ),

@@ -16,7 +16,7 @@ import { SkipRules } from '../../controller/src/admission/skip-rules.ts';
 import { startController, type ControllerParts } from '../../controller/src/app.ts';
 import { controllerSchema } from '../../controller/src/config.ts';
 import { openDictionary } from '../../controller/src/dictionary/open.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { DEFAULT_CHAIN } from '../../controller/src/mutators/chain.ts';
 import { RatioSource } from '../../controller/src/mutators/resources.ts';
@@ -53,7 +53,7 @@ function pct(xs: number[], p: number): number {
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
-/** The admission handler of `createAdmission`, without a mutation log: the baseline. */
+/** The admission handler of `createFeatures`, without a mutation log: the baseline. */
 async function unlogged(parts: ControllerParts) {
   const dictionary = await openDictionary(parts.config, parts.store, parts.log);
   parts.onStop(() => dictionary.close());
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
       env: {},
       defaults: { host: '127.0.0.1', stateDir: join(dir, name), webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, store, dictionary: 'redis', redisUrl: redis.url, resourceRatio: 'cpu=4,memory=2', logLevel: 'warn' },
     });
-    return startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), admission: logged ? createAdmission : unlogged, routes: logged ? registerRoutes : () => undefined });
+    return startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...(logged ? controllerFeatures() : { admission: unlogged }) });
   };
   const variants = [
     ['no mutation log (baseline)', await start('none', 'embedded', false)],

@@ -48,6 +48,8 @@ async function run(job: Job): Promise<{ done: number; errors: number; seconds: n
       }),
     );
   }
+  // The parent measures the server's CPU from this message on: the warm-up stays outside.
+  process.send!({ measuring: true });
   const cpu0 = process.cpuUsage();
   const started = performance.now();
   const end = started + job.durationMs;

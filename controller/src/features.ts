@@ -6,7 +6,7 @@ import type { AdmissionHandler } from './admission/handler.ts';
 import { createAdmissionHandler } from './admission/handler.ts';
 import { SkipRules } from './admission/skip-rules.ts';
 import { registerSkipRuleRoutes } from './admission/skip-rule-routes.ts';
-import type { ControllerParts } from './app.ts';
+import type { ControllerDeps, ControllerParts } from './app.ts';
 import type { Dictionary } from './dictionary/dictionary.ts';
 import { openDictionary } from './dictionary/open.ts';
 import { registerDictionaryRoutes } from './dictionary/routes.ts';
@@ -28,32 +28,33 @@ interface AdmissionParts {
   skipRules: SkipRules;
 }
 
-const shared = new WeakMap<ControllerParts, AdmissionParts>();
+/** The controller's features, built once per running controller from its parts. */
+export interface Features {
+  admission: AdmissionHandler;
+  /** Adds the REST routes; they serve the same dictionary, mutation log and skip rules admission uses. */
+  registerRoutes(router: Router): void;
+}
 
 async function admissionParts(parts: ControllerParts): Promise<AdmissionParts> {
-  let p = shared.get(parts);
-  if (p) return p;
   const dictionary = await openDictionary(parts.config, parts.store, parts.log, parts.metrics);
   const mutationLog = new MutationLog(parts.store, parts.log.child({ component: 'mutation-log' }), {
     health: parts.storeHealth,
     timeoutMs: parts.config.mutationLogTimeout,
     onWriteFailure: () => parts.metrics.mutationLogWriteFailures.inc(),
   });
-  // On shutdown the queued log entries are written and Redis is let go, before the store closes.
   const skipRules = new SkipRules(parts.store);
+  // On shutdown the queued log entries are written and Redis is let go, before the store closes.
   parts.onStop(async () => {
     await mutationLog.flush();
     mutationLog.close();
     await dictionary.close();
     skipRules.close();
   });
-  p = { dictionary, mutationLog, skipRules };
-  shared.set(parts, p);
-  return p;
+  return { dictionary, mutationLog, skipRules };
 }
 
-export async function createAdmission(parts: ControllerParts): Promise<AdmissionHandler> {
-  const { dictionary, mutationLog, skipRules } = await admissionParts(parts);
+async function createAdmission(parts: ControllerParts, shared: AdmissionParts): Promise<AdmissionHandler> {
+  const { dictionary, mutationLog, skipRules } = shared;
   let ratio: RatioSource | undefined;
   try {
     const policy = parseRatioPolicy(parts.config.resourceRatio);
@@ -68,13 +69,39 @@ export async function createAdmission(parts: ControllerParts): Promise<Admission
   return createAdmissionHandler({ log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, memoEntries: parts.config.admissionMemoEntries, deadlineMs: parts.config.dictionaryTimeout, ...(telemetry ? { telemetry: telemetry.source } : {}), ...(ratio ? { ratio } : {}) });
 }
 
-export function registerRoutes(router: Router, parts: ControllerParts): void {
-  const p = shared.get(parts);
-  if (!p) throw new Error('registerRoutes needs createAdmission to have run first');
-  registerDictionaryRoutes(router, p.dictionary);
-  registerSkipRuleRoutes(router, p.skipRules);
-  registerMutationRoutes(router, { log: p.mutationLog, skipRules: p.skipRules, config: parts.config, logger: parts.log.child({ component: 'rollback' }) });
+function registerRoutes(router: Router, parts: ControllerParts, shared: AdmissionParts): void {
+  registerDictionaryRoutes(router, shared.dictionary);
+  registerSkipRuleRoutes(router, shared.skipRules);
+  registerMutationRoutes(router, { log: shared.mutationLog, skipRules: shared.skipRules, config: parts.config, logger: parts.log.child({ component: 'rollback' }) });
   registerTelemetryRoutes(router, parts);
   registerProfiles(router, parts);
   registerSecretRoutes(router, { fleet: parts.hub, config: parts.config, log: parts.log.child({ component: 'secrets' }) });
+}
+
+/** Builds admission and the routes from one set of shared parts: the routes cannot exist without them. */
+export async function createFeatures(parts: ControllerParts): Promise<Features> {
+  const shared = await admissionParts(parts);
+  const admission = await createAdmission(parts, shared);
+  return { admission, registerRoutes: (router) => registerRoutes(router, parts, shared) };
+}
+
+/**
+ * The features as startController's `admission` and `routes` hooks. startController builds
+ * admission before it adds routes (ControllerDeps says so); `routes` serves the Features
+ * that `admission` built for the same parts.
+ */
+export function controllerFeatures(): Required<Pick<ControllerDeps, 'admission' | 'routes'>> {
+  const built = new WeakMap<ControllerParts, Features>();
+  return {
+    async admission(parts) {
+      const features = await createFeatures(parts);
+      built.set(parts, features);
+      return features.admission;
+    },
+    routes(router, parts) {
+      const features = built.get(parts);
+      if (!features) throw new NemuError(ErrorCodes.INTERNAL, 'the routes hook ran before the admission hook built the features for this controller');
+      features.registerRoutes(router);
+    },
+  };
 }

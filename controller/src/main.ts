@@ -10,7 +10,7 @@ import { servingIdentity, startController } from './app.ts';
 import { ClusterTlsSource } from './certs/sources.ts';
 import { LeaderElector } from './kube/leader.ts';
 import { controllerSchema } from './config.ts';
-import { createAdmission, registerRoutes } from './features.ts';
+import { controllerFeatures } from './features.ts';
 import { TokenReviewAgentAuthenticator } from './fleet/auth.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { TokenReviewer } from './kube/tokenreview.ts';
@@ -55,8 +55,7 @@ async function main(): Promise<void> {
     apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc, apiAudiences.length > 0 ? { audiences: apiAudiences } : {})),
     authorizer: new SubjectAccessReviewAuthorizer(kc, { allowTtlMs: config.authzCacheTtl }),
     agentAuth: new TokenReviewAgentAuthenticator(new TokenReviewer(kc, { audiences: ['nemutator'] }), { namespace: config.namespace, serviceAccount: config.agentServiceAccount }),
-    admission: createAdmission,
-    routes: registerRoutes,
+    ...controllerFeatures(),
   });
   log.info({ webhook: running.webhookUrl, api: running.apiUrl, fleet: running.fleetUrl }, 'controller started');
   // SIGTERM: the lease goes at once (another replica takes the singleton work), admission

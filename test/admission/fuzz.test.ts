@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
@@ -22,7 +22,7 @@ const agent = insecureAgent();
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-fuzz-'));
   const config = testControllerConfig({ stateDir: dir, maxReviewBytes: 64 * 1024, dictionary: 'embedded', resourceRatio: '2' });
-  c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
+  c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() });
   await fetch(`${c.apiUrl}/dictionary/nemu_label_k`, { method: 'PUT', headers: { authorization: 'Bearer t' }, body: JSON.stringify({ value: 'team' }) });
 });
 afterAll(async () => {

@@ -11,7 +11,7 @@ import fjp, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
@@ -41,7 +41,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-kube-adm-'));
   kube = await startKubeDouble();
   const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'redis', redisUrl: inject('redisUrl'), redisKeyPrefix: `kube-${process.pid}:` });
-  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
+  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() });
   const dict: Record<string, string> = {
     nemu_label_team: 'example.com/team',
     nemu_label_value_pay: 'payments',

@@ -16,7 +16,7 @@ import { loadKubeConfig } from '../../common/src/kube.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { servingIdentity, startController, type RunningController } from '../../controller/src/app.ts';
 import { ClusterTlsSource } from '../../controller/src/certs/sources.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
@@ -85,8 +85,7 @@ async function startTestController(): Promise<RunningController> {
     apiAuth: new StaticTokenAuthenticator('admin'),
     authorizer: localAuthorizer,
     agentAuth: new SharedTokenAgentAuthenticator('agent'),
-    admission: createAdmission,
-    routes: registerRoutes,
+    ...controllerFeatures(),
   });
   // The Service nemutator-controller.nemutator.svc:443 is this controller's webhook port.
   const origin = new URL(running.webhookUrl).origin;
@@ -117,17 +116,28 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Each test says whether it needs the controller up or down. */
+async function controllerUp(): Promise<RunningController> {
+  return (c ??= await startTestController());
+}
+async function controllerDown(): Promise<void> {
+  await c?.stop();
+  c = undefined;
+}
+
 describe('pods labelled nemutator.io/secrets=required fail closed', () => {
   it('the leader writes caBundle into every webhook entry, the fail-closed one included', async () => {
+    const running = await controllerUp();
     const mwc = await until('caBundle in every entry', () => {
       const m = kube.get('mutatingwebhookconfigurations.admissionregistration.k8s.io', undefined, 'nemutator') as unknown as { webhooks: Webhook[] };
       return m.webhooks.every((w) => w.clientConfig.caBundle) ? m : undefined;
     });
     expect(mwc.webhooks.map((w) => w.name).sort()).toEqual(['deployments.nemutator.io', ORDINARY, REQUIRED]);
-    for (const w of mwc.webhooks) expect(Buffer.from(w.clientConfig.caBundle!, 'base64').toString(), w.name).toBe(c!.tls.caPem);
+    for (const w of mwc.webhooks) expect(Buffer.from(w.clientConfig.caBundle!, 'base64').toString(), w.name).toBe(running.tls.caPem);
   });
 
   it('with the controller up, a labelled pod is admitted and mutated by the fail-closed entry only', async () => {
+    await controllerUp();
     const from = kube.webhookCalls.length;
     const created = await kubectl(['create', '-f', '-'], pod('billing-up', { 'nemutator.io/secrets': 'required' }));
     expect(created.stderr).toBe('');
@@ -144,8 +154,7 @@ describe('pods labelled nemutator.io/secrets=required fail closed', () => {
   });
 
   it('with the controller down, a labelled pod is refused as kube-apiserver refuses it, and not stored', async () => {
-    await c!.stop();
-    c = undefined;
+    await controllerDown();
 
     // kubectl shows the apiserver's Status: InternalError, the webhook named.
     const refused = await kubectl(['create', '-f', '-'], pod('billing-down', { 'nemutator.io/secrets': 'required' }));
@@ -172,6 +181,7 @@ describe('pods labelled nemutator.io/secrets=required fail closed', () => {
   });
 
   it('with the controller down, an unlabelled pod is still admitted, unmutated: the literal vault: value is what the label prevents', async () => {
+    await controllerDown();
     const from = kube.webhookCalls.length;
     expect((await kubectl(['create', '-f', '-'], pod('report-down'))).stderr).toBe('');
     expect(callsSince(from)).toEqual([`${ORDINARY}: ignored`]);
@@ -181,7 +191,8 @@ describe('pods labelled nemutator.io/secrets=required fail closed', () => {
   });
 
   it('once the controller is back, the labelled pod is admitted again', async () => {
-    c = await startTestController();
+    await controllerDown();
+    await controllerUp();
     const from = kube.webhookCalls.length;
     expect((await kubectl(['create', '-f', '-'], pod('billing-back', { 'nemutator.io/secrets': 'required' }))).stderr).toBe('');
     expect(callsSince(from)).toEqual([`${REQUIRED}: patched`]);

@@ -9,6 +9,7 @@ import { ReportCollector } from '../../agent/src/report.ts';
 import type { IContainerUsage, INodeReport } from '../../proto/codec.ts';
 import { cgroupV2Root, createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
 import { sleep } from '../harness/tools.ts';
+import { until } from '../harness/wait.ts';
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
@@ -42,7 +43,7 @@ async function podWith(cmd: string, args: string[], opts: Parameters<typeof crea
     child.once('error', reject);
   });
   // The shell moves itself into the cgroup, then execs: wait until it is there.
-  for (let i = 0; i < 100 && !readFileSync(join(cg.containerDir, 'cgroup.procs'), 'utf8').includes(String(child.pid)); i++) await sleep(10);
+  await until('the process is in the container cgroup', () => readFileSync(join(cg.containerDir, 'cgroup.procs'), 'utf8').split('\n').includes(String(child.pid)), 10_000, 10);
   return { cg, child };
 }
 
@@ -91,7 +92,7 @@ describe('per-container CPU from real cgroups', () => {
 
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
-    for (let i = 0; i < 100 && readFileSync(join(cg.containerDir, 'cgroup.procs'), 'utf8').trim() !== ''; i++) await sleep(10);
+    await until('the container cgroup is empty', () => readFileSync(join(cg.containerDir, 'cgroup.procs'), 'utf8').trim() === '', 10_000, 10);
     const exited = await collector.collect();
     expect(exited.pods?.find((p) => p.uid === cg.podUid)?.qos).toBe('guaranteed');
     expect(containerOf(exited, cg)?.processes).toBe(0);

@@ -14,7 +14,7 @@ import type { FleetClient } from '../../agent/src/fleet/client.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { silentLogger, type Logger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
 import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
@@ -97,8 +97,7 @@ export async function startClusterWorld(opts: ClusterWorldOptions): Promise<Clus
     apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
     authorizer: new SubjectAccessReviewAuthorizer(kc),
     agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN),
-    admission: createAdmission,
-    routes: registerRoutes,
+    ...controllerFeatures(),
   });
   const agent = standInAgent(c, NODE, AGENT_TOKEN, { onCommand: commandRouter(opts.agent) });
   await new Promise<void>((resolve, reject) => {

@@ -11,6 +11,7 @@ import { runCli } from '../../controller/src/cli/main.ts';
 import { send, type TransportInit } from '../../controller/src/cli/transport.ts';
 import { LOCAL_DEFAULTS, localSchema, startLocal, type LocalMode } from '../../controller/src/local/main.ts';
 import { controllerSchema, type ControllerConfig } from '../../controller/src/config.ts';
+import { until } from './wait.ts';
 
 /** Controller configuration for a test; `overrides` are raw values, as a config file would give them. */
 export function testControllerConfig(overrides: Record<string, unknown> = {}): ControllerConfig {
@@ -83,7 +84,7 @@ export async function startTestLocal(overrides: Record<string, unknown> = {}): P
     defaults: { ...LOCAL_DEFAULTS, stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, agentMetricsPort: 0, reportInterval: 1000, ...overrides },
   });
   const local = await startLocal(config, silentLogger);
-  for (let i = 0; i < 100 && !local.agent.lastReport(); i++) await new Promise((r) => setTimeout(r, 50));
+  await until('the in-process agent collects its first report', () => local.agent.lastReport(), 10_000, 50);
   const server = local.apiUrl.replace(/\/api\/v1$/, '');
   return {
     local,

@@ -1,6 +1,6 @@
 // What a user sees when the profile is not of a Go program, or when the node cannot profile:
 // bpftrace missing, or run without privileges. Real processes, real bpftrace, real agent.
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
+import { until } from '../harness/wait.ts';
 import { HOTLOOP } from './hotloop.ts';
 import { testControllerConfig } from '../harness/controller.ts';
 
@@ -31,8 +32,11 @@ describe('non-Go processes', () => {
     const cg = await createPodCgroup();
     cgroups.push(cg);
     const shell = spawnInCgroup(cg, '/bin/sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
-    const go = spawnInCgroup(cg, await buildGo(HOTLOOP), ['-seconds', '30'], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 300));
+    const goBin = await buildGo(HOTLOOP);
+    const go = spawnInCgroup(cg, goBin, ['-seconds', '30'], { stdio: 'ignore' });
+    // Both have exec'd their programs inside the container's cgroup.
+    const exe = (pid: number) => { try { return readlinkSync(`/proc/${pid}/exe`); } catch { return ''; } };
+    await until('the shell and the Go program run in the pod cgroup', () => exe(go.pid!) === goBin && /(dash|bash|sh)$/.test(exe(shell.pid!)) && readFileSync(join(cg.containerDir, 'cgroup.procs'), 'utf8').split('\n').includes(String(go.pid)));
     const r = await capture({ target: { podUid: cg.podUid }, seconds: 2, hz: 49 }, { bpftracePath: 'bpftrace', cgroupRoot: cg.root });
     const sh = r.processes.find((p) => p.pid === shell.pid)!;
     expect(sh).toMatchObject({ isGo: false, goVersion: '' });
@@ -63,7 +67,7 @@ describe('a node that cannot profile', () => {
       { log: silentLogger, token: () => 'agent', ca: controller.tls.caPem, metrics: false },
     );
     try {
-      for (let i = 0; i < 200 && !controller.registry.get('n1')?.connected; i++) await new Promise((r) => setTimeout(r, 50));
+      await until('the agent connects', () => controller.registry.get('n1')?.connected, 10_000, 50);
       const res = await fetch(`${controller.apiUrl}/profiles`, {
         method: 'POST',
         headers: { authorization: 'Bearer admin', 'content-type': 'application/json' },

@@ -23,6 +23,7 @@ import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
+import { until } from '../harness/wait.ts';
 import { HOTLOOP, startHotloop, type RunningHotloop } from './hotloop.ts';
 import { testControllerConfig, apiFetch, caFileOf } from '../harness/controller.ts';
 
@@ -78,7 +79,7 @@ beforeAll(async () => {
     },
     { log: silentLogger, token: () => 'agent-secret', ca: controller.tls.caPem, metrics: false },
   );
-  for (let i = 0; i < 200 && !controller.registry.get('node-1')?.connected; i++) await new Promise((r) => setTimeout(r, 50));
+  await until('the agent connects', () => controller.registry.get('node-1')?.connected, 10_000, 50);
 
   // RBAC: dev may profile in shop (RoleBinding to ClusterRole nemutator-profiler); intruder may not.
   await kubectl('apply', '-f', join(REPO, 'manifests/rbac/user-roles.yaml'));

@@ -19,7 +19,7 @@ import fjp, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
@@ -51,7 +51,7 @@ beforeAll(async () => {
     redisWaitTimeout: 1000, // ms (defaults are not parsed)
     apiRateLimit: 0, // the check afterwards reads every id
   });
-  c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
+  c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() });
   const put = await fetch(`${c.apiUrl}/dictionary/nemu_label_team`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ value: 'example.com/team' }) });
   expect(put.status).toBe(200);
 }, 90_000);

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnInCgroup } from '../harness/cgroup.ts';
 import { buildLauncher } from '../harness/build-native.ts';
-import { sleep } from '../harness/tools.ts';
+import { boundMs, medianMs } from '../harness/baseline.ts';
+import { until } from '../harness/wait.ts';
 import { startWorld, type TestPod, type World } from './world.ts';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -119,33 +120,34 @@ describe('nemu-exec', () => {
   it('rotation: the watcher replaces the file, signals the program and acknowledges, after a forced rotation', async () => {
     const hupDir = join(dirs.out, 'hup');
     await mkdir(hupDir, { recursive: true });
-    world.kube.put({ ...world.kube.get('pods', 'shop', 'web-1')!, metadata: { ...world.kube.get('pods', 'shop', 'web-1')!.metadata, annotations: { 'nemutator.io/secrets': JSON.stringify({ v: 1, role: 'app', containers: { app: { env: { DB_PASSWORD: 'vault:secret/app/db#password' } } }, files: { 'db.pass': 'vault:secret/app/db#password' }, rotateSignal: 'SIGHUP' }) } } } as never);
-    await sleep(300); // the informer sees the new annotation
+    const pod = world.kube.get('pods', 'shop', 'web-1')!;
+    world.kube.put({ ...pod, metadata: { ...pod.metadata, annotations: { 'nemutator.io/secrets': JSON.stringify({ v: 1, role: 'app', containers: { app: { env: { DB_PASSWORD: 'vault:secret/app/db#password' } } }, files: { 'db.pass': 'vault:secret/app/db#password' }, rotateSignal: 'SIGHUP' }) } } } as never);
+    // The agent answers with the new annotation's signal once its informer has the update.
+    const probe = await web.client();
+    const token = await web.token();
+    await until('the agent sees rotateSignal SIGHUP', async () => ((await probe.request({ path: '/v1/secrets', token, container: 'app' })).body as { rotateSignal?: string }).rotateSignal === 'SIGHUP');
+    probe.kill();
+    const baseline = await medianMs(() => world.secrets.service.rotate('secret/app/db'));
+    const watchersBefore = world.secrets.service.watcherCount();
     const script = `trap 'sha256sum < ${join(dirs.secrets, 'db.pass')} > ${hupDir}/seen' HUP; while :; do sleep 0.05; done`;
     const child = spawnInCgroup(web.cg, launcher, ['--', 'sh', '-c', script], { env: podEnv(), stdio: 'ignore' });
     try {
-      await sleep(1000); // launcher fetched, watcher connected
+      await until('the launcher fetched and its watcher connected', () => world.secrets.service.watcherCount() > watchersBefore, 15_000);
       const NEW = 'rotated-' + Math.random().toString(36).slice(2);
-      world.vault.put('secret/app/db', { password: NEW });
+      const version = world.vault.put('secret/app/db', { password: NEW });
+      const bound = boundMs(2000, baseline);
       const t0 = Date.now();
       const result = await world.secrets.handlers.rotate({ rotate: { path: 'secret/app/db' } });
       expect(result.rotate).toMatchObject({ newVersions: 1 });
       expect(result.rotate!.watchersNotified).toBeGreaterThanOrEqual(1);
-      let seen = '';
-      while (Date.now() - t0 < 2000) {
-        if (existsSync(join(hupDir, 'seen'))) seen = readFileSync(join(hupDir, 'seen'), 'utf8').split(' ')[0]!;
-        if (seen === sha(NEW)) break;
-        await sleep(25);
-      }
-      expect(seen, 'the program saw the new file after SIGHUP within 2 s').toBe(sha(NEW));
+      const seenFile = join(hupDir, 'seen');
+      await until(`the program saw the new file after SIGHUP (2 s idle, bound ${bound} ms)`, () => existsSync(seenFile) && readFileSync(seenFile, 'utf8').split(' ')[0] === sha(NEW), Math.max(0, bound - (Date.now() - t0)));
       expect(sha(readFileSync(join(dirs.secrets, 'db.pass'), 'utf8'))).toBe(sha(NEW));
-      let holders: Array<{ pod?: string | null; ackedVersion?: number | null; container?: string | null }> = [];
-      while (Date.now() - t0 < 2000) {
-        holders = (await world.secrets.handlers.secretStatus({ secretStatus: { path: 'secret/app/db' } })).secretStatus!.holders! as unknown as typeof holders;
-        if (holders.some((h) => h.pod === 'web-1' && h.ackedVersion === 2)) break;
-        await sleep(25);
-      }
-      expect(holders.find((h) => h.pod === 'web-1' && h.container === 'app')).toMatchObject({ version: 2, ackedVersion: 2 });
+      const holder = await until('the launcher acknowledged the new version', async () => {
+        const holders = (await world.secrets.handlers.secretStatus({ secretStatus: { path: 'secret/app/db' } })).secretStatus!.holders!;
+        return holders.find((h) => h.pod === 'web-1' && h.container === 'app' && h.ackedVersion === version);
+      }, bound);
+      expect(holder).toMatchObject({ version, ackedVersion: version });
     } finally {
       child.kill('SIGKILL');
     }

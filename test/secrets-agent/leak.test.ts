@@ -8,7 +8,7 @@ import { loadConfig } from '../../common/src/config.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
 import { agentSchema } from '../../agent/src/config.ts';
-import { sleep } from '../harness/tools.ts';
+import { until } from '../harness/wait.ts';
 import { NODE, startWorld, type World } from './world.ts';
 
 const VALUE = 'LeakCanary-' + Math.random().toString(36).slice(2);
@@ -68,16 +68,23 @@ describe('no secret value leaks', () => {
     expect(full.status).toBe(200);
     await c.request({ method: 'POST', path: '/v1/ack', token, container: 'app', body: { path: 'secret/app/db', version: 2 } });
     await world.vault.pause();
-    await sleep(2500);
-    const stale = await c.request({ path: '/v1/secrets', token, container: 'app' });
+    // Past maxStaleness (1 s) the cached value is refused; the periodic checks fail meanwhile.
+    const stale = await until('a read refused as stale', async () => {
+      const r = await c.request({ path: '/v1/secrets', token, container: 'app' });
+      return r.status !== 200 && r;
+    }, 30_000, 100);
     answers.push(JSON.stringify(stale.body));
     expect(stale.status).toBe(503);
+    // A failed rotation check of the outage, counted on the agent's /metrics and logged without the value.
+    await agent.secrets!.handlers.rotate({ rotate: {} });
     await world.vault.start();
     expect(w.status).toBe(200);
 
     const res = await fetch(agent.metricsUrl!);
     expect(res.status).toBe(200);
     const metrics = await res.text();
+    expect(metrics).toMatch(/^nemutator_agent_secrets_rotation_errors_total\{code="NEMU_ERR_SECRETS_VAULT_UNAVAILABLE"\} [1-9]/m);
+    expect(logs.join('')).toContain('secrets rotation check failed');
     const status = JSON.stringify(await agent.secrets!.handlers.secretStatus({ secretStatus: {} }));
     const everything = [logs.join(''), answers.join('\n'), metrics, status].join('\n');
     expect(logs.join('').includes('"audit":"read"')).toBe(true);

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE, startWorld, type TestPod, type World } from './world.ts';
+import { until } from '../harness/wait.ts';
 
 const sha = (s: unknown) => createHash('sha256').update(String(s)).digest('hex');
 const DB = 'S3cr3t-db-' + Math.random().toString(36).slice(2);
@@ -139,10 +140,8 @@ describe('pods that are gone', () => {
     const tokensBefore = world.vault.liveTokens();
     expect(world.secrets.service.status().some((h) => h.podUid === gone.uid)).toBe(true);
     await world.kube.delete('pods', 'shop', 'gone-1');
-    const t0 = Date.now();
-    while (Date.now() - t0 < 5000 && world.secrets.service.status().some((h) => h.podUid === gone.uid)) await new Promise((r) => setTimeout(r, 50));
-    expect(world.secrets.service.status().some((h) => h.podUid === gone.uid)).toBe(false);
-    while (Date.now() - t0 < 5000 && world.vault.liveTokens() >= tokensBefore) await new Promise((r) => setTimeout(r, 50));
+    await until('the agent drops the holders of the deleted pod', () => !world.secrets.service.status().some((h) => h.podUid === gone.uid));
+    await until("the pod's Vault token is revoked", () => world.vault.liveTokens() < tokensBefore);
     expect(world.vault.liveTokens()).toBe(tokensBefore - 1);
     expect(world.vault.requests).toContain('POST /v1/auth/token/revoke-self');
   });

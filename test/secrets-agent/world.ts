@@ -18,6 +18,7 @@ import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgrou
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { sleep } from '../harness/tools.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
+import { until } from '../harness/wait.ts';
 
 export const NODE = 'node-1';
 const CLIENT = fileURLToPath(new URL('./socket-client.mjs', import.meta.url));
@@ -131,7 +132,7 @@ export async function startWorld(overrides: Partial<SecretsConfig> = {}): Promis
         client: (other?: string) => startClient(cg, other ?? socketPath, cleanups),
       };
       // The agent's informer sees the pod.
-      for (let i = 0; i < 100 && !nodePods.get(uid) && (o.node ?? NODE) === NODE; i++) await sleep(20);
+      if ((o.node ?? NODE) === NODE) await until(`the agent's informer sees pod ${o.name}`, () => nodePods.get(uid), 10_000, 20);
       return pod;
     },
     async stop() {

@@ -14,7 +14,7 @@ import { loadKubeConfig } from '../../common/src/kube.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
 import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
@@ -72,8 +72,7 @@ beforeAll(async () => {
     mode: 'cluster',
     apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)), authorizer: new SubjectAccessReviewAuthorizer(kc),
     agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN),
-    admission: createAdmission,
-    routes: registerRoutes,
+    ...controllerFeatures(),
   });
   // RBAC as shipped, and two callers: one bound to the rotator role, one not.
   await exec('kubectl', ['--kubeconfig', kube.kubeconfigPath, 'apply', '-f', 'manifests/rbac/user-roles.yaml']);

@@ -7,7 +7,7 @@ import type { NemuError } from '../../common/src/errors.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController } from '../../controller/src/app.ts';
 import { RedisDictionary } from '../../controller/src/dictionary/redis.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import type { RedisTarget } from '../../controller/src/redis/target.ts';
 import { localAuthorizer } from '../../controller/src/server/access.ts';
@@ -65,7 +65,7 @@ describe('store through Redis Sentinel', () => {
 
   it('refuses redisWaitReplicas when the store is not in Redis', async () => {
     const config = testControllerConfig({ redisWaitReplicas: 1, store: 'embedded', dictionary: 'embedded' });
-    const deps = { log: silentLogger, mode: 'local' as const, apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes };
+    const deps = { log: silentLogger, mode: 'local' as const, apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() };
     const e = (await startController(config, deps).catch((err: unknown) => err)) as NemuError;
     expect(e.code).toBe('NEMU_ERR_CONFIG');
     expect(e.message).toContain('redisWaitReplicas is set but the store is not in Redis');

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
-import { createAdmission, registerRoutes } from '../../controller/src/features.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
 import { formatCpu } from '../../controller/src/mutators/quantity.ts';
@@ -77,7 +77,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-telemetry-adm-'));
   [prom, kube] = await Promise.all([startPrometheus({ backfill: openMetrics(seriesOf(history, end - 2 * 86400)) }), startKubeDouble()]);
   const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', prometheusUrl: prom.url, telemetryWindow: 2 * 86_400_000, confidenceHistory: 2 * 86_400_000, telemetryRefresh: 3_600_000, resizeOnSeasonFlip: 'on', resizeRate: 6000, });
-  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), admission: createAdmission, routes: registerRoutes });
+  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() });
   await until('the first telemetry refresh', async () => { const s = await api('GET', '/seasons'); if (s.error) throw new Error(JSON.stringify(s.error)); return s.lastRefresh?.ok; }, 15_000, 100);
   await kubectl(['apply', '-f', '-'], {
     apiVersion: 'admissionregistration.k8s.io/v1',

@@ -14,6 +14,13 @@ export interface MetricsEndpoint {
   report: () => Promise<INodeReport>;
   /** Extra fields of the /healthz answer, next to `status: "ok"`. */
   health: () => Record<string, unknown>;
+  /** The agent's own counters (prom-client text), appended after the report's families. */
+  own?: () => Promise<string>;
+}
+
+function* pageChunks(report: INodeReport, own: string): Generator<string, void, undefined> {
+  yield* prometheusChunks(report);
+  if (own !== '') yield own;
 }
 
 /**
@@ -59,10 +66,10 @@ function refuse(res: ServerResponse, decision: Exclude<AccessDecision, { allowed
  */
 export function metricsRequestListener(endpoint: MetricsEndpoint, access?: Pick<MetricsAccess, 'check'>): RequestListener {
   const page = (res: ServerResponse): void => {
-    void endpoint.report().then(
-      (report) => {
+    void Promise.all([endpoint.report(), endpoint.own?.() ?? '']).then(
+      ([report, own]) => {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-        writeChunks(res, prometheusChunks(report));
+        writeChunks(res, pageChunks(report, own));
       },
       (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${e.message}\n`),
     );

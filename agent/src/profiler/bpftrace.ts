@@ -6,7 +6,7 @@
  * our own symbolization) and bpftrace's symbol (used when the binary has one).
  */
 import { spawn } from 'node:child_process';
-import { NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 
 /** Hard limits, whatever the controller asks: a capture is a short look, not a tracer. */
 export const MAX_SECONDS = 60;
@@ -16,8 +16,6 @@ export const KILL_GRACE_MS = 10_000;
 /** A runaway map (millions of distinct stacks) must not eat the agent's memory. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
 
-export const PROFILER_LIMIT_CODE = 'NEMU_ERR_PROFILER_LIMIT';
-export const PROFILER_ABORTED_CODE = 'NEMU_ERR_PROFILER_ABORTED';
 
 export type SampleFilter = { cgroupDirs: string[] } | { pid: number };
 
@@ -30,16 +28,16 @@ export interface ScriptOptions {
 /** Checks the hard limits; out-of-range values are refused, not clamped, so the caller knows. */
 export function checkLimits(seconds: number, hz: number): void {
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_SECONDS) {
-    throw new NemuError(PROFILER_LIMIT_CODE, `seconds must be an integer from 1 to ${MAX_SECONDS}, got ${seconds}`, { status: 400 });
+    throw new NemuError(ErrorCodes.PROFILER_LIMIT, `seconds must be an integer from 1 to ${MAX_SECONDS}, got ${seconds}`, { status: 400 });
   }
   if (!Number.isInteger(hz) || hz < 1 || hz > MAX_HZ) {
-    throw new NemuError(PROFILER_LIMIT_CODE, `hz must be an integer from 1 to ${MAX_HZ}, got ${hz}`, { status: 400 });
+    throw new NemuError(ErrorCodes.PROFILER_LIMIT, `hz must be an integer from 1 to ${MAX_HZ}, got ${hz}`, { status: 400 });
   }
 }
 
 function quote(path: string): string {
   if (!/^[\w./@:+=,-]+$/.test(path)) {
-    throw new NemuError(PROFILER_LIMIT_CODE, `refusing to put an unusual cgroup path into a bpftrace script: ${JSON.stringify(path)}`, { status: 400 });
+    throw new NemuError(ErrorCodes.PROFILER_LIMIT, `refusing to put an unusual cgroup path into a bpftrace script: ${JSON.stringify(path)}`, { status: 400 });
   }
   return `"${path}"`;
 }
@@ -53,11 +51,11 @@ export function buildScript(opts: ScriptOptions): string {
   let predicate: string;
   if ('pid' in opts.filter) {
     if (!Number.isInteger(opts.filter.pid) || opts.filter.pid <= 0) {
-      throw new NemuError(PROFILER_LIMIT_CODE, `pid must be a positive integer, got ${opts.filter.pid}`, { status: 400 });
+      throw new NemuError(ErrorCodes.PROFILER_LIMIT, `pid must be a positive integer, got ${opts.filter.pid}`, { status: 400 });
     }
     predicate = `pid == ${opts.filter.pid}`;
   } else {
-    if (opts.filter.cgroupDirs.length === 0) throw new NemuError(PROFILER_LIMIT_CODE, 'no cgroup directory to sample', { status: 400 });
+    if (opts.filter.cgroupDirs.length === 0) throw new NemuError(ErrorCodes.PROFILER_LIMIT, 'no cgroup directory to sample', { status: 400 });
     predicate = opts.filter.cgroupDirs.map((d) => `cgroup == cgroupid(${quote(d)})`).join(' || ');
   }
   return [

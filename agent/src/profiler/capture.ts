@@ -6,9 +6,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CgroupVersionOption } from '../cgroups/hierarchy.ts';
-import { NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import { buildScript, checkLimits, parseBpftraceOutput, runBpftrace, type SampleFilter } from './bpftrace.ts';
-import { bpftraceMissing, diagnoseRun, preflight, ProfilerCodes } from './diagnose.ts';
+import { bpftraceMissing, diagnoseRun, preflight } from './diagnose.ts';
 import { BinaryCache, snapshotProcess, symbolizeStacks, type ProcessSnapshot, type SymbolizedProfile } from './symbolize.ts';
 import { containerOfPid, pidsIn, resolvePod, type ContainerNames } from './target.ts';
 
@@ -58,7 +58,7 @@ export async function capture(req: CaptureRequest, opts: CaptureOptions): Promis
   if ('pid' in req.target) {
     const pid = req.target.pid;
     if (!Number.isInteger(pid) || pid <= 0 || !existsSync(join(procRoot, String(pid)))) {
-      throw new NemuError(ProfilerCodes.TARGET, `no process ${pid} on this node`, { status: 404 });
+      throw new NemuError(ErrorCodes.PROFILER_TARGET, `no process ${pid} on this node`, { status: 404 });
     }
     filter = { pid };
     listPids = async () => (existsSync(join(procRoot, String(pid))) ? [pid] : []);
@@ -117,7 +117,7 @@ export async function capture(req: CaptureRequest, opts: CaptureOptions): Promis
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw bpftraceMissing(opts.bpftracePath);
-    throw new NemuError(ProfilerCodes.FAILED, `cannot start bpftrace (${pf.bpftrace}): ${(e as Error).message}`, { status: 503 });
+    throw new NemuError(ErrorCodes.PROFILER_FAILED, `cannot start bpftrace (${pf.bpftrace}): ${(e as Error).message}`, { status: 503 });
   } finally {
     clearInterval(interval);
   }

@@ -6,17 +6,8 @@
  */
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
-import { NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { BpftraceRun } from './bpftrace.ts';
-
-export const ProfilerCodes = {
-  NO_BPFTRACE: 'NEMU_ERR_PROFILER_NO_BPFTRACE',
-  PERMISSION: 'NEMU_ERR_PROFILER_PERMISSION',
-  NO_BPF: 'NEMU_ERR_PROFILER_NO_BPF',
-  NO_BTF: 'NEMU_ERR_PROFILER_NO_BTF',
-  FAILED: 'NEMU_ERR_PROFILER_FAILED',
-  TARGET: 'NEMU_ERR_PROFILER_TARGET',
-} as const;
 
 const INSTALL = 'install it (Debian/Ubuntu: apt-get install bpftrace; the agent image ships it) or set the agent key bpftracePath';
 
@@ -37,7 +28,7 @@ export function findBpftrace(configured: string, pathEnv = process.env.PATH ?? '
 }
 
 export function bpftraceMissing(configured: string): NemuError {
-  return new NemuError(ProfilerCodes.NO_BPFTRACE, `bpftrace not found (bpftracePath = ${configured}); ${INSTALL}`, { status: 503 });
+  return new NemuError(ErrorCodes.PROFILER_NO_BPFTRACE, `bpftrace not found (bpftracePath = ${configured}); ${INSTALL}`, { status: 503 });
 }
 
 const CAP_SYS_ADMIN = 21n;
@@ -85,7 +76,7 @@ export function preflight(opts: PreflightOptions): Preflight {
   }
   if (caps !== undefined && !canLoadBpf(caps)) {
     throw new NemuError(
-      ProfilerCodes.PERMISSION,
+      ErrorCodes.PROFILER_PERMISSION,
       'the agent may not load BPF programs: it needs root, or CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on kernels before 5.8); ' +
         'run the agent DaemonSet privileged (manifests/agent) or add those capabilities',
       { status: 503 },
@@ -101,31 +92,31 @@ export function preflight(opts: PreflightOptions): Preflight {
 const RULES: Array<{ test: RegExp; code: string; status: number; advice: string }> = [
   {
     test: /only supports running as the root user|Operation not permitted|EPERM|Permission denied|perf_event_paranoid/i,
-    code: ProfilerCodes.PERMISSION,
+    code: ErrorCodes.PROFILER_PERMISSION,
     status: 503,
     advice: 'the agent lacks the privileges to load BPF programs or open perf events; run it as root (privileged DaemonSet) or grant CAP_BPF and CAP_PERFMON',
   },
   {
     test: /does not support BPF|bpf\(\) syscall|Function not implemented|ENOSYS|Kernel does not support|CONFIG_BPF/i,
-    code: ProfilerCodes.NO_BPF,
+    code: ErrorCodes.PROFILER_NO_BPF,
     status: 503,
     advice: 'this kernel has no usable BPF (CONFIG_BPF_SYSCALL, CONFIG_BPF_EVENTS); profiling needs a kernel built with them',
   },
   {
     test: /Failed to attach probe|perf_event_open|No such device|profile probe/i,
-    code: ProfilerCodes.NO_BPF,
+    code: ErrorCodes.PROFILER_NO_BPF,
     status: 503,
     advice: 'the kernel refused the sampling probe (perf events unavailable: CONFIG_PERF_EVENTS, or a VM without PMU/timer support)',
   },
   {
     test: /BTF/,
-    code: ProfilerCodes.NO_BTF,
+    code: ErrorCodes.PROFILER_NO_BTF,
     status: 503,
     advice: 'bpftrace needs BTF for this script and the kernel has none (/sys/kernel/btf/vmlinux); use a kernel built with CONFIG_DEBUG_INFO_BTF',
   },
   {
     test: /cgroupid|cgroup path/i,
-    code: ProfilerCodes.TARGET,
+    code: ErrorCodes.PROFILER_TARGET,
     status: 409,
     advice: "a container's cgroup disappeared or is not in the cgroup v2 hierarchy (cgroupRoot); the container may have restarted, try again",
   },
@@ -147,15 +138,15 @@ export function meaningfulStderr(stderr: string): string {
 export function diagnoseRun(run: BpftraceRun, attached: boolean): NemuError | undefined {
   const stderr = meaningfulStderr(run.stderr);
   if (run.killed === 'output') {
-    return new NemuError(ProfilerCodes.FAILED, 'bpftrace printed more than the output limit (too many distinct stacks); the capture was aborted; try a lower hz or fewer seconds', {
+    return new NemuError(ErrorCodes.PROFILER_FAILED, 'bpftrace printed more than the output limit (too many distinct stacks); the capture was aborted; try a lower hz or fewer seconds', {
       status: 502,
     });
   }
   if (run.killed === 'timeout') {
-    return new NemuError(ProfilerCodes.FAILED, `bpftrace did not finish within the window plus its grace time and was killed${stderr ? `; it said: ${stderr}` : ''}`, { status: 502 });
+    return new NemuError(ErrorCodes.PROFILER_FAILED, `bpftrace did not finish within the window plus its grace time and was killed${stderr ? `; it said: ${stderr}` : ''}`, { status: 502 });
   }
   if (run.killed === 'aborted') {
-    return new NemuError('NEMU_ERR_PROFILER_ABORTED', 'the capture was aborted (the agent is stopping or the request was cancelled)', { status: 503 });
+    return new NemuError(ErrorCodes.PROFILER_ABORTED, 'the capture was aborted (the agent is stopping or the request was cancelled)', { status: 503 });
   }
   if (run.code === 0 && attached) return undefined;
   for (const rule of RULES) {
@@ -164,7 +155,7 @@ export function diagnoseRun(run: BpftraceRun, attached: boolean): NemuError | un
     }
   }
   return new NemuError(
-    ProfilerCodes.FAILED,
+    ErrorCodes.PROFILER_FAILED,
     `bpftrace ${run.signal ? `was ended by ${run.signal}` : `exited with code ${run.code}`}${attached ? '' : ' before attaching its probes'}${stderr ? `: ${stderr}` : ' and said nothing'}`,
     { status: 502 },
   );

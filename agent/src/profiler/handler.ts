@@ -4,7 +4,7 @@
  * (frames deduplicated, samples leaf first).
  */
 import { pb, type ICommand, type ICommandResult } from '../../../proto/codec.ts';
-import { NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
 import type { CgroupVersionOption } from '../cgroups/hierarchy.ts';
 import { checkLimits } from './bpftrace.ts';
@@ -78,12 +78,12 @@ export function createProfileHandler(opts: ProfileHandlerOptions): (command: ICo
   const cache = new BinaryCache();
   return async (command) => {
     const req = command.profile;
-    if (!req) throw new NemuError('NEMU_ERR_BAD_REQUEST', 'profile command without a ProfileRequest', { status: 400 });
+    if (!req) throw new NemuError(ErrorCodes.BAD_REQUEST, 'profile command without a ProfileRequest', { status: 400 });
     const seconds = req.seconds ?? 0;
     const hz = req.hz ?? 0;
     checkLimits(seconds, hz);
     const target = req.pid ? { pid: req.pid } : { podUid: req.podUid ?? '', container: req.container ?? '' };
-    if (!('pid' in target) && target.podUid === '') throw new NemuError('NEMU_ERR_BAD_REQUEST', 'profile request names neither a pod uid nor a pid', { status: 400 });
+    if (!('pid' in target) && target.podUid === '') throw new NemuError(ErrorCodes.BAD_REQUEST, 'profile request names neither a pod uid nor a pid', { status: 400 });
     const log = opts.log.child({ profile: req.profileId, pod: req.pod ? `${req.namespace}/${req.pod}` : undefined, pid: req.pid || undefined });
     const result = await queue.run(
       async () => {

@@ -3,9 +3,8 @@
  * samplers would each distort what the other measures. Later requests wait their turn (FIFO);
  * past `maxWaiting` they are refused instead of piling up behind hour-long queues.
  */
-import { NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 
-export const PROFILER_BUSY_CODE = 'NEMU_ERR_PROFILER_BUSY';
 
 export class CaptureQueue {
   private tail: Promise<unknown> = Promise.resolve();
@@ -22,7 +21,7 @@ export class CaptureQueue {
   /** Runs job when every earlier job has finished; `onQueued` learns its position if it must wait. */
   run<T>(job: () => Promise<T>, onQueued?: (ahead: number) => void): Promise<T> {
     if (this.depth >= this.maxWaiting + 1) {
-      return Promise.reject(new NemuError(PROFILER_BUSY_CODE, `${this.depth} captures are already running or waiting on this node; try again later`, { status: 429 }));
+      return Promise.reject(new NemuError(ErrorCodes.PROFILER_BUSY, `${this.depth} captures are already running or waiting on this node; try again later`, { status: 429 }));
     }
     if (this.depth > 0) onQueued?.(this.depth);
     this.waiting++;

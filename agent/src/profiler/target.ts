@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import { discoverPods, findKubepods } from '../cgroups/discovery.ts';
 import { detectCgroupLayout, type CgroupVersionOption } from '../cgroups/hierarchy.ts';
 import { podOfProcCgroup } from '../cgroups/proc.ts';
-import { NemuError } from '../../../common/src/errors.ts';
-import { ProfilerCodes } from './diagnose.ts';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 
 export interface ContainerTarget {
   id: string;
@@ -34,7 +33,7 @@ export interface ResolveOptions {
 }
 
 function targetError(message: string, status = 404): NemuError {
-  return new NemuError(ProfilerCodes.TARGET, message, { status });
+  return new NemuError(ErrorCodes.PROFILER_TARGET, message, { status });
 }
 
 /** The cgroup v2 root, or a clear error on a v1-only node (cgroupid() needs v2). */
@@ -68,18 +67,6 @@ export async function resolvePod(podUid: string, container: string, opts: Resolv
     throw targetError(`pod ${podUid} has no container ${container} on this node (containers: ${known})`);
   }
   return { podUid, containers: chosen };
-}
-
-/** The cgroup v2 directory of a process (from the `0::` line of /proc/<pid>/cgroup). */
-export async function cgroupDirOfPid(pid: number, procRoot: string, root: string): Promise<string | undefined> {
-  let text: string;
-  try {
-    text = await readFile(join(procRoot, String(pid), 'cgroup'), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const line = text.split('\n').find((l) => l.startsWith('0::'));
-  return line === undefined ? undefined : join(root, line.slice(3));
 }
 
 /** Container of a process, as `<pod uid>/<container id prefix>`, or '' outside pods. */

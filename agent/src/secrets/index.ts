@@ -4,6 +4,7 @@
  */
 import type { KubeApi } from '../kube/api.ts';
 import type { JSONWebKeySet } from 'jose';
+import { Counter, Registry } from 'prom-client';
 import type { Logger } from '../../../common/src/log.ts';
 import type { ICommand, ICommandResult } from '../../../proto/codec.ts';
 import type { AgentConfig } from '../config.ts';
@@ -27,6 +28,8 @@ export interface SecretsDeps {
   pods: Pick<NodePods, 'get'>;
   /** Overrides the JWKS source (default: jwksUrl or the API server's /openid/v1/jwks). */
   fetchJwks?: () => Promise<JSONWebKeySet>;
+  /** Where the secrets counters go (the agent's registry, appended to its /metrics); default: a registry of their own. */
+  registry?: Registry;
 }
 
 type Handler = (command: ICommand) => Promise<Omit<ICommandResult, 'requestId'>>;
@@ -35,6 +38,8 @@ export interface RunningSecrets {
   service: SecretsService;
   server: SocketServer;
   handlers: { rotate: Handler; secretStatus: Handler };
+  /** The registry holding nemutator_agent_secrets_rotation_errors_total. */
+  registry: Registry;
   stop(): Promise<void>;
 }
 
@@ -42,6 +47,13 @@ export async function startSecrets(config: SecretsConfig, deps: SecretsDeps): Pr
   loadPeercred(); // fail at start-up, not on the first call, when the addon is missing
   const kc = deps.kube;
   const pods = podDirectory(deps.pods);
+  const registry = deps.registry ?? new Registry();
+  const rotationErrors = new Counter({
+    name: 'nemutator_agent_secrets_rotation_errors_total',
+    help: 'Rotation checks that failed (Vault unreachable, access revoked), by error code; the cached version ages until Vault answers.',
+    labelNames: ['code'],
+    registers: [registry],
+  });
   const service = new SecretsService({
     nodeName: config.nodeName,
     pods,
@@ -51,6 +63,8 @@ export async function startSecrets(config: SecretsConfig, deps: SecretsDeps): Pr
     maxStalenessMs: config.maxStaleness,
     rotationIntervalMs: config.rotationInterval,
     audit: new AuditLog(deps.log.child({ component: 'secrets-audit' })),
+    log: deps.log.child({ component: 'secrets-rotation' }),
+    countRotationError: (code) => rotationErrors.inc({ code }),
   });
   const server = await startSocketServer({
     path: config.socketPath,
@@ -64,6 +78,7 @@ export async function startSecrets(config: SecretsConfig, deps: SecretsDeps): Pr
   return {
     service,
     server,
+    registry,
     handlers: {
       async rotate(command) {
         const r = await service.rotate(command.rotate?.path || undefined);

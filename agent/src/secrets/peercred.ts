@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import { secretsError } from './errors.ts';
 
 export interface PeerCred {
@@ -30,7 +31,7 @@ export function loadPeercred(): Addon {
   if (addon) return addon;
   const path = candidates().find((p) => existsSync(p));
   if (!path) {
-    throw new Error(`NEMU_ERR_CONFIG: the peercred addon is not built (looked in ${candidates().join(', ')}); run \`npm run build:native\``);
+    throw new NemuError(ErrorCodes.CONFIG, `the peercred addon is not built (looked in ${candidates().join(', ')}); run \`npm run build:native\``);
   }
   addon = createRequire(import.meta.url)(path) as Addon;
   return addon;

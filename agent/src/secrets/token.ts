@@ -5,6 +5,7 @@
  * cached until they expire, so a busy pod costs one RSA verification per token.
  */
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet } from 'jose';
+import { isNemuError } from '../../../common/src/errors.ts';
 import { secretsError } from './errors.ts';
 
 export interface PodClaims {
@@ -71,7 +72,7 @@ export class PodTokenVerifier {
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw secretsError('TOKEN_EXPIRED', 'the pod token has expired; kubelet refreshes the projected token, read the file again');
       if (err instanceof joseErrors.JWTClaimValidationFailed) throw secretsError('UNAUTHENTICATED', `the pod token was refused: ${err.claim} claim check failed (expected audience "${audience}")`);
-      if ((err as { code?: string }).code?.startsWith('NEMU_ERR')) throw err;
+      if (isNemuError(err)) throw err;
       throw secretsError('UNAUTHENTICATED', 'the pod token is not a valid service-account token of this cluster');
     }
     const k = payload['kubernetes.io'] as { namespace?: string; serviceaccount?: { name?: string }; pod?: { name?: string; uid?: string }; node?: { name?: string } } | undefined;

@@ -8,6 +8,7 @@ import nodeVault from 'node-vault';
 import { isNemuError, type NemuError } from '../../../common/src/errors.ts';
 import { secretsError } from './errors.ts';
 import type { SecretRef } from './references.ts';
+import { AgentErrorCodes } from '../errors.ts';
 
 export interface KvRead {
   data: Record<string, string>;
@@ -133,7 +134,7 @@ export class VaultSession {
         return Number(res.data?.current_version ?? 0);
       });
     } catch (err) {
-      if ((err as NemuError).code === 'NEMU_ERR_SECRETS_VAULT_DENIED') return undefined;
+      if ((err as NemuError).code === AgentErrorCodes.SECRETS_VAULT_DENIED) return undefined;
       throw err;
     }
   }

@@ -12,7 +12,7 @@ import { isNemuError } from '../../../common/src/errors.ts';
 import { createLogger } from '../../../common/src/log.ts';
 import { startController } from '../app.ts';
 import { controllerSchema } from '../config.ts';
-import { createAdmission, registerRoutes } from '../features.ts';
+import { controllerFeatures } from '../features.ts';
 import { SharedTokenAgentAuthenticator } from '../fleet/auth.ts';
 import { localAuthorizer } from '../server/access.ts';
 import { StaticTokenAuthenticator, generateToken } from '../server/auth.ts';
@@ -67,8 +67,7 @@ export async function startLocal(config: LocalConfig, log = createLogger({ level
       apiAuth: new StaticTokenAuthenticator(adminToken),
       authorizer: localAuthorizer,
       agentAuth: new SharedTokenAgentAuthenticator(agentToken),
-      admission: createAdmission,
-      routes: registerRoutes,
+      ...controllerFeatures(),
     },
   );
   let agent: RunningAgent;

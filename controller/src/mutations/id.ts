@@ -46,14 +46,3 @@ export function mutationId(now = Date.now()): string {
   }
   return encodeTime(now) + lastRandom.map((d) => ALPHABET[d]).join('');
 }
-
-export function isMutationId(id: string): boolean {
-  return /^[0-9A-HJKMNP-TV-Z]{26}$/.test(id);
-}
-
-/** Time the id was made. */
-export function mutationIdTime(id: string): Date {
-  let ms = 0;
-  for (const ch of id.slice(0, 10)) ms = ms * 32 + ALPHABET.indexOf(ch);
-  return new Date(ms);
-}

@@ -157,15 +157,6 @@ export function editAt(object: KubeObject, paths: ReadonlyArray<readonly string[
   return change(draft) ? draft : object;
 }
 
-/** Paths of the pod spec's containers, for `editAt`. */
-export function containerPaths(kind: WorkloadKind): string[][] {
-  const spec = kind === 'Pod' ? ['spec'] : ['spec', 'template', 'spec'];
-  return [[...spec, 'containers'], [...spec, 'initContainers']];
-}
-
-/** Paths of the metadata the labels/annotations mutators rewrite, for `editAt`. */
-export const METADATA_PATHS: ReadonlyArray<readonly string[]> = [['metadata'], ['spec', 'template', 'metadata']];
-
 /** The controlling owner (ownerReferences with controller: true). */
 export function controllerOf(object: KubeObject): { kind: string; name: string } | undefined {
   const meta = object.metadata;

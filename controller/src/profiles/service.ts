@@ -68,9 +68,9 @@ export function parseProfileRequest(body: unknown): CaptureSpec {
 
 /** Status of an agent's error by its code, so the caller sees 404/409/429/503 rather than 500. */
 function statusOf(code: string): number {
-  if (code === 'NEMU_ERR_PROFILER_TARGET') return 404;
-  if (code === 'NEMU_ERR_PROFILER_BUSY') return 429;
-  if (code === 'NEMU_ERR_PROFILER_LIMIT' || code === ErrorCodes.BAD_REQUEST) return 400;
+  if (code === ErrorCodes.PROFILER_TARGET) return 404;
+  if (code === ErrorCodes.PROFILER_BUSY) return 429;
+  if (code === ErrorCodes.PROFILER_LIMIT || code === ErrorCodes.BAD_REQUEST) return 400;
   if (code.startsWith('NEMU_ERR_PROFILER_')) return 503;
   return 502;
 }

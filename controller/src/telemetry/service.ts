@@ -10,7 +10,8 @@ import { ErrorCodes, NemuError, isNemuError } from '../../../common/src/errors.t
 import type { ControllerConfig } from '../config.ts';
 import { parseQuantity } from '../mutators/quantity.ts';
 import { recommend, type EngineParams, type EngineRecommendation, type Resources } from './engine.ts';
-import { PROMETHEUS_ERROR, PrometheusClient } from './prometheus.ts';
+import { PrometheusClient } from './prometheus.ts';
+import { ControllerErrorCodes } from '../errors.ts';
 import type { QueryWindow } from './queries.ts';
 import { brainsets, classifyHours, describeSchedule, hourOfWeekProfile, seasonAt, systemClock, type Brainset, type Clock, type Season } from './seasons.ts';
 import { collectSnapshot, deploymentOfReplicaSet, workloadKey, type OwnerLookup, type Snapshot, type WorkloadRef, type WorkloadStats } from './statistics.ts';
@@ -86,7 +87,7 @@ export class Telemetry {
       this.checkSeason();
       return snap;
     } catch (e) {
-      this.lastError = isNemuError(e) ? e : new NemuError(PROMETHEUS_ERROR, `telemetry refresh failed: ${(e as Error).message}`, { cause: e });
+      this.lastError = isNemuError(e) ? e : new NemuError(ControllerErrorCodes.PROMETHEUS, `telemetry refresh failed: ${(e as Error).message}`, { cause: e });
       this.lastRefresh = { at: new Date().toISOString(), ok: false, durationMs: Date.now() - started, queries: this.prom.queries - before };
       this.log.warn({ err: this.lastError.message }, 'telemetry refresh failed; admission leaves resources unchanged until Prometheus answers again');
       return undefined;
@@ -156,7 +157,7 @@ export class Telemetry {
    */
   async workloadProfile(ref: WorkloadRef): Promise<{ workload: WorkloadRef; pods: number; profile: Array<number | null>; peakHours: number[]; offPeakHours: number[] }> {
     const snap = this.snapshot;
-    if (!snap) throw this.lastError ?? new NemuError(PROMETHEUS_ERROR, 'no telemetry yet; the first refresh is running', { status: 503 });
+    if (!snap) throw this.lastError ?? new NemuError(ControllerErrorCodes.PROMETHEUS, 'no telemetry yet; the first refresh is running', { status: 503 });
     const owners = snap.owners ?? (() => undefined);
     const pods = [...new Set(snap.containers.filter((c) => c.namespace === ref.namespace && (owners(c.namespace, c.pod) ?? { kind: 'Pod', name: c.pod }).name === ref.name && (owners(c.namespace, c.pod)?.kind ?? 'Pod') === ref.kind).map((c) => c.pod))];
     if (pods.length === 0) throw new NemuError(ErrorCodes.NOT_FOUND, `no usage history for ${ref.kind} ${ref.namespace}/${ref.name}; GET /api/v1/telemetry lists the workloads`, { status: 404 });

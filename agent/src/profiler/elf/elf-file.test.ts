@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isNemuError } from '../../../../common/src/errors.ts';
-import { ELF_ERROR_CODE, ElfFile, ET_EXEC, PT_LOAD, STT_FUNC, withElfFile } from './elf-file.ts';
-import { buildElf, fakeSectionAddr, type FakeElfSpec } from './fake-elf.ts';
+import { ElfFile, ET_EXEC, PT_LOAD, STT_FUNC, withElfFile } from './elf-file.ts';
+import { buildElf, fakeSectionAddr, type FakeElfSpec } from '../../../../test/harness/fake-elf.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -90,7 +90,7 @@ describe('ElfFile', () => {
     const path = join(dir, 'script.sh');
     await writeFile(path, '#!/bin/sh\necho hello, this is a shell script and not a binary\n');
     const err = await elfErrorOf(path);
-    expect(err.code).toBe(ELF_ERROR_CODE);
+    expect(err.code).toBe('NEMU_ERR_ELF');
     expect(err.message).toContain(path);
     expect(err.message).toMatch(/not an ELF file/);
   });
@@ -107,7 +107,7 @@ describe('ElfFile', () => {
     elf32[4] = 1;
     const path32 = join(dir, 'elf32');
     await writeFile(path32, elf32);
-    expect(await elfErrorOf(path32)).toMatchObject({ code: ELF_ERROR_CODE, message: expect.stringMatching(/32-bit ELF is not supported/) });
+    expect(await elfErrorOf(path32)).toMatchObject({ code: 'NEMU_ERR_ELF', message: expect.stringMatching(/32-bit ELF is not supported/) });
 
     const be = Buffer.from(image);
     be[5] = 2;
@@ -122,7 +122,7 @@ describe('ElfFile', () => {
     const size = (await readFile(path)).length;
     await truncate(path, Math.floor(size / 2)); // the section headers sit at the end
     const err = await elfErrorOf(path);
-    expect(err.code).toBe(ELF_ERROR_CODE);
+    expect(err.code).toBe('NEMU_ERR_ELF');
     expect(err.message).toMatch(/truncated ELF file: the section header table/);
 
     await truncate(path, 40); // inside the ELF header
@@ -133,7 +133,7 @@ describe('ElfFile', () => {
     const image = buildElf({ ...spec, noSectionHeaders: true });
     const dataOffset = (await ElfFile.fromBuffer(image)).vaddrToOffset(0x511000) ?? 0;
     const elf = await ElfFile.fromBuffer(image.subarray(0, dataOffset + 2), 'cut');
-    await expect(elf.readVaddr(0x511000, 5)).rejects.toMatchObject({ code: ELF_ERROR_CODE, message: expect.stringMatching(/^cut: truncated/) });
+    await expect(elf.readVaddr(0x511000, 5)).rejects.toMatchObject({ code: 'NEMU_ERR_ELF', message: expect.stringMatching(/^cut: truncated/) });
   });
 
   it('reads a binary whose section headers were removed', async () => {

@@ -5,9 +5,9 @@
  */
 import { NemuError } from '../../../../common/src/errors.ts';
 import { BufferSource, FileSource, type ByteSource } from './source.ts';
+import { AgentErrorCodes } from '../../errors.ts';
 
 /** Stable code of every error about a file that is not a readable ELF64 little-endian binary. */
-export const ELF_ERROR_CODE = 'NEMU_ERR_ELF';
 
 export const ET_EXEC = 2;
 export const ET_DYN = 3;
@@ -63,7 +63,7 @@ export interface ElfLayout {
 }
 
 export function elfError(path: string, what: string, cause?: unknown): NemuError {
-  return new NemuError(ELF_ERROR_CODE, `${path}: ${what}`, { status: 422, cause });
+  return new NemuError(AgentErrorCodes.ELF, `${path}: ${what}`, { status: 422, cause });
 }
 
 export class ElfFile implements ElfLayout {

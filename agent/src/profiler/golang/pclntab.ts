@@ -14,9 +14,9 @@
  */
 import { NemuError } from '../../../../common/src/errors.ts';
 import { decodePcValueTableCompact, lookupDecoded, type DecodedPcValueTable } from './pcvalue.ts';
+import { AgentErrorCodes } from '../../errors.ts';
 
 /** Stable code of errors about a Go symbol table that cannot be used. */
-export const GO_PCLNTAB_ERROR_CODE = 'NEMU_ERR_GO_PCLNTAB';
 
 export const PCLNTAB_MAGIC_GO12 = 0xfffffffb;
 export const PCLNTAB_MAGIC_GO116 = 0xfffffffa;
@@ -78,7 +78,7 @@ export interface PcHeaderSummary {
 
 /** Checks the header and reads what finding moduledata needs; an unsupported table throws. */
 export function readPcHeader(data: Buffer, where = '<pclntab>'): PcHeaderSummary {
-  const error = (what: string): NemuError => new NemuError(GO_PCLNTAB_ERROR_CODE, `${where}: ${what}`, { status: 422 });
+  const error = (what: string): NemuError => new NemuError(AgentErrorCodes.GO_PCLNTAB, `${where}: ${what}`, { status: 422 });
   if (data.length < HEADER_SIZE) throw error(`pclntab is ${data.length} bytes, shorter than its header`);
   const magic = data.readUInt32LE(0);
   const versions = pclntabMagicGoVersions(magic);
@@ -204,7 +204,7 @@ export class Pclntab {
   }
 
   private error(what: string): NemuError {
-    return new NemuError(GO_PCLNTAB_ERROR_CODE, `${this.where}: ${what}`, { status: 422 });
+    return new NemuError(AgentErrorCodes.GO_PCLNTAB, `${this.where}: ${what}`, { status: 422 });
   }
 
   /** [start, end) of the text the table covers. */

@@ -6,8 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { isNemuError } from '../../../../common/src/errors.ts';
 import { ElfFile } from '../elf/elf-file.ts';
-import { buildElf, fakeSectionAddr, type FakeElfSpec } from '../elf/fake-elf.ts';
-import { GO_PCLNTAB_ERROR_CODE, PCLNTAB_MAGIC_GO116, PCLNTAB_MAGIC_GO118, PCLNTAB_MAGIC_GO120, type PclntabFormat } from './pclntab.ts';
+import { buildElf, fakeSectionAddr, type FakeElfSpec } from '../../../../test/harness/fake-elf.ts';
+import { PCLNTAB_MAGIC_GO116, PCLNTAB_MAGIC_GO118, PCLNTAB_MAGIC_GO120, type PclntabFormat } from './pclntab.ts';
 import { GoSymbolizer, type GoFrame } from './symbolizer.ts';
 
 interface Run {
@@ -293,7 +293,7 @@ describe('GoSymbolizer errors', () => {
       await GoSymbolizer.fromElf(elf);
       expect.unreachable();
     } catch (err) {
-      expect(isNemuError(err) && err.code).toBe(GO_PCLNTAB_ERROR_CODE);
+      expect(isNemuError(err) && err.code).toBe('NEMU_ERR_GO_PCLNTAB');
       expect((err as Error).message).toMatch(/^old-go: pclntab written by go1\.16–go1\.17 is not supported; rebuild .* Go 1\.18/);
     }
   });
@@ -303,6 +303,6 @@ describe('GoSymbolizer errors', () => {
       buildElf({ segments: [{ vaddr: 0x401000, flags: 5, sections: [{ name: '.text', data: Buffer.alloc(16) }] }] }),
       'c-program',
     );
-    await expect(GoSymbolizer.fromElf(elf)).rejects.toMatchObject({ code: GO_PCLNTAB_ERROR_CODE, message: expect.stringMatching(/not a Go program/) });
+    await expect(GoSymbolizer.fromElf(elf)).rejects.toMatchObject({ code: 'NEMU_ERR_GO_PCLNTAB', message: expect.stringMatching(/not a Go program/) });
   });
 });

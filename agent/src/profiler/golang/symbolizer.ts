@@ -16,7 +16,6 @@ import { SHT_NOBITS, withElfFile, type ElfFile } from '../elf/elf-file.ts';
 import { goFuncSymbol, locateModuledata, locatePclntab } from './locate.ts';
 import {
   FUNCDATA_INL_TREE,
-  GO_PCLNTAB_ERROR_CODE,
   PCDATA_INL_TREE_INDEX,
   Pclntab,
   readPcHeader,
@@ -24,6 +23,7 @@ import {
   type PclntabFormat,
 } from './pclntab.ts';
 import { NemuError } from '../../../../common/src/errors.ts';
+import { AgentErrorCodes } from '../../errors.ts';
 
 export interface GoFrame {
   function: string;
@@ -64,7 +64,7 @@ export class GoSymbolizer {
   static async fromElf(elf: ElfFile): Promise<GoSymbolizer> {
     const loc = await locatePclntab(elf);
     if (loc === undefined) {
-      throw new NemuError(GO_PCLNTAB_ERROR_CODE, `${elf.path}: no Go symbol table (.gopclntab); the binary is not a Go program`, {
+      throw new NemuError(AgentErrorCodes.GO_PCLNTAB, `${elf.path}: no Go symbol table (.gopclntab); the binary is not a Go program`, {
         status: 422,
       });
     }
@@ -74,7 +74,7 @@ export class GoSymbolizer {
     if (textStart === 0) {
       textStart = md?.text ?? elf.section('.text')?.addr ?? 0;
       if (textStart === 0) {
-        throw new NemuError(GO_PCLNTAB_ERROR_CODE, `${elf.path}: cannot find the start of the Go text (no moduledata, no .text section)`, {
+        throw new NemuError(AgentErrorCodes.GO_PCLNTAB, `${elf.path}: cannot find the start of the Go text (no moduledata, no .text section)`, {
           status: 422,
         });
       }

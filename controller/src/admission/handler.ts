@@ -86,23 +86,108 @@ function handled(req: AdmissionRequest): WorkloadKind | undefined {
   return undefined;
 }
 
-export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler & { admit(req: AdmissionRequest): Promise<{ review: AdmissionReviewOut; result: ReviewResult }> } {
-  const chain = opts.chain ?? DEFAULT_CHAIN;
-  const log = opts.log;
-  const memo = (opts.memoEntries ?? 1024) > 0 ? new ChainMemo(opts.memoEntries ?? 1024) : undefined;
-  const deadlineMs = opts.deadlineMs ?? 200;
+type Answer = { review: AdmissionReviewOut; result: ReviewResult };
+
+/** One review on its way through `admit`: the object and what has been said about it so far. */
+interface InReview {
+  req: AdmissionRequest;
+  kind: WorkloadKind;
+  object: KubeObject;
+  meta: Record<string, unknown>;
+  namespace: string;
+  name: string | undefined;
+  skip: ReturnType<typeof parseSkipVerbs>;
+  warnings: string[];
+  answer(result: ReviewResult, extra?: Omit<AdmissionResponse, 'uid' | 'allowed'>): Answer;
+}
+
+function answerFor(req: AdmissionRequest) {
+  return (result: ReviewResult, extra: Omit<AdmissionResponse, 'uid' | 'allowed'> = {}): Answer => {
+    const response: AdmissionResponse = { uid: req.uid, allowed: true, ...extra };
+    if (response.warnings?.length === 0) delete response.warnings;
+    return { review: admissionResponse(response), result };
+  };
+}
+
+export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler & { admit(req: AdmissionRequest): Promise<Answer> } {
+  const admission = new Admission(opts);
+  return { admit: (req) => admission.admit(req), review: (body) => admission.review(body) };
+}
+
+class Admission {
+  private readonly chain: readonly Mutator[];
+  private readonly memo: ChainMemo | undefined;
+  private readonly deadlineMs: number;
   // A dependency that fails fails every review: one line per 10 s with the count (the
   // dictionary and the mutation log also say when they go down and come back). Failures that
   // are bugs (a mutator, a patch) get one line per second.
-  const outage = new ThrottledLog(log, 10_000);
-  const hot = new ThrottledLog(log);
+  private readonly outage: ThrottledLog;
+  private readonly hot: ThrottledLog;
 
-  async function admit(req: AdmissionRequest): Promise<{ review: AdmissionReviewOut; result: ReviewResult }> {
-    const answer = (result: ReviewResult, extra: Omit<AdmissionResponse, 'uid' | 'allowed'> = {}) => {
-      const response: AdmissionResponse = { uid: req.uid, allowed: true, ...extra };
-      if (response.warnings?.length === 0) delete response.warnings;
-      return { review: admissionResponse(response), result };
-    };
+  constructor(private readonly opts: AdmissionOptions) {
+    this.chain = opts.chain ?? DEFAULT_CHAIN;
+    this.memo = (opts.memoEntries ?? 1024) > 0 ? new ChainMemo(opts.memoEntries ?? 1024) : undefined;
+    this.deadlineMs = opts.deadlineMs ?? 200;
+    this.outage = new ThrottledLog(opts.log, 10_000);
+    this.hot = new ThrottledLog(opts.log);
+  }
+
+  async review(body: Buffer): Promise<AdmissionReviewOut> {
+    const started = performance.now();
+    let req: AdmissionRequest;
+    try {
+      req = decodeAdmissionReview(body);
+    } catch (e) {
+      this.opts.metrics?.reviews.inc({ kind: 'unknown', operation: 'unknown', result: 'invalid' });
+      throw e;
+    }
+    const kindLabel = typeof req.kind.kind === 'string' ? req.kind.kind : 'unknown';
+    let out: Answer;
+    try {
+      out = await this.admit(req);
+    } catch (err) {
+      // Never fail a review: the object goes in unchanged.
+      this.hot.error('unexpected', { err, uid: req.uid }, 'admission failed unexpectedly; admitting unchanged');
+      out = { review: admissionResponse({ uid: req.uid, allowed: true, warnings: [`${ErrorCodes.INTERNAL}: nemutator failed on this object; admitted unchanged`] }), result: 'degraded' };
+    }
+    // A pod labelled nemutator.io/secrets=required is refused rather than started with its
+    // literal vault: references when the chain could not run or its secrets mutator failed.
+    if (out.result === 'degraded' && requiresSecrets(req)) out = refuseWithoutSecrets(req, out.review.response.warnings ?? []);
+    this.opts.metrics?.reviews.inc({ kind: kindLabel, operation: String(req.operation), result: out.result });
+    this.opts.metrics?.reviewSeconds.observe({ kind: kindLabel }, (performance.now() - started) / 1000);
+    return out.review;
+  }
+
+  /** The steps of one review, each of which may answer early. */
+  async admit(req: AdmissionRequest): Promise<Answer> {
+    const r = this.inReview(req);
+    if (!('req' in r)) return r;
+    const deadline = new ReviewDeadline(this.deadlineMs);
+    const skipped = await this.readSkipRules(r, deadline);
+    if (skipped) return skipped;
+    if (this.chain.every((m) => r.skip.verbs.has(m.verb))) return r.answer('skipped', { warnings: r.warnings });
+
+    // A review of an object the chain has answered before (the Pods of one ReplicaSet are one
+    // object at admission) reuses that answer if everything the chain read is unchanged.
+    const memoKey = this.memo && !req.dryRun && !r.skip.verbs.has('patch') && req.oldObject == null ? this.memo.key(r.kind, req.operation, r.namespace, r.skip.verbs, JSON.stringify(r.object)) : undefined;
+    const remembered = memoKey !== undefined ? this.memo!.get(memoKey) : undefined;
+    const keys = remembered ? remembered.keys : chainKeys(this.chain, r.object, { kind: r.kind, namespace: r.namespace }, r.skip.verbs);
+    const dictionary = await this.lookup(r, keys, deadline);
+    if (!(dictionary instanceof Map)) return dictionary;
+
+    if (remembered) {
+      if (ChainMemo.current(remembered, dictionary)) return this.fromMemo(r, remembered);
+      this.memo!.delete(memoKey!);
+      this.opts.metrics?.memo.inc({ result: 'stale' });
+    } else if (memoKey !== undefined) {
+      this.opts.metrics?.memo.inc({ result: 'miss' });
+    }
+    return this.fromChain(r, dictionary, keys, memoKey);
+  }
+
+  /** The object under review, or the answer when there is nothing to do. */
+  private inReview(req: AdmissionRequest): InReview | Answer {
+    const answer = answerFor(req);
     const kind = handled(req);
     if (!kind) {
       const known = (req.kind.kind === 'Pod' || req.kind.kind === 'Deployment') && req.operation !== 'CREATE' && req.operation !== 'UPDATE';
@@ -117,145 +202,117 @@ export function createAdmissionHandler(opts: AdmissionOptions): AdmissionHandler
     const meta = (object.metadata ?? {}) as Record<string, unknown>;
     const annotations = isRecord(meta.annotations) ? (meta.annotations as Record<string, unknown>) : {};
     if (String(annotations[SKIP_ANNOTATION]).toLowerCase() === 'true') return answer('skipped');
-
     const namespace = (typeof req.namespace === 'string' && req.namespace) || (typeof meta.namespace === 'string' && meta.namespace) || 'default';
-    const deadline = new ReviewDeadline(deadlineMs);
-    const warnings: string[] = [];
+    const name = (typeof meta.name === 'string' && meta.name) || (typeof req.name === 'string' && req.name) || undefined;
     const skip = parseSkipVerbs(typeof annotations[SKIP_MUTATION_ANNOTATION] === 'string' ? (annotations[SKIP_MUTATION_ANNOTATION] as string) : undefined);
-    for (const u of skip.unknown) warnings.push(`nemutator: unknown verb ${JSON.stringify(u)} in ${SKIP_MUTATION_ANNOTATION} ignored; known verbs: ${VERBS.join(' ')}`);
-    if (opts.skipRules) {
-      try {
-        const late = () => new NemuError(ErrorCodes.STORE, `skip rules could not be read within the review's ${deadlineMs} ms (dictionaryTimeout)`);
-        for (const v of await deadline.race(opts.skipRules.verbsFor(kind, namespace, object), late)) skip.verbs.add(v);
-      } catch (err) {
-        outage.warn('dependency', { uid: req.uid, dependency: 'skip rules', error: messageOf(err) }, 'skip rules could not be read; admitting unchanged');
-        return answer('degraded', { warnings: [...warnings, `${ErrorCodes.STORE}: skip rules could not be read; admitted unchanged`] });
-      }
-    }
-    if (chain.every((m) => skip.verbs.has(m.verb))) return answer('skipped', { warnings });
+    const warnings = skip.unknown.map((u) => `nemutator: unknown verb ${JSON.stringify(u)} in ${SKIP_MUTATION_ANNOTATION} ignored; known verbs: ${VERBS.join(' ')}`);
+    return { req, kind, object: object as KubeObject, meta, namespace, name, skip, warnings, answer };
+  }
 
-    // A review of an object the chain has answered before (the Pods of one ReplicaSet are one
-    // object at admission) reuses that answer if everything the chain read is unchanged.
-    const memoKey = memo && !req.dryRun && !skip.verbs.has('patch') && req.oldObject == null ? memo.key(kind, req.operation, namespace, skip.verbs, JSON.stringify(object)) : undefined;
-    const remembered = memoKey !== undefined ? memo!.get(memoKey) : undefined;
-
-    let dictionary: Map<string, string>;
-    const keys = remembered ? remembered.keys : chainKeys(chain, object, { kind, namespace }, skip.verbs);
+  /** Adds the stored skip rules' verbs; answers (unchanged) when they cannot be read in time. */
+  private async readSkipRules(r: InReview, deadline: ReviewDeadline): Promise<Answer | undefined> {
+    if (!this.opts.skipRules) return undefined;
     try {
-      const late = () => new NemuError(ErrorCodes.DICT_UNREACHABLE, `the dictionary did not answer within the review's ${deadlineMs} ms (dictionaryTimeout)`);
-      dictionary = keys.length > 0 ? await deadline.race(opts.dictionary.lookup(keys), late) : new Map();
+      const late = () => new NemuError(ErrorCodes.STORE, `skip rules could not be read within the review's ${this.deadlineMs} ms (dictionaryTimeout)`);
+      for (const v of await deadline.race(this.opts.skipRules.verbsFor(r.kind, r.namespace, r.object), late)) r.skip.verbs.add(v);
+      return undefined;
+    } catch (err) {
+      this.outage.warn('dependency', { uid: r.req.uid, dependency: 'skip rules', error: messageOf(err) }, 'skip rules could not be read; admitting unchanged');
+      return r.answer('degraded', { warnings: [...r.warnings, `${ErrorCodes.STORE}: skip rules could not be read; admitted unchanged`] });
+    }
+  }
+
+  /** One dictionary round trip for every key; answers (unchanged) when it fails or is late. */
+  private async lookup(r: InReview, keys: string[], deadline: ReviewDeadline): Promise<Map<string, string> | Answer> {
+    try {
+      const late = () => new NemuError(ErrorCodes.DICT_UNREACHABLE, `the dictionary did not answer within the review's ${this.deadlineMs} ms (dictionaryTimeout)`);
+      return keys.length > 0 ? await deadline.race(this.opts.dictionary.lookup(keys), late) : new Map();
     } catch (err) {
       const message = isNemuError(err) ? `${err.code}: ${err.message}` : `${ErrorCodes.DICT_UNREACHABLE}: ${messageOf(err)}`;
-      outage.warn('dependency', { uid: req.uid, dependency: 'dictionary', error: messageOf(err) }, 'dictionary unreachable; admitting unchanged');
-      return answer('degraded', { warnings: [...warnings, `${message}; admitted unchanged`] });
+      this.outage.warn('dependency', { uid: r.req.uid, dependency: 'dictionary', error: messageOf(err) }, 'dictionary unreachable; admitting unchanged');
+      return r.answer('degraded', { warnings: [...r.warnings, `${message}; admitted unchanged`] });
     }
+  }
 
+  /** A replica's answer, reused with its own mutation id. */
+  private fromMemo(r: InReview, remembered: NonNullable<ReturnType<ChainMemo['get']>>): Promise<Answer> | Answer {
+    this.opts.metrics?.memo.inc({ result: 'hit' });
+    r.warnings.push(...remembered.warnings);
+    if (remembered.forward === undefined) return r.answer('unchanged', { warnings: r.warnings });
+    const id = mutationId();
+    // the remembered id labels the Pod in the forward patch, once; the reverse patch only removes it
+    const forward = remembered.id === undefined ? remembered.forward : remembered.forward.replace(remembered.id, id);
+    return this.commit(r, remembered.applied, forward, remembered.reverse!, id);
+  }
+
+  /** Runs the chain and answers with its patch (remembered for the next replica). */
+  private async fromChain(r: InReview, dictionary: Map<string, string>, keys: string[], memoKey: string | undefined): Promise<Answer> {
+    const { req, kind, object, namespace, warnings } = r;
     const recommendations: RecommendationSource[] = [];
-    if (opts.telemetry && !skip.verbs.has('prom_metrics')) recommendations.push(opts.telemetry);
-    if (opts.ratio) recommendations.push(opts.ratio);
-    const operation = req.operation as 'CREATE' | 'UPDATE';
-    const name = (typeof meta.name === 'string' && meta.name) || (typeof req.name === 'string' && req.name) || undefined;
-
-    /** The answer with a patch, once its mutation log entry is durable; unmutated if it cannot be. */
-    const mutatedAnswer = async (applied: Verb[], patchJson: string, reverseJson: string, id: string) => {
-      if (!req.dryRun && opts.mutationLog) {
-        try {
-          await opts.mutationLog.commit(logHead(req, { id, kind, namespace, name, verbs: applied }), patchJson, reverseJson);
-        } catch (err) {
-          const message = isNemuError(err) ? `${err.code}: ${err.message}` : `${ErrorCodes.MUTATION_LOG}: ${messageOf(err)}`;
-          outage.error('dependency', { uid: req.uid, dependency: 'mutation log', error: messageOf(err) }, 'mutation log cannot be written; admitting unmutated');
-          return answer('degraded', { warnings: [...warnings, `${message}; admitted unmutated`] });
-        }
-      }
-      log.debug({ uid: req.uid, kind, namespace, name, verbs: applied, id }, 'mutated');
-      return answer('mutated', { patchType: 'JSONPatch', patch: Buffer.from(patchJson).toString('base64'), warnings, ...(req.dryRun ? {} : { auditAnnotations: { mutation: id } }) });
-    };
-
-    if (remembered) {
-      if (ChainMemo.current(remembered, dictionary)) {
-        opts.metrics?.memo.inc({ result: 'hit' });
-        warnings.push(...remembered.warnings);
-        if (remembered.forward === undefined) return answer('unchanged', { warnings });
-        const id = mutationId();
-        // the remembered id labels the Pod in the forward patch, once; the reverse patch only removes it
-        const forward = remembered.id === undefined ? remembered.forward : remembered.forward.replace(remembered.id, id);
-        return mutatedAnswer(remembered.applied, forward, remembered.reverse!, id);
-      }
-      memo!.delete(memoKey!);
-      opts.metrics?.memo.inc({ result: 'stale' });
-    } else if (memoKey !== undefined) {
-      opts.metrics?.memo.inc({ result: 'miss' });
-    }
-
+    if (this.opts.telemetry && !r.skip.verbs.has('prom_metrics')) recommendations.push(this.opts.telemetry);
+    if (this.opts.ratio) recommendations.push(this.opts.ratio);
     const recorded: RecordedRecommendation[] = [];
-    const ctx = { kind, operation, namespace, dictionary, recommendations: memoKey !== undefined ? ChainMemo.recording(recommendations, recorded) : recommendations, ...(isRecord(req.oldObject) ? { oldObject: req.oldObject } : {}) };
-    const result = runChain(chain, object, ctx, skip.verbs);
+    const ctx = { kind, operation: req.operation as 'CREATE' | 'UPDATE', namespace, dictionary, recommendations: memoKey !== undefined ? ChainMemo.recording(recommendations, recorded) : recommendations, ...(isRecord(req.oldObject) ? { oldObject: req.oldObject } : {}) };
+    const result = runChain(this.chain, object, ctx, r.skip.verbs);
     warnings.push(...result.warnings);
-    for (const verb of result.failed) opts.metrics?.mutatorErrors.inc({ mutator: verb });
-    if (result.failed.length > 0) hot.warn('mutators', { uid: req.uid, kind, failed: result.failed }, 'mutators failed and were skipped');
+    for (const verb of result.failed) this.opts.metrics?.mutatorErrors.inc({ mutator: verb });
+    if (result.failed.length > 0) this.hot.warn('mutators', { uid: req.uid, kind, failed: result.failed }, 'mutators failed and were skipped');
     if (result.failed.includes('secrets') && requiresSecrets(req)) return refuseWithoutSecrets(req, warnings);
     // A run where a mutator failed is not remembered: the next review tries it again.
     const remember = (patches?: { forward: string; reverse: string; id?: string }) => {
       if (memoKey === undefined || result.failed.length > 0) return;
-      memo!.set(memoKey, { keys, values: keys.map((k) => dictionary.get(k)), recommendations: recorded, applied: result.applied, warnings: result.warnings, ...patches });
+      this.memo!.set(memoKey, { keys, values: keys.map((k) => dictionary.get(k)), recommendations: recorded, applied: result.applied, warnings: result.warnings, ...patches });
     };
     if (result.applied.length === 0) {
       remember();
-      return answer('unchanged', { warnings });
+      return r.answer('unchanged', { warnings });
     }
+    const patches = this.patches(r, result.object);
+    if (!('forward' in patches)) {
+      if (patches.result === 'unchanged') remember();
+      return patches;
+    }
+    remember(patches);
+    return this.commit(r, result.applied, patches.forward, patches.reverse, patches.mutationId);
+  }
 
-    const dryRun = skip.verbs.has('patch');
+  /** Forward and reverse patch of the chain's result, verified; or the answer when there is none to send. */
+  private patches(r: InReview, changed: KubeObject): { forward: string; reverse: string; id?: string; mutationId: string } | Answer {
+    const { req, kind, object, warnings } = r;
+    const dryRun = r.skip.verbs.has('patch');
     // A mutated Pod carries its mutation id: a rollback finds it by this label (a Pod of a
     // ReplicaSet has no name yet when it is admitted).
     const id = mutationId();
-    const mutated = kind === 'Pod' && !dryRun && !req.dryRun ? withLabel(result.object, MUTATION_LABEL, id) : result.object;
+    const mutated = kind === 'Pod' && !dryRun && !req.dryRun ? withLabel(changed, MUTATION_LABEL, id) : changed;
     const { forward, reverse } = diff(object, mutated);
-    if (forward.length === 0) {
-      remember();
-      return answer('unchanged', { warnings });
-    }
+    if (forward.length === 0) return r.answer('unchanged', { warnings });
     if (!applies(object, forward, mutated)) {
-      hot.error('patch', { uid: req.uid, kind, ops: forward.map((o) => ({ op: o.op, path: o.path })) }, 'computed patch does not apply to the object; admitting unchanged');
-      return answer('degraded', { warnings: [...warnings, `${ErrorCodes.INTERNAL}: nemutator computed a patch that does not apply; admitted unchanged`] });
+      this.hot.error('patch', { uid: req.uid, kind, ops: forward.map((o) => ({ op: o.op, path: o.path })) }, 'computed patch does not apply to the object; admitting unchanged');
+      return r.answer('degraded', { warnings: [...warnings, `${ErrorCodes.INTERNAL}: nemutator computed a patch that does not apply; admitted unchanged`] });
     }
     if (dryRun) {
       const paths = forward.map((o) => `${o.op} ${o.path}`);
-      log.info({ uid: req.uid, kind, namespace, name, generateName: meta.generateName, verbs: result.applied, ops: paths }, 'dry run (skip-mutation: patch): would apply');
-      return answer('dry_run', { warnings: [...warnings, `nemutator: dry run (${SKIP_MUTATION_ANNOTATION}: patch): would ${paths.join(', ')}`] });
+      this.opts.log.info({ uid: req.uid, kind, namespace: r.namespace, name: r.name, generateName: r.meta.generateName, ops: paths }, 'dry run (skip-mutation: patch): would apply');
+      return r.answer('dry_run', { warnings: [...warnings, `nemutator: dry run (${SKIP_MUTATION_ANNOTATION}: patch): would ${paths.join(', ')}`] });
     }
-    const patches = { forward: JSON.stringify(forward), reverse: JSON.stringify(reverse), ...(mutated !== result.object ? { id } : {}) };
-    remember(patches);
-    return mutatedAnswer(result.applied, patches.forward, patches.reverse, id);
+    return { forward: JSON.stringify(forward), reverse: JSON.stringify(reverse), ...(mutated !== changed ? { id } : {}), mutationId: id };
   }
 
-  return {
-    admit,
-    async review(body) {
-      const started = performance.now();
-      let req: AdmissionRequest;
+  /** The answer with a patch, once its mutation log entry is durable; unmutated if it cannot be. */
+  private async commit(r: InReview, applied: Verb[], patchJson: string, reverseJson: string, id: string): Promise<Answer> {
+    const { req, kind, namespace, name, warnings } = r;
+    if (!req.dryRun && this.opts.mutationLog) {
       try {
-        req = decodeAdmissionReview(body);
-      } catch (e) {
-        opts.metrics?.reviews.inc({ kind: 'unknown', operation: 'unknown', result: 'invalid' });
-        throw e;
-      }
-      const kindLabel = typeof req.kind.kind === 'string' ? req.kind.kind : 'unknown';
-      let out: { review: AdmissionReviewOut; result: ReviewResult };
-      try {
-        out = await admit(req);
+        await this.opts.mutationLog.commit(logHead(req, { id, kind, namespace, name, verbs: applied }), patchJson, reverseJson);
       } catch (err) {
-        // Never fail a review: the object goes in unchanged.
-        hot.error('unexpected', { err, uid: req.uid }, 'admission failed unexpectedly; admitting unchanged');
-        out = { review: admissionResponse({ uid: req.uid, allowed: true, warnings: [`${ErrorCodes.INTERNAL}: nemutator failed on this object; admitted unchanged`] }), result: 'degraded' };
+        const message = isNemuError(err) ? `${err.code}: ${err.message}` : `${ErrorCodes.MUTATION_LOG}: ${messageOf(err)}`;
+        this.outage.error('dependency', { uid: req.uid, dependency: 'mutation log', error: messageOf(err) }, 'mutation log cannot be written; admitting unmutated');
+        return r.answer('degraded', { warnings: [...warnings, `${message}; admitted unmutated`] });
       }
-      // A pod labelled nemutator.io/secrets=required is refused rather than started with its
-      // literal vault: references when the chain could not run or its secrets mutator failed.
-      if (out.result === 'degraded' && requiresSecrets(req)) out = refuseWithoutSecrets(req, out.review.response.warnings ?? []);
-      opts.metrics?.reviews.inc({ kind: kindLabel, operation: String(req.operation), result: out.result });
-      opts.metrics?.reviewSeconds.observe({ kind: kindLabel }, (performance.now() - started) / 1000);
-      return out.review;
-    },
-  };
+    }
+    this.opts.log.debug({ uid: req.uid, kind, namespace, name, verbs: applied, id }, 'mutated');
+    return r.answer('mutated', { patchType: 'JSONPatch', patch: Buffer.from(patchJson).toString('base64'), warnings, ...(req.dryRun ? {} : { auditAnnotations: { mutation: id } }) });
+  }
 }
 
 export const SECRETS_REQUIRED_LABEL = 'nemutator.io/secrets';

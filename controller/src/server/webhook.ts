@@ -157,7 +157,6 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
     const timer = setTimeout(() => socket.destroy(), ms);
     timer.unref();
     requestDeadlines.set(socket, timer);
-    socket.once('close', () => clearTimeout(timer));
   };
   const trackHttp1 = (socket: Socket, res: Http2ServerResponse) => {
     clearTimeout(requestDeadlines.get(socket));
@@ -181,7 +180,11 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
   });
   server.on('secureConnection', (socket: TLSSocket) => {
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    // One listener per connection (not per request: a kept-alive socket answers thousands).
+    socket.once('close', () => {
+      sockets.delete(socket);
+      clearTimeout(requestDeadlines.get(socket));
+    });
     if (isHttp2(socket)) return; // the session timeout covers it
     // The HTTP/1.1 fallback of an HTTP/2 server has no headersTimeout or keepAliveTimeout of
     // its own. Deadlines, not inactivity timers (a client dripping a header a second keeps a

@@ -1,0 +1,44 @@
+// The webhook server's own bookkeeping, without a controller around it.
+import { Agent, request } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../common/src/log.ts';
+import { passThroughHandler } from '../admission/handler.ts';
+import { createCa, issueServingCert } from '../certs/authority.ts';
+import { createWebhookServer, type WebhookServer } from './webhook.ts';
+
+let webhook: WebhookServer;
+let ca: string;
+let port: number;
+beforeAll(async () => {
+  const authority = await createCa('test-ca', 1);
+  ca = authority.certPem;
+  const cert = await issueServingCert(authority, { dnsNames: ['localhost'], ips: ['127.0.0.1'] }, 1);
+  webhook = createWebhookServer({ cert: cert.certPem, key: cert.keyPem, handler: passThroughHandler(silentLogger), registry: new Registry(), log: silentLogger, ready: () => true });
+  await new Promise<void>((r) => webhook.server.listen(0, '127.0.0.1', () => r()));
+  port = (webhook.server.address() as AddressInfo).port;
+});
+afterAll(() => webhook.close());
+
+describe('webhook server', () => {
+  it('keeps one close listener per kept-alive HTTP/1.1 connection, however many reviews it answers', async () => {
+    let socket: import('node:net').Socket | undefined;
+    webhook.server.once('secureConnection', (s) => (socket = s));
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca });
+    const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', object: {} } });
+    const post = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    for (let i = 0; i < 40; i++) expect(await post()).toBe(200);
+    expect(socket).toBeDefined();
+    expect(socket!.listenerCount('close')).toBeLessThan(10);
+    agent.destroy();
+  });
+});

@@ -2,7 +2,8 @@
 // harness (test/harness/controller-process.ts); this adds the measurements a row needs.
 import { readFileSync } from 'node:fs';
 import { percentile } from '../../test/harness/hostile-reviews.ts';
-import type { Answer, ControllerProcess } from '../../test/harness/controller-process.ts';
+import type { Answer, ControllerProcess, ReviewLoad } from '../../test/harness/controller-process.ts';
+import { until } from '../../test/harness/wait.ts';
 
 /** Reviews per second of the load in the scenarios that run one (the issue's figure). */
 export const RATE = 300;
@@ -65,4 +66,15 @@ export async function missingViaApi(c: ControllerProcess, list: string[]): Promi
     statuses.forEach((s, j) => s !== 200 && out.push(batch[j]!));
   }
   return out;
+}
+
+/**
+ * The baseline window of a scenario: once the load is warm (the first 100 mutated answers:
+ * TLS handshakes and JIT are behind it), `ms` of the same load before the fault.
+ */
+export async function baselineWindow(load: ReviewLoad, ms = 1500): Promise<{ from: number; to: number }> {
+  await until('the load to warm up (100 mutated answers)', () => load.answers.filter((a) => a.id).length >= 100, 30_000, 20);
+  const from = Date.now();
+  await until(`${ms} ms of baseline load`, () => Date.now() - from >= ms, ms + 10_000, 20);
+  return { from, to: Date.now() };
 }

@@ -8,7 +8,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
 import { until } from '../../test/harness/wait.ts';
-import { crashed, latency, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
+import { baselineWindow, crashed, latency, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 
 const TIMEOUT_S = 3;
@@ -20,8 +20,7 @@ export async function idleConnectionsScenario(counts = { tls: 400, tcp: 400, h2:
   try {
     await setTeamKey(c);
     const load = startReviewLoad(c.webhookUrl, c.ca, RATE);
-    const t0 = Date.now();
-    await until('1.5 s of baseline load', () => Date.now() - t0 > 1500 && load.answers.some((a) => a.id), 20_000, 50);
+    const base0 = await baselineWindow(load);
     const { hostname: host, port: p } = new URL(c.webhookUrl);
     const port = Number(p);
     const floodAt = Date.now();
@@ -57,7 +56,7 @@ export async function idleConnectionsScenario(counts = { tls: 400, tcp: 400, h2:
     await until('1 s of load after', () => Date.now() - allClosedAt > 1000, 10_000, 50);
     await load.stop();
 
-    const base = latency(sentBetween(load.answers, t0 + 300, floodAt));
+    const base = latency(sentBetween(load.answers, base0.from, base0.to));
     const d = latency(sentBetween(load.answers, floodAt, allClosedAt));
     const closedAfter = (lastClosedAt - floodAt) / 1000;
     const met = crashed(c) === false && load.failed === 0 && closed >= total;

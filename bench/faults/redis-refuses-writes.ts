@@ -7,7 +7,7 @@ import { RedisStore } from '../../controller/src/store/redis.ts';
 import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
 import { startRedis } from '../../test/harness/redis.ts';
 import { until } from '../../test/harness/wait.ts';
-import { crashed, ids, latency, missing, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
+import { baselineWindow, crashed, ids, latency, missing, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 
 export async function redisRefusesWritesScenario(faultMs = 3000): Promise<FaultRow> {
@@ -17,8 +17,7 @@ export async function redisRefusesWritesScenario(faultMs = 3000): Promise<FaultR
   try {
     await setTeamKey(c);
     const load = startReviewLoad(c.webhookUrl, c.ca, RATE);
-    const t0 = Date.now();
-    await until('1.5 s of baseline load', () => Date.now() - t0 > 1500 && load.answers.some((a) => a.id), 20_000, 50);
+    const base0 = await baselineWindow(load);
     const faultAt = Date.now();
     await admin.config('SET', 'min-replicas-to-write', '1');
     await until('/readyz to answer 503', async () => (await fetch(`${c.apiUrl}/readyz`)).status === 503, 10_000, 10);
@@ -33,7 +32,7 @@ export async function redisRefusesWritesScenario(faultMs = 3000): Promise<FaultR
     await until('1 s of load after recovery', () => Date.now() - recoveredAt > 1000, 10_000, 50);
     await load.stop();
 
-    const base = latency(sentBetween(load.answers, t0 + 300, faultAt));
+    const base = latency(sentBetween(load.answers, base0.from, base0.to));
     const during = sentBetween(load.answers, faultAt, recoveredAt);
     const d = latency(during);
     // after the first refusal reached the controller (it learns on its next write) and before recovery

@@ -5,7 +5,7 @@
 import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
 import { until } from '../../test/harness/wait.ts';
 import { dialTcp, send } from '../../test/reliability/http-fuzz.ts';
-import { crashed, latency, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
+import { baselineWindow, crashed, latency, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 
 export const KILLER_TARGETS = ['http://[', 'http://%zz/', 'https://[::1/', 'http://x:99999/', 'http://[::1]:abc/'];
@@ -15,8 +15,7 @@ export async function requestTargetScenario(): Promise<FaultRow> {
   try {
     await setTeamKey(c);
     const load = startReviewLoad(c.webhookUrl, c.ca, RATE);
-    const t0 = Date.now();
-    await until('1.5 s of baseline load', () => Date.now() - t0 > 1500, 10_000, 50);
+    const base0 = await baselineWindow(load);
     const faultAt = Date.now();
     const u = new URL(c.apiUrl);
     const statuses: string[] = [];
@@ -35,7 +34,7 @@ export async function requestTargetScenario(): Promise<FaultRow> {
     const recover = (Date.now() - faultEnd) / 1000;
     await until('1 s of load after the fault', () => Date.now() - faultEnd > 1000, 10_000, 50);
     await load.stop();
-    const base = latency(sentBetween(load.answers, t0 + 300, faultAt));
+    const base = latency(sentBetween(load.answers, base0.from, base0.to));
     const during = sentBetween(load.answers, faultAt, faultEnd + 1000);
     const d = latency(during);
     const tally = new Map<string, number>();

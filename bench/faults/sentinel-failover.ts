@@ -6,7 +6,7 @@
 import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
 import { startSentinelGroup } from '../../test/harness/sentinel.ts';
 import { until } from '../../test/harness/wait.ts';
-import { crashed, ids, latency, missingViaApi, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
+import { baselineWindow, crashed, ids, latency, missingViaApi, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 
 export async function sentinelFailoverScenario(rate = RATE): Promise<FaultRow> {
@@ -16,8 +16,7 @@ export async function sentinelFailoverScenario(rate = RATE): Promise<FaultRow> {
     try {
       await setTeamKey(c);
       const load = startReviewLoad(c.webhookUrl, c.ca, rate);
-      const t0 = Date.now();
-      await until('1.5 s of baseline load', () => Date.now() - t0 > 1500 && load.answers.filter((a) => a.id).length >= 50, 20_000, 50);
+      const base0 = await baselineWindow(load);
       const oldMaster = await group.masterPort();
       const killedAt = Date.now();
       await group.kill(oldMaster);
@@ -37,7 +36,7 @@ export async function sentinelFailoverScenario(rate = RATE): Promise<FaultRow> {
       await until('1 s of load on the new master', () => Date.now() - resumedAt > 1000, 10_000, 50);
       await load.stop();
 
-      const base = latency(sentBetween(load.answers, t0 + 300, killedAt));
+      const base = latency(sentBetween(load.answers, base0.from, base0.to));
       const during = load.answers.filter((a) => a.sentAt >= killedAt && a.sentAt + a.ms < resumedAt);
       const d = latency(during);
       const answered = ids(load.answers);

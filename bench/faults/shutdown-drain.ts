@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { LevelStore } from '../../controller/src/store/level.ts';
 import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
 import { until } from '../../test/harness/wait.ts';
-import { ids, latency, missing, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
+import { baselineWindow, ids, latency, missing, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 
 const DRAIN_MS = 3000;
@@ -17,8 +17,7 @@ export async function shutdownDrainScenario(): Promise<FaultRow> {
   try {
     await setTeamKey(c);
     const load = startReviewLoad(c.webhookUrl, c.ca, RATE);
-    const t0 = Date.now();
-    await until('1.5 s of baseline load', () => Date.now() - t0 > 1500 && load.answers.some((a) => a.id), 20_000, 50);
+    const base0 = await baselineWindow(load);
     const exited = new Promise<{ code: number | null; signal: string | null }>((r) => c.child.once('exit', (code, signal) => r({ code, signal })));
     const termAt = Date.now();
     c.child.kill('SIGTERM');
@@ -31,7 +30,7 @@ export async function shutdownDrainScenario(): Promise<FaultRow> {
     const exit = await exited;
     const exitS = (Date.now() - termAt) / 1000;
 
-    const base = latency(sentBetween(load.answers, t0 + 300, termAt));
+    const base = latency(sentBetween(load.answers, base0.from, base0.to));
     const during = sentBetween(load.answers, termAt, stopAt);
     const d = latency(during);
     const mutated = during.filter((a) => a.patched).length;

@@ -73,6 +73,8 @@ if (wanted.length === 0) {
       '',
       'How to read it: each row is one fault reproduced against a real controller process (local mode under tsx, real redis-server / redis-sentinel) with Pod reviews arriving at a steady rate. *Reviews answered* is answers / reviews sent (a review cut off by a kill -9 is sent but not answered; kube-apiserver applies the failurePolicy to it). *Lost* is mutation ids the webhook handed out that the log does not hold afterwards. *Crashes* counts exits nobody asked for. Latencies are of the reviews sent during the fault, with the same load\'s before the fault, in the same run, in parentheses. *Recover s* is from the end of the fault (or the restart) until the controller mutates/serves again; — where it never stopped. *Notes* carry each scenario\'s own figures, its target from issue 15 and whether this run met it.',
       '',
+      'Caveats: during a store fault (refusing writes, stopped, failover) reviews are admitted unmutated without waiting for the group commit, so they are faster than the baseline; the baseline p99 is the noisiest number here (a 1.5 s window on a shared machine). The kill -9 rows have no baseline: their latency is of whole runs, each starting right after a restart, and their recover time includes spawning Node with tsx. The idle-connections flood is opened from the load generator\'s own process, so its p99 includes the generator\'s own 1,000 TLS handshakes. The memory row measures ordinary reviews beside the hostile ones (no before-baseline).',
+      '',
       table,
     ].join('\n'),
   );

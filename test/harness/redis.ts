@@ -11,8 +11,11 @@ export interface RedisServer {
   dir: string;
   /** Stops the server and removes its directory. */
   stop(): Promise<void>;
-  /** Stops and starts it again on the same port and directory (data survives only with `persist`). */
-  restart(): Promise<void>;
+  /**
+   * Stops and starts it again on the same port and directory (data survives only with
+   * `persist`); `whileDown` runs between the two (an outage of a chosen length).
+   */
+  restart(whileDown?: () => Promise<unknown>): Promise<void>;
 }
 
 export async function startRedis(
@@ -53,8 +56,9 @@ export async function startRedis(
       await service.stop();
       await rm(dir, { recursive: true, force: true });
     },
-    async restart() {
+    async restart(whileDown) {
       await service.stop();
+      await whileDown?.();
       await mkdir(dir, { recursive: true });
       service = launch(port);
       await ready(service, port);

@@ -144,144 +144,190 @@ function defaultTlsSource(config: ControllerConfig, log: Logger): TlsSource {
   return new LocalTlsSource(join(config.stateDir, 'tls'), servingIdentity(config), log);
 }
 
-export async function startController(config: ControllerConfig, deps: ControllerDeps): Promise<RunningController> {
-  const { log } = deps;
-  const cleanups: Array<() => Promise<void> | void> = [];
-  const stopAll = async () => {
-    // Once, newest first: a second stop finds nothing left to run.
-    for (const c of cleanups.splice(0).reverse()) {
+/** Work to undo when the controller stops: newest first, and once (a second stop finds nothing). */
+class Cleanups {
+  private readonly list: Array<() => Promise<void> | void> = [];
+  constructor(private readonly log: Logger) {}
+  push(cleanup: () => Promise<void> | void): void {
+    this.list.push(cleanup);
+  }
+  async run(): Promise<void> {
+    for (const c of this.list.splice(0).reverse()) {
       try {
         await c();
       } catch (e) {
-        log.warn({ err: e }, 'error while stopping');
+        this.log.warn({ err: e }, 'error while stopping');
       }
     }
-  };
+  }
+}
+
+function connectionLimits(config: ControllerConfig): ConnectionLimits {
+  return { idleTimeoutMs: config.idleTimeout, headersTimeoutMs: config.headersTimeout, requestTimeoutMs: config.requestTimeout, maxConnections: config.maxConnections, maxHeaderBytes: config.maxHeaderBytes };
+}
+
+/** The fleet hub on its own TLS port, so agents and the apiserver never share a listener. */
+function createFleet(config: ControllerConfig, deps: ControllerDeps, tls: CertificateBundle, metrics: ControllerMetrics, registry: FleetRegistry, cleanups: Cleanups) {
+  const connections = connectionLimits(config);
+  const fleetServer = createHttpsServer({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2', ...serverOptions(connections) });
+  applyHttp1Limits(fleetServer, connections, { upgrades: true });
+  const reportsTotal = new Counter({ name: 'nemutator_fleet_reports_total', help: 'NodeReports received from agents.', registers: [metrics.registry] });
+  new Gauge({
+    name: 'nemutator_fleet_nodes',
+    help: 'Nodes known to the fleet registry, by state (connected, stale, disconnected).',
+    labelNames: ['state'],
+    registers: [metrics.registry],
+    collect() {
+      const counts = { connected: 0, stale: 0, disconnected: 0 };
+      for (const n of registry.list()) counts[!n.connected ? 'disconnected' : n.stale ? 'stale' : 'connected']++;
+      for (const [state, v] of Object.entries(counts)) this.set({ state }, v);
+    },
+  });
+  const hub = new FleetHub({
+    server: fleetServer,
+    auth: deps.agentAuth,
+    registry,
+    log: deps.log.child({ component: 'fleet' }),
+    version: VERSION,
+    maxFrameBytes: config.fleetMaxFrameBytes,
+    upgradeTimeoutMs: config.fleetUpgradeTimeout,
+    onReport: () => reportsTotal.inc(),
+  });
+  // Cleanups run in reverse: the hub says goodbye to agents before the server goes.
+  cleanups.push(() => closeGracefully(fleetServer, 0));
+  cleanups.push(() => hub.close());
+  return { fleetServer, hub };
+}
+
+/** The audit log, pruned hourly of records older than auditMaxAge. */
+function createAudit(config: ControllerConfig, store: Store, log: Logger, cleanups: Cleanups): AuditLog {
+  const audit = new AuditLog(store, log.child({ component: 'audit' }), { maxAgeMs: config.auditMaxAge });
+  const pruneAudit = setInterval(() => void audit.prune().catch((e: Error) => log.warn({ err: e.message }, 'audit pruning failed')), 3600_000);
+  pruneAudit.unref();
+  cleanups.push(() => clearInterval(pruneAudit));
+  return audit;
+}
+
+/** Whether this replica takes traffic: listening, not draining; the store's health is said apart. */
+interface Lifecycle {
+  listening: boolean;
+  draining: boolean;
+  ready(): boolean;
+}
+
+function createWebhook(config: ControllerConfig, parts: ControllerParts, admission: AdmissionHandler, life: Lifecycle, cleanups: Cleanups): WebhookServer {
+  const webhook = createWebhookServer({
+    cert: parts.tls.certPem,
+    key: parts.tls.keyPem,
+    handler: admission,
+    registry: parts.metrics.registry,
+    log: parts.log.child({ component: 'webhook' }),
+    // the Deployment's readinessProbe asks the webhook port
+    ready: () => life.ready() && !parts.storeHealth.failing,
+    maxBodyBytes: config.maxReviewBytes,
+    maxDepth: config.maxReviewDepth,
+    maxInFlight: config.maxReviewsInFlight,
+    maxBytesInFlight: config.maxReviewBytesInFlight,
+    connections: connectionLimits(config),
+  });
+  // Reviews in flight are answered before the mutation log is flushed (onStop cleanups run after this).
+  cleanups.push(() => webhook.close(config.shutdownTimeout));
+  return webhook;
+}
+
+/** Health, status and the fleet's nodes: the routes of the controller itself. */
+function coreRoutes(router: Router, parts: ControllerParts, life: Lifecycle, mode: ControllerDeps['mode']): void {
+  const { storeHealth, hub, registry } = parts;
+  router.get('/healthz', 'public', () => ({ status: 'ok' }));
+  // Not ready while the mutation log cannot be written: the apiserver's reviews should go to a
+  // replica that can log (this one admits them unmutated meanwhile).
+  router.get('/readyz', 'public', () => {
+    if (!life.ready()) return { status: 503, body: { status: 'not ready' } };
+    if (storeHealth.failing) return { status: 503, body: { status: 'not ready', store: storeHealth.describe() } };
+    return { status: 'ready' };
+  });
+  router.get('/api/v1/status', { verb: 'get', resource: 'status', scope: 'cluster' }, () => ({
+    status: life.draining ? 'draining' : !life.ready() ? 'starting' : storeHealth.failing ? 'degraded' : 'ready',
+    version: VERSION,
+    mode,
+    components: {
+      webhook: 'serving',
+      store: storeHealth.describe(),
+      fleet: `${hub.connectedNodes.length} agent(s) connected`,
+      certificate: `valid until ${parts.tls.notAfter.toISOString()}`,
+    },
+  }));
+  router.get('/api/v1/nodes', { verb: 'list', resource: 'nodes', scope: 'cluster' }, () => ({ items: registry.list() }));
+  router.get('/api/v1/nodes/{name}', { verb: 'get', resource: 'nodes', scope: 'cluster' }, (req) => {
+    const e = registry.get(req.params.name!);
+    if (!e) throw new NemuError(ErrorCodes.NOT_FOUND, `node ${req.params.name} has never connected; 'nemutator nodes' lists the known nodes`, { status: 404 });
+    return { ...registry.summary(e), capabilities: e.capabilities, connectedAt: new Date(e.connectedAt).toISOString(), report: e.report ?? null };
+  });
+  registerAuditRoutes(router, parts.audit);
+}
+
+function createApi(config: ControllerConfig, deps: ControllerDeps, parts: ControllerParts, router: Router, cleanups: Cleanups) {
+  const tls = apiUsesTls(deps.mode, config.host);
+  const api = createApiServer({
+    router,
+    auth: deps.apiAuth,
+    authorizer: deps.authorizer,
+    audit: parts.audit,
+    metrics: parts.metrics.registry,
+    log: deps.log.child({ component: 'api' }),
+    maxBodyBytes: config.apiMaxBodyBytes,
+    rateLimit: { rate: config.apiRateLimit, burst: config.apiRateBurst },
+    maxBodyDepth: config.maxReviewDepth,
+    connections: connectionLimits(config),
+    ...(tls ? { tls: { cert: parts.tls.certPem, key: parts.tls.keyPem } } : {}),
+  });
+  cleanups.push(() => closeGracefully(api.server, config.shutdownTimeout));
+  return { api, tls };
+}
+
+/** On SIGTERM: keep serving `shutdownDrain` with /readyz at 503 while the endpoint goes, then stop. */
+async function shutdown(config: ControllerConfig, log: Logger, life: Lifecycle, webhook: WebhookServer, cleanups: Cleanups): Promise<void> {
+  if (!life.draining && config.shutdownDrain > 0) {
+    life.draining = true;
+    log.info({ drainMs: config.shutdownDrain }, 'shutting down: /readyz answers 503 while the endpoint is removed; still serving');
+    // A real wait: kube-proxy and the apiserver learn of the endpoint's removal on their own schedule.
+    await new Promise((r) => setTimeout(r, config.shutdownDrain));
+  }
+  life.draining = true;
+  log.info({ reviewsInFlight: webhook.reviewsInFlight }, 'shutting down: no new connections; finishing requests in flight');
+  await cleanups.run();
+}
+
+export async function startController(config: ControllerConfig, deps: ControllerDeps): Promise<RunningController> {
+  const { log } = deps;
+  const cleanups = new Cleanups(log);
   try {
     const store = await openStore(config);
     cleanups.push(() => store.close());
     const tlsSource = deps.tls ?? defaultTlsSource(config, log.child({ component: 'tls' }));
-    let tls = await tlsSource.load();
+    const tls = await tlsSource.load();
     cleanups.push(() => tlsSource.stop());
     const metrics = createControllerMetrics(config.metricsDefaults);
     const registry = new FleetRegistry(config.nodeStaleAfter);
-
-    const connections: ConnectionLimits = {
-      idleTimeoutMs: config.idleTimeout,
-      headersTimeoutMs: config.headersTimeout,
-      requestTimeoutMs: config.requestTimeout,
-      maxConnections: config.maxConnections,
-      maxHeaderBytes: config.maxHeaderBytes,
-    };
-    // Fleet hub: its own TLS port, so agents and the apiserver never share a listener.
-    const fleetServer = createHttpsServer({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2', ...serverOptions(connections) });
-    applyHttp1Limits(fleetServer, connections, { upgrades: true });
-    const reportsTotal = new Counter({ name: 'nemutator_fleet_reports_total', help: 'NodeReports received from agents.', registers: [metrics.registry] });
-    new Gauge({
-      name: 'nemutator_fleet_nodes',
-      help: 'Nodes known to the fleet registry, by state (connected, stale, disconnected).',
-      labelNames: ['state'],
-      registers: [metrics.registry],
-      collect() {
-        const counts = { connected: 0, stale: 0, disconnected: 0 };
-        for (const n of registry.list()) counts[!n.connected ? 'disconnected' : n.stale ? 'stale' : 'connected']++;
-        for (const [state, v] of Object.entries(counts)) this.set({ state }, v);
-      },
-    });
-    const hub = new FleetHub({
-      server: fleetServer,
-      auth: deps.agentAuth,
-      registry,
-      log: log.child({ component: 'fleet' }),
-      version: VERSION,
-      maxFrameBytes: config.fleetMaxFrameBytes,
-      upgradeTimeoutMs: config.fleetUpgradeTimeout,
-      onReport: () => reportsTotal.inc(),
-    });
-    // Cleanups run in reverse: the hub says goodbye to agents before the server goes.
-    cleanups.push(() => closeGracefully(fleetServer, 0));
-    cleanups.push(() => hub.close());
-
-    const audit = new AuditLog(store, log.child({ component: 'audit' }), { maxAgeMs: config.auditMaxAge });
-    const pruneAudit = setInterval(() => void audit.prune().catch((e: Error) => log.warn({ err: e.message }, 'audit pruning failed')), 3600_000);
-    pruneAudit.unref();
-    cleanups.push(() => clearInterval(pruneAudit));
-    const storeHealth = new StoreHealth();
-    const parts: ControllerParts = { config, log, store, storeHealth, metrics, registry, hub, tls, audit, isLeader: deps.isLeader ?? (() => true), onStop: (c) => cleanups.push(c) };
+    const { fleetServer, hub } = createFleet(config, deps, tls, metrics, registry, cleanups);
+    const audit = createAudit(config, store, log, cleanups);
+    const parts: ControllerParts = { config, log, store, storeHealth: new StoreHealth(), metrics, registry, hub, tls, audit, isLeader: deps.isLeader ?? (() => true), onStop: (c) => cleanups.push(c) };
     const admission = deps.admission ? await deps.admission(parts) : passThroughHandler(log);
 
-    let listening = false;
-    let draining = false;
-    const ready = () => listening && !draining;
-    const webhook = createWebhookServer({
-      cert: tls.certPem,
-      key: tls.keyPem,
-      handler: admission,
-      registry: metrics.registry,
-      log: log.child({ component: 'webhook' }),
-      // the Deployment's readinessProbe asks the webhook port
-      ready: () => ready() && !storeHealth.failing,
-      maxBodyBytes: config.maxReviewBytes,
-      maxDepth: config.maxReviewDepth,
-      maxInFlight: config.maxReviewsInFlight,
-      maxBytesInFlight: config.maxReviewBytesInFlight,
-      connections,
-    });
-    // Reviews in flight are answered before the mutation log is flushed (onStop cleanups run after this).
-    cleanups.push(() => webhook.close(config.shutdownTimeout));
-
+    const life: Lifecycle = { listening: false, draining: false, ready: () => life.listening && !life.draining };
+    const webhook = createWebhook(config, parts, admission, life, cleanups);
     const router = new Router();
-    router.get('/healthz', 'public', () => ({ status: 'ok' }));
-    // Not ready while the mutation log cannot be written: the apiserver's reviews should go to a
-    // replica that can log (this one admits them unmutated meanwhile).
-    router.get('/readyz', 'public', () => {
-      if (!ready()) return { status: 503, body: { status: 'not ready' } };
-      if (storeHealth.failing) return { status: 503, body: { status: 'not ready', store: storeHealth.describe() } };
-      return { status: 'ready' };
-    });
-    router.get('/api/v1/status', { verb: 'get', resource: 'status', scope: 'cluster' }, () => ({
-      status: draining ? 'draining' : !ready() ? 'starting' : storeHealth.failing ? 'degraded' : 'ready',
-      version: VERSION,
-      mode: deps.mode,
-      components: {
-        webhook: 'serving',
-        store: storeHealth.describe(),
-        fleet: `${hub.connectedNodes.length} agent(s) connected`,
-        certificate: `valid until ${tls.notAfter.toISOString()}`,
-      },
-    }));
-    router.get('/api/v1/nodes', { verb: 'list', resource: 'nodes', scope: 'cluster' }, () => ({ items: registry.list() }));
-    router.get('/api/v1/nodes/{name}', { verb: 'get', resource: 'nodes', scope: 'cluster' }, (req) => {
-      const e = registry.get(req.params.name!);
-      if (!e) throw new NemuError(ErrorCodes.NOT_FOUND, `node ${req.params.name} has never connected; 'nemutator nodes' lists the known nodes`, { status: 404 });
-      return { ...registry.summary(e), capabilities: e.capabilities, connectedAt: new Date(e.connectedAt).toISOString(), report: e.report ?? null };
-    });
-    registerAuditRoutes(router, audit);
+    coreRoutes(router, parts, life, deps.mode);
     deps.routes?.(router, parts);
-    const apiTls = apiUsesTls(deps.mode, config.host);
-    const api = createApiServer({
-      router,
-      auth: deps.apiAuth,
-      authorizer: deps.authorizer,
-      audit,
-      metrics: metrics.registry,
-      log: log.child({ component: 'api' }),
-      maxBodyBytes: config.apiMaxBodyBytes,
-      rateLimit: { rate: config.apiRateLimit, burst: config.apiRateBurst },
-      maxBodyDepth: config.maxReviewDepth,
-      connections,
-      ...(apiTls ? { tls: { cert: tls.certPem, key: tls.keyPem } } : {}),
-    });
-    cleanups.push(() => closeGracefully(api.server, config.shutdownTimeout));
+    const { api, tls: apiTls } = createApi(config, deps, parts, router, cleanups);
 
     const webhookPort = await listen(webhook.server, config.webhookPort, config.host, 'webhook (--webhook-port)');
     const fleetPort = await listen(fleetServer, config.fleetPort, config.host, 'fleet (--fleet-port)');
     const apiPort = await listen(api.server, config.apiPort, config.host, 'API (--api-port)');
-    listening = true;
+    life.listening = true;
 
     // Renewed or reloaded certificates are swapped into the running servers.
     tlsSource.start((fresh) => {
-      tls = fresh;
       parts.tls = fresh;
       webhook.setCertificate(fresh.certPem, fresh.keyPem);
       fleetServer.setSecureContext({ cert: fresh.certPem, key: fresh.keyPem });
@@ -293,27 +339,17 @@ export async function startController(config: ControllerConfig, deps: Controller
     return {
       ...parts,
       get tls() {
-        return tls;
+        return parts.tls;
       },
       webhookUrl: `https://${host}:${webhookPort}/mutate`,
       apiUrl: `${apiTls ? 'https' : 'http'}://${host}:${apiPort}/api/v1`,
       fleetUrl: `wss://${host}:${fleetPort}/fleet`,
       routes: router.list(),
-      stop: stopAll,
-      async shutdown() {
-        if (!draining && config.shutdownDrain > 0) {
-          draining = true;
-          log.info({ drainMs: config.shutdownDrain }, 'shutting down: /readyz answers 503 while the endpoint is removed; still serving');
-          // A real wait: kube-proxy and the apiserver learn of the endpoint's removal on their own schedule.
-          await new Promise((r) => setTimeout(r, config.shutdownDrain));
-        }
-        draining = true;
-        log.info({ reviewsInFlight: webhook.reviewsInFlight }, 'shutting down: no new connections; finishing requests in flight');
-        await stopAll();
-      },
+      stop: () => cleanups.run(),
+      shutdown: () => shutdown(config, log, life, webhook, cleanups),
     };
   } catch (e) {
-    await stopAll();
+    await cleanups.run();
     throw e;
   }
 }

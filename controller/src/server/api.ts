@@ -17,7 +17,7 @@ import { requireOnObject, requirePermission, type Access, type Authorizer } from
 import { applyHttp1Limits, DEFAULT_CONNECTION_LIMITS, serverOptions, type ConnectionLimits } from './connections.ts';
 import { parseJson, readBody, send } from './http.ts';
 import { RateLimiter, type RateLimit } from './rate-limit.ts';
-import { errorBody, isApiResponse, logUnexpected, type ApiRequest, type Authenticator, type Route, type Router } from './router.ts';
+import { errorBody, isApiResponse, logUnexpected, type ApiRequest, type Authenticator, type Identity, type Route, type Router } from './router.ts';
 
 export interface ApiServerOptions {
   router: Router;
@@ -69,128 +69,8 @@ function actionOf(access: Access): string {
 }
 
 export function createApiServer(opts: ApiServerOptions): ApiServer {
-  const limit = opts.maxBodyBytes ?? 1024 * 1024;
-  const limiter = new RateLimiter(opts.rateLimit ?? { rate: 20, burst: 40 });
-  // Refused tokens are limited per client address, so a flood of made-up tokens cannot turn into
-  // a flood of TokenReviews: past the budget the address is answered 429 before any review.
-  // Generous (a shared proxy address carries many users); off with the per-identity limit.
-  const rate = opts.rateLimit?.rate ?? 20;
-  const failedAuth = new RateLimiter({ rate: rate > 0 ? Math.max(5, rate) : 0, burst: Math.max(100, opts.rateLimit?.burst ?? 40) });
-  const requests = opts.metrics
-    ? new Counter({ name: 'nemutator_api_requests_total', help: 'REST API requests, by method, route pattern and status code.', labelNames: ['method', 'route', 'code'], registers: [opts.metrics] })
-    : undefined;
-
-  const serve = async (req: IncomingMessage, res: ServerResponse, route: Route, request: ApiRequest): Promise<void> => {
-    const access = route.access;
-    if (access === 'public') {
-      const out = await route.handler(request);
-      send(res, isApiResponse(out) ? out : { status: 200, body: out });
-      return;
-    }
-    const address = req.socket.remoteAddress ?? '';
-    // A token accepted recently passes even from a blocked address (a proxy shared by many users).
-    const blocked = failedAuth.peek(address);
-    if (blocked > 0 && !opts.auth.knows?.(req.headers.authorization)) throw rateLimited(blocked, 'this address (too many refused tokens)');
-    const user = await opts.auth.authenticate(req.headers.authorization);
-    if (!user) {
-      failedAuth.take(address);
-      throw new NemuError(
-        ErrorCodes.UNAUTHORIZED,
-        'missing, invalid or expired bearer token, or one issued for another audience; pass --token (CLI) or an Authorization: Bearer header',
-        { status: 401 },
-      );
-    }
-    request.user = user;
-    const wait = limiter.take(`${user.username}\u0000${user.groups.join(',')}`);
-    if (wait > 0) throw rateLimited(wait, user.username);
-    const changes = route.method !== 'GET';
-    const target: Record<string, string> = { ...request.params };
-    request.audit = (t) => Object.assign(target, t);
-    let namespace: string | undefined;
-    request.authorize = async (located, what) => {
-      if (located) target.namespace = namespace ??= located;
-      await requireOnObject(opts.authorizer, user, access, located, what);
-    };
-    const record = (outcome: 'succeeded' | 'denied' | 'failed', status: number, code?: string) =>
-      changes && opts.audit
-        ? opts.audit.record({
-            user: user.username,
-            groups: user.groups,
-            action: actionOf(access),
-            method: route.method,
-            path: request.path,
-            target,
-            ...(namespace ? { namespace } : {}),
-            outcome,
-            status,
-            ...(code ? { code } : {}),
-          })
-        : undefined;
-    try {
-      if (typeof access.scope === 'object' && 'object' in access.scope) {
-        await request.authorize(await access.scope.object(request), describeObject(request.params));
-      } else {
-        namespace = typeof access.scope === 'object' ? await access.scope.request(request) : namespaceOf(access.scope, request.params, request.query);
-        if (namespace) target.namespace = namespace;
-        await requirePermission(opts.authorizer, user, access, namespace);
-      }
-      const out = await route.handler(request);
-      const answer = isApiResponse(out) ? out : { status: 200, body: out };
-      await record('succeeded', answer.status ?? 200);
-      send(res, answer);
-    } catch (e) {
-      const status = isNemuError(e) ? e.status : 500;
-      const code = isNemuError(e) ? e.code : ErrorCodes.INTERNAL;
-      await record(code === ErrorCodes.FORBIDDEN ? 'denied' : 'failed', status, code);
-      throw e;
-    }
-  };
-
-  const listener = (req: IncomingMessage, res: ServerResponse): void => {
-    const method = req.method ?? 'GET';
-    const started = Date.now();
-    let pattern = 'unmatched';
-    void (async () => {
-      try {
-        const target = parseTarget(req.url);
-        if (!target) throw new NemuError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path', { status: 400 });
-        const { route, params, allowed } = opts.router.match(method, target.path);
-        if (!route) {
-          if (allowed.length > 0) {
-            throw new NemuError(ErrorCodes.BAD_REQUEST, `${method} is not allowed on ${target.path}; use ${allowed.join(' or ')}`, { status: 405 });
-          }
-          throw new NemuError(ErrorCodes.NOT_FOUND, `no such endpoint: ${method} ${target.path}; see the API reference in README.md`, { status: 404 });
-        }
-        pattern = '/' + route.parts.join('/');
-        let body: Buffer | undefined;
-        const raw = async () => (body ??= await readBody(req, limit));
-        const request: ApiRequest = {
-          method,
-          path: target.path,
-          params,
-          query: target.query,
-          headers: req.headers,
-          raw,
-          json: async <T>() => parseJson<T>(await raw(), opts.maxBodyDepth),
-          authorize: async () => {
-            throw new NemuError(ErrorCodes.INTERNAL, 'a public route has no permission to check', { status: 500 });
-          },
-          audit: () => {},
-        };
-        await serve(req, res, route, request);
-        opts.log.debug({ method, path: target.path, status: res.statusCode, ms: Date.now() - started }, 'api request');
-      } catch (e) {
-        logUnexpected(opts.log, e, `api ${method} ${pattern} failed`);
-        const { status, body } = errorBody(e);
-        const headers: Record<string, string> = isNemuError(e) && e.code === ErrorCodes.RATE_LIMITED ? { 'retry-after': String((e as RateLimitedError).retryAfter) } : {};
-        if (!res.headersSent) send(res, { status, body, headers });
-        else res.destroy();
-      } finally {
-        requests?.inc({ method, route: pattern, code: String(res.statusCode) });
-      }
-    })();
-  };
-
+  const api = new RestApi(opts);
+  const listener = (req: IncomingMessage, res: ServerResponse) => void api.handle(req, res);
   const conn: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
   if (!opts.tls) {
     const plain = createHttpServer(serverOptions(conn), listener);
@@ -202,12 +82,134 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   return { server, setCertificate: (cert, key) => server.setSecureContext({ cert, key, minVersion: 'TLSv1.2' }) };
 }
 
+type Outcome = 'succeeded' | 'denied' | 'failed';
+
+/** One request's way through the guards: route, caller, budget, permission, handler, audit. */
+class RestApi {
+  private readonly limiter: RateLimiter;
+  /**
+   * Refused tokens are limited per client address, so a flood of made-up tokens cannot turn
+   * into a flood of TokenReviews: past the budget the address is answered 429 before any
+   * review. Generous (a shared proxy address carries many users); off with the per-identity limit.
+   */
+  private readonly failedAuth: RateLimiter;
+  private readonly requests: Counter<'method' | 'route' | 'code'> | undefined;
+
+  constructor(private readonly opts: ApiServerOptions) {
+    this.limiter = new RateLimiter(opts.rateLimit ?? { rate: 20, burst: 40 });
+    const rate = opts.rateLimit?.rate ?? 20;
+    this.failedAuth = new RateLimiter({ rate: rate > 0 ? Math.max(5, rate) : 0, burst: Math.max(100, opts.rateLimit?.burst ?? 40) });
+    this.requests = opts.metrics
+      ? new Counter({ name: 'nemutator_api_requests_total', help: 'REST API requests, by method, route pattern and status code.', labelNames: ['method', 'route', 'code'], registers: [opts.metrics] })
+      : undefined;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const started = Date.now();
+    let pattern = 'unmatched';
+    try {
+      const { route, request } = this.route(req, method);
+      pattern = '/' + route.parts.join('/');
+      if (route.access === 'public') {
+        const out = await route.handler(request);
+        send(res, isApiResponse(out) ? out : { status: 200, body: out });
+      } else {
+        await this.guarded(req, res, route, route.access, request);
+      }
+      this.opts.log.debug({ method, path: request.path, status: res.statusCode, ms: Date.now() - started }, 'api request');
+    } catch (e) {
+      logUnexpected(this.opts.log, e, `api ${method} ${pattern} failed`);
+      const { status, body } = errorBody(e);
+      const headers: Record<string, string> = e instanceof RateLimitedError ? { 'retry-after': String(e.retryAfter) } : {};
+      if (!res.headersSent) send(res, { status, body, headers });
+      else res.destroy();
+    } finally {
+      this.requests?.inc({ method, route: pattern, code: String(res.statusCode) });
+    }
+  }
+
+  /** The route of a request and the request as handlers see it; 400, 404 or 405 otherwise. */
+  private route(req: IncomingMessage, method: string): { route: Route; request: ApiRequest } {
+    const target = parseTarget(req.url);
+    if (!target) throw new NemuError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path', { status: 400 });
+    const { route, params, allowed } = this.opts.router.match(method, target.path);
+    if (!route) {
+      if (allowed.length > 0) throw new NemuError(ErrorCodes.BAD_REQUEST, `${method} is not allowed on ${target.path}; use ${allowed.join(' or ')}`, { status: 405 });
+      throw new NemuError(ErrorCodes.NOT_FOUND, `no such endpoint: ${method} ${target.path}; see the API reference in README.md`, { status: 404 });
+    }
+    let body: Buffer | undefined;
+    const raw = async () => (body ??= await readBody(req, this.opts.maxBodyBytes ?? 1024 * 1024));
+    const request: ApiRequest = {
+      method,
+      path: target.path,
+      params,
+      query: target.query,
+      headers: req.headers,
+      raw,
+      json: async <T>() => parseJson<T>(await raw(), this.opts.maxBodyDepth),
+      authorize: async () => {
+        throw new NemuError(ErrorCodes.INTERNAL, 'a public route has no permission to check', { status: 500 });
+      },
+      audit: () => {},
+    };
+    return { route, request };
+  }
+
+  /** Who is calling (401), within their budget (429); the caller. */
+  private async caller(req: IncomingMessage): Promise<Identity> {
+    const address = req.socket.remoteAddress ?? '';
+    // A token accepted recently passes even from a blocked address (a proxy shared by many users).
+    const blocked = this.failedAuth.peek(address);
+    if (blocked > 0 && !this.opts.auth.knows?.(req.headers.authorization)) throw new RateLimitedError(blocked, 'this address (too many refused tokens)');
+    const user = await this.opts.auth.authenticate(req.headers.authorization);
+    if (!user) {
+      this.failedAuth.take(address);
+      throw new NemuError(ErrorCodes.UNAUTHORIZED, 'missing, invalid or expired bearer token, or one issued for another audience; pass --token (CLI) or an Authorization: Bearer header', { status: 401 });
+    }
+    const wait = this.limiter.take(`${user.username}\u0000${user.groups.join(',')}`);
+    if (wait > 0) throw new RateLimitedError(wait, user.username);
+    return user;
+  }
+
+  /** A route with a permission: checked before its handler runs, and audited when it changes something. */
+  private async guarded(req: IncomingMessage, res: ServerResponse, route: Route, access: Access, request: ApiRequest): Promise<void> {
+    const user = await this.caller(req);
+    request.user = user;
+    const target: Record<string, string> = { ...request.params };
+    request.audit = (t) => Object.assign(target, t);
+    let namespace: string | undefined;
+    request.authorize = async (located, what) => {
+      if (located) target.namespace = namespace ??= located;
+      await requireOnObject(this.opts.authorizer, user, access, located, what);
+    };
+    const record = (outcome: Outcome, status: number, code?: string) =>
+      route.method === 'GET' || !this.opts.audit
+        ? undefined
+        : this.opts.audit.record({ user: user.username, groups: user.groups, action: actionOf(access), method: route.method, path: request.path, target, ...(namespace ? { namespace } : {}), outcome, status, ...(code ? { code } : {}) });
+    try {
+      if (typeof access.scope === 'object' && 'object' in access.scope) {
+        await request.authorize(await access.scope.object(request), describeObject(request.params));
+      } else {
+        namespace = typeof access.scope === 'object' ? await access.scope.request(request) : namespaceOf(access.scope, request.params, request.query);
+        if (namespace) target.namespace = namespace;
+        await requirePermission(this.opts.authorizer, user, access, namespace);
+      }
+      const out = await route.handler(request);
+      const answer = isApiResponse(out) ? out : { status: 200, body: out };
+      await record('succeeded', answer.status ?? 200);
+      send(res, answer);
+    } catch (e) {
+      const code = isNemuError(e) ? e.code : ErrorCodes.INTERNAL;
+      await record(code === ErrorCodes.FORBIDDEN ? 'denied' : 'failed', isNemuError(e) ? e.status : 500, code);
+      throw e;
+    }
+  }
+}
+
 class RateLimitedError extends NemuError {
   constructor(readonly retryAfter: number, who: string) {
     super(ErrorCodes.RATE_LIMITED, `too many requests from ${who}; retry in ${retryAfter} s (apiRateLimit, apiRateBurst)`, { status: 429 });
   }
 }
 
-function rateLimited(seconds: number, who: string): RateLimitedError {
-  return new RateLimitedError(seconds, who);
-}

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { percentile } from '../../test/harness/hostile-reviews.ts';
 import type { Answer, ControllerProcess, ReviewLoad } from '../../test/harness/controller-process.ts';
 import { until } from '../../test/harness/wait.ts';
+import type { FaultRow } from './row.ts';
 
 /** Reviews per second of the load in the scenarios that run one (the issue's figure). */
 export const RATE = 300;
@@ -77,4 +78,31 @@ export async function baselineWindow(load: ReviewLoad, ms = 1500): Promise<{ fro
   const from = Date.now();
   await until(`${ms} ms of baseline load`, () => Date.now() - from >= ms, ms + 10_000, 20);
   return { from, to: Date.now() };
+}
+
+/**
+ * The row of a scenario that ran review load at controller `c`: the load's counts, the
+ * latency during the fault against the same load's baseline, the process's peak RSS.
+ */
+export function loadRow(
+  c: ControllerProcess,
+  load: Pick<ReviewLoad, 'answers' | 'failed'>,
+  during: Latency,
+  baseline: Latency,
+  row: { scenario: string; lost: number; recoverSeconds: number; notes: string },
+): FaultRow {
+  return {
+    scenario: row.scenario,
+    reviewsAnswered: load.answers.length,
+    reviewsSent: load.answers.length + load.failed,
+    lost: row.lost,
+    crashes: crashed(c) ? 1 : 0,
+    p50: during.p50,
+    p99: during.p99,
+    baselineP50: baseline.p50,
+    baselineP99: baseline.p99,
+    rssPeakMiB: peakRssMiB(c.child.pid),
+    recoverSeconds: row.recoverSeconds,
+    notes: row.notes,
+  };
 }

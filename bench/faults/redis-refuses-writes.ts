@@ -7,7 +7,7 @@ import { RedisStore } from '../../controller/src/store/redis.ts';
 import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
 import { startRedis } from '../../test/harness/redis.ts';
 import { until } from '../../test/harness/wait.ts';
-import { baselineWindow, crashed, ids, latency, missing, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
+import { baselineWindow, ids, latency, loadRow, missing, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 
 export async function redisRefusesWritesScenario(faultMs = 3000): Promise<FaultRow> {
@@ -48,20 +48,12 @@ export async function redisRefusesWritesScenario(faultMs = 3000): Promise<FaultR
       await store.close();
     }
     const met = lost === 0 && mutatedDuring === 0 && notReadyMs <= 2000 && mutatingMs <= 2000;
-    return {
+    return loadRow(c, load, d, base, {
       scenario: `redis-refuses-writes: min-replicas-to-write 1 for ${faultMs / 1000} s under ${RATE} reviews/s`,
-      reviewsAnswered: load.answers.length,
-      reviewsSent: load.answers.length + load.failed,
-      lost,
-      crashes: crashed(c) ? 1 : 0,
-      p50: d.p50,
-      p99: d.p99,
-      baselineP50: base.p50,
-      baselineP99: base.p99,
-      rssPeakMiB: peakRssMiB(c.child.pid),
+      lost: lost,
       recoverSeconds: mutatingMs / 1000,
       notes: `${answered.length} ids answered; during the fault ${settled.length} reviews: ${mutatedDuring} mutated, ${warned} with NEMU_ERR_MUTATION_LOG; /readyz 503 after ${notReadyMs} ms, 200 again ${readyMs} ms after recovery; target: 0 lost, unmutated during, 503 ≤ 2 s, mutating ≤ 2 s → ${met ? 'met' : 'NOT met'}`,
-    };
+    });
   } finally {
     admin.disconnect();
     await c.kill();

@@ -7,7 +7,7 @@ import { RedisStore } from '../../controller/src/store/redis.ts';
 import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
 import { startRedis } from '../../test/harness/redis.ts';
 import { until } from '../../test/harness/wait.ts';
-import { baselineWindow, crashed, ids, latency, missing, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
+import { baselineWindow, ids, latency, loadRow, missing, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 
 export async function redisStoppedScenario(outageMs = 5000): Promise<FaultRow> {
@@ -53,20 +53,12 @@ export async function redisStoppedScenario(outageMs = 5000): Promise<FaultRow> {
       await store.close();
     }
     const met = d.p99 <= 300 && lines.length <= Math.floor(seconds) && lost === 0;
-    return {
+    return loadRow(c, load, d, base, {
       scenario: `redis-stopped: Redis down ${outageMs / 1000} s under ${RATE} reviews/s, then started on the same data`,
-      reviewsAnswered: load.answers.length,
-      reviewsSent: load.answers.length + load.failed,
-      lost,
-      crashes: crashed(c) ? 1 : 0,
-      p50: d.p50,
-      p99: d.p99,
-      baselineP50: base.p50,
-      baselineP99: base.p99,
-      rssPeakMiB: peakRssMiB(c.child.pid),
+      lost: lost,
       recoverSeconds: mutatingMs / 1000,
       notes: `${during.length} reviews during the outage, ${mutatedDuring} mutated; ${lines.length} lines printed in ${seconds.toFixed(1)} s (${(lines.length / seconds).toFixed(1)}/s; ${raw} of them not from the logger): ${messages.join(', ')}; target: p99 ≤ 300 ms, ≤ 1 line/s, 0 lost → ${met ? 'met' : 'NOT met'}`,
-    };
+    });
   } finally {
     await c.kill();
     await r.stop();

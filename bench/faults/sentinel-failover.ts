@@ -6,7 +6,7 @@
 import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
 import { startSentinelGroup } from '../../test/harness/sentinel.ts';
 import { until } from '../../test/harness/wait.ts';
-import { baselineWindow, crashed, ids, latency, missingViaApi, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
+import { baselineWindow, ids, latency, loadRow, missingViaApi, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 
 export async function sentinelFailoverScenario(rate = RATE): Promise<FaultRow> {
@@ -43,20 +43,12 @@ export async function sentinelFailoverScenario(rate = RATE): Promise<FaultRow> {
       const lost = (await missingViaApi(c, answered)).length;
       const recover = (resumedAt - killedAt) / 1000;
       const met = recover <= 10 && lost === 0 && load.failed === 0;
-      return {
+      return loadRow(c, load, d, base, {
         scenario: `sentinel-failover: kill -9 of the Redis master (2 replicas, 3 sentinels, WAIT 1) under ${rate} reviews/s`,
-        reviewsAnswered: load.answers.length,
-        reviewsSent: load.answers.length + load.failed,
-        lost,
-        crashes: crashed(c) ? 1 : 0,
-        p50: d.p50,
-        p99: d.p99,
-        baselineP50: base.p50,
-        baselineP99: base.p99,
-        rssPeakMiB: peakRssMiB(c.child.pid),
+        lost: lost,
         recoverSeconds: recover,
         notes: `master ${oldMaster} → ${newMaster}; ${during.length} reviews answered during the failover (${during.filter((a) => a.id).length} mutated); ${answered.length} ids answered in all; recover is from the kill (detection takes down-after 1 s); target: mutating ≤ 10 s, 0 lost → ${met ? 'met' : 'NOT met'}`,
-      };
+      });
     } finally {
       await c.kill();
     }

@@ -13,6 +13,19 @@ export default tseslint.config(
     },
   },
   {
+    // The controller and the agent are separate programs: only local mode (local/) runs both.
+    files: ['controller/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/test/harness/**'], message: 'Production code never imports the test harness.' }, { group: ['**/agent/src/**'], message: 'The controller does not import the agent; shared code goes to common/.' }] }],
+    },
+  },
+  {
+    files: ['agent/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/test/harness/**'], message: 'Production code never imports the test harness.' }, { group: ['**/controller/src/**'], message: 'The agent does not import the controller; shared code goes to common/.' }] }],
+    },
+  },
+  {
     files: ['test/**', '**/*.test.ts', 'bench/**'],
     rules: { 'no-restricted-imports': 'off' },
   },

@@ -8,7 +8,7 @@ import { agentSchema } from '../agent/src/config.ts';
 import { referenceTable, type Schema } from '../common/src/config.ts';
 import { cliSchema } from '../controller/src/cli/config.ts';
 import { controllerSchema } from '../controller/src/config.ts';
-import { localSchema } from '../controller/src/local/main.ts';
+import { localSchema } from '../local/src/main.ts';
 
 export const GENERATED: Record<string, Schema> = {
   controller: controllerSchema,

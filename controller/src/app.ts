@@ -1,6 +1,6 @@
 /**
  * The controller, assembled: store, certificates, admission webhook, REST API and fleet hub.
- * `main.ts` (in a cluster) and `local/main.ts` (npm start) only choose the configuration and
+ * `main.ts` (in a cluster) and `local/src/main.ts` (npm start) only choose the configuration and
  * the authenticators, then call `startController`.
  */
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';

@@ -2,7 +2,7 @@
 // `curl -k https://127.0.0.1:<port>/mutate -d @review.json`, and read the mutation log.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insecureAgent, post as postHttps } from './https.ts';
-import type { LocalMode } from '../../controller/src/local/main.ts';
+import type { LocalMode } from '../../local/src/main.ts';
 import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 
 let t: TestLocal;

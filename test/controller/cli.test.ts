@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../controller/src/cli/main.ts';
-import type { LocalMode } from '../../controller/src/local/main.ts';
+import type { LocalMode } from '../../local/src/main.ts';
 import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 
 const run = promisify(execFile);

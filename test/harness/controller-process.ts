@@ -30,7 +30,7 @@ export async function startControllerProcess(args: string[] = [], stateDir = mkd
   const [webhook, api, fleet, metrics] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'controller/src/local/main.ts', '--state-dir', stateDir, '--webhook-port', String(webhook), '--api-port', String(api), '--fleet-port', String(fleet), '--agent-metrics-port', String(metrics), '--log-format', 'json', ...args],
+    ['--import', 'tsx', 'local/src/main.ts', '--state-dir', stateDir, '--webhook-port', String(webhook), '--api-port', String(api), '--fleet-port', String(fleet), '--agent-metrics-port', String(metrics), '--log-format', 'json', ...args],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const logs: ControllerProcess['logs'] = [];

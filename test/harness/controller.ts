@@ -9,7 +9,7 @@ import { silentLogger } from '../../common/src/log.ts';
 import type { RunningController } from '../../controller/src/app.ts';
 import { runCli } from '../../controller/src/cli/main.ts';
 import { send, type TransportInit } from '../../controller/src/cli/transport.ts';
-import { LOCAL_DEFAULTS, localSchema, startLocal, type LocalMode } from '../../controller/src/local/main.ts';
+import { LOCAL_DEFAULTS, localSchema, startLocal, type LocalMode } from '../../local/src/main.ts';
 import { controllerSchema, type ControllerConfig } from '../../controller/src/config.ts';
 import { until } from './wait.ts';
 

@@ -28,7 +28,7 @@ export interface LocalProcess {
 /** `flags` as on the command line (`--max-reviews-in-flight`, `8`); `env` added to the child's (NODE_OPTIONS…). */
 export async function startLocalProcess(flags: string[] = [], env: Record<string, string> = {}): Promise<LocalProcess> {
   const stateDir = mkdtempSync(join(tmpdir(), 'nemu-proc-'));
-  const args = ['--import', 'tsx', 'controller/src/local/main.ts', '--state-dir', stateDir, '--webhook-port', '0', '--api-port', '0', '--fleet-port', '0', '--agent-metrics-port', '0', '--log-format', 'json', '--log-level', 'warn', ...flags];
+  const args = ['--import', 'tsx', 'local/src/main.ts', '--state-dir', stateDir, '--webhook-port', '0', '--api-port', '0', '--fleet-port', '0', '--agent-metrics-port', '0', '--log-format', 'json', '--log-level', 'warn', ...flags];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let text = '';
   child.stdout!.on('data', (d: Buffer) => (text += d.toString()));

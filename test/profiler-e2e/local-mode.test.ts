@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LocalMode } from '../../controller/src/local/main.ts';
+import type { LocalMode } from '../../local/src/main.ts';
 import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';

@@ -1,21 +1,23 @@
 /**
  * Local mode (`npm start`): the controller and one agent on this machine, no cluster, no
- * Redis, no Vault. Everything lives in the state directory: the embedded store, the
- * generated CA and certificate, the admin token (for the CLI and curl) and the agent token.
+ * Redis, no Vault. It is neither the controller nor the agent but both in one process, so it
+ * lives above them (`local/`), and it is the only code that imports from both. Everything lives
+ * in the state directory: the embedded store, the generated CA and certificate, the admin
+ * token (for the CLI and curl) and the agent token.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { agentSchema } from '../../../agent/src/config.ts';
-import { startAgent, type RunningAgent } from '../../../agent/src/app.ts';
-import { help, loadConfig, type ConfigOf } from '../../../common/src/config.ts';
-import { isNemuError } from '../../../common/src/errors.ts';
-import { createLogger } from '../../../common/src/log.ts';
-import { startController } from '../app.ts';
-import { controllerSchema } from '../config.ts';
-import { controllerFeatures } from '../features.ts';
-import { SharedTokenAgentAuthenticator } from '../fleet/auth.ts';
-import { localAuthorizer } from '../server/access.ts';
-import { StaticTokenAuthenticator, generateToken } from '../server/auth.ts';
+import { agentSchema } from '../../agent/src/config.ts';
+import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
+import { help, loadConfig, type ConfigOf } from '../../common/src/config.ts';
+import { isNemuError } from '../../common/src/errors.ts';
+import { createLogger } from '../../common/src/log.ts';
+import { startController } from '../../controller/src/app.ts';
+import { controllerSchema } from '../../controller/src/config.ts';
+import { controllerFeatures } from '../../controller/src/features.ts';
+import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { localAuthorizer } from '../../controller/src/server/access.ts';
+import { StaticTokenAuthenticator, generateToken } from '../../controller/src/server/auth.ts';
 
 export const localSchema = {
   ...controllerSchema,
@@ -163,6 +165,6 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('local/main.ts')) {
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('local/src/main.ts')) {
   void main();
 }

@@ -16,6 +16,7 @@ import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
 import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
 import { testControllerConfig, webhookConfiguration, apiFetch } from '../harness/controller.ts';
+import { until } from '../harness/wait.ts';
 
 const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -135,11 +136,10 @@ describe('secrets at admission through the API server double', () => {
     const d = await getJson('deployment', 'shop');
     expectInjected(d.spec.template.spec, 'app');
     expect(JSON.stringify(d.spec.template.spec)).not.toContain('vault:');
-    let pods: Obj[] = [];
-    for (let i = 0; i < 100 && pods.length < 2; i++) {
-      pods = (JSON.parse(await kubectl(['-n', NS, 'get', 'pods', '-l', 'app=shop', '-o', 'json'])) as Obj).items;
-      if (pods.length < 2) await new Promise((r) => setTimeout(r, 100));
-    }
+    const pods = await until('the ReplicaSet’s two pods', async () => {
+      const items = (JSON.parse(await kubectl(['-n', NS, 'get', 'pods', '-l', 'app=shop', '-o', 'json'])) as Obj).items as Obj[];
+      return items.length >= 2 ? items : undefined;
+    });
     expect(pods).toHaveLength(2);
     for (const p of pods) {
       expectInjected(p.spec, 'app');

@@ -85,25 +85,34 @@ export function applyHttp1Limits(server: HttpServer | HttpsServer, l: Connection
 }
 
 /**
- * Stops accepting, closes idle keep-alive connections, lets busy ones finish their request
- * (they are closed as they turn idle) and, after `timeoutMs`, cuts whatever is left.
+ * Stops accepting (`server.close`), calls `sweep` at once and every 50 ms to close what turned
+ * idle, and after `timeoutMs` calls `cut` for whatever is left; resolves when the server has
+ * closed or at the deadline.
  */
-export function closeGracefully(server: HttpServer | HttpsServer, timeoutMs: number): Promise<void> {
+export function closeWithSweep(server: { close(cb: () => void): unknown }, sweep: () => void, cut: () => void, timeoutMs: number): Promise<void> {
   return new Promise<void>((resolve) => {
     let done = false;
     const finish = () => {
       if (done) return;
       done = true;
-      clearInterval(sweep);
+      clearInterval(timer);
       clearTimeout(deadline);
       resolve();
     };
     server.close(() => finish());
-    server.closeIdleConnections();
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    sweep();
+    const timer = setInterval(sweep, 50);
     const deadline = setTimeout(() => {
-      server.closeAllConnections();
+      cut();
       finish();
     }, timeoutMs);
   });
+}
+
+/**
+ * Stops accepting, closes idle keep-alive connections, lets busy ones finish their request
+ * (they are closed as they turn idle) and, after `timeoutMs`, cuts whatever is left.
+ */
+export function closeGracefully(server: HttpServer | HttpsServer, timeoutMs: number): Promise<void> {
+  return closeWithSweep(server, () => server.closeIdleConnections(), () => server.closeAllConnections(), timeoutMs);
 }

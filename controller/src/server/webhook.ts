@@ -16,7 +16,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
 import type { AdmissionHandler } from '../admission/handler.ts';
-import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connections.ts';
+import { closeWithSweep, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connections.ts';
 import { readBody, send } from './http.ts';
 import { assertNesting } from './json-depth.ts';
 import { ReviewGate } from './review-gate.ts';
@@ -203,26 +203,16 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       server.setSecureContext({ cert, key });
       opts.log.info('webhook serving certificate replaced');
     },
-    close(timeoutMs = 0) {
+    async close(timeoutMs = 0) {
       closing = true;
-      return new Promise<void>((resolve) => {
-        let done = false;
-        const finish = () => {
-          if (done) return;
-          done = true;
-          clearInterval(sweep);
-          clearTimeout(deadline);
-          for (const s of sockets) s.destroy();
-          resolve();
-        };
-        server.close(() => finish());
-        for (const s of sessions) s.close();
-        const sweep = setInterval(() => {
-          for (const s of sockets) if (!busySockets.has(s) && !isHttp2(s)) s.end();
-        }, 50);
+      for (const s of sessions) s.close();
+      const destroyAll = () => {
+        for (const s of sockets) s.destroy();
+      };
+      await closeWithSweep(server, () => {
         for (const s of sockets) if (!busySockets.has(s) && !isHttp2(s)) s.end();
-        const deadline = setTimeout(finish, timeoutMs);
-      });
+      }, destroyAll, timeoutMs);
+      destroyAll();
     },
   };
 }

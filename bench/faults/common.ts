@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { percentile } from '../../test/harness/hostile-reviews.ts';
 import type { Answer, ControllerProcess, ReviewLoad } from '../../test/harness/controller-process.ts';
 import { until } from '../../test/harness/wait.ts';
+import { RedisStore } from '../../controller/src/store/redis.ts';
 import type { FaultRow } from './row.ts';
 
 /** Reviews per second of the load in the scenarios that run one (the issue's figure). */
@@ -105,4 +106,14 @@ export function loadRow(
     recoverSeconds: row.recoverSeconds,
     notes: row.notes,
   };
+}
+
+/** How many of `answered` the store in Redis at `url` does not hold. */
+export async function missingInRedis(url: string, answered: string[]): Promise<number> {
+  const store = await RedisStore.open(url);
+  try {
+    return (await missing(answered, async (k) => (await store.get(k)) !== undefined)).length;
+  } finally {
+    await store.close();
+  }
 }

@@ -7,12 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStore } from '../../controller/src/store/level.ts';
-import { RedisStore } from '../../controller/src/store/redis.ts';
 import { percentile } from '../../test/harness/hostile-reviews.ts';
 import { startControllerProcess, startReviewLoad, type Answer } from '../../test/harness/controller-process.ts';
 import { startRedis } from '../../test/harness/redis.ts';
 import { until } from '../../test/harness/wait.ts';
-import { ids, latency, missing, peakRssMiB, RATE, setTeamKey } from './common.ts';
+import { ids, latency, missing, missingInRedis, peakRssMiB, RATE, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 
 export async function kill9Scenario(backend: 'embedded' | 'redis', runs = 5): Promise<FaultRow> {
@@ -45,12 +44,7 @@ export async function kill9Scenario(backend: 'embedded' | 'redis', runs = 5): Pr
       const answered = ids(load.answers);
       answeredIds += answered.length;
       if (redis) {
-        const store = await RedisStore.open(redis.url);
-        try {
-          lost += (await missing(answered, async (k) => (await store.get(k)) !== undefined)).length;
-        } finally {
-          await store.close();
-        }
+        lost += await missingInRedis(redis.url, answered);
       } else {
         const store = await LevelStore.open(join(stateDir, 'store'));
         try {

@@ -3,11 +3,10 @@
 // during it must be admitted unmutated (fail open, never mutated-but-unlogged), /readyz must
 // say 503 within 2 s, and mutating must resume within 2 s of writes recovering.
 import { Redis } from 'ioredis';
-import { RedisStore } from '../../controller/src/store/redis.ts';
 import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
 import { startRedis } from '../../test/harness/redis.ts';
 import { until } from '../../test/harness/wait.ts';
-import { baselineWindow, ids, latency, loadRow, missing, RATE, sentBetween, setTeamKey } from './common.ts';
+import { baselineWindow, ids, latency, loadRow, missingInRedis, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 
 export async function redisRefusesWritesScenario(faultMs = 3000): Promise<FaultRow> {
@@ -40,13 +39,7 @@ export async function redisRefusesWritesScenario(faultMs = 3000): Promise<FaultR
     const mutatedDuring = settled.filter((a) => a.patched).length;
     const warned = settled.filter((a) => a.warnings.join('\n').includes('NEMU_ERR_MUTATION_LOG')).length;
     const answered = ids(load.answers);
-    const store = await RedisStore.open(r.url);
-    let lost: number;
-    try {
-      lost = (await missing(answered, async (k) => (await store.get(k)) !== undefined)).length;
-    } finally {
-      await store.close();
-    }
+    const lost = await missingInRedis(r.url, answered);
     const met = lost === 0 && mutatedDuring === 0 && notReadyMs <= 2000 && mutatingMs <= 2000;
     return loadRow(c, load, d, base, {
       scenario: `redis-refuses-writes: min-replicas-to-write 1 for ${faultMs / 1000} s under ${RATE} reviews/s`,

@@ -3,11 +3,10 @@
 // outage every review is admitted unmutated; the issue's targets: p99 ≤ 300 ms during the
 // outage (one shared per-review deadline, dictionaryTimeout 200 ms) and at most one log line
 // per second about it. Recover = from Redis answering again to the first mutated answer.
-import { RedisStore } from '../../controller/src/store/redis.ts';
 import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
 import { startRedis } from '../../test/harness/redis.ts';
 import { until } from '../../test/harness/wait.ts';
-import { baselineWindow, ids, latency, loadRow, missing, RATE, sentBetween, setTeamKey } from './common.ts';
+import { baselineWindow, ids, latency, loadRow, missingInRedis, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 
 export async function redisStoppedScenario(outageMs = 5000): Promise<FaultRow> {
@@ -45,13 +44,7 @@ export async function redisStoppedScenario(outageMs = 5000): Promise<FaultRow> {
     const messages = [...tally].map(([m, k]) => `${k}× "${m}"`);
     for (const l of lines) console.log(`redis-stopped log +${l.at - downAt} ms: ${JSON.stringify(l.line).slice(0, 300)}`);
     const answered = ids(load.answers);
-    const store = await RedisStore.open(r.url);
-    let lost: number;
-    try {
-      lost = (await missing(answered, async (k) => (await store.get(k)) !== undefined)).length;
-    } finally {
-      await store.close();
-    }
+    const lost = await missingInRedis(r.url, answered);
     const met = d.p99 <= 300 && lines.length <= Math.floor(seconds) && lost === 0;
     return loadRow(c, load, d, base, {
       scenario: `redis-stopped: Redis down ${outageMs / 1000} s under ${RATE} reviews/s, then started on the same data`,

@@ -1,10 +1,13 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { buildScript, checkLimits, parseBpftraceOutput, parseStackKey, runBpftrace } from './bpftrace.ts';
+import { requireTool } from '../../../test/harness/tools.ts';
+import { buildScript, checkLimits, parseBpftraceOutput, parseStackKey, runBpftrace, SAMPLING_MARKER } from './bpftrace.ts';
 
 describe('bpftrace script', () => {
   it('filters in the kernel by every container cgroup id, ORed, and stops after the window', () => {
     const s = buildScript({ filter: { cgroupDirs: ['/sys/fs/cgroup/a.scope', '/sys/fs/cgroup/b.scope'] }, hz: 49, seconds: 30 });
-    expect(s).toContain('profile:hz:49 /cgroup == cgroupid("/sys/fs/cgroup/a.scope") || cgroup == cgroupid("/sys/fs/cgroup/b.scope")/');
+    expect(s).toContain('profile:hz:49 /(cgroup == cgroupid("/sys/fs/cgroup/a.scope") || cgroup == cgroupid("/sys/fs/cgroup/b.scope")) && nsecs < @nemu_window_end/');
     expect(s).toContain('kstack(perf), ustack(perf)');
     expect(s).toContain('interval:s:30 { exit(); }');
   });
@@ -45,6 +48,31 @@ describe('bpftrace output', () => {
       [31816, 3, 2, 2],
       [12, 1, 0, 1],
     ]);
+  });
+});
+
+describe('the capture window', () => {
+  it('holds in the kernel even when bpftrace gets no CPU to detach until seconds after it', { timeout: 30_000 }, async () => {
+    const bpftrace = requireTool('bpftrace', 'bpftrace');
+    const busy = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' });
+    try {
+      const script = buildScript({ filter: { pid: busy.pid! }, hz: 99, seconds: 1 });
+      const bt = spawn(bpftrace, ['-f', 'json', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      bt.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      while (!out.includes(SAMPLING_MARKER)) await once(bt.stdout, 'data');
+      // A node too busy to schedule bpftrace: frozen from the start of its 1 s window for 3 s.
+      bt.kill('SIGSTOP');
+      await new Promise((r) => setTimeout(r, 3000));
+      bt.kill('SIGCONT');
+      await once(bt, 'close');
+      const total = parseBpftraceOutput(out).stacks.reduce((a, s) => a + s.count, 0);
+      expect(total).toBeGreaterThan(0);
+      // One thread, 1 s at 99 Hz; without the in-kernel bound this was ~4 s of samples.
+      expect(total).toBeLessThanOrEqual(99 * 1.2);
+    } finally {
+      busy.kill('SIGKILL');
+    }
   });
 });
 

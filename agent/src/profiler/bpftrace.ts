@@ -42,6 +42,9 @@ function quote(path: string): string {
   return `"${path}"`;
 }
 
+/** Printed by the script once every probe is attached and the window has begun. */
+export const SAMPLING_MARKER = 'nemutator: sampling';
+
 /**
  * The script: one `profile` probe whose predicate is evaluated in the kernel, so samples of
  * other cgroups never reach user space; `interval` ends the capture.
@@ -58,12 +61,18 @@ export function buildScript(opts: ScriptOptions): string {
     if (opts.filter.cgroupDirs.length === 0) throw new NemuError(ErrorCodes.PROFILER_LIMIT, 'no cgroup directory to sample', { status: 400 });
     predicate = opts.filter.cgroupDirs.map((d) => `cgroup == cgroupid(${quote(d)})`).join(' || ');
   }
+  // The window is enforced in the kernel as well: `exit()` only asks user space to stop, and
+  // until bpftrace gets a CPU to detach (seconds on a loaded node) the probe kept counting, so
+  // a 2 s capture could hold 4 s of samples. BEGIN runs once every probe is attached, and
+  // says so (SAMPLING_MARKER) on stdout.
   return [
-    `profile:hz:${opts.hz} /${predicate}/ {`,
+    `BEGIN { @nemu_window_end = nsecs + ${opts.seconds} * 1000000000; printf("${SAMPLING_MARKER}\\n"); }`,
+    `profile:hz:${opts.hz} /(${predicate}) && nsecs < @nemu_window_end/ {`,
     '  @stacks[pid, kstack(perf), ustack(perf)] = count();',
     '  @comm[pid] = comm;',
     '}',
     `interval:s:${opts.seconds} { exit(); }`,
+    'END { clear(@nemu_window_end); }',
     '',
   ].join('\n');
 }

@@ -344,6 +344,9 @@ export class Controllers {
         ),
       ],
     };
+    // getReplicaFailures: a replica set's ReplicaFailure condition is the Deployment's too.
+    const failure = [newRs, ...owned].map((rs) => ((rs?.['status'] as Obj | undefined)?.['conditions'] as Obj[] | undefined)?.find((c) => c['type'] === 'ReplicaFailure')).find((c) => c !== undefined);
+    if (failure) (status['conditions'] as Obj[]).push(condition('ReplicaFailure', String(failure['status']), String(failure['reason']), String(failure['message'])));
     for (const k of ['readyReplicas', 'availableReplicas', 'updatedReplicas', 'replicas']) if (status[k] === 0) delete status[k];
     if (JSON.stringify(stripTimes(status)) === JSON.stringify(stripTimes(old))) return;
     await this.writeStatus(this.res('apps', 'deployments'), d, status);
@@ -371,6 +374,7 @@ export class Controllers {
     const pods = this.registry.store.list(podsR, ns).filter((p) => isControlledBy(p, rs) && !p.metadata.deletionTimestamp && !isFinished(p));
     const desired = spec.replicas ?? 1;
     const user = controllerUser('replicaset-controller');
+    let createError: ApiError | undefined;
     if (pods.length < desired) {
       for (let i = pods.length; i < desired; i++) {
         const template = clone(spec.template ?? {}) as { metadata?: Obj; spec?: Obj };
@@ -381,7 +385,16 @@ export class Controllers {
           spec: template.spec ?? {},
         };
         delete pod.metadata.name;
-        await this.registry.create(podsR, ns, pod, { user });
+        try {
+          await this.registry.create(podsR, ns, pod, { user });
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+          // controller_utils CreatePods: a Warning event, and the error becomes the
+          // ReplicaFailure condition (calculateStatus); the next resync tries again.
+          createError = err;
+          this.recordEvent(rs, 'Warning', 'FailedCreate', `Error creating: ${err.message}`, 'replicaset-controller');
+          break;
+        }
       }
     } else if (pods.length > desired) {
       // Delete the least useful first: not ready, then newest.
@@ -404,8 +417,41 @@ export class Controllers {
       observedGeneration: rs.metadata.generation,
     };
     for (const k of ['fullyLabeledReplicas', 'readyReplicas', 'availableReplicas']) if (status[k] === 0) delete status[k];
+    const previous = ((rs['status'] as Obj | undefined)?.['conditions'] as Obj[] | undefined)?.find((c) => c['type'] === 'ReplicaFailure');
+    if (createError) {
+      const same = previous && previous['message'] === createError.message;
+      status['conditions'] = [{ type: 'ReplicaFailure', status: 'True', lastTransitionTime: same ? previous['lastTransitionTime'] : nowTimestamp(), reason: 'FailedCreate', message: createError.message }];
+    }
     const fresh = this.registry.store.get(this.res('apps', 'replicasets'), ns, rs.metadata.name as string);
     if (fresh && JSON.stringify(fresh['status']) !== JSON.stringify(status)) await this.writeStatus(this.res('apps', 'replicasets'), fresh, status);
+  }
+
+  /** An event as client-go's recorder writes it; a repeat for the same object and reason is counted on the first (the correlator). */
+  private recordEvent(o: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string, component: string): void {
+    const eventsR = this.res('', 'events');
+    const ns = o.metadata.namespace as string;
+    const now = nowTimestamp();
+    const existing = this.registry.store.list(eventsR, ns).find((e) => (e['involvedObject'] as Obj | undefined)?.['uid'] === o.metadata.uid && e['reason'] === reason);
+    if (existing) {
+      const next = clone(existing);
+      Object.assign(next, { message, count: Number(existing['count'] ?? 1) + 1, lastTimestamp: now });
+      this.registry.store.update(eventsR, next);
+      return;
+    }
+    this.registry.put(eventsR, {
+      metadata: { name: `${o.metadata.name}.${Date.now().toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`, namespace: ns },
+      involvedObject: { kind: o.kind, namespace: ns, name: o.metadata.name, uid: o.metadata.uid, apiVersion: o.apiVersion, resourceVersion: o.metadata.resourceVersion },
+      reason,
+      message,
+      source: { component },
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+      type,
+      eventTime: null,
+      reportingComponent: component,
+      reportingInstance: '',
+    });
   }
 
   // ---- StatefulSet -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import { applyPatchOfType, type PatchType } from './patch.ts';
 import { apiVersionOf, type ResourceTable, type ResourceType } from './resources.ts';
 import { formatLabelSelectorObject, matchesFieldSelector, matchesLabelSelector, parseFieldSelector, parseLabelSelector, type LabelSelectorObject } from './selectors.ts';
 import { ApiError, badRequest, conflict, failure, forbidden, invalid, notFound } from './status.ts';
+import { evaluatePodSpec, formatLevelVersion, podTemplateSpec, policyFromLabels, POD_CONTROLLER_KINDS } from './podsecurity.ts';
 import { clone, type KubeObject, type ObjectStore } from './store.ts';
 import { applyDefaults, nowTimestamp, prepareForCreate, prepareForUpdate, validateCreate, validateUpdate } from './strategies.ts';
 
@@ -143,6 +144,8 @@ export class Registry {
     if (r.kind === 'Service') this.allocateClusterIp(obj);
     const errors = validateCreate(r, obj);
     if (errors.length) throw invalid(r, obj.metadata.name ?? '', errors);
+    // Validating admission runs after validation, on the object as stored (name generated).
+    this.admitPodSecurity(r, obj, undefined, ctx);
     if (ctx.dryRun) return obj;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -233,6 +236,7 @@ export class Registry {
     obj = prepareForUpdate(r, obj, old, subresource);
     const errors = validateUpdate(r, obj, old, subresource);
     if (errors.length) throw invalid(r, old.metadata.name ?? '', errors);
+    if (subresource === undefined) this.admitPodSecurity(r, obj, old, ctx);
     if (ctx.dryRun) return obj;
     if (isDeepStrictEqual({ ...obj, metadata: { ...obj.metadata, resourceVersion: undefined } }, { ...old, metadata: { ...old.metadata, resourceVersion: undefined } })) {
       // A no-op update does not bump resourceVersion or emit an event.
@@ -521,6 +525,28 @@ export class Registry {
     }
   }
 
+  /**
+   * The PodSecurity validating admission plugin (pod-security-admission's Validate): a pod
+   * that violates its namespace's enforce level is refused with 403; a pod controller only
+   * gets a warning (HTTP Warning header), as does an admitted pod that violates the warn level.
+   * A pod update is judged only when it changes what the policy looks at (isSignificantPodUpdate).
+   */
+  private admitPodSecurity(r: ResourceType, obj: KubeObject, old: KubeObject | undefined, ctx: RequestContext): void {
+    const isPod = r.kind === 'Pod' && r.group === '';
+    if (!isPod && !(POD_CONTROLLER_KINDS.has(r.kind) && (r.group === 'apps' || r.group === 'batch' || r.group === ''))) return;
+    const labels = this.store.get(this.resource('', 'namespaces'), undefined, obj.metadata.namespace ?? '')?.metadata.labels;
+    const policy = policyFromLabels(labels);
+    const spec = isPod ? (obj['spec'] as Record<string, unknown> | undefined) : podTemplateSpec(obj);
+    if (!spec) return;
+    if (isPod) {
+      if (old && !significantPodUpdate(obj, old)) return;
+      const violation = evaluatePodSpec(policy.enforce.level, spec);
+      if (violation) throw forbidden(r, obj.metadata.name, `violates PodSecurity "${formatLevelVersion(policy.enforce)}": ${violation}`);
+    }
+    const warning = evaluatePodSpec(policy.warn.level, spec);
+    if (warning) ctx.warnings?.push(`would violate PodSecurity "${formatLevelVersion(policy.warn)}": ${warning}`);
+  }
+
   private allocateClusterIp(svc: KubeObject): void {
     const spec = (svc['spec'] ??= {}) as Record<string, unknown>;
     if (spec['type'] === 'ExternalName') return;
@@ -552,6 +578,16 @@ export function kindOf(r: ResourceType): GroupVersionKind {
 function stripTypeMeta(o: KubeObject): KubeObject {
   const { apiVersion: _a, kind: _k, ...rest } = o;
   return rest as KubeObject;
+}
+
+/** As pod-security-admission's isSignificantPodUpdate: container count, images or the seccomp alpha annotations changed. */
+function significantPodUpdate(pod: KubeObject, old: KubeObject): boolean {
+  const images = (o: KubeObject): string => {
+    const spec = (o['spec'] ?? {}) as Record<string, Array<{ image?: string }> | undefined>;
+    return JSON.stringify(['containers', 'initContainers', 'ephemeralContainers'].map((f) => (spec[f] ?? []).map((c) => c.image)));
+  };
+  const seccomp = (o: KubeObject): string => JSON.stringify(Object.entries(o.metadata.annotations ?? {}).filter(([k]) => k.includes('seccomp.security.alpha.kubernetes.io')).sort());
+  return images(pod) !== images(old) || seccomp(pod) !== seccomp(old);
 }
 
 function hasResourceVersion(patchBody: unknown): boolean {

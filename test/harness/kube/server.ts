@@ -14,7 +14,7 @@ import type { DeleteOptions, Registry, RequestContext } from './registry.ts';
 import { apiGroup, apiGroupList, apiResourceList, apiVersionOf, type ResourceTable, type ResourceType } from './resources.ts';
 import { localSubjectAccessReview, selfSubjectAccessReview, selfSubjectReview, subjectAccessReview, tokenRequest, tokenReview } from './reviews.ts';
 import { parseFieldSelector, parseLabelSelector } from './selectors.ts';
-import { ApiError, badRequest, failure, forbidden, internalError, methodNotAllowed, pageNotFound, unauthorized, unsupportedMediaType, type Status } from './status.ts';
+import { ApiError, badRequest, failure, forbidden, internalError, methodNotAllowed, pageNotFound, unauthorized, unsupportedMediaType } from './status.ts';
 import { toTable, wantsTable, type IncludeObject } from './tables.ts';
 import type { WatchHub } from './watch.ts';
 
@@ -40,9 +40,12 @@ const MAX_BODY = 3 * 1024 * 1024;
 
 export function createRequestHandler(deps: ServerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    handle(deps, req, res).catch((err: unknown) => {
+    // Admission warnings travel with a refusal too: kube-apiserver's warning recorder writes
+    // the Warning header as each one is added, and kubectl prints them before the error.
+    const warnings: string[] = [];
+    handle(deps, req, res, warnings).catch((err: unknown) => {
       const status = err instanceof ApiError ? err.status : internalError((err as Error)?.message ?? String(err)).status;
-      if (!res.headersSent) sendStatus(res, status);
+      if (!res.headersSent) sendJson(res, status.code, status, warnings);
       else res.destroy();
     });
   };
@@ -54,10 +57,6 @@ function sendJson(res: ServerResponse, code: number, body: unknown, warnings: st
   if (warnings.length) headers['Warning'] = warnings.map((w) => `299 - ${JSON.stringify(w)}`);
   res.writeHead(code, headers);
   res.end(text);
-}
-
-function sendStatus(res: ServerResponse, status: Status): void {
-  sendJson(res, status.code, status);
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -142,7 +141,7 @@ function forbiddenMessage(user: UserInfo, verb: string, plural: string, sub: str
   return `User "${user.username}" cannot ${verb} resource "${resource}" in API group "${group}" ${where}`;
 }
 
-async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerResponse, warnings: string[]): Promise<void> {
   const url = new URL(req.url ?? '/', 'https://double.invalid');
   const method = (req.method ?? 'GET').toUpperCase();
   const path = url.pathname.replace(/\/+$/, '') || '/';
@@ -207,7 +206,6 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     throw forbidden(r, name, forbiddenMessage(user, verb, r.plural, subresource, r.group, namespace));
   }
 
-  const warnings: string[] = [];
   const ctx: RequestContext = { user, dryRun: q.getAll('dryRun').includes('All'), fieldManager: q.get('fieldManager') ?? undefined, warnings };
   const table = wantsTable(req.headers.accept) && (verb === 'get' || verb === 'list' || verb === 'watch') && !subresource;
   const include = (q.get('includeObject') as IncludeObject | null) ?? 'Metadata';

@@ -73,7 +73,8 @@ function expectInjected(spec: Obj, container: string) {
   expect(c.volumeMounts.map((m: Obj) => m.mountPath).filter((p: string) => p.startsWith('/nemutator/'))).toEqual(['/nemutator/socket', '/nemutator/bin', '/nemutator/secrets', '/nemutator/token']);
   expect(spec.initContainers[0]).toMatchObject({ name: 'nemutator-init', image: 'registry.local/nemutator/init:test', command: ['/nemu-exec', 'init', '--bin', '/nemutator/bin', '--render'] });
   const volumes = Object.fromEntries(spec.volumes.map((v: Obj) => [v.name, v]));
-  expect(volumes['nemutator-socket'].hostPath).toMatchObject({ path: '/run/nemutator', type: 'DirectoryOrCreate' });
+  expect(volumes['nemutator-socket'].csi).toEqual({ driver: 'csi.nemutator.io', readOnly: true });
+  expect(spec.initContainers[0].securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
   expect(volumes['nemutator-bin'].emptyDir).toMatchObject({ medium: 'Memory' });
   expect(volumes['nemutator-token'].projected.sources).toContainEqual({ serviceAccountToken: { audience: 'vault', expirationSeconds: 3600, path: 'token' } });
 }

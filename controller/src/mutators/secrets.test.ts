@@ -57,13 +57,24 @@ describe('the secrets mutator', () => {
   it('adds the socket, launcher and token volumes, the init container, and wraps the referencing container', () => {
     const spec = run(app(), { nemu_env_api: API }).object.spec as Obj;
     expect(spec.volumes).toEqual([
-      { name: 'nemutator-socket', hostPath: { path: '/run/nemutator', type: 'DirectoryOrCreate' } },
+      { name: 'nemutator-socket', csi: { driver: 'csi.nemutator.io', readOnly: true } },
       { name: 'nemutator-bin', emptyDir: { medium: 'Memory' } },
       { name: 'nemutator-token', projected: { sources: [{ serviceAccountToken: { audience: 'vault', expirationSeconds: 3600, path: 'token' } }] } },
     ]);
     expect(spec.initContainers).toHaveLength(1);
     expect(spec.initContainers[0]).toMatchObject({ name: 'nemutator-init', image: 'ghcr.io/nemutator/init:0.1.0', command: ['/nemu-exec', 'init', '--bin', '/nemutator/bin', '--render'] });
     expect(spec.initContainers[0].volumeMounts.map((m: Obj) => m.name)).toEqual(['nemutator-socket', 'nemutator-bin', 'nemutator-bin', 'nemutator-token']);
+    // everything Pod Security's restricted level asks of a container, and small resources
+    expect(spec.initContainers[0].securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(spec.initContainers[0].resources).toEqual({ requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '64Mi' } });
     const [appC, sidecar] = spec.containers;
     expect(appC.command).toEqual(['/nemutator/bin/nemu-exec', '--', '/bin/server', '--port', '80']);
     expect(appC.args).toBeUndefined();
@@ -148,12 +159,33 @@ describe('the secrets mutator', () => {
   });
 
   it('takes its image, audience and socket directory from configuration', () => {
-    const chain = withSecretsOptions(DEFAULT_CHAIN, { initImage: 'registry.local/init:9', vaultAudience: 'va', socketHostDir: '/var/run/nemu' });
+    const options = { initImage: 'registry.local/init:9', vaultAudience: 'va', socketHostDir: '/var/run/nemu', secretsSocketVolume: 'hostPath' as const, initCpuRequest: '5m', initMemoryRequest: '8Mi', initCpuLimit: '50m', initMemoryLimit: '32Mi' };
+    const chain = withSecretsOptions(DEFAULT_CHAIN, options);
+    const ctx = { kind: 'Pod' as const, namespace: 'web', operation: 'CREATE' as const, dictionary: new Map(), recommendations: [] };
     const p = pod({ containers: [{ name: 'a', command: ['x'], env: [{ name: 'T', value: DB }] }] });
-    const spec = runChain(chain, p, { kind: 'Pod', namespace: 'web', operation: 'CREATE', dictionary: new Map(), recommendations: [] }).object.spec as Obj;
+    const mutated = runChain(chain, p, ctx).object;
+    const spec = mutated.spec as Obj;
     expect(spec.initContainers[0].image).toBe('registry.local/init:9');
-    expect(spec.volumes[0].hostPath.path).toBe('/var/run/nemu');
+    expect(spec.volumes[0]).toEqual({ name: 'nemutator-socket', hostPath: { path: '/var/run/nemu', type: 'DirectoryOrCreate' } });
     expect(spec.volumes[2].projected.sources[0].serviceAccountToken.audience).toBe('va');
+    expect(spec.initContainers[0].resources).toEqual({ requests: { cpu: '5m', memory: '8Mi' }, limits: { cpu: '50m', memory: '32Mi' } });
+    // configuration back to csi: the stored pod's hostPath source is replaced, not joined
+    const back = runChain(withSecretsOptions(DEFAULT_CHAIN, { ...options, secretsSocketVolume: 'csi' }), mutated, ctx);
+    expect((back.object.spec as Obj).volumes[0]).toEqual({ name: 'nemutator-socket', csi: { driver: 'csi.nemutator.io', readOnly: true } });
+    expect(diff(mutated, back.object).forward).toEqual(expect.arrayContaining([expect.objectContaining({ op: 'remove', path: '/spec/volumes/0/hostPath' })]));
+  });
+
+  it('keeps a stored init container whose securityContext the API server re-ordered (no patch)', () => {
+    const first = run(app(), { nemu_env_api: API }).object;
+    const stored = structuredClone(first) as Obj;
+    const init = stored.spec.initContainers[0];
+    // Go field order, as kube-apiserver serializes it
+    init.securityContext = { capabilities: { drop: ['ALL'] }, runAsUser: 65532, runAsGroup: 65532, runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, seccompProfile: { type: 'RuntimeDefault' } };
+    init.resources = { limits: { memory: '64Mi', cpu: '100m' }, requests: { memory: '16Mi', cpu: '10m' } };
+    expect(diff(stored as KubeObject, run(stored as KubeObject, { nemu_env_api: API }).object).forward).toEqual([]);
+    // a tampered one is put back
+    init.securityContext.allowPrivilegeEscalation = true;
+    expect((run(stored as KubeObject, { nemu_env_api: API }).object.spec as Obj).initContainers[0].securityContext.allowPrivilegeEscalation).toBe(false);
   });
 
   it('keeps the API server’s defaulted fields (an UPDATE of a stored Deployment yields no patch)', () => {

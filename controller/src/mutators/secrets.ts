@@ -14,6 +14,7 @@
  * wrapped in `/nemutator/bin/nemu-exec --`. The record is the source of truth on a re-run (the
  * `vault:` env entries are gone by then), which makes the mutator idempotent.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { isRecord, NEMU, type KubeObject, type MutationContext, type Mutator } from './types.ts';
 import { editAt, podSpecOf, templateOf, type Container } from './workload.ts';
 
@@ -95,11 +96,60 @@ export interface SecretsOptions {
   initImage: string;
   /** Audience of the projected token the agent logs in to Vault with, unless the pod names one. */
   vaultAudience: string;
-  /** Host directory of the agent's socket. */
+  /** Host directory of the agent's socket (the `hostPath` volume). */
   socketHostDir: string;
+  /**
+   * How the socket directory reaches the pod: an inline `csi` volume of the node plugin
+   * (allowed by every Pod Security level) or a `hostPath` (refused by baseline and restricted).
+   */
+  secretsSocketVolume?: 'csi' | 'hostPath';
+  /** Requests and limits of nemutator-init (quantities). */
+  initCpuRequest?: string;
+  initMemoryRequest?: string;
+  initCpuLimit?: string;
+  initMemoryLimit?: string;
 }
 
-export const SECRETS_DEFAULTS: SecretsOptions = { initImage: 'ghcr.io/nemutator/init:0.1.0', vaultAudience: 'vault', socketHostDir: '/run/nemutator' };
+export const CSI_DRIVER = 'csi.nemutator.io';
+/** distroless' `nonroot`: the init image's own USER. */
+export const INIT_UID = 65532;
+
+export const SECRETS_DEFAULTS: SecretsOptions = {
+  initImage: 'ghcr.io/nemutator/init:0.1.0',
+  vaultAudience: 'vault',
+  socketHostDir: '/run/nemutator',
+  secretsSocketVolume: 'csi',
+  initCpuRequest: '10m',
+  initMemoryRequest: '16Mi',
+  initCpuLimit: '100m',
+  initMemoryLimit: '64Mi',
+};
+
+/**
+ * What nemutator-init runs with: everything Pod Security's restricted level asks for. It only
+ * copies a file into the pod's emptyDir and writes rendered files there (mode 0444, so the
+ * application reads them whatever its own user is); the launcher then runs in the application
+ * container as the application's user.
+ */
+export const INIT_SECURITY_CONTEXT = {
+  runAsNonRoot: true,
+  runAsUser: INIT_UID,
+  runAsGroup: INIT_UID,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+} as const;
+
+/** The socket volume's source as options choose it. */
+export function socketVolumeSource(options: SecretsOptions): Record<string, unknown> {
+  return (options.secretsSocketVolume ?? 'csi') === 'csi' ? { csi: { driver: CSI_DRIVER, readOnly: true } } : { hostPath: { path: options.socketHostDir, type: 'DirectoryOrCreate' } };
+}
+
+function initResources(options: SecretsOptions): Record<string, Record<string, string>> {
+  const o = { ...SECRETS_DEFAULTS, ...options };
+  return { requests: { cpu: o.initCpuRequest!, memory: o.initMemoryRequest! }, limits: { cpu: o.initCpuLimit!, memory: o.initMemoryLimit! } };
+}
 
 type Env = Record<string, unknown>;
 type Mount = { name: string; mountPath: string; readOnly?: boolean; subPath?: string };
@@ -337,11 +387,14 @@ function ensureVolumes(spec: Record<string, unknown>, audience: string, options:
   let changed = false;
   const byName = (n: string) => volumes.find((v) => isRecord(v) && v.name === n);
   const socket = byName(VOLUMES.socket);
+  const source = socketVolumeSource(options);
   if (!socket) {
-    volumes.push({ name: VOLUMES.socket, hostPath: { path: options.socketHostDir, type: 'DirectoryOrCreate' } });
+    volumes.push({ name: VOLUMES.socket, ...source });
     changed = true;
-  } else if (!isRecord(socket.hostPath) || socket.hostPath.path !== options.socketHostDir) {
-    socket.hostPath = { path: options.socketHostDir, type: 'DirectoryOrCreate' };
+  } else if (!sameSocketSource(socket, source)) {
+    // the other kind of source (configuration changed) goes: a volume has exactly one
+    for (const k of Object.keys(socket)) if (k !== 'name') delete socket[k];
+    Object.assign(socket, source);
     changed = true;
   }
   if (!byName(VOLUMES.bin)) {
@@ -349,15 +402,15 @@ function ensureVolumes(spec: Record<string, unknown>, audience: string, options:
     changed = true;
   }
   const token = byName(VOLUMES.token);
-  const source = { serviceAccountToken: { audience, expirationSeconds: TOKEN_EXPIRATION_SECONDS, path: 'token' } };
+  const tokenSource = { serviceAccountToken: { audience, expirationSeconds: TOKEN_EXPIRATION_SECONDS, path: 'token' } };
   if (!token) {
-    volumes.push({ name: VOLUMES.token, projected: { sources: [source] } });
+    volumes.push({ name: VOLUMES.token, projected: { sources: [tokenSource] } });
     changed = true;
   } else {
     // fields the API server defaults (defaultMode) are kept; only the audience is ours to change
     const sat = isRecord(token.projected) && Array.isArray(token.projected.sources) ? token.projected.sources.find((s) => isRecord(s) && isRecord(s.serviceAccountToken))?.serviceAccountToken : undefined;
     if (!isRecord(sat)) {
-      token.projected = { sources: [source] };
+      token.projected = { sources: [tokenSource] };
       changed = true;
     } else if (sat.audience !== audience) {
       sat.audience = audience;
@@ -365,6 +418,24 @@ function ensureVolumes(spec: Record<string, unknown>, audience: string, options:
     }
   }
   return changed;
+}
+
+/** The source the API server stores for ours: hostPath keeps its path and type, csi its driver and readOnly (volumeAttributes may be defaulted to nothing). */
+function sameSocketSource(volume: Record<string, unknown>, source: Record<string, unknown>): boolean {
+  const keys = Object.keys(volume).filter((k) => k !== 'name');
+  const [kind] = Object.keys(source) as [string];
+  if (keys.length !== 1 || keys[0] !== kind || !isRecord(volume[kind])) return false;
+  const have = volume[kind];
+  const want = source[kind] as Record<string, unknown>;
+  return Object.entries(want).every(([k, v]) => have[k] === v);
+}
+
+/** Sets `field` of the init container to `value` unless it already holds exactly that. */
+function ensureField(init: Record<string, unknown>, field: string, value: unknown): boolean {
+  // key order is the API server's (Go field order) once stored: compared as values
+  if (isDeepStrictEqual(init[field], value)) return false;
+  init[field] = structuredClone(value);
+  return true;
 }
 
 function ensureInitContainer(spec: Record<string, unknown>, options: SecretsOptions): boolean {
@@ -393,6 +464,8 @@ function ensureInitContainer(spec: Record<string, unknown>, options: SecretsOpti
   }
   if (ensureMounts(init as Container, INIT_MOUNTS)) changed = true;
   if (ensureEnv(init as Container, launcherEnv(INIT_CONTAINER))) changed = true;
+  if (ensureField(init, 'securityContext', INIT_SECURITY_CONTEXT)) changed = true;
+  if (ensureField(init, 'resources', initResources(options))) changed = true;
   return changed;
 }
 

@@ -20,6 +20,9 @@ import { registerProfiles } from './profiles/index.ts';
 import type { Router } from './server/router.ts';
 import { registerTelemetryRoutes, telemetryFeature } from './telemetry/feature.ts';
 import { ErrorCodes, NemuError } from '../../common/src/errors.ts';
+import { loadKubeConfig } from '../../common/src/kube.ts';
+import { enforcedLevel, type PodSecurityLevel } from './admission/pod-security.ts';
+import { watchNamespaceLabels } from './kube/namespaces.ts';
 
 /** What admission and the routes share, per running controller. */
 interface AdmissionParts {
@@ -66,7 +69,18 @@ async function createAdmission(parts: ControllerParts, shared: AdmissionParts): 
   const chain = withSecretsOptions(DEFAULT_CHAIN, parts.config);
   // telemetry recommendations (cached, refreshed in the background) come before the ratio policy
   const telemetry = await telemetryFeature(parts, mutationLog);
-  return createAdmissionHandler({ log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, memoEntries: parts.config.admissionMemoEntries, deadlineMs: parts.config.dictionaryTimeout, ...(telemetry ? { telemetry: telemetry.source } : {}), ...(ratio ? { ratio } : {}) });
+  const podSecurityLevel = namespacePodSecurity(parts);
+  return createAdmissionHandler({
+    ...(podSecurityLevel ? { podSecurityLevel } : {}), log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, memoEntries: parts.config.admissionMemoEntries, deadlineMs: parts.config.dictionaryTimeout, ...(telemetry ? { telemetry: telemetry.source } : {}), ...(ratio ? { ratio } : {}) });
+}
+
+/** With a cluster: the Pod Security level each namespace enforces, from a namespace informer. */
+function namespacePodSecurity(parts: ControllerParts): ((namespace: string) => PodSecurityLevel) | undefined {
+  const kc = loadKubeConfig(parts.config.kubeconfig);
+  if (!kc) return undefined;
+  const namespaces = watchNamespaceLabels(kc, parts.log.child({ component: 'namespaces' }));
+  parts.onStop(() => namespaces.stop());
+  return (namespace) => enforcedLevel(namespaces.labels(namespace));
 }
 
 function registerRoutes(router: Router, parts: ControllerParts, shared: AdmissionParts): void {

@@ -38,6 +38,7 @@ import { ReviewDeadline } from './deadline.ts';
 import { ChainMemo, type RecordedRecommendation } from './memo.ts';
 import { admissionResponse, decodeAdmissionReview, type AdmissionRequest, type AdmissionResponse, type AdmissionReviewOut } from './review.ts';
 import { applies, diff } from './patch.ts';
+import { podSecurityWarnings, type PodSecurityLevel } from './pod-security.ts';
 import type { SkipRules } from './skip-rules.ts';
 
 export interface AdmissionHandler {
@@ -73,6 +74,8 @@ export interface AdmissionOptions {
   memoEntries?: number;
   /** Deadline shared by a review's reads (skip rules, dictionary): `dictionaryTimeout`. Default 200 ms. */
   deadlineMs?: number;
+  /** The Pod Security level a namespace enforces (from its labels); absent: never warned about. */
+  podSecurityLevel?: (namespace: string) => PodSecurityLevel;
 }
 
 export type ReviewResult = 'mutated' | 'unchanged' | 'skipped' | 'dry_run' | 'degraded' | 'refused' | 'invalid';
@@ -169,7 +172,9 @@ class Admission {
 
     // A review of an object the chain has answered before (the Pods of one ReplicaSet are one
     // object at admission) reuses that answer if everything the chain read is unchanged.
-    const memoKey = this.memo && !req.dryRun && !r.skip.verbs.has('patch') && req.oldObject == null ? this.memo.key(r.kind, req.operation, r.namespace, r.skip.verbs, JSON.stringify(r.object)) : undefined;
+    // The enforced Pod Security level is part of the key: the remembered warnings depend on it.
+    const level = this.opts.podSecurityLevel?.(r.namespace) ?? 'privileged';
+    const memoKey = this.memo && !req.dryRun && !r.skip.verbs.has('patch') && req.oldObject == null ? this.memo.key(r.kind, req.operation, `${r.namespace}\u0000${level}`, r.skip.verbs, JSON.stringify(r.object)) : undefined;
     const remembered = memoKey !== undefined ? this.memo!.get(memoKey) : undefined;
     const keys = remembered ? remembered.keys : chainKeys(this.chain, r.object, { kind: r.kind, namespace: r.namespace }, r.skip.verbs);
     const dictionary = await this.lookup(r, keys, deadline);
@@ -182,7 +187,7 @@ class Admission {
     } else if (memoKey !== undefined) {
       this.opts.metrics?.memo.inc({ result: 'miss' });
     }
-    return this.fromChain(r, dictionary, keys, memoKey);
+    return this.fromChain(r, dictionary, keys, memoKey, level);
   }
 
   /** The object under review, or the answer when there is nothing to do. */
@@ -246,7 +251,7 @@ class Admission {
   }
 
   /** Runs the chain and answers with its patch (remembered for the next replica). */
-  private async fromChain(r: InReview, dictionary: Map<string, string>, keys: string[], memoKey: string | undefined): Promise<Answer> {
+  private async fromChain(r: InReview, dictionary: Map<string, string>, keys: string[], memoKey: string | undefined, level: PodSecurityLevel): Promise<Answer> {
     const { req, kind, object, namespace, warnings } = r;
     const recommendations: RecommendationSource[] = [];
     if (this.opts.telemetry && !r.skip.verbs.has('prom_metrics')) recommendations.push(this.opts.telemetry);
@@ -254,6 +259,8 @@ class Admission {
     const recorded: RecordedRecommendation[] = [];
     const ctx = { kind, operation: req.operation as 'CREATE' | 'UPDATE', namespace, dictionary, recommendations: memoKey !== undefined ? ChainMemo.recording(recommendations, recorded) : recommendations, ...(isRecord(req.oldObject) ? { oldObject: req.oldObject } : {}) };
     const result = runChain(this.chain, object, ctx, r.skip.verbs);
+    // what nemutator injected and the namespace's Pod Security level would refuse, said now
+    result.warnings.push(...podSecurityWarnings(result.object, kind, namespace, level));
     warnings.push(...result.warnings);
     for (const verb of result.failed) this.opts.metrics?.mutatorErrors.inc({ mutator: verb });
     if (result.failed.length > 0) this.hot.warn('mutators', { uid: req.uid, kind, failed: result.failed }, 'mutators failed and were skipped');

@@ -4,12 +4,13 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnInCgroup } from '../harness/cgroup.ts';
 import { buildLauncher } from '../harness/build-native.ts';
 import { boundMs, medianMs } from '../harness/baseline.ts';
+import { requireTool } from '../harness/tools.ts';
 import { until } from '../harness/wait.ts';
 import { startWorld, type TestPod, type World } from './world.ts';
 
@@ -99,6 +100,37 @@ describe('nemu-exec', () => {
     const bad = await run(launcher, ['init', '--render'], podEnv());
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--bin <dir> is required');
+  });
+
+  it('needs no root: init as UID 65532 into a 0777 emptyDir, then the app as its own UID 1000 gets env and files', async () => {
+    // What a restricted pod does: nemutator-init runs as the init image's nonroot user, the
+    // application container as whatever user it chose; the agent's socket is 0666 and tells
+    // callers apart by cgroup and token, not by UID.
+    const setpriv = requireTool('setpriv', 'util-linux');
+    await chmod(world.dir, 0o711); // a node's /run: traversable, the agent's socket dir 0755
+    const image = join(world.dir, 'init-image');
+    await mkdir(image, { mode: 0o755 });
+    await copyFile(launcher, join(image, 'nemu-exec'));
+    await chmod(join(image, 'nemu-exec'), 0o755);
+    const empty = join(world.dir, 'empty-dir');
+    // kubelet makes an emptyDir 0777, and a subPath directory with the volume's mode
+    for (const d of [empty, join(empty, 'secrets')]) {
+      await mkdir(d);
+      await chmod(d, 0o777);
+    }
+    const asUser = (uid: number, cmd: string, args: string[], env: NodeJS.ProcessEnv) =>
+      run('/bin/sh', ['-c', `exec ${setpriv} --reuid=${uid} --regid=${uid} --clear-groups --no-new-privs "$@"`, 'sh', cmd, ...args], env);
+    const init = await asUser(65532, join(image, 'nemu-exec'), ['init', '--bin', join(empty, 'bin'), '--render'], { ...podEnv('app'), NEMUTATOR_SECRETS_DIR: join(empty, 'secrets') });
+    expect(init.code, init.stderr).toBe(0);
+    expect(statSync(join(empty, 'bin', 'nemu-exec'))).toMatchObject({ uid: 65532 });
+    expect(statSync(join(empty, 'bin', 'nemu-exec')).mode & 0o777).toBe(0o755);
+    expect(statSync(join(empty, 'secrets', 'db.pass')).mode & 0o777).toBe(0o444);
+    const script = 'id -u; printf %s "$DB_PASSWORD" | sha256sum; sha256sum < "$NEMUTATOR_SECRETS_DIR/db.pass"';
+    const app = await asUser(1000, join(empty, 'bin', 'nemu-exec'), ['--', 'sh', '-c', script], { ...podEnv('app'), NEMUTATOR_SECRETS_DIR: join(empty, 'secrets') });
+    expect(app.code, app.stderr).toBe(0);
+    const [uid, envHash, fileHash] = app.stdout.trim().split('\n').map((l) => l.split(' ')[0]);
+    expect({ uid, envHash, fileHash }).toEqual({ uid: '1000', envHash: sha(DB), fileHash: sha(DB) });
+    expect(app.stderr + app.stdout).not.toContain(DB);
   });
 
   it('fails clearly, without a value, when refused or misconfigured', async () => {

@@ -243,6 +243,7 @@ describe('refusals: the status codes of the CSI spec', () => {
     expect(r.ok).toBe(false);
     expect(r.code).not.toBe(status.OK);
     expect(await client.call('identity', 'GetPluginInfo', {})).toMatchObject({ ok: true });
+    expect(await client.call('node', 'NodePublishVolume', {})).toMatchObject({ ok: false, code: status.INVALID_ARGUMENT });
     expect(await registry.metrics()).toMatch(/nemutator_agent_csi_operations_total\{operation="NodePublishVolume",result="INVALID_ARGUMENT"\} [1-9]/);
   });
 });

@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Nemutator agent: node metrics, secrets socket and bpftrace profiler (DaemonSet).
+# Nemutator agent: node metrics, secrets socket, CSI node plugin and bpftrace profiler (DaemonSet).
 # Build from the repository root:  docker build -f images/agent.Dockerfile -t ghcr.io/nemutator/agent:0.1.0 .
 
 # ---- build: full dependencies, TypeScript -> dist/ ----
@@ -21,7 +21,8 @@ COPY agent/ agent/
 RUN npm run build \
  && mkdir -p dist/proto/gen \
  && cp proto/gen/*.js dist/proto/gen/ \
- && test -f dist/agent/src/main.js
+ && test -f dist/agent/src/main.js \
+ && test -f dist/agent/src/csi/proto/csi.proto
 
 # ---- deps: production dependencies only ----
 FROM node:20-bookworm-slim AS deps
@@ -34,11 +35,13 @@ FROM node:20-bookworm-slim AS node
 
 # ---- runtime: Debian with bpftrace, plus Node.js ----
 FROM debian:bookworm-slim
-# bpftrace: the profiler's sampler. ca-certificates: TLS to Vault. libstdc++6 and
-# libgcc-s1: the node binary links them dynamically (already pulled in by bpftrace; named
-# so that removing bpftrace does not break node).
+# bpftrace: the profiler's sampler. ca-certificates: TLS to Vault. mount: mount(8) and
+# umount(8), with which the CSI plugin bind-mounts the socket directory into pods (in the
+# slim image already, named so that it stays). libstdc++6 and libgcc-s1: the node binary
+# links them dynamically (already pulled in by bpftrace; named so that removing bpftrace does
+# not break node).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bpftrace ca-certificates libstdc++6 libgcc-s1 \
+ && apt-get install -y --no-install-recommends bpftrace ca-certificates mount libstdc++6 libgcc-s1 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 ENV NODE_ENV=production
@@ -47,8 +50,8 @@ COPY package.json ./
 COPY --from=deps /app/node_modules/ node_modules/
 COPY --from=build /src/dist/ dist/
 # Runs as root (uid 0) on purpose: bpftrace refuses to start with any other effective uid.
-# The DaemonSet drops every capability except BPF, PERFMON, SYS_RESOURCE, SYS_PTRACE and
-# SYSLOG, keeps privileged: false and a read-only root filesystem (see docs/deploy.md).
+# The DaemonSet runs it privileged, for the CSI plugin's mount propagation, with a read-only
+# root filesystem (docs/security.md, "The agent's privileges").
 USER 0:0
 EXPOSE 9101
 # V8 tuned for a small resident set rather than peak JavaScript speed (bench/agent measures

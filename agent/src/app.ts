@@ -35,6 +35,8 @@ import { KubeApi } from './kube/api.ts';
 import { NodePods } from './kube/pods.ts';
 import { VERSION } from '../../common/src/version.ts';
 import type { RunningSecrets } from './secrets/index.ts';
+import type { CsiServer } from './csi/server.ts';
+import { Registry } from 'prom-client';
 
 export interface AgentDeps {
   log: Logger;
@@ -53,6 +55,8 @@ export interface RunningAgent {
   client: FleetClient;
   /** The secrets socket, when vaultAddr is set. */
   secrets?: RunningSecrets;
+  /** The CSI node plugin, when csiSocket is set. */
+  csi?: CsiServer;
   /** The pods of this node from the API server (undefined without a cluster). */
   pods?: NodePods;
   collector: ReportCollector;
@@ -135,16 +139,20 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     ...deps.handlers,
   };
 
+  // The agent's own counters (secrets, CSI), appended to /metrics after the report's families.
+  const registry = new Registry();
   // Secrets over the node socket, when a Vault is configured (DESIGN: Agent, Secrets socket).
   let secrets: RunningSecrets | undefined;
   if (config.vaultAddr) {
     if (!kc || !pods) throw new NemuError(ErrorCodes.CONFIG, 'vaultAddr is set but the agent has no API server to check pods and tokens with; set --kubeconfig or run in a cluster');
     // Loaded only when used: Vault's client is the agent's largest dependency after the kube client.
     const { startSecrets } = await import('./secrets/index.ts');
-    secrets = await startSecrets(config, { log: log.child({ component: 'secrets' }), kube: kc, pods });
+    secrets = await startSecrets(config, { log: log.child({ component: 'secrets' }), kube: kc, pods, registry });
     handlers.rotate ??= secrets.handlers.rotate;
     handlers.secretStatus ??= secrets.handlers.secretStatus;
   }
+
+  const csi = await startCsi(config, log, registry);
 
   const client = new FleetClient({
     url: config.controllerUrl,
@@ -175,7 +183,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         {
           report: () => (last ? Promise.resolve(last) : collect()),
           health: () => ({ link: client.state }),
-          own: () => secrets?.registry.metrics() ?? Promise.resolve(''),
+          // An empty registry prints a lone newline; nothing at all keeps the page as it was.
+          own: async () => {
+            const text = await registry.metrics();
+            return text.trim() === '' ? '' : text;
+          },
         },
         access,
       ),
@@ -195,15 +207,35 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     collector,
     ...(pods ? { pods } : {}),
     ...(secrets ? { secrets } : {}),
+    ...(csi ? { csi } : {}),
     ...(metricsUrl ? { metricsUrl } : {}),
     lastReport: () => last,
     async stop() {
       stopping.abort();
       await client.stop();
+      await csi?.stop();
       await secrets?.stop();
       await pods?.stop();
       if (server) await new Promise<void>((r) => server!.close(() => r()));
       reviewKube?.close();
     },
   };
+}
+
+/**
+ * The CSI node plugin, served by the agent itself rather than a companion process: one Node
+ * process per node keeps the footprint small (bench/agent), and the plugin's only job is to
+ * hand pods the directory of the socket this same process serves (docs/csi.md).
+ */
+async function startCsi(config: AgentConfig, log: Logger, registry: Registry): Promise<CsiServer | undefined> {
+  if (!config.csiSocket) return undefined;
+  const { startCsiServer } = await import('./csi/server.ts');
+  return startCsiServer({
+    socketPath: config.csiSocket,
+    nodeName: config.nodeName,
+    secretsSocketPath: config.socketPath,
+    kubeletDir: config.csiKubeletDir,
+    log: log.child({ component: 'csi' }),
+    registry,
+  });
 }

@@ -24,6 +24,11 @@ export const agentSchema = {
   kubeconfig: string('', 'Kubeconfig file. Empty: in-cluster config when running in a pod, else no cluster (pods are then reported by UID only).'),
   socketPath: string('/run/nemutator/agent.sock', 'Unix socket that serves secrets to the pods of this node.'),
   socketMode: string('0666', 'Permissions of the secrets socket (octal). Every pod of the node may connect; each call is identified by its process and token.', { pattern: /^0?[0-7]{3}$/, form: 'an octal file mode such as 0666' }),
+  csiSocket: string(
+    '',
+    "Unix socket of the CSI node plugin csi.nemutator.io, which bind-mounts the secrets socket's directory read-only into pods that declare a csi volume (docs/csi.md). Empty disables it (local mode); the DaemonSet sets /csi/csi.sock.",
+  ),
+  csiKubeletDir: string('/var/lib/kubelet', "kubelet's root directory (its --root-dir): the CSI plugin mounts only on targets under <csiKubeletDir>/pods."),
   vaultAddr: url('', 'Vault address; empty disables the secrets socket.'),
   vaultAuthMount: string('kubernetes', "Mount path of Vault's kubernetes auth method; the agent logs in there with each pod's own token."),
   vaultAudience: string('vault', 'Audience the pod tokens must carry (a pod may override it with the nemutator.io/vault-audience annotation).'),

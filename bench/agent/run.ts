@@ -1,14 +1,16 @@
 // Agent benchmark: the whole agent (agent/src/main.ts as it ships, reporting to a real
 // controller over WSS) over a 200-pod cgroup v2 fixture tree, reporting every 10 s for 5 minutes,
-// its /metrics scraped after every report. Measured alongside, to explain its numbers: the
-// metrics loop alone (a ReportCollector collecting and encoding, serving the agent's /metrics
-// endpoint), the same modules loaded but idle, and an idle Node.
+// its /metrics scraped after every report, its CSI node plugin serving as in the DaemonSet and
+// called by a kubelet-like client (a pod's volume published after every report, real bind
+// mounts: run as root). Measured alongside, to explain its numbers: the metrics loop alone (a
+// ReportCollector collecting and encoding, serving the agent's /metrics endpoint), the same
+// modules loaded but idle, the same plus the CSI plugin serving, and an idle Node.
 // Targets (issue 5), judged on the whole agent: RSS ≤ 60 MiB and CPU ≤ 1 % of one core.
 // Results go to bench/RESULTS.md ("## agent").
 //
 //   npx tsx bench/agent/run.ts                       # the full 5 minutes
 //   BENCH_AGENT_SECONDS=30 npx tsx bench/agent/run.ts # a quick run
-// All four processes run with the Node flags the agent's image starts it with (the ENTRYPOINT
+// All five processes run with the Node flags the agent's image starts it with (the ENTRYPOINT
 // of images/agent.Dockerfile).
 // Also: BENCH_AGENT_INTERVAL_MS, BENCH_AGENT_PODS, BENCH_AGENT_NODE_FLAGS (flags instead of the
 // image's, '' for none), BENCH_AGENT_TRACE=1 (print RSS every second), BENCH_AGENT_RESULTS (write
@@ -88,7 +90,7 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 }
 
-type Who = 'agent' | 'loop' | 'modules' | 'baseline';
+type Who = 'agent' | 'loop' | 'modules' | 'csi' | 'baseline';
 
 /** The benchmark's environment without what would configure the agent or Node behind its back. */
 function childEnv(): NodeJS.ProcessEnv {
@@ -112,9 +114,9 @@ async function main(): Promise<void> {
     const pods = podsOfANode(PODS);
     await buildCgroupTree(cgroupRoot, { version: 'v2', driver: 'systemd', pods });
     const containers = pods.reduce((sum, p) => sum + p.containers.length, 0);
-    const [loop, modulesIdle, agentMain] = await compileForNode(
+    const [loop, modulesIdle, agentMain, csiIdle] = await compileForNode(
       REPO,
-      ['bench/agent/collector-loop.ts', 'bench/agent/modules-idle.ts', 'agent/src/main.ts'],
+      ['bench/agent/collector-loop.ts', 'bench/agent/modules-idle.ts', 'agent/src/main.ts', 'bench/agent/csi-idle.ts'],
       join(work, 'js'),
     );
 
@@ -124,9 +126,12 @@ async function main(): Promise<void> {
     whole = await startWholeAgent({ entry: agentMain!, nodeFlags: NODE_FLAGS, env, cgroupRoot, dir: work, intervalMs: INTERVAL_MS, pods: PODS, containers });
     const baseline = spawn(process.execPath, [...NODE_FLAGS, '-e', 'setInterval(() => {}, 1 << 30)'], { env, stdio: 'ignore' });
     const modules = spawn(process.execPath, [...NODE_FLAGS, modulesIdle!], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const csiArgs = [join(work, 'csi-idle', 'csi.sock'), join(work, 'csi-idle', 'kubelet'), join(work, 'csi-idle', 'run', 'agent.sock')];
+    const csi = spawn(process.execPath, [...NODE_FLAGS, csiIdle!, ...csiArgs], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(csi);
     const agent = spawn(process.execPath, [...NODE_FLAGS, loop!, cgroupRoot, String(INTERVAL_MS), String(SECONDS)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(baseline, modules, agent);
-    const pids: Record<Who, number> = { agent: whole.pid, loop: agent.pid!, modules: modules.pid!, baseline: baseline.pid! };
+    const pids: Record<Who, number> = { agent: whole.pid, loop: agent.pid!, modules: modules.pid!, csi: csi.pid!, baseline: baseline.pid! };
 
     const collectMs: number[] = [];
     let frameBytes = 0;
@@ -180,19 +185,19 @@ async function main(): Promise<void> {
       else if (event.type === 'done') done();
       else if (event.type === 'error') console.error(`collector loop: ${event.message}`);
     });
-    await Promise.race([Promise.all([isReady, readyLine(modules, 'modules baseline'), whole.firstReport]), failed, scrapeFailure, whole.failed]);
+    await Promise.race([Promise.all([isReady, readyLine(modules, 'modules baseline'), readyLine(csi, 'csi baseline'), whole.firstReport]), failed, scrapeFailure, whole.failed]);
     // Start-up (module loading, the first df) is not the steady state being measured.
     await new Promise((r) => setTimeout(r, 1_000));
 
     const sampleAll = async (): Promise<Record<Who, { cpuSeconds: number; rssBytes: number }>> => {
-      const [w, l, m, b] = await Promise.all([sample(pids.agent), sample(pids.loop), sample(pids.modules), sample(pids.baseline)]);
-      return { agent: w, loop: l, modules: m, baseline: b };
+      const [w, l, m, c, b] = await Promise.all([sample(pids.agent), sample(pids.loop), sample(pids.modules), sample(pids.csi), sample(pids.baseline)]);
+      return { agent: w, loop: l, modules: m, csi: c, baseline: b };
     };
     const startedAt = performance.now();
     const loadAtStart = loadavg()[0]!;
     const start = await sampleAll();
     const reportsAtStart = whole.stats().reports;
-    const peak: Record<Who, number> = { agent: start.agent.rssBytes, loop: start.loop.rssBytes, modules: start.modules.rssBytes, baseline: start.baseline.rssBytes };
+    const peak: Record<Who, number> = { agent: start.agent.rssBytes, loop: start.loop.rssBytes, modules: start.modules.rssBytes, csi: start.csi.rssBytes, baseline: start.baseline.rssBytes };
     const rssSampler = setInterval(() => {
       void sampleAll()
         .then((now) => {
@@ -228,6 +233,7 @@ async function main(): Promise<void> {
     const w = measure('agent');
     const a = measure('loop');
     const m = measure('modules');
+    const c = measure('csi');
     const b = measure('baseline');
     const row = (name: string, x: Measured): string => `| ${name} | ${x.rssMiB.toFixed(1)} | ${x.peakRssMiB.toFixed(1)} | ${x.cpuPercent.toFixed(3)} |`;
     const diff = (name: string, x: Measured, y: Measured): string =>
@@ -249,12 +255,16 @@ async function main(): Promise<void> {
         `controller running in the benchmark's process, reporting every ${INTERVAL_MS / 1000} s for ${Math.round(elapsed)} s. ` +
         `${reportsInWindow} reports reached the controller in that window, each checked to carry all ${PODS} pods and ${containers} containers ` +
         `and each followed by a scrape of the agent's /metrics over HTTP (${ws.scrapes} scrapes in all); at the end the controller's REST API ` +
-        `showed the node connected and fresh with ${atController.pods} pods. No cluster (no pod informer: pods are reported by UID), no Vault ` +
+        `showed the node connected and fresh with ${atController.pods} pods. The CSI node plugin serves in the agent as in the DaemonSet ` +
+        `(\`csiSocket\`): a kubelet-like gRPC client published one new pod's socket volume after every report and, once five were mounted, ` +
+        `unpublished the oldest (${ws.csiPublishes} publishes, ${ws.csiUnpublishes} unpublishes over the run, real bind mounts, all OK and checked in ` +
+        '/proc/self/mountinfo). No cluster (no pod informer: pods are reported by UID), no Vault ' +
         '(no secrets socket), no profile captures. Node metrics from the real /proc, statfs of the mounts at most once a minute.',
       '',
       'Measured over the same window, to explain the agent\'s numbers: the metrics loop alone (a ReportCollector collecting and encoding ' +
         `for the fleet link every ${INTERVAL_MS / 1000} s and serving the agent's /metrics endpoint, scraped after every collect: ` +
-        `${scrapes} scrapes; no fleet link), a Node process with the loop's modules loaded but idle, and an idle \`node -e setInterval(…)\`. ` +
+        `${scrapes} scrapes; no fleet link), a Node process with the loop's modules loaded but idle, the same plus the CSI plugin serving ` +
+        '(never called), and an idle `node -e setInterval(…)`. ' +
         `${nodeFlagsNote()} \`npx tsx bench/agent/run.ts\`.`,
       '',
       `Machine: nproc ${machine.nproc}, kernel ${machine.kernel}, Node ${machine.node}, ${machine.date}; ` +
@@ -266,10 +276,17 @@ async function main(): Promise<void> {
       row('**whole agent** (main.js, reporting to the controller)', w),
       row('metrics loop alone', a),
       row('same modules, idle', m),
+      row('same modules + CSI plugin serving, idle', c),
       row('idle Node', b),
       diff('whole agent − metrics loop (fleet link over TLS, logger, config, command handlers)', w, a),
       diff('loop − idle Node', a, b),
       diff('loop − same modules (the collecting itself)', a, m),
+      diff('CSI plugin at rest (gRPC server, csi.proto parsed): modules + CSI − modules', c, m),
+      '',
+      "The node's whole Nemutator footprint is the agent process above (metrics, fleet link, secrets socket when Vault is set, CSI " +
+        'plugin, profiler when asked) plus the `csi-node-driver-registrar` sidecar, a separate Go program that only registers the ' +
+        "plugin with kubelet at start-up and then waits; it is not run here (its image cannot be pulled, and its v2.13.0 sources need " +
+        'Go 1.23, newer than this machine\'s), and its container is limited to 48 MiB in manifests/agent/daemonset.yaml.',
       '',
       `Targets, on the whole agent: RSS ≤ ${RSS_TARGET_MIB} MiB (peak ${w.peakRssMiB.toFixed(1)} MiB: ${verdict(w.peakRssMiB <= RSS_TARGET_MIB)}), ` +
         `CPU ≤ ${CPU_TARGET_PERCENT} % of one core (${w.cpuPercent.toFixed(3)} %: ${verdict(w.cpuPercent <= CPU_TARGET_PERCENT)}). ` +
@@ -294,7 +311,7 @@ async function main(): Promise<void> {
 function nodeFlagsNote(): string {
   const flags = NODE_FLAGS.length > 0 ? `\`${NODE_FLAGS.join(' ')}\`` : 'none';
   return process.env.BENCH_AGENT_NODE_FLAGS === undefined
-    ? `All four run with the Node flags the agent's image starts it with (images/agent.Dockerfile): ${flags}.`
+    ? `All five run with the Node flags the agent's image starts it with (images/agent.Dockerfile): ${flags}.`
     : `Node flags: ${flags} (BENCH_AGENT_NODE_FLAGS, not the image's).`;
 }
 

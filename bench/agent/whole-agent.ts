@@ -17,6 +17,8 @@ import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.t
 import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator, generateToken } from '../../controller/src/server/auth.ts';
 import { encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
+import { csiClient, kubeletPublish, type CsiClient } from '../../test/csi/kubelet.ts';
+import { mountsAt, readMountInfo } from '../../agent/src/csi/mountinfo.ts';
 
 const NODE_NAME = 'bench-node';
 
@@ -42,6 +44,9 @@ export interface WholeAgentStats {
   collectMs: number[];
   frameBytes: number;
   metricsBytes: number;
+  /** NodePublishVolume / NodeUnpublishVolume calls the kubelet-like client made, all answered OK. */
+  csiPublishes: number;
+  csiUnpublishes: number;
 }
 
 /** What the controller's REST API says about the node at the end. */
@@ -105,7 +110,10 @@ export async function startWholeAgent(opts: WholeAgentOptions): Promise<WholeAge
     // No cluster and no Vault: no pod informer, no secrets socket (the path is never bound).
     ['--kubeconfig', ''],
     ['--vault-addr', ''],
-    ['--socket-path', join(opts.dir, 'agent.sock')],
+    ['--socket-path', join(opts.dir, 'run', 'agent.sock')],
+    // The CSI node plugin serves as in the DaemonSet; a kubelet-like client below uses it.
+    ['--csi-socket', join(opts.dir, 'csi', 'csi.sock')],
+    ['--csi-kubelet-dir', join(opts.dir, 'kubelet')],
     ['--log-level', 'info'],
     ['--log-format', 'json'],
   ].flat();
@@ -120,7 +128,8 @@ export async function startWholeAgent(opts: WholeAgentOptions): Promise<WholeAge
   });
 
   let metricsUrl: string | undefined;
-  const stats: WholeAgentStats = { reports: 0, scrapes: 0, collectMs: [], frameBytes: 0, metricsBytes: 0 };
+  const stats: WholeAgentStats = { reports: 0, scrapes: 0, collectMs: [], frameBytes: 0, metricsBytes: 0, csiPublishes: 0, csiUnpublishes: 0 };
+  const kubelet = csiChurn(join(opts.dir, 'csi', 'csi.sock'), join(opts.dir, 'kubelet'), stats, (e) => fail(e));
   // The agent logs JSON (pino); its own warnings and errors are worth seeing, info is not.
   createInterface({ input: child.stdout! }).on('line', (line) => {
     let entry: { level?: number; msg?: string; metrics?: string };
@@ -174,6 +183,7 @@ export async function startWholeAgent(opts: WholeAgentOptions): Promise<WholeAge
     if (scraping) return; // a scrape still running (a loaded machine) stands for this report too
     scraping = true;
     scrape(Number(report.seq ?? 0))
+      .then(() => kubelet.step())
       .then(() => firstReported())
       .catch((e: Error) => fail(e))
       .finally(() => (scraping = false));
@@ -204,6 +214,7 @@ export async function startWholeAgent(opts: WholeAgentOptions): Promise<WholeAge
     async stop() {
       stopping = true;
       clearInterval(watcher);
+      await kubelet.finish().catch((e: Error) => process.stderr.write(`bench/agent: ${e.message}\n`));
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');
@@ -211,6 +222,50 @@ export async function startWholeAgent(opts: WholeAgentOptions): Promise<WholeAge
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       }
       await controller.stop();
+    },
+  };
+}
+
+/**
+ * A node's pod churn, as kubelet drives the CSI plugin: after every report one new pod's
+ * nemutator-socket volume is published and, once five are mounted, the oldest unpublished.
+ * Every answer must be OK and the mounts must really come and go (mountinfo).
+ */
+function csiChurn(socket: string, kubeletDir: string, stats: WholeAgentStats, fail: (e: Error) => void): { step(): Promise<void>; finish(): Promise<void> } {
+  let client: CsiClient | undefined;
+  const mounted: Array<{ volume_id: string; target_path: string }> = [];
+  let n = 0;
+  const must = async (method: string, request: object): Promise<void> => {
+    const r = await client!.call('node', method, request);
+    if (!r.ok) throw new Error(`the agent's CSI plugin answered ${method} with status ${r.code}: ${r.details}`);
+  };
+  const unpublishOldest = async (): Promise<void> => {
+    const req = mounted.shift()!;
+    await must('NodeUnpublishVolume', { volume_id: req.volume_id, target_path: req.target_path });
+    if (mountsAt(await readMountInfo(), req.target_path).length > 0) throw new Error(`${req.target_path} is still mounted after NodeUnpublishVolume`);
+    stats.csiUnpublishes += 1;
+  };
+  return {
+    async step() {
+      try {
+        client ??= csiClient(socket);
+        const uid = `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`;
+        const req = await kubeletPublish(kubeletDir, { uid, name: `app-${n}`, namespace: 'bench', serviceAccount: 'app' });
+        await must('NodePublishVolume', req);
+        if (mountsAt(await readMountInfo(), req.target_path).length !== 1) throw new Error(`${req.target_path} is not mounted after NodePublishVolume`);
+        mounted.push(req);
+        stats.csiPublishes += 1;
+        if (mounted.length > 5) await unpublishOldest();
+      } catch (e) {
+        fail(e as Error);
+      }
+    },
+    async finish() {
+      try {
+        while (mounted.length > 0) await unpublishOldest();
+      } finally {
+        client?.close();
+      }
     },
   };
 }

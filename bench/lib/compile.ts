@@ -5,10 +5,12 @@ import { dirname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
 
 const RELATIVE_IMPORT = /(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g;
+/** A file a module loads at run time next to itself, e.g. `new URL('./proto/csi.proto', import.meta.url)`. */
+const RELATIVE_ASSET = /new URL\(\s*['"](\.{1,2}\/[^'"]+\.(?!ts['"])[a-z]+)['"]\s*,\s*import\.meta\.url\s*\)/g;
 
 /**
  * Transpiles the entries and every relative module they import (transitively) into outDir,
- * keeping the repository layout; outDir/node_modules points at the repository's packages.
+ * with the files they load next to themselves (RELATIVE_ASSET), keeping the repository layout; outDir/node_modules points at the repository's packages.
  * Returns the compiled entries' paths, in order.
  */
 export async function compileForNode(repoRoot: string, entries: string[], outDir: string): Promise<string[]> {
@@ -20,6 +22,7 @@ export async function compileForNode(repoRoot: string, entries: string[], outDir
     done.add(file);
     const source = await readFile(file, 'utf8');
     for (const m of source.matchAll(RELATIVE_IMPORT)) pending.push(resolve(dirname(file), m[1]!));
+    for (const m of source.matchAll(RELATIVE_ASSET)) pending.push(resolve(dirname(file), m[1]!));
     const target = join(outDir, relative(repoRoot, file));
     await mkdir(dirname(target), { recursive: true });
     if (!file.endsWith('.ts')) {

@@ -160,8 +160,8 @@ describe('images/', () => {
 
   it('dist/ holds the files the compiled programs load at run time', () => {
     // The SO_PEERCRED addon where the compiled agent looks (agent/src/secrets/peercred.ts) and
-    // the generated protobuf module next to its importer.
-    for (const f of ['dist/agent/native/peercred/build/Release/peercred.node', 'dist/proto/gen/nemutator.js', 'dist/proto/codec.js']) {
+    // the generated protobuf module next to its importer, the vendored csi.proto the CSI plugin loads.
+    for (const f of ['dist/agent/native/peercred/build/Release/peercred.node', 'dist/proto/gen/nemutator.js', 'dist/proto/codec.js', 'dist/agent/src/csi/proto/csi.proto']) {
       expect(existsSync(join(repoRoot, f)), f).toBe(true);
     }
   });

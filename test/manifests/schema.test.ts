@@ -13,6 +13,7 @@ import * as k8s from '@kubernetes/client-node';
 import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { CSIDriver } from 'kubernetes-models/storage.k8s.io/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +29,8 @@ type Container = {
   image: string;
   ports?: { name?: string; containerPort: number }[];
   env?: { name: string; value?: string; valueFrom?: { configMapKeyRef?: { name: string; key: string; optional?: boolean }; secretKeyRef?: { name: string; key: string; optional?: boolean }; fieldRef?: { fieldPath: string } } }[];
-  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; mountPropagation?: string }[];
+  args?: string[];
   readinessProbe?: Probe;
   livenessProbe?: Probe;
   startupProbe?: Probe;
@@ -106,9 +108,10 @@ const KINDS: Record<string, { model: ModelClass; fields: string }> = {
   'rbac.authorization.k8s.io/v1/Role': { model: Role, fields: 'V1Role' },
   'rbac.authorization.k8s.io/v1/RoleBinding': { model: RoleBinding, fields: 'V1RoleBinding' },
   'admissionregistration.k8s.io/v1/MutatingWebhookConfiguration': { model: MutatingWebhookConfiguration, fields: 'V1MutatingWebhookConfiguration' },
+  'storage.k8s.io/v1/CSIDriver': { model: CSIDriver, fields: 'V1CSIDriver' },
 };
 
-const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration']);
+const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'CSIDriver']);
 
 function kindOf(obj: { apiVersion?: unknown; kind?: unknown }): (typeof KINDS)[string] {
   const key = `${String(obj.apiVersion)}/${String(obj.kind)}`;
@@ -221,6 +224,7 @@ describe('manifests/ against the Kubernetes OpenAPI schema', () => {
         'ClusterRole/nemutator-secrets-rotator',
         'Role/nemutator-controller',
         'MutatingWebhookConfiguration/nemutator',
+        'CSIDriver/csi.nemutator.io',
       ]),
     );
     expect(new Set(names).size, 'no object is shipped twice').toBe(names.length);
@@ -465,7 +469,7 @@ describe('what the design requires of the manifests', () => {
     expect(heapMiB).toBeGreaterThanOrEqual(Number(limit![1]) * 0.4);
   });
 
-  it('gives the agent host PIDs and the BPF capabilities, without privileged mode', () => {
+  it('gives the agent host PIDs and, for the CSI plugin, privileged mode (every capability)', () => {
     const ds = find<Workload>('DaemonSet', 'nemutator-agent', 'nemutator');
     const pod = ds.spec.template.spec;
     expect(pod.hostPID).toBe(true);
@@ -475,10 +479,11 @@ describe('what the design requires of the manifests', () => {
 
     const c = containerOf(ds, 'agent');
     expect(c.image).toBe('ghcr.io/nemutator/agent:0.1.0');
-    expect(c.securityContext?.privileged).toBe(false);
-    expect(c.securityContext?.capabilities?.drop).toEqual(['ALL']);
-    expect(c.securityContext?.capabilities?.add).toEqual(expect.arrayContaining(['BPF', 'PERFMON', 'SYS_RESOURCE', 'SYS_PTRACE']));
-    expect(c.securityContext?.capabilities?.add).not.toContain('SYS_ADMIN');
+    // Bidirectional mount propagation is refused by the API server unless privileged; a
+    // capability list would be ignored by the runtime in privileged mode, so none is given.
+    expect(c.securityContext).toMatchObject({ privileged: true, runAsUser: 0, readOnlyRootFilesystem: true });
+    expect(c.securityContext?.capabilities).toBeUndefined();
+    expect(c.securityContext?.allowPrivilegeEscalation).toBeUndefined(); // the API server refuses false together with privileged
     expect(c.resources).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } });
 
     const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
@@ -506,7 +511,48 @@ describe('what the design requires of the manifests', () => {
       NEMUTATOR_PROC_ROOT: '/proc',
       NEMUTATOR_SOCKET_PATH: '/run/nemutator/agent.sock',
       NEMUTATOR_METRICS_PORT: '9101',
+      NEMUTATOR_CSI_SOCKET: '/csi/csi.sock',
+      NEMUTATOR_CSI_KUBELET_DIR: '/var/lib/kubelet',
     });
+  });
+
+  it('ships the CSI driver csi.nemutator.io: the CSIDriver object, the registrar sidecar and the kubelet directories', () => {
+    expect(find('CSIDriver', 'csi.nemutator.io').spec).toEqual({
+      attachRequired: false,
+      podInfoOnMount: true,
+      volumeLifecycleModes: ['Ephemeral'],
+      fsGroupPolicy: 'None',
+      requiresRepublish: false,
+      storageCapacity: false,
+    });
+    const ds = find<Workload>('DaemonSet', 'nemutator-agent', 'nemutator');
+    const pod = ds.spec.template.spec;
+    const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
+    const mountIn = (c: Container, path: string) => {
+      const m = c.volumeMounts?.find((x) => x.mountPath === path);
+      if (!m) throw new Error(`${c.name} has no mount at ${path}`);
+      return { ...m, volume: volumes.get(m.name)! };
+    };
+    const agent = containerOf(ds, 'agent');
+    const socket = envOf(agent).get('NEMUTATOR_CSI_SOCKET')!.value!;
+    // The agent listens in the plugin directory kubelet dials, named after the driver.
+    expect(mountIn(agent, '/csi').volume.hostPath).toEqual({ path: '/var/lib/kubelet/plugins/csi.nemutator.io', type: 'DirectoryOrCreate' });
+    expect(socket).toBe('/csi/csi.sock');
+    // Target paths are host paths: the pods directory at the same path, its mounts propagated to the host.
+    expect(mountIn(agent, '/var/lib/kubelet/pods')).toMatchObject({ mountPropagation: 'Bidirectional', volume: { hostPath: { path: '/var/lib/kubelet/pods', type: 'Directory' } } });
+    expect(agent.volumeMounts?.filter((m) => m.mountPropagation === 'Bidirectional').map((m) => m.mountPath)).toEqual(['/var/lib/kubelet/pods']);
+
+    const registrar = containerOf(ds, 'csi-node-driver-registrar');
+    expect(registrar.image).toMatch(/^registry\.k8s\.io\/sig-storage\/csi-node-driver-registrar:v\d+\.\d+\.\d+$/);
+    expect(registrar.args).toEqual(
+      expect.arrayContaining(['--csi-address=/csi/csi.sock', '--kubelet-registration-path=/var/lib/kubelet/plugins/csi.nemutator.io/csi.sock']),
+    );
+    expect(mountIn(registrar, '/csi').name).toBe(mountIn(agent, '/csi').name);
+    expect(mountIn(registrar, '/registration').volume.hostPath).toEqual({ path: '/var/lib/kubelet/plugins_registry', type: 'Directory' });
+    expect(registrar.securityContext).toMatchObject({ privileged: false, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(registrar.securityContext?.capabilities?.add).toBeUndefined();
+    expect(registrar.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'registrar' });
+    expect(registrar.resources?.limits?.memory).toBeDefined();
   });
 
   it('grants least privilege: no wildcards, no secret but its own TLS Secret, the webhook configuration by name', () => {

@@ -36,7 +36,7 @@ export class EmbeddedSecretStore {
   constructor(private readonly store: Store) {}
 
   /** Writes a new version of `path` (already normalized, e.g. by normalizeSecretPath). */
-  put(path: string, data: Record<string, unknown>): Promise<KvVersion> {
+  async put(path: string, data: Record<string, unknown>): Promise<KvVersion> {
     const values = checkData(path, data);
     const previous = this.writing.get(path) ?? Promise.resolve();
     const next = previous

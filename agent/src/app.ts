@@ -34,7 +34,7 @@ import { ReportCollector, type PodNames } from './report.ts';
 import { KubeApi } from './kube/api.ts';
 import { NodePods } from './kube/pods.ts';
 import { VERSION } from '../../common/src/version.ts';
-import type { RunningSecrets } from './secrets/index.ts';
+import type { RunningSecrets, SecretsDeps } from './secrets/index.ts';
 import type { CsiServer } from './csi/server.ts';
 import { Registry } from 'prom-client';
 
@@ -49,11 +49,16 @@ export interface AgentDeps {
   handlers?: CommandHandlers;
   /** Serve /metrics (false when the controller runs the agent in-process and the port is not wanted). */
   metrics?: boolean;
+  /**
+   * Serve the secrets socket without an API server (local mode): the pods it may serve, the
+   * keys that sign their tokens, and where values come from.
+   */
+  secrets?: Pick<SecretsDeps, 'pods' | 'fetchJwks' | 'source'>;
 }
 
 export interface RunningAgent {
   client: FleetClient;
-  /** The secrets socket, when vaultAddr is set. */
+  /** The secrets socket, when vaultAddr is set (local mode: always). */
   secrets?: RunningSecrets;
   /** The CSI node plugin, when csiSocket is set. */
   csi?: CsiServer;
@@ -143,7 +148,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const registry = new Registry();
   // Secrets over the node socket, when a Vault is configured (DESIGN: Agent, Secrets socket).
   let secrets: RunningSecrets | undefined;
-  if (config.vaultAddr) {
+  if (deps.secrets) {
+    const { startSecrets } = await import('./secrets/index.ts');
+    secrets = await startSecrets(config, { log: log.child({ component: 'secrets' }), registry, ...deps.secrets });
+    handlers.rotate ??= secrets.handlers.rotate;
+    handlers.secretStatus ??= secrets.handlers.secretStatus;
+  } else if (config.vaultAddr) {
     if (!kc || !pods) throw new NemuError(ErrorCodes.CONFIG, 'vaultAddr is set but the agent has no API server to check pods and tokens with; set --kubeconfig or run in a cluster');
     // Loaded only when used: Vault's client is the agent's largest dependency after the kube client.
     const { startSecrets } = await import('./secrets/index.ts');

@@ -7,4 +7,8 @@ import { ErrorCodes } from '../../common/src/errors.ts';
 export const ControllerErrorCodes = {
   ...ErrorCodes,
   PROMETHEUS: 'NEMU_ERR_PROMETHEUS',
+  /** `nemutator run` cannot create the pod-shaped cgroup without root. */
+  RUN_NEEDS_ROOT: 'NEMU_ERR_RUN_NEEDS_ROOT',
+  RUN_CGROUP: 'NEMU_ERR_RUN_CGROUP',
+  RUN_LAUNCHER: 'NEMU_ERR_RUN_LAUNCHER',
 } as const;

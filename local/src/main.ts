@@ -2,19 +2,27 @@
  * Local mode (`npm start`): the controller and one agent on this machine, no cluster, no
  * Redis, no Vault. It is neither the controller nor the agent but both in one process, so it
  * lives above them (`local/`), and it is the only code that imports from both. Everything lives
- * in the state directory: the embedded store, the generated CA and certificate, the admin
- * token (for the CLI and curl) and the agent token.
+ * in the state directory: the embedded store (with the secrets `nemutator secrets put` writes),
+ * the generated CA and certificate, the admin token (for the CLI and curl), the agent token and
+ * the agent's secrets socket (secrets.ts: local pods for `nemutator run`).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { agentSchema } from '../../agent/src/config.ts';
+import type { SecretSource } from '../../agent/src/secrets/source.ts';
+import { describedAs, string, url } from '../../common/src/config.ts';
+import { EmbeddedSecretStore } from '../../controller/src/secrets/embedded.ts';
+import { registerSecretValueRoutes } from '../../controller/src/secrets/values-routes.ts';
+import { embeddedSource, ensurePeercred, LocalPods, LocalTokenIssuer, localVaultSource, registerLocalPodRoutes } from './secrets.ts';
 import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
 import { help, loadConfig, type ConfigOf } from '../../common/src/config.ts';
 import { isNemuError } from '../../common/src/errors.ts';
 import { createLogger } from '../../common/src/log.ts';
 import { startController } from '../../controller/src/app.ts';
 import { controllerSchema } from '../../controller/src/config.ts';
+import type { ControllerParts } from '../../controller/src/app.ts';
 import { controllerFeatures } from '../../controller/src/features.ts';
+import type { Router } from '../../controller/src/server/router.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
 import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator, generateToken } from '../../controller/src/server/auth.ts';
@@ -27,6 +35,12 @@ export const localSchema = {
   procRoot: agentSchema.procRoot,
   reportInterval: agentSchema.reportInterval,
   agentMetricsPort: agentSchema.metricsPort,
+  socketPath: string('', "The agent's secrets socket, which `nemutator run` programs read their secrets from. Empty: <stateDir>/run/agent.sock."),
+  vaultAddr: describedAs(
+    url('', 'Vault to read secrets from (with VAULT_TOKEN or ~/.vault-token) instead of the embedded store that `nemutator secrets put` writes. Empty: $VAULT_ADDR, else the embedded store.'),
+    '$VAULT_ADDR, else none',
+  ),
+  rotationInterval: agentSchema.rotationInterval,
 };
 
 export type LocalConfig = ConfigOf<typeof localSchema>;
@@ -52,15 +66,59 @@ export interface LocalMode {
   fleetUrl: string;
   caFile: string;
   agent: RunningAgent;
+  /** The agent's secrets socket, and where its values come from. */
+  secretsSocket: string;
+  secretsSource: string;
+  /** Why the secrets socket is not served, when it is not. */
+  secretsOff?: string;
   stop(): Promise<void>;
 }
 
-export async function startLocal(config: LocalConfig, log = createLogger({ level: config.logLevel, pretty: config.logFormat === 'pretty', name: 'nemutator' })): Promise<LocalMode> {
+/** What the secrets socket of local mode is made of (secrets.ts); the agent and the routes share it. */
+interface LocalSecrets {
+  pods: LocalPods;
+  issuer: LocalTokenIssuer;
+  socketPath: string;
+  vaultAddr: string;
+  /** Set once the controller's store is open (embedded mode only). */
+  store?: EmbeddedSecretStore;
+  /** Set once the agent runs. */
+  agent?: RunningAgent;
+}
+
+/** REST routes only local mode has: writing the embedded store, registering `nemutator run` pods. */
+function localRoutes(config: LocalConfig, secrets: LocalSecrets, log: ReturnType<typeof createLogger>) {
+  const features = controllerFeatures();
+  return {
+    ...features,
+    routes: (router: Router, parts: ControllerParts) => {
+      features.routes(router, parts);
+      if (!secrets.vaultAddr) secrets.store = new EmbeddedSecretStore(parts.store);
+      registerSecretValueRoutes(router, { store: secrets.store, vaultAddr: secrets.vaultAddr, log: log.child({ program: 'controller', component: 'secrets' }) });
+      registerLocalPodRoutes(router, {
+        pods: secrets.pods,
+        issuer: secrets.issuer,
+        nodeName: config.nodeName,
+        audience: agentSchema.vaultAudience.default,
+        socketPath: secrets.socketPath,
+        cgroupRoot: config.cgroupRoot,
+        forget: async (uid) => secrets.agent?.secrets?.service.forgetPod(uid),
+      });
+    },
+  };
+}
+
+export async function startLocal(config: LocalConfig, log = createLogger({ level: config.logLevel, pretty: config.logFormat === 'pretty', name: 'nemutator' }), env: NodeJS.ProcessEnv = process.env): Promise<LocalMode> {
   const stateDir = resolve(config.stateDir);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const adminTokenFile = join(stateDir, 'admin-token');
   const adminToken = readOrCreateToken(adminTokenFile);
   const agentToken = readOrCreateToken(join(stateDir, 'agent-token'));
+  const vaultAddr = config.vaultAddr || env.VAULT_ADDR?.trim() || '';
+  const agentDefaults = loadConfig(agentSchema, { program: 'agent', argv: [], env: {} }).config;
+  // Fails before anything listens when VAULT_ADDR is set without a token.
+  const vault = vaultAddr ? localVaultSource(vaultAddr, env, agentDefaults.vaultTimeout) : undefined;
+  const secrets: LocalSecrets = { pods: new LocalPods(config.nodeName), issuer: await LocalTokenIssuer.create(), socketPath: resolve(config.socketPath || join(stateDir, 'run', 'agent.sock')), vaultAddr };
   const controller = await startController(
     { ...config, stateDir },
     {
@@ -69,15 +127,19 @@ export async function startLocal(config: LocalConfig, log = createLogger({ level
       apiAuth: new StaticTokenAuthenticator(adminToken),
       authorizer: localAuthorizer,
       agentAuth: new SharedTokenAgentAuthenticator(agentToken),
-      ...controllerFeatures(),
+      ...localRoutes(config, secrets, log),
     },
   );
+  const source: SecretSource = vault ?? embeddedSource(secrets.store!);
+  const secretsOff = ensurePeercred();
   let agent: RunningAgent;
   try {
     agent = await startAgent(
       {
-        ...loadConfig(agentSchema, { program: 'agent', argv: [], env: {} }).config,
+        ...agentDefaults,
         nodeName: config.nodeName,
+        socketPath: secrets.socketPath,
+        rotationInterval: config.rotationInterval,
         kubeconfig: config.kubeconfig,
         controllerUrl: controller.fleetUrl,
         cgroupRoot: config.cgroupRoot,
@@ -88,12 +150,22 @@ export async function startLocal(config: LocalConfig, log = createLogger({ level
         metricsPort: config.agentMetricsPort,
         logLevel: config.logLevel,
       },
-      { log: log.child({ program: 'agent' }), token: () => agentToken, ca: controller.tls.caPem },
+      {
+        log: log.child({ program: 'agent' }),
+        token: () => agentToken,
+        ca: controller.tls.caPem,
+        ...(secretsOff ? {} : { secrets: { pods: secrets.pods, fetchJwks: async () => secrets.issuer.jwks(), source } }),
+      },
     );
   } catch (e) {
     await controller.stop();
     throw e;
   }
+  secrets.agent = agent;
+  // A new version is a rotation: pushed at once to the processes holding the path.
+  secrets.store?.onChange((path) => {
+    void agent.secrets?.service.rotate(path).catch((e: Error) => log.warn({ path, err: e.message }, 'pushing a new secret version failed'));
+  });
   return {
     config,
     adminTokenFile,
@@ -102,6 +174,9 @@ export async function startLocal(config: LocalConfig, log = createLogger({ level
     fleetUrl: controller.fleetUrl,
     caFile: join(stateDir, 'tls', 'ca.crt'),
     agent,
+    secretsSocket: secrets.socketPath,
+    secretsSource: vaultAddr ? `Vault at ${vaultAddr}` : 'embedded store',
+    ...(secretsOff ? { secretsOff } : {}),
     async stop() {
       await agent.stop();
       await controller.shutdown();
@@ -119,10 +194,13 @@ function banner(m: LocalMode): string {
     `  fleet hub          ${m.fleetUrl}   (agent for node ${m.config.nodeName} connected)`,
     ...(m.agent.metricsUrl ? [`  agent metrics      ${m.agent.metricsUrl}`] : []),
     `  admin token        ${m.adminTokenFile}`,
+    m.secretsOff ? `  secrets socket     off: ${m.secretsOff}` : `  secrets socket     ${m.secretsSocket}   (values from the ${m.secretsSource})`,
     '',
     'Try:',
     `  curl -s -H "Authorization: Bearer $(cat ${m.adminTokenFile})" ${m.apiUrl}/nodes`,
     `  npx nemutator nodes --state-dir ${m.config.stateDir}`,
+    `  printf %s s3cret | npx nemutator secrets put secret/app/db password=- --state-dir ${m.config.stateDir}`,
+    `  sudo npx nemutator run --env DB_PASSWORD=vault:secret/app/db#password --state-dir ${m.config.stateDir} -- sh -c 'echo got \${#DB_PASSWORD} characters'`,
     '',
     'Ctrl-C stops everything.',
     '',

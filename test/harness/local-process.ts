@@ -25,9 +25,13 @@ export interface LocalProcess {
   kill(): Promise<void>;
 }
 
-/** `flags` as on the command line (`--max-reviews-in-flight`, `8`); `env` added to the child's (NODE_OPTIONS…). */
-export async function startLocalProcess(flags: string[] = [], env: Record<string, string> = {}): Promise<LocalProcess> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'nemu-proc-'));
+/**
+ * `flags` as on the command line (`--max-reviews-in-flight`, `8`); `env` added to the child's
+ * (NODE_OPTIONS…); `stateDir` to start on an existing state directory (a restart), which
+ * kill() then leaves in place.
+ */
+export async function startLocalProcess(flags: string[] = [], env: Record<string, string> = {}, opts: { stateDir?: string } = {}): Promise<LocalProcess> {
+  const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'nemu-proc-'));
   const args = ['--import', 'tsx', 'local/src/main.ts', '--state-dir', stateDir, '--webhook-port', '0', '--api-port', '0', '--fleet-port', '0', '--agent-metrics-port', '0', '--log-format', 'json', '--log-level', 'warn', ...flags];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let text = '';
@@ -79,7 +83,7 @@ export async function startLocalProcess(flags: string[] = [], env: Record<string
         child.kill('SIGKILL');
         await gone;
       }
-      rmSync(stateDir, { recursive: true, force: true });
+      if (!opts.stateDir) rmSync(stateDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,14 +1,14 @@
 /**
- * Values read from Vault as each pod, kept in memory per pod: one Vault session per pod, one
- * read in flight per path, and a cached version served while Vault confirmed it less than
- * maxStaleness ago.
+ * Values read as each pod, kept in memory per pod: one session of the secret source (Vault,
+ * or local mode's embedded store) per pod, one read in flight per path, and a cached version
+ * served while the source confirmed it less than maxStaleness ago.
  */
 import { AgentErrorCodes } from '../errors.ts';
 import { secretsError } from './errors.ts';
 import type { Caller } from './caller.ts';
 import type { KvVersion, WatchLine } from './document.ts';
 import type { SecretRef } from './references.ts';
-import { VaultSession, type VaultOptions } from './vault.ts';
+import type { SecretSession, SecretSource } from './source.ts';
 
 export interface CacheEntry extends KvVersion {
   /** Last time Vault confirmed this version is current. */
@@ -23,7 +23,7 @@ export interface PodWatcher {
 }
 
 export interface PodState {
-  session: VaultSession;
+  session: SecretSession;
   namespace: string;
   pod: string;
   entries: Map<string, CacheEntry>;
@@ -35,15 +35,15 @@ export class PodCache {
   readonly pods = new Map<string, PodState>();
 
   constructor(
-    private readonly vault: VaultOptions,
+    private readonly source: SecretSource,
     private readonly maxStalenessMs: number,
   ) {}
 
-  /** The pod's state, created with a Vault session for `role` on its first call. */
+  /** The pod's state, created with a session of the source for `role` on its first call. */
   open(uid: string, pod: { namespace: string; name: string; role: string }, token: string): PodState {
     let state = this.pods.get(uid);
     if (!state) {
-      state = { session: new VaultSession(this.vault, pod.role, token), namespace: pod.namespace, pod: pod.name, entries: new Map(), inflight: new Map(), watchers: new Set() };
+      state = { session: this.source.session(pod, token), namespace: pod.namespace, pod: pod.name, entries: new Map(), inflight: new Map(), watchers: new Set() };
       this.pods.set(uid, state);
     }
     state.session.updateToken(token);

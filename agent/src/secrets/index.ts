@@ -1,6 +1,7 @@
 /**
- * The secrets feature assembled: pod cache and JWKS from the API server, the service, the
- * unix-socket server and the fleet command handlers (rotate, secretStatus).
+ * The secrets feature assembled: pod cache and JWKS from the API server (or, in local mode,
+ * local mode's pod registry and token issuer), the source of values (Vault, or the embedded
+ * store), the service, the unix-socket server and the fleet command handlers (rotate, secretStatus).
  */
 import type { KubeApi } from '../kube/api.ts';
 import type { JSONWebKeySet } from 'jose';
@@ -15,6 +16,8 @@ import { startSocketServer, type SocketServer } from './server.ts';
 import { SecretsService } from './service.ts';
 import { PodTokenVerifier } from './token.ts';
 import { loadPeercred } from './peercred.ts';
+import { vaultSource, type SecretSource } from './source.ts';
+import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 
 export type SecretsConfig = Pick<
   AgentConfig,
@@ -23,9 +26,12 @@ export type SecretsConfig = Pick<
 
 export interface SecretsDeps {
   log: Logger;
-  /** The API server (JWKS) and the agent's informer of this node's pods. */
-  kube: KubeApi;
+  /** The API server (JWKS); not needed when fetchJwks is given. */
+  kube?: KubeApi;
+  /** The agent's informer of this node's pods (local mode: its registry of local pods). */
   pods: Pick<NodePods, 'get'>;
+  /** Where values come from; default: Vault at vaultAddr, logged in as each pod. */
+  source?: SecretSource;
   /** Overrides the JWKS source (default: jwksUrl or the API server's /openid/v1/jwks). */
   fetchJwks?: () => Promise<JSONWebKeySet>;
   /** Where the secrets counters go (the agent's registry, appended to its /metrics); default: a registry of their own. */
@@ -45,7 +51,8 @@ export interface RunningSecrets {
 
 export async function startSecrets(config: SecretsConfig, deps: SecretsDeps): Promise<RunningSecrets> {
   loadPeercred(); // fail at start-up, not on the first call, when the addon is missing
-  const kc = deps.kube;
+  const fetchJwks = deps.fetchJwks ?? (deps.kube ? jwksFetcher(deps.kube, config.jwksUrl) : undefined);
+  if (!fetchJwks) throw new NemuError(ErrorCodes.CONFIG, 'the secrets socket needs the JWKS that signs pod tokens: give it an API server (--kubeconfig) or a jwksUrl');
   const pods = podDirectory(deps.pods);
   const registry = deps.registry ?? new Registry();
   const rotationErrors = new Counter({
@@ -57,8 +64,8 @@ export async function startSecrets(config: SecretsConfig, deps: SecretsDeps): Pr
   const service = new SecretsService({
     nodeName: config.nodeName,
     pods,
-    verifier: new PodTokenVerifier({ fetchJwks: deps.fetchJwks ?? jwksFetcher(kc, config.jwksUrl) }),
-    vault: { addr: config.vaultAddr, authMount: config.vaultAuthMount, timeoutMs: config.vaultTimeout },
+    verifier: new PodTokenVerifier({ fetchJwks }),
+    source: deps.source ?? vaultSource({ addr: config.vaultAddr, authMount: config.vaultAuthMount, timeoutMs: config.vaultTimeout }),
     defaultAudience: config.vaultAudience,
     maxStalenessMs: config.maxStaleness,
     rotationIntervalMs: config.rotationInterval,

@@ -17,7 +17,7 @@ import type { PodDirectory } from './pods.ts';
 import { declaredFor, declaredPathIds, normalizePathId, type SecretRef } from './references.ts';
 import { Rotation, type RotateOutcome } from './rotation.ts';
 import type { PodTokenVerifier } from './token.ts';
-import type { VaultOptions } from './vault.ts';
+import type { SecretSource } from './source.ts';
 
 export type { Caller } from './caller.ts';
 export type { SecretsDocument, WatchLine } from './document.ts';
@@ -28,7 +28,8 @@ export interface SecretsServiceOptions {
   nodeName: string;
   pods: PodDirectory;
   verifier: PodTokenVerifier;
-  vault: VaultOptions;
+  /** Where values come from: Vault, or local mode's embedded store. */
+  source: SecretSource;
   defaultAudience: string;
   maxStalenessMs: number;
   rotationIntervalMs: number;
@@ -48,7 +49,7 @@ export class SecretsService {
 
   constructor(private readonly opts: SecretsServiceOptions) {
     this.audit = opts.audit;
-    this.cache = new PodCache(opts.vault, opts.maxStalenessMs);
+    this.cache = new PodCache(opts.source, opts.maxStalenessMs);
     this.rotation = new Rotation({ cache: this.cache, intervalMs: opts.rotationIntervalMs, log: opts.log, countError: opts.countRotationError, push: (w, e) => this.push(w, e) });
     opts.pods.onGone((uid) => void this.forgetPod(uid), () => this.cache.pods.keys());
   }

@@ -10,10 +10,7 @@ import { secretsError } from './errors.ts';
 import type { SecretRef } from './references.ts';
 import { AgentErrorCodes } from '../errors.ts';
 
-export interface KvRead {
-  data: Record<string, string>;
-  version: number;
-}
+import type { KvRead, SecretSession } from './source.ts';
 
 export interface VaultOptions {
   addr: string;
@@ -37,7 +34,7 @@ export function vaultFailure(err: unknown, what: string): NemuError {
   return secretsError('VAULT_UNAVAILABLE', `Vault is unreachable for ${what} (${status ? `HTTP ${status}` : (code ?? 'no answer')})`);
 }
 
-export class VaultSession {
+export class VaultSession implements SecretSession {
   private client: Client;
   private loggedIn: Promise<void> | undefined;
   private leaseEndsAt = 0;
@@ -49,8 +46,15 @@ export class VaultSession {
     private readonly role: string,
     /** The pod's latest token (callers refresh it with every request). */
     private jwt: string,
+    /** A Vault token to read with instead of logging in as the pod (local mode); it is never revoked here. */
+    private readonly staticToken?: string,
   ) {
     this.client = this.newClient();
+    if (staticToken) {
+      this.client.token = staticToken;
+      this.loggedIn = Promise.resolve();
+      this.leaseEndsAt = Infinity;
+    }
   }
 
   private newClient(): Client {
@@ -62,6 +66,7 @@ export class VaultSession {
   }
 
   private login(): Promise<void> {
+    if (this.staticToken) return Promise.resolve();
     this.loggedIn ??= (async () => {
       const client = this.newClient();
       try {
@@ -142,7 +147,7 @@ export class VaultSession {
   async revoke(): Promise<void> {
     this.closed = true;
     clearTimeout(this.renewTimer);
-    if (!this.loggedIn) return;
+    if (!this.loggedIn || this.staticToken) return;
     try {
       await this.loggedIn;
       await this.client.tokenRevokeSelf();

@@ -9,6 +9,8 @@ export interface CommandContext {
   out(text: string): void;
   /** Progress and notes go to stderr, so stdout stays parseable. */
   err(text: string): void;
+  /** All of standard input, as text (read when a command asks for it). */
+  stdin(): Promise<string>;
 }
 
 export interface Command {

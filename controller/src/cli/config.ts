@@ -20,6 +20,11 @@ export function splitGlobalFlags(argv: readonly string[]): { global: string[]; r
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const name = a.split('=')[0]!;
+    if (a === '--') {
+      // After --: a program's own argv (nemutator run), never the CLI's flags.
+      rest.push(...argv.slice(i));
+      break;
+    }
     if ((a === '-o' || a === '--output') && argv[i + 1] !== undefined && !['table', 'json'].includes(argv[i + 1]!) && argv[i + 1]!.includes('.')) {
       // `-o out.svg`: a file for the command (flame), not the table/json output format.
       rest.push(a, argv[++i]!);

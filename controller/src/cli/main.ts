@@ -24,7 +24,19 @@ function usage(): string {
   ].join('\n');
 }
 
-export async function runCli(argv: string[], io = { out: (s: string) => console.log(s), err: (s: string) => console.error(s) }): Promise<number> {
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export interface CliIo {
+  out(s: string): void;
+  err(s: string): void;
+  stdin?(): Promise<string>;
+}
+
+export async function runCli(argv: string[], io: CliIo = { out: (s: string) => console.log(s), err: (s: string) => console.error(s) }): Promise<number> {
   try {
     const { config, rest } = loadCliConfig(argv);
     const [name, ...args] = rest;
@@ -45,7 +57,7 @@ export async function runCli(argv: string[], io = { out: (s: string) => console.
       io.out(`${command.summary}\n\nUsage: ${command.usage}`);
       return 0;
     }
-    const code = await command.run({ args, config, client: ApiClient.fromConfig(config), out: io.out, err: io.err });
+    const code = await command.run({ args, config, client: ApiClient.fromConfig(config), out: io.out, err: io.err, stdin: io.stdin ?? readStdin });
     return code ?? 0;
   } catch (e) {
     io.err(isNemuError(e) ? `error: ${e.code}: ${e.message}` : `error: ${(e as Error).stack ?? String(e)}`);

@@ -5,9 +5,10 @@ import { dictCommand } from './dict.ts';
 import { flameCommand } from './flame.ts';
 import { mutationsCommand } from './mutations.ts';
 import { nodesCommand } from './nodes.ts';
+import { runCommand } from './run.ts';
 import { secretsCommand } from './secrets.ts';
 import { skipRulesCommand } from './skip-rules.ts';
 import { statusCommand } from './status.ts';
 import { whatifCommand } from './whatif.ts';
 
-export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, skipRulesCommand, secretsCommand, flameCommand, whatifCommand, auditCommand];
+export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, skipRulesCommand, secretsCommand, runCommand, flameCommand, whatifCommand, auditCommand];

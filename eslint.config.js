@@ -40,7 +40,6 @@ export default tseslint.config(
       'controller/src/fleet/hub.ts',
       'controller/src/server/webhook.ts',
       // ... and straight-line readers/renderers whose length is one format's fields in order.
-      'agent/src/profiler/elf/elf-file.ts',
       'controller/src/model/model.ts',
       'controller/src/mutators/secrets.ts',
       'controller/src/profiles/render/flamegraph.ts',

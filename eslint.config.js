@@ -39,7 +39,6 @@ export default tseslint.config(
       'agent/src/app.ts',
       'controller/src/server/webhook.ts',
       // ... and straight-line readers/renderers whose length is one format's fields in order.
-      'controller/src/model/model.ts',
       'controller/src/mutators/secrets.ts',
       'controller/src/profiles/render/flamegraph.ts',
       'controller/src/profiles/render/pprof.ts',

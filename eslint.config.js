@@ -40,7 +40,6 @@ export default tseslint.config(
       'controller/src/server/webhook.ts',
       // ... and straight-line readers/renderers whose length is one format's fields in order.
       'controller/src/mutators/secrets.ts',
-      'controller/src/profiles/render/pprof.ts',
       'controller/src/telemetry/feature.ts',
     ],
     rules: { 'max-lines-per-function': ['error', { max: 60, skipBlankLines: true, skipComments: true, IIFEs: true }] },

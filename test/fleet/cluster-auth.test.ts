@@ -9,6 +9,7 @@ import { loadKubeConfig } from '../../common/src/kube.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { TokenReviewAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
+import { CloseCodes } from '../../controller/src/fleet/hub.ts';
 import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
 import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
 import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
@@ -92,6 +93,20 @@ describe('agents in a cluster', () => {
 
     const unbound = await connect(await kube.issueToken({ namespace: 'nemutator', serviceAccount: 'nemutator-agent', audiences: ['nemutator'] }), 'node-1');
     expect(unbound.message).toMatch(/not bound to a pod on a node/);
+  });
+
+  it('refuses a node name whose reason overflows a close frame, and keeps serving', async () => {
+    // A WebSocket close reason holds at most 123 bytes: 60 two-byte characters fit in 120
+    // characters but not in 123 bytes. The refusal must not throw inside the hub.
+    const claimed = 'ö'.repeat(60);
+    const a = standInAgent(c, claimed, await agentToken('node-2'));
+    const refused = new Promise<{ message?: string }>((r) => a.once('refused', r));
+    const closed = new Promise<number>((r) => a.once('disconnected', r));
+    a.start();
+    expect((await refused).message).toContain(`bound to node node-2, but the agent claims node ${claimed}`);
+    expect(await closed).toBe(CloseCodes.AUTH_FAILED);
+    await a.stop();
+    expect(await connect(await agentToken('node-1'), 'node-1')).toEqual({ ok: true });
   });
 });
 

@@ -1,10 +1,11 @@
 // The fleet link between a real controller (fleet hub over WSS) and the agent's client.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { FleetClient, backoffDelay } from '../../agent/src/fleet/client.ts';
+import WebSocket, { WebSocketServer } from 'ws';
+import { FleetClient, backoffDelay, type FleetClientOptions } from '../../agent/src/fleet/client.ts';
 import { silentLogger } from '../../common/src/log.ts';
 import { startController, type RunningController } from '../../controller/src/app.ts';
 import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
@@ -27,12 +28,11 @@ function report(node: string): INodeReport {
   return { nodeName: node, timeUnixMs: Date.now(), seq: ++seq, node: { cpuCores: 2, cpuUsageCores: 0.5, memoryTotalBytes: 1 << 30 }, pods: [] };
 }
 
-function agent(c: RunningController, opts: { token?: string; node?: string; queue?: number; url?: string } = {}): FleetClient {
-  const node = opts.node ?? 'node-a';
-  return new FleetClient({
-    url: opts.url ?? c.fleetUrl,
-    ca: c.tls.caPem,
-    token: () => opts.token ?? AGENT_TOKEN,
+function agentOptions(url: string, node: string): FleetClientOptions {
+  return {
+    url,
+    ca: '',
+    token: () => AGENT_TOKEN,
     nodeName: node,
     version: 'test',
     log: silentLogger,
@@ -41,9 +41,19 @@ function agent(c: RunningController, opts: { token?: string; node?: string; queu
     heartbeatMs: 1000,
     reconnectMinMs: 50,
     reconnectMaxMs: 400,
-    queueReports: opts.queue ?? 6,
+    queueReports: 6,
     maxFrameBytes: 64 * 1024,
     onCommand: async (cmd) => ({ echo: { text: `pong:${cmd.echo?.text}` } }),
+  };
+}
+
+function agent(c: RunningController, opts: { token?: string; node?: string; queue?: number; url?: string } = {}): FleetClient {
+  const node = opts.node ?? 'node-a';
+  return new FleetClient({
+    ...agentOptions(opts.url ?? c.fleetUrl, node),
+    ca: c.tls.caPem,
+    token: () => opts.token ?? AGENT_TOKEN,
+    queueReports: opts.queue ?? 6,
   });
 }
 
@@ -159,6 +169,32 @@ describe('fleet link', () => {
     for (let i = 0; i < 5; i++) await a.tick();
     expect(a.droppedReports).toBeGreaterThanOrEqual(3);
     expect(a.sentReports).toBe(0);
+  });
+
+  it('opens no link when stopped while the token is still being read', async () => {
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    cleanup.push(() => new Promise<void>((r) => {
+      for (const client of server.clients) client.terminate();
+      server.close(() => r());
+    }));
+    await new Promise((r) => server.once('listening', r));
+    const paths: string[] = [];
+    server.on('connection', (_ws, req) => paths.push(req.url ?? ''));
+    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    let release!: (token: string) => void;
+    let asked = false;
+    const a = new FleetClient({ ...agentOptions(url, 'node-a'), ca: '', token: () => { asked = true; return new Promise((r) => (release = r)); } });
+    a.start();
+    await until('the token being read', () => asked);
+    await a.stop();
+    release(AGENT_TOKEN);
+    // Let the client's connect() resume, then prove the server saw only the probe.
+    await new Promise((r) => setImmediate(r));
+    const probe = new WebSocket(`${url}/probe`);
+    cleanup.push(async () => probe.terminate());
+    await until('the probe connected', () => paths.includes('/probe'));
+    expect(paths).toEqual(['/probe']);
+    expect(a.state).toBe('stopped');
   });
 });
 

@@ -130,6 +130,14 @@ describe('telemetry-driven resources through the API server double', () => {
     expect(pod.owners).toEqual([{ kind: 'ReplicaSet', name: web.replicaSets[0] }, { kind: 'Deployment', name: 'web' }]);
     expect(pod.node).toBe('node-1');
     expect(model.nodes.find((n: Obj) => n.name === 'node-1').pods).toBeGreaterThanOrEqual(2);
+    // A workload's and a node's requests are the sums of their pods' containers.
+    const requested = (pods: Obj[], r: 'cpu' | 'memory'): number => pods.flatMap((p) => p.containers).reduce((a: number, c: Obj) => a + (c.requests[r] ?? 0), 0);
+    const webPods = model.pods.filter((p: Obj) => web.pods.includes(p.name));
+    expect(web.requests.cpu).toBeGreaterThan(0);
+    expect(web.requests.cpu).toBeCloseTo(requested(webPods, 'cpu'), 9);
+    expect(web.requests.memory).toBe(requested(webPods, 'memory'));
+    const node1 = model.nodes.find((n: Obj) => n.name === 'node-1');
+    expect(node1.requests.memory).toBe(requested(model.pods.filter((p: Obj) => p.node === 'node-1'), 'memory'));
     expect(model.counts).toMatchObject({ deployments: 1, replicasets: 1, nodes: 1 });
     const exp = await apiFetch(c, `${c.apiUrl}/model/export`, { headers: { authorization: `Bearer ${TOKEN}` } });
     expect(exp.headers.get('content-disposition')).toMatch(/attachment; filename="nemutator-model.json"/);

@@ -107,78 +107,100 @@ export class FleetClient extends EventEmitter {
   private async connect(): Promise<void> {
     if (this.stopped) return;
     this.state = 'connecting';
-    let token: string;
+    const token = await this.readToken();
+    // stop() may have run while the token was being read: dialling now would leave a link
+    // open that nothing closes.
+    if (this.stopped) return;
+    if (token === undefined) return this.scheduleReconnect();
+    const ws = this.dial();
+    this.ws = ws;
+    const link = { welcomed: false };
+    ws.on('open', () => this.sayHello(token));
+    ws.on('ping', () => (this.lastHeard = Date.now()));
+    ws.on('pong', () => (this.lastHeard = Date.now()));
+    ws.on('message', (data, isBinary) => this.onFrame(ws, link, data, isBinary));
+    ws.on('error', (e) => this.opts.log.debug({ err: e.message }, 'fleet link error'));
+    ws.on('close', (code, reason) => this.onClose(ws, code, reason));
+  }
+
+  /** The agent token, read afresh; undefined (logged) when it cannot be read. */
+  private async readToken(): Promise<string | undefined> {
     try {
-      token = await this.opts.token();
+      return await this.opts.token();
     } catch (e) {
       this.opts.log.error({ err: (e as Error).message }, 'cannot read the agent token; retrying');
-      this.scheduleReconnect();
-      return;
+      return undefined;
     }
-    const ws = new WebSocket(this.opts.url, {
+  }
+
+  private dial(): WebSocket {
+    return new WebSocket(this.opts.url, {
       ...(this.opts.ca ? { ca: this.opts.ca } : {}),
       ...(this.opts.url.startsWith('wss:') ? { generateMask: zeroMask } : {}),
       maxPayload: this.opts.maxFrameBytes,
       handshakeTimeout: 10_000,
       perMessageDeflate: false,
     });
-    this.ws = ws;
-    let welcomed = false;
-    ws.on('open', () => {
-      this.state = 'authenticating';
-      this.lastHeard = Date.now();
-      this.sendNow({
-        hello: {
-          protocolVersion: PROTOCOL_VERSION,
-          nodeName: this.opts.nodeName,
-          agentVersion: this.opts.version,
-          token,
-          instanceId: this.instanceId,
-          capabilities: this.opts.capabilities ?? ['metrics'],
-        },
-      });
+  }
+
+  private sayHello(token: string): void {
+    this.state = 'authenticating';
+    this.lastHeard = Date.now();
+    this.sendNow({
+      hello: {
+        protocolVersion: PROTOCOL_VERSION,
+        nodeName: this.opts.nodeName,
+        agentVersion: this.opts.version,
+        token,
+        instanceId: this.instanceId,
+        capabilities: this.opts.capabilities ?? ['metrics'],
+      },
     });
-    ws.on('ping', () => (this.lastHeard = Date.now()));
-    ws.on('pong', () => (this.lastHeard = Date.now()));
-    ws.on('message', (data, isBinary) => {
-      this.lastHeard = Date.now();
-      if (!isBinary) return;
-      let env;
-      try {
-        env = decodeEnvelope(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer), this.opts.maxFrameBytes);
-      } catch (e) {
-        this.opts.log.warn({ err: (e as Error).message }, 'bad frame from the controller; reconnecting');
-        ws.terminate();
-        return;
-      }
-      if (env.body === 'welcome') {
-        welcomed = true;
-        this.state = 'connected';
-        this.attempt = 0;
-        const asked = env.welcome?.reportIntervalMs ?? 0;
-        if (asked > 0 && asked !== this.intervalMs) this.setInterval(asked);
-        this.opts.log.info({ controller: env.welcome?.controllerVersion, session: env.welcome?.sessionId }, 'connected to the controller');
-        this.emit('connected');
-        this.startHeartbeat();
-        this.flush();
-        void this.tick();
-      } else if (env.body === 'error') {
-        this.opts.log.error({ code: env.error?.code, message: env.error?.message }, 'the controller refused or reported an error');
-        this.emit('refused', env.error);
-      } else if (env.body === 'command' && env.command && welcomed) {
-        void this.handleCommand(env.command);
-      }
-    });
-    ws.on('error', (e) => this.opts.log.debug({ err: e.message }, 'fleet link error'));
-    ws.on('close', (code, reason) => {
-      if (this.ws !== ws) return;
-      this.ws = undefined;
-      this.stopHeartbeat();
-      if (this.stopped) return;
-      this.opts.log.warn({ code, reason: reason.toString() }, 'fleet link closed; reconnecting');
-      this.emit('disconnected', code);
-      this.scheduleReconnect();
-    });
+  }
+
+  /** One frame from the controller; commands count only on a link the controller welcomed. */
+  private onFrame(ws: WebSocket, link: { welcomed: boolean }, data: WebSocket.RawData, isBinary: boolean): void {
+    this.lastHeard = Date.now();
+    if (!isBinary) return;
+    let env;
+    try {
+      env = decodeEnvelope(Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer), this.opts.maxFrameBytes);
+    } catch (e) {
+      this.opts.log.warn({ err: (e as Error).message }, 'bad frame from the controller; reconnecting');
+      ws.terminate();
+      return;
+    }
+    if (env.body === 'welcome') {
+      link.welcomed = true;
+      this.onWelcome(env.welcome);
+    } else if (env.body === 'error') {
+      this.opts.log.error({ code: env.error?.code, message: env.error?.message }, 'the controller refused or reported an error');
+      this.emit('refused', env.error);
+    } else if (env.body === 'command' && env.command && link.welcomed) {
+      void this.handleCommand(env.command);
+    }
+  }
+
+  private onWelcome(welcome: IEnvelope['welcome']): void {
+    this.state = 'connected';
+    this.attempt = 0;
+    const asked = welcome?.reportIntervalMs ?? 0;
+    if (asked > 0 && asked !== this.intervalMs) this.setInterval(asked);
+    this.opts.log.info({ controller: welcome?.controllerVersion, session: welcome?.sessionId }, 'connected to the controller');
+    this.emit('connected');
+    this.startHeartbeat();
+    this.flush();
+    void this.tick();
+  }
+
+  private onClose(ws: WebSocket, code: number, reason: Buffer): void {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    this.stopHeartbeat();
+    if (this.stopped) return;
+    this.opts.log.warn({ code, reason: reason.toString() }, 'fleet link closed; reconnecting');
+    this.emit('disconnected', code);
+    this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {

@@ -102,68 +102,40 @@ export class NodeMetricsCollector {
   async collect(): Promise<INodeMetrics> {
     const filesystems = await this.currentFilesystems();
     const proc = (file: string): string | undefined => readKernelFile(join(this.procRoot, file));
-    const stat = proc('stat');
-    const meminfo = proc('meminfo');
+    const sample = this.takeSample(proc);
+    const before = this.previous;
+    this.previous = sample;
+    const out: INodeMetrics = cpuUsage(sample, before);
     const loadavg = proc('loadavg');
-    const uptime = proc('uptime');
-    const netDev = proc('net/dev');
-    const diskstats = proc('diskstats');
+    const load = loadavg === undefined ? undefined : parseLoadavg(loadavg);
+    if (load) [out.load1, out.load5, out.load15] = load;
+    const meminfo = proc('meminfo');
+    if (meminfo !== undefined) Object.assign(out, memoryUsage(parseMeminfo(meminfo)));
+    Object.assign(out, throughput(sample, before));
+    if (filesystems) out.filesystems = filesystems;
     const cpuPressure = readPressure(this.procRoot, 'cpu');
     const memoryPressure = readPressure(this.procRoot, 'memory');
     const ioPressure = readPressure(this.procRoot, 'io');
-    const sample: Sample = {
+    if (cpuPressure) out.cpuPressure = cpuPressure;
+    if (memoryPressure) out.memoryPressure = memoryPressure;
+    if (ioPressure) out.ioPressure = ioPressure;
+    const uptime = proc('uptime');
+    const up = uptime === undefined ? undefined : parseUptime(uptime);
+    if (up !== undefined) out.uptimeSeconds = up;
+    return out;
+  }
+
+  /** The cumulative counters that rates are computed from, read now. */
+  private takeSample(proc: (file: string) => string | undefined): Sample {
+    const stat = proc('stat');
+    const netDev = proc('net/dev');
+    const diskstats = proc('diskstats');
+    return {
       atMs: this.clock(),
       cpu: stat === undefined ? undefined : parseProcStat(stat),
       net: netDev === undefined ? undefined : parseNetDev(netDev),
       disk: diskstats === undefined ? undefined : parseDiskstats(diskstats),
     };
-    const before = this.previous;
-    this.previous = sample;
-    const seconds = before === undefined ? 0 : (sample.atMs - before.atMs) / 1000;
-
-    const out: INodeMetrics = {};
-    if (sample.cpu) {
-      const cores = sample.cpu.cores.length;
-      out.cpuCores = cores;
-      out.cpuCoreUsage = sample.cpu.cores.map((core, i) => fraction(core, before?.cpu?.cores[i]));
-      out.cpuUsageCores = fraction(sample.cpu.all, before?.cpu?.all) * cores;
-    }
-    const load = loadavg === undefined ? undefined : parseLoadavg(loadavg);
-    if (load) [out.load1, out.load5, out.load15] = load;
-    if (meminfo !== undefined) {
-      const mem = parseMeminfo(meminfo);
-      const total = mem.get('MemTotal');
-      // MemAvailable exists since Linux 3.14; older kernels get the classic free+buffers+cached.
-      const available = mem.get('MemAvailable') ?? sum(mem, ['MemFree', 'Buffers', 'Cached']);
-      if (total !== undefined) {
-        out.memoryTotalBytes = total;
-        if (available !== undefined) {
-          out.memoryAvailableBytes = available;
-          out.memoryUsedBytes = Math.max(0, total - available);
-        }
-      }
-      const swapTotal = mem.get('SwapTotal');
-      const swapFree = mem.get('SwapFree');
-      if (swapTotal !== undefined) {
-        out.swapTotalBytes = swapTotal;
-        if (swapFree !== undefined) out.swapUsedBytes = Math.max(0, swapTotal - swapFree);
-      }
-    }
-    if (sample.net) {
-      out.netRxBytesPerSecond = perSecond(sample.net.rxBytes, before?.net?.rxBytes, seconds);
-      out.netTxBytesPerSecond = perSecond(sample.net.txBytes, before?.net?.txBytes, seconds);
-    }
-    if (sample.disk) {
-      out.diskReadBytesPerSecond = perSecond(sample.disk.readBytes, before?.disk?.readBytes, seconds);
-      out.diskWriteBytesPerSecond = perSecond(sample.disk.writeBytes, before?.disk?.writeBytes, seconds);
-    }
-    if (filesystems) out.filesystems = filesystems;
-    if (cpuPressure) out.cpuPressure = cpuPressure;
-    if (memoryPressure) out.memoryPressure = memoryPressure;
-    if (ioPressure) out.ioPressure = ioPressure;
-    const up = uptime === undefined ? undefined : parseUptime(uptime);
-    if (up !== undefined) out.uptimeSeconds = up;
-    return out;
   }
 
   /**
@@ -188,6 +160,54 @@ export class NodeMetricsCollector {
     if (this.filesystems === undefined && this.filesystemRefresh !== undefined) await this.filesystemRefresh;
     return this.filesystems;
   }
+}
+
+/** CPU use over the time since the previous sample, in all and per core. */
+function cpuUsage(sample: Sample, before: Sample | undefined): INodeMetrics {
+  if (!sample.cpu) return {};
+  const cores = sample.cpu.cores.length;
+  return {
+    cpuCores: cores,
+    cpuCoreUsage: sample.cpu.cores.map((core, i) => fraction(core, before?.cpu?.cores[i])),
+    cpuUsageCores: fraction(sample.cpu.all, before?.cpu?.all) * cores,
+  };
+}
+
+/** Network and disk bytes per second since the previous sample. */
+function throughput(sample: Sample, before: Sample | undefined): INodeMetrics {
+  const seconds = before === undefined ? 0 : (sample.atMs - before.atMs) / 1000;
+  const out: INodeMetrics = {};
+  if (sample.net) {
+    out.netRxBytesPerSecond = perSecond(sample.net.rxBytes, before?.net?.rxBytes, seconds);
+    out.netTxBytesPerSecond = perSecond(sample.net.txBytes, before?.net?.txBytes, seconds);
+  }
+  if (sample.disk) {
+    out.diskReadBytesPerSecond = perSecond(sample.disk.readBytes, before?.disk?.readBytes, seconds);
+    out.diskWriteBytesPerSecond = perSecond(sample.disk.writeBytes, before?.disk?.writeBytes, seconds);
+  }
+  return out;
+}
+
+/** Memory and swap from /proc/meminfo's fields. */
+function memoryUsage(mem: Map<string, number>): INodeMetrics {
+  const out: INodeMetrics = {};
+  const total = mem.get('MemTotal');
+  // MemAvailable exists since Linux 3.14; older kernels get the classic free+buffers+cached.
+  const available = mem.get('MemAvailable') ?? sum(mem, ['MemFree', 'Buffers', 'Cached']);
+  if (total !== undefined) {
+    out.memoryTotalBytes = total;
+    if (available !== undefined) {
+      out.memoryAvailableBytes = available;
+      out.memoryUsedBytes = Math.max(0, total - available);
+    }
+  }
+  const swapTotal = mem.get('SwapTotal');
+  const swapFree = mem.get('SwapFree');
+  if (swapTotal !== undefined) {
+    out.swapTotalBytes = swapTotal;
+    if (swapFree !== undefined) out.swapUsedBytes = Math.max(0, swapTotal - swapFree);
+  }
+  return out;
 }
 
 function sum(map: Map<string, number>, keys: string[]): number | undefined {

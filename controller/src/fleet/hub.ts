@@ -10,7 +10,7 @@ import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
-import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type ICommand, type ICommandResult, type IEnvelope } from '../../../proto/codec.ts';
+import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type ICommand, type ICommandResult, type IEnvelope, type IHello } from '../../../proto/codec.ts';
 import type { AgentAuthenticator } from './auth.ts';
 import type { FleetRegistry } from './registry.ts';
 
@@ -41,6 +41,15 @@ export interface FleetHubOptions {
   reportIntervalMs?: number;
   /** Called after each report is in the registry (fleet metrics, benchmarks). */
   onReport?: (node: string, receivedAt: number) => void;
+}
+
+/** One agent connection, from the upgrade on; `session` is set once its Hello is verified. */
+interface AgentLink {
+  ws: WebSocket;
+  log: Logger;
+  verifying: boolean;
+  session: Session | undefined;
+  helloTimer: NodeJS.Timeout | undefined;
 }
 
 interface Session {
@@ -80,110 +89,132 @@ export class FleetHub {
 
   private accept(ws: WebSocket, peer: string): void {
     const log = this.opts.log.child({ peer });
-    let session: Session | undefined;
-    const helloTimer = setTimeout(() => {
+    const link: AgentLink = { ws, log, verifying: false, session: undefined, helloTimer: undefined };
+    link.helloTimer = setTimeout(() => {
       log.warn('agent sent no Hello in time; closing');
       this.fail(ws, ErrorCodes.FLEET_AUTH, 'no Hello received within the time limit', CloseCodes.AUTH_FAILED);
     }, this.opts.helloTimeoutMs ?? 5000);
-
     ws.on('error', (e) => log.debug({ err: e }, 'agent connection error'));
     ws.on('pong', () => {
-      if (session) session.alive = true;
+      if (link.session) link.session.alive = true;
     });
-    ws.on('close', (code) => {
-      clearTimeout(helloTimer);
-      if (!session) return;
-      for (const p of session.pending.values()) {
-        clearTimeout(p.timer);
-        p.reject(new NemuError(ErrorCodes.FLEET_FRAME, `the agent on ${session.node} disconnected before answering`, { status: 503 }));
-      }
-      if (this.sessions.get(session.node) === session) {
-        this.sessions.delete(session.node);
-        this.opts.registry.disconnected(session.node, session.instanceId);
-      }
-      log.info({ node: session.node, code }, 'agent disconnected');
-    });
+    ws.on('close', (code) => this.onClose(link, code));
+    ws.on('message', (data, isBinary) => this.onFrame(link, data, isBinary));
+  }
 
-    let verifying = false;
-    ws.on('message', (data, isBinary) => {
-      const receivedAt = performance.now();
-      if (!isBinary) {
-        this.fail(ws, ErrorCodes.FLEET_FRAME, 'text frames are not part of the protocol; send protobuf Envelopes as binary frames', CloseCodes.PROTOCOL);
-        return;
-      }
-      let env;
-      try {
-        env = decodeEnvelope(toBytes(data), this.opts.maxFrameBytes);
-      } catch (e) {
-        log.warn({ node: session?.node, err: (e as Error).message }, 'bad frame from agent; closing');
-        this.fail(ws, ErrorCodes.FLEET_FRAME, (e as Error).message, CloseCodes.PROTOCOL);
-        return;
-      }
-      if (!session) {
-        if (verifying) return; // frames sent before the Welcome are not read
-        if (env.body !== 'hello' || !env.hello) {
-          this.fail(ws, ErrorCodes.FLEET_AUTH, 'the first frame must be a Hello', CloseCodes.AUTH_FAILED);
-          return;
-        }
-        verifying = true;
-        const hello = env.hello;
-        void this.opts.auth
-          .verify({ token: hello.token ?? '', nodeName: hello.nodeName ?? '' })
-          .catch((e: Error) => ({ ok: false as const, reason: `token verification failed: ${e.message}` }))
-          .then((verdict) => {
-            clearTimeout(helloTimer);
-            if (ws.readyState !== ws.OPEN) return;
-            if (!verdict.ok) {
-              log.warn({ node: hello.nodeName, reason: verdict.reason }, 'agent refused');
-              this.fail(ws, ErrorCodes.FLEET_AUTH, verdict.reason, CloseCodes.AUTH_FAILED);
-              return;
-            }
-            if (hello.nodeName !== verdict.node) {
-              this.fail(ws, ErrorCodes.FLEET_AUTH, `the token belongs to node ${verdict.node}, not ${hello.nodeName}`, CloseCodes.AUTH_FAILED);
-              return;
-            }
-            session = { id: randomUUID(), node: verdict.node, instanceId: hello.instanceId ?? '', ws, alive: true, pending: new Map() };
-            const previous = this.sessions.get(session.node);
-            if (previous) previous.ws.close(CloseCodes.REPLACED, 'replaced by a newer connection of the same node');
-            this.sessions.set(session.node, session);
-            this.opts.registry.connected(session.node, { agentVersion: hello.agentVersion ?? '', instanceId: session.instanceId, capabilities: hello.capabilities ?? [] });
-            this.send(ws, {
-              welcome: {
-                protocolVersion: PROTOCOL_VERSION,
-                controllerVersion: this.opts.version,
-                sessionId: session.id,
-                reportIntervalMs: this.opts.reportIntervalMs ?? 0,
-                maxFrameBytes: this.opts.maxFrameBytes,
-              },
-            });
-            log.info({ node: session.node, agentVersion: hello.agentVersion }, 'agent connected');
-          });
-        return;
-      }
-      switch (env.body) {
-        case 'report':
-          if (env.report) {
-            this.opts.registry.report(session.node, env.report);
-            this.opts.onReport?.(session.node, receivedAt);
-          }
-          break;
-        case 'result': {
-          const id = env.result?.requestId ?? '';
-          const p = session.pending.get(id);
-          if (p && env.result) {
-            clearTimeout(p.timer);
-            session.pending.delete(id);
-            p.resolve(env.result);
-          }
-          break;
-        }
-        case 'error':
-          log.warn({ node: session.node, code: env.error?.code, message: env.error?.message }, 'agent reported an error');
-          break;
-        default:
-          log.debug({ node: session.node, body: env.body }, 'unexpected frame from agent ignored');
-      }
+  /** Nothing but a Hello is read until the agent is verified; frames during verification are dropped. */
+  private onFrame(link: AgentLink, data: WebSocket.RawData, isBinary: boolean): void {
+    const receivedAt = performance.now();
+    const env = this.decode(link, data, isBinary);
+    if (env === undefined) return;
+    if (link.session) return this.dispatch(link, link.session, env, receivedAt);
+    if (link.verifying) return; // frames sent before the Welcome are not read
+    if (env.body !== 'hello' || !env.hello) {
+      this.fail(link.ws, ErrorCodes.FLEET_AUTH, 'the first frame must be a Hello', CloseCodes.AUTH_FAILED);
+      return;
+    }
+    link.verifying = true;
+    void this.verifyHello(link, env.hello).catch((e: Error) => {
+      link.log.error({ err: e }, 'admitting the agent failed; closing');
+      link.ws.terminate();
     });
+  }
+
+  /** A binary protobuf Envelope, or undefined after failing the connection. */
+  private decode(link: AgentLink, data: WebSocket.RawData, isBinary: boolean): IEnvelope | undefined {
+    if (!isBinary) {
+      this.fail(link.ws, ErrorCodes.FLEET_FRAME, 'text frames are not part of the protocol; send protobuf Envelopes as binary frames', CloseCodes.PROTOCOL);
+      return undefined;
+    }
+    try {
+      return decodeEnvelope(toBytes(data), this.opts.maxFrameBytes);
+    } catch (e) {
+      link.log.warn({ node: link.session?.node, err: (e as Error).message }, 'bad frame from agent; closing');
+      this.fail(link.ws, ErrorCodes.FLEET_FRAME, (e as Error).message, CloseCodes.PROTOCOL);
+      return undefined;
+    }
+  }
+
+  private async verifyHello(link: AgentLink, hello: IHello): Promise<void> {
+    const { ws, log } = link;
+    const verdict = await this.opts.auth
+      .verify({ token: hello.token ?? '', nodeName: hello.nodeName ?? '' })
+      .catch((e: Error) => ({ ok: false as const, reason: `token verification failed: ${e.message}` }));
+    clearTimeout(link.helloTimer);
+    if (ws.readyState !== ws.OPEN) return;
+    if (!verdict.ok) {
+      log.warn({ node: hello.nodeName, reason: verdict.reason }, 'agent refused');
+      this.fail(ws, ErrorCodes.FLEET_AUTH, verdict.reason, CloseCodes.AUTH_FAILED);
+      return;
+    }
+    if (hello.nodeName !== verdict.node) {
+      this.fail(ws, ErrorCodes.FLEET_AUTH, `the token belongs to node ${verdict.node}, not ${hello.nodeName}`, CloseCodes.AUTH_FAILED);
+      return;
+    }
+    link.session = this.openSession(ws, verdict.node, hello);
+    log.info({ node: verdict.node, agentVersion: hello.agentVersion }, 'agent connected');
+  }
+
+  /** Registers a verified agent (replacing an older link of its node) and welcomes it. */
+  private openSession(ws: WebSocket, node: string, hello: IHello): Session {
+    const session: Session = { id: randomUUID(), node, instanceId: hello.instanceId ?? '', ws, alive: true, pending: new Map() };
+    const previous = this.sessions.get(node);
+    if (previous) previous.ws.close(CloseCodes.REPLACED, 'replaced by a newer connection of the same node');
+    this.sessions.set(node, session);
+    this.opts.registry.connected(node, { agentVersion: hello.agentVersion ?? '', instanceId: session.instanceId, capabilities: hello.capabilities ?? [] });
+    this.send(ws, {
+      welcome: {
+        protocolVersion: PROTOCOL_VERSION,
+        controllerVersion: this.opts.version,
+        sessionId: session.id,
+        reportIntervalMs: this.opts.reportIntervalMs ?? 0,
+        maxFrameBytes: this.opts.maxFrameBytes,
+      },
+    });
+    return session;
+  }
+
+  /** A frame from a verified agent. */
+  private dispatch(link: AgentLink, session: Session, env: IEnvelope, receivedAt: number): void {
+    switch (env.body) {
+      case 'report':
+        if (env.report) {
+          this.opts.registry.report(session.node, env.report);
+          this.opts.onReport?.(session.node, receivedAt);
+        }
+        break;
+      case 'result': {
+        const id = env.result?.requestId ?? '';
+        const p = session.pending.get(id);
+        if (p && env.result) {
+          clearTimeout(p.timer);
+          session.pending.delete(id);
+          p.resolve(env.result);
+        }
+        break;
+      }
+      case 'error':
+        link.log.warn({ node: session.node, code: env.error?.code, message: env.error?.message }, 'agent reported an error');
+        break;
+      default:
+        link.log.debug({ node: session.node, body: env.body }, 'unexpected frame from agent ignored');
+    }
+  }
+
+  /** Pending commands fail at once; the registry hears of it unless a newer link replaced this one. */
+  private onClose(link: AgentLink, code: number): void {
+    clearTimeout(link.helloTimer);
+    const session = link.session;
+    if (!session) return;
+    for (const p of session.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new NemuError(ErrorCodes.FLEET_FRAME, `the agent on ${session.node} disconnected before answering`, { status: 503 }));
+    }
+    if (this.sessions.get(session.node) === session) {
+      this.sessions.delete(session.node);
+      this.opts.registry.disconnected(session.node, session.instanceId);
+    }
+    link.log.info({ node: session.node, code }, 'agent disconnected');
   }
 
   /** Sends a command to a node's agent and waits for its result (or the deadline). */
@@ -207,7 +238,7 @@ export class FleetHub {
 
   private fail(ws: WebSocket, code: string, message: string, closeCode: number): void {
     this.send(ws, { error: { code, message } });
-    ws.close(closeCode, message.slice(0, 120));
+    ws.close(closeCode, closeReason(message));
   }
 
   private checkAlive(): void {
@@ -228,6 +259,17 @@ export class FleetHub {
     for (const ws of this.wss.clients) ws.terminate();
     await new Promise<void>((r) => this.wss.close(() => r()));
   }
+}
+
+/**
+ * A close frame's reason holds at most 123 bytes of UTF-8 (RFC 6455 §5.5), and ws throws past
+ * that: a reason quoting a claimed node name of multi-byte characters did, taking the
+ * controller down. The whole message still goes in the error frame before it.
+ */
+function closeReason(message: string): string {
+  let reason = message.slice(0, 120);
+  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1);
+  return reason;
 }
 
 function toBytes(data: unknown): Uint8Array {

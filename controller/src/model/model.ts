@@ -159,73 +159,78 @@ export class ClusterModel {
   /** The linked model, with usage from a telemetry snapshot when there is one. */
   view(snapshot?: Snapshot): ClusterModelView {
     const usage = new Map((snapshot?.containers ?? []).map((c) => [`${c.namespace}/${c.pod}/${c.container}`, c]));
-    const pods: PodModel[] = this.list('pods').map((p) => {
-      const ns = p.metadata?.namespace ?? '';
-      const name = p.metadata?.name ?? '';
-      const containers = ((p.spec?.containers ?? []) as Array<{ name: string; resources?: { requests?: unknown; limits?: unknown } }>).map((c): ContainerModel => {
-        const u = usage.get(`${ns}/${name}/${c.name}`);
-        return {
-          name: c.name,
-          requests: quantities(c.resources?.requests),
-          limits: quantities(c.resources?.limits),
-          ...(u ? { usage: { cpu: { avg: u.cpu.avg, max: u.cpu.max, p95: u.cpu.p95 }, memory: { avg: u.memory.avg, max: u.memory.max } } } : {}),
-        };
-      });
-      return {
-        namespace: ns,
-        name,
-        ...(p.metadata?.uid ? { uid: p.metadata.uid } : {}),
-        ...(typeof p.spec?.nodeName === 'string' ? { node: p.spec.nodeName } : {}),
-        ...(typeof p.status?.phase === 'string' ? { phase: p.status.phase } : {}),
-        workload: this.workloadOf(p),
-        owners: this.ownersOf(p),
-        containers,
-      };
-    });
-    const workloads = new Map<string, WorkloadModel>();
-    const addWorkload = (ref: WorkloadRef) => {
-      const k = `${ref.namespace}/${ref.kind}/${ref.name}`;
-      let w = workloads.get(k);
-      if (!w) workloads.set(k, (w = { ...ref, replicaSets: [], pods: [], requests: { cpu: 0, memory: 0 } }));
-      return w;
-    };
-    for (const kind of ['deployments', 'statefulsets', 'daemonsets'] as const) {
-      for (const o of this.list(kind)) addWorkload({ namespace: o.metadata?.namespace ?? '', kind: kind === 'deployments' ? 'Deployment' : kind === 'statefulsets' ? 'StatefulSet' : 'DaemonSet', name: o.metadata?.name ?? '' });
-    }
-    for (const rs of this.list('replicasets')) {
-      const owner = controllerRef(rs);
-      if (owner?.kind === 'Deployment') addWorkload({ namespace: rs.metadata?.namespace ?? '', kind: 'Deployment', name: owner.name }).replicaSets.push(rs.metadata?.name ?? '');
-    }
+    const pods = this.list('pods').map((p) => this.podModel(p, usage));
+    const workloads = this.workloadIndex();
     const nodes = new Map<string, NodeModel>(
       this.list('nodes').map((n) => [n.metadata?.name ?? '', { name: n.metadata?.name ?? '', allocatable: quantities(n.status?.allocatable), pods: 0, requests: { cpu: 0, memory: 0 } }]),
     );
     for (const p of pods) {
-      const w = addWorkload(p.workload);
+      const w = workloads.add(p.workload);
       w.pods.push(p.name);
       const node = p.node ? nodes.get(p.node) : undefined;
       if (node) node.pods++;
-      for (const c of p.containers) {
-        w.requests.cpu += c.requests.cpu ?? 0;
-        w.requests.memory += c.requests.memory ?? 0;
-        if (node) {
-          node.requests.cpu += c.requests.cpu ?? 0;
-          node.requests.memory += c.requests.memory ?? 0;
-        }
-        if (c.usage) {
-          for (const target of [w, ...(node ? [node] : [])]) {
-            target.usage ??= { cpuAvg: 0, memoryAvg: 0 };
-            target.usage.cpuAvg += c.usage.cpu.avg;
-            target.usage.memoryAvg += c.usage.memory.avg;
-          }
-        }
-      }
+      for (const c of p.containers) for (const target of node ? [w, node] : [w]) addContainer(target, c);
     }
     return {
       generatedAt: new Date().toISOString(),
       counts: Object.fromEntries(MODEL_KINDS.map((k) => [k, this.list(k).length])) as Record<ModelKind, number>,
       nodes: [...nodes.values()],
-      workloads: [...workloads.values()],
+      workloads: [...workloads.all()],
       pods,
     };
   }
+
+  private podModel(p: Obj, usage: Map<string, Snapshot['containers'][number]>): PodModel {
+    const ns = p.metadata?.namespace ?? '';
+    const name = p.metadata?.name ?? '';
+    const specs = (p.spec?.containers ?? []) as Array<{ name: string; resources?: { requests?: unknown; limits?: unknown } }>;
+    const containers = specs.map((c): ContainerModel => {
+      const u = usage.get(`${ns}/${name}/${c.name}`);
+      return {
+        name: c.name,
+        requests: quantities(c.resources?.requests),
+        limits: quantities(c.resources?.limits),
+        ...(u ? { usage: { cpu: { avg: u.cpu.avg, max: u.cpu.max, p95: u.cpu.p95 }, memory: { avg: u.memory.avg, max: u.memory.max } } } : {}),
+      };
+    });
+    return {
+      namespace: ns,
+      name,
+      ...(p.metadata?.uid ? { uid: p.metadata.uid } : {}),
+      ...(typeof p.spec?.nodeName === 'string' ? { node: p.spec.nodeName } : {}),
+      ...(typeof p.status?.phase === 'string' ? { phase: p.status.phase } : {}),
+      workload: this.workloadOf(p),
+      owners: this.ownersOf(p),
+      containers,
+    };
+  }
+
+  /** Every workload controller, with its Deployments' ReplicaSets; pods' own workloads are added as they come. */
+  private workloadIndex(): { add(ref: WorkloadRef): WorkloadModel; all(): Iterable<WorkloadModel> } {
+    const workloads = new Map<string, WorkloadModel>();
+    const add = (ref: WorkloadRef): WorkloadModel => {
+      const k = `${ref.namespace}/${ref.kind}/${ref.name}`;
+      let w = workloads.get(k);
+      if (!w) workloads.set(k, (w = { ...ref, replicaSets: [], pods: [], requests: { cpu: 0, memory: 0 } }));
+      return w;
+    };
+    for (const [kind, label] of [['deployments', 'Deployment'], ['statefulsets', 'StatefulSet'], ['daemonsets', 'DaemonSet']] as const) {
+      for (const o of this.list(kind)) add({ namespace: o.metadata?.namespace ?? '', kind: label, name: o.metadata?.name ?? '' });
+    }
+    for (const rs of this.list('replicasets')) {
+      const owner = controllerRef(rs);
+      if (owner?.kind === 'Deployment') add({ namespace: rs.metadata?.namespace ?? '', kind: 'Deployment', name: owner.name }).replicaSets.push(rs.metadata?.name ?? '');
+    }
+    return { add, all: () => workloads.values() };
+  }
+}
+
+/** Adds a container's requests (and usage, when known) to its workload's or node's totals. */
+function addContainer(target: WorkloadModel | NodeModel, c: ContainerModel): void {
+  target.requests.cpu += c.requests.cpu ?? 0;
+  target.requests.memory += c.requests.memory ?? 0;
+  if (!c.usage) return;
+  target.usage ??= { cpuAvg: 0, memoryAvg: 0 };
+  target.usage.cpuAvg += c.usage.cpu.avg;
+  target.usage.memoryAvg += c.usage.memory.avg;
 }

@@ -1,5 +1,6 @@
 // The webhook server's own bookkeeping, without a controller around it.
 import { Agent, request } from 'node:https';
+import { connect } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,15 +8,17 @@ import { silentLogger } from '../../../common/src/log.ts';
 import { passThroughHandler } from '../admission/handler.ts';
 import { createCa, issueServingCert } from '../certs/authority.ts';
 import { createWebhookServer, type WebhookServer } from './webhook.ts';
+import { until } from '../../../test/harness/wait.ts';
 
 let webhook: WebhookServer;
+let registry: Registry;
 let ca: string;
 let port: number;
 beforeAll(async () => {
   const authority = await createCa('test-ca', 1);
   ca = authority.certPem;
   const cert = await issueServingCert(authority, { dnsNames: ['localhost'], ips: ['127.0.0.1'] }, 1);
-  webhook = createWebhookServer({ cert: cert.certPem, key: cert.keyPem, handler: passThroughHandler(silentLogger), registry: new Registry(), log: silentLogger, ready: () => true });
+  webhook = createWebhookServer({ cert: cert.certPem, key: cert.keyPem, handler: passThroughHandler(silentLogger), registry: (registry = new Registry()), log: silentLogger, ready: () => true });
   await new Promise<void>((r) => webhook.server.listen(0, '127.0.0.1', () => r()));
   port = (webhook.server.address() as AddressInfo).port;
 });
@@ -40,5 +43,16 @@ describe('webhook server', () => {
     expect(socket).toBeDefined();
     expect(socket!.listenerCount('close')).toBeLessThan(10);
     agent.destroy();
+  });
+
+  it('does not count a review the client broke off as refused for its size', async () => {
+    const refused = async () => (await registry.getSingleMetric('nemutator_webhook_refused_total')!.get()).values.filter((v) => v.value > 0).map((v) => v.labels.reason);
+    const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] });
+    await new Promise((r) => socket.once('secureConnect', r));
+    socket.write('POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"apiVersion":');
+    await until('the review in flight', () => webhook.reviewsInFlight === 1);
+    socket.destroy();
+    await until('the review given up', () => webhook.reviewsInFlight === 0);
+    expect(await refused()).toEqual([]);
   });
 });

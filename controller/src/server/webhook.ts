@@ -55,49 +55,9 @@ export interface WebhookServer {
 }
 
 export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
-  const limit = opts.maxBodyBytes ?? 3 * 1024 * 1024;
-  const maxDepth = opts.maxDepth ?? 128;
   const conn: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
   const gate = new ReviewGate({ maxInFlight: opts.maxInFlight ?? 64, maxBytesInFlight: opts.maxBytesInFlight ?? 8 * 1024 * 1024 });
-  const shed = new Counter({
-    name: 'nemutator_webhook_refused_total',
-    help: 'Reviews refused before decoding, by reason: busy (429, maxReviewsInFlight or maxReviewBytesInFlight), too_deep (400, maxReviewDepth), too_large (413, maxReviewBytes).',
-    labelNames: ['reason'],
-    registers: [opts.registry],
-  });
-  new Gauge({ name: 'nemutator_webhook_reviews_in_flight', help: 'Reviews the webhook is working on.', registers: [opts.registry], collect() { this.set(gate.reviewsInFlight); } });
-  const busy = (why: string) =>
-    new NemuError(ErrorCodes.WEBHOOK_BUSY, `the webhook is at its limit of ${why}; this review was not read (kube-apiserver applies the failurePolicy)`, { status: 429 });
-  let closing = false;
-
-  const mutate = async (req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> => {
-    if (req.method !== 'POST') throw new NemuError(ErrorCodes.BAD_REQUEST, `${req.method} is not allowed on /mutate; POST an AdmissionReview`, { status: 405 });
-    const ticket = gate.enter(Number(req.headers['content-length']));
-    if (!ticket) {
-      shed.inc({ reason: 'busy' });
-      throw busy(gate.reviewsInFlight >= (opts.maxInFlight ?? 64) ? `${gate.reviewsInFlight} reviews in flight (maxReviewsInFlight)` : 'bytes of large reviews in flight (maxReviewBytesInFlight)');
-    }
-    try {
-      let body: Buffer;
-      try {
-        body = await readBody(req, limit, (n) => (ticket.grow(n) ? undefined : busy('bytes of large reviews in flight (maxReviewBytesInFlight)')));
-      } catch (e) {
-        shed.inc({ reason: (e as NemuError).code === ErrorCodes.WEBHOOK_BUSY ? 'busy' : 'too_large' });
-        throw e;
-      }
-      try {
-        assertNesting(body, maxDepth, 'the AdmissionReview');
-      } catch (e) {
-        shed.inc({ reason: 'too_deep' });
-        throw e;
-      }
-      const answer = await opts.handler.review(body);
-      send(res, { body: answer });
-    } finally {
-      ticket.release();
-    }
-  };
-
+  const mutate = reviewEndpoint(opts, gate);
   const server = createSecureServer(
     {
       cert: opts.cert,
@@ -110,7 +70,6 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       settings: { maxHeaderListSize: conn.maxHeaderBytes },
     },
     (req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
       if (req.httpVersionMajor >= 2 && headerListSize(req.rawHeaders) > conn.maxHeaderBytes) {
         const e = new NemuError(ErrorCodes.HEADERS_TOO_LARGE, `the request's headers exceed ${conn.maxHeaderBytes} bytes (maxHeaderBytes)`, { status: 431 });
         send(res, errorBody(e));
@@ -121,79 +80,14 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
         if (req.httpVersionMajor >= 2) req.stream.close(h2.NGHTTP2_CANCEL);
         else req.socket.destroy();
       });
-      if (req.httpVersionMajor < 2) trackHttp1(req.socket, res);
-      void (async () => {
-        try {
-          if (path === '/healthz') return send(res, { body: { status: 'ok' } });
-          if (path === '/readyz') return send(res, opts.ready() ? { body: { status: 'ready' } } : { status: 503, body: { status: 'not ready' } });
-          if (path === '/metrics') return send(res, { content: await opts.registry.metrics(), contentType: opts.registry.contentType });
-          if (path === '/mutate') return await mutate(req, res);
-          throw new NemuError(ErrorCodes.NOT_FOUND, `no such endpoint: ${path}; the webhook serves /mutate, /healthz, /readyz and /metrics`, { status: 404 });
-        } catch (e) {
-          logUnexpected(opts.log, e, `webhook ${path} failed`);
-          const { status, body } = errorBody(e);
-          // A refusal is sent once the body is in (and thrown away as it comes): an HTTP/2
-          // stream answered early is reset, the client's DATA still in flight counts as
-          // invalid frames, and enough of those make Node end the whole session, with the
-          // other reviews on it. requestTimeout bounds the wait.
-          if (!req.complete) await discardBody(req);
-          if (!res.headersSent && !res.stream?.destroyed) send(res, { status, body });
-        }
-      })();
+      if (req.httpVersionMajor < 2) connections.trackHttp1(req.socket, res);
+      void route(req, res, opts, mutate);
     },
   );
   // The HTTP/1.1 fallback's parser reads its head limit from the server object (431 beyond it).
   Object.assign(server, { maxHeaderSize: conn.maxHeaderBytes });
   server.maxConnections = conn.maxConnections;
-
-  // kube-apiserver keeps HTTP/2 sessions open; idle ones are sent a GOAWAY, and close() ends them.
-  const sessions = new Set<ServerHttp2Session>();
-  const sockets = new Set<TLSSocket>();
-  /** HTTP/1.1 sockets with a request being answered: close() waits for them. */
-  const busySockets = new Set<Socket>();
-  const requestDeadlines = new WeakMap<Socket, NodeJS.Timeout>();
-  const awaitRequest = (socket: Socket, ms: number) => {
-    clearTimeout(requestDeadlines.get(socket));
-    const timer = setTimeout(() => socket.destroy(), ms);
-    timer.unref();
-    requestDeadlines.set(socket, timer);
-  };
-  const trackHttp1 = (socket: Socket, res: Http2ServerResponse) => {
-    clearTimeout(requestDeadlines.get(socket));
-    busySockets.add(socket);
-    const idle = () => {
-      if (!busySockets.delete(socket)) return;
-      if (closing) socket.end();
-      else awaitRequest(socket, conn.idleTimeoutMs);
-    };
-    res.once('finish', idle);
-    res.once('close', idle);
-  };
-  server.on('session', (session) => {
-    sessions.add(session);
-    // Idle: a GOAWAY; idle again after it (a stream that never completes): cut.
-    session.setTimeout(conn.idleTimeoutMs, () => (session.closed ? session.destroy() : session.close()));
-    // A client that half-closes sends nothing more: answer what is in flight, then close.
-    session.socket?.once('end', () => session.close());
-    session.once('close', () => sessions.delete(session));
-    session.on('error', (e) => opts.log.debug({ err: e }, 'webhook http2 session error'));
-  });
-  server.on('secureConnection', (socket: TLSSocket) => {
-    sockets.add(socket);
-    // One listener per connection (not per request: a kept-alive socket answers thousands).
-    socket.once('close', () => {
-      sockets.delete(socket);
-      clearTimeout(requestDeadlines.get(socket));
-    });
-    if (isHttp2(socket)) return; // the session timeout covers it
-    // The HTTP/1.1 fallback of an HTTP/2 server has no headersTimeout or keepAliveTimeout of
-    // its own. Deadlines, not inactivity timers (a client dripping a header a second keeps a
-    // socket active): the first request's headers within headersTimeout, the next one's
-    // within idleTimeout of the last answer, the request itself within requestTimeout.
-    awaitRequest(socket, conn.headersTimeoutMs);
-  });
-  server.on('sessionError', (e) => opts.log.debug({ err: e }, 'webhook http2 session error'));
-  server.on('tlsClientError', (e) => opts.log.debug({ err: e }, 'webhook TLS client error'));
+  const connections = new WebhookConnections(server, conn, opts.log);
   return {
     server,
     get reviewsInFlight() {
@@ -203,18 +97,159 @@ export function createWebhookServer(opts: WebhookServerOptions): WebhookServer {
       server.setSecureContext({ cert, key });
       opts.log.info('webhook serving certificate replaced');
     },
-    async close(timeoutMs = 0) {
-      closing = true;
-      for (const s of sessions) s.close();
-      const destroyAll = () => {
-        for (const s of sockets) s.destroy();
-      };
-      await closeWithSweep(server, () => {
-        for (const s of sockets) if (!busySockets.has(s) && !isHttp2(s)) s.end();
-      }, destroyAll, timeoutMs);
-      destroyAll();
-    },
+    close: (timeoutMs = 0) => connections.close(timeoutMs),
   };
+}
+
+type Endpoint = (req: Http2ServerRequest, res: Http2ServerResponse) => Promise<void>;
+
+/** Answers one request; a failure becomes its error body, sent once the request body is in. */
+async function route(req: Http2ServerRequest, res: Http2ServerResponse, opts: WebhookServerOptions, mutate: Endpoint): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  try {
+    if (path === '/healthz') return send(res, { body: { status: 'ok' } });
+    if (path === '/readyz') return send(res, opts.ready() ? { body: { status: 'ready' } } : { status: 503, body: { status: 'not ready' } });
+    if (path === '/metrics') return send(res, { content: await opts.registry.metrics(), contentType: opts.registry.contentType });
+    if (path === '/mutate') return await mutate(req, res);
+    throw new NemuError(ErrorCodes.NOT_FOUND, `no such endpoint: ${path}; the webhook serves /mutate, /healthz, /readyz and /metrics`, { status: 404 });
+  } catch (e) {
+    logUnexpected(opts.log, e, `webhook ${path} failed`);
+    const { status, body } = errorBody(e);
+    // A refusal is sent once the body is in (and thrown away as it comes): an HTTP/2
+    // stream answered early is reset, the client's DATA still in flight counts as
+    // invalid frames, and enough of those make Node end the whole session, with the
+    // other reviews on it. requestTimeout bounds the wait.
+    if (!req.complete) await discardBody(req);
+    if (!res.headersSent && !res.stream?.destroyed) send(res, { status, body });
+  }
+}
+
+/**
+ * `/mutate`: a review is admitted by the gate, read within its size, checked for depth, and only
+ * then decoded and answered. Refusals before decoding are counted by reason.
+ */
+function reviewEndpoint(opts: WebhookServerOptions, gate: ReviewGate): Endpoint {
+  const limit = opts.maxBodyBytes ?? 3 * 1024 * 1024;
+  const maxDepth = opts.maxDepth ?? 128;
+  const shed = new Counter({
+    name: 'nemutator_webhook_refused_total',
+    help: 'Reviews refused before decoding, by reason: busy (429, maxReviewsInFlight or maxReviewBytesInFlight), too_deep (400, maxReviewDepth), too_large (413, maxReviewBytes).',
+    labelNames: ['reason'],
+    registers: [opts.registry],
+  });
+  new Gauge({ name: 'nemutator_webhook_reviews_in_flight', help: 'Reviews the webhook is working on.', registers: [opts.registry], collect() { this.set(gate.reviewsInFlight); } });
+  const busy = (why: string) =>
+    new NemuError(ErrorCodes.WEBHOOK_BUSY, `the webhook is at its limit of ${why}; this review was not read (kube-apiserver applies the failurePolicy)`, { status: 429 });
+  return async (req, res) => {
+    if (req.method !== 'POST') throw new NemuError(ErrorCodes.BAD_REQUEST, `${req.method} is not allowed on /mutate; POST an AdmissionReview`, { status: 405 });
+    const ticket = gate.enter(Number(req.headers['content-length']));
+    if (!ticket) {
+      shed.inc({ reason: 'busy' });
+      throw busy(gate.reviewsInFlight >= (opts.maxInFlight ?? 64) ? `${gate.reviewsInFlight} reviews in flight (maxReviewsInFlight)` : 'bytes of large reviews in flight (maxReviewBytesInFlight)');
+    }
+    try {
+      let body: Buffer;
+      try {
+        body = await readBody(req, limit, (n) => (ticket.grow(n) ? undefined : busy('bytes of large reviews in flight (maxReviewBytesInFlight)')));
+      } catch (e) {
+        const reason = REFUSAL_REASONS[(e as NemuError).code];
+        if (reason) shed.inc({ reason });
+        throw e;
+      }
+      try {
+        assertNesting(body, maxDepth, 'the AdmissionReview');
+      } catch (e) {
+        shed.inc({ reason: 'too_deep' });
+        throw e;
+      }
+      send(res, { body: await opts.handler.review(body) });
+    } finally {
+      ticket.release();
+    }
+  };
+}
+
+/**
+ * What a failed body read counts as in nemutator_webhook_refused_total. A body the client
+ * broke off is not a refusal: it used to be counted as too_large.
+ */
+const REFUSAL_REASONS: Record<string, string> = { [ErrorCodes.WEBHOOK_BUSY]: 'busy', [ErrorCodes.PAYLOAD_TOO_LARGE]: 'too_large' };
+
+/**
+ * The webhook's open connections. kube-apiserver keeps HTTP/2 sessions open: idle ones are sent
+ * a GOAWAY. The HTTP/1.1 fallback of an HTTP/2 server has no headersTimeout or keepAliveTimeout
+ * of its own, so its sockets get deadlines here. close() lets answers in flight finish.
+ */
+class WebhookConnections {
+  private closing = false;
+  private readonly sessions = new Set<ServerHttp2Session>();
+  private readonly sockets = new Set<TLSSocket>();
+  /** HTTP/1.1 sockets with a request being answered: close() waits for them. */
+  private readonly busySockets = new Set<Socket>();
+  private readonly requestDeadlines = new WeakMap<Socket, NodeJS.Timeout>();
+
+  constructor(private readonly server: Http2SecureServer, private readonly conn: ConnectionLimits, log: Logger) {
+    server.on('session', (session) => this.onSession(session, log));
+    server.on('secureConnection', (socket: TLSSocket) => this.onConnection(socket));
+    server.on('sessionError', (e) => log.debug({ err: e }, 'webhook http2 session error'));
+    server.on('tlsClientError', (e) => log.debug({ err: e }, 'webhook TLS client error'));
+  }
+
+  /** An HTTP/1.1 request is being answered: no deadline until it is, then the idle one. */
+  trackHttp1(socket: Socket, res: Http2ServerResponse): void {
+    clearTimeout(this.requestDeadlines.get(socket));
+    this.busySockets.add(socket);
+    const idle = () => {
+      if (!this.busySockets.delete(socket)) return;
+      if (this.closing) socket.end();
+      else this.awaitRequest(socket, this.conn.idleTimeoutMs);
+    };
+    res.once('finish', idle);
+    res.once('close', idle);
+  }
+
+  async close(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    for (const s of this.sessions) s.close();
+    const destroyAll = () => {
+      for (const s of this.sockets) s.destroy();
+    };
+    await closeWithSweep(this.server, () => {
+      for (const s of this.sockets) if (!this.busySockets.has(s) && !isHttp2(s)) s.end();
+    }, destroyAll, timeoutMs);
+    destroyAll();
+  }
+
+  private onSession(session: ServerHttp2Session, log: Logger): void {
+    this.sessions.add(session);
+    // Idle: a GOAWAY; idle again after it (a stream that never completes): cut.
+    session.setTimeout(this.conn.idleTimeoutMs, () => (session.closed ? session.destroy() : session.close()));
+    // A client that half-closes sends nothing more: answer what is in flight, then close.
+    session.socket?.once('end', () => session.close());
+    session.once('close', () => this.sessions.delete(session));
+    session.on('error', (e) => log.debug({ err: e }, 'webhook http2 session error'));
+  }
+
+  private onConnection(socket: TLSSocket): void {
+    this.sockets.add(socket);
+    // One listener per connection (not per request: a kept-alive socket answers thousands).
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      clearTimeout(this.requestDeadlines.get(socket));
+    });
+    if (isHttp2(socket)) return; // the session timeout covers it
+    // Deadlines, not inactivity timers (a client dripping a header a second keeps a socket
+    // active): the first request's headers within headersTimeout, the next one's within
+    // idleTimeout of the last answer, the request itself within requestTimeout.
+    this.awaitRequest(socket, this.conn.headersTimeoutMs);
+  }
+
+  private awaitRequest(socket: Socket, ms: number): void {
+    clearTimeout(this.requestDeadlines.get(socket));
+    const timer = setTimeout(() => socket.destroy(), ms);
+    timer.unref();
+    this.requestDeadlines.set(socket, timer);
+  }
 }
 
 /** Reads the rest of a request body without keeping it; resolves when it has ended (or the stream is gone). */

@@ -12,6 +12,7 @@
  *   GET  /api/v1/model/export            the same as a JSON file download
  *   POST /api/v1/telemetry/refresh       refresh now
  *   GET  /api/v1/resizes                 season-flip resize actions so far
+ *   POST /api/v1/resizes/flip            flip now (?season=peak|off-peak, ?dryRun=true)
  *   POST /api/v1/resizes/{id}/rollback   resize a pod back
  */
 import { Gauge } from 'prom-client';
@@ -28,7 +29,7 @@ import { PrometheusClient } from './prometheus.ts';
 import type { Clock, Season } from './seasons.ts';
 import { Telemetry, telemetrySettings } from './service.ts';
 import { resourcesOf, TelemetrySource } from './source.ts';
-import { workloadKey, type OwnerLookup } from './statistics.ts';
+import { workloadKey, type OwnerLookup, type Snapshot } from './statistics.ts';
 import { computeWhatIf, currentFromPrometheus, type CurrentRequests } from './whatif.ts';
 
 export interface TelemetryFeature {
@@ -105,36 +106,46 @@ export function currentFromModel(model: ClusterModel): CurrentRequests {
 }
 
 export function registerTelemetryRoutes(router: Router, parts: ControllerParts): void {
-  const f = () => {
-    const feature = features.get(parts);
-    if (!feature) throw new NemuError(ErrorCodes.CONFIG, 'telemetry is off: start the controller with --prometheus-url <url>', { status: 503 });
-    return feature;
-  };
-  const snapshotOf = (feature: TelemetryFeature) => {
-    const s = feature.telemetry.snapshot;
-    if (!s) throw new NemuError(feature.telemetry.lastError?.code ?? ErrorCodes.INTERNAL, feature.telemetry.lastError ? `${feature.telemetry.lastError.message}` : 'no telemetry yet; the first refresh is running, try again in a moment', { status: 503 });
-    return s;
-  };
+  registerStatisticsRoutes(router, parts);
+  registerModelRoutes(router, parts);
+  registerResizeRoutes(router, parts);
+}
+
+function featureOf(parts: ControllerParts): TelemetryFeature {
+  const feature = features.get(parts);
+  if (!feature) throw new NemuError(ErrorCodes.CONFIG, 'telemetry is off: start the controller with --prometheus-url <url>', { status: 503 });
+  return feature;
+}
+
+/** The latest snapshot; before the first refresh has one, why there is none yet (503). */
+function snapshotOf(feature: TelemetryFeature): Snapshot {
+  const s = feature.telemetry.snapshot;
+  if (!s) throw new NemuError(feature.telemetry.lastError?.code ?? ErrorCodes.INTERNAL, feature.telemetry.lastError ? `${feature.telemetry.lastError.message}` : 'no telemetry yet; the first refresh is running, try again in a moment', { status: 503 });
+  return s;
+}
+
+/** Seasons, statistics, recommendations and what-if, from the latest snapshot. */
+function registerStatisticsRoutes(router: Router, parts: ControllerParts): void {
   router.get('/api/v1/seasons', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, async (req) => {
-    const telemetry = f().telemetry;
+    const telemetry = featureOf(parts).telemetry;
     const [namespace, kind, name] = ['namespace', 'kind', 'name'].map((k) => req.query.get(k) ?? '');
     if (!name) return telemetry.seasons();
     if (!namespace) throw new NemuError(ErrorCodes.BAD_REQUEST, 'a workload profile needs namespace, kind (default Deployment) and name: /api/v1/seasons?namespace=shop&kind=Deployment&name=web', { status: 400 });
     return telemetry.workloadProfile({ namespace, kind: kind || 'Deployment', name });
   });
   router.get('/api/v1/telemetry', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, (req) => {
-    const feature = f();
+    const feature = featureOf(parts);
     const s = snapshotOf(feature);
     return { at: new Date(s.at * 1000).toISOString(), window: s.window, queries: s.queries, durationMs: s.durationMs, lastRefresh: feature.telemetry.lastRefresh, workloads: s.workloads, ...(req.query.get('containers') === 'true' ? { containers: s.containers } : {}) };
   });
   router.post('/api/v1/telemetry/refresh', { verb: 'create', resource: 'telemetry', subresource: 'refresh', scope: 'cluster' }, async () => {
-    const feature = f();
+    const feature = featureOf(parts);
     await feature.telemetry.refresh();
     if (feature.telemetry.lastError) throw feature.telemetry.lastError;
     return feature.telemetry.lastRefresh;
   });
   router.get('/api/v1/recommendations', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, () => {
-    const feature = f();
+    const feature = featureOf(parts);
     const s = snapshotOf(feature);
     const { brainsets, engine } = feature.telemetry.settings;
     return {
@@ -143,30 +154,38 @@ export function registerTelemetryRoutes(router: Router, parts: ControllerParts):
     };
   });
   router.get('/api/v1/whatif', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, async () => {
-    const feature = f();
+    const feature = featureOf(parts);
     const s = snapshotOf(feature);
     const owners: OwnerLookup = s.owners ?? (() => undefined);
     const current = feature.model ? currentFromModel(feature.model) : await currentFromPrometheus(feature.telemetry.prom, s.at, owners);
     return computeWhatIf(s, feature.telemetry.settings, current);
   });
+}
+
+function registerModelRoutes(router: Router, parts: ControllerParts): void {
   const model = () => {
-    const feature = f();
+    const feature = featureOf(parts);
     if (!feature.model) throw new NemuError(ErrorCodes.CONFIG, 'the cluster model needs a cluster: start the controller with --kubeconfig <file> or in a pod', { status: 503 });
     return feature.model.view(feature.telemetry.snapshot);
   };
   router.get('/api/v1/model', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, () => model());
   router.get('/api/v1/model/export', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, () => ({ content: JSON.stringify(model(), null, 2), contentType: 'application/json', headers: { 'content-disposition': 'attachment; filename="nemutator-model.json"' } }));
-  router.get('/api/v1/resizes', { verb: 'list', resource: 'resizes', scope: 'cluster' }, () => ({ mode: parts.config.resizeOnSeasonFlip, items: f().ladder?.history ?? [] }));
+}
+
+/** Season-flip resizes: their history, a flip by hand, and rolling one back. */
+function registerResizeRoutes(router: Router, parts: ControllerParts): void {
+  router.get('/api/v1/resizes', { verb: 'list', resource: 'resizes', scope: 'cluster' }, () => ({ mode: parts.config.resizeOnSeasonFlip, items: featureOf(parts).ladder?.history ?? [] }));
   router.post('/api/v1/resizes/flip', { verb: 'create', resource: 'resizes', subresource: 'flip', scope: 'cluster' }, async (req) => {
-    const ladder = f().ladder;
+    const feature = featureOf(parts);
+    const ladder = feature.ladder;
     if (!ladder) throw new NemuError(ErrorCodes.CONFIG, 'resizing needs a cluster (--kubeconfig) and the mutation log', { status: 503 });
-    const season = (req.query.get('season') ?? f().telemetry.currentSeason()) as Season;
+    const season = (req.query.get('season') ?? feature.telemetry.currentSeason()) as Season;
     if (season !== 'peak' && season !== 'off-peak') throw new NemuError(ErrorCodes.BAD_REQUEST, 'season must be peak or off-peak', { status: 400 });
     const mode = req.query.get('dryRun') === 'true' ? 'dry-run' : parts.config.resizeOnSeasonFlip === 'off' ? 'dry-run' : parts.config.resizeOnSeasonFlip;
     return { season, mode, items: await ladder.onFlip(season, mode) };
   });
   router.post('/api/v1/resizes/{id}/rollback', { verb: 'create', resource: 'resizes', subresource: 'rollback', scope: 'cluster' }, async (req) => {
-    const ladder = f().ladder;
+    const ladder = featureOf(parts).ladder;
     if (!ladder) throw new NemuError(ErrorCodes.CONFIG, 'resizing needs a cluster (--kubeconfig)', { status: 503 });
     return ladder.rollback(req.params.id!, req.user?.username);
   });

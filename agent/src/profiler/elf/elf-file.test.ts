@@ -74,6 +74,25 @@ describe('ElfFile', () => {
     expect(await elf.readVaddr(0x300000, 4)).toBeUndefined();
   });
 
+  it('reads the section and program header counts from section 0 under extended numbering', async () => {
+    // What a linker writes for more than 0xff00 sections (or 0xffff program headers): the
+    // header holds 0 / SHN_XINDEX / PN_XNUM and section 0 the real numbers.
+    const buf = buildElf(spec);
+    const shoff = Number(buf.readBigUInt64LE(40));
+    const shnum = buf.readUInt16LE(60);
+    const shstrndx = buf.readUInt16LE(62);
+    const phnum = buf.readUInt16LE(56);
+    buf.writeUInt16LE(0, 60);
+    buf.writeUInt16LE(0xffff, 62);
+    buf.writeUInt16LE(0xffff, 56);
+    buf.writeBigUInt64LE(BigInt(shnum), shoff + 32);
+    buf.writeUInt32LE(shstrndx, shoff + 40);
+    buf.writeUInt32LE(phnum, shoff + 44);
+    const elf = await ElfFile.fromBuffer(buf);
+    expect(elf.sections.map((s) => s.name)).toEqual(['', '.text', '.rodata', '.gopclntab', '.data', '.symtab', '.strtab', '.shstrtab']);
+    expect(elf.loadSegments.map((s) => s.vaddr)).toEqual([0x401000, 0x482000, 0x511000]);
+  });
+
   it('says a stripped file has no symbols', async () => {
     const elf = await ElfFile.fromBuffer(buildElf({ ...spec, symbols: undefined }));
     expect(await elf.symbols()).toBeUndefined();

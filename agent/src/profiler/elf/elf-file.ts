@@ -7,8 +7,6 @@ import { NemuError } from '../../../../common/src/errors.ts';
 import { BufferSource, FileSource, type ByteSource } from './source.ts';
 import { AgentErrorCodes } from '../../errors.ts';
 
-/** Stable code of every error about a file that is not a readable ELF64 little-endian binary. */
-
 export const ET_EXEC = 2;
 export const ET_DYN = 3;
 export const PT_LOAD = 1;
@@ -102,98 +100,12 @@ export class ElfFile implements ElfLayout {
   }
 
   private static async parse(path: string, source: ByteSource): Promise<ElfFile> {
-    if (source.size < 16) {
-      throw elfError(path, `not an ELF file (${source.size} bytes, too short for an ELF header)`);
-    }
-    const ident = await source.read(0, 16);
-    if (ident[0] !== 0x7f || ident[1] !== 0x45 || ident[2] !== 0x4c || ident[3] !== 0x46) {
-      throw elfError(path, 'not an ELF file (no \\x7fELF magic); expected a Linux executable');
-    }
-    if (ident[4] !== 2) {
-      throw elfError(path, `${ident[4] === 1 ? '32-bit' : 'unknown-class'} ELF is not supported; only 64-bit binaries can be symbolized`);
-    }
-    if (ident[5] !== 1) {
-      throw elfError(path, 'big-endian ELF is not supported; only little-endian binaries can be symbolized');
-    }
-    if (source.size < EHDR_SIZE) throw truncated(path, 'the ELF header', 0, EHDR_SIZE, source.size);
-    const eh = await source.read(0, EHDR_SIZE);
-    const type = eh.readUInt16LE(16);
-    const machine = eh.readUInt16LE(18);
-    const entry = u64(eh, 24, path);
-    const phoff = u64(eh, 32, path);
-    const shoff = u64(eh, 40, path);
-    const phentsize = eh.readUInt16LE(54);
-    let phnum = eh.readUInt16LE(56);
-    const shentsize = eh.readUInt16LE(58);
-    let shnum = eh.readUInt16LE(60);
-    let shstrndx = eh.readUInt16LE(62);
-
-    let sectionHeaders: Buffer | undefined;
-    if (shoff !== 0) {
-      if (shentsize !== SHDR_SIZE) throw elfError(path, `unexpected section header size ${shentsize}`);
-      if (shoff + SHDR_SIZE > source.size) throw truncated(path, 'the section header table', shoff, SHDR_SIZE, source.size);
-      // Extended numbering: more than 0xff00 sections keep their count in section 0.
-      const first = await source.read(shoff, SHDR_SIZE);
-      if (shnum === 0) shnum = u64(first, 32, path);
-      if (shstrndx === SHN_XINDEX) shstrndx = first.readUInt32LE(40);
-      if (phnum === 0xffff) phnum = first.readUInt32LE(44);
-      const len = shnum * SHDR_SIZE;
-      if (shoff + len > source.size) throw truncated(path, 'the section header table', shoff, len, source.size);
-      sectionHeaders = await source.read(shoff, len);
-    }
-
-    const segments: ElfSegment[] = [];
-    if (phoff !== 0 && phnum > 0) {
-      if (phentsize !== PHDR_SIZE) throw elfError(path, `unexpected program header size ${phentsize}`);
-      const len = phnum * PHDR_SIZE;
-      if (phoff + len > source.size) throw truncated(path, 'the program header table', phoff, len, source.size);
-      const ph = await source.read(phoff, len);
-      for (let i = 0; i < phnum; i++) {
-        const o = i * PHDR_SIZE;
-        segments.push({
-          type: ph.readUInt32LE(o),
-          flags: ph.readUInt32LE(o + 4),
-          offset: u64(ph, o + 8, path),
-          vaddr: u64(ph, o + 16, path),
-          filesz: u64(ph, o + 32, path),
-          memsz: u64(ph, o + 40, path),
-          align: u64(ph, o + 48, path),
-        });
-      }
-    }
-
-    const sections: ElfSection[] = [];
-    if (sectionHeaders !== undefined) {
-      const raw: (ElfSection & { nameOff: number })[] = [];
-      for (let i = 0; i < shnum; i++) {
-        const o = i * SHDR_SIZE;
-        raw.push({
-          nameOff: sectionHeaders.readUInt32LE(o),
-          name: '',
-          type: sectionHeaders.readUInt32LE(o + 4),
-          flags: u64(sectionHeaders, o + 8, path),
-          addr: u64(sectionHeaders, o + 16, path),
-          offset: u64(sectionHeaders, o + 24, path),
-          size: u64(sectionHeaders, o + 32, path),
-          link: sectionHeaders.readUInt32LE(o + 40),
-          info: sectionHeaders.readUInt32LE(o + 44),
-          entsize: u64(sectionHeaders, o + 56, path),
-        });
-      }
-      const strtab = raw[shstrndx];
-      let names: Buffer | undefined;
-      if (shstrndx !== SHN_UNDEF && strtab !== undefined && strtab.type !== SHT_NOBITS) {
-        if (strtab.offset + strtab.size > source.size) {
-          throw truncated(path, 'the section name table', strtab.offset, strtab.size, source.size);
-        }
-        names = await source.read(strtab.offset, strtab.size);
-      }
-      for (const { nameOff, ...s } of raw) {
-        sections.push({ ...s, name: names === undefined ? '' : cstring(names, nameOff) });
-      }
-    }
-
-    return new ElfFile(path, source, type, machine, entry, sections, segments);
+    await checkIdent(path, source);
+    const header = await readHeader(path, source);
+    const sectionTable = await readSectionTable(path, source, header);
+    const segments = await readSegments(path, source, header);
+    const sections = sectionTable === undefined ? [] : await readSections(path, source, sectionTable, header);
+    return new ElfFile(path, source, header.type, header.machine, header.entry, sections, segments);
   }
 
   close(): Promise<void> {
@@ -300,6 +212,126 @@ export async function withElfFile<T>(path: string, fn: (elf: ElfFile) => Promise
   } finally {
     await elf.close();
   }
+}
+
+/** The fields of the ELF header that locate everything else. */
+interface ElfHeader {
+  type: number;
+  machine: number;
+  entry: number;
+  phoff: number;
+  shoff: number;
+  phentsize: number;
+  phnum: number;
+  shentsize: number;
+  shnum: number;
+  shstrndx: number;
+}
+
+/** Refuses anything but a 64-bit little-endian ELF file, saying what it is instead. */
+async function checkIdent(path: string, source: ByteSource): Promise<void> {
+  if (source.size < 16) {
+    throw elfError(path, `not an ELF file (${source.size} bytes, too short for an ELF header)`);
+  }
+  const ident = await source.read(0, 16);
+  if (ident[0] !== 0x7f || ident[1] !== 0x45 || ident[2] !== 0x4c || ident[3] !== 0x46) {
+    throw elfError(path, 'not an ELF file (no \\x7fELF magic); expected a Linux executable');
+  }
+  if (ident[4] !== 2) {
+    throw elfError(path, `${ident[4] === 1 ? '32-bit' : 'unknown-class'} ELF is not supported; only 64-bit binaries can be symbolized`);
+  }
+  if (ident[5] !== 1) {
+    throw elfError(path, 'big-endian ELF is not supported; only little-endian binaries can be symbolized');
+  }
+}
+
+/**
+ * The ELF header, completed from section 0 under extended numbering (more than 0xff00
+ * sections, or 0xffff program headers, keep their counts there).
+ */
+async function readHeader(path: string, source: ByteSource): Promise<ElfHeader> {
+  if (source.size < EHDR_SIZE) throw truncated(path, 'the ELF header', 0, EHDR_SIZE, source.size);
+  const eh = await source.read(0, EHDR_SIZE);
+  const header: ElfHeader = {
+    type: eh.readUInt16LE(16),
+    machine: eh.readUInt16LE(18),
+    entry: u64(eh, 24, path),
+    phoff: u64(eh, 32, path),
+    shoff: u64(eh, 40, path),
+    phentsize: eh.readUInt16LE(54),
+    phnum: eh.readUInt16LE(56),
+    shentsize: eh.readUInt16LE(58),
+    shnum: eh.readUInt16LE(60),
+    shstrndx: eh.readUInt16LE(62),
+  };
+  if (header.shoff === 0) return header;
+  if (header.shentsize !== SHDR_SIZE) throw elfError(path, `unexpected section header size ${header.shentsize}`);
+  if (header.shoff + SHDR_SIZE > source.size) throw truncated(path, 'the section header table', header.shoff, SHDR_SIZE, source.size);
+  const first = await source.read(header.shoff, SHDR_SIZE);
+  if (header.shnum === 0) header.shnum = u64(first, 32, path);
+  if (header.shstrndx === SHN_XINDEX) header.shstrndx = first.readUInt32LE(40);
+  if (header.phnum === 0xffff) header.phnum = first.readUInt32LE(44);
+  return header;
+}
+
+/** The raw section header table, or undefined when the file has none. */
+async function readSectionTable(path: string, source: ByteSource, { shoff, shnum }: ElfHeader): Promise<Buffer | undefined> {
+  if (shoff === 0) return undefined;
+  const len = shnum * SHDR_SIZE;
+  if (shoff + len > source.size) throw truncated(path, 'the section header table', shoff, len, source.size);
+  return source.read(shoff, len);
+}
+
+async function readSegments(path: string, source: ByteSource, header: ElfHeader): Promise<ElfSegment[]> {
+  const { phoff, phnum, phentsize } = header;
+  const segments: ElfSegment[] = [];
+  if (phoff === 0 || phnum === 0) return segments;
+  if (phentsize !== PHDR_SIZE) throw elfError(path, `unexpected program header size ${phentsize}`);
+  const len = phnum * PHDR_SIZE;
+  if (phoff + len > source.size) throw truncated(path, 'the program header table', phoff, len, source.size);
+  const ph = await source.read(phoff, len);
+  for (let i = 0; i < phnum; i++) {
+    const o = i * PHDR_SIZE;
+    segments.push({
+      type: ph.readUInt32LE(o),
+      flags: ph.readUInt32LE(o + 4),
+      offset: u64(ph, o + 8, path),
+      vaddr: u64(ph, o + 16, path),
+      filesz: u64(ph, o + 32, path),
+      memsz: u64(ph, o + 40, path),
+      align: u64(ph, o + 48, path),
+    });
+  }
+  return segments;
+}
+
+/** The sections of the table, named from the section name table (shstrndx). */
+async function readSections(path: string, source: ByteSource, table: Buffer, { shnum, shstrndx }: ElfHeader): Promise<ElfSection[]> {
+  const raw: (ElfSection & { nameOff: number })[] = [];
+  for (let i = 0; i < shnum; i++) {
+    const o = i * SHDR_SIZE;
+    raw.push({
+      nameOff: table.readUInt32LE(o),
+      name: '',
+      type: table.readUInt32LE(o + 4),
+      flags: u64(table, o + 8, path),
+      addr: u64(table, o + 16, path),
+      offset: u64(table, o + 24, path),
+      size: u64(table, o + 32, path),
+      link: table.readUInt32LE(o + 40),
+      info: table.readUInt32LE(o + 44),
+      entsize: u64(table, o + 56, path),
+    });
+  }
+  const strtab = raw[shstrndx];
+  let names: Buffer | undefined;
+  if (shstrndx !== SHN_UNDEF && strtab !== undefined && strtab.type !== SHT_NOBITS) {
+    if (strtab.offset + strtab.size > source.size) {
+      throw truncated(path, 'the section name table', strtab.offset, strtab.size, source.size);
+    }
+    names = await source.read(strtab.offset, strtab.size);
+  }
+  return raw.map(({ nameOff, ...s }) => ({ ...s, name: names === undefined ? '' : cstring(names, nameOff) }));
 }
 
 function truncated(path: string, what: string, offset: number, length: number, size: number): NemuError {

@@ -42,6 +42,18 @@ describe('folded and flamegraph', () => {
     expect(svg).toContain('function search(');
   });
 
+  it('stays well-formed XML when a frame name holds control characters or markup', () => {
+    // A process may name itself anything but NUL (prctl PR_SET_NAME), and its comm is the root
+    // frame of a process without an executable: one control character used to make the whole
+    // SVG unreadable to a browser.
+    const svg = renderFlamegraph([{ names: ['[bad\u0001\u001bname]', 'f<&>"', 'half\uD800'], count: 10 }], { title: 'c\u0007' });
+    // eslint-disable-next-line no-control-regex -- looking for the characters XML 1.0 forbids
+    expect(svg).not.toMatch(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]|[\uD800-\uDFFF]/);
+    expect(svg).toContain('data-name="[bad\uFFFD\uFFFDname]"');
+    expect(svg).toContain('data-name="f&lt;&amp;&gt;&quot;"');
+    expect(svg).toContain('data-name="half\uFFFD"');
+  });
+
   it('differential: red where a path grew (in shares), blue where it shrank', () => {
     const tree = buildTree([{ names: ['p', 'a'], count: 80 }, { names: ['p', 'b'], count: 20 }], [{ names: ['p', 'a'], count: 50 }, { names: ['p', 'b'], count: 50 }]);
     expect(tree.children.get('p')!.children.get('a')!.baseTotal).toBe(50);

@@ -55,8 +55,19 @@ export function buildTree(stacks: readonly WeightedStack[], base?: readonly Weig
   return root;
 }
 
+/**
+ * Text for an XML attribute or element. Characters XML 1.0 forbids (control characters, which a
+ * process may put in its comm, and lone surrogates) become U+FFFD: one of them would make the
+ * whole SVG unreadable to a browser.
+ */
 function escapeXml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  return s
+    // eslint-disable-next-line no-control-regex -- the control characters are what it replaces
+    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;');
 }
 
 /** flamegraph.pl's "hot" palette, seeded by the name so a function keeps its colour. */
@@ -78,6 +89,9 @@ function diffColour(delta: number, maxAbs: number): string {
 
 const FONT = 12;
 const CHAR_WIDTH = FONT * 0.59;
+const PAD = 10;
+/** Room above the frames for the title, subtitle and controls. */
+const TOP = FONT * 3 + 8;
 
 function label(name: string, width: number): string {
   const chars = Math.floor((width - 6) / CHAR_WIDTH);
@@ -88,63 +102,15 @@ function label(name: string, width: number): string {
 export function renderFlamegraph(stacks: readonly WeightedStack[], opts: FlameOptions): string {
   const width = opts.width ?? 1200;
   const frameHeight = opts.frameHeight ?? 16;
-  const minWidth = opts.minWidth ?? 0.1;
-  const pad = 10;
   const root = buildTree(stacks, opts.base);
-  const total = root.total;
-  const baseTotal = root.baseTotal;
   const diff = opts.base !== undefined;
-  const scale = total > 0 ? (width - 2 * pad) / total : 0;
-
-  interface Placed {
-    node: FlameNode;
-    x: number;
-    w: number;
-    depth: number;
-  }
-  const placed: Placed[] = [];
-  let maxDepth = 0;
-  let maxAbsDelta = 0;
-  const share = (n: number, of: number) => (of > 0 ? n / of : 0);
-  const place = (node: FlameNode, x: number, depth: number) => {
-    const w = node.total * scale;
-    if (w < minWidth) return;
-    placed.push({ node, x, w, depth });
-    maxDepth = Math.max(maxDepth, depth);
-    if (diff) maxAbsDelta = Math.max(maxAbsDelta, Math.abs(share(node.total, total) - share(node.baseTotal, baseTotal)));
-    let cx = x;
-    const children = [...node.children.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const c of children) {
-      place(c, cx, depth + 1);
-      cx += c.total * scale;
-    }
-  };
-  place(root, pad, 0);
-
-  const top = FONT * 3 + 8;
-  const height = top + (maxDepth + 1) * frameHeight + FONT * 2 + 10;
-  const frames = placed.map(({ node, x, w, depth }) => {
-    const y = height - FONT * 2 - 10 - (depth + 1) * frameHeight;
-    const pct = (100 * share(node.total, total)).toFixed(2);
-    let title = `${node.name} (${node.total} samples, ${pct}%)`;
-    let fill: string;
-    if (diff) {
-      const delta = share(node.total, total) - share(node.baseTotal, baseTotal);
-      title += `; base ${node.baseTotal} samples (${(100 * share(node.baseTotal, baseTotal)).toFixed(2)}%), change ${delta >= 0 ? '+' : ''}${(100 * delta).toFixed(2)} points`;
-      fill = diffColour(delta, maxAbsDelta);
-    } else {
-      fill = depth === 0 ? 'rgb(200,200,200)' : hotColour(node.name);
-    }
-    return (
-      `<g class="f" data-d="${depth}"><title>${escapeXml(title)}</title>` +
-      `<rect x="${x.toFixed(2)}" y="${y}" width="${w.toFixed(2)}" height="${frameHeight - 1}" fill="${fill}" rx="2" ry="2" data-name="${escapeXml(node.name)}"/>` +
-      `<text x="${(x + 3).toFixed(2)}" y="${y + frameHeight - 5}">${escapeXml(label(node.name, w))}</text></g>`
-    );
-  });
-
+  const layout = placeFrames(root, { scale: root.total > 0 ? (width - 2 * PAD) / root.total : 0, minWidth: opts.minWidth ?? 0.1, diff });
+  const height = TOP + (layout.maxDepth + 1) * frameHeight + FONT * 2 + 10;
+  const frames = layout.placed.map((p) => frameSvg(p, { root, diff, maxAbsDelta: layout.maxAbsDelta, frameHeight, height }));
+  const subtitle = opts.subtitle ?? `${root.total} samples${diff ? `, base ${root.baseTotal} samples (red: more than the base, blue: less)` : ''}`;
   return `<?xml version="1.0" standalone="no"?>
 <!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">
-<svg version="1.1" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" data-total="${total}">
+<svg version="1.1" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" data-total="${root.total}">
 <style type="text/css">
   text { font-family: Verdana, sans-serif; font-size: ${FONT}px; fill: rgb(0,0,0); }
   .f:hover rect { stroke: black; stroke-width: 0.5; cursor: pointer; }
@@ -154,17 +120,82 @@ export function renderFlamegraph(stacks: readonly WeightedStack[], opts: FlameOp
 </style>
 <rect x="0" y="0" width="${width}" height="${height}" fill="rgb(248,248,248)"/>
 <text id="title" x="${width / 2}" y="${FONT + 8}">${escapeXml(opts.title)}</text>
-<text id="subtitle" x="${width / 2}" y="${FONT * 2 + 10}">${escapeXml(opts.subtitle ?? `${total} samples${diff ? `, base ${baseTotal} samples (red: more than the base, blue: less)` : ''}`)}</text>
-<text id="reset" class="ctl" x="${pad}" y="${FONT * 2 + 10}" opacity="0">Reset Zoom</text>
-<text id="search" class="ctl" x="${width - pad - 60}" y="${FONT * 2 + 10}">Search</text>
-<text id="matched" x="${width - pad - 160}" y="${height - 8}"></text>
-<text id="details" x="${pad}" y="${height - 8}"> </text>
+<text id="subtitle" x="${width / 2}" y="${FONT * 2 + 10}">${escapeXml(subtitle)}</text>
+<text id="reset" class="ctl" x="${PAD}" y="${FONT * 2 + 10}" opacity="0">Reset Zoom</text>
+<text id="search" class="ctl" x="${width - PAD - 60}" y="${FONT * 2 + 10}">Search</text>
+<text id="matched" x="${width - PAD - 160}" y="${height - 8}"></text>
+<text id="details" x="${PAD}" y="${height - 8}"> </text>
 <g id="frames">
 ${frames.join('\n')}
 </g>
 <script type="text/ecmascript"><![CDATA[
-(function () {
-  var W = ${width}, PAD = ${pad}, CW = ${CHAR_WIDTH}, svg = document.documentElement;
+${interactionScript(width)}
+]]></script>
+</svg>
+`;
+}
+
+interface Placed {
+  node: FlameNode;
+  x: number;
+  w: number;
+  depth: number;
+}
+
+function share(n: number, of: number): number {
+  return of > 0 ? n / of : 0;
+}
+
+/** Differential: the change of a frame's share of all samples since the base. */
+function delta(node: FlameNode, root: FlameNode): number {
+  return share(node.total, root.total) - share(node.baseTotal, root.baseTotal);
+}
+
+/** Every frame at least `minWidth` pixels wide, at its x and depth, children in alphabetical order. */
+function placeFrames(root: FlameNode, o: { scale: number; minWidth: number; diff: boolean }): { placed: Placed[]; maxDepth: number; maxAbsDelta: number } {
+  const out = { placed: [] as Placed[], maxDepth: 0, maxAbsDelta: 0 };
+  const place = (node: FlameNode, x: number, depth: number): void => {
+    const w = node.total * o.scale;
+    if (w < o.minWidth) return;
+    out.placed.push({ node, x, w, depth });
+    out.maxDepth = Math.max(out.maxDepth, depth);
+    if (o.diff) out.maxAbsDelta = Math.max(out.maxAbsDelta, Math.abs(delta(node, root)));
+    let cx = x;
+    const children = [...node.children.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const c of children) {
+      place(c, cx, depth + 1);
+      cx += c.total * o.scale;
+    }
+  };
+  place(root, PAD, 0);
+  return out;
+}
+
+/** One frame: its box, its label, and a tooltip with its samples (and, differential, its change). */
+function frameSvg({ node, x, w, depth }: Placed, o: { root: FlameNode; diff: boolean; maxAbsDelta: number; frameHeight: number; height: number }): string {
+  const { root, frameHeight } = o;
+  const y = o.height - FONT * 2 - 10 - (depth + 1) * frameHeight;
+  const pct = (100 * share(node.total, root.total)).toFixed(2);
+  let title = `${node.name} (${node.total} samples, ${pct}%)`;
+  let fill: string;
+  if (o.diff) {
+    const d = delta(node, root);
+    title += `; base ${node.baseTotal} samples (${(100 * share(node.baseTotal, root.baseTotal)).toFixed(2)}%), change ${d >= 0 ? '+' : ''}${(100 * d).toFixed(2)} points`;
+    fill = diffColour(d, o.maxAbsDelta);
+  } else {
+    fill = depth === 0 ? 'rgb(200,200,200)' : hotColour(node.name);
+  }
+  return (
+    `<g class="f" data-d="${depth}"><title>${escapeXml(title)}</title>` +
+    `<rect x="${x.toFixed(2)}" y="${y}" width="${w.toFixed(2)}" height="${frameHeight - 1}" fill="${fill}" rx="2" ry="2" data-name="${escapeXml(node.name)}"/>` +
+    `<text x="${(x + 3).toFixed(2)}" y="${y + frameHeight - 5}">${escapeXml(label(node.name, w))}</text></g>`
+  );
+}
+
+/** The embedded JavaScript: click to zoom, Reset Zoom, and regex search with the matched share. */
+function interactionScript(width: number): string {
+  return `(function () {
+  var W = ${width}, PAD = ${PAD}, CW = ${CHAR_WIDTH}, svg = document.documentElement;
   var gs = Array.prototype.slice.call(document.querySelectorAll('g.f'));
   gs.forEach(function (g) { var r = g.querySelector('rect'); g._x = +r.getAttribute('x'); g._w = +r.getAttribute('width'); g._d = +g.getAttribute('data-d'); g._n = r.getAttribute('data-name'); });
   function fit(g, x, w) {
@@ -219,8 +250,5 @@ ${frames.join('\n')}
     if (g) document.getElementById('details').textContent = g.querySelector('title').textContent;
   });
   window.flamegraph = { zoom: zoom, reset: reset, search: search };
-})();
-]]></script>
-</svg>
-`;
+})();`;
 }

@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
+import { buildGo } from '../../../test/harness/golang.ts';
 import { requireTool } from '../../../test/harness/tools.ts';
-import { buildScript, checkLimits, parseBpftraceOutput, parseStackKey, runBpftrace, SAMPLING_MARKER } from './bpftrace.ts';
+import { lostSamples } from './capture.ts';
+import { isJsonObject, member, parseJsonEntries } from './json-entries.ts';
+import { buildScript, checkLimits, mapKeysFor, parseBpftraceOutput, parseStackKey, runBpftrace, SAMPLING_MARKER } from './bpftrace.ts';
 
 describe('bpftrace script', () => {
   it('filters in the kernel by every container cgroup id, ORed, and stops after the window', () => {
@@ -48,6 +51,51 @@ describe('bpftrace output', () => {
       [31816, 3, 2, 2],
       [12, 1, 0, 1],
     ]);
+  });
+});
+
+describe('every sample counted', () => {
+  it('adds up a stack key that bpftrace prints twice, and reads how many samples the probe took', () => {
+    const stack = '7,\n\t4000 main.spin+4 (/bin/busy)\n';
+    const line = `{"type": "map", "data": {"@stacks": {${JSON.stringify(stack)}: 3, ${JSON.stringify(stack)}: 4}}}`;
+    const p = parseBpftraceOutput([line, '{"type": "map", "data": {"@nemu_samples": 7}}'].join('\n'));
+    expect(p.stacks.map((s) => s.count)).toEqual([7]);
+    expect(p.fired).toBe(7);
+    expect(lostSamples(p)).toBeUndefined();
+  });
+
+  /** Two goroutines spinning in one function on two threads, sampled by the real bpftrace. */
+  async function sampleBusy(mapKeys: number) {
+    const bpftrace = requireTool('bpftrace', 'bpftrace');
+    const binary = await buildGo(new URL('../../../test/fixtures/go/busy', import.meta.url).pathname);
+    const busy = spawn(binary, ['-threads', '2', '-seconds', '30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const [first] = (await once(busy.stdout, 'data')) as [Buffer];
+      const pid = Number(/pid=(\d+)/.exec(first.toString())![1]);
+      const script = buildScript({ filter: { pid }, hz: 99, seconds: 2 });
+      return await runBpftrace({ bpftrace, script, seconds: 2, mapKeys });
+    } finally {
+      busy.kill('SIGKILL');
+    }
+  }
+
+  it('keeps every sample of a stack seen on several threads (JSON.parse kept only the last)', { timeout: 60_000 }, async () => {
+    const run = await sampleBusy(mapKeysFor(99, 2, 2));
+    const p = parseBpftraceOutput(run.stdout);
+    // The situation this guards: bpftrace printed one stack key more than once.
+    const stacksLine = run.stdout.split('\n').find((l) => l.includes('"@stacks"'))!;
+    const stacks = member(member(parseJsonEntries(stacksLine), 'data'), '@stacks');
+    const keys = isJsonObject(stacks) ? stacks.members.map(([k]) => k) : [];
+    expect(new Set(keys).size).toBeLessThan(keys.length);
+    expect(p.fired).toBeGreaterThan(10);
+    expect(p.stacks.reduce((a, s) => a + s.count, 0)).toBe(p.fired);
+  });
+
+  it('says how many samples were lost when the stacks outgrow the map', { timeout: 60_000 }, async () => {
+    const p = parseBpftraceOutput((await sampleBusy(1)).stdout);
+    const kept = p.stacks.reduce((a, s) => a + s.count, 0);
+    expect(kept).toBeLessThan(p.fired!);
+    expect(lostSamples(p)).toMatch(new RegExp(`^${p.fired! - kept} of ${p.fired} samples .* lost`));
   });
 });
 

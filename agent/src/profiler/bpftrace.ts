@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { isJsonObject, type JsonValue, member, parseJsonEntries } from './json-entries.ts';
 
 /** Hard limits, whatever the controller asks: a capture is a short look, not a tracer. */
 export const MAX_SECONDS = 60;
@@ -15,6 +16,16 @@ export const MAX_HZ = 199;
 export const KILL_GRACE_MS = 10_000;
 /** A runaway map (millions of distinct stacks) must not eat the agent's memory. */
 export const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Entries of bpftrace's maps for a window: every sample may be a new stack, so up to
+ * hz × seconds × CPUs, at least bpftrace's default 4096. Capped because each entry of the
+ * kernel's stack maps holds a whole stack (~1 KiB, preallocated): 16,384 is 16 MiB per map.
+ * A window with more distinct stacks loses some, and the capture says how many (`fired`).
+ */
+export function mapKeysFor(hz: number, seconds: number, cpus: number): number {
+  return Math.min(16_384, Math.max(4096, hz * seconds * cpus));
+}
 
 
 export type SampleFilter = { cgroupDirs: string[] } | { pid: number };
@@ -42,6 +53,9 @@ function quote(path: string): string {
   return `"${path}"`;
 }
 
+/** Counts every sample taken, kept or not: a full stack map drops entries silently. */
+const SAMPLES_MAP = '@nemu_samples';
+
 /** Printed by the script once every probe is attached and the window has begun. */
 export const SAMPLING_MARKER = 'nemutator: sampling';
 
@@ -68,6 +82,7 @@ export function buildScript(opts: ScriptOptions): string {
   return [
     `BEGIN { @nemu_window_end = nsecs + ${opts.seconds} * 1000000000; printf("${SAMPLING_MARKER}\\n"); }`,
     `profile:hz:${opts.hz} /(${predicate}) && nsecs < @nemu_window_end/ {`,
+    `  ${SAMPLES_MAP} = count();`,
     '  @stacks[pid, kstack(perf), ustack(perf)] = count();',
     '  @comm[pid] = comm;',
     '}',
@@ -99,6 +114,8 @@ export interface ParsedOutput {
   comms: Map<number, string>;
   /** bpftrace said it attached its probes (the capture really ran). */
   attached: boolean;
+  /** Samples the probe took in the window; more than the stacks hold when the map was full. */
+  fired?: number;
 }
 
 /** Kernel text lives in the upper half on x86-64 and arm64. */
@@ -134,28 +151,45 @@ export function parseStackKey(key: string, count: number): RawStack | undefined 
   return stack;
 }
 
-/** bpftrace `-f json` output: one JSON document per line. */
+/**
+ * bpftrace `-f json` output: one JSON document per line. A stack map repeats a key when two
+ * entries print alike (one stack, different threads), so members are read with their
+ * duplicates and their counts added, never JSON.parse'd (which kept only the last).
+ */
 export function parseBpftraceOutput(stdout: string): ParsedOutput {
   const out: ParsedOutput = { stacks: [], comms: new Map(), attached: false };
+  const byKey = new Map<string, RawStack>();
   for (const line of stdout.split('\n')) {
     if (!line.startsWith('{')) continue;
-    let doc: { type?: string; data?: Record<string, unknown> };
+    let doc: JsonValue;
     try {
-      doc = JSON.parse(line) as typeof doc;
+      doc = parseJsonEntries(line);
     } catch {
       continue;
     }
-    if (doc.type === 'attached_probes') out.attached = true;
-    if (doc.type !== 'map' || doc.data === undefined) continue;
-    const stacks = doc.data['@stacks'] as Record<string, number> | undefined;
-    const comms = doc.data['@comm'] as Record<string, string> | undefined;
-    for (const [key, count] of Object.entries(stacks ?? {})) {
-      const s = parseStackKey(key, Number(count));
-      if (s !== undefined && s.count > 0) out.stacks.push(s);
-    }
-    for (const [pid, comm] of Object.entries(comms ?? {})) out.comms.set(Number(pid), comm);
+    const type = member(doc, 'type');
+    if (type === 'attached_probes') out.attached = true;
+    const data = member(doc, 'data');
+    if (type !== 'map' || !isJsonObject(data)) continue;
+    for (const [name, value] of data.members) readMap(out, byKey, name, value);
   }
+  out.stacks = [...byKey.values()].filter((s) => s.count > 0);
   return out;
+}
+
+function readMap(out: ParsedOutput, byKey: Map<string, RawStack>, name: string, value: JsonValue): void {
+  if (name === SAMPLES_MAP && typeof value === 'number') out.fired = (out.fired ?? 0) + value;
+  if (!isJsonObject(value)) return;
+  for (const [key, v] of value.members) {
+    if (name === '@comm' && typeof v === 'string') out.comms.set(Number(key), v);
+    if (name !== '@stacks' || typeof v !== 'number') continue;
+    const seen = byKey.get(key);
+    if (seen) seen.count += v;
+    else {
+      const s = parseStackKey(key, v);
+      if (s !== undefined) byKey.set(key, s);
+    }
+  }
 }
 
 export interface BpftraceRun {
@@ -181,6 +215,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Called once the probes are attached (sampling has started). */
   onAttached?: () => void;
+  /** BPFTRACE_MAP_KEYS_MAX: entries per map (mapKeysFor); bpftrace's default when unset. */
+  mapKeys?: number;
 }
 
 const MAX_STDERR = 64 * 1024;
@@ -194,6 +230,7 @@ export function runBpftrace(opts: RunOptions): Promise<BpftraceRun> {
     const started = Date.now();
     const child = spawn(opts.bpftrace, ['-f', 'json', '-e', opts.script], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(opts.mapKeys ? { env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: String(opts.mapKeys) } } : {}),
     });
     const out: Buffer[] = [];
     let outBytes = 0;

@@ -4,10 +4,11 @@
  * the target (maps and binaries must be read while the processes run), then symbolize.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { CgroupVersionOption } from '../cgroups/hierarchy.ts';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import { buildScript, checkLimits, parseBpftraceOutput, runBpftrace, type SampleFilter } from './bpftrace.ts';
+import { buildScript, checkLimits, mapKeysFor, parseBpftraceOutput, type ParsedOutput, runBpftrace, type SampleFilter } from './bpftrace.ts';
 import { bpftraceMissing, diagnoseRun, preflight } from './diagnose.ts';
 import { BinaryCache, snapshotProcess, symbolizeStacks, type ProcessSnapshot, type SymbolizedProfile } from './symbolize.ts';
 import { containerOfPid, pidsIn, resolvePod, type ContainerNames } from './target.ts';
@@ -72,6 +73,8 @@ export async function capture(req: CaptureRequest, opts: CaptureOptions): Promis
   if (parsed.stacks.length === 0) {
     warnings.push(`no samples: the target used no CPU during the ${req.seconds} s window (idle, or it exited)`);
   }
+  const lost = lostSamples(parsed);
+  if (lost) warnings.push(lost);
   return {
     ...profile,
     warnings: [...warnings, ...profile.warnings],
@@ -167,6 +170,7 @@ async function sample(req: CaptureRequest, opts: CaptureOptions, bpftrace: strin
       bpftrace,
       script,
       seconds: req.seconds,
+      mapKeys: mapKeysFor(req.hz, req.seconds, availableParallelism()),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.maxOutputBytes ? { maxOutputBytes: opts.maxOutputBytes } : {}),
       onAttached: () => {
@@ -180,4 +184,13 @@ async function sample(req: CaptureRequest, opts: CaptureOptions, bpftrace: strin
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw bpftraceMissing(opts.bpftracePath);
     throw new NemuError(ErrorCodes.PROFILER_FAILED, `cannot start bpftrace (${bpftrace}): ${(e as Error).message}`, { status: 503 });
   }
+}
+
+/** A warning when the stacks hold fewer samples than the probe took (bpftrace's map was full). */
+export function lostSamples(parsed: ParsedOutput): string | undefined {
+  if (parsed.fired === undefined) return undefined;
+  const kept = parsed.stacks.reduce((a, s) => a + s.count, 0);
+  if (kept >= parsed.fired) return undefined;
+  const lost = parsed.fired - kept;
+  return `${lost} of ${parsed.fired} samples (${((100 * lost) / parsed.fired).toFixed(1)} %) lost: more distinct stacks than bpftrace's map holds; shorten the window or lower hz`;
 }

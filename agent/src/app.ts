@@ -12,6 +12,15 @@ import type { INodeReport } from '../../proto/codec.ts';
 import type { AgentConfig } from './config.ts';
 import { FleetClient, type CommandHandler } from './fleet/client.ts';
 import type { ICommand, ICommandResult } from '../../proto/codec.ts';
+import { MetricsAccess, kubeReviews, planMetricsAuth, type MetricsAuthPlan } from './metrics/access.ts';
+import { metricsRequestListener, type MetricsEndpoint } from './metrics/server.ts';
+import { ReportCollector, type PodNames } from './report.ts';
+import { KubeApi } from './kube/api.ts';
+import { NodePods } from './kube/pods.ts';
+import { VERSION } from '../../common/src/version.ts';
+import type { RunningSecrets, SecretsDeps } from './secrets/index.ts';
+import type { CsiServer } from './csi/server.ts';
+import { Registry } from 'prom-client';
 
 export type CommandKind = 'profile' | 'rotate' | 'secretStatus';
 export type CommandHandlers = Partial<Record<CommandKind, (command: ICommand) => Promise<Omit<ICommandResult, 'requestId'>>>>;
@@ -28,15 +37,6 @@ export function commandRouter(handlers: CommandHandlers): CommandHandler {
     return handler(command);
   };
 }
-import { MetricsAccess, kubeReviews, planMetricsAuth } from './metrics/access.ts';
-import { metricsRequestListener } from './metrics/server.ts';
-import { ReportCollector, type PodNames } from './report.ts';
-import { KubeApi } from './kube/api.ts';
-import { NodePods } from './kube/pods.ts';
-import { VERSION } from '../../common/src/version.ts';
-import type { RunningSecrets, SecretsDeps } from './secrets/index.ts';
-import type { CsiServer } from './csi/server.ts';
-import { Registry } from 'prom-client';
 
 export interface AgentDeps {
   log: Logger;
@@ -78,31 +78,100 @@ function readFileOrFail(path: string, key: string, what: string): string {
   }
 }
 
+/**
+ * What stop() undoes, added as each part starts and run in the reverse order (the last part
+ * started stops first). The steps run once: a second stop() waits for the first one.
+ */
+export class StopSteps {
+  private readonly steps: Array<() => unknown> = [];
+  private stopped: Promise<void> | undefined;
+
+  add(step: () => unknown): void {
+    this.steps.push(step);
+  }
+
+  run(): Promise<void> {
+    // a copy: reversing the list itself would turn the order around for the next caller
+    this.stopped ??= (async () => {
+      for (const step of [...this.steps].reverse()) await step();
+    })();
+    return this.stopped;
+  }
+}
+
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
   const { log } = deps;
+  const stops = new StopSteps();
   // In a cluster the agent knows the pods of its node, to name them (and to check secrets).
   const kc = deps.podNames ? undefined : KubeApi.load(config.kubeconfig);
-  // /metrics names every pod of the node, so it is guarded like the kubelet's (metrics/access.ts);
-  // decided before anything starts, so a configuration that would expose it stops the agent here.
-  // The reviews get a KubeApi of their own only when the pods' one was not made (podNames given).
-  const serveMetrics = deps.metrics ?? true;
-  let reviewKube: KubeApi | undefined;
-  const reviewApi = serveMetrics && config.metricsAuth !== 'none' ? (kc ?? (reviewKube = KubeApi.load(config.kubeconfig))) : undefined;
-  const metricsPlan = serveMetrics ? planMetricsAuth(config, reviewApi !== undefined) : undefined;
+  const metricsAuth = planAgentMetrics(config, deps, kc);
+  const { reviewKube } = metricsAuth;
+  if (reviewKube) stops.add(() => reviewKube.close());
+  const link = controllerLink(config, deps);
   const pods = kc ? new NodePods(kc, config.nodeName, log.child({ component: 'pods' })) : undefined;
-  if (pods) await pods.start();
+  if (pods) {
+    await pods.start();
+    stops.add(() => pods.stop());
+  }
   const podNames = deps.podNames ?? pods?.names;
-  const collector = new ReportCollector({
-    nodeName: config.nodeName,
-    cgroupRoot: config.cgroupRoot,
-    procRoot: config.procRoot,
-    cgroupVersion: config.cgroupVersion,
-    ...(podNames ? { podNames } : {}),
-    log: log.child({ component: 'metrics' }),
-  });
+  const collector = new ReportCollector({ nodeName: config.nodeName, cgroupRoot: config.cgroupRoot, procRoot: config.procRoot, cgroupVersion: config.cgroupVersion, ...(podNames ? { podNames } : {}), log: log.child({ component: 'metrics' }) });
   let last: INodeReport | undefined;
   const collect = async () => (last = await collector.collect());
+  const stopping = new AbortController();
+  const handlers: CommandHandlers = { profile: profileHandler(config, log, stopping.signal, () => last), ...deps.handlers };
+  // The agent's own counters (secrets, CSI), appended to /metrics after the report's families.
+  const registry = new Registry();
+  const secrets = await startAgentSecrets(config, deps, { kc, pods, registry });
+  if (secrets) {
+    stops.add(() => secrets.stop());
+    handlers.rotate ??= secrets.handlers.rotate;
+    handlers.secretStatus ??= secrets.handlers.secretStatus;
+  }
+  const csi = await startCsi(config, log, registry);
+  if (csi) stops.add(() => csi.stop());
+  const client = fleetClient(config, link, handlers, collect, log);
+  let metricsUrl: string | undefined;
+  if (metricsAuth.plan) {
+    const served = await serveMetrics(config, metricsAuth, { report: () => (last ? Promise.resolve(last) : collect()), health: () => ({ link: client.state }), own: () => ownMetrics(registry) }, log);
+    stops.add(() => new Promise<void>((r) => served.server.close(() => r())));
+    metricsUrl = served.url;
+  }
+  stops.add(() => client.stop());
+  stops.add(() => stopping.abort());
+  client.start();
+  return {
+    client,
+    collector,
+    ...(pods ? { pods } : {}),
+    ...(secrets ? { secrets } : {}),
+    ...(csi ? { csi } : {}),
+    ...(metricsUrl ? { metricsUrl } : {}),
+    lastReport: () => last,
+    stop: () => stops.run(),
+  };
+}
 
+interface AgentMetricsAuth {
+  plan?: MetricsAuthPlan;
+  /** Who reviews the callers' tokens (metricsAuth kube). */
+  reviewApi?: KubeApi;
+  /** The reviews' own KubeApi, when the pods' one was not made (podNames given): closed on stop. */
+  reviewKube?: KubeApi;
+}
+
+/**
+ * /metrics names every pod of the node, so it is guarded like the kubelet's (metrics/access.ts);
+ * decided before anything starts, so a configuration that would expose it stops the agent here.
+ */
+function planAgentMetrics(config: AgentConfig, deps: AgentDeps, kc: KubeApi | undefined): AgentMetricsAuth {
+  if (!(deps.metrics ?? true)) return {};
+  let reviewKube: KubeApi | undefined;
+  const reviewApi = config.metricsAuth !== 'none' ? (kc ?? (reviewKube = KubeApi.load(config.kubeconfig))) : undefined;
+  return { plan: planMetricsAuth(config, reviewApi !== undefined), ...(reviewApi ? { reviewApi } : {}), ...(reviewKube ? { reviewKube } : {}) };
+}
+
+/** The CA the agent pins for the controller and the token it presents. */
+function controllerLink(config: AgentConfig, deps: AgentDeps): { ca: string; token: () => string | Promise<string> } {
   let ca = deps.ca;
   if (ca === undefined) {
     if (config.controllerUrl.startsWith('wss:') && !config.caFile) {
@@ -111,12 +180,17 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     ca = config.caFile ? readFileOrFail(config.caFile, 'caFile', "the controller's CA") : '';
   }
   const token = deps.token ?? (() => readFileOrFail(config.tokenFile, 'tokenFile', 'the agent token'));
-  // The profiler is always offered; a node without bpftrace answers with a diagnostic. Its code
-  // (bpftrace, ELF and Go symbol tables: ~3 MiB of the agent's memory) is loaded with the first
-  // capture asked for, as most nodes are never profiled.
-  const stopping = new AbortController();
+  return { ca, token };
+}
+
+/**
+ * The profiler is always offered; a node without bpftrace answers with a diagnostic. Its code
+ * (bpftrace, ELF and Go symbol tables: ~3 MiB of the agent's memory) is loaded with the first
+ * capture asked for, as most nodes are never profiled.
+ */
+function profileHandler(config: AgentConfig, log: Logger, signal: AbortSignal, last: () => INodeReport | undefined): NonNullable<CommandHandlers['profile']> {
   let profiler: Promise<NonNullable<CommandHandlers['profile']>> | undefined;
-  const loadProfiler = async (): Promise<NonNullable<CommandHandlers['profile']>> => {
+  const load = async (): Promise<NonNullable<CommandHandlers['profile']>> => {
     const [{ createProfileHandler }, { CaptureQueue }] = await Promise.all([import('./profiler/handler.ts'), import('./profiler/queue.ts')]);
     return createProfileHandler({
       bpftracePath: config.bpftracePath,
@@ -125,49 +199,46 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       procRoot: config.procRoot,
       log: log.child({ component: 'profiler' }),
       queue: new CaptureQueue(config.profileQueue),
-      signal: stopping.signal,
+      signal,
       names: (uid) => {
-        const pod = last?.pods?.find((p) => p.uid === uid);
+        const pod = last()?.pods?.find((p) => p.uid === uid);
         return pod ? Object.fromEntries((pod.containers ?? []).map((c) => [c.id ?? '', c.name ?? ''])) : undefined;
       },
     });
   };
-  const handlers: CommandHandlers = {
-    profile: async (command) => {
-      // A failed load is tried again by the next capture rather than remembered.
-      profiler ??= loadProfiler().catch((e: unknown) => {
-        profiler = undefined;
-        throw e;
-      });
-      return (await profiler)(command);
-    },
-    ...deps.handlers,
+  return async (command) => {
+    // A failed load is tried again by the next capture rather than remembered.
+    profiler ??= load().catch((e: unknown) => {
+      profiler = undefined;
+      throw e;
+    });
+    return (await profiler)(command);
   };
+}
 
-  // The agent's own counters (secrets, CSI), appended to /metrics after the report's families.
-  const registry = new Registry();
-  // Secrets over the node socket, when a Vault is configured (DESIGN: Agent, Secrets socket).
-  let secrets: RunningSecrets | undefined;
+/**
+ * Secrets over the node socket (DESIGN: Agent, Secrets socket): in local mode from the pods
+ * and keys it is given, in a cluster when a Vault is configured (checked with the API server).
+ */
+async function startAgentSecrets(config: AgentConfig, deps: AgentDeps, parts: { kc: KubeApi | undefined; pods: NodePods | undefined; registry: Registry }): Promise<RunningSecrets | undefined> {
+  const log = deps.log.child({ component: 'secrets' });
+  const { registry } = parts;
   if (deps.secrets) {
     const { startSecrets } = await import('./secrets/index.ts');
-    secrets = await startSecrets(config, { log: log.child({ component: 'secrets' }), registry, ...deps.secrets });
-    handlers.rotate ??= secrets.handlers.rotate;
-    handlers.secretStatus ??= secrets.handlers.secretStatus;
-  } else if (config.vaultAddr) {
-    if (!kc || !pods) throw new NemuError(ErrorCodes.CONFIG, 'vaultAddr is set but the agent has no API server to check pods and tokens with; set --kubeconfig or run in a cluster');
-    // Loaded only when used: Vault's client is the agent's largest dependency after the kube client.
-    const { startSecrets } = await import('./secrets/index.ts');
-    secrets = await startSecrets(config, { log: log.child({ component: 'secrets' }), kube: kc, pods, registry });
-    handlers.rotate ??= secrets.handlers.rotate;
-    handlers.secretStatus ??= secrets.handlers.secretStatus;
+    return startSecrets(config, { log, registry, ...deps.secrets });
   }
+  if (!config.vaultAddr) return undefined;
+  if (!parts.kc || !parts.pods) throw new NemuError(ErrorCodes.CONFIG, 'vaultAddr is set but the agent has no API server to check pods and tokens with; set --kubeconfig or run in a cluster');
+  // Loaded only when used: Vault's client is the agent's largest dependency after the kube client.
+  const { startSecrets } = await import('./secrets/index.ts');
+  return startSecrets(config, { log, kube: parts.kc, pods: parts.pods, registry });
+}
 
-  const csi = await startCsi(config, log, registry);
-
-  const client = new FleetClient({
+function fleetClient(config: AgentConfig, link: { ca: string; token: () => string | Promise<string> }, handlers: CommandHandlers, collect: () => Promise<INodeReport>, log: Logger): FleetClient {
+  return new FleetClient({
     url: config.controllerUrl,
-    ca,
-    token,
+    ca: link.ca,
+    token: link.token,
     nodeName: config.nodeName,
     version: VERSION,
     capabilities: ['metrics', ...Object.keys(handlers)],
@@ -181,55 +252,27 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     maxFrameBytes: config.maxFrameBytes,
     onCommand: commandRouter(handlers),
   });
+}
 
-  let server: Server | undefined;
-  let metricsUrl: string | undefined;
-  if (metricsPlan) {
-    if (metricsPlan.mode === 'open' && metricsPlan.warning) log.warn(metricsPlan.warning);
-    const access =
-      metricsPlan.mode === 'kube' && reviewApi ? new MetricsAccess({ nodeName: config.nodeName, reviews: kubeReviews(reviewApi), log: log.child({ component: 'metrics-auth' }) }) : undefined;
-    server = createServer(
-      metricsRequestListener(
-        {
-          report: () => (last ? Promise.resolve(last) : collect()),
-          health: () => ({ link: client.state }),
-          // An empty registry prints a lone newline; nothing at all keeps the page as it was.
-          own: async () => {
-            const text = await registry.metrics();
-            return text.trim() === '' ? '' : text;
-          },
-        },
-        access,
-      ),
+/** The agent's own counters; an empty registry prints a lone newline, nothing at all keeps the page as it was. */
+async function ownMetrics(registry: Registry): Promise<string> {
+  const text = await registry.metrics();
+  return text.trim() === '' ? '' : text;
+}
+
+/** Serves /metrics (and /healthz) as planned; a port in use stops the agent with a CONFIG error. */
+async function serveMetrics(config: AgentConfig, auth: AgentMetricsAuth, sources: MetricsEndpoint, log: Logger): Promise<{ server: Server; url: string }> {
+  const { plan, reviewApi } = auth;
+  if (plan?.mode === 'open' && plan.warning) log.warn(plan.warning);
+  const access = plan?.mode === 'kube' && reviewApi ? new MetricsAccess({ nodeName: config.nodeName, reviews: kubeReviews(reviewApi), log: log.child({ component: 'metrics-auth' }) }) : undefined;
+  const server = createServer(metricsRequestListener(sources, access));
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new NemuError(ErrorCodes.CONFIG, `cannot serve agent metrics on ${config.host}:${config.metricsPort}: ${e.code === 'EADDRINUSE' ? 'port in use; set --metrics-port' : e.message}`)),
     );
-    const port = await new Promise<number>((resolve, reject) => {
-      server!.once('error', (e: NodeJS.ErrnoException) =>
-        reject(new NemuError(ErrorCodes.CONFIG, `cannot serve agent metrics on ${config.host}:${config.metricsPort}: ${e.code === 'EADDRINUSE' ? 'port in use; set --metrics-port' : e.message}`)),
-      );
-      server!.listen(config.metricsPort, config.host, () => resolve((server!.address() as AddressInfo).port));
-    });
-    metricsUrl = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}/metrics`;
-  }
-
-  client.start();
-  return {
-    client,
-    collector,
-    ...(pods ? { pods } : {}),
-    ...(secrets ? { secrets } : {}),
-    ...(csi ? { csi } : {}),
-    ...(metricsUrl ? { metricsUrl } : {}),
-    lastReport: () => last,
-    async stop() {
-      stopping.abort();
-      await client.stop();
-      await csi?.stop();
-      await secrets?.stop();
-      await pods?.stop();
-      if (server) await new Promise<void>((r) => server!.close(() => r()));
-      reviewKube?.close();
-    },
-  };
+    server.listen(config.metricsPort, config.host, () => resolve((server.address() as AddressInfo).port));
+  });
+  return { server, url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}/metrics` };
 }
 
 /**

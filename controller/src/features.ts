@@ -18,7 +18,7 @@ import { MutationLog } from './mutations/log.ts';
 import { registerMutationRoutes } from './mutations/routes.ts';
 import { registerProfiles } from './profiles/index.ts';
 import type { Router } from './server/router.ts';
-import { registerTelemetryRoutes, telemetryFeature } from './telemetry/feature.ts';
+import { registerTelemetryRoutes, telemetryFeature, type TelemetryFeature } from './telemetry/feature.ts';
 import { ErrorCodes, NemuError } from '../../common/src/errors.ts';
 import { loadKubeConfig } from '../../common/src/kube.ts';
 import { enforcedLevel, type PodSecurityLevel } from './admission/pod-security.ts';
@@ -31,10 +31,17 @@ interface AdmissionParts {
   skipRules: SkipRules;
 }
 
+/** Admission, and the telemetry it was built with (the telemetry routes serve the same one). */
+interface Admission {
+  handler: AdmissionHandler;
+  /** Undefined without prometheusUrl. */
+  telemetry: TelemetryFeature | undefined;
+}
+
 /** The controller's features, built once per running controller from its parts. */
 export interface Features {
   admission: AdmissionHandler;
-  /** Adds the REST routes; they serve the same dictionary, mutation log and skip rules admission uses. */
+  /** Adds the REST routes; they serve the same dictionary, mutation log, skip rules and telemetry admission uses. */
   registerRoutes(router: Router): void;
 }
 
@@ -56,7 +63,7 @@ async function admissionParts(parts: ControllerParts): Promise<AdmissionParts> {
   return { dictionary, mutationLog, skipRules };
 }
 
-async function createAdmission(parts: ControllerParts, shared: AdmissionParts): Promise<AdmissionHandler> {
+async function createAdmission(parts: ControllerParts, shared: AdmissionParts): Promise<Admission> {
   const { dictionary, mutationLog, skipRules } = shared;
   let ratio: RatioSource | undefined;
   try {
@@ -70,8 +77,9 @@ async function createAdmission(parts: ControllerParts, shared: AdmissionParts): 
   // telemetry recommendations (cached, refreshed in the background) come before the ratio policy
   const telemetry = await telemetryFeature(parts, mutationLog);
   const podSecurityLevel = namespacePodSecurity(parts);
-  return createAdmissionHandler({
+  const handler = createAdmissionHandler({
     ...(podSecurityLevel ? { podSecurityLevel } : {}), log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, memoEntries: parts.config.admissionMemoEntries, deadlineMs: parts.config.dictionaryTimeout, ...(telemetry ? { telemetry: telemetry.source } : {}), ...(ratio ? { ratio } : {}) });
+  return { handler, telemetry };
 }
 
 /** With a cluster: the Pod Security level each namespace enforces, from a namespace informer. */
@@ -83,11 +91,11 @@ function namespacePodSecurity(parts: ControllerParts): ((namespace: string) => P
   return (namespace) => enforcedLevel(namespaces.labels(namespace));
 }
 
-function registerRoutes(router: Router, parts: ControllerParts, shared: AdmissionParts): void {
+function registerRoutes(router: Router, parts: ControllerParts, shared: AdmissionParts, telemetry: TelemetryFeature | undefined): void {
   registerDictionaryRoutes(router, shared.dictionary);
   registerSkipRuleRoutes(router, shared.skipRules);
   registerMutationRoutes(router, { log: shared.mutationLog, skipRules: shared.skipRules, config: parts.config, logger: parts.log.child({ component: 'rollback' }) });
-  registerTelemetryRoutes(router, parts);
+  registerTelemetryRoutes(router, parts, telemetry);
   registerProfiles(router, parts);
   registerSecretRoutes(router, { fleet: parts.hub, config: parts.config, log: parts.log.child({ component: 'secrets' }) });
 }
@@ -95,8 +103,8 @@ function registerRoutes(router: Router, parts: ControllerParts, shared: Admissio
 /** Builds admission and the routes from one set of shared parts: the routes cannot exist without them. */
 export async function createFeatures(parts: ControllerParts): Promise<Features> {
   const shared = await admissionParts(parts);
-  const admission = await createAdmission(parts, shared);
-  return { admission, registerRoutes: (router) => registerRoutes(router, parts, shared) };
+  const { handler, telemetry } = await createAdmission(parts, shared);
+  return { admission: handler, registerRoutes: (router) => registerRoutes(router, parts, shared, telemetry) };
 }
 
 /**

@@ -270,52 +270,83 @@ export function createSecretsMutator(options: SecretsOptions = SECRETS_DEFAULTS)
   };
 }
 
+/** The pod's annotations in the draft (created when absent); undefined when there is no metadata. */
+function draftAnnotations(draft: KubeObject, kind: MutationContext['kind']): Record<string, unknown> | undefined {
+  const meta = kind === 'Pod' ? draft.metadata : templateOf(draft)?.metadata;
+  if (!isRecord(meta)) return undefined;
+  if (!isRecord(meta.annotations)) meta.annotations = {};
+  return meta.annotations as Record<string, unknown>;
+}
+
 /** Brings the pod spec in line with its references; says whether anything changed. */
 function apply(draft: KubeObject, ctx: MutationContext, options: SecretsOptions): boolean {
   const spec = podSpecOf(draft, ctx.kind)!;
-  const meta = ctx.kind === 'Pod' ? draft.metadata : templateOf(draft)?.metadata;
-  if (!isRecord(meta)) return false;
-  if (!isRecord(meta.annotations)) meta.annotations = {};
-  const annotations = meta.annotations as Record<string, unknown>;
-  let changed = false;
-
+  const annotations = draftAnnotations(draft, ctx.kind);
+  if (!annotations) return false;
   const previous = parseSecretsRecord(annotations[SECRETS_ANNOTATION]);
   if (annotations[SECRETS_ANNOTATION] !== undefined && !previous) {
     ctx.warn(`annotation ${SECRETS_ANNOTATION} is not a v1 record; it is rebuilt from the pod's vault: references`);
   }
-
-  // What each container may read: the record's references, then the spec's (newer) ones.
-  const containers: SecretsRecord['containers'] = {};
   const workloads = workloadContainers(spec);
+  const { containers, changed: envChanged } = takeEnvReferences(workloads, previous, ctx);
+  const files = fileReferences(annotations, ctx);
+  if (Object.keys(containers).length === 0 && Object.keys(files).length === 0) {
+    if (annotations[SECRETS_ANNOTATION] === undefined) return envChanged;
+    delete annotations[SECRETS_ANNOTATION];
+    return true;
+  }
+  let changed = writeRecord(annotations, secretsRecord(spec, annotations, containers, files, ctx)) || envChanged;
+  const audienceText = annotations[VAULT_AUDIENCE_ANNOTATION];
+  const audience = typeof audienceText === 'string' && audienceText.trim() !== '' ? audienceText.trim() : options.vaultAudience;
+  if (ensureVolumes(spec, audience, options)) changed = true;
+  if (ensureInitContainer(spec, options)) changed = true;
+  for (const c of workloads) if (wireContainer(c, { containers, files, annotations }, ctx)) changed = true;
+  return changed;
+}
+
+/**
+ * What each container may read: the record's references, then the spec's (newer) ones, which
+ * leave the spec (a reference is served by the agent, never kept as an env value).
+ */
+function takeEnvReferences(workloads: Container[], previous: SecretsRecord | undefined, ctx: MutationContext): { containers: SecretsRecord['containers']; changed: boolean } {
+  const containers: SecretsRecord['containers'] = {};
+  let changed = false;
   for (const c of workloads) {
     const name = typeof c.name === 'string' ? c.name : '';
     const env: Record<string, string> = { ...(previous?.containers[name]?.env ?? {}) };
-    if (Array.isArray(c.env)) {
-      const kept: Array<Record<string, unknown>> = [];
-      let removed = false;
-      for (const e of c.env) {
-        const ref = isRecord(e) ? referenceOf(e, ctx.dictionary) : undefined;
-        if (ref === undefined || typeof e.name !== 'string') {
-          kept.push(e);
-          continue;
-        }
-        if (!parseReference(ref)) {
-          // the text is not echoed: a malformed reference may be a pasted value
-          ctx.warn(`env ${e.name} of container ${name} is not a reference of the form vault:<mount>/<path>#<key>; removed from the spec, not served`);
-        } else {
-          env[e.name] = ref;
-        }
-        removed = true;
-      }
-      if (removed) {
-        changed = true;
-        if (kept.length > 0) c.env = kept;
-        else delete c.env;
-      }
-    }
+    if (takeContainerEnv(c, name, env, ctx)) changed = true;
     if (Object.keys(env).length > 0) containers[name] = { env };
   }
+  return { containers, changed };
+}
 
+/** Moves one container's `vault:` env entries into `env` (malformed ones are dropped with a warning). */
+function takeContainerEnv(c: Container, name: string, env: Record<string, string>, ctx: MutationContext): boolean {
+  if (!Array.isArray(c.env)) return false;
+  const kept: Array<Record<string, unknown>> = [];
+  let removed = false;
+  for (const e of c.env) {
+    const ref = isRecord(e) ? referenceOf(e, ctx.dictionary) : undefined;
+    if (ref === undefined || typeof e.name !== 'string') {
+      kept.push(e);
+      continue;
+    }
+    if (!parseReference(ref)) {
+      // the text is not echoed: a malformed reference may be a pasted value
+      ctx.warn(`env ${e.name} of container ${name} is not a reference of the form vault:<mount>/<path>#<key>; removed from the spec, not served`);
+    } else {
+      env[e.name] = ref;
+    }
+    removed = true;
+  }
+  if (!removed) return false;
+  if (kept.length > 0) c.env = kept;
+  else delete c.env;
+  return true;
+}
+
+/** The files the pod asks for (`nemutator.io/secret-file.<name>`), by name. */
+function fileReferences(annotations: Record<string, unknown>, ctx: MutationContext): Record<string, string> {
   const files: Record<string, string> = {};
   for (const [k, v] of Object.entries(annotations)) {
     if (!k.startsWith(SECRET_FILE_PREFIX)) continue;
@@ -324,14 +355,11 @@ function apply(draft: KubeObject, ctx: MutationContext, options: SecretsOptions)
     else if (typeof v !== 'string' || !parseReference(v)) ctx.warn(`annotation ${k} is not a reference of the form vault:<mount>/<path>#<key>; ignored`);
     else files[name] = v;
   }
-  if (Object.keys(containers).length === 0 && Object.keys(files).length === 0) {
-    if (annotations[SECRETS_ANNOTATION] !== undefined) {
-      delete annotations[SECRETS_ANNOTATION];
-      return true;
-    }
-    return changed;
-  }
+  return files;
+}
 
+/** The record of what the pod may read, with its Vault role and rotation signal. */
+function secretsRecord(spec: Record<string, unknown>, annotations: Record<string, unknown>, containers: SecretsRecord['containers'], files: Record<string, string>, ctx: MutationContext): SecretsRecord {
   let rotateSignal: string | undefined;
   const signalText = annotations[ROTATE_SIGNAL_ANNOTATION];
   if (typeof signalText === 'string' && signalText.trim() !== '') {
@@ -341,44 +369,48 @@ function apply(draft: KubeObject, ctx: MutationContext, options: SecretsOptions)
   const serviceAccount = (typeof spec.serviceAccountName === 'string' && spec.serviceAccountName) || (typeof spec.serviceAccount === 'string' && spec.serviceAccount) || 'default';
   const roleText = annotations[VAULT_ROLE_ANNOTATION];
   const role = typeof roleText === 'string' && roleText.trim() !== '' ? roleText.trim() : serviceAccount;
-  const record: SecretsRecord = { v: 1, role, containers, files, ...(rotateSignal ? { rotateSignal } : {}) };
+  return { v: 1, role, containers, files, ...(rotateSignal ? { rotateSignal } : {}) };
+}
+
+function writeRecord(annotations: Record<string, unknown>, record: SecretsRecord): boolean {
   const recordText = JSON.stringify(record);
-  if (annotations[SECRETS_ANNOTATION] !== recordText) {
-    annotations[SECRETS_ANNOTATION] = recordText;
+  if (annotations[SECRETS_ANNOTATION] === recordText) return false;
+  annotations[SECRETS_ANNOTATION] = recordText;
+  return true;
+}
+
+interface PodReferences {
+  containers: SecretsRecord['containers'];
+  files: Record<string, string>;
+  annotations: Record<string, unknown>;
+}
+
+/**
+ * One container: with env references, its argv wrapped in the launcher (plus the launcher's
+ * mounts and env); with files only, or without a known entrypoint, the secrets directory.
+ */
+function wireContainer(c: Container, pod: PodReferences, ctx: MutationContext): boolean {
+  const name = typeof c.name === 'string' ? c.name : '';
+  const filesOnly = () => Object.keys(pod.files).length > 0 && ensureMounts(c, [FILES_MOUNT]);
+  const refs = pod.containers[name];
+  if (!refs) return filesOnly();
+  let changed = false;
+  if (!isWrapped(c)) {
+    const own = strings(c.command);
+    const entrypoint = own && own.length > 0 ? own : parseEntrypoint(pod.annotations[`${ENTRYPOINT_ANNOTATION}.${name}`] ?? pod.annotations[ENTRYPOINT_ANNOTATION]);
+    if (!entrypoint) {
+      const vars = Object.keys(refs.env).join(', ');
+      ctx.warn(
+        `container ${name} has no command and the pod has no ${ENTRYPOINT_ANNOTATION} annotation: the launcher cannot know the image's entrypoint, so its vault: env (${vars}) is not injected and it gets the secret files only; set command, or ${ENTRYPOINT_ANNOTATION} to the argv the image runs`,
+      );
+      return filesOnly();
+    }
+    c.command = [LAUNCHER, '--', ...entrypoint, ...(strings(c.args) ?? [])];
+    delete c.args;
     changed = true;
   }
-
-  const audienceText = annotations[VAULT_AUDIENCE_ANNOTATION];
-  const audience = typeof audienceText === 'string' && audienceText.trim() !== '' ? audienceText.trim() : options.vaultAudience;
-  if (ensureVolumes(spec, audience, options)) changed = true;
-  if (ensureInitContainer(spec, options)) changed = true;
-
-  const podEntrypoint = annotations[ENTRYPOINT_ANNOTATION];
-  for (const c of workloads) {
-    const name = typeof c.name === 'string' ? c.name : '';
-    if (!containers[name]) {
-      // files only: the secrets directory, read-only
-      if (Object.keys(files).length > 0 && ensureMounts(c, [FILES_MOUNT])) changed = true;
-      continue;
-    }
-    if (!isWrapped(c)) {
-      const own = strings(c.command);
-      const entrypoint = own && own.length > 0 ? own : parseEntrypoint(annotations[`${ENTRYPOINT_ANNOTATION}.${name}`] ?? podEntrypoint);
-      if (!entrypoint) {
-        const vars = Object.keys(containers[name].env).join(', ');
-        ctx.warn(
-          `container ${name} has no command and the pod has no ${ENTRYPOINT_ANNOTATION} annotation: the launcher cannot know the image's entrypoint, so its vault: env (${vars}) is not injected and it gets the secret files only; set command, or ${ENTRYPOINT_ANNOTATION} to the argv the image runs`,
-        );
-        if (Object.keys(files).length > 0 && ensureMounts(c, [FILES_MOUNT])) changed = true;
-        continue;
-      }
-      c.command = [LAUNCHER, '--', ...entrypoint, ...(strings(c.args) ?? [])];
-      delete c.args;
-      changed = true;
-    }
-    if (ensureMounts(c, LAUNCHER_MOUNTS)) changed = true;
-    if (ensureEnv(c, launcherEnv(name))) changed = true;
-  }
+  if (ensureMounts(c, LAUNCHER_MOUNTS)) changed = true;
+  if (ensureEnv(c, launcherEnv(name))) changed = true;
   return changed;
 }
 

@@ -40,14 +40,14 @@ export interface TelemetryFeature {
   stop(): Promise<void>;
 }
 
-const features = new WeakMap<ControllerParts, TelemetryFeature>();
 /** Tests move time: the clock the next feature is built with. */
 export const telemetryTestHooks: { clock?: Clock } = {};
 
-/** Builds (once per controller) the telemetry feature; undefined when no prometheusUrl is set. */
+/**
+ * Builds the telemetry feature of one controller (each call starts one: call it once, and hand
+ * the result to registerTelemetryRoutes); undefined when no prometheusUrl is set.
+ */
 export async function telemetryFeature(parts: ControllerParts, mutationLog?: MutationLog): Promise<TelemetryFeature | undefined> {
-  const existing = features.get(parts);
-  if (existing) return existing;
   const { config } = parts;
   if (!config.prometheusUrl) return undefined;
   const log = parts.log.child({ component: 'telemetry' });
@@ -84,7 +84,6 @@ export async function telemetryFeature(parts: ControllerParts, mutationLog?: Mut
   new Gauge({ name: 'nemutator_telemetry_prometheus_queries', help: 'Prometheus queries telemetry has issued since start.', registers, collect() { this.set(prom.queries); } });
   new Gauge({ name: 'nemutator_season', help: 'The current season: 1 for peak or off-peak.', labelNames: ['season'], registers, collect() { const now = telemetry.currentSeason(); for (const s of ['peak', 'off-peak']) this.set({ season: s }, s === now ? 1 : 0); } });
   telemetry.start();
-  features.set(parts, feature);
   parts.onStop(() => feature.stop());
   return feature;
 }
@@ -105,14 +104,18 @@ export function currentFromModel(model: ClusterModel): CurrentRequests {
   };
 }
 
-export function registerTelemetryRoutes(router: Router, parts: ControllerParts): void {
-  registerStatisticsRoutes(router, parts);
-  registerModelRoutes(router, parts);
-  registerResizeRoutes(router, parts);
+/**
+ * The telemetry routes, serving the feature telemetryFeature built for this controller; without
+ * one (no prometheusUrl) they answer 503 saying how to turn telemetry on.
+ */
+export function registerTelemetryRoutes(router: Router, parts: ControllerParts, feature: TelemetryFeature | undefined): void {
+  const featureOf = (): TelemetryFeature => enabled(feature);
+  registerStatisticsRoutes(router, featureOf);
+  registerModelRoutes(router, featureOf);
+  registerResizeRoutes(router, parts, featureOf);
 }
 
-function featureOf(parts: ControllerParts): TelemetryFeature {
-  const feature = features.get(parts);
+function enabled(feature: TelemetryFeature | undefined): TelemetryFeature {
   if (!feature) throw new NemuError(ErrorCodes.CONFIG, 'telemetry is off: start the controller with --prometheus-url <url>', { status: 503 });
   return feature;
 }
@@ -125,27 +128,27 @@ function snapshotOf(feature: TelemetryFeature): Snapshot {
 }
 
 /** Seasons, statistics, recommendations and what-if, from the latest snapshot. */
-function registerStatisticsRoutes(router: Router, parts: ControllerParts): void {
+function registerStatisticsRoutes(router: Router, featureOf: () => TelemetryFeature): void {
   router.get('/api/v1/seasons', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, async (req) => {
-    const telemetry = featureOf(parts).telemetry;
+    const telemetry = featureOf().telemetry;
     const [namespace, kind, name] = ['namespace', 'kind', 'name'].map((k) => req.query.get(k) ?? '');
     if (!name) return telemetry.seasons();
     if (!namespace) throw new NemuError(ErrorCodes.BAD_REQUEST, 'a workload profile needs namespace, kind (default Deployment) and name: /api/v1/seasons?namespace=shop&kind=Deployment&name=web', { status: 400 });
     return telemetry.workloadProfile({ namespace, kind: kind || 'Deployment', name });
   });
   router.get('/api/v1/telemetry', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, (req) => {
-    const feature = featureOf(parts);
+    const feature = featureOf();
     const s = snapshotOf(feature);
     return { at: new Date(s.at * 1000).toISOString(), window: s.window, queries: s.queries, durationMs: s.durationMs, lastRefresh: feature.telemetry.lastRefresh, workloads: s.workloads, ...(req.query.get('containers') === 'true' ? { containers: s.containers } : {}) };
   });
   router.post('/api/v1/telemetry/refresh', { verb: 'create', resource: 'telemetry', subresource: 'refresh', scope: 'cluster' }, async () => {
-    const feature = featureOf(parts);
+    const feature = featureOf();
     await feature.telemetry.refresh();
     if (feature.telemetry.lastError) throw feature.telemetry.lastError;
     return feature.telemetry.lastRefresh;
   });
   router.get('/api/v1/recommendations', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, () => {
-    const feature = featureOf(parts);
+    const feature = featureOf();
     const s = snapshotOf(feature);
     const { brainsets, engine } = feature.telemetry.settings;
     return {
@@ -154,7 +157,7 @@ function registerStatisticsRoutes(router: Router, parts: ControllerParts): void 
     };
   });
   router.get('/api/v1/whatif', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, async () => {
-    const feature = featureOf(parts);
+    const feature = featureOf();
     const s = snapshotOf(feature);
     const owners: OwnerLookup = s.owners ?? (() => undefined);
     const current = feature.model ? currentFromModel(feature.model) : await currentFromPrometheus(feature.telemetry.prom, s.at, owners);
@@ -162,9 +165,9 @@ function registerStatisticsRoutes(router: Router, parts: ControllerParts): void 
   });
 }
 
-function registerModelRoutes(router: Router, parts: ControllerParts): void {
+function registerModelRoutes(router: Router, featureOf: () => TelemetryFeature): void {
   const model = () => {
-    const feature = featureOf(parts);
+    const feature = featureOf();
     if (!feature.model) throw new NemuError(ErrorCodes.CONFIG, 'the cluster model needs a cluster: start the controller with --kubeconfig <file> or in a pod', { status: 503 });
     return feature.model.view(feature.telemetry.snapshot);
   };
@@ -173,10 +176,10 @@ function registerModelRoutes(router: Router, parts: ControllerParts): void {
 }
 
 /** Season-flip resizes: their history, a flip by hand, and rolling one back. */
-function registerResizeRoutes(router: Router, parts: ControllerParts): void {
-  router.get('/api/v1/resizes', { verb: 'list', resource: 'resizes', scope: 'cluster' }, () => ({ mode: parts.config.resizeOnSeasonFlip, items: featureOf(parts).ladder?.history ?? [] }));
+function registerResizeRoutes(router: Router, parts: ControllerParts, featureOf: () => TelemetryFeature): void {
+  router.get('/api/v1/resizes', { verb: 'list', resource: 'resizes', scope: 'cluster' }, () => ({ mode: parts.config.resizeOnSeasonFlip, items: featureOf().ladder?.history ?? [] }));
   router.post('/api/v1/resizes/flip', { verb: 'create', resource: 'resizes', subresource: 'flip', scope: 'cluster' }, async (req) => {
-    const feature = featureOf(parts);
+    const feature = featureOf();
     const ladder = feature.ladder;
     if (!ladder) throw new NemuError(ErrorCodes.CONFIG, 'resizing needs a cluster (--kubeconfig) and the mutation log', { status: 503 });
     const season = (req.query.get('season') ?? feature.telemetry.currentSeason()) as Season;
@@ -185,7 +188,7 @@ function registerResizeRoutes(router: Router, parts: ControllerParts): void {
     return { season, mode, items: await ladder.onFlip(season, mode) };
   });
   router.post('/api/v1/resizes/{id}/rollback', { verb: 'create', resource: 'resizes', subresource: 'rollback', scope: 'cluster' }, async (req) => {
-    const ladder = featureOf(parts).ladder;
+    const ladder = featureOf().ladder;
     if (!ladder) throw new NemuError(ErrorCodes.CONFIG, 'resizing needs a cluster (--kubeconfig)', { status: 503 });
     return ladder.rollback(req.params.id!, req.user?.username);
   });

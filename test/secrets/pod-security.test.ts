@@ -14,7 +14,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
 import { agentSchema } from '../../agent/src/config.ts';
@@ -62,6 +62,7 @@ let dir: string;
 const controllers: Record<'csi' | 'hostPath', RunningController | undefined> = { csi: undefined, hostPath: undefined };
 const cgroups: PodCgroup[] = [];
 const children: ChildProcess[] = [];
+const hosts: PodOnHost[] = [];
 
 async function start(socket: 'csi' | 'hostPath'): Promise<RunningController> {
   const config = testControllerConfig({ kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', initImage: 'registry.local/nemutator/init:test', secretsSocketVolume: socket, secretsCommandTimeout: 5000 });
@@ -166,6 +167,8 @@ afterAll(async () => {
   for (const m of (await readMountInfo()).filter((e) => dir && e.mountPoint.startsWith(join(dir, 'kubelet'))).reverse()) {
     execFileSync('umount', ['-l', m.mountPoint]);
   }
+  // the short symlinks standing for in-container mounts, if a test failed before teardown
+  for (const v of hosts.flatMap((h) => h.csi)) rmSync(dirname(v.hostPath), { recursive: true, force: true });
   await agent?.stop();
   for (const c of Object.values(controllers)) {
     await c?.stop();
@@ -253,6 +256,7 @@ describe('secrets in a namespace enforcing Pod Security "restricted"', () => {
     const issueToken = (t: { audience?: string; expirationSeconds?: number }) =>
       kube.issueToken({ namespace: NS, serviceAccount: pod.spec.serviceAccountName, ...(t.audience ? { audiences: [t.audience] } : {}), pod: { name: pod.metadata.name, uid: pod.metadata.uid }, expirationSeconds: t.expirationSeconds ?? 3600 });
     const host = await setUpPodVolumes(pod, { client: csi, kubeletDir: join(dir, 'kubelet'), podDir: join(dir, 'pods', pod.metadata.uid), driver: CSI_DRIVER, issueToken });
+    hosts.push(host);
     const [published, ...others] = host.csi;
     expect(others).toEqual([]);
     expect(published!.name).toBe('nemutator-socket');

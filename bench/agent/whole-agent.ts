@@ -17,7 +17,7 @@ import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.t
 import { localAuthorizer } from '../../controller/src/server/access.ts';
 import { StaticTokenAuthenticator, generateToken } from '../../controller/src/server/auth.ts';
 import { encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
-import { csiClient, kubeletPublish, type CsiClient } from '../../test/csi/kubelet.ts';
+import { csiClient, kubeletPublish, type CsiClient } from '../../test/harness/kubelet.ts';
 import { mountsAt, readMountInfo } from '../../agent/src/csi/mountinfo.ts';
 
 const NODE_NAME = 'bench-node';

@@ -10,7 +10,7 @@ import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
 import { agentSchema } from '../../agent/src/config.ts';
 import { loadConfig } from '../../common/src/config.ts';
 import { createLogger } from '../../common/src/log.ts';
-import { csiClient } from './kubelet.ts';
+import { csiClient } from '../harness/kubelet.ts';
 
 let dir: string;
 beforeAll(async () => {

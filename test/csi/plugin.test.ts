@@ -17,7 +17,7 @@ import { locate, mountsAt, readMountInfo } from '../../agent/src/csi/mountinfo.t
 import { startCsiServer, type CsiServer } from '../../agent/src/csi/server.ts';
 import { requireTool } from '../harness/tools.ts';
 import { NODE, startWorld, type TestPod, type World } from '../secrets-agent/world.ts';
-import { csiClient, kubeletPublish, type CsiClient } from './kubelet.ts';
+import { csiClient, kubeletPublish, type CsiClient } from '../harness/kubelet.ts';
 import { Writable } from 'node:stream';
 
 const sha = (s: unknown) => createHash('sha256').update(String(s)).digest('hex');

@@ -5,7 +5,7 @@
  * with content-type application/grpc, one length-prefixed message in, one out, the status in
  * the trailers (or trailers-only for an error). It replaces @grpc/grpc-js's server, whose code
  * and proto-loader's reflection of csi.proto held ~6 MiB of the agent's resident memory
- * (docs/performance.md). Tests still call it with @grpc/grpc-js's client.
+ * (docs/csi.md, "Its gRPC server"). Tests still call it with @grpc/grpc-js's client.
  */
 import { createServer, constants, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 

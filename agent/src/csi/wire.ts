@@ -3,7 +3,7 @@
  * numbers and types below are the spec's), with protobufjs's Reader and Writer. Written by hand
  * rather than generated: static code for all of csi.proto (a hundred messages, most of them the
  * Controller service's) or its reflection at run time would cost the agent more memory than the
- * plugin's whole server (docs/performance.md, "The CSI plugin's footprint"). Unknown fields are
+ * plugin's whole server (docs/csi.md, "Its gRPC server"). Unknown fields are
  * skipped, as protobuf requires; a field with the wrong wire type or a truncated message throws.
  */
 import protobuf from 'protobufjs/minimal.js';

@@ -1,5 +1,5 @@
 // Third baseline for the agent benchmark: the idle modules of modules-idle.ts plus the CSI node
-// plugin serving on a unix socket (csi.proto parsed, gRPC server listening), never called.
+// plugin serving on a unix socket (its unary gRPC server on node:http2 listening), never called.
 // This minus modules-idle is what serving the plugin costs the agent at rest.
 import { createServer } from 'node:http';
 import { Registry } from 'prom-client';

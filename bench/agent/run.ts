@@ -281,7 +281,7 @@ async function main(): Promise<void> {
       diff('whole agent − metrics loop (fleet link over TLS, logger, config, command handlers)', w, a),
       diff('loop − idle Node', a, b),
       diff('loop − same modules (the collecting itself)', a, m),
-      diff('CSI plugin at rest (gRPC server, csi.proto parsed): modules + CSI − modules', c, m),
+      diff('CSI plugin at rest (its gRPC server on node:http2 listening): modules + CSI − modules', c, m),
       '',
       "The node's whole Nemutator footprint is the agent process above (metrics, fleet link, secrets socket when Vault is set, CSI " +
         'plugin, profiler when asked) plus the `csi-node-driver-registrar` sidecar, a separate Go program that only registers the ' +

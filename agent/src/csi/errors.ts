@@ -3,24 +3,24 @@
  * and the gRPC status code the CSI spec names for the condition, which is what kubelet acts on
  * (spec.md, "Error Scheme" and each RPC's "Errors" table).
  */
-import { status } from '@grpc/grpc-js';
+import { GrpcStatus, type GrpcStatusCode } from './grpc.ts';
 import { NemuError } from '../../../common/src/errors.ts';
 import { AgentErrorCodes } from '../errors.ts';
 
 export const CsiErrors = {
   /** A required field is missing, or a field has a value this driver does not support. */
-  BAD_REQUEST: [AgentErrorCodes.CSI_BAD_REQUEST, status.INVALID_ARGUMENT],
+  BAD_REQUEST: [AgentErrorCodes.CSI_BAD_REQUEST, GrpcStatus.INVALID_ARGUMENT],
   /** The target is already mounted, but not from the agent's socket directory. */
-  TARGET_BUSY: [AgentErrorCodes.CSI_TARGET_BUSY, status.ALREADY_EXISTS],
+  TARGET_BUSY: [AgentErrorCodes.CSI_TARGET_BUSY, GrpcStatus.ALREADY_EXISTS],
   /** mount(8)/umount(8) or the target directory failed; the message has their words. */
-  MOUNT: [AgentErrorCodes.CSI_MOUNT, status.INTERNAL],
-  INTERNAL: [AgentErrorCodes.CSI_INTERNAL, status.INTERNAL],
+  MOUNT: [AgentErrorCodes.CSI_MOUNT, GrpcStatus.INTERNAL],
+  INTERNAL: [AgentErrorCodes.CSI_INTERNAL, GrpcStatus.INTERNAL],
 } as const;
 
 export type CsiErrorKind = keyof typeof CsiErrors;
 
 export class CsiError extends NemuError {
-  readonly grpcCode: status;
+  readonly grpcCode: GrpcStatusCode;
 
   constructor(kind: CsiErrorKind, message: string, options: { cause?: unknown } = {}) {
     const [code, grpcCode] = CsiErrors[kind];

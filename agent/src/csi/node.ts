@@ -21,7 +21,7 @@ export const PodInfoKeys = {
   ephemeral: 'csi.storage.k8s.io/ephemeral',
 } as const;
 
-/** The fields of csi.v1.NodePublishVolumeRequest this driver reads (proto-loader, keepCase, defaults, oneofs). */
+/** The fields of csi.v1.NodePublishVolumeRequest this driver reads, as wire.ts decodes them (snake_case, the oneof named in access_type). */
 export interface PublishRequest {
   volume_id?: string;
   target_path?: string;

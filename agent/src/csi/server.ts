@@ -8,20 +8,21 @@
 import { lstat, chmod, mkdir, unlink } from 'node:fs/promises';
 import { dirname, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Server, ServerCredentials, loadPackageDefinition, status, type GrpcObject, type ServiceClientConstructor, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import { Counter, type Registry } from 'prom-client';
 import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import type { Logger } from '../../../common/src/log.ts';
 import { VERSION } from '../../../common/src/version.ts';
 import { CsiError } from './errors.ts';
+import { GrpcStatus, GrpcStatusError, unaryServer, type UnaryMethod, type UnaryServer } from './grpc.ts';
 import { readMountInfo, type MountEntry } from './mountinfo.ts';
 import { utilLinuxMounter, type Mounter } from './mounter.ts';
 import { NodeVolumes, podInfo, type PublishRequest, type UnpublishRequest } from './node.ts';
+import { decodeIgnored, decodePublish, decodeUnpublish, encodeEmpty, encodeNodeInfo, encodePluginInfo, encodeProbe } from './wire.ts';
 
 export const DRIVER_NAME = 'csi.nemutator.io';
+/** The CSI spec's protobuf definitions, vendored; wire.ts encodes the messages the plugin serves by them. */
 export const CSI_PROTO = fileURLToPath(new URL('./proto/csi.proto', import.meta.url));
-/** snake_case field names as in the spec, enums as their names, oneofs named (access_type). */
+/** How clients (tests, the benchmark's kubelet) load CSI_PROTO with @grpc/proto-loader: snake_case field names as in the spec, enums as their names, oneofs named (access_type). */
 export const PROTO_OPTIONS = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true } as const;
 
 export interface CsiServerOptions {
@@ -44,10 +45,16 @@ export interface CsiServer {
   stop(): Promise<void>;
 }
 
-type Handler = (request: unknown) => Promise<object>;
+/** A method: decodes its request, does the work, encodes the response. */
+interface Method<Req> {
+  decode(bytes: Uint8Array): Req;
+  handle(request: Req): Promise<Uint8Array>;
+}
+
+const STATUS_NAMES = Object.fromEntries(Object.entries(GrpcStatus).map(([name, code]) => [code, name])) as Record<number, string>;
+const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 export async function startCsiServer(o: CsiServerOptions): Promise<CsiServer> {
-  const csi = (loadPackageDefinition(loadSync(CSI_PROTO, PROTO_OPTIONS)).csi as GrpcObject).v1 as GrpcObject;
   const operations = new Counter({
     name: 'nemutator_agent_csi_operations_total',
     help: 'Calls to the CSI node plugin csi.nemutator.io, by operation (NodePublishVolume, …) and result (the gRPC status: OK, INVALID_ARGUMENT, …).',
@@ -61,53 +68,50 @@ export async function startCsiServer(o: CsiServerOptions): Promise<CsiServer> {
     mountInfo: o.mountInfo ?? (() => readMountInfo()),
     log: o.log,
   });
-  const unary = (operation: string, handler: Handler): UntypedServiceImplementation[string] =>
-    ((call: { request: unknown }, callback: (err: { code: status; details: string } | null, value?: object) => void) => {
-      handler(call.request).then(
-        (value) => {
-          operations.inc({ operation, result: 'OK' });
-          callback(null, value);
-        },
-        (e: unknown) => {
-          const err = e instanceof CsiError ? e : new CsiError('INTERNAL', `unexpected error in ${operation}: ${(e as Error).message ?? String(e)}`);
-          if (!(e instanceof CsiError)) o.log.error({ operation, err: String(e) }, 'csi: unexpected error');
-          operations.inc({ operation, result: status[err.grpcCode] });
-          callback({ code: err.grpcCode, details: `${err.code}: ${err.message}` });
-        },
-      );
-    }) as UntypedServiceImplementation[string];
-
-  const server = new Server({ 'grpc.max_receive_message_length': 1024 * 1024 });
-  server.addService((csi.Identity as ServiceClientConstructor).service, {
-    GetPluginInfo: unary('GetPluginInfo', async () => ({ name: DRIVER_NAME, vendor_version: VERSION })),
+  // Every call is counted by its gRPC status; a CsiError becomes its status with the NEMU code in the message.
+  const unary =
+    <Req>(operation: string, m: Method<Req>): UnaryMethod =>
+    async (bytes) => {
+      try {
+        let request: Req;
+        try {
+          request = m.decode(bytes);
+        } catch (e) {
+          throw new CsiError('INTERNAL', `cannot decode the ${operation} request: ${(e as Error).message}`);
+        }
+        const response = await m.handle(request);
+        operations.inc({ operation, result: 'OK' });
+        return response;
+      } catch (e) {
+        const err = e instanceof CsiError ? e : new CsiError('INTERNAL', `unexpected error in ${operation}: ${(e as Error).message ?? String(e)}`);
+        if (!(e instanceof CsiError)) o.log.error({ operation, err: String(e) }, 'csi: unexpected error');
+        operations.inc({ operation, result: STATUS_NAMES[err.grpcCode] ?? String(err.grpcCode) });
+        throw new GrpcStatusError(err.grpcCode, `${err.code}: ${err.message}`);
+      }
+    };
+  const info = (handle: () => Promise<Uint8Array>): Method<object> => ({ decode: decodeIgnored, handle });
+  const methods = new Map<string, UnaryMethod>([
+    ['/csi.v1.Identity/GetPluginInfo', unary('GetPluginInfo', info(async () => encodePluginInfo(DRIVER_NAME, VERSION)))],
     // No CONTROLLER_SERVICE: ephemeral inline volumes are never provisioned nor attached.
-    GetPluginCapabilities: unary('GetPluginCapabilities', async () => ({ capabilities: [] })),
-    Probe: unary('Probe', async () => ({ ready: { value: await isSocket(o.secretsSocketPath) } })),
-  });
-  server.addService((csi.Node as ServiceClientConstructor).service, nodeHandlers(o, volumes, unary));
-  await listen(server, o.socketPath);
+    ['/csi.v1.Identity/GetPluginCapabilities', unary('GetPluginCapabilities', info(async () => encodeEmpty()))],
+    ['/csi.v1.Identity/Probe', unary('Probe', info(async () => encodeProbe(await isSocket(o.secretsSocketPath))))],
+    ...nodeMethods(o, volumes, unary),
+  ]);
+  const served = unaryServer(methods, { maxMessageBytes: MAX_MESSAGE_BYTES });
+  await listen(served, o.socketPath);
   o.log.info({ socket: o.socketPath, driver: DRIVER_NAME, source: dirname(o.secretsSocketPath) }, 'csi node plugin listening');
   return {
     socketPath: o.socketPath,
     async stop() {
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 5000);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      await served.close(5000);
       await unlink(o.socketPath).catch(() => undefined);
     },
   };
 }
 
-function nodeHandlers(o: CsiServerOptions, volumes: NodeVolumes, unary: (operation: string, handler: Handler) => UntypedServiceImplementation[string]): UntypedServiceImplementation {
+function nodeMethods(o: CsiServerOptions, volumes: NodeVolumes, unary: <Req>(operation: string, m: Method<Req>) => UnaryMethod): Array<[string, UnaryMethod]> {
   // Logged: which pod, which volume, where, and the outcome; never volume_context's other
-  // entries (a driver's secrets could travel there) nor the request's secrets field.
+  // entries (a driver's secrets could travel there) nor the request's secrets field (not even decoded).
   const logged = async <T>(operation: string, req: PublishRequest, work: () => Promise<T>): Promise<T> => {
     const fields = { volumeId: req.volume_id, target: req.target_path, pod: podInfo(req.volume_context) };
     try {
@@ -119,21 +123,31 @@ function nodeHandlers(o: CsiServerOptions, volumes: NodeVolumes, unary: (operati
       throw e;
     }
   };
-  return {
-    NodeGetInfo: unary('NodeGetInfo', async () => ({ node_id: o.nodeName, max_volumes_per_node: 0 })),
+  return [
+    ['/csi.v1.Node/NodeGetInfo', unary('NodeGetInfo', { decode: decodeIgnored, handle: async () => encodeNodeInfo(o.nodeName) })],
     // None of STAGE_UNSTAGE_VOLUME, GET_VOLUME_STATS, …: kubelet then calls only Publish/Unpublish.
-    NodeGetCapabilities: unary('NodeGetCapabilities', async () => ({ capabilities: [] })),
-    NodePublishVolume: unary('NodePublishVolume', async (request) => {
-      const req = (request ?? {}) as PublishRequest;
-      await logged('publish', req, () => volumes.publish(req));
-      return {};
-    }),
-    NodeUnpublishVolume: unary('NodeUnpublishVolume', async (request) => {
-      const req = (request ?? {}) as UnpublishRequest;
-      await logged('unpublish', req, () => volumes.unpublish(req));
-      return {};
-    }),
-  };
+    ['/csi.v1.Node/NodeGetCapabilities', unary('NodeGetCapabilities', { decode: decodeIgnored, handle: async () => encodeEmpty() })],
+    [
+      '/csi.v1.Node/NodePublishVolume',
+      unary('NodePublishVolume', {
+        decode: decodePublish,
+        handle: async (req: PublishRequest) => {
+          await logged('publish', req, () => volumes.publish(req));
+          return encodeEmpty();
+        },
+      }),
+    ],
+    [
+      '/csi.v1.Node/NodeUnpublishVolume',
+      unary('NodeUnpublishVolume', {
+        decode: decodeUnpublish,
+        handle: async (req: UnpublishRequest) => {
+          await logged('unpublish', req, () => volumes.unpublish(req));
+          return encodeEmpty();
+        },
+      }),
+    ],
+  ];
 }
 
 async function isSocket(path: string): Promise<boolean> {
@@ -144,15 +158,18 @@ async function isSocket(path: string): Promise<boolean> {
 }
 
 /** Binds the unix socket, replacing a stale one from a previous agent; only root may connect (kubelet, the registrar). */
-async function listen(server: Server, path: string): Promise<void> {
+async function listen(served: UnaryServer, path: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o750 });
   const existing = await lstat(path).catch(() => undefined);
   if (existing?.isSocket()) await unlink(path);
   else if (existing) throw new NemuError(ErrorCodes.CONFIG, `csiSocket = ${path} exists and is not a socket; remove it or set --csi-socket`);
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${path}`, ServerCredentials.createInsecure(), (err) =>
-      err ? reject(new NemuError(ErrorCodes.CONFIG, `cannot serve the CSI plugin on csiSocket = ${path}: ${err.message}`)) : resolve(),
-    ),
-  );
+  await new Promise<void>((resolve, reject) => {
+    const refused = (err: Error): void => reject(new NemuError(ErrorCodes.CONFIG, `cannot serve the CSI plugin on csiSocket = ${path}: ${err.message}`));
+    served.server.once('error', refused);
+    served.server.listen(path, () => {
+      served.server.off('error', refused);
+      resolve();
+    });
+  });
   await chmod(path, 0o600);
 }

@@ -12,6 +12,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY build/ build/
 COPY proto/ proto/
 COPY common/ common/
 COPY controller/ controller/

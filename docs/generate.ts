@@ -4,11 +4,12 @@
  * test/docs/readme.test.ts fails when the file is stale.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { agentSchema } from '../agent/src/config.ts';
-import { referenceTable, type Schema } from '../common/src/config.ts';
-import { cliSchema } from '../controller/src/cli/config.ts';
-import { controllerSchema } from '../controller/src/config.ts';
-import { localSchema } from '../local/src/main.ts';
+
+import { agentSchema } from '#agent/config.js';
+import { referenceTable, type Schema } from '#common/config.js';
+import { cliSchema } from '#controller/cli/config.js';
+import { controllerSchema } from '#controller/config.js';
+import { localSchema } from '#local/main.js';
 
 export const GENERATED: Record<string, Schema> = {
   controller: controllerSchema,

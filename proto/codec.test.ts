@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+
 import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION } from './codec.ts';
 
 describe('fleet frame codec', () => {

@@ -4,8 +4,10 @@
  * caller: a bad frame becomes a NemuError with NEMU_ERR_FLEET_FRAME.
  */
 import protobuf from 'protobufjs/minimal.js';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import { nemutator } from './gen/nemutator.js';
-import { ErrorCodes, NemuError } from '../common/src/errors.ts';
 
 // Numbers, not Long objects, for int64/uint64.
 protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;

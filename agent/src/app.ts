@@ -6,21 +6,23 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ErrorCodes, NemuError } from '../../common/src/errors.ts';
-import type { Logger } from '../../common/src/log.ts';
-import type { INodeReport } from '../../proto/codec.ts';
+import { Registry } from 'prom-client';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+import { VERSION } from '#common/version.js';
+import type { INodeReport } from '#proto/codec.js';
+import type { ICommand, ICommandResult } from '#proto/codec.js';
+
 import type { AgentConfig } from './config.ts';
-import { FleetClient, type CommandHandler } from './fleet/client.ts';
-import type { ICommand, ICommandResult } from '../../proto/codec.ts';
-import { MetricsAccess, kubeReviews, planMetricsAuth, type MetricsAuthPlan } from './metrics/access.ts';
-import { metricsRequestListener, type MetricsEndpoint } from './metrics/server.ts';
-import { ReportCollector, type PodNames } from './report.ts';
+import type { CsiServer } from './csi/server.ts';
+import { type CommandHandler,FleetClient } from './fleet/client.ts';
 import { KubeApi } from './kube/api.ts';
 import { NodePods } from './kube/pods.ts';
-import { VERSION } from '../../common/src/version.ts';
+import { kubeReviews, MetricsAccess, type MetricsAuthPlan,planMetricsAuth } from './metrics/access.ts';
+import { type MetricsEndpoint,metricsRequestListener } from './metrics/server.ts';
+import { type PodNames,ReportCollector } from './report.ts';
 import type { RunningSecrets, SecretsDeps } from './secrets/index.ts';
-import type { CsiServer } from './csi/server.ts';
-import { Registry } from 'prom-client';
 
 export type CommandKind = 'profile' | 'rotate' | 'secretStatus';
 export type CommandHandlers = Partial<Record<CommandKind, (command: ICommand) => Promise<Omit<ICommandResult, 'requestId'>>>>;

@@ -1,7 +1,8 @@
 /** The agent's configuration: every key, its default and its meaning, in one place. */
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { describedAs, duration, integer, oneOf, port, string, url, type ConfigOf } from '../../common/src/config.ts';
+
+import { type ConfigOf,describedAs, duration, integer, oneOf, port, string, url } from '#common/config.js';
 
 /** /sys/fs/cgroup when it is cgroup v2 (unified), else the hybrid mount /sys/fs/cgroup/unified, else /sys/fs/cgroup (v1). */
 export function defaultCgroupRoot(): string {

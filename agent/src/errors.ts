@@ -2,7 +2,7 @@
  * The agent's error codes: the shared ones (common/src/errors.ts) and those only the agent
  * emits. Code references go through this object; docs/errors.md lists every code.
  */
-import { ErrorCodes } from '../../common/src/errors.ts';
+import { ErrorCodes } from '#common/errors.js';
 
 export const AgentErrorCodes = {
   ...ErrorCodes,

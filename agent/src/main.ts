@@ -1,7 +1,8 @@
 /** The agent on a node (the DaemonSet's entry point). */
-import { help, loadConfig } from '../../common/src/config.ts';
-import { ErrorCodes, isNemuError } from '../../common/src/errors.ts';
-import { createLogger } from '../../common/src/log.ts';
+import { help, loadConfig } from '#common/config.js';
+import { ErrorCodes, isNemuError } from '#common/errors.js';
+import { createLogger } from '#common/log.js';
+
 import { startAgent } from './app.ts';
 import { agentSchema } from './config.ts';
 

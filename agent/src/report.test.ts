@@ -2,8 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decodeEnvelope, encodeEnvelope } from '../../proto/codec.ts';
-import { buildCgroupTree, containerRelPath, updateCounters, type FixtureTree } from '../test-fixtures/cgroups/tree.ts';
+
+import { decodeEnvelope, encodeEnvelope } from '#proto/codec.js';
+
+import { buildCgroupTree, containerRelPath, type FixtureTree,updateCounters } from '../test-fixtures/cgroups/tree.ts';
 import { ReportCollector, type ReportCollectorOptions } from './report.ts';
 
 const UID_A = 'aaaaaaaa-1111-4222-8333-444455556666';

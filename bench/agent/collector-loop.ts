@@ -4,9 +4,10 @@
 // Prints one JSON line per event on stdout for the parent.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
-import { metricsRequestListener } from '../../agent/src/metrics/server.ts';
-import { ReportCollector } from '../../agent/src/report.ts';
+
+import { metricsRequestListener } from '#agent/metrics/server.js';
+import { ReportCollector } from '#agent/report.js';
+import { encodeEnvelope, type INodeReport } from '#proto/codec.js';
 
 const [cgroupRoot, intervalArg, secondsArg] = process.argv.slice(2);
 if (cgroupRoot === undefined) throw new Error('usage: collector-loop <cgroupRoot> <intervalMs> <seconds>');

@@ -3,11 +3,13 @@
 // This minus modules-idle is what serving the plugin costs the agent at rest.
 import { createServer } from 'node:http';
 import { Registry } from 'prom-client';
-import '../../proto/codec.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { metricsRequestListener } from '../../agent/src/metrics/server.ts';
-import '../../agent/src/report.ts';
-import { startCsiServer } from '../../agent/src/csi/server.ts';
+
+import { startCsiServer } from '#agent/csi/server.js';
+import { metricsRequestListener } from '#agent/metrics/server.js';
+import { silentLogger } from '#common/log.js';
+
+import '#proto/codec.js';
+import '#agent/report.js';
 
 const [socketPath, kubeletDir, secretsSocketPath] = process.argv.slice(2);
 if (!socketPath || !kubeletDir || !secretsSocketPath) throw new Error('usage: csi-idle <csiSocket> <kubeletDir> <secretsSocket>');

@@ -15,7 +15,7 @@
 // Also: BENCH_AGENT_INTERVAL_MS, BENCH_AGENT_PODS, BENCH_AGENT_NODE_FLAGS (flags instead of the
 // image's, '' for none), BENCH_AGENT_TRACE=1 (print RSS every second), BENCH_AGENT_RESULTS (write
 // the section to another file, for exploratory runs).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -23,6 +23,7 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+
 import { buildCgroupTree, type FixturePod, type FixtureQos } from '../../agent/test-fixtures/cgroups/tree.ts';
 import { compileForNode } from '../lib/compile.ts';
 import { startWholeAgent, type WholeAgent } from './whole-agent.ts';

@@ -5,20 +5,21 @@
 // containers) and followed by a scrape of the agent's /metrics, as Prometheus would do it.
 // Anything else (the agent exits, refuses to start, stops reporting, reports the wrong pods, a
 // scrape fails) rejects `failed`: the benchmark must not measure an agent that does nothing.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { loadConfig } from '../../common/src/config.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator, generateToken } from '../../controller/src/server/auth.ts';
-import { encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
-import { csiClient, kubeletPublish, type CsiClient } from '../../test/harness/kubelet.ts';
-import { mountsAt, readMountInfo } from '../../agent/src/csi/mountinfo.ts';
+
+import { mountsAt, readMountInfo } from '#agent/csi/mountinfo.js';
+import { loadConfig } from '#common/config.js';
+import { silentLogger } from '#common/log.js';
+import { type RunningController,startController } from '#controller/app.js';
+import { controllerSchema } from '#controller/config.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { generateToken,StaticTokenAuthenticator } from '#controller/server/auth.js';
+import { encodeEnvelope, type INodeReport } from '#proto/codec.js';
+import { type CsiClient,csiClient, kubeletPublish } from '#test/harness/kubelet.js';
 
 const NODE_NAME = 'bench-node';
 

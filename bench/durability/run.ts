@@ -9,20 +9,22 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../common/src/config.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { createAdmissionHandler } from '../../controller/src/admission/handler.ts';
-import { SkipRules } from '../../controller/src/admission/skip-rules.ts';
-import { startController, type ControllerParts } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
-import { openDictionary } from '../../controller/src/dictionary/open.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { DEFAULT_CHAIN } from '../../controller/src/mutators/chain.ts';
-import { RatioSource } from '../../controller/src/mutators/resources.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
-import { startRedis } from '../../test/harness/redis.ts';
+
+import { loadConfig } from '#common/config.js';
+import { silentLogger } from '#common/log.js';
+import { createAdmissionHandler } from '#controller/admission/handler.js';
+import { SkipRules } from '#controller/admission/skip-rules.js';
+import { type ControllerParts,startController } from '#controller/app.js';
+import { controllerSchema } from '#controller/config.js';
+import { openDictionary } from '#controller/dictionary/open.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { DEFAULT_CHAIN } from '#controller/mutators/chain.js';
+import { RatioSource } from '#controller/mutators/resources.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+import { startRedis } from '#test/harness/redis.js';
+
 import { writeSection } from '../lib/results.ts';
 import { DICTIONARY, review } from '../webhook/fixture.ts';
 

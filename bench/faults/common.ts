@@ -1,10 +1,12 @@
 // What the fault scenarios share: the controller process and review load come from the test
 // harness (test/harness/controller-process.ts); this adds the measurements a row needs.
 import { readFileSync } from 'node:fs';
-import { percentile } from '../../test/harness/hostile-reviews.ts';
-import type { Answer, ControllerProcess, ReviewLoad } from '../../test/harness/controller-process.ts';
-import { until } from '../../test/harness/wait.ts';
-import { RedisStore } from '../../controller/src/store/redis.ts';
+
+import { RedisStore } from '#controller/store/redis.js';
+import type { Answer, ControllerProcess, ReviewLoad } from '#test/harness/controller-process.js';
+import { percentile } from '#test/harness/hostile-reviews.js';
+import { until } from '#test/harness/wait.js';
+
 import type { FaultRow } from './row.ts';
 
 /** Reviews per second of the load in the scenarios that run one (the figure). */

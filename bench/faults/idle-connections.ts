@@ -3,11 +3,13 @@
 // HTTP/2 sessions with no stream — while reviews continue at RATE per second. Short
 // timeouts are configured (idleTimeout and headersTimeout 3 s) so the row also says whether
 // the server closed every one of them by itself, and how long that took.
-import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
+import { type ClientHttp2Session,connect as h2connect } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
-import { until } from '../../test/harness/wait.ts';
+
+import { startControllerProcess, startReviewLoad } from '#test/harness/controller-process.js';
+import { until } from '#test/harness/wait.js';
+
 import { baselineWindow, crashed, latency, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 

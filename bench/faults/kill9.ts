@@ -6,11 +6,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LevelStore } from '../../controller/src/store/level.ts';
-import { percentile } from '../../test/harness/hostile-reviews.ts';
-import { startControllerProcess, startReviewLoad, type Answer } from '../../test/harness/controller-process.ts';
-import { startRedis } from '../../test/harness/redis.ts';
-import { until } from '../../test/harness/wait.ts';
+
+import { LevelStore } from '#controller/store/level.js';
+import { type Answer,startControllerProcess, startReviewLoad } from '#test/harness/controller-process.js';
+import { percentile } from '#test/harness/hostile-reviews.js';
+import { startRedis } from '#test/harness/redis.js';
+import { until } from '#test/harness/wait.js';
+
 import { ids, latency, missing, missingInRedis, peakRssMiB, RATE, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 

@@ -3,8 +3,9 @@
 // local mode run as the image runs it (tsx here, with the Deployment's NODE_OPTIONS heap cap),
 // with ordinary reviews every 25 ms beside them. The row says whether the process stayed up,
 // its RSS peak against the 512 MiB container limit, and the ordinary reviews' latency.
-import { hostileWave, percentile } from '../../test/harness/hostile-reviews.ts';
-import { startLocalProcess } from '../../test/harness/local-process.ts';
+import { hostileWave, percentile } from '#test/harness/hostile-reviews.js';
+import { startLocalProcess } from '#test/harness/local-process.js';
+
 import type { FaultRow } from './row.ts';
 
 /** The Deployment's heap cap (manifests/controller/deployment.yaml). */

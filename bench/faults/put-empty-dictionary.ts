@@ -1,6 +1,7 @@
 // Fault scenario "put-empty-dictionary": `PUT /api/v1/dictionary/{key}` with `{}` used to
 // answer 500. The row: its status and error code, and that the process is still up.
-import { startControllerProcess } from '../../test/harness/controller-process.ts';
+import { startControllerProcess } from '#test/harness/controller-process.js';
+
 import { crashed, peakRssMiB } from './common.ts';
 import type { FaultRow } from './row.ts';
 

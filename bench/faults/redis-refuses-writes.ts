@@ -3,9 +3,11 @@
 // during it must be admitted unmutated (fail open, never mutated-but-unlogged), /readyz must
 // say 503 within 2 s, and mutating must resume within 2 s of writes recovering.
 import { Redis } from 'ioredis';
-import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
-import { startRedis } from '../../test/harness/redis.ts';
-import { until } from '../../test/harness/wait.ts';
+
+import { startControllerProcess, startReviewLoad } from '#test/harness/controller-process.js';
+import { startRedis } from '#test/harness/redis.js';
+import { until } from '#test/harness/wait.js';
+
 import { baselineWindow, ids, latency, loadRow, missingInRedis, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 

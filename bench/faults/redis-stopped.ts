@@ -3,9 +3,10 @@
 // outage every review is admitted unmutated; the targets: p99 ≤ 300 ms during the
 // outage (one shared per-review deadline, dictionaryTimeout 200 ms) and at most one log line
 // per second about it. Recover = from Redis answering again to the first mutated answer.
-import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
-import { startRedis } from '../../test/harness/redis.ts';
-import { until } from '../../test/harness/wait.ts';
+import { startControllerProcess, startReviewLoad } from '#test/harness/controller-process.js';
+import { startRedis } from '#test/harness/redis.js';
+import { until } from '#test/harness/wait.js';
+
 import { baselineWindow, ids, latency, loadRow, missingInRedis, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 

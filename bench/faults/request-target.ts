@@ -2,9 +2,10 @@
 // the controller (new URL() threw outside any handler in the REST server), sent raw to the
 // REST API while reviews arrive at RATE per second. The row: the process stayed up, every
 // review was answered, and the REST API still serves after.
-import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
-import { until } from '../../test/harness/wait.ts';
-import { dialTcp, send } from '../../test/reliability/http-fuzz.ts';
+import { startControllerProcess, startReviewLoad } from '#test/harness/controller-process.js';
+import { until } from '#test/harness/wait.js';
+import { dialTcp, send } from '#test/reliability/http-fuzz.js';
+
 import { baselineWindow, crashed, latency, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 

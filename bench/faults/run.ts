@@ -8,6 +8,7 @@
 // A scenario lives in its own file (bench/faults/<name>.ts) and exports a function returning
 // a FaultRow; add it to SCENARIOS.
 import { availableParallelism, loadavg, release } from 'node:os';
+
 import { writeSection } from '../lib/results.ts';
 import { idleConnectionsScenario } from './idle-connections.ts';
 import { kill9Scenario } from './kill9.ts';
@@ -16,7 +17,7 @@ import { putEmptyDictionaryScenario } from './put-empty-dictionary.ts';
 import { redisRefusesWritesScenario } from './redis-refuses-writes.ts';
 import { redisStoppedScenario } from './redis-stopped.ts';
 import { requestTargetScenario } from './request-target.ts';
-import { formatTable, type FaultRow } from './row.ts';
+import { type FaultRow,formatTable } from './row.ts';
 import { sentinelFailoverScenario } from './sentinel-failover.ts';
 import { shutdownDrainScenario } from './shutdown-drain.ts';
 

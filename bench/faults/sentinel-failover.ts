@@ -3,9 +3,10 @@
 // counting a log write only once a replica holds it (redisWaitReplicas 1). Recover = from the
 // kill to the answer of the first of 20 consecutive mutated reviews on the new master (the
 // issue's target: ≤ 10 s). Lost = answered ids the REST API cannot find afterwards.
-import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
-import { startSentinelGroup } from '../../test/harness/sentinel.ts';
-import { until } from '../../test/harness/wait.ts';
+import { startControllerProcess, startReviewLoad } from '#test/harness/controller-process.js';
+import { startSentinelGroup } from '#test/harness/sentinel.js';
+import { until } from '#test/harness/wait.js';
+
 import { baselineWindow, ids, latency, loadRow, missingViaApi, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 

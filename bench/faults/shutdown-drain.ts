@@ -4,9 +4,11 @@
 // the endpoint is gone by then). Afterwards the process exits 0 and every id it answered is
 // in the embedded store (the mutation log was flushed).
 import { join } from 'node:path';
-import { LevelStore } from '../../controller/src/store/level.ts';
-import { startControllerProcess, startReviewLoad } from '../../test/harness/controller-process.ts';
-import { until } from '../../test/harness/wait.ts';
+
+import { LevelStore } from '#controller/store/level.js';
+import { startControllerProcess, startReviewLoad } from '#test/harness/controller-process.js';
+import { until } from '#test/harness/wait.js';
+
 import { baselineWindow, ids, latency, missing, peakRssMiB, RATE, sentBetween, setTeamKey } from './common.ts';
 import type { FaultRow } from './row.ts';
 

@@ -3,13 +3,14 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../common/src/config.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
+
+import { loadConfig } from '#common/config.js';
+import { silentLogger } from '#common/log.js';
+import { startController } from '#controller/app.js';
+import { controllerSchema } from '#controller/config.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 
 const latencies: number[] = [];
 const { config } = loadConfig(controllerSchema, {

@@ -3,14 +3,16 @@
 // registry update, against the same controller idle (baseline) measured in the same run.
 // Targets (issue 5): ≤ 0.5 core, ≤ 500 MiB, p99 ≤ 50 ms with 2,000 agents.
 // BENCH_FLEET_AGENTS (default 2000), BENCH_FLEET_SECONDS (default 60) shorten it.
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { parseAllDocuments } from 'yaml';
-import { encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
+
+import { encodeEnvelope, type INodeReport } from '#proto/codec.js';
+
 import { compileForNode } from '../lib/compile.ts';
 import { writeSection } from '../lib/results.ts';
 

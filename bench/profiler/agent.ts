@@ -3,10 +3,11 @@
 // id, process snapshots, pclntab symbolization) and renders the four formats the controller
 // serves. IPC: {type:'capture', podUid, seconds, hz, cgroupRoot} → 'attached', then 'done'.
 import { readFileSync } from 'node:fs';
-import { capture } from '../../agent/src/profiler/capture.ts';
-import { toWire } from '../../agent/src/profiler/handler.ts';
-import { fromWire } from '../../controller/src/profiles/model.ts';
-import { FORMATS, renderProfile } from '../../controller/src/profiles/render/index.ts';
+
+import { capture } from '#agent/profiler/capture.js';
+import { toWire } from '#agent/profiler/handler.js';
+import { fromWire } from '#controller/profiles/model.js';
+import { FORMATS, renderProfile } from '#controller/profiles/render/index.js';
 
 /** CPU seconds of waited-for children (bpftrace), from /proc/self/stat cutime + cstime. */
 function childCpuSeconds(): number {

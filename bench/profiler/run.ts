@@ -10,15 +10,17 @@
 // profile (symbolized, the four formats rendered; target ≤ 2 s), and the agent's CPU and
 // peak RSS during a capture (the agent process and, separately, bpftrace).
 // BENCH_PROFILER_SECONDS (default 8) and BENCH_PROFILER_ROUNDS (default 5) change the length.
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,fork } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { availableParallelism, loadavg, release } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createPodCgroup, spawnInCgroup } from '../../test/harness/cgroup.ts';
-import { buildGo } from '../../test/harness/golang.ts';
-import { requireTool } from '../../test/harness/tools.ts';
+
+import { createPodCgroup, spawnInCgroup } from '#test/harness/cgroup.js';
+import { buildGo } from '#test/harness/golang.js';
+import { requireTool } from '#test/harness/tools.js';
+
 import { writeSection } from '../lib/results.ts';
 
 const SECONDS = Number(process.env.BENCH_PROFILER_SECONDS ?? 8);

@@ -7,9 +7,11 @@
 //   npx tsx bench/redis-wait/run.ts      (about a minute)
 import { randomUUID } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
-import type { RedisTarget } from '../../controller/src/redis/target.ts';
-import { RedisStore } from '../../controller/src/store/redis.ts';
-import { startSentinelGroup } from '../../test/harness/sentinel.ts';
+
+import type { RedisTarget } from '#controller/redis/target.js';
+import { RedisStore } from '#controller/store/redis.js';
+import { startSentinelGroup } from '#test/harness/sentinel.js';
+
 import { writeSection } from '../lib/results.ts';
 
 const ROUNDS = Number(process.env.BENCH_REDIS_WAIT_ROUNDS ?? 20);

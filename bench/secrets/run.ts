@@ -8,13 +8,15 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { fileURLToPath } from 'node:url';
+
+import { buildNative } from '#test/harness/build-native.js';
+import { type PodCgroup,spawnInCgroup } from '#test/harness/cgroup.js';
+import { startWorld } from '#test/secrets-agent/world.js';
+
 import { writeSection } from '../lib/results.ts';
-import { spawnInCgroup, type PodCgroup } from '../../test/harness/cgroup.ts';
-import { buildNative } from '../../test/harness/build-native.ts';
-import { startWorld } from '../../test/secrets-agent/world.ts';
 // @ts-expect-error plain ESM helper without types
 import { startBaseline } from './baseline.mjs';
 

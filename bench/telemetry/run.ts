@@ -8,21 +8,23 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { loadConfig } from '../../common/src/config.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
-import { ClusterModel } from '../../controller/src/model/model.ts';
-import { recommend } from '../../controller/src/telemetry/engine.ts';
-import { PrometheusClient } from '../../controller/src/telemetry/prometheus.ts';
-import { hourOfWeek } from '../../controller/src/telemetry/seasons.ts';
-import { telemetrySettings } from '../../controller/src/telemetry/service.ts';
-import { collectSnapshot, workloadKey } from '../../controller/src/telemetry/statistics.ts';
-import { startKubeDouble } from '../../test/harness/kube/index.ts';
-import { startPrometheus } from '../../test/harness/prometheus.ts';
-import { requireTool, runTool } from '../../test/harness/tools.ts';
-import { quantile } from '../../test/telemetry/fixture.ts';
+
+import { loadConfig } from '#common/config.js';
+import { silentLogger } from '#common/log.js';
+import { controllerSchema } from '#controller/config.js';
+import { ClusterModel } from '#controller/model/model.js';
+import { recommend } from '#controller/telemetry/engine.js';
+import { PrometheusClient } from '#controller/telemetry/prometheus.js';
+import { hourOfWeek } from '#controller/telemetry/seasons.js';
+import { telemetrySettings } from '#controller/telemetry/service.js';
+import { collectSnapshot, workloadKey } from '#controller/telemetry/statistics.js';
+import { startKubeDouble } from '#test/harness/kube/index.js';
+import { startPrometheus } from '#test/harness/prometheus.js';
+import { requireTool, runTool } from '#test/harness/tools.js';
+import { quantile } from '#test/telemetry/fixture.js';
+
 import { writeSection } from '../lib/results.ts';
-import { generate, writeOpenMetrics, type Traces } from './traces.ts';
+import { generate, type Traces,writeOpenMetrics } from './traces.ts';
 
 const WORKLOADS = Number(process.env.BENCH_TELEMETRY_WORKLOADS ?? 1000);
 const PODS = Number(process.env.BENCH_TELEMETRY_PODS ?? 10);

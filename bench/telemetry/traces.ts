@@ -2,7 +2,8 @@
 // nodes, CPU and memory every `step` seconds, written straight to an OpenMetrics file (too
 // large for one string) for `promtool tsdb create-blocks-from openmetrics`.
 import { createWriteStream } from 'node:fs';
-import { noise, isPeak } from '../../test/telemetry/fixture.ts';
+
+import { isPeak,noise } from '#test/telemetry/fixture.js';
 
 export type Shape = 'steady' | 'diurnal' | 'spiky';
 

@@ -7,12 +7,13 @@
 // mutation id, builds the answer and the mutation log entry's JSON (and writes it nowhere).
 // Whatever nemutator does beyond that is the mutation work itself and the log's write.
 import { createServer, type Server } from 'node:https';
-import { diff, pointer } from '../../controller/src/admission/patch.ts';
-import { decodeAdmissionReview } from '../../controller/src/admission/review.ts';
-import { DEFAULT_CHAIN, runChain } from '../../controller/src/mutators/chain.ts';
-import { RatioSource } from '../../controller/src/mutators/resources.ts';
-import { MUTATION_LABEL } from '../../controller/src/mutators/types.ts';
-import { mutationId } from '../../controller/src/mutations/id.ts';
+
+import { diff, pointer } from '#controller/admission/patch.js';
+import { decodeAdmissionReview } from '#controller/admission/review.js';
+import { mutationId } from '#controller/mutations/id.js';
+import { DEFAULT_CHAIN, runChain } from '#controller/mutators/chain.js';
+import { RatioSource } from '#controller/mutators/resources.js';
+import { MUTATION_LABEL } from '#controller/mutators/types.js';
 
 export function ceilingServer(tls: { cert: string; key: string }, bodies: readonly string[], dictionary: Record<string, string>, ratio: { cpu: number; memory: number }): Server {
   const ctx = { kind: 'Pod' as const, operation: 'CREATE' as const, namespace: 'shop', dictionary: new Map(Object.entries(dictionary)), recommendations: [new RatioSource(ratio)] };

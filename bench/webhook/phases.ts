@@ -1,10 +1,10 @@
 // Where one review's CPU goes, phase by phase, in this process and without HTTP: the same
 // functions the handler calls, on the bench's Pods, timed over many reviews. It explains
 // the throughput row; it is not a target.
-import { applies, diff } from '../../controller/src/admission/patch.ts';
-import { decodeAdmissionReview } from '../../controller/src/admission/review.ts';
-import { chainKeys, DEFAULT_CHAIN, runChain } from '../../controller/src/mutators/chain.ts';
-import { RatioSource } from '../../controller/src/mutators/resources.ts';
+import { applies, diff } from '#controller/admission/patch.js';
+import { decodeAdmissionReview } from '#controller/admission/review.js';
+import { chainKeys, DEFAULT_CHAIN, runChain } from '#controller/mutators/chain.js';
+import { RatioSource } from '#controller/mutators/resources.js';
 
 export interface PhaseCosts {
   reviews: number;

@@ -16,15 +16,17 @@ import type { AddressInfo } from 'node:net';
 import { availableParallelism, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../common/src/config.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
-import { startRedis } from '../../test/harness/redis.ts';
+
+import { loadConfig } from '#common/config.js';
+import { silentLogger } from '#common/log.js';
+import { startController } from '#controller/app.js';
+import { controllerSchema } from '#controller/config.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+import { startRedis } from '#test/harness/redis.js';
+
 import { writeSection } from '../lib/results.ts';
 import { ceilingServer } from './ceiling.ts';
 import { DICTIONARY, review } from './fixture.ts';

@@ -1,7 +1,8 @@
-import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
 import { boolean, duration, envName, flagName, integer, list, loadConfig, oneOf, port, string, url } from './config.ts';
 import { NemuError } from './errors.ts';
 

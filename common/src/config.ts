@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+
 import { ErrorCodes, NemuError } from './errors.ts';
 
 // yaml is loaded only when a file is read (~4 MiB the agent on every node need not carry).

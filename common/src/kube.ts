@@ -1,5 +1,6 @@
 /** Kubernetes access: a kubeconfig file when given, else the in-cluster service account. */
 import { KubeConfig } from '@kubernetes/client-node';
+
 import { ErrorCodes, NemuError } from './errors.ts';
 
 export function loadKubeConfig(kubeconfig: string): KubeConfig | undefined {

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+
 import { createLogger } from './log.ts';
 
 function capture() {

@@ -3,34 +3,36 @@
  * `main.ts` (in a cluster) and `local/src/main.ts` (npm start) only choose the configuration and
  * the authenticators, then call `startController`.
  */
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
-import type { Logger } from '../../common/src/log.ts';
-import { passThroughHandler, type AdmissionHandler } from './admission/handler.ts';
+
+import { ErrorCodes } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+import { VERSION } from '#common/version.js';
+
+import { type AdmissionHandler,passThroughHandler } from './admission/handler.ts';
+import { AuditLog } from './audit/log.ts';
+import { registerAuditRoutes } from './audit/routes.ts';
 import type { CertificateBundle, ServingIdentity } from './certs/authority.ts';
 import { LocalTlsSource, MountedTlsSource, type TlsSource } from './certs/sources.ts';
 import type { ControllerConfig } from './config.ts';
 import type { AgentAuthenticator } from './fleet/auth.ts';
 import { FleetHub } from './fleet/hub.ts';
 import { FleetRegistry } from './fleet/registry.ts';
-import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
-import { AuditLog } from './audit/log.ts';
-import { registerAuditRoutes } from './audit/routes.ts';
+import { type ControllerMetrics,createControllerMetrics } from './metrics.ts';
+import { redisTargetOf } from './redis/target.ts';
 import type { Authorizer } from './server/access.ts';
 import { createApiServer } from './server/api.ts';
-import { applyHttp1Limits, closeGracefully, serverOptions, type ConnectionLimits } from './server/connections.ts';
-import { NemuError, Router, type Authenticator } from './server/router.ts';
+import { applyHttp1Limits, closeGracefully, type ConnectionLimits,serverOptions } from './server/connections.ts';
+import { type Authenticator,NemuError, Router } from './server/router.ts';
 import { createWebhookServer, type WebhookServer } from './server/webhook.ts';
-import { LevelStore } from './store/level.ts';
-import { redisTargetOf } from './redis/target.ts';
 import { StoreHealth } from './store/health.ts';
+import { LevelStore } from './store/level.ts';
 import { RedisStore } from './store/redis.ts';
 import type { Store } from './store/store.ts';
-import { VERSION } from '../../common/src/version.ts';
-import { ErrorCodes } from '../../common/src/errors.ts';
 
 export interface ControllerDeps {
   log: Logger;

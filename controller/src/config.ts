@@ -1,5 +1,5 @@
 /** The controller's configuration: every key, its default and its meaning, in one place. */
-import { boolean, duration, integer, number, oneOf, port, string, url, type ConfigOf } from '../../common/src/config.ts';
+import { boolean, type ConfigOf,duration, integer, number, oneOf, port, string, url } from '#common/config.js';
 
 export const controllerSchema = {
   host: string('0.0.0.0', 'Address every server listens on.'),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+
 import type { ControllerParts } from './app.ts';
 import { controllerFeatures } from './features.ts';
 import { Router } from './server/router.ts';

@@ -2,27 +2,28 @@
  * The controller's features, plugged into the app: the admission handler (mutator chain)
  * and the REST routes each feature adds. Both entry points (cluster and local) use this.
  */
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import { loadKubeConfig } from '#common/kube.js';
+
 import type { AdmissionHandler } from './admission/handler.ts';
 import { createAdmissionHandler } from './admission/handler.ts';
-import { SkipRules } from './admission/skip-rules.ts';
+import { enforcedLevel, type PodSecurityLevel } from './admission/pod-security.ts';
 import { registerSkipRuleRoutes } from './admission/skip-rule-routes.ts';
+import { SkipRules } from './admission/skip-rules.ts';
 import type { ControllerDeps, ControllerParts } from './app.ts';
 import type { Dictionary } from './dictionary/dictionary.ts';
 import { openDictionary } from './dictionary/open.ts';
 import { registerDictionaryRoutes } from './dictionary/routes.ts';
-import { RatioSource, parseRatioPolicy } from './mutators/resources.ts';
-import { DEFAULT_CHAIN } from './mutators/chain.ts';
-import { withSecretsOptions } from './mutators/secrets.ts';
-import { registerSecretRoutes } from './secrets/routes.ts';
+import { watchNamespaceLabels } from './kube/namespaces.ts';
 import { MutationLog } from './mutations/log.ts';
 import { registerMutationRoutes } from './mutations/routes.ts';
+import { DEFAULT_CHAIN } from './mutators/chain.ts';
+import { parseRatioPolicy,RatioSource } from './mutators/resources.ts';
+import { withSecretsOptions } from './mutators/secrets.ts';
 import { registerProfiles } from './profiles/index.ts';
+import { registerSecretRoutes } from './secrets/routes.ts';
 import type { Router } from './server/router.ts';
-import { registerTelemetryRoutes, telemetryFeature, type TelemetryFeature } from './telemetry/feature.ts';
-import { ErrorCodes, NemuError } from '../../common/src/errors.ts';
-import { loadKubeConfig } from '../../common/src/kube.ts';
-import { enforcedLevel, type PodSecurityLevel } from './admission/pod-security.ts';
-import { watchNamespaceLabels } from './kube/namespaces.ts';
+import { registerTelemetryRoutes, type TelemetryFeature,telemetryFeature } from './telemetry/feature.ts';
 
 /** What admission and the routes share, per running controller. */
 interface AdmissionParts {

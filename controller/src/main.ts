@@ -2,17 +2,19 @@
  * The controller in a cluster (the Deployment's entry point). Configuration from
  * NEMUTATOR_* variables and flags; callers and agents authenticated by TokenReview.
  */
-import { help, loadConfig } from '../../common/src/config.ts';
-import { ErrorCodes, NemuError, isNemuError } from '../../common/src/errors.ts';
-import { createLogger } from '../../common/src/log.ts';
 import { hostname } from 'node:os';
+
+import { help, loadConfig } from '#common/config.js';
+import { ErrorCodes, isNemuError,NemuError } from '#common/errors.js';
+import { loadKubeConfig } from '#common/kube.js';
+import { createLogger } from '#common/log.js';
+
 import { servingIdentity, startController } from './app.ts';
 import { ClusterTlsSource } from './certs/sources.ts';
-import { LeaderElector } from './kube/leader.ts';
 import { controllerSchema } from './config.ts';
 import { controllerFeatures } from './features.ts';
 import { TokenReviewAgentAuthenticator } from './fleet/auth.ts';
-import { loadKubeConfig } from '../../common/src/kube.ts';
+import { LeaderElector } from './kube/leader.ts';
 import { TokenReviewer } from './kube/tokenreview.ts';
 import { SubjectAccessReviewAuthorizer } from './server/access.ts';
 import { TokenReviewAuthenticator } from './server/auth.ts';

@@ -8,24 +8,26 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { agentSchema } from '../../agent/src/config.ts';
-import type { SecretSource } from '../../agent/src/secrets/source.ts';
-import { describedAs, string, url } from '../../common/src/config.ts';
-import { EmbeddedSecretStore } from '../../controller/src/secrets/embedded.ts';
-import { registerSecretValueRoutes } from '../../controller/src/secrets/values-routes.ts';
+
+import { type RunningAgent,startAgent } from '#agent/app.js';
+import { agentSchema } from '#agent/config.js';
+import type { SecretSource } from '#agent/secrets/source.js';
+import { describedAs, string, url } from '#common/config.js';
+import { type ConfigOf,help, loadConfig } from '#common/config.js';
+import { isNemuError } from '#common/errors.js';
+import { createLogger } from '#common/log.js';
+import type { ControllerParts } from '#controller/app.js';
+import { startController } from '#controller/app.js';
+import { controllerSchema } from '#controller/config.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { EmbeddedSecretStore } from '#controller/secrets/embedded.js';
+import { registerSecretValueRoutes } from '#controller/secrets/values-routes.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { generateToken,StaticTokenAuthenticator } from '#controller/server/auth.js';
+import type { Router } from '#controller/server/router.js';
+
 import { embeddedSource, ensurePeercred, LocalPods, LocalTokenIssuer, localVaultSource, registerLocalPodRoutes } from './secrets.ts';
-import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
-import { help, loadConfig, type ConfigOf } from '../../common/src/config.ts';
-import { isNemuError } from '../../common/src/errors.ts';
-import { createLogger } from '../../common/src/log.ts';
-import { startController } from '../../controller/src/app.ts';
-import { controllerSchema } from '../../controller/src/config.ts';
-import type { ControllerParts } from '../../controller/src/app.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import type { Router } from '../../controller/src/server/router.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator, generateToken } from '../../controller/src/server/auth.ts';
 
 export const localSchema = {
   ...controllerSchema,

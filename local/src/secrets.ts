@@ -11,20 +11,22 @@
  *   of the caller check runs as in a cluster.
  * A `put` of a new version is a rotation: it is pushed to every process holding the path.
  */
-import type { V1Pod } from '@kubernetes/client-node';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet, type JWK } from 'jose';
+import type { V1Pod } from '@kubernetes/client-node';
+import { exportJWK, generateKeyPair, type JSONWebKeySet, type JWK,SignJWT } from 'jose';
+
+import { secretsError } from '#agent/secrets/errors.js';
+import { loadPeercred } from '#agent/secrets/peercred.js';
+import { parseRef, SECRETS_ANNOTATION } from '#agent/secrets/references.js';
+import { type SecretSource,vaultTokenSource } from '#agent/secrets/source.js';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { EmbeddedSecretStore } from '#controller/secrets/embedded.js';
+import type { Router } from '#controller/server/router.js';
+
 import { buildPeercred } from '../../agent/native/peercred/build.mjs';
-import { secretsError } from '../../agent/src/secrets/errors.ts';
-import { loadPeercred } from '../../agent/src/secrets/peercred.ts';
-import { parseRef, SECRETS_ANNOTATION } from '../../agent/src/secrets/references.ts';
-import { vaultTokenSource, type SecretSource } from '../../agent/src/secrets/source.ts';
-import { ErrorCodes, NemuError } from '../../common/src/errors.ts';
-import type { EmbeddedSecretStore } from '../../controller/src/secrets/embedded.ts';
-import type { Router } from '../../controller/src/server/router.ts';
 
 /** The namespace local pods live in, as `nemutator secrets status` shows it. */
 export const LOCAL_NAMESPACE = 'local';

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 import { insecureAgent, post } from './https.ts';
 

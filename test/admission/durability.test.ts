@@ -5,10 +5,12 @@ import { get } from 'node:https';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LevelStore } from '../../controller/src/store/level.ts';
-import { RedisStore } from '../../controller/src/store/redis.ts';
-import { startControllerProcess, startReviewLoad, type Answer, type ControllerProcess } from '../harness/controller-process.ts';
-import { startRedis, type RedisServer } from '../harness/redis.ts';
+
+import { LevelStore } from '#controller/store/level.js';
+import { RedisStore } from '#controller/store/redis.js';
+
+import { type Answer, type ControllerProcess,startControllerProcess, startReviewLoad } from '../harness/controller-process.ts';
+import { type RedisServer,startRedis } from '../harness/redis.ts';
 import { until } from '../harness/wait.ts';
 
 const RATE = 300;

@@ -1,19 +1,21 @@
 // Malformed input never crashes the webhook: thousands of random, truncated and mangled
 // bodies each get a valid HTTP answer (200 with an AdmissionReview, 400 or 413 with a
 // { code, message }), and the server still mutates a good review afterwards.
-import fc from 'fast-check';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
-import { insecureAgent, post } from './https.ts';
+
+import { silentLogger } from '#common/log.js';
+import { type RunningController,startController } from '#controller/app.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+
 import { testControllerConfig } from '../harness/controller.ts';
+import { insecureAgent, post } from './https.ts';
 
 let c: RunningController;
 let dir: string;

@@ -9,14 +9,16 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import fjp, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
-import { testControllerConfig, webhookConfiguration, apiFetch } from '../harness/controller.ts';
+
+import { silentLogger } from '#common/log.js';
+import { type RunningController,startController } from '#controller/app.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+
+import { apiFetch,testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 
 const exec = promisify(execFile);
 let kube: KubeDouble;

@@ -1,9 +1,11 @@
 // Local mode end to end, as a user does it: `nemutator dict set` a placeholder, then
 // `curl -k https://127.0.0.1:<port>/mutate -d @review.json`, and read the mutation log.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insecureAgent, post as postHttps } from './https.ts';
-import type { LocalMode } from '../../local/src/main.ts';
+
+import type { LocalMode } from '#local/main.js';
+
 import { startTestLocal, type TestLocal } from '../harness/controller.ts';
+import { insecureAgent, post as postHttps } from './https.ts';
 
 let t: TestLocal;
 let local: LocalMode;

@@ -12,16 +12,18 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiException, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadKubeConfig } from '../../common/src/kube.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { servingIdentity, startController, type RunningController } from '../../controller/src/app.ts';
-import { ClusterTlsSource } from '../../controller/src/certs/sources.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+import { loadKubeConfig } from '#common/kube.js';
+import { silentLogger } from '#common/log.js';
+import { type RunningController,servingIdentity, startController } from '#controller/app.js';
+import { ClusterTlsSource } from '#controller/certs/sources.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+
 import { testControllerConfig } from '../harness/controller.ts';
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 import { render } from '../manifests/render.ts';
 

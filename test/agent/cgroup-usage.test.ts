@@ -1,13 +1,15 @@
 // A real busy process in a real pod-shaped cgroup v2 directory: the agent's report must show
 // the CPU time the kernel accounted to it, the same the process's own /proc/<pid>/stat says.
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { podOfPid } from '../../agent/src/cgroups/proc.ts';
-import { ReportCollector } from '../../agent/src/report.ts';
-import type { IContainerUsage, INodeReport } from '../../proto/codec.ts';
-import { cgroupV2Root, createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
+
+import { podOfPid } from '#agent/cgroups/proc.js';
+import { ReportCollector } from '#agent/report.js';
+import type { IContainerUsage, INodeReport } from '#proto/codec.js';
+
+import { cgroupV2Root, createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
 import { sleep } from '../harness/tools.ts';
 import { until } from '../harness/wait.ts';
 

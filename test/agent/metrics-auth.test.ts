@@ -7,11 +7,13 @@ import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
-import { agentSchema } from '../../agent/src/config.ts';
-import { loadConfig } from '../../common/src/config.ts';
-import { createLogger } from '../../common/src/log.ts';
-import { startKubeDouble, type KubeDouble, type KubeObject } from '../harness/kube/index.ts';
+
+import { type RunningAgent,startAgent } from '#agent/app.js';
+import { agentSchema } from '#agent/config.js';
+import { loadConfig } from '#common/config.js';
+import { createLogger } from '#common/log.js';
+
+import { type KubeDouble, type KubeObject,startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 
 const NODE = 'node-1';

@@ -1,10 +1,12 @@
 // The agent's view of the pods of its node, from a Kubernetes API (the double), through the
 // same informer code it runs in a cluster.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeApi } from '../../agent/src/kube/api.ts';
-import { NodePods, containerIdOf } from '../../agent/src/kube/pods.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+import { KubeApi } from '#agent/kube/api.js';
+import { containerIdOf,NodePods } from '#agent/kube/pods.js';
+import { silentLogger } from '#common/log.js';
+
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 
 let kube: KubeDouble;

@@ -7,10 +7,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StopSteps, startAgent } from '../../agent/src/app.ts';
-import { agentSchema } from '../../agent/src/config.ts';
-import { loadConfig } from '../../common/src/config.ts';
-import { createLogger } from '../../common/src/log.ts';
+
+import { startAgent,StopSteps } from '#agent/app.js';
+import { agentSchema } from '#agent/config.js';
+import { loadConfig } from '#common/config.js';
+import { createLogger } from '#common/log.js';
 
 let dir: string;
 beforeAll(async () => {

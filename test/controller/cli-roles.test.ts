@@ -11,9 +11,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditEntry } from '../../controller/src/audit/log.ts';
-import { runCli } from '../../controller/src/cli/main.ts';
-import { AGENT_TOKEN, startClusterWorld, TINY_PROFILE, type ClusterWorld } from '../harness/cluster.ts';
+
+import type { AuditEntry } from '#controller/audit/log.js';
+import { runCli } from '#controller/cli/main.js';
+
+import { AGENT_TOKEN, type ClusterWorld,startClusterWorld, TINY_PROFILE } from '../harness/cluster.ts';
 import { apiFetch, caFileOf } from '../harness/controller.ts';
 import { capturingLogger } from '../harness/logs.ts';
 

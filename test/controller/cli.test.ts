@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../controller/src/cli/main.ts';
-import type { LocalMode } from '../../local/src/main.ts';
+
+import { runCli } from '#controller/cli/main.js';
+import type { LocalMode } from '#local/main.js';
+
 import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 
 const run = promisify(execFile);
@@ -54,8 +56,8 @@ describe('nemutator CLI', () => {
     expect(err).toContain('NEMU_ERR_CONFIG');
     expect(err).toContain('in clear');
     // https to another machine without --token: the admin token file of this state dir is not sent.
-    const { ApiClient } = await import('../../controller/src/cli/client.ts');
-    const { loadCliConfig } = await import('../../controller/src/cli/config.ts');
+    const { ApiClient } = await import('#controller/cli/client.js');
+    const { loadCliConfig } = await import('#controller/cli/config.js');
     const remote = ApiClient.fromConfig(loadCliConfig(['--server', 'https://nemutator.example.com', '--state-dir', t.stateDir], {}).config) as unknown as { token: string };
     const here = ApiClient.fromConfig(loadCliConfig(['--server', local.apiUrl.replace(/\/api\/v1$/, ''), '--state-dir', t.stateDir], {}).config) as unknown as { token: string };
     expect(remote.token).toBe('');

@@ -7,18 +7,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadKubeConfig } from '../../common/src/kube.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { servingIdentity, startController, type RunningController } from '../../controller/src/app.ts';
-import { createCa, issueServingCert } from '../../controller/src/certs/authority.ts';
-import { ClusterTlsSource, MountedTlsSource } from '../../controller/src/certs/sources.ts';
-import { type ControllerConfig } from '../../controller/src/config.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { LeaderElector } from '../../controller/src/kube/leader.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+import { loadKubeConfig } from '#common/kube.js';
+import { silentLogger } from '#common/log.js';
+import { type RunningController,servingIdentity, startController } from '#controller/app.js';
+import { createCa, issueServingCert } from '#controller/certs/authority.js';
+import { ClusterTlsSource, MountedTlsSource } from '#controller/certs/sources.js';
+import { type ControllerConfig } from '#controller/config.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { LeaderElector } from '#controller/kube/leader.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+
 import { testControllerConfig } from '../harness/controller.ts';
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 
 let kube: KubeDouble;

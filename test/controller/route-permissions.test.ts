@@ -8,7 +8,8 @@
 // The table must name every route the controller registers, so a new route cannot go untested.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startClusterWorld, TINY_PROFILE, type ClusterWorld } from '../harness/cluster.ts';
+
+import { type ClusterWorld,startClusterWorld, TINY_PROFILE } from '../harness/cluster.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

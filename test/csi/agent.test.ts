@@ -6,10 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
-import { agentSchema } from '../../agent/src/config.ts';
-import { loadConfig } from '../../common/src/config.ts';
-import { createLogger } from '../../common/src/log.ts';
+
+import { type RunningAgent,startAgent } from '#agent/app.js';
+import { agentSchema } from '#agent/config.js';
+import { loadConfig } from '#common/config.js';
+import { createLogger } from '#common/log.js';
+
 import { csiClient } from '../harness/kubelet.ts';
 
 let dir: string;

@@ -2,23 +2,25 @@
 // socket, real bind mounts (root), the agent's real secrets socket with the kube and Vault
 // doubles behind it, and a process in a pod-shaped cgroup reading its secret through the
 // published target. Mount state is read from /proc/self/mountinfo, as the plugin reads it.
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../common/src/log.ts';
-import { VERSION } from '../../common/src/version.ts';
-import { locate, mountsAt, readMountInfo } from '../../agent/src/csi/mountinfo.ts';
-import { startCsiServer, type CsiServer } from '../../agent/src/csi/server.ts';
+
+import { locate, mountsAt, readMountInfo } from '#agent/csi/mountinfo.js';
+import { type CsiServer,startCsiServer } from '#agent/csi/server.js';
+import { createLogger } from '#common/log.js';
+import { VERSION } from '#common/version.js';
+
+import { type CsiClient,csiClient, kubeletPublish } from '../harness/kubelet.ts';
 import { requireTool } from '../harness/tools.ts';
 import { NODE, startWorld, type TestPod, type World } from '../secrets-agent/world.ts';
-import { csiClient, kubeletPublish, type CsiClient } from '../harness/kubelet.ts';
-import { Writable } from 'node:stream';
 
 const sha = (s: unknown) => createHash('sha256').update(String(s)).digest('hex');
 const DB = 'S3cr3t-csi-' + Math.random().toString(36).slice(2);

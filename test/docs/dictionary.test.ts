@@ -1,8 +1,9 @@
 // The refusals docs/dictionary.md shows are the ones the controller gives.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { checkEntry } from '../../controller/src/dictionary/dictionary.ts';
-import { valueRuleFor, VALUE_RULES } from '../../controller/src/dictionary/validate.ts';
+
+import { checkEntry } from '#controller/dictionary/dictionary.js';
+import { VALUE_RULES,valueRuleFor } from '#controller/dictionary/validate.js';
 
 const doc = readFileSync('docs/dictionary.md', 'utf8');
 // "`KEY` = `VALUE` → reason |" in the last column of the table

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+
 import { renderReadme } from '../../docs/generate.ts';
 
 describe('README.md', () => {

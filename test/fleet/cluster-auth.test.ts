@@ -4,17 +4,19 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { loadKubeConfig } from '#common/kube.js';
+import { silentLogger } from '#common/log.js';
+import { type RunningController,startController } from '#controller/app.js';
+import { TokenReviewAgentAuthenticator } from '#controller/fleet/auth.js';
+import { CloseCodes } from '#controller/fleet/hub.js';
+import { TokenReviewer } from '#controller/kube/tokenreview.js';
+import { SubjectAccessReviewAuthorizer } from '#controller/server/access.js';
+import { TokenReviewAuthenticator } from '#controller/server/auth.js';
+
+import { apiFetch,testControllerConfig } from '../harness/controller.ts';
 import { standInAgent } from '../harness/fleet.ts';
-import { loadKubeConfig } from '../../common/src/kube.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { TokenReviewAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { CloseCodes } from '../../controller/src/fleet/hub.ts';
-import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
-import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
-import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
-import { testControllerConfig, apiFetch } from '../harness/controller.ts';
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 
 let kube: KubeDouble;

@@ -1,19 +1,21 @@
 // The fleet link between a real controller (fleet hub over WSS) and the agent's client.
 import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { FleetClient, backoffDelay, type FleetClientOptions } from '../../agent/src/fleet/client.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
-import { decodeEnvelope, encodeEnvelope, type INodeReport } from '../../proto/codec.ts';
-import { freePort } from '../harness/ports.ts';
+
+import { backoffDelay, FleetClient, type FleetClientOptions } from '#agent/fleet/client.js';
+import { silentLogger } from '#common/log.js';
+import { type RunningController,startController } from '#controller/app.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+import { decodeEnvelope, encodeEnvelope, type INodeReport } from '#proto/codec.js';
+
 import { testControllerConfig } from '../harness/controller.ts';
+import { freePort } from '../harness/ports.ts';
 import { until } from '../harness/wait.ts';
 
 const AGENT_TOKEN = 'agent-token-for-tests';

@@ -2,6 +2,7 @@
 // works on a fresh clone: the peercred N-API addon (node-gyp with the local Node headers)
 // and the launcher (Debian's go, CGO_ENABLED=0). Both builds are skipped when up to date.
 import { fileURLToPath } from 'node:url';
+
 import { buildGo } from './golang.ts';
 
 export const LAUNCHER_SRC = fileURLToPath(new URL('../../agent/launcher/', import.meta.url));

@@ -1,10 +1,11 @@
 // Real cgroup v2 directories laid out the way kubelet (systemd driver) and the container
 // runtimes name them, so the agent finds "pods" exactly as it would on a node.
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+
 import { sleep } from './tools.ts';
 
 export type QosClass = 'guaranteed' | 'burstable' | 'besteffort';

@@ -9,22 +9,24 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { commandRouter, type CommandHandlers } from '../../agent/src/app.ts';
-import type { FleetClient } from '../../agent/src/fleet/client.ts';
-import { loadKubeConfig } from '../../common/src/kube.ts';
-import { silentLogger, type Logger } from '../../common/src/log.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
-import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
-import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
+
+import { type CommandHandlers,commandRouter } from '#agent/app.js';
+import type { FleetClient } from '#agent/fleet/client.js';
+import { loadKubeConfig } from '#common/kube.js';
+import { type Logger,silentLogger } from '#common/log.js';
+import { type RunningController,startController } from '#controller/app.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { TokenReviewer } from '#controller/kube/tokenreview.js';
+import { SubjectAccessReviewAuthorizer } from '#controller/server/access.js';
+import { TokenReviewAuthenticator } from '#controller/server/auth.js';
+
 import { generateHistory, seriesOf } from '../telemetry/fixture.ts';
 import { apiFetch, testControllerConfig, webhookConfiguration } from './controller.ts';
 import { standInAgent } from './fleet.ts';
-import { startKubeDouble, type KubeDouble } from './kube/index.ts';
+import { type KubeDouble,startKubeDouble } from './kube/index.ts';
 import { openMetrics } from './openmetrics.ts';
-import { startPrometheus, type PrometheusServer } from './prometheus.ts';
+import { type PrometheusServer,startPrometheus } from './prometheus.ts';
 import { until } from './wait.ts';
 
 const exec = promisify(execFile);

@@ -1,11 +1,12 @@
 // The controller in a process of its own (local mode, run by Node with tsx, no wrapper
 // process in between), so a test can kill -9 it and start it again on the same state; and a
 // steady stream of AdmissionReviews against its webhook.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
 import { freePort } from './ports.ts';
 import { until } from './wait.ts';
 

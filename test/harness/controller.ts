@@ -4,13 +4,15 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../common/src/config.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import type { RunningController } from '../../controller/src/app.ts';
-import { runCli } from '../../controller/src/cli/main.ts';
-import { send, type TransportInit } from '../../controller/src/cli/transport.ts';
-import { LOCAL_DEFAULTS, localSchema, startLocal, type LocalMode } from '../../local/src/main.ts';
-import { controllerSchema, type ControllerConfig } from '../../controller/src/config.ts';
+
+import { loadConfig } from '#common/config.js';
+import { silentLogger } from '#common/log.js';
+import type { RunningController } from '#controller/app.js';
+import { runCli } from '#controller/cli/main.js';
+import { send, type TransportInit } from '#controller/cli/transport.js';
+import { type ControllerConfig,controllerSchema } from '#controller/config.js';
+import { LOCAL_DEFAULTS, type LocalMode,localSchema, startLocal } from '#local/main.js';
+
 import { until } from './wait.ts';
 
 /** Controller configuration for a test; `overrides` are raw values, as a config file would give them. */

@@ -3,7 +3,7 @@
  * no toolchain here produces (an old Go's pointer-format build info, a binary without section
  * names) and exact control over every address.
  */
-import { PT_LOAD, SHT_SYMTAB } from '../../agent/src/profiler/elf/elf-file.ts';
+import { PT_LOAD, SHT_SYMTAB } from '#agent/profiler/elf/elf-file.js';
 
 const SHT_PROGBITS = 1;
 const SHT_STRTAB = 3;

@@ -1,8 +1,8 @@
 // A stand-in agent for tests of the controller's side of the fleet link: the real
 // FleetClient with test-friendly timings and a minimal report.
-import { FleetClient, type FleetClientOptions } from '../../agent/src/fleet/client.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import type { RunningController } from '../../controller/src/app.ts';
+import { FleetClient, type FleetClientOptions } from '#agent/fleet/client.js';
+import { silentLogger } from '#common/log.js';
+import type { RunningController } from '#controller/app.js';
 
 /** A FleetClient for `c` (not started), with `overrides` on top of quiet, slow-to-retry defaults. */
 export function standInAgent(c: Pick<RunningController, 'fleetUrl' | 'tls'>, nodeName: string, token: string, overrides: Partial<FleetClientOptions> = {}): FleetClient {

@@ -2,9 +2,10 @@
 // `inject('redisUrl')` / `inject('prometheusUrl')`. Tests that need a private or
 // backfilled server start their own with startRedis() / startPrometheus().
 import type { TestProject } from 'vitest/node';
+
 import { cgroupV2Root, removeSharedLevels, sharedLevelsPresent } from './cgroup.ts';
-import { startPrometheus, type PrometheusServer } from './prometheus.ts';
-import { startRedis, type RedisServer } from './redis.ts';
+import { type PrometheusServer,startPrometheus } from './prometheus.ts';
+import { type RedisServer,startRedis } from './redis.ts';
 import { findTool, requireTool } from './tools.ts';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {

@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
 import { requireTool, runTool } from './tools.ts';
 
 const TMP = fileURLToPath(new URL('../.tmp/', import.meta.url));

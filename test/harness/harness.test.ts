@@ -1,13 +1,14 @@
 // The harness itself: the real services start, answer and stop cleanly, the Go fixtures build
 // and run, and "pods" get real cgroups that account CPU and are removed afterwards.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
+import { connect,createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
+
 import { cgroupV2Root, createPodCgroup, spawnInCgroup } from './cgroup.ts';
 import { buildGo } from './golang.ts';
 import { openMetrics, type SeriesSpec } from './openmetrics.ts';

@@ -3,7 +3,7 @@
 // reviews beside them whose latency is what kube-apiserver would notice. Used by the review
 // bounds test and bench/faults.
 import { fork } from 'node:child_process';
-import { connect, type ClientHttp2Session } from 'node:http2';
+import { type ClientHttp2Session,connect } from 'node:http2';
 import { fileURLToPath } from 'node:url';
 
 const head = (uid: string) => ({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid, kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, operation: 'CREATE', namespace: 'shop' } });

@@ -8,9 +8,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
-import { credentials, loadPackageDefinition, Metadata, type Client, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { type Client, credentials, type GrpcObject, loadPackageDefinition, Metadata, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { CSI_PROTO, PROTO_OPTIONS } from '../../agent/src/csi/server.ts';
+
+import { CSI_PROTO, PROTO_OPTIONS } from '#agent/csi/server.js';
 
 export interface CsiClient {
   identity: Client;

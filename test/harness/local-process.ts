@@ -1,10 +1,11 @@
 // Local mode (controller + agent) in a child process, the way `npm start` runs it, for tests
 // where a crash must be observable: the process exits, the test sees `exit`. Ports are chosen
 // by the kernel and read from the banner.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
 import { until } from './wait.ts';
 
 export interface LocalProcess {

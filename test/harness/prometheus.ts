@@ -2,6 +2,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+
 import { requireTool, runTool, ServiceProcess, startOnFreePort } from './tools.ts';
 
 export interface PrometheusServer {

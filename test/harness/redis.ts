@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
 import { requireTool, ServiceProcess, startOnFreePort } from './tools.ts';
 
 export interface RedisServer {

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
 import { requireTool, ServiceProcess, startOnFreePort } from './tools.ts';
 import { until } from './wait.ts';
 

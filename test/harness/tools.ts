@@ -1,8 +1,9 @@
 // System tools the harness runs (redis-server, prometheus, promtool, go, bpftrace): finding
 // them, running them once, and keeping a long-lived one (a service) under control.
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
+
 import { freePort } from './ports.ts';
 
 /**

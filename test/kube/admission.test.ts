@@ -3,9 +3,10 @@
 // kubectl; failurePolicy, timeoutSeconds, invalid responses, denials, reinvocation, dry
 // run, selectors, service references and HTTP/2 behave as on a real server.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCertificateAuthority, startKubeDouble, type CertificateAuthority, type KubeDouble } from '../harness/kube/index.ts';
+
+import { type CertificateAuthority, createCertificateAuthority, type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
-import { allow, deny, startTestWebhook, type AdmissionRequest, type TestWebhook } from '../harness/kube/webhook-fixture.ts';
+import { type AdmissionRequest, allow, deny, startTestWebhook, type TestWebhook } from '../harness/kube/webhook-fixture.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

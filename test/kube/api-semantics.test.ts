@@ -3,7 +3,8 @@
 // selectors, watch (resume, 410 Expired, selector transitions, bookmarks, timeouts),
 // status/scale/resize subresources, finalizers, garbage collection and namespace deletion.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

@@ -3,7 +3,8 @@
 // broken, 201 otherwise), and the ReplicaSet controller replaces what was evicted.
 import { CoreV1Api, KubeConfig, PolicyV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
 
 let kube: KubeDouble;

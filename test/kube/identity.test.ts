@@ -5,7 +5,8 @@
 import { AuthenticationV1Api, AuthorizationV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api, type V1TokenReview } from '@kubernetes/client-node';
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 
 let kube: KubeDouble;
 let core: CoreV1Api;

@@ -1,9 +1,10 @@
 // @kubernetes/client-node 1.x informers against the Kubernetes double: they list, watch,
 // resume after a dropped connection from their last resourceVersion, and relist after a
 // forced 410 Gone — the paths Nemutator's cluster model depends on.
-import { AppsV1Api, CoreV1Api, KubeConfig, makeInformer, type Informer, type ListWatch, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type Informer, KubeConfig, type ListWatch, makeInformer, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 
 let kube: KubeDouble;
 let kc: KubeConfig;

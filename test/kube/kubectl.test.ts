@@ -2,7 +2,8 @@
 // apply (client-side; server-side gets a clear 415), patch, label, replace conflicts,
 // selectors, watch, delete with garbage collection, rollouts, impersonation and RBAC.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -6,9 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { createCertificateAuthority, startKubeDouble, type CertificateAuthority, type KubeDouble } from '../harness/kube/index.ts';
+
+import { CelCompileError, CelUnsupportedError,compileCel } from '../harness/kube/cel.ts';
+import { type CertificateAuthority, createCertificateAuthority, type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
-import { compileCel, CelCompileError, CelUnsupportedError } from '../harness/kube/cel.ts';
 import { allow, startTestWebhook, type TestWebhook } from '../harness/kube/webhook-fixture.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -3,14 +3,15 @@
 // and structured forms (with properties relating the forms).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+
 import { applyPatchOfType, mergePatch } from '../harness/kube/patch.ts';
 import {
   formatLabelSelectorObject,
+  type LabelSelectorObject,
   matchesLabelSelector,
   matchesLabelSelectorObject,
   parseFieldSelector,
   parseLabelSelector,
-  type LabelSelectorObject,
 } from '../harness/kube/selectors.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -4,7 +4,8 @@
 // only warned and their ReplicaSet's pod creations fail with FailedCreate.
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
 import { until } from '../harness/wait.ts';
 

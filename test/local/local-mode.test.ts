@@ -1,9 +1,10 @@
 // `npm start` exactly as the README says, on free ports and a temporary state directory.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+
 import { freePort } from '../harness/ports.ts';
 
 function collect(child: ChildProcess): { text: () => string } {

@@ -3,15 +3,16 @@
 // proves what it received by printing sha256 hashes, never values. The program runs in a real
 // pod-shaped cgroup through the real launcher; a new `put` reaches it as a rewritten file and
 // SIGHUP. Every byte any process printed is searched for the values.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+
 import { buildLauncher } from '../harness/build-native.ts';
 import { cgroupV2Root } from '../harness/cgroup.ts';
-import { startLocalProcess, type LocalProcess } from '../harness/local-process.ts';
+import { type LocalProcess,startLocalProcess } from '../harness/local-process.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
 import { until } from '../harness/wait.ts';
 

@@ -1,6 +1,7 @@
 // The alerts shipped in manifests/prometheus-rules.yaml, evaluated by the real promtool over
 // series shaped like the controller's metrics (test/manifests/alerts.promtest.yaml).
 import { describe, expect, it } from 'vitest';
+
 import { requireTool, runTool } from '../harness/tools.ts';
 
 describe('manifests/prometheus-rules.yaml alerts', () => {

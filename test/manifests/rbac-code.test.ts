@@ -9,7 +9,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { componentNames, render, repoRoot, type KubeObject } from './render.ts';
+
+import { componentNames, type KubeObject,render, repoRoot } from './render.ts';
 
 type Rule = { apiGroups?: string[]; resources?: string[]; verbs: string[] };
 

@@ -12,7 +12,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { componentNames, render, repoRoot, type KubeObject } from './render.ts';
+
+import { componentNames, type KubeObject,render, repoRoot } from './render.ts';
 
 type Rule = { apiGroups?: string[]; resources?: string[]; resourceNames?: string[]; verbs: string[]; nonResourceURLs?: string[] };
 type Role = KubeObject & { rules?: Rule[]; aggregationRule?: unknown };

@@ -13,11 +13,12 @@ import * as k8s from '@kubernetes/client-node';
 import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { DaemonSet, Deployment } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import { CSIDriver } from 'kubernetes-models/storage.k8s.io/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { CSIDriver } from 'kubernetes-models/storage.k8s.io/v1';
 import { ConfigMap, Namespace, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { componentNames, render, type KubeObject } from './render.ts';
+
+import { componentNames, type KubeObject,render } from './render.ts';
 
 // Loose structural views of the parts the assertions read. The schema test above them is
 // what guarantees the shapes; these only spare casts.

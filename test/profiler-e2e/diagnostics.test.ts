@@ -4,22 +4,24 @@ import { chmodSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { agentSchema } from '../../agent/src/config.ts';
-import { startAgent } from '../../agent/src/app.ts';
-import { capture } from '../../agent/src/profiler/capture.ts';
-import { loadConfig } from '../../common/src/config.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController } from '../../controller/src/app.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { registerProfiles } from '../../controller/src/profiles/index.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
-import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
+
+import { startAgent } from '#agent/app.js';
+import { agentSchema } from '#agent/config.js';
+import { capture } from '#agent/profiler/capture.js';
+import { loadConfig } from '#common/config.js';
+import { silentLogger } from '#common/log.js';
+import { startController } from '#controller/app.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { registerProfiles } from '#controller/profiles/index.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+
+import { createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
+import { testControllerConfig } from '../harness/controller.ts';
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
 import { until } from '../harness/wait.ts';
 import { HOTLOOP } from './hotloop.ts';
-import { testControllerConfig } from '../harness/controller.ts';
 
 const cgroups: PodCgroup[] = [];
 afterAll(async () => {

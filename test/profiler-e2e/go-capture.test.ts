@@ -2,20 +2,22 @@
 // cgroup; the real capture path (cgroup id filter, bpftrace, our symbolization) must put
 // main.hotFunction on top in every output format, with the inlined main.inlinedAdd as its own
 // frame, and `go tool pprof -top` must read the pprof file.
-import { writeFile, mkdtemp } from 'node:fs/promises';
+import { mkdtemp,writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { capture } from '../../agent/src/profiler/capture.ts';
-import { toWire } from '../../agent/src/profiler/handler.ts';
-import { fromWire, type ProfileData } from '../../controller/src/profiles/model.ts';
-import { renderFolded, parseFolded } from '../../controller/src/profiles/render/folded.ts';
-import { renderPprof } from '../../controller/src/profiles/render/pprof.ts';
-import { renderSpeedscope } from '../../controller/src/profiles/render/speedscope.ts';
-import { renderProfile } from '../../controller/src/profiles/render/index.ts';
+
+import { capture } from '#agent/profiler/capture.js';
+import { toWire } from '#agent/profiler/handler.js';
+import { fromWire, type ProfileData } from '#controller/profiles/model.js';
+import { parseFolded,renderFolded } from '#controller/profiles/render/folded.js';
+import { renderProfile } from '#controller/profiles/render/index.js';
+import { renderPprof } from '#controller/profiles/render/pprof.js';
+import { renderSpeedscope } from '#controller/profiles/render/speedscope.js';
+
 import { buildGo } from '../harness/golang.ts';
 import { requireTool, runTool } from '../harness/tools.ts';
-import { HOTLOOP, inlinedAddLine, startHotloop, type RunningHotloop } from './hotloop.ts';
+import { HOTLOOP, inlinedAddLine, type RunningHotloop,startHotloop } from './hotloop.ts';
 
 const running: RunningHotloop[] = [];
 afterAll(async () => {

@@ -1,9 +1,10 @@
 // The hotloop Go fixture started in a pod-shaped cgroup, for profiler tests and benchmarks.
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChildProcess } from 'node:child_process';
-import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
+
+import { createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
 
 export const HOTLOOP = new URL('../fixtures/go/hotloop', import.meta.url).pathname;
 

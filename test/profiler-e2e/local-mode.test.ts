@@ -5,11 +5,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LocalMode } from '../../local/src/main.ts';
+
+import type { LocalMode } from '#local/main.js';
+
 import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
-import { startHotloop, HOTLOOP } from './hotloop.ts';
+import { HOTLOOP,startHotloop } from './hotloop.ts';
 
 let t: TestLocal;
 let local: LocalMode;

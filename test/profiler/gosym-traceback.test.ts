@@ -12,8 +12,10 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readGoBinaryInfo } from '../../agent/src/profiler/golang/binary-info.ts';
-import { GoSymbolizer, type GoFrame } from '../../agent/src/profiler/golang/symbolizer.ts';
+
+import { readGoBinaryInfo } from '#agent/profiler/golang/binary-info.js';
+import { type GoFrame,GoSymbolizer } from '#agent/profiler/golang/symbolizer.js';
+
 import { buildGo } from '../harness/golang.ts';
 
 const HOTLOOP = fileURLToPath(new URL('../fixtures/go/hotloop/', import.meta.url));

@@ -10,10 +10,12 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ElfFile, withElfFile } from '../../agent/src/profiler/elf/elf-file.ts';
-import { findMapping, parseProcMaps, runtimeAddressToVaddr } from '../../agent/src/profiler/elf/maps.ts';
-import { readGoBinaryInfo } from '../../agent/src/profiler/golang/binary-info.ts';
-import { GoSymbolizer, type GoFrame } from '../../agent/src/profiler/golang/symbolizer.ts';
+
+import { ElfFile, withElfFile } from '#agent/profiler/elf/elf-file.js';
+import { findMapping, parseProcMaps, runtimeAddressToVaddr } from '#agent/profiler/elf/maps.js';
+import { readGoBinaryInfo } from '#agent/profiler/golang/binary-info.js';
+import { type GoFrame,GoSymbolizer } from '#agent/profiler/golang/symbolizer.js';
+
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
 

@@ -5,6 +5,7 @@ import { connect as h2connect } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 import { openSessions, ordinaryReview, postReview } from '../harness/hostile-reviews.ts';
 import { until } from '../harness/wait.ts';

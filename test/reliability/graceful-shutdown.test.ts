@@ -1,8 +1,9 @@
 // Graceful shutdown (issue 15): on SIGTERM the controller keeps answering reviews for
 // shutdownDrain while /readyz says 503 (so the endpoint is removed), then stops and exits 0.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { openSessions, postReview } from '../harness/hostile-reviews.ts';
-import { startLocalProcess, type LocalProcess } from '../harness/local-process.ts';
+import { type LocalProcess,startLocalProcess } from '../harness/local-process.ts';
 import { until } from '../harness/wait.ts';
 
 let proc: LocalProcess;

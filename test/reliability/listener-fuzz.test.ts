@@ -5,17 +5,18 @@
 // the cases the process is still running and serves a normal request.
 //
 //   FUZZ_SEED=<n> FUZZ_CASES=<n per listener> npx vitest run test/reliability/listener-fuzz.test.ts
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect as h2connect } from 'node:http2';
 import { request as httpRequest } from 'node:http';
+import { connect as h2connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startLocalProcess, type LocalProcess } from '../harness/local-process.ts';
+
+import { type LocalProcess,startLocalProcess } from '../harness/local-process.ts';
 import { until } from '../harness/wait.ts';
-import { ABSOLUTE_FORM_TARGETS, dialTcp, dialTls, dialUnix, fixedCases, generatedCases, http2Cases, runCases, tlsGarbageCases, type Dial, type FuzzCase, type Outcome } from './http-fuzz.ts';
+import { ABSOLUTE_FORM_TARGETS, type Dial, dialTcp, dialTls, dialUnix, fixedCases, type FuzzCase, generatedCases, http2Cases, type Outcome,runCases, tlsGarbageCases } from './http-fuzz.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 15_2024);
 const CASES = Number(process.env.FUZZ_CASES ?? 1000);

@@ -3,8 +3,10 @@
 // refused is refused with a code kube-apiserver's failurePolicy can act on.
 import { connect } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningController } from '../../controller/src/app.ts';
-import { ReviewGate } from '../../controller/src/server/review-gate.ts';
+
+import type { RunningController } from '#controller/app.js';
+import { ReviewGate } from '#controller/server/review-gate.js';
+
 import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 import { hostileWave, nestedReview, openSessions, ordinaryReview, percentile, postReview } from '../harness/hostile-reviews.ts';
 import { startLocalProcess } from '../harness/local-process.ts';

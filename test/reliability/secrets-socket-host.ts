@@ -2,11 +2,11 @@
 // server and service (peer credentials, pod identification), a Vault address nothing listens
 // on and no pods, so every request from the test (not a pod) is refused: what is fuzzed is
 // the socket's HTTP handling. Prints "listening <path>" once it serves.
-import { agentSchema } from '../../agent/src/config.ts';
-import type { KubeApi } from '../../agent/src/kube/api.ts';
-import { startSecrets } from '../../agent/src/secrets/index.ts';
-import { loadConfig } from '../../common/src/config.ts';
-import { createLogger } from '../../common/src/log.ts';
+import { agentSchema } from '#agent/config.js';
+import type { KubeApi } from '#agent/kube/api.js';
+import { startSecrets } from '#agent/secrets/index.js';
+import { loadConfig } from '#common/config.js';
+import { createLogger } from '#common/log.js';
 
 const socketPath = process.argv[2];
 if (!socketPath) throw new Error('usage: secrets-socket-host.ts <socket path>');

@@ -17,15 +17,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fjp, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
+
+import { silentLogger } from '#common/log.js';
+import { type RunningController,startController } from '#controller/app.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+
 import { insecureAgent, post } from '../admission/https.ts';
 import { testControllerConfig } from '../harness/controller.ts';
-import { startSentinelGroup, type SentinelGroup } from '../harness/sentinel.ts';
+import { type SentinelGroup,startSentinelGroup } from '../harness/sentinel.ts';
 import { until } from '../harness/wait.ts';
 
 const RATE = 100; // reviews per second

@@ -7,9 +7,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnInCgroup } from '../harness/cgroup.ts';
-import { buildLauncher } from '../harness/build-native.ts';
+
 import { boundMs, medianMs } from '../harness/baseline.ts';
+import { buildLauncher } from '../harness/build-native.ts';
+import { spawnInCgroup } from '../harness/cgroup.ts';
 import { requireTool } from '../harness/tools.ts';
 import { until } from '../harness/wait.ts';
 import { startWorld, type TestPod, type World } from './world.ts';

@@ -4,10 +4,12 @@
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../common/src/config.ts';
-import { createLogger } from '../../common/src/log.ts';
-import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
-import { agentSchema } from '../../agent/src/config.ts';
+
+import { type RunningAgent,startAgent } from '#agent/app.js';
+import { agentSchema } from '#agent/config.js';
+import { loadConfig } from '#common/config.js';
+import { createLogger } from '#common/log.js';
+
 import { until } from '../harness/wait.ts';
 import { NODE, startWorld, type World } from './world.ts';
 

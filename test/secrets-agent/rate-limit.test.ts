@@ -1,5 +1,6 @@
 // A pod that floods the socket is slowed down with 429 and a clear code; others are not.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { startWorld, type World } from './world.ts';
 
 let world: World;

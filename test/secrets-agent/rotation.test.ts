@@ -4,9 +4,10 @@
 // rotation check is logged and counted. Each test has its own pod and Vault path.
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import { boundMs, medianMs } from '../harness/baseline.ts';
 import { until } from '../harness/wait.ts';
-import { startWorld, type PodClient, type World } from './world.ts';
+import { type PodClient, startWorld, type World } from './world.ts';
 
 const sha = (s: unknown) => createHash('sha256').update(String(s)).digest('hex');
 const INTERVAL = 1000;

@@ -4,8 +4,9 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NODE, startWorld, type TestPod, type World } from './world.ts';
+
 import { until } from '../harness/wait.ts';
+import { NODE, startWorld, type TestPod, type World } from './world.ts';
 
 const sha = (s: unknown) => createHash('sha256').update(String(s)).digest('hex');
 const DB = 'S3cr3t-db-' + Math.random().toString(36).slice(2);

@@ -3,7 +3,8 @@
 // pod's service-account token, KV v2 reads and metadata, token lookup/renew/revoke, denials.
 import nodeVault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
 
 let kube: KubeDouble;

@@ -7,15 +7,17 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
-import { createLogger, silentLogger } from '../../common/src/log.ts';
-import { agentSchema } from '../../agent/src/config.ts';
-import { KubeApi } from '../../agent/src/kube/api.ts';
-import { NodePods } from '../../agent/src/kube/pods.ts';
-import { startSecrets, type RunningSecrets, type SecretsConfig } from '../../agent/src/secrets/index.ts';
-import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+import { fileURLToPath } from 'node:url';
+
+import { agentSchema } from '#agent/config.js';
+import { KubeApi } from '#agent/kube/api.js';
+import { NodePods } from '#agent/kube/pods.js';
+import { type RunningSecrets, type SecretsConfig,startSecrets } from '#agent/secrets/index.js';
+import { createLogger, silentLogger } from '#common/log.js';
+
+import { createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { sleep } from '../harness/tools.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
 import { until } from '../harness/wait.ts';

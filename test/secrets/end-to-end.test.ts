@@ -7,30 +7,32 @@
 // What a pod's containers run is what the API server stored: the init container's command
 // and the app's wrapped command, with the in-pod paths (/nemutator/...) mapped to temporary
 // directories standing in for the pod's volumes. Values are compared by hash, never printed.
-import { execFile, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
-import { agentSchema } from '../../agent/src/config.ts';
-import { loadConfig } from '../../common/src/config.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { runCli } from '../../controller/src/cli/main.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
-import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
-import { buildGo } from '../harness/golang.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
-import { sleep } from '../harness/tools.ts';
+
+import { type RunningAgent,startAgent } from '#agent/app.js';
+import { agentSchema } from '#agent/config.js';
+import { loadConfig } from '#common/config.js';
+import { type RunningController,startController } from '#controller/app.js';
+import { runCli } from '#controller/cli/main.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+
 import { boundMs, medianMs } from '../harness/baseline.ts';
-import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
-import { testControllerConfig, apiFetch, caFileOf } from '../harness/controller.ts';
+import { createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
+import { apiFetch, caFileOf,testControllerConfig } from '../harness/controller.ts';
+import { buildGo } from '../harness/golang.ts';
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { capturingLogger } from '../harness/logs.ts';
+import { sleep } from '../harness/tools.ts';
+import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
 
 const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

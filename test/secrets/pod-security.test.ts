@@ -10,32 +10,34 @@
 // volume through the plugin's gRPC socket as kubelet does, and the stored init container and app
 // run the real nemu-exec launcher in pod-shaped cgroups, reaching the agent only through the
 // published target. Values are compared by hash, never printed.
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, type RunningAgent } from '../../agent/src/app.ts';
-import { agentSchema } from '../../agent/src/config.ts';
-import { mountsAt, readMountInfo } from '../../agent/src/csi/mountinfo.ts';
-import { loadConfig } from '../../common/src/config.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { runCli } from '../../controller/src/cli/main.ts';
-import { CSI_DRIVER } from '../../controller/src/mutators/secrets.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
+
+import { type RunningAgent,startAgent } from '#agent/app.js';
+import { agentSchema } from '#agent/config.js';
+import { mountsAt, readMountInfo } from '#agent/csi/mountinfo.js';
+import { loadConfig } from '#common/config.js';
+import { silentLogger } from '#common/log.js';
+import { type RunningController,startController } from '#controller/app.js';
+import { runCli } from '#controller/cli/main.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { CSI_DRIVER } from '#controller/mutators/secrets.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+
 import { boundMs, medianMs } from '../harness/baseline.ts';
-import { createPodCgroup, spawnInCgroup, type PodCgroup } from '../harness/cgroup.ts';
+import { createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
 import { caFileOf, testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
 import { buildGo } from '../harness/golang.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
 import { evaluatePodSpec } from '../harness/kube/podsecurity.ts';
-import { csiClient, setUpPodVolumes, type CsiClient, type PodOnHost } from '../harness/kubelet.ts';
+import { type CsiClient, csiClient, type PodOnHost,setUpPodVolumes } from '../harness/kubelet.ts';
 import { capturingLogger } from '../harness/logs.ts';
 import { requireTool } from '../harness/tools.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';

@@ -8,21 +8,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FleetClient } from '../../agent/src/fleet/client.ts';
-import { commandRouter, type CommandHandlers } from '../../agent/src/app.ts';
-import { loadKubeConfig } from '../../common/src/kube.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { runCli } from '../../controller/src/cli/main.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { TokenReviewer } from '../../controller/src/kube/tokenreview.ts';
-import { SubjectAccessReviewAuthorizer } from '../../controller/src/server/access.ts';
-import { TokenReviewAuthenticator } from '../../controller/src/server/auth.ts';
-import type { ICommand } from '../../proto/codec.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
-import { testControllerConfig, apiFetch, caFileOf } from '../harness/controller.ts';
+
+import { type CommandHandlers,commandRouter } from '#agent/app.js';
+import type { FleetClient } from '#agent/fleet/client.js';
+import { loadKubeConfig } from '#common/kube.js';
+import { silentLogger } from '#common/log.js';
+import { type RunningController,startController } from '#controller/app.js';
+import { runCli } from '#controller/cli/main.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { TokenReviewer } from '#controller/kube/tokenreview.js';
+import { SubjectAccessReviewAuthorizer } from '#controller/server/access.js';
+import { TokenReviewAuthenticator } from '#controller/server/auth.js';
+import type { ICommand } from '#proto/codec.js';
+
+import { apiFetch, caFileOf,testControllerConfig } from '../harness/controller.ts';
 import { standInAgent } from '../harness/fleet.ts';
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 
 const exec = promisify(execFile);

@@ -3,18 +3,20 @@
 // when they do not, and both clients back on the new master after a failover.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NemuError } from '../../common/src/errors.ts';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController } from '../../controller/src/app.ts';
-import { RedisDictionary } from '../../controller/src/dictionary/redis.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import type { RedisTarget } from '../../controller/src/redis/target.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
-import { RedisStore } from '../../controller/src/store/redis.ts';
+
+import type { NemuError } from '#common/errors.js';
+import { silentLogger } from '#common/log.js';
+import { startController } from '#controller/app.js';
+import { RedisDictionary } from '#controller/dictionary/redis.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import type { RedisTarget } from '#controller/redis/target.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+import { RedisStore } from '#controller/store/redis.js';
+
 import { testControllerConfig } from '../harness/controller.ts';
-import { command, startSentinelGroup, type SentinelGroup } from '../harness/sentinel.ts';
+import { command, type SentinelGroup,startSentinelGroup } from '../harness/sentinel.ts';
 import { until } from '../harness/wait.ts';
 
 let group: SentinelGroup;

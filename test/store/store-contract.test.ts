@@ -4,13 +4,15 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, inject, it } from 'vitest';
 import { Redis } from 'ioredis';
-import type { NemuError } from '../../common/src/errors.ts';
-import { SkipRules } from '../../controller/src/admission/skip-rules.ts';
-import { LevelStore } from '../../controller/src/store/level.ts';
-import { RedisStore } from '../../controller/src/store/redis.ts';
-import type { Store, StoreWatcher } from '../../controller/src/store/store.ts';
+import { describe, expect, inject, it } from 'vitest';
+
+import type { NemuError } from '#common/errors.js';
+import { SkipRules } from '#controller/admission/skip-rules.js';
+import { LevelStore } from '#controller/store/level.js';
+import { RedisStore } from '#controller/store/redis.js';
+import type { Store, StoreWatcher } from '#controller/store/store.js';
+
 import { until } from '../harness/wait.ts';
 
 const stores: Array<[string, () => Promise<Store>]> = [

@@ -12,22 +12,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../common/src/log.ts';
-import { startController, type RunningController } from '../../controller/src/app.ts';
-import { controllerFeatures } from '../../controller/src/features.ts';
-import { SharedTokenAgentAuthenticator } from '../../controller/src/fleet/auth.ts';
-import { runCli } from '../../controller/src/cli/main.ts';
-import { formatCpu } from '../../controller/src/mutators/quantity.ts';
-import { formatMemory } from '../../controller/src/telemetry/source.ts';
-import { localAuthorizer } from '../../controller/src/server/access.ts';
-import { StaticTokenAuthenticator } from '../../controller/src/server/auth.ts';
-import { telemetryTestHooks } from '../../controller/src/telemetry/feature.ts';
-import { startKubeDouble, type KubeDouble } from '../harness/kube/index.ts';
+
+import { silentLogger } from '#common/log.js';
+import { type RunningController,startController } from '#controller/app.js';
+import { runCli } from '#controller/cli/main.js';
+import { controllerFeatures } from '#controller/features.js';
+import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { formatCpu } from '#controller/mutators/quantity.js';
+import { localAuthorizer } from '#controller/server/access.js';
+import { StaticTokenAuthenticator } from '#controller/server/auth.js';
+import { telemetryTestHooks } from '#controller/telemetry/feature.js';
+import { formatMemory } from '#controller/telemetry/source.js';
+
+import { apiFetch, caFileOf,testControllerConfig } from '../harness/controller.ts';
+import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
 import { openMetrics } from '../harness/openmetrics.ts';
-import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
-import { generateHistory, seriesOf, type FixturePod } from './fixture.ts';
-import { testControllerConfig, apiFetch, caFileOf } from '../harness/controller.ts';
+import { type PrometheusServer,startPrometheus } from '../harness/prometheus.ts';
 import { until } from '../harness/wait.ts';
+import { type FixturePod,generateHistory, seriesOf } from './fixture.ts';
 
 const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

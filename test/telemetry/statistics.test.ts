@@ -1,19 +1,21 @@
 // Statistics, seasons and recommendations against a real Prometheus holding seven days of
 // generated diurnal history (backfilled with promtool): every value equals what this test
 // computes on its own from the same generated samples.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../controller/src/cli/main.ts';
-import { recommend, type EngineParams } from '../../controller/src/telemetry/engine.ts';
-import { PrometheusClient } from '../../controller/src/telemetry/prometheus.ts';
-import { brainsets } from '../../controller/src/telemetry/seasons.ts';
-import { collectSnapshot, type Snapshot } from '../../controller/src/telemetry/statistics.ts';
-import { openMetrics } from '../harness/openmetrics.ts';
-import { startPrometheus, type PrometheusServer } from '../harness/prometheus.ts';
 import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { RECORDED } from '../../controller/src/telemetry/queries.ts';
+
+import { runCli } from '#controller/cli/main.js';
+import { type EngineParams,recommend } from '#controller/telemetry/engine.js';
+import { PrometheusClient } from '#controller/telemetry/prometheus.js';
+import { RECORDED } from '#controller/telemetry/queries.js';
+import { brainsets } from '#controller/telemetry/seasons.js';
+import { collectSnapshot, type Snapshot } from '#controller/telemetry/statistics.js';
+
+import { openMetrics } from '../harness/openmetrics.ts';
+import { type PrometheusServer,startPrometheus } from '../harness/prometheus.ts';
 import { requireTool, runTool } from '../harness/tools.ts';
-import { GENERATED_PEAK_HOURS, expected, generateHistory, quantile, recordedSeriesOf, seriesOf, standardPods, type History } from './fixture.ts';
+import { expected, GENERATED_PEAK_HOURS, generateHistory, type History,quantile, recordedSeriesOf, seriesOf, standardPods } from './fixture.ts';
 
 const WINDOW = 7 * 86400;
 const STEP = 60;

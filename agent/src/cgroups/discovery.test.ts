@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
 import { buildCgroupTree, type FixtureDriver, type FixturePod, type FixtureRuntime } from '../../test-fixtures/cgroups/tree.ts';
 import { discoverPods, findKubepods } from './discovery.ts';
 import { detectCgroupLayout, walkRoot } from './hierarchy.ts';

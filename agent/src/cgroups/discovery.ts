@@ -5,7 +5,8 @@
  */
 import { readdirSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { parseContainerSegment, parsePodSegment, type ContainerRuntime, type QosClass } from './path.ts';
+
+import { type ContainerRuntime, parseContainerSegment, parsePodSegment, type QosClass } from './path.ts';
 
 export interface DiscoveredContainer {
   id: string;

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+
 import { parseCgroupPath } from './path.ts';
 
 const UID = '0f4c8a2e-5b1d-4c3e-9a7f-2d6b8e1c4a90';

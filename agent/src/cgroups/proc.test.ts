@@ -1,7 +1,8 @@
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+
 import { podOfPid, podOfProcCgroup } from './proc.ts';
 
 const UID = '0f4c8a2e-5b1d-4c3e-9a7f-2d6b8e1c4a90';

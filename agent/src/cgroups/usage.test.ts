@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
 import { buildCgroupTree, type FixtureTree } from '../../test-fixtures/cgroups/tree.ts';
 import { detectCgroupLayout } from './hierarchy.ts';
 import { countLines, keyedValue, parseBlkioServiceBytes, parseIoStat, readContainerCounters } from './usage.ts';

@@ -3,9 +3,10 @@
  * and the gRPC status code the CSI spec names for the condition, which is what kubelet acts on
  * (spec.md, "Error Scheme" and each RPC's "Errors" table).
  */
-import { GrpcStatus, type GrpcStatusCode } from './grpc.ts';
-import { NemuError } from '../../../common/src/errors.ts';
+import { NemuError } from '#common/errors.js';
+
 import { AgentErrorCodes } from '../errors.ts';
+import { GrpcStatus, type GrpcStatusCode } from './grpc.ts';
 
 export const CsiErrors = {
   /** A required field is missing, or a field has a value this driver does not support. */

@@ -7,7 +7,7 @@
  * and proto-loader's reflection of csi.proto held ~6 MiB of the agent's resident memory
  * (docs/csi.md, "Its gRPC server"). Tests still call it with @grpc/grpc-js's client.
  */
-import { createServer, constants, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { constants, createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 
 /** gRPC status codes (grpc/grpc, doc/statuscodes.md). */
 export const GrpcStatus = {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+
 import { locate, mountsAt, parseMountInfo, unescapeMountPath } from './mountinfo.ts';
 
 // Lines in the shape proc(5) documents, with optional fields, escapes and a bind of a subdirectory.

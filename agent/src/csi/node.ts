@@ -7,10 +7,12 @@
  */
 import { lstat, mkdir, realpath, rmdir } from 'node:fs/promises';
 import { isAbsolute, normalize } from 'node:path';
-import type { Logger } from '../../../common/src/log.ts';
+
+import type { Logger } from '#common/log.js';
+
 import { CsiError } from './errors.ts';
-import { locate, mountsAt, type MountEntry } from './mountinfo.ts';
-import { MountError, type Mounter } from './mounter.ts';
+import { type Mounter,MountError } from './mounter.ts';
+import { locate, type MountEntry,mountsAt } from './mountinfo.ts';
 
 /** The volume_context keys kubelet adds when the CSIDriver has podInfoOnMount (pkg/volume/csi/csi_mounter.go, podAttributes). */
 export const PodInfoKeys = {

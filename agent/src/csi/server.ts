@@ -5,17 +5,19 @@
  * publish/unpublish logged with the pod kubelet names; a bad call gets the spec's status
  * code and a message, never takes the agent down.
  */
-import { lstat, chmod, mkdir, unlink } from 'node:fs/promises';
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { dirname, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Counter, type Registry } from 'prom-client';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
-import { VERSION } from '../../../common/src/version.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+import { VERSION } from '#common/version.js';
+
 import { CsiError } from './errors.ts';
-import { GrpcStatus, GrpcStatusError, unaryServer, type UnaryMethod, type UnaryServer } from './grpc.ts';
-import { readMountInfo, type MountEntry } from './mountinfo.ts';
-import { utilLinuxMounter, type Mounter } from './mounter.ts';
+import { GrpcStatus, GrpcStatusError, type UnaryMethod, type UnaryServer,unaryServer } from './grpc.ts';
+import { type Mounter,utilLinuxMounter } from './mounter.ts';
+import { type MountEntry,readMountInfo } from './mountinfo.ts';
 import { NodeVolumes, podInfo, type PublishRequest, type UnpublishRequest } from './node.ts';
 import { decodeIgnored, decodePublish, decodeUnpublish, encodeEmpty, encodeNodeInfo, encodePluginInfo, encodeProbe } from './wire.ts';
 

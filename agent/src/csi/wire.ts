@@ -7,6 +7,7 @@
  * skipped, as protobuf requires; a field with the wrong wire type or a truncated message throws.
  */
 import protobuf from 'protobufjs/minimal.js';
+
 import type { PublishRequest, UnpublishRequest } from './node.ts';
 
 const { Reader, Writer } = protobuf;

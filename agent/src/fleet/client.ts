@@ -8,9 +8,10 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
-import { ErrorCodes } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
-import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type ICommand, type ICommandResult, type IEnvelope, type INodeReport } from '../../../proto/codec.ts';
+
+import { ErrorCodes } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+import { decodeEnvelope, encodeEnvelope, type ICommand, type ICommandResult, type IEnvelope, type INodeReport,PROTOCOL_VERSION } from '#proto/codec.js';
 
 export type CommandHandler = (command: ICommand) => Promise<Omit<ICommandResult, 'requestId'>>;
 

@@ -6,11 +6,12 @@
  * ~60 MiB of memory for that.
  */
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import http from 'node:http';
 import https from 'node:https';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
 
 // yaml is loaded only when a file is read (~4 MiB the agent on every node need not carry).
 function parseYaml(text: string): unknown {

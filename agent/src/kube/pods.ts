@@ -6,7 +6,9 @@
  * Pods are found by UID, containers by runtime container id.
  */
 import type { V1Pod } from '@kubernetes/client-node';
-import type { Logger } from '../../../common/src/log.ts';
+
+import type { Logger } from '#common/log.js';
+
 import type { PodNames } from '../report.ts';
 import type { KubeApi } from './api.ts';
 

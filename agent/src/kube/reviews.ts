@@ -4,7 +4,8 @@
  * do this (SubjectAccessReview, authorization.k8s.io/v1). Reviews are created, answered and
  * never stored. Errors never carry the token.
  */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { KubeApi } from './api.ts';
 
 export interface ReviewedUser {

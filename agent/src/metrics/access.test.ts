@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../../common/src/log.ts';
+
+import { silentLogger } from '#common/log.js';
+
 import type { AccessVerdict, ResourceAttributes, ReviewedUser, TokenVerdict } from '../kube/reviews.ts';
-import { MetricsAccess, isLoopback, planMetricsAuth, type AccessDecision, type AccessReviews } from './access.ts';
+import { type AccessDecision, type AccessReviews,isLoopback, MetricsAccess, planMetricsAuth } from './access.ts';
 
 /** An API server in miniature: tokens it knows, users it allows, and a switch to make it fail. */
 class FakeReviews implements AccessReviews {

@@ -11,10 +11,12 @@
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import type { AgentConfig } from '../config.ts';
-import { reviewAccess, reviewToken, type AccessVerdict, type ResourceAttributes, type ReviewClient, type ReviewedUser, type TokenVerdict } from '../kube/reviews.ts';
+import { type AccessVerdict, type ResourceAttributes, reviewAccess, type ReviewClient, type ReviewedUser, reviewToken, type TokenVerdict } from '../kube/reviews.ts';
 
 /** What the kubelet's authorizer asks for its /metrics, for the node `nodeName`. */
 export function nodeMetricsAttributes(nodeName: string): ResourceAttributes {

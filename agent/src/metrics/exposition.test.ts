@@ -1,7 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import type { INodeReport } from '../../../proto/codec.ts';
-import { requireTool } from '../../../test/harness/tools.ts';
+
+import type { INodeReport } from '#proto/codec.js';
+import { requireTool } from '#test/harness/tools.js';
+
 import { escapeLabelValue, prometheusChunks, renderPrometheus } from './exposition.ts';
 
 const ID = 'e'.repeat(64);

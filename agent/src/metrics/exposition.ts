@@ -3,7 +3,7 @@
  * metrics keep cAdvisor's names and labels so existing dashboards and recording rules work
  * unchanged; node metrics are `nemutator_node_*` gauges.
  */
-import type { IContainerUsage, INodeMetrics, INodeReport, IPodUsage, IPressure } from '../../../proto/codec.ts';
+import type { IContainerUsage, INodeMetrics, INodeReport, IPodUsage, IPressure } from '#proto/codec.js';
 
 type Labels = Record<string, string>;
 type Num = number | { toNumber(): number } | null | undefined;

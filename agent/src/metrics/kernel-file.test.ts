@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+
 import { readKernelFile, readKernelRecord } from './kernel-file.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nemu-kernel-file-'));

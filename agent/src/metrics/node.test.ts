@@ -1,9 +1,10 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem, uptime } from 'node:os';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NodeMetricsCollector, type FilesystemUsage } from './node.ts';
+
+import { type FilesystemUsage,NodeMetricsCollector } from './node.ts';
 import { isPhysicalInterface, isWholeDisk } from './procfs.ts';
 
 function burnCpu(ms: number): void {

@@ -5,12 +5,14 @@
  */
 import { readFile, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from '../../../common/src/log.ts';
-import { silentLogger } from '../../../common/src/log.ts';
-import type { INodeMetrics } from '../../../proto/codec.ts';
+
+import type { Logger } from '#common/log.js';
+import { silentLogger } from '#common/log.js';
+import type { INodeMetrics } from '#proto/codec.js';
+
 import { readKernelFile } from './kernel-file.ts';
 import { readPressure } from './pressure.ts';
-import { parseDiskstats, parseLoadavg, parseMeminfo, parseNetDev, parseProcStat, parseUptime, type CpuTimes } from './procfs.ts';
+import { type CpuTimes,parseDiskstats, parseLoadavg, parseMeminfo, parseNetDev, parseProcStat, parseUptime } from './procfs.ts';
 
 export type FilesystemUsage = NonNullable<INodeMetrics['filesystems']>[number];
 

@@ -4,8 +4,10 @@
  * fields are then absent, which is not an error.
  */
 import { join } from 'node:path';
+
+import type { IPressure } from '#proto/codec.js';
+
 import { readKernelFile } from './kernel-file.ts';
-import type { IPressure } from '../../../proto/codec.ts';
 
 export type PressureResource = 'cpu' | 'memory' | 'io';
 

@@ -1,9 +1,11 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { INodeReport } from '../../../proto/codec.ts';
+
+import type { INodeReport } from '#proto/codec.js';
+
 import { renderPrometheus } from './exposition.ts';
-import { metricsRequestListener, type MetricsEndpoint } from './server.ts';
+import { type MetricsEndpoint,metricsRequestListener } from './server.ts';
 
 const ID = 'a'.repeat(64);
 

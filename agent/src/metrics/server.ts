@@ -5,7 +5,9 @@
  * scrape of a busy node never holds its ~1 MB page in memory at once.
  */
 import type { RequestListener, ServerResponse } from 'node:http';
-import type { INodeReport } from '../../../proto/codec.ts';
+
+import type { INodeReport } from '#proto/codec.js';
+
 import type { AccessDecision, MetricsAccess } from './access.ts';
 import { prometheusChunks } from './exposition.ts';
 

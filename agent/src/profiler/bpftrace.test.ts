@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { buildGo } from '../../../test/harness/golang.ts';
-import { requireTool } from '../../../test/harness/tools.ts';
+
+import { buildGo } from '#test/harness/golang.js';
+import { requireTool } from '#test/harness/tools.js';
+
+import { buildScript, checkLimits, mapKeysFor, parseBpftraceOutput, parseStackKey, runBpftrace, SAMPLING_MARKER } from './bpftrace.ts';
 import { lostSamples } from './capture.ts';
 import { isJsonObject, member, parseJsonEntries } from './json-entries.ts';
-import { buildScript, checkLimits, mapKeysFor, parseBpftraceOutput, parseStackKey, runBpftrace, SAMPLING_MARKER } from './bpftrace.ts';
 
 describe('bpftrace script', () => {
   it('filters in the kernel by every container cgroup id, ORed, and stops after the window', () => {

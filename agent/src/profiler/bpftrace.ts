@@ -6,7 +6,9 @@
  * our own symbolization) and bpftrace's symbol (used when the binary has one).
  */
 import { spawn } from 'node:child_process';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import { isJsonObject, type JsonValue, member, parseJsonEntries } from './json-entries.ts';
 
 /** Hard limits, whatever the controller asks: a capture is a short look, not a tracer. */

@@ -6,12 +6,14 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { CgroupVersionOption } from '../cgroups/hierarchy.ts';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 import { buildScript, checkLimits, mapKeysFor, parseBpftraceOutput, type ParsedOutput, runBpftrace, type SampleFilter } from './bpftrace.ts';
 import { bpftraceMissing, diagnoseRun, preflight } from './diagnose.ts';
-import { BinaryCache, snapshotProcess, symbolizeStacks, type ProcessSnapshot, type SymbolizedProfile } from './symbolize.ts';
-import { containerOfPid, pidsIn, resolvePod, type ContainerNames } from './target.ts';
+import { BinaryCache, type ProcessSnapshot, snapshotProcess, type SymbolizedProfile,symbolizeStacks } from './symbolize.ts';
+import { type ContainerNames,containerOfPid, pidsIn, resolvePod } from './target.ts';
 
 export type CaptureTarget = { podUid: string; container?: string } | { pid: number };
 

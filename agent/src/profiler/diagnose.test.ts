@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+
 import type { BpftraceRun } from './bpftrace.ts';
 import { canLoadBpf, diagnoseRun, effectiveCaps, preflight } from './diagnose.ts';
 

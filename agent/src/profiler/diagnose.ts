@@ -6,7 +6,9 @@
  */
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { BpftraceRun } from './bpftrace.ts';
 
 const INSTALL = 'install it (Debian/Ubuntu: apt-get install bpftrace; the agent image ships it) or set the agent key bpftracePath';

@@ -3,9 +3,10 @@
  * queued behind any capture already running on this node, and answered as a ProfileResult
  * (frames deduplicated, samples leaf first).
  */
-import { pb, type ICommand, type ICommandResult } from '../../../proto/codec.ts';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+import { type ICommand, type ICommandResult,pb } from '#proto/codec.js';
+
 import type { CgroupVersionOption } from '../cgroups/hierarchy.ts';
 import { checkLimits } from './bpftrace.ts';
 import { capture, type CaptureResult } from './capture.ts';

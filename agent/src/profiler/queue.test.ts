@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+
 import { CaptureQueue } from './queue.ts';
 
 describe('CaptureQueue', () => {

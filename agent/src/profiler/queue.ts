@@ -3,7 +3,7 @@
  * samplers would each distort what the other measures. Later requests wait their turn (FIFO);
  * past `maxWaiting` they are refused instead of piling up behind hour-long queues.
  */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
 
 
 export class CaptureQueue {

@@ -8,11 +8,12 @@
  */
 import { readFile, readlink, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { withElfFile, type ElfLayout, type ElfSegment } from './elf/elf-file.ts';
-import { findMapping, parseProcMaps, runtimeAddressToVaddr, type Mapping } from './elf/maps.ts';
-import { goBinaryInfo, type GoBinaryInfo } from './golang/binary-info.ts';
-import { GoSymbolizer, type GoFrame } from './golang/symbolizer.ts';
+
 import type { RawFrame, RawStack } from './bpftrace.ts';
+import { type ElfLayout, type ElfSegment,withElfFile } from './elf/elf-file.ts';
+import { findMapping, type Mapping,parseProcMaps, runtimeAddressToVaddr } from './elf/maps.ts';
+import { type GoBinaryInfo,goBinaryInfo } from './golang/binary-info.ts';
+import { type GoFrame,GoSymbolizer } from './golang/symbolizer.ts';
 
 export type FrameKind = 'go' | 'native' | 'kernel' | 'unknown';
 

@@ -5,10 +5,12 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import { discoverPods, findKubepods } from '../cgroups/discovery.ts';
-import { detectCgroupLayout, type CgroupVersionOption } from '../cgroups/hierarchy.ts';
+import { type CgroupVersionOption,detectCgroupLayout } from '../cgroups/hierarchy.ts';
 import { podOfProcCgroup } from '../cgroups/proc.ts';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
 
 export interface ContainerTarget {
   id: string;

@@ -3,7 +3,7 @@
  * container, pid, path and version — never a value. One JSON log line each (`audit: <event>`),
  * so a log pipeline can route them apart from the agent's other logs.
  */
-import type { Logger } from '../../../common/src/log.ts';
+import type { Logger } from '#common/log.js';
 
 export type AuditEvent = 'read' | 'push' | 'ack' | 'deny';
 

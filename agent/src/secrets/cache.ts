@@ -4,9 +4,9 @@
  * served while the source confirmed it less than maxStaleness ago.
  */
 import { AgentErrorCodes } from '../errors.ts';
-import { secretsError } from './errors.ts';
 import type { Caller } from './caller.ts';
 import type { KvVersion, WatchLine } from './document.ts';
+import { secretsError } from './errors.ts';
 import type { SecretRef } from './references.ts';
 import type { SecretSession, SecretSource } from './source.ts';
 

@@ -3,6 +3,7 @@
  * it presents, and the pod the API server knows by that UID must all agree.
  */
 import type { V1Pod } from '@kubernetes/client-node';
+
 import { secretsError } from './errors.ts';
 import type { CallerProcess } from './identity.ts';
 import type { PodDirectory } from './pods.ts';

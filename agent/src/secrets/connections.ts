@@ -5,10 +5,12 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { isNemuError, type NemuError } from '../../../common/src/errors.ts';
+
+import { isNemuError, type NemuError } from '#common/errors.js';
+
 import { secretsError } from './errors.ts';
-import { identifyProcess, stillSameProcess, uptimeTicksSync, type CallerProcess } from './identity.ts';
-import { peerCredOf, type PeerCred } from './peercred.ts';
+import { type CallerProcess,identifyProcess, stillSameProcess, uptimeTicksSync } from './identity.ts';
+import { type PeerCred,peerCredOf } from './peercred.ts';
 
 interface Connection {
   cred?: PeerCred;

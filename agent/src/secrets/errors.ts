@@ -1,5 +1,6 @@
 /** The secrets socket's errors and their HTTP statuses: stable, part of the socket API (docs/secrets.md). */
-import { NemuError } from '../../../common/src/errors.ts';
+import { NemuError } from '#common/errors.js';
+
 import { AgentErrorCodes } from '../errors.ts';
 
 export const SecretsErrors = {

@@ -1,7 +1,9 @@
 /** The secrets socket's HTTP plumbing: JSON error answers and bounded JSON bodies. */
 import type http from 'node:http';
-import { isNemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+
+import { isNemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import { secretsError } from './errors.ts';
 
 /** An error as `{code, message}` with its status; anything not a NemuError is logged and answered as INTERNAL. */

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+
 import { podOfPid } from '../cgroups/proc.ts';
 import { secretsError } from './errors.ts';
 

@@ -3,21 +3,23 @@
  * local mode's pod registry and token issuer), the source of values (Vault, or the embedded
  * store), the service, the unix-socket server and the fleet command handlers (rotate, secretStatus).
  */
-import type { KubeApi } from '../kube/api.ts';
 import type { JSONWebKeySet } from 'jose';
 import { Counter, Registry } from 'prom-client';
-import type { Logger } from '../../../common/src/log.ts';
-import type { ICommand, ICommandResult } from '../../../proto/codec.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+import type { ICommand, ICommandResult } from '#proto/codec.js';
+
 import type { AgentConfig } from '../config.ts';
-import { AuditLog } from './audit.ts';
+import type { KubeApi } from '../kube/api.ts';
 import type { NodePods } from '../kube/pods.ts';
-import { jwksFetcher, podDirectory } from './pods.ts';
-import { startSocketServer, type SocketServer } from './server.ts';
-import { SecretsService } from './service.ts';
-import { PodTokenVerifier } from './token.ts';
+import { AuditLog } from './audit.ts';
 import { loadPeercred } from './peercred.ts';
-import { vaultSource, type SecretSource } from './source.ts';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { jwksFetcher, podDirectory } from './pods.ts';
+import { type SocketServer,startSocketServer } from './server.ts';
+import { SecretsService } from './service.ts';
+import { type SecretSource,vaultSource } from './source.ts';
+import { PodTokenVerifier } from './token.ts';
 
 export type SecretsConfig = Pick<
   AgentConfig,

@@ -6,7 +6,9 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import { secretsError } from './errors.ts';
 
 export interface PeerCred {

@@ -3,10 +3,11 @@
  * (agent/src/kube/pods.ts): a pod by UID — waiting briefly for one the cgroup names before
  * the watch delivered it — and word when a pod is gone, to forget its tokens and values.
  */
-import type { V1Pod } from '@kubernetes/client-node';
 import https from 'node:https';
-import type { KubeApi } from '../kube/api.ts';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { JSONWebKeySet } from 'jose';
+
+import type { KubeApi } from '../kube/api.ts';
 import type { NodePods } from '../kube/pods.ts';
 
 export interface PodDirectory {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+
 import { PodRateLimiter } from './rate-limit.ts';
 
 describe('PodRateLimiter', () => {

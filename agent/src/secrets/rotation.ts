@@ -4,9 +4,10 @@
  * the pod's watchers. A failed check leaves the entry to age (reads then decide with
  * maxStaleness) and is logged and counted — never silently dropped.
  */
-import type { Logger } from '../../../common/src/log.ts';
-import type { CacheEntry, PodCache, PodState, PodWatcher } from './cache.ts';
+import type { Logger } from '#common/log.js';
+
 import { AgentErrorCodes } from '../errors.ts';
+import type { CacheEntry, PodCache, PodState, PodWatcher } from './cache.ts';
 
 export interface RotateOutcome {
   pathsChecked: number;

@@ -9,8 +9,10 @@ import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
-import type { NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+
+import type { NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import { AgentErrorCodes } from '../errors.ts';
 import { Connections } from './connections.ts';
 import { secretsError, SecretsErrors } from './errors.ts';

@@ -4,20 +4,21 @@
  * per-pod cache of Vault reads (cache.ts), what a container is handed (document.ts), who holds
  * which version (holders.ts) and rotation (rotation.ts).
  */
-import type { Logger } from '../../../common/src/log.ts';
+import type { Logger } from '#common/log.js';
+
+import { AgentErrorCodes } from '../errors.ts';
 import type { AuditLog } from './audit.ts';
-import { PodCache, type CacheEntry, type PodWatcher } from './cache.ts';
+import { type CacheEntry, PodCache, type PodWatcher } from './cache.ts';
 import { authenticateCaller, type Caller } from './caller.ts';
 import { handOut, type SecretsDocument, type WatchLine } from './document.ts';
-import { AgentErrorCodes } from '../errors.ts';
 import { secretsError } from './errors.ts';
-import { Holders, type Holder } from './holders.ts';
+import { type Holder,Holders } from './holders.ts';
 import type { CallerProcess } from './identity.ts';
 import type { PodDirectory } from './pods.ts';
 import { declaredFor, declaredPathIds, normalizePathId, type SecretRef } from './references.ts';
-import { Rotation, type RotateOutcome } from './rotation.ts';
-import type { PodTokenVerifier } from './token.ts';
+import { type RotateOutcome,Rotation } from './rotation.ts';
 import type { SecretSource } from './source.ts';
+import type { PodTokenVerifier } from './token.ts';
 
 export type { Caller } from './caller.ts';
 export type { SecretsDocument, WatchLine } from './document.ts';

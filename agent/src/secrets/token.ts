@@ -4,8 +4,10 @@
  * pod claim bound to the cgroup's pod and its node claim to this node. Verified tokens are
  * cached until they expire, so a busy pod costs one RSA verification per token.
  */
-import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JSONWebKeySet } from 'jose';
-import { isNemuError } from '../../../common/src/errors.ts';
+import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet,jwtVerify } from 'jose';
+
+import { isNemuError } from '#common/errors.js';
+
 import { secretsError } from './errors.ts';
 
 export interface PodClaims {

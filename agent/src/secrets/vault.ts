@@ -5,11 +5,12 @@
  * secrets errors here and never carry request bodies or headers (they hold tokens).
  */
 import nodeVault from 'node-vault';
-import { isNemuError, type NemuError } from '../../../common/src/errors.ts';
+
+import { isNemuError, type NemuError } from '#common/errors.js';
+
+import { AgentErrorCodes } from '../errors.ts';
 import { secretsError } from './errors.ts';
 import type { SecretRef } from './references.ts';
-import { AgentErrorCodes } from '../errors.ts';
-
 import type { KvRead, SecretSession } from './source.ts';
 
 export interface VaultOptions {

@@ -1,16 +1,18 @@
-import fc from 'fast-check';
-import fjp, { type Operation } from 'fast-json-patch';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
+import fjp, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../../common/src/log.ts';
-import { MemoryDictionary, type Dictionary } from '../dictionary/dictionary.ts';
+
+import { silentLogger } from '#common/log.js';
+
+import { type Dictionary,MemoryDictionary } from '../dictionary/dictionary.ts';
 import { createControllerMetrics } from '../metrics.ts';
+import { MutationLog } from '../mutations/log.ts';
 import { DEFAULT_CHAIN } from '../mutators/chain.ts';
 import { RatioSource } from '../mutators/resources.ts';
-import { MUTATION_LABEL, type KubeObject, type Mutator, type RecommendationSource } from '../mutators/types.ts';
-import { MutationLog } from '../mutations/log.ts';
+import { type KubeObject, MUTATION_LABEL, type Mutator, type RecommendationSource } from '../mutators/types.ts';
 import { LevelStore } from '../store/level.ts';
 import { createAdmissionHandler } from './handler.ts';
 import type { AdmissionReviewOut } from './review.ts';
@@ -137,7 +139,7 @@ describe('a review', () => {
   it('admits unchanged with NEMU_ERR_DICT_UNREACHABLE when the dictionary fails', async () => {
     const broken = new MemoryDictionary();
     broken.lookup = async () => {
-      throw Object.assign(new (await import('../../../common/src/errors.ts')).NemuError('NEMU_ERR_DICT_UNREACHABLE', 'redis at 127.0.0.1:1 did not answer within 200 ms'), {});
+      throw Object.assign(new (await import('#common/errors.js')).NemuError('NEMU_ERR_DICT_UNREACHABLE', 'redis at 127.0.0.1:1 did not answer within 200 ms'), {});
     };
     const out = await handler(broken).h.review(review(pod({})));
     expect(out.response.patch).toBeUndefined();

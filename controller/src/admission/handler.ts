@@ -12,33 +12,34 @@
  * Anything that goes wrong on the way admits the object unchanged and says why in warnings;
  * the log gets one line per kind of failure and second, with a count (`ThrottledLog`).
  */
-import type { Logger } from '../../../common/src/log.ts';
-import { isNemuError, ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import { messageOf, ThrottledLog } from '../../../common/src/throttled-log.ts';
+import { ErrorCodes, isNemuError, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+import { messageOf, ThrottledLog } from '#common/throttled-log.js';
+
 import type { Dictionary } from '../dictionary/dictionary.ts';
 import type { ControllerMetrics } from '../metrics.ts';
+import { mutationId } from '../mutations/id.ts';
+import type { MutationHead, MutationLog } from '../mutations/log.ts';
 import { chainKeys, DEFAULT_CHAIN, runChain } from '../mutators/chain.ts';
 import {
   isRecord,
+  type KubeObject,
   MUTATION_LABEL,
+  type Mutator,
   parseSkipVerbs,
+  type RecommendationSource,
   SKIP_ANNOTATION,
   SKIP_MUTATION_ANNOTATION,
-  VERBS,
-  type KubeObject,
-  type Mutator,
-  type RecommendationSource,
   type Verb,
+  VERBS,
   type WorkloadKind,
 } from '../mutators/types.ts';
 import { controllerOf } from '../mutators/workload.ts';
-import { mutationId } from '../mutations/id.ts';
-import type { MutationHead, MutationLog } from '../mutations/log.ts';
 import { ReviewDeadline } from './deadline.ts';
 import { ChainMemo, type RecordedRecommendation } from './memo.ts';
-import { admissionResponse, decodeAdmissionReview, type AdmissionRequest, type AdmissionResponse, type AdmissionReviewOut } from './review.ts';
 import { applies, diff } from './patch.ts';
-import { podSecurityWarnings, type PodSecurityLevel } from './pod-security.ts';
+import { type PodSecurityLevel,podSecurityWarnings } from './pod-security.ts';
+import { type AdmissionRequest, type AdmissionResponse, admissionResponse, type AdmissionReviewOut,decodeAdmissionReview } from './review.ts';
 import type { SkipRules } from './skip-rules.ts';
 
 export interface AdmissionHandler {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+
 import { ChainMemo, type MemoEntry } from './memo.ts';
 
 const entry = (applied: MemoEntry['applied']): MemoEntry => ({ keys: [], values: [], recommendations: [], applied, warnings: [] });

@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import fjp, { type Operation } from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
+
 import { applies, applyPatch, deepEqual, diff, parsePointer, PatchError, pointer } from './patch.ts';
 
 const key = fc.constantFrom('a', 'b', 'example.com/team', 'x~y', 'nemu_label_z', '0', '');

@@ -10,6 +10,7 @@
  * 3 KiB Pod costs a few microseconds here rather than two full diffs and two deep copies.
  */
 import type { Operation } from 'fast-json-patch';
+
 import type { KubeObject } from '../mutators/types.ts';
 
 export interface Patches {

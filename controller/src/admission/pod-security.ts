@@ -11,8 +11,8 @@
  * runAsUser 0 and seccompProfile (restricted). The application's own containers are the
  * API server's business; its message names them.
  */
-import { isRecord, type KubeObject, type WorkloadKind } from '../mutators/types.ts';
 import { INIT_CONTAINER, VOLUMES } from '../mutators/secrets.ts';
+import { isRecord, type KubeObject, type WorkloadKind } from '../mutators/types.ts';
 import { podSpecOf } from '../mutators/workload.ts';
 
 export type PodSecurityLevel = 'privileged' | 'baseline' | 'restricted';

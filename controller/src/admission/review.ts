@@ -2,7 +2,7 @@
  * AdmissionReview (admission.k8s.io/v1) decoding and answering. Decoding never throws
  * anything but a NemuError with status 400 and a message that says what is wrong.
  */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
 
 export interface AdmissionRequest {
   uid: string;

@@ -4,7 +4,8 @@
  * rule (once the dictionary entry or the mutator is fixed) lets mutation resume for the pods
  * created after it.
  */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { Router } from '../server/router.ts';
 import type { SkipRules } from './skip-rules.ts';
 

@@ -2,9 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../../common/src/log.ts';
+
+import { silentLogger } from '#common/log.js';
+
 import { LevelStore } from '../store/level.ts';
-import { AuditLog, type AuditEntry } from './log.ts';
+import { type AuditEntry,AuditLog } from './log.ts';
 
 let dir: string;
 let store: LevelStore;

@@ -5,7 +5,8 @@
  * mutation log, so it is as durable and as shared between replicas. It holds names and
  * references only: never a token, a request body or a secret value.
  */
-import type { Logger } from '../../../common/src/log.ts';
+import type { Logger } from '#common/log.js';
+
 import { mutationId } from '../mutations/id.ts';
 import type { Store } from '../store/store.ts';
 

@@ -1,5 +1,6 @@
 /** REST: GET /api/v1/audit[?user=&namespace=&limit=] — who did what through the API, newest first. */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { Router } from '../server/router.ts';
 import type { AuditFilter, AuditLog } from './log.ts';
 

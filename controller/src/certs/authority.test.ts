@@ -1,10 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+
 import { ensureCertificates } from './authority.ts';
 
 const identity = { dnsNames: ['nemutator-controller.nemutator.svc', 'localhost'], ips: ['127.0.0.1'] };

@@ -9,9 +9,11 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { unwatchFile, watchFile } from 'node:fs';
-import { AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import type { Logger } from '../../../common/src/log.ts';
-import { createCa, ensureCertificates, issueServingCert, loadMountedCertificate, type CertificateBundle, type ServingIdentity } from './authority.ts';
+import { AdmissionregistrationV1Api, CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Secret } from '@kubernetes/client-node';
+
+import type { Logger } from '#common/log.js';
+
+import { type CertificateBundle, createCa, ensureCertificates, issueServingCert, loadMountedCertificate, type ServingIdentity } from './authority.ts';
 
 export interface TlsSource {
   /** Loads (creating if needed) the certificate to serve first. */

@@ -1,7 +1,9 @@
 /** A small client for the controller's REST API, used by the CLI. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { CliConfig } from './config.ts';
 import { send } from './transport.ts';
 

@@ -1,5 +1,5 @@
 /** The CLI's configuration: where the controller's REST API is and how to authenticate. */
-import { loadConfig, oneOf, string, url, type ConfigOf } from '../../../common/src/config.ts';
+import { type ConfigOf,loadConfig, oneOf, string, url } from '#common/config.js';
 
 export const cliSchema = {
   server: url('http://127.0.0.1:8080', "The controller's REST API (local mode: http://127.0.0.1:8080; in a cluster https://…, e.g. after kubectl port-forward -n nemutator svc/nemutator-controller 8080)."),

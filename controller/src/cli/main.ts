@@ -2,12 +2,13 @@
  * `nemutator` — the command line (also installed as `kubectl-nemutator`, so
  * `kubectl nemutator …` works). It talks to the controller's REST API.
  */
-import { isNemuError } from '../../../common/src/errors.ts';
-import { help } from '../../../common/src/config.ts';
-import { VERSION } from '../../../common/src/version.ts';
+import { help } from '#common/config.js';
+import { isNemuError } from '#common/errors.js';
+import { VERSION } from '#common/version.js';
+
 import { ApiClient } from './client.ts';
-import { cliSchema, loadCliConfig } from './config.ts';
 import { commands } from './commands/index.ts';
+import { cliSchema, loadCliConfig } from './config.ts';
 
 function usage(): string {
   const width = Math.max('version'.length, ...commands.map((c) => c.name.length));

@@ -3,7 +3,8 @@
  * `nemu_label_<hash>` and their real values. One interface, several backends: Redis in
  * production, the embedded store in local mode, memory in tests.
  */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import { valueProblem } from './validate.ts';
 
 export interface DictionaryEntry {

@@ -1,9 +1,10 @@
 /** Chooses the dictionary backend from the configuration: `auto` = Redis when redisUrl or redisSentinels is set, else the embedded store. */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import type { ControllerConfig } from '../config.ts';
 import type { ControllerMetrics } from '../metrics.ts';
-import { redisTargetOf, type RedisConfig } from '../redis/target.ts';
+import { type RedisConfig,redisTargetOf } from '../redis/target.ts';
 import type { Store } from '../store/store.ts';
 import type { Dictionary } from './dictionary.ts';
 import { EmbeddedDictionary } from './embedded.ts';

@@ -1,12 +1,14 @@
 // The Redis dictionary against a real redis-server: one MGET per review, invalidation across
 // replicas by pub/sub, a bounded failure when Redis is down, and recovery when it returns.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { silentLogger } from '../../../common/src/log.ts';
-import { startRedis, type RedisServer } from '../../../test/harness/redis.ts';
+
+import { silentLogger } from '#common/log.js';
+import { type RedisServer,startRedis } from '#test/harness/redis.js';
+import { until } from '#test/harness/wait.js';
+
 import { createAdmissionHandler } from '../admission/handler.ts';
 import { createControllerMetrics } from '../metrics.ts';
 import { RedisDictionary } from './redis.ts';
-import { until } from '../../../test/harness/wait.ts';
 
 const prefix = `t${process.pid}-${Date.now()}:`;
 const dicts: RedisDictionary[] = [];

@@ -14,10 +14,12 @@
  * failover may have changed.
  */
 import type { Redis } from 'ioredis';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import type { ControllerMetrics } from '../metrics.ts';
-import { connectRedis, describeTarget, targetKeys, type RedisTarget } from '../redis/target.ts';
+import { connectRedis, describeTarget, type RedisTarget,targetKeys } from '../redis/target.ts';
 import type { Dictionary, DictionaryEntry } from './dictionary.ts';
 
 export interface RedisDictionaryOptions {

@@ -1,5 +1,6 @@
 /** REST: GET /api/v1/dictionary, GET|PUT|DELETE /api/v1/dictionary/{key}. */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { Router } from '../server/router.ts';
 import { checkEntry, type Dictionary } from './dictionary.ts';
 

@@ -1,10 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { isNemuError } from '../../../common/src/errors.ts';
-import { DEFAULT_CHAIN, chainKeys, runChain } from '../mutators/chain.ts';
+
+import { isNemuError } from '#common/errors.js';
+
+import { chainKeys, DEFAULT_CHAIN, runChain } from '../mutators/chain.ts';
 import type { KubeObject } from '../mutators/types.ts';
 import { checkEntry, checkValue, MAX_VALUE_BYTES } from './dictionary.ts';
-import { MAX_ENV_VALUE_BYTES, valueProblem, valueRuleFor, VALUE_RULES } from './validate.ts';
+import { MAX_ENV_VALUE_BYTES, VALUE_RULES,valueProblem, valueRuleFor } from './validate.ts';
 
 const SHA256 = 'sha256:' + 'a'.repeat(64);
 const rules = (doc: unknown) => JSON.stringify(doc);

@@ -5,12 +5,14 @@
  * connection with a clear error and never takes the controller down.
  */
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
-import { decodeEnvelope, encodeEnvelope, PROTOCOL_VERSION, type ICommand, type ICommandResult, type IEnvelope, type IHello } from '../../../proto/codec.ts';
+import { type WebSocket,WebSocketServer } from 'ws';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+import { decodeEnvelope, encodeEnvelope, type ICommand, type ICommandResult, type IEnvelope, type IHello,PROTOCOL_VERSION } from '#proto/codec.js';
+
 import type { AgentAuthenticator } from './auth.ts';
 import type { FleetRegistry } from './registry.ts';
 

@@ -2,7 +2,7 @@
  * The fleet registry: what the controller knows about each node — whether its agent is
  * connected, the agent's version, and the last NodeReport.
  */
-import type { INodeReport } from '../../../proto/codec.ts';
+import type { INodeReport } from '#proto/codec.js';
 
 export interface NodeEntry {
   name: string;

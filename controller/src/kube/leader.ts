@@ -7,7 +7,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
-import type { Logger } from '../../../common/src/log.ts';
+
+import type { Logger } from '#common/log.js';
 
 export interface LeaderOptions {
   namespace: string;

@@ -4,8 +4,9 @@
  * on the API server — until the first list arrives, or while the watch is broken, a
  * namespace reads as unknown and the webhook says nothing about Pod Security.
  */
-import { CoreV1Api, makeInformer, type Informer, type KubeConfig, type ObjectCache, type V1Namespace } from '@kubernetes/client-node';
-import type { Logger } from '../../../common/src/log.ts';
+import { CoreV1Api, type Informer, type KubeConfig, makeInformer, type ObjectCache, type V1Namespace } from '@kubernetes/client-node';
+
+import type { Logger } from '#common/log.js';
 
 export interface NamespaceLabels {
   labels(namespace: string): Readonly<Record<string, string>> | undefined;

@@ -5,8 +5,10 @@
  * a snapshot, usage. Objects are kept as they arrive; the links are computed when the model
  * is read, so an update of one object never loses what others say.
  */
-import { AppsV1Api, CoreV1Api, makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
-import type { Logger } from '../../../common/src/log.ts';
+import { AppsV1Api, CoreV1Api, type Informer, type KubeConfig, type KubernetesObject, makeInformer, type ObjectCache } from '@kubernetes/client-node';
+
+import type { Logger } from '#common/log.js';
+
 import { parseQuantity } from '../mutators/quantity.ts';
 import type { Snapshot, WorkloadRef } from '../telemetry/statistics.ts';
 

@@ -6,7 +6,9 @@
 import { existsSync } from 'node:fs';
 import { AppsV1Api, CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Operation } from 'fast-json-patch';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { KubeObject } from '../mutators/types.ts';
 
 export interface ClusterClient {

@@ -2,13 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import { silentLogger } from '../../../common/src/log.ts';
-import { until } from '../../../test/harness/wait.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import { silentLogger } from '#common/log.js';
+import { until } from '#test/harness/wait.js';
+
 import { LevelStore } from '../store/level.ts';
 import type { Store, StoreOp } from '../store/store.ts';
 import { mutationId } from './id.ts';
-import { MutationLog, type MutationHead } from './log.ts';
+import { type MutationHead,MutationLog } from './log.ts';
 
 /** The embedded store, with writes that can be refused or held back, and counted. */
 class FaultyStore {

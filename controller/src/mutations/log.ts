@@ -16,9 +16,11 @@
  * later (an entry for a mutation that was never applied is harmless, the reverse would not be).
  */
 import type { Operation } from 'fast-json-patch';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
-import { messageOf, ThrottledLog } from '../../../common/src/throttled-log.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+import { messageOf, ThrottledLog } from '#common/throttled-log.js';
+
 import { StoreHealth } from '../store/health.ts';
 import type { Store } from '../store/store.ts';
 

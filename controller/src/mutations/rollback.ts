@@ -10,7 +10,9 @@
  *   PodDisruptionBudgets respected; its replacement is created without those mutations.
  */
 import fjp, { type Operation } from 'fast-json-patch';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { SkipRules } from '../admission/skip-rules.ts';
 import { isRecord, MUTATION_LABEL, type Verb } from '../mutators/types.ts';
 import type { ClusterClient } from './cluster.ts';

@@ -1,10 +1,11 @@
 /** REST: GET /api/v1/mutations, GET /api/v1/mutations/{id}, POST /api/v1/mutations/{id}/rollback. */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import type { SkipRules } from '../admission/skip-rules.ts';
 import type { ControllerConfig } from '../config.ts';
 import type { ApiRequest, Router } from '../server/router.ts';
-import { clusterFromConfig, type ClusterClient } from './cluster.ts';
+import { type ClusterClient,clusterFromConfig } from './cluster.ts';
 import type { MutationFilter, MutationLog } from './log.ts';
 import { rollback } from './rollback.ts';
 

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CHAIN, chainKeys, runChain } from './chain.ts';
+
+import { chainKeys, DEFAULT_CHAIN, runChain } from './chain.ts';
 import { enforce, parseImage } from './image.ts';
-import { RatioSource, parseRatioPolicy } from './resources.ts';
-import { parseSkipVerbs, type KubeObject, type Mutator, type Verb, type WorkloadKind } from './types.ts';
-import { Draft, jsonClone } from './workload.ts';
 import { formatBytes, formatCpu, parseQuantity } from './quantity.ts';
+import { parseRatioPolicy,RatioSource } from './resources.ts';
+import { type KubeObject, type Mutator, parseSkipVerbs, type Verb, type WorkloadKind } from './types.ts';
+import { Draft, jsonClone } from './workload.ts';
 
 const DIGEST = 'sha256:' + 'a'.repeat(64);
 

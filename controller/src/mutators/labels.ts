@@ -4,9 +4,9 @@
  * labels the selector uses are left to the `selectors` mutator, so the two stay consistent.
  */
 import { LABEL_RULES, mapKeys, translateMap } from './metadata-map.ts';
+import { selectorLabels } from './selectors.ts';
 import { isRecord, type Mutator } from './types.ts';
 import { Draft, metadataOf, type StringMap } from './workload.ts';
-import { selectorLabels } from './selectors.ts';
 
 export const labelsMutator: Mutator = {
   verb: 'labels',

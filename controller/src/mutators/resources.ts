@@ -8,8 +8,8 @@
  * makes it idempotent: once requests are below limits it has nothing more to say.
  */
 import { formatQuantity, parseQuantity } from './quantity.ts';
-import { isRecord, type ContainerTarget, type Mutator, type Recommendation, type RecommendationSource } from './types.ts';
-import { containersOf, controllerOf, containerEntries, Draft, type StringMap } from './workload.ts';
+import { type ContainerTarget, isRecord, type Mutator, type Recommendation, type RecommendationSource } from './types.ts';
+import { containerEntries, containersOf, controllerOf, Draft, type StringMap } from './workload.ts';
 
 /** Resources a ratio may apply to; extended resources (GPUs…) need requests equal to limits. */
 export const RATIO_RESOURCES = ['cpu', 'memory', 'ephemeral-storage'] as const;

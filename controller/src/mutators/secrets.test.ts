@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+
 import { diff } from '../admission/patch.ts';
-import { DEFAULT_CHAIN, chainKeys, runChain } from './chain.ts';
-import { createSecretsMutator, parseEntrypoint, parseSecretsRecord, SECRETS_ANNOTATION, withSecretsOptions, type SecretsRecord } from './secrets.ts';
+import { chainKeys, DEFAULT_CHAIN, runChain } from './chain.ts';
+import { createSecretsMutator, parseEntrypoint, parseSecretsRecord, SECRETS_ANNOTATION, type SecretsRecord,withSecretsOptions } from './secrets.ts';
 import type { KubeObject, WorkloadKind } from './types.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any

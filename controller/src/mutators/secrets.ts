@@ -15,8 +15,9 @@
  * `vault:` env entries are gone by then), which makes the mutator idempotent.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { isRecord, NEMU, type KubeObject, type MutationContext, type Mutator } from './types.ts';
-import { editAt, podSpecOf, templateOf, type Container } from './workload.ts';
+
+import { isRecord, type KubeObject, type MutationContext, type Mutator,NEMU } from './types.ts';
+import { type Container,editAt, podSpecOf, templateOf } from './workload.ts';
 
 export const SECRETS_ANNOTATION = 'nemutator.io/secrets';
 export const SECRET_FILE_PREFIX = 'nemutator.io/secret-file.';

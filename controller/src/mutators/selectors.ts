@@ -9,7 +9,7 @@
  */
 import { LABEL_RULES, qualifiedNameProblem, translateMap } from './metadata-map.ts';
 import { isRecord, type KubeObject, type Mutator } from './types.ts';
-import { editAt, templateOf, type StringMap } from './workload.ts';
+import { editAt, type StringMap,templateOf } from './workload.ts';
 
 export const SELECTORS_LIST_KEY = 'nemu_selectors_replace_list';
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../../common/src/log.ts';
+
+import { silentLogger } from '#common/log.js';
+
 import { FleetRegistry } from '../fleet/registry.ts';
 import { ContinuousProfiler } from './continuous.ts';
 import type { StoredProfile } from './model.ts';

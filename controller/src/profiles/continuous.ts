@@ -5,7 +5,8 @@
  * without labels: a pod qualifies once one of its captures found a Go process, and pods never
  * profiled get one probe capture. Only the leader schedules; captures go one node at a time.
  */
-import type { Logger } from '../../../common/src/log.ts';
+import type { Logger } from '#common/log.js';
+
 import type { FleetRegistry } from '../fleet/registry.ts';
 import type { ProfileService } from './service.ts';
 import type { ProfileStore } from './store.ts';

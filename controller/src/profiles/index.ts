@@ -1,6 +1,8 @@
 /** The profiler feature of the controller: store, authorization, capture service, routes, continuous mode. */
 import { CoreV1Api } from '@kubernetes/client-node';
-import { loadKubeConfig } from '../../../common/src/kube.ts';
+
+import { loadKubeConfig } from '#common/kube.js';
+
 import type { ControllerParts } from '../app.ts';
 import type { Router } from '../server/router.ts';
 import { ContinuousProfiler } from './continuous.ts';

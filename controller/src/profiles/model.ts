@@ -3,7 +3,7 @@
  * leaf-first samples, as on the fleet link) plus who asked for what. Every output format is
  * rendered from this one shape.
  */
-import type { ICommandResult } from '../../../proto/codec.ts';
+import type { ICommandResult } from '#proto/codec.js';
 
 export interface ProfileFrame {
   function: string;

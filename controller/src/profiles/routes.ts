@@ -7,12 +7,13 @@
  * on profiles.nemutator.io in the pod's namespace, reading get or list there: profiles show a
  * pod's code paths (ClusterRole nemutator-profiler, not part of the viewer).
  */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { ApiRequest, Router } from '../server/router.ts';
 import type { StoredProfile } from './model.ts';
-import { isFormat, renderProfile, FORMATS } from './render/index.ts';
+import { FORMATS,isFormat, renderProfile } from './render/index.ts';
 import { parseProfileRequest, type ProfileService } from './service.ts';
-import { summarize, type ProfileStore } from './store.ts';
+import { type ProfileStore,summarize } from './store.ts';
 
 export interface ProfileRoutesOptions {
   service: ProfileService;

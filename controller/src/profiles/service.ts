@@ -4,8 +4,10 @@
  * the result in the store, and audit who profiled what.
  */
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import type { FleetHub } from '../fleet/hub.ts';
 import type { FleetRegistry } from '../fleet/registry.ts';
 import type { Identity } from '../server/router.ts';

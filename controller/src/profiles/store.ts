@@ -3,6 +3,7 @@
  * pruned after every write: at most `retention` profiles, none older than `maxAge`.
  */
 import { randomBytes } from 'node:crypto';
+
 import type { Store } from '../store/store.ts';
 import type { StoredProfile } from './model.ts';
 

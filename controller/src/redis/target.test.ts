@@ -1,9 +1,11 @@
 // Which Redis the configuration names, and the combinations it refuses, each with a message
 // that names the keys to fix.
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../common/src/config.ts';
-import type { NemuError } from '../../../common/src/errors.ts';
-import { testControllerConfig } from '../../../test/harness/controller.ts';
+
+import { loadConfig } from '#common/config.js';
+import type { NemuError } from '#common/errors.js';
+import { testControllerConfig } from '#test/harness/controller.js';
+
 import { controllerSchema } from '../config.ts';
 import { describeTarget, redisTargetOf } from './target.ts';
 

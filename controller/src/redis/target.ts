@@ -7,7 +7,9 @@
  * The configuration's combinations are checked here, once, with messages that name the keys.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { ControllerConfig } from '../config.ts';
 
 export interface SentinelAddress {

@@ -13,10 +13,12 @@
  * resize is written to the mutation log with its reverse patch; the pod is labelled with the
  * entry id, so `nemutator mutations rollback ID` finds it, and `rollbackResize` resizes back.
  */
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig,PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import fjp, { type Operation } from 'fast-json-patch';
-import type { Logger } from '../../../common/src/log.ts';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import type { ClusterModel } from '../model/model.ts';
 import { apiMessage, apiStatus } from '../mutations/cluster.ts';
 import { mutationId } from '../mutations/id.ts';

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+
 import { LevelStore } from '../store/level.ts';
 import { EmbeddedSecretStore } from './embedded.ts';
 

@@ -6,7 +6,8 @@
  * Writers are told of each new version (`onChange`), which local mode turns into a rotation
  * pushed to the pods holding the path — the way a new Vault version reaches them.
  */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { Store } from '../store/store.ts';
 
 const PREFIX = 'secrets/kv/';

@@ -4,8 +4,8 @@
  * that did — a rotation is never "all or nothing" from the caller's point of view. Only
  * references, versions and counts travel here; agents never send values.
  */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { ICommand, ICommandResult } from '../../../proto/codec.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { ICommand, ICommandResult } from '#proto/codec.js';
 
 /** What fan-out needs of the fleet hub. */
 export interface SecretsFleet {

@@ -3,10 +3,11 @@
  * secretrotations.nemutator.io); `GET /api/v1/secrets/status?path=` shows which pod and
  * container holds which version, and which version it acknowledged. Values never pass here.
  */
-import type { Logger } from '../../../common/src/log.ts';
+import type { Logger } from '#common/log.js';
+
 import type { ControllerConfig } from '../config.ts';
 import type { Router } from '../server/router.ts';
-import { normalizeSecretPath, rotateEverywhere, statusEverywhere, type SecretsFleet } from './fanout.ts';
+import { normalizeSecretPath, rotateEverywhere, type SecretsFleet,statusEverywhere } from './fanout.ts';
 
 export interface SecretRoutesDeps {
   fleet: SecretsFleet;

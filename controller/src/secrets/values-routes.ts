@@ -5,8 +5,9 @@
  * value: the pods read them over the agent's socket. When local mode reads from Vault, both
  * say so (409) instead: the values are written with `vault kv put` there.
  */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import type { Router } from '../server/router.ts';
 import type { EmbeddedSecretStore } from './embedded.ts';
 import { normalizeSecretPath } from './fanout.ts';

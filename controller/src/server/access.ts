@@ -8,7 +8,9 @@
  */
 import { createHash } from 'node:crypto';
 import { AuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { ApiRequest, Identity } from './router.ts';
 
 export const API_GROUP = 'nemutator.io';

@@ -3,11 +3,13 @@
 // nothing, and authorizer decisions are cached briefly.
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../../common/src/log.ts';
-import { SubjectAccessReviewAuthorizer, type Access, type Authorizer } from './access.ts';
-import { createApiServer, type ApiServer } from './api.ts';
-import { Router, type Authenticator, type Identity } from './router.ts';
+
+import { silentLogger } from '#common/log.js';
+
+import { type Access, type Authorizer,SubjectAccessReviewAuthorizer } from './access.ts';
+import { type ApiServer,createApiServer } from './api.ts';
 import { RateLimiter } from './rate-limit.ts';
+import { type Authenticator, type Identity,Router } from './router.ts';
 
 const alice: Identity = { username: 'alice', groups: ['devs'] };
 const bob: Identity = { username: 'bob', groups: ['devs'] };

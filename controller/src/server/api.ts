@@ -8,16 +8,18 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { Counter } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { ErrorCodes, NemuError, isNemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+import { Counter } from 'prom-client';
+
+import { ErrorCodes, isNemuError,NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import type { AuditLog } from '../audit/log.ts';
-import { requireOnObject, requirePermission, type Access, type Authorizer } from './access.ts';
-import { applyHttp1Limits, DEFAULT_CONNECTION_LIMITS, serverOptions, type ConnectionLimits } from './connections.ts';
+import { type Access, type Authorizer,requireOnObject, requirePermission } from './access.ts';
+import { applyHttp1Limits, type ConnectionLimits,DEFAULT_CONNECTION_LIMITS, serverOptions } from './connections.ts';
 import { parseJson, readBody, send } from './http.ts';
-import { RateLimiter, type RateLimit } from './rate-limit.ts';
-import { errorBody, isApiResponse, logUnexpected, type ApiRequest, type Authenticator, type Identity, type Route, type Router } from './router.ts';
+import { type RateLimit,RateLimiter } from './rate-limit.ts';
+import { type ApiRequest, type Authenticator, errorBody, type Identity, isApiResponse, logUnexpected, type Route, type Router } from './router.ts';
 
 export interface ApiServerOptions {
   router: Router;

@@ -1,6 +1,8 @@
 /** Local-mode authentication: one admin token, compared in constant time. */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { Authenticator, Identity } from './router.ts';
 
 export function generateToken(): string {

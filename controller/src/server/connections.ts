@@ -3,10 +3,10 @@
  * connection may stay, how many may be open, how large a request head may be, and a close
  * that lets requests in flight finish (bounded) instead of cutting them off.
  */
-import type { Server as HttpServer, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { Server as TlsServer } from 'node:tls';
-import type { Server as HttpsServer } from 'node:https';
 
 export interface ConnectionLimits {
   /** A keep-alive connection (or HTTP/2 session) without a request for this long is closed. */

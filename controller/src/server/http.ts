@@ -5,7 +5,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Readable } from 'node:stream';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import { assertNesting } from './json-depth.ts';
 import type { ApiResponse } from './router.ts';
 

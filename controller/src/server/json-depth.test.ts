@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+
 import { nestsDeeperThan } from './json-depth.ts';
 
 /** The depth JSON.parse sees, by walking the decoded value. */

@@ -6,7 +6,7 @@
  * counts brackets outside strings and stops at the first one past the limit; malformed JSON
  * is left for the parser to reject with its own message.
  */
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

@@ -7,8 +7,10 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { ErrorCodes, NemuError, isNemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+
+import { ErrorCodes, isNemuError,NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import type { Access } from './access.ts';
 
 export interface Identity {

@@ -1,14 +1,16 @@
 // The webhook server's own bookkeeping, without a controller around it.
 import { Agent, request } from 'node:https';
-import { connect } from 'node:tls';
 import type { AddressInfo } from 'node:net';
+import { connect } from 'node:tls';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../../common/src/log.ts';
+
+import { silentLogger } from '#common/log.js';
+import { until } from '#test/harness/wait.js';
+
 import { passThroughHandler } from '../admission/handler.ts';
 import { createCa, issueServingCert } from '../certs/authority.ts';
 import { createWebhookServer, type WebhookServer } from './webhook.ts';
-import { until } from '../../../test/harness/wait.ts';
 
 let webhook: WebhookServer;
 let registry: Registry;

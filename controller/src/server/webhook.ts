@@ -13,10 +13,12 @@ import { constants as h2, createSecureServer, type Http2SecureServer, type Http2
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import type { Logger } from '../../../common/src/log.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import type { AdmissionHandler } from '../admission/handler.ts';
-import { closeWithSweep, DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './connections.ts';
+import { closeWithSweep, type ConnectionLimits,DEFAULT_CONNECTION_LIMITS } from './connections.ts';
 import { readBody, send } from './http.ts';
 import { assertNesting } from './json-depth.ts';
 import { ReviewGate } from './review-gate.ts';

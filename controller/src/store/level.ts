@@ -5,7 +5,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import { ClassicLevel } from 'classic-level';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { ListOptions, Store, StoreEntry, StoreOp } from './store.ts';
 
 export class LevelStore implements Store {

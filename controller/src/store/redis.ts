@@ -17,8 +17,10 @@
  * have it (the replica with the most data is the one Sentinel promotes).
  */
 import type { Redis } from 'ioredis';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import { connectRedis, describeTarget, targetKeys, type RedisTarget } from '../redis/target.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
+import { connectRedis, describeTarget, type RedisTarget,targetKeys } from '../redis/target.ts';
 import type { ListOptions, Store, StoreEntry, StoreOp, StoreWatcher } from './store.ts';
 
 export interface RedisStoreOptions {

@@ -1,9 +1,11 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../../common/src/log.ts';
-import { testControllerConfig } from '../../../test/harness/controller.ts';
+
+import { silentLogger } from '#common/log.js';
+import { testControllerConfig } from '#test/harness/controller.js';
+
 import type { ControllerParts } from '../app.ts';
-import { Router, type ApiRequest } from '../server/router.ts';
+import { type ApiRequest,Router } from '../server/router.ts';
 import { registerTelemetryRoutes, telemetryFeature } from './feature.ts';
 
 function get(router: Router, path: string): Promise<unknown> {

@@ -16,9 +16,11 @@
  *   POST /api/v1/resizes/{id}/rollback   resize a pod back
  */
 import { Gauge } from 'prom-client';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import { loadKubeConfig } from '#common/kube.js';
+
 import type { ControllerParts } from '../app.ts';
-import { ErrorCodes, NemuError } from '../../../common/src/errors.ts';
-import { loadKubeConfig } from '../../../common/src/kube.ts';
 import { ClusterModel } from '../model/model.ts';
 import type { MutationLog } from '../mutations/log.ts';
 import type { RecommendationSource } from '../mutators/types.ts';
@@ -29,7 +31,7 @@ import { PrometheusClient } from './prometheus.ts';
 import type { Clock, Season } from './seasons.ts';
 import { Telemetry, telemetrySettings } from './service.ts';
 import { resourcesOf, TelemetrySource } from './source.ts';
-import { workloadKey, type OwnerLookup, type Snapshot } from './statistics.ts';
+import { type OwnerLookup, type Snapshot,workloadKey } from './statistics.ts';
 import { computeWhatIf, currentFromPrometheus, type CurrentRequests } from './whatif.ts';
 
 export interface TelemetryFeature {

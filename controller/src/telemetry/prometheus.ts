@@ -5,7 +5,8 @@
  * It counts the queries it issues: the telemetry refresh promises a fixed number per
  * refresh whatever the cluster size, and the bench checks it.
  */
-import { NemuError } from '../../../common/src/errors.ts';
+import { NemuError } from '#common/errors.js';
+
 import { ControllerErrorCodes } from '../errors.ts';
 
 

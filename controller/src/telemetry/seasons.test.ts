@@ -1,5 +1,6 @@
-import { createServer, type AddressInfo } from 'node:net';
+import { type AddressInfo,createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
+
 import { recommend } from './engine.ts';
 import { PrometheusClient } from './prometheus.ts';
 import { hoursFilter } from './queries.ts';

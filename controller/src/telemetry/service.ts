@@ -5,16 +5,17 @@
  * why) until the next refresh succeeds. The season is read from an injectable clock; a
  * change of season is announced to listeners (the resize ladder).
  */
-import type { Logger } from '../../../common/src/log.ts';
-import { ErrorCodes, NemuError, isNemuError } from '../../../common/src/errors.ts';
+import { ErrorCodes, isNemuError,NemuError } from '#common/errors.js';
+import type { Logger } from '#common/log.js';
+
 import type { ControllerConfig } from '../config.ts';
-import { parseQuantity } from '../mutators/quantity.ts';
-import { recommend, type EngineParams, type EngineRecommendation, type Resources } from './engine.ts';
-import { PrometheusClient } from './prometheus.ts';
 import { ControllerErrorCodes } from '../errors.ts';
+import { parseQuantity } from '../mutators/quantity.ts';
+import { type EngineParams, type EngineRecommendation, recommend, type Resources } from './engine.ts';
+import { PrometheusClient } from './prometheus.ts';
 import type { QueryWindow } from './queries.ts';
-import { brainsets, classifyHours, describeSchedule, hourOfWeekProfile, seasonAt, systemClock, type Brainset, type Clock, type Season } from './seasons.ts';
-import { collectSnapshot, deploymentOfReplicaSet, workloadKey, type OwnerLookup, type Snapshot, type WorkloadRef, type WorkloadStats } from './statistics.ts';
+import { type Brainset, brainsets, classifyHours, type Clock, describeSchedule, hourOfWeekProfile, type Season,seasonAt, systemClock } from './seasons.ts';
+import { collectSnapshot, deploymentOfReplicaSet, type OwnerLookup, type Snapshot, workloadKey, type WorkloadRef, type WorkloadStats } from './statistics.ts';
 
 export interface TelemetrySettings {
   window: QueryWindow;

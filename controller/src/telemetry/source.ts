@@ -3,7 +3,7 @@
  * Telemetry cache. Requests never exceed an existing limit (the apiserver would reject the
  * pod); limits themselves are left to the resize ladder and what-if.
  */
-import { formatCpu, formatBytes, parseQuantity } from '../mutators/quantity.ts';
+import { formatBytes, formatCpu, parseQuantity } from '../mutators/quantity.ts';
 import type { ContainerTarget, Recommendation, RecommendationSource } from '../mutators/types.ts';
 import type { Resources } from './engine.ts';
 import type { Telemetry } from './service.ts';

@@ -9,8 +9,8 @@
  * conservative bound on the pooled quantile, exact when the pods behave alike).
  */
 import type { PrometheusClient } from './prometheus.ts';
-import { clusterCpu, ownerQueries, seasonCpuQuantile, statisticQueries, type QueryWindow } from './queries.ts';
-import { classifyHours, hourOfWeekProfile, type Brainset, type Season, type SeasonSchedule } from './seasons.ts';
+import { clusterCpu, ownerQueries, type QueryWindow,seasonCpuQuantile, statisticQueries } from './queries.ts';
+import { type Brainset, classifyHours, hourOfWeekProfile, type Season, type SeasonSchedule } from './seasons.ts';
 
 export interface CpuStats {
   min: number;

@@ -11,13 +11,14 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
-import fastJsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
+import fastJsonPatch from 'fast-json-patch';
+
 import type { UserInfo } from './auth.ts';
-import { compileCel, CelCompileError, CelUnsupportedError, type CelProgram } from './cel.ts';
+import { CelCompileError, type CelProgram,CelUnsupportedError, compileCel } from './cel.ts';
 import type { ResourceType } from './resources.ts';
-import { badRequest, failure, forbidden, internalError, ApiError, type Status } from './status.ts';
-import { matchesLabelSelectorObject, type LabelSelectorObject } from './selectors.ts';
+import { type LabelSelectorObject,matchesLabelSelectorObject } from './selectors.ts';
+import { ApiError, badRequest, failure, forbidden, internalError, type Status } from './status.ts';
 import type { KubeObject } from './store.ts';
 
 const { applyPatch } = fastJsonPatch;

@@ -2,7 +2,7 @@
 // (system:masters) and service-account JWTs the double signs itself (TokenRequest), with
 // the claims, OIDC discovery documents and bound-object checks of the real issuer.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { SignJWT, exportJWK, exportSPKI, generateKeyPair, importJWK, jwtVerify, decodeProtectedHeader, type JWK, type CryptoKey } from 'jose';
+import { type CryptoKey,decodeProtectedHeader, exportJWK, exportSPKI, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
 
 export interface UserInfo {
   username: string;

@@ -5,11 +5,12 @@
 // created through the registry, so admission webhooks see them as they would see a
 // ReplicaSet controller's pods.
 import { createHash } from 'node:crypto';
+
 import type { UserInfo } from './auth.ts';
-import { refreshPdbs, isPodReady } from './disruption.ts';
+import { isPodReady,refreshPdbs } from './disruption.ts';
 import type { Registry } from './registry.ts';
 import type { ResourceType } from './resources.ts';
-import { matchesLabelSelectorObject, type LabelSelectorObject } from './selectors.ts';
+import { type LabelSelectorObject,matchesLabelSelectorObject } from './selectors.ts';
 import { ApiError } from './status.ts';
 import { clone, type KubeObject, type StoreEvent } from './store.ts';
 import { nowTimestamp } from './strategies.ts';

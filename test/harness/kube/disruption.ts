@@ -1,10 +1,10 @@
 // PodDisruptionBudget arithmetic (the disruption controller) and the pods/eviction
 // subresource (pkg/registry/core/pod/storage/eviction.go): an eviction that would take a
 // budget below its healthy minimum is refused with 429 TooManyRequests.
-import type { KubeObject } from './store.ts';
 import type { Registry, RequestContext } from './registry.ts';
-import { matchesLabelSelectorObject, type LabelSelectorObject } from './selectors.ts';
-import { badRequest, failure, success, tooManyRequests, type Status } from './status.ts';
+import { type LabelSelectorObject,matchesLabelSelectorObject } from './selectors.ts';
+import { badRequest, failure, type Status,success, tooManyRequests } from './status.ts';
+import type { KubeObject } from './store.ts';
 import { clone } from './store.ts';
 
 export interface PdbStatus {

@@ -7,24 +7,25 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JWK } from 'jose';
-import { WebhookAdmission, type ServiceResolver } from './admission.ts';
-import { ADMIN_USER, TokenIssuer, randomToken, type BoundObjectLookup, type UserInfo } from './auth.ts';
+
+import { type ServiceResolver,WebhookAdmission } from './admission.ts';
+import { ADMIN_USER, type BoundObjectLookup, randomToken, TokenIssuer, type UserInfo } from './auth.ts';
 import { Controllers } from './controllers.ts';
 import { renderKubeconfig } from './kubeconfig.ts';
 import { bootstrapRbac, type RbacObjects } from './rbac.ts';
-import { Registry, type DeleteResult } from './registry.ts';
+import { type DeleteResult,Registry } from './registry.ts';
 import { RESOURCES, ResourceTable, type ResourceType } from './resources.ts';
 import { createRequestHandler } from './server.ts';
-import { ObjectStore, type KubeObject } from './store.ts';
-import { createCertificateAuthority, type CertificateAuthority } from './tls.ts';
+import { type KubeObject,ObjectStore } from './store.ts';
+import { type CertificateAuthority,createCertificateAuthority } from './tls.ts';
 import { WatchHub } from './watch.ts';
 
-export type { KubeObject } from './store.ts';
-export type { UserInfo } from './auth.ts';
 export type { ServiceResolver } from './admission.ts';
-export { ApiError } from './status.ts';
-export { createCertificateAuthority, type CertificateAuthority, type ServingCertificate } from './tls.ts';
+export type { UserInfo } from './auth.ts';
 export { renderKubeconfig } from './kubeconfig.ts';
+export { ApiError } from './status.ts';
+export type { KubeObject } from './store.ts';
+export { type CertificateAuthority, createCertificateAuthority, type ServingCertificate } from './tls.ts';
 
 export interface KubeDoubleOptions {
   /** Also serve plain HTTP on loopback (same authentication). */

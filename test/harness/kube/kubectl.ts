@@ -1,6 +1,6 @@
 // Runs the real kubectl against a double, for tests. kubectl must be on PATH (it is on the
 // machine image at /usr/bin/kubectl); its absence is an error, never a skipped test.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess,execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,6 +1,7 @@
 // `npm run dev:kube -- --kubeconfig <path> [--port <n>] [--http] [--no-controllers]`:
 // runs the Kubernetes API server double until interrupted.
 import { parseArgs } from 'node:util';
+
 import { startKubeDouble } from './index.ts';
 
 const { values } = parseArgs({

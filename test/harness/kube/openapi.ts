@@ -8,6 +8,7 @@
 // kubectl validates client-side against /openapi/v2, always read as protobuf: an empty
 // gnostic Document (no definitions) makes it skip validation instead of failing.
 import { createHash } from 'node:crypto';
+
 import type { ResourceTable } from './resources.ts';
 
 function gvPath(group: string, version: string): string {

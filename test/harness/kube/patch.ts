@@ -1,8 +1,9 @@
 // The three patch formats kube-apiserver accepts for built-in types: JSON Patch (RFC 6902),
 // JSON merge patch (RFC 7386) and strategic merge patch (the directives kubectl emits:
 // merge keys, $patch, $retainKeys, $setElementOrder, $deleteFromPrimitiveList).
-import fastJsonPatch from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
+import fastJsonPatch from 'fast-json-patch';
+
 import { badRequest, failure, unsupportedMediaType } from './status.ts';
 
 const { applyPatch } = fastJsonPatch;

@@ -2,8 +2,8 @@
 // authorizer (plugin/pkg/auth/authorizer/rbac): subjects, role refs, rule matching with
 // wildcards, "*/subresource", resourceNames, nonResourceURLs and ClusterRole aggregation.
 import type { UserInfo } from './auth.ts';
+import { type LabelSelectorObject,matchesLabelSelectorObject } from './selectors.ts';
 import type { KubeObject } from './store.ts';
-import { matchesLabelSelectorObject, type LabelSelectorObject } from './selectors.ts';
 
 export interface ResourceAttributes {
   namespace?: string;

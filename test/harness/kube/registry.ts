@@ -5,13 +5,14 @@
 // the controllers and the programmatic API all write through it.
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import type { UserInfo } from './auth.ts';
+
 import type { AdmissionAttributes, AdmissionOperation, GroupVersionKind, WebhookAdmission } from './admission.ts';
+import type { UserInfo } from './auth.ts';
 import { applyPatchOfType, type PatchType } from './patch.ts';
+import { evaluatePodSpec, formatLevelVersion, POD_CONTROLLER_KINDS,podTemplateSpec, policyFromLabels } from './podsecurity.ts';
 import { apiVersionOf, type ResourceTable, type ResourceType } from './resources.ts';
-import { formatLabelSelectorObject, matchesFieldSelector, matchesLabelSelector, parseFieldSelector, parseLabelSelector, type LabelSelectorObject } from './selectors.ts';
+import { formatLabelSelectorObject, type LabelSelectorObject,matchesFieldSelector, matchesLabelSelector, parseFieldSelector, parseLabelSelector } from './selectors.ts';
 import { ApiError, badRequest, conflict, failure, forbidden, invalid, notFound } from './status.ts';
-import { evaluatePodSpec, formatLevelVersion, podTemplateSpec, policyFromLabels, POD_CONTROLLER_KINDS } from './podsecurity.ts';
 import { clone, type KubeObject, type ObjectStore } from './store.ts';
 import { applyDefaults, nowTimestamp, prepareForCreate, prepareForUpdate, validateCreate, validateUpdate } from './strategies.ts';
 

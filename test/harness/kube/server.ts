@@ -4,7 +4,8 @@
 // metav1.Status errors. Everything behind a route lives in the registry and its helpers.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseYaml } from 'yaml';
-import { ADMIN_USER, ANONYMOUS_USER, TokenRejected, type BoundObjectLookup, type TokenIssuer, type UserInfo } from './auth.ts';
+
+import { ADMIN_USER, ANONYMOUS_USER, type BoundObjectLookup, type TokenIssuer, TokenRejected, type UserInfo } from './auth.ts';
 import { evictPod } from './disruption.ts';
 import { openApiV2Protobuf, openApiV3GroupVersion, openApiV3Index } from './openapi.ts';
 import { patchTypeOf } from './patch.ts';
@@ -15,7 +16,7 @@ import { apiGroup, apiGroupList, apiResourceList, apiVersionOf, type ResourceTab
 import { localSubjectAccessReview, selfSubjectAccessReview, selfSubjectReview, subjectAccessReview, tokenRequest, tokenReview } from './reviews.ts';
 import { parseFieldSelector, parseLabelSelector } from './selectors.ts';
 import { ApiError, badRequest, failure, forbidden, internalError, methodNotAllowed, pageNotFound, unauthorized, unsupportedMediaType } from './status.ts';
-import { toTable, wantsTable, type IncludeObject } from './tables.ts';
+import { type IncludeObject,toTable, wantsTable } from './tables.ts';
 import type { WatchHub } from './watch.ts';
 
 export interface ServerDeps {

@@ -1,8 +1,8 @@
 // The double's "etcd": an in-memory object store keyed by (resource, namespace, name) with
 // one global resourceVersion counter and a bounded history of events for watch resumes.
 // It knows nothing about HTTP, admission or validation; the registry does that.
-import { alreadyExists, conflict, notFound } from './status.ts';
 import { resourceKey, type ResourceType } from './resources.ts';
+import { alreadyExists, conflict, notFound } from './status.ts';
 
 export interface OwnerReference {
   apiVersion: string;

@@ -2,11 +2,12 @@
 // (SetDefaults_*), PrepareForCreate/PrepareForUpdate (status and generation handling) and
 // the validation rules clients of the double are likely to run into.
 import { isDeepStrictEqual } from 'node:util';
-import type { KubeObject } from './store.ts';
-import type { ResourceType } from './resources.ts';
-import type { FieldError } from './status.ts';
+
 import { matchConditionProblem } from './admission.ts';
-import { labelKeyProblem, labelValueProblem, matchesLabelSelectorObject, type LabelSelectorObject } from './selectors.ts';
+import type { ResourceType } from './resources.ts';
+import { labelKeyProblem, type LabelSelectorObject,labelValueProblem, matchesLabelSelectorObject } from './selectors.ts';
+import type { FieldError } from './status.ts';
+import type { KubeObject } from './store.ts';
 
 type Obj = Record<string, unknown>;
 

@@ -4,9 +4,10 @@
 // when history no longer reaches back), selector transitions (an object leaving a selector
 // is DELETED for that watcher), bookmarks, timeoutSeconds, and hooks that drop streams.
 import type { ServerResponse } from 'node:http';
+
 import type { ResourceType } from './resources.ts';
 import { apiVersionOf } from './resources.ts';
-import { matchesFieldSelector, matchesLabelSelector, type FieldRequirement, type LabelSelector } from './selectors.ts';
+import { type FieldRequirement, type LabelSelector,matchesFieldSelector, matchesLabelSelector } from './selectors.ts';
 import { expired, failure, invalid } from './status.ts';
 import type { KubeObject, ObjectStore, StoreEvent } from './store.ts';
 

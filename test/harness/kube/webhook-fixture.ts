@@ -2,12 +2,13 @@
 // certificate from a test CA (HTTP/1.1, or HTTP/2 with HTTP/1.1 fallback), recording every
 // AdmissionReview it receives. The handler returns the exact body to send, so tests can
 // also answer the invalid ways a real server must reject.
-import http2 from 'node:http2';
-import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import http2 from 'node:http2';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Operation } from 'fast-json-patch';
+
 import type { CertificateAuthority } from './tls.ts';
 
 export interface AdmissionRequest {

@@ -10,7 +10,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLocalJWKSet, jwtVerify, type JWK } from 'jose';
+import { createLocalJWKSet, type JWK,jwtVerify } from 'jose';
 
 export interface VaultRole {
   boundServiceAccountNames: string[];

@@ -2,9 +2,11 @@ import { copyFile, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isNemuError } from '../../../../common/src/errors.ts';
+
+import { isNemuError } from '#common/errors.js';
+import { buildElf, type FakeElfSpec,fakeSectionAddr } from '#test/harness/fake-elf.js';
+
 import { ElfFile, ET_EXEC, PT_LOAD, STT_FUNC, withElfFile } from './elf-file.ts';
-import { buildElf, fakeSectionAddr, type FakeElfSpec } from '../../../../test/harness/fake-elf.ts';
 
 let dir: string;
 beforeAll(async () => {

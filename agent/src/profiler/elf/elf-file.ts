@@ -3,9 +3,10 @@
  * linux/amd64 and arm64): headers, sections by name, loadable segments, `.symtab`, and the
  * mapping between virtual addresses and file offsets. Bytes are read on demand.
  */
-import { NemuError } from '../../../../common/src/errors.ts';
-import { BufferSource, FileSource, type ByteSource } from './source.ts';
+import { NemuError } from '#common/errors.js';
+
 import { AgentErrorCodes } from '../../errors.ts';
+import { BufferSource, type ByteSource,FileSource } from './source.ts';
 
 export const ET_EXEC = 2;
 export const ET_DYN = 3;

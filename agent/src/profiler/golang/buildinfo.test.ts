@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
+
+import { buildElf, type FakeElfSpec,fakeSectionAddr } from '#test/harness/fake-elf.js';
+
 import { ElfFile } from '../elf/elf-file.ts';
-import { buildElf, fakeSectionAddr, type FakeElfSpec } from '../../../../test/harness/fake-elf.ts';
 import { parseModinfo, readGoBuildInfo } from './buildinfo.ts';
 
 // cmd/go/internal/modload's infoStart and infoEnd.

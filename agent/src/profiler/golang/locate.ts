@@ -6,7 +6,7 @@
  *   the `go:func.*`/`go.func.*` symbol, else the runtime's moduledata, found by its first word
  *   (a pointer to the pcHeader) in the data segments.
  */
-import { PT_LOAD, type ElfFile } from '../elf/elf-file.ts';
+import { type ElfFile,PT_LOAD } from '../elf/elf-file.ts';
 import { looksLikePcHeader, type PcHeaderSummary } from './pclntab.ts';
 
 const PF_X = 1;

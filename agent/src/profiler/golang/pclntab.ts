@@ -12,9 +12,10 @@
  *
  * funcdata entries are offsets from moduledata.gofunc (`go.func.*`), ^0 when absent.
  */
-import { NemuError } from '../../../../common/src/errors.ts';
-import { decodePcValueTableCompact, lookupDecoded, type DecodedPcValueTable } from './pcvalue.ts';
+import { NemuError } from '#common/errors.js';
+
 import { AgentErrorCodes } from '../../errors.ts';
+import { type DecodedPcValueTable,decodePcValueTableCompact, lookupDecoded } from './pcvalue.ts';
 
 /** Stable code of errors about a Go symbol table that cannot be used. */
 

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+
 import { decodePcValueTable, decodePcValueTableCompact, lookupDecoded, pcValue, readUvarint, zigzag } from './pcvalue.ts';
 
 describe('readUvarint', () => {

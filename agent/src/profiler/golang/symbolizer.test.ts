@@ -4,11 +4,13 @@
  * .symtab. Real binaries are in test/profiler/; these pin the layout differences exactly.
  */
 import { describe, expect, it } from 'vitest';
-import { isNemuError } from '../../../../common/src/errors.ts';
+
+import { isNemuError } from '#common/errors.js';
+import { buildElf, type FakeElfSpec,fakeSectionAddr } from '#test/harness/fake-elf.js';
+
 import { ElfFile } from '../elf/elf-file.ts';
-import { buildElf, fakeSectionAddr, type FakeElfSpec } from '../../../../test/harness/fake-elf.ts';
 import { PCLNTAB_MAGIC_GO116, PCLNTAB_MAGIC_GO118, PCLNTAB_MAGIC_GO120, type PclntabFormat } from './pclntab.ts';
-import { GoSymbolizer, type GoFrame } from './symbolizer.ts';
+import { type GoFrame,GoSymbolizer } from './symbolizer.ts';
 
 interface Run {
   length: number;

@@ -12,18 +12,19 @@
  * nameOff i32, parentPc i32 } (20 bytes); Go 1.20+: { funcID u8, _ [3]u8, nameOff i32,
  * parentPc i32, startLine i32 } (16 bytes). File and line always come from pcfile/pcln.
  */
-import { SHT_NOBITS, withElfFile, type ElfFile } from '../elf/elf-file.ts';
+import { NemuError } from '#common/errors.js';
+
+import { AgentErrorCodes } from '../../errors.ts';
+import { type ElfFile,SHT_NOBITS, withElfFile } from '../elf/elf-file.ts';
 import { goFuncSymbol, locateModuledata, locatePclntab } from './locate.ts';
 import {
   FUNCDATA_INL_TREE,
+  type GoFunc,
   PCDATA_INL_TREE_INDEX,
   Pclntab,
-  readPcHeader,
-  type GoFunc,
   type PclntabFormat,
+  readPcHeader,
 } from './pclntab.ts';
-import { NemuError } from '../../../../common/src/errors.ts';
-import { AgentErrorCodes } from '../../errors.ts';
 
 export interface GoFrame {
   function: string;

@@ -1,6 +1,7 @@
-import { ErrorCodes, NemuError } from '../../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { AuditEntry } from '../../audit/log.ts';
-import { table, type Command } from '../command.ts';
+import { type Command,table } from '../command.ts';
 
 const USAGE = 'nemutator audit [--user NAME] [--namespace NS] [--limit N]';
 

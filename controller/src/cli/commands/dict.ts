@@ -1,5 +1,6 @@
-import { ErrorCodes, NemuError } from '../../../../common/src/errors.ts';
-import { table, type Command } from '../command.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
+import { type Command,table } from '../command.ts';
 
 const USAGE = 'nemutator dict set KEY VALUE | get KEY | del KEY | list [PREFIX] [-o json]';
 

@@ -1,8 +1,10 @@
 import { writeFile } from 'node:fs/promises';
-import { ErrorCodes, NemuError } from '../../../../common/src/errors.ts';
-import { parseDuration } from '../../../../common/src/config.ts';
-import type { Command } from '../command.ts';
+
+import { parseDuration } from '#common/config.js';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import { formatFromFileName } from '../../profiles/render/index.ts';
+import type { Command } from '../command.ts';
 
 const USAGE =
   'nemutator flame <namespace>/<pod> [-c CONTAINER] [-t 30s] [--hz 49] -o out.svg|out.pb.gz|out.json|out.folded\n' +

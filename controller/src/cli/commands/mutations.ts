@@ -1,5 +1,6 @@
-import { ErrorCodes, NemuError } from '../../../../common/src/errors.ts';
-import { table, type Command } from '../command.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
+import { type Command,table } from '../command.ts';
 
 interface Entry {
   id: string;

@@ -11,7 +11,9 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { ErrorCodes, NemuError, isNemuError } from '../../../../common/src/errors.ts';
+
+import { ErrorCodes, isNemuError,NemuError } from '#common/errors.js';
+
 import { ControllerErrorCodes } from '../../errors.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { findLauncher } from '../run/launcher.ts';

@@ -1,7 +1,9 @@
-import { ErrorCodes, NemuError } from '../../../../common/src/errors.ts';
 import { readFile } from 'node:fs/promises';
-import { table, type Command, type CommandContext } from '../command.ts';
+
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { RotateSummary, StatusSummary } from '../../secrets/fanout.ts';
+import { type Command, type CommandContext,table } from '../command.ts';
 
 const USAGE = [
   'nemutator secrets put PATH KEY=VALUE|KEY=-|KEY=@FILE... | rotate PATH | status [PATH]   (PATH: <mount>/<path>, e.g. secret/app/db)',

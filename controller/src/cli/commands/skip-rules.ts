@@ -1,6 +1,7 @@
-import { ErrorCodes, NemuError } from '../../../../common/src/errors.ts';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+
 import type { SkipRule } from '../../admission/skip-rules.ts';
-import { table, type Command } from '../command.ts';
+import { type Command,table } from '../command.ts';
 
 const USAGE = 'nemutator skip-rules list [--namespace NS] | delete NAMESPACE KIND NAME';
 

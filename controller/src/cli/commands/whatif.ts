@@ -5,10 +5,11 @@
  * locally, with current requests from the cluster (`--kubeconfig`) or from
  * kube_pod_container_resource_requests in Prometheus.
  */
-import { loadConfig, parseDuration } from '../../../../common/src/config.ts';
-import { ErrorCodes, NemuError } from '../../../../common/src/errors.ts';
-import { loadKubeConfig } from '../../../../common/src/kube.ts';
-import { silentLogger } from '../../../../common/src/log.ts';
+import { loadConfig, parseDuration } from '#common/config.js';
+import { ErrorCodes, NemuError } from '#common/errors.js';
+import { loadKubeConfig } from '#common/kube.js';
+import { silentLogger } from '#common/log.js';
+
 import { controllerSchema } from '../../config.ts';
 import { ClusterModel } from '../../model/model.ts';
 import { formatCpu } from '../../mutators/quantity.ts';
@@ -17,7 +18,7 @@ import { PrometheusClient } from '../../telemetry/prometheus.ts';
 import { telemetrySettings } from '../../telemetry/service.ts';
 import { collectSnapshot } from '../../telemetry/statistics.ts';
 import { computeWhatIf, currentFromPrometheus, type WhatIf } from '../../telemetry/whatif.ts';
-import { table, type Command } from '../command.ts';
+import { type Command,table } from '../command.ts';
 
 const USAGE = 'nemutator whatif [--prometheus URL [--kubeconfig FILE] [--window 7d] [--step 1m] [--at UNIX_SECONDS]] [--json]';
 

@@ -8,7 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NemuError } from '../../../../common/src/errors.ts';
+
+import { NemuError } from '#common/errors.js';
+
 import { ControllerErrorCodes } from '../../errors.ts';
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));

@@ -8,8 +8,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+
+import { NemuError } from '#common/errors.js';
+
 import { ControllerErrorCodes } from '../../errors.ts';
-import { NemuError } from '../../../../common/src/errors.ts';
 
 export interface PodCgroup {
   /** The container's directory, where the program's pid is written. */

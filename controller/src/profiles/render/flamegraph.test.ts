@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+
+import type { ProfileData } from '../model.ts';
 import { buildTree, renderFlamegraph } from './flamegraph.ts';
 import { parseFolded, renderFolded } from './folded.ts';
-import type { ProfileData } from '../model.ts';
 
 const data: ProfileData = {
   frames: [

@@ -1,5 +1,5 @@
 /** Folded stacks (Brendan Gregg's format): `root;…;leaf count`, one line per distinct stack. */
-import { rootFirstStacks, type ProfileData } from '../model.ts';
+import { type ProfileData,rootFirstStacks } from '../model.ts';
 
 export function renderFolded(data: ProfileData): string {
   const merged = new Map<string, number>();

@@ -1,5 +1,5 @@
 /** One profile, any format: the REST API and the CLI pick by name or file extension. */
-import { rootFirstStacks, totalSamples, type ProfileData } from '../model.ts';
+import { type ProfileData,rootFirstStacks, totalSamples } from '../model.ts';
 import { renderFlamegraph } from './flamegraph.ts';
 import { renderFolded } from './folded.ts';
 import { renderPprof } from './pprof.ts';

@@ -5,6 +5,7 @@
  */
 import { gzipSync } from 'node:zlib';
 import { Function as PFunction, Line, Location, Mapping, Profile, Sample, StringTable, ValueType } from 'pprof-format';
+
 import type { ProfileData } from '../model.ts';
 
 export function renderPprof(data: ProfileData): Buffer {

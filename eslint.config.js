@@ -15,7 +15,20 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', AbortController: 'readonly', fetch: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        AbortController: 'readonly',
+        fetch: 'readonly',
+      },
+    },
     plugins: { 'simple-import-sort': simpleImportSort },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
@@ -29,13 +42,31 @@ export default tseslint.config(
     // The controller and the agent are separate programs: only local mode (local/) runs both.
     files: ['controller/src/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [harness, crossPackage, { group: ['**/agent/src/**', '#agent/**'], message: 'The controller does not import the agent; shared code goes to common/.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            harness,
+            crossPackage,
+            { group: ['**/agent/src/**', '#agent/**'], message: 'The controller does not import the agent; shared code goes to common/.' },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['agent/src/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [harness, crossPackage, { group: ['**/controller/src/**', '#controller/**'], message: 'The agent does not import the controller; shared code goes to common/.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            harness,
+            crossPackage,
+            { group: ['**/controller/src/**', '#controller/**'], message: 'The agent does not import the controller; shared code goes to common/.' },
+          ],
+        },
+      ],
     },
   },
   {

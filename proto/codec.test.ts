@@ -38,9 +38,18 @@ describe('fleet frame codec', () => {
       }
       return undefined;
     };
-    expect(codeOf(() => decodeEnvelope(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f])))).toMatchObject({ code: 'NEMU_ERR_FLEET_FRAME', message: expect.stringMatching(/not a valid/) });
-    expect(codeOf(() => decodeEnvelope(new Uint8Array()))).toMatchObject({ code: 'NEMU_ERR_FLEET_FRAME', message: expect.stringMatching(/carries no known message/) });
-    expect(codeOf(() => decodeEnvelope(new Uint8Array(2048), 1024))).toMatchObject({ code: 'NEMU_ERR_FLEET_FRAME', message: expect.stringMatching(/exceeds the limit of 1024 bytes/) });
+    expect(codeOf(() => decodeEnvelope(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x0f])))).toMatchObject({
+      code: 'NEMU_ERR_FLEET_FRAME',
+      message: expect.stringMatching(/not a valid/),
+    });
+    expect(codeOf(() => decodeEnvelope(new Uint8Array()))).toMatchObject({
+      code: 'NEMU_ERR_FLEET_FRAME',
+      message: expect.stringMatching(/carries no known message/),
+    });
+    expect(codeOf(() => decodeEnvelope(new Uint8Array(2048), 1024))).toMatchObject({
+      code: 'NEMU_ERR_FLEET_FRAME',
+      message: expect.stringMatching(/exceeds the limit of 1024 bytes/),
+    });
     try {
       decodeEnvelope(Uint8Array.from([0x0a, 0x05, 0x01]));
     } catch (e) {

@@ -13,7 +13,11 @@ const bin = join(here, '..', 'node_modules', '.bin');
 mkdirSync(outDir, { recursive: true });
 const js = join(outDir, 'nemutator.js');
 const dts = join(outDir, 'nemutator.d.ts');
-execFileSync(join(bin, 'pbjs'), ['-t', 'static-module', '-w', 'es6', '--es6', '--no-beautify', '--no-delimited', '--no-verify', '--no-convert', '-o', js, join(here, 'nemutator.proto')], { stdio: 'inherit' });
+execFileSync(
+  join(bin, 'pbjs'),
+  ['-t', 'static-module', '-w', 'es6', '--es6', '--no-beautify', '--no-delimited', '--no-verify', '--no-convert', '-o', js, join(here, 'nemutator.proto')],
+  { stdio: 'inherit' },
+);
 execFileSync(join(bin, 'pbts'), ['--no-comments', '-o', dts, js], { stdio: 'inherit' });
 // protobufjs emits an ES import of "protobufjs/minimal.js"; keep it, and mark the files generated.
 for (const file of [js, dts]) {

@@ -16,12 +16,12 @@ import type { ICommand, ICommandResult } from '#proto/codec.js';
 
 import type { AgentConfig } from './config.ts';
 import type { CsiServer } from './csi/server.ts';
-import { type CommandHandler,FleetClient } from './fleet/client.ts';
+import { type CommandHandler, FleetClient } from './fleet/client.ts';
 import { KubeApi } from './kube/api.ts';
 import { NodePods } from './kube/pods.ts';
-import { kubeReviews, MetricsAccess, type MetricsAuthPlan,planMetricsAuth } from './metrics/access.ts';
-import { type MetricsEndpoint,metricsRequestListener } from './metrics/server.ts';
-import { type PodNames,ReportCollector } from './report.ts';
+import { kubeReviews, MetricsAccess, type MetricsAuthPlan, planMetricsAuth } from './metrics/access.ts';
+import { type MetricsEndpoint, metricsRequestListener } from './metrics/server.ts';
+import { type PodNames, ReportCollector } from './report.ts';
 import type { RunningSecrets, SecretsDeps } from './secrets/index.ts';
 
 export type CommandKind = 'profile' | 'rotate' | 'secretStatus';
@@ -34,7 +34,11 @@ export function commandRouter(handlers: CommandHandlers): CommandHandler {
     const kind = (command.kind ?? '') as CommandKind;
     const handler = handlers[kind];
     if (!handler) {
-      throw new NemuError(ErrorCodes.BAD_REQUEST, `this agent does not handle ${kind || 'unknown'} commands (version ${VERSION}); upgrade it or enable the feature`, { status: 501 });
+      throw new NemuError(
+        ErrorCodes.BAD_REQUEST,
+        `this agent does not handle ${kind || 'unknown'} commands (version ${VERSION}); upgrade it or enable the feature`,
+        { status: 501 },
+      );
     }
     return handler(command);
   };
@@ -76,7 +80,10 @@ function readFileOrFail(path: string, key: string, what: string): string {
   try {
     return readFileSync(path, 'utf8').trim();
   } catch (e) {
-    throw new NemuError(ErrorCodes.CONFIG, `cannot read ${what} from ${key} = ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; mount it or set ${key}`);
+    throw new NemuError(
+      ErrorCodes.CONFIG,
+      `cannot read ${what} from ${key} = ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; mount it or set ${key}`,
+    );
   }
 }
 
@@ -115,8 +122,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     await pods.start();
     stops.add(() => pods.stop());
   }
-  const podNames = deps.podNames ?? pods?.names;
-  const collector = new ReportCollector({ nodeName: config.nodeName, cgroupRoot: config.cgroupRoot, procRoot: config.procRoot, cgroupVersion: config.cgroupVersion, ...(podNames ? { podNames } : {}), log: log.child({ component: 'metrics' }) });
+  const collector = reportCollector(config, deps.podNames ?? pods?.names, log);
   let last: INodeReport | undefined;
   const collect = async () => (last = await collector.collect());
   const stopping = new AbortController();
@@ -134,7 +140,12 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const client = fleetClient(config, link, handlers, collect, log);
   let metricsUrl: string | undefined;
   if (metricsAuth.plan) {
-    const served = await serveMetrics(config, metricsAuth, { report: () => (last ? Promise.resolve(last) : collect()), health: () => ({ link: client.state }), own: () => ownMetrics(registry) }, log);
+    const served = await serveMetrics(
+      config,
+      metricsAuth,
+      { report: () => (last ? Promise.resolve(last) : collect()), health: () => ({ link: client.state }), own: () => ownMetrics(registry) },
+      log,
+    );
     stops.add(() => new Promise<void>((r) => served.server.close(() => r())));
     metricsUrl = served.url;
   }
@@ -151,6 +162,18 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     lastReport: () => last,
     stop: () => stops.run(),
   };
+}
+
+/** Usage of the node and its pods from cgroups and /proc, named with the pods' names when known. */
+function reportCollector(config: AgentConfig, podNames: PodNames | undefined, log: Logger): ReportCollector {
+  return new ReportCollector({
+    nodeName: config.nodeName,
+    cgroupRoot: config.cgroupRoot,
+    procRoot: config.procRoot,
+    cgroupVersion: config.cgroupVersion,
+    ...(podNames ? { podNames } : {}),
+    log: log.child({ component: 'metrics' }),
+  });
 }
 
 interface AgentMetricsAuth {
@@ -177,7 +200,10 @@ function controllerLink(config: AgentConfig, deps: AgentDeps): { ca: string; tok
   let ca = deps.ca;
   if (ca === undefined) {
     if (config.controllerUrl.startsWith('wss:') && !config.caFile) {
-      throw new NemuError(ErrorCodes.CONFIG, "caFile is empty: the agent pins the controller's CA and uses no system CAs; set --ca-file (in a cluster: the nemutator-ca ConfigMap)");
+      throw new NemuError(
+        ErrorCodes.CONFIG,
+        "caFile is empty: the agent pins the controller's CA and uses no system CAs; set --ca-file (in a cluster: the nemutator-ca ConfigMap)",
+      );
     }
     ca = config.caFile ? readFileOrFail(config.caFile, 'caFile', "the controller's CA") : '';
   }
@@ -222,7 +248,11 @@ function profileHandler(config: AgentConfig, log: Logger, signal: AbortSignal, l
  * Secrets over the node socket (DESIGN: Agent, Secrets socket): in local mode from the pods
  * and keys it is given, in a cluster when a Vault is configured (checked with the API server).
  */
-async function startAgentSecrets(config: AgentConfig, deps: AgentDeps, parts: { kc: KubeApi | undefined; pods: NodePods | undefined; registry: Registry }): Promise<RunningSecrets | undefined> {
+async function startAgentSecrets(
+  config: AgentConfig,
+  deps: AgentDeps,
+  parts: { kc: KubeApi | undefined; pods: NodePods | undefined; registry: Registry },
+): Promise<RunningSecrets | undefined> {
   const log = deps.log.child({ component: 'secrets' });
   const { registry } = parts;
   if (deps.secrets) {
@@ -230,13 +260,23 @@ async function startAgentSecrets(config: AgentConfig, deps: AgentDeps, parts: { 
     return startSecrets(config, { log, registry, ...deps.secrets });
   }
   if (!config.vaultAddr) return undefined;
-  if (!parts.kc || !parts.pods) throw new NemuError(ErrorCodes.CONFIG, 'vaultAddr is set but the agent has no API server to check pods and tokens with; set --kubeconfig or run in a cluster');
+  if (!parts.kc || !parts.pods)
+    throw new NemuError(
+      ErrorCodes.CONFIG,
+      'vaultAddr is set but the agent has no API server to check pods and tokens with; set --kubeconfig or run in a cluster',
+    );
   // Loaded only when used: Vault's client is the agent's largest dependency after the kube client.
   const { startSecrets } = await import('./secrets/index.ts');
   return startSecrets(config, { log, kube: parts.kc, pods: parts.pods, registry });
 }
 
-function fleetClient(config: AgentConfig, link: { ca: string; token: () => string | Promise<string> }, handlers: CommandHandlers, collect: () => Promise<INodeReport>, log: Logger): FleetClient {
+function fleetClient(
+  config: AgentConfig,
+  link: { ca: string; token: () => string | Promise<string> },
+  handlers: CommandHandlers,
+  collect: () => Promise<INodeReport>,
+  log: Logger,
+): FleetClient {
   return new FleetClient({
     url: config.controllerUrl,
     ca: link.ca,
@@ -266,11 +306,19 @@ async function ownMetrics(registry: Registry): Promise<string> {
 async function serveMetrics(config: AgentConfig, auth: AgentMetricsAuth, sources: MetricsEndpoint, log: Logger): Promise<{ server: Server; url: string }> {
   const { plan, reviewApi } = auth;
   if (plan?.mode === 'open' && plan.warning) log.warn(plan.warning);
-  const access = plan?.mode === 'kube' && reviewApi ? new MetricsAccess({ nodeName: config.nodeName, reviews: kubeReviews(reviewApi), log: log.child({ component: 'metrics-auth' }) }) : undefined;
+  const access =
+    plan?.mode === 'kube' && reviewApi
+      ? new MetricsAccess({ nodeName: config.nodeName, reviews: kubeReviews(reviewApi), log: log.child({ component: 'metrics-auth' }) })
+      : undefined;
   const server = createServer(metricsRequestListener(sources, access));
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new NemuError(ErrorCodes.CONFIG, `cannot serve agent metrics on ${config.host}:${config.metricsPort}: ${e.code === 'EADDRINUSE' ? 'port in use; set --metrics-port' : e.message}`)),
+      reject(
+        new NemuError(
+          ErrorCodes.CONFIG,
+          `cannot serve agent metrics on ${config.host}:${config.metricsPort}: ${e.code === 'EADDRINUSE' ? 'port in use; set --metrics-port' : e.message}`,
+        ),
+      ),
     );
     server.listen(config.metricsPort, config.host, () => resolve((server.address() as AddressInfo).port));
   });

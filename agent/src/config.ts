@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 
-import { type ConfigOf,describedAs, duration, integer, oneOf, port, string, url } from '#common/config.js';
+import { type ConfigOf, describedAs, duration, integer, oneOf, port, string, url } from '#common/config.js';
 
 /** /sys/fs/cgroup when it is cgroup v2 (unified), else the hybrid mount /sys/fs/cgroup/unified, else /sys/fs/cgroup (v1). */
 export function defaultCgroupRoot(): string {
@@ -15,7 +15,10 @@ export const agentSchema = {
   nodeName: describedAs(string(hostname(), 'Name of the node this agent runs on (downward API spec.nodeName in a cluster).'), 'the host name'),
   controllerUrl: url('wss://127.0.0.1:8444/fleet', "The controller's fleet hub.", ['wss:', 'ws:']),
   caFile: string('', "CA that signed the controller's certificate; pinned, the system CAs are not used."),
-  tokenFile: string('/var/run/secrets/nemutator/token', 'Projected service-account token (audience nemutator) presented to the controller; re-read on every connect.'),
+  tokenFile: string(
+    '/var/run/secrets/nemutator/token',
+    'Projected service-account token (audience nemutator) presented to the controller; re-read on every connect.',
+  ),
   cgroupRoot: describedAs(
     string(defaultCgroupRoot(), 'Root of the cgroup hierarchy (in a pod: the host /sys/fs/cgroup mounted read-only).'),
     '/sys/fs/cgroup if it is cgroup v2, else /sys/fs/cgroup/unified (hybrid), else /sys/fs/cgroup',
@@ -24,7 +27,11 @@ export const agentSchema = {
   procRoot: string('/proc', 'The host /proc (the agent runs with hostPID).'),
   kubeconfig: string('', 'Kubeconfig file. Empty: in-cluster config when running in a pod, else no cluster (pods are then reported by UID only).'),
   socketPath: string('/run/nemutator/agent.sock', 'Unix socket that serves secrets to the pods of this node.'),
-  socketMode: string('0666', 'Permissions of the secrets socket (octal). Every pod of the node may connect; each call is identified by its process and token.', { pattern: /^0?[0-7]{3}$/, form: 'an octal file mode such as 0666' }),
+  socketMode: string(
+    '0666',
+    'Permissions of the secrets socket (octal). Every pod of the node may connect; each call is identified by its process and token.',
+    { pattern: /^0?[0-7]{3}$/, form: 'an octal file mode such as 0666' },
+  ),
   csiSocket: string(
     '',
     "Unix socket of the CSI node plugin csi.nemutator.io, which bind-mounts the secrets socket's directory read-only into pods that declare a csi volume (docs/csi.md). Empty disables it (local mode); the DaemonSet sets /csi/csi.sock.",
@@ -35,7 +42,11 @@ export const agentSchema = {
   vaultAudience: string('vault', 'Audience the pod tokens must carry (a pod may override it with the nemutator.io/vault-audience annotation).'),
   vaultTimeout: duration('5s', 'Timeout of one Vault request.', 100),
   rotationInterval: duration('30s', 'How often KV v2 versions are checked for rotation (with ±10% jitter).', 100),
-  maxStaleness: duration('5m', 'While Vault is unreachable, cached values are served for at most this long after the last successful check; then reads fail.', 100),
+  maxStaleness: duration(
+    '5m',
+    'While Vault is unreachable, cached values are served for at most this long after the last successful check; then reads fail.',
+    100,
+  ),
   secretsRateLimit: integer(500, 'Secrets socket requests per second allowed per pod (bursts up to twice that); 0 = unlimited.', 0),
   jwksUrl: url('', "JWKS that signs service-account tokens. Empty: the API server's /openid/v1/jwks."),
   host: string('0.0.0.0', 'Address of the metrics server.'),

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { decodeEnvelope, encodeEnvelope } from '#proto/codec.js';
 
-import { buildCgroupTree, containerRelPath, type FixtureTree,updateCounters } from '../test-fixtures/cgroups/tree.ts';
+import { buildCgroupTree, containerRelPath, type FixtureTree, updateCounters } from '../test-fixtures/cgroups/tree.ts';
 import { ReportCollector, type ReportCollectorOptions } from './report.ts';
 
 const UID_A = 'aaaaaaaa-1111-4222-8333-444455556666';
@@ -74,7 +74,9 @@ describe('ReportCollector', () => {
       ioWriteBytesTotal: 20_000,
       processes: 2,
     });
-    expect(byId.get(APP)?.cgroupPath).toMatch(/^\/kubepods\.slice\/kubepods-burstable\.slice\/kubepods-burstable-podaaaaaaaa_1111_4222_8333_444455556666\.slice\/cri-containerd-1{64}\.scope$/);
+    expect(byId.get(APP)?.cgroupPath).toMatch(
+      /^\/kubepods\.slice\/kubepods-burstable\.slice\/kubepods-burstable-podaaaaaaaa_1111_4222_8333_444455556666\.slice\/cri-containerd-1{64}\.scope$/,
+    );
     expect(byId.get(SIDECAR)?.name).toBe('istio-proxy');
     // The sandbox is not in the informer's containers: it stays unnamed.
     expect(byId.get(SANDBOX)?.name).toBe('');
@@ -164,7 +166,13 @@ describe('ReportCollector', () => {
       await buildCgroupTree(v1Root, { ...tree, version: 'v1', driver: 'cgroupfs', v1Hierarchies: ['cpu', 'cpuacct', 'memory', 'blkio'] });
       const report = await collector({ cgroupRoot: v1Root }).collect();
       const app = report.pods?.flatMap((p) => p.containers ?? []).find((x) => x.id === APP);
-      expect(app).toMatchObject({ cgroupPath: `/kubepods/burstable/pod${UID_A}/${APP}`, cpuUsageSecondsTotal: 10, cpuPeriodsTotal: 100, memoryWorkingSetBytes: 48 * 1024 * 1024, ioReadBytesTotal: 10_000 });
+      expect(app).toMatchObject({
+        cgroupPath: `/kubepods/burstable/pod${UID_A}/${APP}`,
+        cpuUsageSecondsTotal: 10,
+        cpuPeriodsTotal: 100,
+        memoryWorkingSetBytes: 48 * 1024 * 1024,
+        ioReadBytesTotal: 10_000,
+      });
     } finally {
       await rm(v1Root, { recursive: true, force: true });
     }

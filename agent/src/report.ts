@@ -7,13 +7,13 @@ import { existsSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 
 import { ErrorCodes, NemuError } from '#common/errors.js';
-import { type Logger,silentLogger } from '#common/log.js';
+import { type Logger, silentLogger } from '#common/log.js';
 import type { IContainerUsage, INodeReport, IPodUsage } from '#proto/codec.js';
 
 import { discoverPods, findKubepods } from './cgroups/discovery.ts';
-import { type CgroupLayout, type CgroupVersionOption,detectCgroupLayout, walkRoot } from './cgroups/hierarchy.ts';
-import { type ContainerCounters,readContainerCounters } from './cgroups/usage.ts';
-import { type FilesystemUsage,NodeMetricsCollector } from './metrics/node.ts';
+import { type CgroupLayout, type CgroupVersionOption, detectCgroupLayout, walkRoot } from './cgroups/hierarchy.ts';
+import { type ContainerCounters, readContainerCounters } from './cgroups/usage.ts';
+import { type FilesystemUsage, NodeMetricsCollector } from './metrics/node.ts';
 
 /** How the cluster informer names a pod and its containers (by container id). */
 export type PodNames = (uid: string) => { namespace: string; name: string; containers: Record<string, string> } | undefined;

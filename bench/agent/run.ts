@@ -15,7 +15,7 @@
 // Also: BENCH_AGENT_INTERVAL_MS, BENCH_AGENT_PODS, BENCH_AGENT_NODE_FLAGS (flags instead of the
 // image's, '' for none), BENCH_AGENT_TRACE=1 (print RSS every second), BENCH_AGENT_RESULTS (write
 // the section to another file, for exploratory runs).
-import { type ChildProcess,execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -130,7 +130,10 @@ async function main(): Promise<void> {
     const csiArgs = [join(work, 'csi-idle', 'csi.sock'), join(work, 'csi-idle', 'kubelet'), join(work, 'csi-idle', 'run', 'agent.sock')];
     const csi = spawn(process.execPath, [...NODE_FLAGS, csiIdle!, ...csiArgs], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(csi);
-    const agent = spawn(process.execPath, [...NODE_FLAGS, loop!, cgroupRoot, String(INTERVAL_MS), String(SECONDS)], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const agent = spawn(process.execPath, [...NODE_FLAGS, loop!, cgroupRoot, String(INTERVAL_MS), String(SECONDS)], {
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.push(baseline, modules, agent);
     const pids: Record<Who, number> = { agent: whole.pid, loop: agent.pid!, modules: modules.pid!, csi: csi.pid!, baseline: baseline.pid! };
 
@@ -177,7 +180,8 @@ async function main(): Promise<void> {
       if (event.type === 'collect') {
         heapTotalMiB = Math.max(heapTotalMiB, event.heapTotalBytes! / 2 ** 20);
         externalMiB = Math.max(externalMiB, event.externalBytes! / 2 ** 20);
-        if (process.env.BENCH_AGENT_TRACE) process.stderr.write(`collect ${event.collectMs} ms, heap total ${(event.heapTotalBytes! / 2 ** 20).toFixed(1)} MiB\n`);
+        if (process.env.BENCH_AGENT_TRACE)
+          process.stderr.write(`collect ${event.collectMs} ms, heap total ${(event.heapTotalBytes! / 2 ** 20).toFixed(1)} MiB\n`);
         collectMs.push(event.collectMs!);
         frameBytes = event.frameBytes!;
         scrape().catch(scrapeFailed);
@@ -186,7 +190,12 @@ async function main(): Promise<void> {
       else if (event.type === 'done') done();
       else if (event.type === 'error') console.error(`collector loop: ${event.message}`);
     });
-    await Promise.race([Promise.all([isReady, readyLine(modules, 'modules baseline'), readyLine(csi, 'csi baseline'), whole.firstReport]), failed, scrapeFailure, whole.failed]);
+    await Promise.race([
+      Promise.all([isReady, readyLine(modules, 'modules baseline'), readyLine(csi, 'csi baseline'), whole.firstReport]),
+      failed,
+      scrapeFailure,
+      whole.failed,
+    ]);
     // Start-up (module loading, the first df) is not the steady state being measured.
     await new Promise((r) => setTimeout(r, 1_000));
 
@@ -198,13 +207,21 @@ async function main(): Promise<void> {
     const loadAtStart = loadavg()[0]!;
     const start = await sampleAll();
     const reportsAtStart = whole.stats().reports;
-    const peak: Record<Who, number> = { agent: start.agent.rssBytes, loop: start.loop.rssBytes, modules: start.modules.rssBytes, csi: start.csi.rssBytes, baseline: start.baseline.rssBytes };
+    const peak: Record<Who, number> = {
+      agent: start.agent.rssBytes,
+      loop: start.loop.rssBytes,
+      modules: start.modules.rssBytes,
+      csi: start.csi.rssBytes,
+      baseline: start.baseline.rssBytes,
+    };
     const rssSampler = setInterval(() => {
       void sampleAll()
         .then((now) => {
           for (const who of Object.keys(peak) as Who[]) peak[who] = Math.max(peak[who], now[who].rssBytes);
           if (process.env.BENCH_AGENT_TRACE) {
-            process.stderr.write(`rss ${Math.round(performance.now() - startedAt)} ms: agent ${(now.agent.rssBytes / 2 ** 20).toFixed(1)} MiB, loop ${(now.loop.rssBytes / 2 ** 20).toFixed(1)} MiB\n`);
+            process.stderr.write(
+              `rss ${Math.round(performance.now() - startedAt)} ms: agent ${(now.agent.rssBytes / 2 ** 20).toFixed(1)} MiB, loop ${(now.loop.rssBytes / 2 ** 20).toFixed(1)} MiB\n`,
+            );
           }
         })
         .catch(() => undefined);
@@ -223,7 +240,9 @@ async function main(): Promise<void> {
     const reportsInWindow = ws.reports - reportsAtStart;
     const expectedReports = Math.floor((elapsed * 1000) / INTERVAL_MS);
     if (reportsInWindow < expectedReports - 1) {
-      throw new Error(`the controller received ${reportsInWindow} reports from the agent in ${Math.round(elapsed)} s; about ${expectedReports} were due (one per ${INTERVAL_MS / 1000} s)`);
+      throw new Error(
+        `the controller received ${reportsInWindow} reports from the agent in ${Math.round(elapsed)} s; about ${expectedReports} were due (one per ${INTERVAL_MS / 1000} s)`,
+      );
     }
 
     const measure = (who: Who): Measured => ({
@@ -262,7 +281,7 @@ async function main(): Promise<void> {
         '/proc/self/mountinfo). No cluster (no pod informer: pods are reported by UID), no Vault ' +
         '(no secrets socket), no profile captures. Node metrics from the real /proc, statfs of the mounts at most once a minute.',
       '',
-      'Measured over the same window, to explain the agent\'s numbers: the metrics loop alone (a ReportCollector collecting and encoding ' +
+      "Measured over the same window, to explain the agent's numbers: the metrics loop alone (a ReportCollector collecting and encoding " +
         `for the fleet link every ${INTERVAL_MS / 1000} s and serving the agent's /metrics endpoint, scraped after every collect: ` +
         `${scrapes} scrapes; no fleet link), a Node process with the loop's modules loaded but idle, the same plus the CSI plugin serving ` +
         '(never called), and an idle `node -e setInterval(…)`. ' +
@@ -270,7 +289,7 @@ async function main(): Promise<void> {
       '',
       `Machine: nproc ${machine.nproc}, kernel ${machine.kernel}, Node ${machine.node}, ${machine.date}; ` +
         `load average ${loadAtStart.toFixed(1)} at the start and ${loadavg()[0]!.toFixed(1)} at the end (other work shares the machine: ` +
-        'CPU seconds are the processes\' own, collect times are wall-clock and suffer from it).',
+        "CPU seconds are the processes' own, collect times are wall-clock and suffer from it).",
       '',
       '| process | RSS end (MiB) | RSS peak (MiB) | CPU (% of one core) |',
       '|---|---:|---:|---:|',
@@ -286,8 +305,8 @@ async function main(): Promise<void> {
       '',
       "The node's whole Nemutator footprint is the agent process above (metrics, fleet link, secrets socket when Vault is set, CSI " +
         'plugin, profiler when asked) plus the `csi-node-driver-registrar` sidecar, a separate Go program that only registers the ' +
-        "plugin with kubelet at start-up and then waits; it is not run here (its image cannot be pulled, and its v2.13.0 sources need " +
-        'Go 1.23, newer than this machine\'s), and its container is limited to 48 MiB in manifests/agent/daemonset.yaml.',
+        'plugin with kubelet at start-up and then waits; it is not run here (its image cannot be pulled, and its v2.13.0 sources need ' +
+        "Go 1.23, newer than this machine's), and its container is limited to 48 MiB in manifests/agent/daemonset.yaml.",
       '',
       `Targets, on the whole agent: RSS ≤ ${RSS_TARGET_MIB} MiB (peak ${w.peakRssMiB.toFixed(1)} MiB: ${verdict(w.peakRssMiB <= RSS_TARGET_MIB)}), ` +
         `CPU ≤ ${CPU_TARGET_PERCENT} % of one core (${w.cpuPercent.toFixed(3)} %: ${verdict(w.cpuPercent <= CPU_TARGET_PERCENT)}). ` +

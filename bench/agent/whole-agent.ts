@@ -5,7 +5,7 @@
 // containers) and followed by a scrape of the agent's /metrics, as Prometheus would do it.
 // Anything else (the agent exits, refuses to start, stops reporting, reports the wrong pods, a
 // scrape fails) rejects `failed`: the benchmark must not measure an agent that does nothing.
-import { type ChildProcess,spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,13 +13,13 @@ import { createInterface } from 'node:readline';
 import { mountsAt, readMountInfo } from '#agent/csi/mountinfo.js';
 import { loadConfig } from '#common/config.js';
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { controllerSchema } from '#controller/config.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
 import { localAuthorizer } from '#controller/server/access.js';
-import { generateToken,StaticTokenAuthenticator } from '#controller/server/auth.js';
+import { generateToken, StaticTokenAuthenticator } from '#controller/server/auth.js';
 import { encodeEnvelope, type INodeReport } from '#proto/codec.js';
-import { type CsiClient,csiClient, kubeletPublish } from '#test/harness/kubelet.js';
+import { type CsiClient, csiClient, kubeletPublish } from '#test/harness/kubelet.js';
 
 const NODE_NAME = 'bench-node';
 
@@ -89,7 +89,8 @@ export async function startWholeAgent(opts: WholeAgentOptions): Promise<WholeAge
   const controller: RunningController = await startController(config, {
     log: silentLogger,
     mode: 'local',
-    apiAuth: new StaticTokenAuthenticator(adminToken), authorizer: localAuthorizer,
+    apiAuth: new StaticTokenAuthenticator(adminToken),
+    authorizer: localAuthorizer,
     agentAuth: new SharedTokenAgentAuthenticator(agentToken),
   });
 
@@ -166,7 +167,8 @@ export async function startWholeAgent(opts: WholeAgentOptions): Promise<WholeAge
     const entry = controller.registry.get(NODE_NAME);
     if (entry === undefined || entry.reports === seen) {
       const silentMs = performance.now() - lastReportAt;
-      if (silentMs > 3 * opts.intervalMs + 5_000) fail(new Error(`the controller has had no report from the agent for ${Math.round(silentMs / 1000)} s (report interval ${opts.intervalMs / 1000} s)`));
+      if (silentMs > 3 * opts.intervalMs + 5_000)
+        fail(new Error(`the controller has had no report from the agent for ${Math.round(silentMs / 1000)} s (report interval ${opts.intervalMs / 1000} s)`));
       return;
     }
     const report = entry.report!;
@@ -208,7 +210,9 @@ export async function startWholeAgent(opts: WholeAgentOptions): Promise<WholeAge
         reports: controller.registry.get(NODE_NAME)?.reports ?? 0,
       };
       if (!node.connected || node.stale || node.pods !== opts.pods || node.containers !== opts.containers) {
-        throw new Error(`the controller's view of ${NODE_NAME} at the end: ${JSON.stringify(node)}; expected connected, fresh, ${opts.pods} pods and ${opts.containers} containers`);
+        throw new Error(
+          `the controller's view of ${NODE_NAME} at the end: ${JSON.stringify(node)}; expected connected, fresh, ${opts.pods} pods and ${opts.containers} containers`,
+        );
       }
       return node;
     },

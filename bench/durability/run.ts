@@ -14,7 +14,7 @@ import { loadConfig } from '#common/config.js';
 import { silentLogger } from '#common/log.js';
 import { createAdmissionHandler } from '#controller/admission/handler.js';
 import { SkipRules } from '#controller/admission/skip-rules.js';
-import { type ControllerParts,startController } from '#controller/app.js';
+import { type ControllerParts, startController } from '#controller/app.js';
 import { controllerSchema } from '#controller/config.js';
 import { openDictionary } from '#controller/dictionary/open.js';
 import { controllerFeatures } from '#controller/features.js';
@@ -48,7 +48,16 @@ function load(url: string, mode: 'closed' | 'open', bodies: string[], rate: numb
       resolve(m as LoadResult);
     });
     child.once('error', reject);
-    child.send({ url, mode, concurrency: CONCURRENCY, rate, durationMs: seconds * 1000, bodies, warmupMs: 1000, warmSockets: mode === 'closed' ? CONCURRENCY : 8 });
+    child.send({
+      url,
+      mode,
+      concurrency: CONCURRENCY,
+      rate,
+      durationMs: seconds * 1000,
+      bodies,
+      warmupMs: 1000,
+      warmSockets: mode === 'closed' ? CONCURRENCY : 8,
+    });
   });
 }
 
@@ -61,7 +70,14 @@ function pct(xs: number[], p: number): number {
 async function unlogged(parts: ControllerParts) {
   const dictionary = await openDictionary(parts.config, parts.store, parts.log);
   parts.onStop(() => dictionary.close());
-  return createAdmissionHandler({ log: silentLogger, dictionary, skipRules: new SkipRules(parts.store), chain: DEFAULT_CHAIN, ratio: new RatioSource({ cpu: 4, memory: 2 }), deadlineMs: parts.config.dictionaryTimeout });
+  return createAdmissionHandler({
+    log: silentLogger,
+    dictionary,
+    skipRules: new SkipRules(parts.store),
+    chain: DEFAULT_CHAIN,
+    ratio: new RatioSource({ cpu: 4, memory: 2 }),
+    deadlineMs: parts.config.dictionaryTimeout,
+  });
 }
 
 async function main(): Promise<void> {
@@ -72,9 +88,28 @@ async function main(): Promise<void> {
       program: 'bench',
       argv: [],
       env: {},
-      defaults: { host: '127.0.0.1', stateDir: join(dir, name), webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, store, dictionary: 'redis', redisUrl: redis.url, resourceRatio: 'cpu=4,memory=2', logLevel: 'warn' },
+      defaults: {
+        host: '127.0.0.1',
+        stateDir: join(dir, name),
+        webhookPort: 0,
+        apiPort: 0,
+        fleetPort: 0,
+        metricsDefaults: false,
+        store,
+        dictionary: 'redis',
+        redisUrl: redis.url,
+        resourceRatio: 'cpu=4,memory=2',
+        logLevel: 'warn',
+      },
     });
-    return startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...(logged ? controllerFeatures() : { admission: unlogged }) });
+    return startController(config, {
+      log: silentLogger,
+      mode: 'local',
+      apiAuth: new StaticTokenAuthenticator('t'),
+      authorizer: localAuthorizer,
+      agentAuth: new SharedTokenAgentAuthenticator('x'),
+      ...(logged ? controllerFeatures() : { admission: unlogged }),
+    });
   };
   const variants = [
     ['no mutation log (baseline)', await start('none', 'embedded', false)],
@@ -83,7 +118,11 @@ async function main(): Promise<void> {
   ] as const;
   const c = variants[1][1];
   for (const [key, value] of Object.entries(DICTIONARY)) {
-    const r = await fetch(`${c.apiUrl}/dictionary/${encodeURIComponent(key)}`, { method: 'PUT', headers: { authorization: 'Bearer t' }, body: JSON.stringify({ value }) });
+    const r = await fetch(`${c.apiUrl}/dictionary/${encodeURIComponent(key)}`, {
+      method: 'PUT',
+      headers: { authorization: 'Bearer t' },
+      body: JSON.stringify({ value }),
+    });
     if (!r.ok) throw new Error(`dictionary set ${key}: ${r.status}`);
   }
   const bodies = Array.from({ length: 256 }, (_, i) => review(i));
@@ -94,10 +133,19 @@ async function main(): Promise<void> {
     const tput = await load(ctl.webhookUrl, 'closed', bodies, 0);
     const at300 = await load(ctl.webhookUrl, 'open', bodies, 300);
     const at500 = await load(ctl.webhookUrl, 'open', bodies, 500);
-    const m = { tput: tput.done / tput.seconds, p50a: pct(at300.latenciesMs, 50), p99a: pct(at300.latenciesMs, 99), p50b: pct(at500.latenciesMs, 50), p99b: pct(at500.latenciesMs, 99), p50c: pct(tput.latenciesMs, 50) };
+    const m = {
+      tput: tput.done / tput.seconds,
+      p50a: pct(at300.latenciesMs, 50),
+      p99a: pct(at300.latenciesMs, 99),
+      p50b: pct(at500.latenciesMs, 50),
+      p99b: pct(at500.latenciesMs, 99),
+      p50c: pct(tput.latenciesMs, 50),
+    };
     if (rows.length === 0) Object.assign(base, m);
     const vs = (k: keyof typeof m) => (rows.length === 0 ? '' : ` (${(m[k] / base[k]!).toFixed(2)} ×)`);
-    rows.push(`| ${name} | ${m.tput.toFixed(0)}${vs('tput')} | ${m.p50c.toFixed(2)}${vs('p50c')} | ${m.p50a.toFixed(2)} | ${m.p99a.toFixed(2)}${vs('p99a')} | ${m.p50b.toFixed(2)} | ${m.p99b.toFixed(2)}${vs('p99b')} | ${tput.errors + at300.errors + at500.errors} |`);
+    rows.push(
+      `| ${name} | ${m.tput.toFixed(0)}${vs('tput')} | ${m.p50c.toFixed(2)}${vs('p50c')} | ${m.p50a.toFixed(2)} | ${m.p99a.toFixed(2)}${vs('p99a')} | ${m.p50b.toFixed(2)} | ${m.p99b.toFixed(2)}${vs('p99b')} | ${tput.errors + at300.errors + at500.errors} |`,
+    );
   }
   const body = `
 Durable before answered: a review that hands out a mutation id is answered only once its mutation-log entry is written (a group commit before the answer: a write starts as soon as one entry waits and none is in progress; entries arriving meanwhile share the next write). Same controller, same reviews as the webhook bench (every mutator on, dictionary in redis-server, chain memo on), with no mutation log at all as the baseline, in the same run. HTTP/1.1 keep-alive over TLS from a separate load process; throughput with ${CONCURRENCY} concurrent requests for ${SECONDS} s (p50 is under that load); latency at fixed rates for ${SECONDS} s each, from the scheduled send time. \`npx tsx bench/durability/run.ts\`.

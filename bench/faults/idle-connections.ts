@@ -3,7 +3,7 @@
 // HTTP/2 sessions with no stream — while reviews continue at RATE per second. Short
 // timeouts are configured (idleTimeout and headersTimeout 3 s) so the row also says whether
 // the server closed every one of them by itself, and how long that took.
-import { type ClientHttp2Session,connect as h2connect } from 'node:http2';
+import { type ClientHttp2Session, connect as h2connect } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 
@@ -36,17 +36,26 @@ export async function idleConnectionsScenario(counts = { tls: 400, tcp: 400, h2:
     };
     for (let i = 0; i < counts.tls; i++) {
       const s = tlsConnect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
-      s.on('error', () => undefined).once('secureConnect', () => open++).once('close', onClose).resume();
+      s.on('error', () => undefined)
+        .once('secureConnect', () => open++)
+        .once('close', onClose)
+        .resume();
       sockets.push(s);
     }
     for (let i = 0; i < counts.tcp; i++) {
       const s = netConnect({ host, port });
-      s.on('error', () => undefined).once('connect', () => open++).once('close', onClose).resume();
+      s.on('error', () => undefined)
+        .once('connect', () => open++)
+        .once('close', onClose)
+        .resume();
       sockets.push(s);
     }
     for (let i = 0; i < counts.h2; i++) {
       const s = h2connect(`https://${host}:${port}`, { rejectUnauthorized: false });
-      s.on('error', () => undefined).once('connect', () => open++).once('goaway', () => goaways++).once('close', onClose);
+      s.on('error', () => undefined)
+        .once('connect', () => open++)
+        .once('goaway', () => goaways++)
+        .once('close', onClose);
       sessions.push(s);
     }
     const total = counts.tls + counts.tcp + counts.h2;

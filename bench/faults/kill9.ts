@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { LevelStore } from '#controller/store/level.js';
-import { type Answer,startControllerProcess, startReviewLoad } from '#test/harness/controller-process.js';
+import { type Answer, startControllerProcess, startReviewLoad } from '#test/harness/controller-process.js';
 import { percentile } from '#test/harness/hostile-reviews.js';
 import { startRedis } from '#test/harness/redis.js';
 import { until } from '#test/harness/wait.js';

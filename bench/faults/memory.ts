@@ -14,7 +14,14 @@ export const DEPLOYMENT_NODE_OPTIONS = '--max-old-space-size=320';
 export async function memoryScenario(opts: { rounds?: number; flags?: string[] } = {}): Promise<FaultRow & { hostileStatuses: Record<string, number> }> {
   const proc = await startLocalProcess(opts.flags ?? [], { NODE_OPTIONS: DEPLOYMENT_NODE_OPTIONS });
   try {
-    const run = await hostileWave(proc.webhookUrl, { nested: 16, nestedBytes: 2 * 1024 * 1024, large: 48, largeBytes: Math.round(2.9 * 1024 * 1024), rounds: opts.rounds ?? 3, everyMs: 25 });
+    const run = await hostileWave(proc.webhookUrl, {
+      nested: 16,
+      nestedBytes: 2 * 1024 * 1024,
+      large: 48,
+      largeBytes: Math.round(2.9 * 1024 * 1024),
+      rounds: opts.rounds ?? 3,
+      everyMs: 25,
+    });
     const ok = run.ordinary.filter((a) => a.status === 200);
     const hostileStatuses: Record<string, number> = {};
     for (const a of run.hostile) hostileStatuses[String(a.status)] = (hostileStatuses[String(a.status)] ?? 0) + 1;
@@ -23,8 +30,14 @@ export async function memoryScenario(opts: { rounds?: number; flags?: string[] }
       reviewsAnswered: ok.length,
       reviewsSent: run.ordinary.length,
       crashes: proc.exited() ? 1 : 0,
-      p50: percentile(ok.map((a) => a.ms), 50),
-      p99: percentile(ok.map((a) => a.ms), 99),
+      p50: percentile(
+        ok.map((a) => a.ms),
+        50,
+      ),
+      p99: percentile(
+        ok.map((a) => a.ms),
+        99,
+      ),
       rssPeakMiB: proc.peakRssMiB(),
       recoverSeconds: run.recoverSeconds,
       hostileStatuses,

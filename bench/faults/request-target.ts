@@ -24,7 +24,11 @@ export async function requestTargetScenario(): Promise<FaultRow> {
     for (let round = 0; round < 3; round++) {
       for (const target of KILLER_TARGETS) {
         for (const method of ['GET', 'POST']) {
-          const o = await send(dialTcp(u.hostname, Number(u.port)), { name: `${method} ${target}`, chunks: [Buffer.from(`${method} ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`)] }, 5000);
+          const o = await send(
+            dialTcp(u.hostname, Number(u.port)),
+            { name: `${method} ${target}`, chunks: [Buffer.from(`${method} ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`)] },
+            5000,
+          );
           statuses.push(o.status !== undefined ? String(o.status) : o.hung ? 'hung' : 'closed');
         }
       }

@@ -17,7 +17,7 @@ import { putEmptyDictionaryScenario } from './put-empty-dictionary.ts';
 import { redisRefusesWritesScenario } from './redis-refuses-writes.ts';
 import { redisStoppedScenario } from './redis-stopped.ts';
 import { requestTargetScenario } from './request-target.ts';
-import { type FaultRow,formatTable } from './row.ts';
+import { type FaultRow, formatTable } from './row.ts';
 import { sentinelFailoverScenario } from './sentinel-failover.ts';
 import { shutdownDrainScenario } from './shutdown-drain.ts';
 
@@ -29,7 +29,12 @@ const SCENARIOS: Record<string, () => Promise<FaultRow>> = {
     const row = await memoryScenario();
     console.log(`memory: hostile reviews answered ${JSON.stringify(row.hostileStatuses)}`);
     const { hostileStatuses, ...rest } = row;
-    return { ...rest, notes: `hostile reviews answered ${Object.entries(hostileStatuses).map(([k, v]) => `${k}×${v}`).join(' ')}; target: up, RSS < 512 MiB, p99 ≤ 1 s → ${row.crashes === 0 && row.rssPeakMiB < 512 && row.p99 <= 1000 ? 'met' : 'NOT met'}` };
+    return {
+      ...rest,
+      notes: `hostile reviews answered ${Object.entries(hostileStatuses)
+        .map(([k, v]) => `${k}×${v}`)
+        .join(' ')}; target: up, RSS < 512 MiB, p99 ≤ 1 s → ${row.crashes === 0 && row.rssPeakMiB < 512 && row.p99 <= 1000 ? 'met' : 'NOT met'}`,
+    };
   },
   'request-target': requestTargetScenario,
   'kill9-embedded': () => kill9Scenario('embedded', KILL_RUNS),
@@ -59,7 +64,16 @@ for (const name of wanted.length > 0 ? wanted : Object.keys(SCENARIOS)) {
   } catch (e) {
     // one scenario that cannot finish is a row that says so, not the end of the suite
     console.error(`scenario ${name} failed:`, e);
-    rows.push({ scenario: name, reviewsAnswered: NaN, crashes: NaN, p50: NaN, p99: NaN, rssPeakMiB: NaN, recoverSeconds: NaN, notes: `did not finish: ${String((e as Error).message ?? e).split('\n')[0]}` });
+    rows.push({
+      scenario: name,
+      reviewsAnswered: NaN,
+      crashes: NaN,
+      p50: NaN,
+      p99: NaN,
+      rssPeakMiB: NaN,
+      recoverSeconds: NaN,
+      notes: `did not finish: ${String((e as Error).message ?? e).split('\n')[0]}`,
+    });
   }
   console.log(`scenario ${name}: ${((Date.now() - t) / 1000).toFixed(0)} s`);
 }
@@ -72,9 +86,9 @@ if (wanted.length === 0) {
     [
       `\`npx tsx bench/faults/run.ts\` (run on demand, about ${Math.round((Date.now() - started.getTime()) / 60_000)} minutes). Machine: nproc ${availableParallelism()}, kernel ${release()}, Node ${process.version}, ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC; load average ${load0.toFixed(1)} at the start and ${load1.toFixed(1)} at the end (the machine is shared with other work and the load generator shares its cores with the controller: latencies are noisy, compare each with its own baseline).`,
       '',
-      'How to read it: each row is one fault reproduced against a real controller process (local mode under tsx, real redis-server / redis-sentinel) with Pod reviews arriving at a steady rate. *Reviews answered* is answers / reviews sent (a review cut off by a kill -9 is sent but not answered; kube-apiserver applies the failurePolicy to it). *Lost* is mutation ids the webhook handed out that the log does not hold afterwards. *Crashes* counts exits nobody asked for. Latencies are of the reviews sent during the fault, with the same load\'s before the fault, in the same run, in parentheses. *Recover s* is from the end of the fault (or the restart) until the controller mutates/serves again; — where it never stopped. *Notes* carry each scenario\'s own figures, its target from issue 15 and whether this run met it.',
+      "How to read it: each row is one fault reproduced against a real controller process (local mode under tsx, real redis-server / redis-sentinel) with Pod reviews arriving at a steady rate. *Reviews answered* is answers / reviews sent (a review cut off by a kill -9 is sent but not answered; kube-apiserver applies the failurePolicy to it). *Lost* is mutation ids the webhook handed out that the log does not hold afterwards. *Crashes* counts exits nobody asked for. Latencies are of the reviews sent during the fault, with the same load's before the fault, in the same run, in parentheses. *Recover s* is from the end of the fault (or the restart) until the controller mutates/serves again; — where it never stopped. *Notes* carry each scenario's own figures, its target from issue 15 and whether this run met it.",
       '',
-      'Caveats: during a store fault (refusing writes, stopped, failover) reviews are admitted unmutated without waiting for the group commit, so they are faster than the baseline; the baseline p99 is the noisiest number here (a 1.5 s window on a shared machine). The kill -9 rows have no baseline: their latency is of whole runs, each starting right after a restart, and their recover time includes spawning Node with tsx. The idle-connections flood is opened from the load generator\'s own process, so its p99 includes the generator\'s own 1,000 TLS handshakes. The memory row measures ordinary reviews beside the hostile ones (no before-baseline).',
+      "Caveats: during a store fault (refusing writes, stopped, failover) reviews are admitted unmutated without waiting for the group commit, so they are faster than the baseline; the baseline p99 is the noisiest number here (a 1.5 s window on a shared machine). The kill -9 rows have no baseline: their latency is of whole runs, each starting right after a restart, and their recover time includes spawning Node with tsx. The idle-connections flood is opened from the load generator's own process, so its p99 includes the generator's own 1,000 TLS handshakes. The memory row measures ordinary reviews beside the hostile ones (no before-baseline).",
       '',
       table,
     ].join('\n'),

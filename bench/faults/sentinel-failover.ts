@@ -13,7 +13,18 @@ import type { FaultRow } from './row.ts';
 export async function sentinelFailoverScenario(rate = RATE): Promise<FaultRow> {
   const group = await startSentinelGroup({ replicas: 2, sentinels: 3, downAfterMs: 1000, failoverTimeoutMs: 2000 });
   try {
-    const c = await startControllerProcess(['--redis-sentinels', group.sentinelList, '--redis-master-name', group.masterName, '--redis-wait-replicas', '1', '--redis-wait-timeout', '1000ms', '--api-rate-limit', '0']);
+    const c = await startControllerProcess([
+      '--redis-sentinels',
+      group.sentinelList,
+      '--redis-master-name',
+      group.masterName,
+      '--redis-wait-replicas',
+      '1',
+      '--redis-wait-timeout',
+      '1000ms',
+      '--api-rate-limit',
+      '0',
+    ]);
     try {
       await setTeamKey(c);
       const load = startReviewLoad(c.webhookUrl, c.ca, rate);

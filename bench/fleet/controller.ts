@@ -22,7 +22,8 @@ const { config } = loadConfig(controllerSchema, {
 const running = await startController(config, {
   log: silentLogger,
   mode: 'local',
-  apiAuth: new StaticTokenAuthenticator('bench-admin'), authorizer: localAuthorizer,
+  apiAuth: new StaticTokenAuthenticator('bench-admin'),
+  authorizer: localAuthorizer,
   agentAuth: new SharedTokenAgentAuthenticator('bench-agent'),
 });
 // Time from the frame's arrival (ws 'message' event) to the registry holding it.

@@ -3,7 +3,7 @@
 // registry update, against the same controller idle (baseline) measured in the same run.
 // Targets (issue 5): ≤ 0.5 core, ≤ 500 MiB, p99 ≤ 50 ms with 2,000 agents.
 // BENCH_FLEET_AGENTS (default 2000), BENCH_FLEET_SECONDS (default 60) shorten it.
-import { type ChildProcess,fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -27,7 +27,10 @@ const IDLE_SECONDS = Math.min(20, SECONDS);
 function deploymentNodeOptions(): string {
   const file = join(REPO, 'manifests', 'controller', 'deployment.yaml');
   for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
-    const d = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } } } };
+    const d = doc.toJS() as {
+      kind?: string;
+      spec?: { template?: { spec?: { containers?: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } } };
+    };
     const env = d.kind === 'Deployment' ? d.spec?.template?.spec?.containers?.find((c) => c.name === 'controller')?.env : undefined;
     const value = env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
     if (value !== undefined) return value;
@@ -55,13 +58,28 @@ function reportFor(node: string, seq: number): INodeReport {
     timeUnixMs: Date.now(),
     seq,
     collectMs: 12,
-    node: { cpuCores: 16, cpuUsageCores: 5.2, cpuCoreUsage: Array.from({ length: 16 }, () => 0.3), load1: 4, memoryTotalBytes: 64 * 2 ** 30, memoryUsedBytes: 40 * 2 ** 30, cpuPressure: { someAvg10: 1.2 } },
+    node: {
+      cpuCores: 16,
+      cpuUsageCores: 5.2,
+      cpuCoreUsage: Array.from({ length: 16 }, () => 0.3),
+      load1: 4,
+      memoryTotalBytes: 64 * 2 ** 30,
+      memoryUsedBytes: 40 * 2 ** 30,
+      cpuPressure: { someAvg10: 1.2 },
+    },
     pods: Array.from({ length: 30 }, (_, p) => ({
       uid: `00000000-0000-0000-0000-${String(p).padStart(12, '0')}`,
       namespace: 'default',
       name: `app-${p}`,
       qos: 'burstable',
-      containers: Array.from({ length: 2 }, (_, c) => ({ id: `${p}${c}`.padEnd(64, 'a'), name: `c${c}`, runtime: 'containerd', cpuUsageCores: 0.1, cpuUsageSecondsTotal: 1000 + p, memoryWorkingSetBytes: 200 * 2 ** 20 })),
+      containers: Array.from({ length: 2 }, (_, c) => ({
+        id: `${p}${c}`.padEnd(64, 'a'),
+        name: `c${c}`,
+        runtime: 'containerd',
+        cpuUsageCores: 0.1,
+        cpuUsageSecondsTotal: 1000 + p,
+        memoryWorkingSetBytes: 200 * 2 ** 20,
+      })),
     })),
   };
 }
@@ -78,7 +96,9 @@ const nodeOptions = deploymentNodeOptions();
 // execArgv: [] — not the loader this bench runs under (tsx): the image runs plain node.
 const child = fork(controllerJs!, [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_OPTIONS: nodeOptions } });
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
-const { fleetUrl, caPem } = await new Promise<{ fleetUrl: string; caPem: string }>((r) => child.once('message', (m) => r(m as { fleetUrl: string; caPem: string })));
+const { fleetUrl, caPem } = await new Promise<{ fleetUrl: string; caPem: string }>((r) =>
+  child.once('message', (m) => r(m as { fleetUrl: string; caPem: string })),
+);
 
 // Baseline: the same controller, idle.
 await ask(child, 'mark', 'marked');
@@ -98,7 +118,9 @@ for (let i = 0; i < AGENTS; i += 50) {
       const ws = new WebSocket(fleetUrl, { ca: caPem, perMessageDeflate: false });
       sockets.push(ws);
       return new Promise<void>((resolve) => {
-        ws.once('open', () => ws.send(encodeEnvelope({ hello: { protocolVersion: 1, nodeName: node, agentVersion: 'bench', token: 'bench-agent', instanceId: node } })));
+        ws.once('open', () =>
+          ws.send(encodeEnvelope({ hello: { protocolVersion: 1, nodeName: node, agentVersion: 'bench', token: 'bench-agent', instanceId: node } })),
+        );
         ws.once('message', () => resolve()); // Welcome
         ws.once('error', () => {
           failed++;
@@ -114,11 +136,14 @@ console.log(`${sockets.length - failed} agents connected in ${connectSeconds.toF
 // Each agent reports every 10 s, spread evenly over the interval.
 await ask(child, 'mark', 'marked');
 const timers = sockets.map((ws, i) =>
-  setTimeout(() => {
-    const send = () => ws.readyState === WebSocket.OPEN && ws.send(frames[i % frames.length]!);
-    send();
-    timers[i] = setInterval(send, INTERVAL_MS) as unknown as NodeJS.Timeout;
-  }, (i * INTERVAL_MS) / sockets.length),
+  setTimeout(
+    () => {
+      const send = () => ws.readyState === WebSocket.OPEN && ws.send(frames[i % frames.length]!);
+      send();
+      timers[i] = setInterval(send, INTERVAL_MS) as unknown as NodeJS.Timeout;
+    },
+    (i * INTERVAL_MS) / sockets.length,
+  ),
 );
 await sleep(SECONDS * 1000);
 const busy = await ask<{ cores: number; rssBytes: number; peakRssBytes: number; latencies: number[]; connected: number }>(child, 'stats', 'stats');
@@ -133,7 +158,9 @@ const p50 = pct(busy.latencies, 0.5);
 const p99 = pct(busy.latencies, 0.99);
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
 const ok = (good: boolean) => (good ? 'met' : '**missed**');
-console.log(`busy: ${(busy.cores * 100).toFixed(1)} % of a core, RSS ${mib(busy.rssBytes)} MiB (peak ${mib(busy.peakRssBytes)}), ${busy.latencies.length} reports, p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms`);
+console.log(
+  `busy: ${(busy.cores * 100).toFixed(1)} % of a core, RSS ${mib(busy.rssBytes)} MiB (peak ${mib(busy.peakRssBytes)}), ${busy.latencies.length} reports, p50 ${p50.toFixed(3)} ms, p99 ${p99.toFixed(3)} ms`,
+);
 
 writeSection(
   'fleet',

@@ -10,7 +10,7 @@
 // profile (symbolized, the four formats rendered; target ≤ 2 s), and the agent's CPU and
 // peak RSS during a capture (the agent process and, separately, bpftrace).
 // BENCH_PROFILER_SECONDS (default 8) and BENCH_PROFILER_ROUNDS (default 5) change the length.
-import { type ChildProcess,fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release } from 'node:os';
@@ -106,7 +106,9 @@ async function main(): Promise<void> {
     for (const c of order) {
       const r = await runWorkload(binary, agent, c === 'base' ? undefined : Number(c));
       results[c].push(r);
-      console.log(`round ${round + 1}/${ROUNDS} ${c === 'base' ? 'no capture' : `${c} Hz`}: ${r.throughput.toExponential(4)} it/s, ${r.perCpuSecond.toExponential(4)} it/CPU-s${r.capture ? `, profile ready ${r.capture.readyAfterWindowMs.toFixed(0)} ms after the window, ${r.capture.samples} samples, ${r.capture.top}` : ''}`);
+      console.log(
+        `round ${round + 1}/${ROUNDS} ${c === 'base' ? 'no capture' : `${c} Hz`}: ${r.throughput.toExponential(4)} it/s, ${r.perCpuSecond.toExponential(4)} it/CPU-s${r.capture ? `, profile ready ${r.capture.readyAfterWindowMs.toFixed(0)} ms after the window, ${r.capture.samples} samples, ${r.capture.top}` : ''}`,
+      );
     }
   }
   agent.send({ type: 'stop' });
@@ -124,7 +126,7 @@ async function main(): Promise<void> {
     const caps = rs.map((r) => r.capture!);
     const slower = (1 - relCpu) * 100;
     return {
-      text: `| ${hz} Hz | ${pct(relCpu)} | ${pct(rel)} | ${median(caps.map((c) => c.readyAfterWindowMs)).toFixed(0)} ms (max ${Math.max(...caps.map((c) => c.readyAfterWindowMs)).toFixed(0)}) | ${median(caps.map((c) => c.agentCpuSeconds / c.wallSeconds) ).toFixed(3)} cores | ${median(caps.map((c) => c.bpftraceCpuSeconds / c.wallSeconds)).toFixed(3)} cores | ${(Math.max(...caps.map((c) => c.peakRssBytes)) / 2 ** 20).toFixed(0)} MiB | ${median(caps.map((c) => c.samples))} |`,
+      text: `| ${hz} Hz | ${pct(relCpu)} | ${pct(rel)} | ${median(caps.map((c) => c.readyAfterWindowMs)).toFixed(0)} ms (max ${Math.max(...caps.map((c) => c.readyAfterWindowMs)).toFixed(0)}) | ${median(caps.map((c) => c.agentCpuSeconds / c.wallSeconds)).toFixed(3)} cores | ${median(caps.map((c) => c.bpftraceCpuSeconds / c.wallSeconds)).toFixed(3)} cores | ${(Math.max(...caps.map((c) => c.peakRssBytes)) / 2 ** 20).toFixed(0)} MiB | ${median(caps.map((c) => c.samples))} |`,
       slower,
       ready: median(caps.map((c) => c.readyAfterWindowMs)),
     };
@@ -142,7 +144,7 @@ async function main(): Promise<void> {
     r49.text,
     r99.text,
     '',
-    'The overhead is judged on work per CPU-second of the workload\'s cgroup (sampling interrupts are charged to the interrupted task, so they show there), because wall-clock throughput on a shared machine mostly measures the other load. ' +
+    "The overhead is judged on work per CPU-second of the workload's cgroup (sampling interrupts are charged to the interrupted task, so they show there), because wall-clock throughput on a shared machine mostly measures the other load. " +
       `Targets: ≤ 2 % slower at 49 Hz — ${r49.slower <= 2 ? 'met' : 'NOT met'} (${r49.slower >= 0 ? `${r49.slower.toFixed(1)} % slower` : `no slowdown measurable: ${(-r49.slower).toFixed(1)} % faster, within the noise`}); profile ready ≤ 2 s after the window — ${Math.max(r49.ready, r99.ready) <= 2000 ? 'met' : 'NOT met'}. ` +
       '"Ready" = bpftrace printed its map and exited, stacks symbolized from .gopclntab, pprof/speedscope/folded/SVG rendered; it does not include the fleet-link round trip (one frame on loopback). ' +
       'Agent CPU is averaged over the whole capture (mostly idle while bpftrace samples in the kernel).',

@@ -49,7 +49,12 @@ try {
   const batchOf = (n: number) =>
     Array.from({ length: n }, () => {
       const id = String(seq++).padStart(10, '0');
-      return { type: 'put' as const, key: `mutations/${id}`, value: undefined, json: JSON.stringify({ id, kind: 'Pod', namespace: 'shop', verbs: ['labels'], patch: filler }) };
+      return {
+        type: 'put' as const,
+        key: `mutations/${id}`,
+        value: undefined,
+        json: JSON.stringify({ id, kind: 'Pod', namespace: 'shop', verbs: ['labels'], patch: filler }),
+      };
     });
   const samples = configs.map(() => [] as number[]);
   const failures = configs.map(() => 0);
@@ -83,7 +88,9 @@ try {
   const table = [
     '| batch | p50 (ms) | p99 (ms) | p50 vs no WAIT | p99 vs no WAIT | batches | WAIT short of replicas |',
     '|---|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.c.name} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.ratio50.toFixed(2)} | ${r.ratio99.toFixed(2)} | ${r.n} | ${r.failed} |`),
+    ...rows.map(
+      (r) => `| ${r.c.name} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.ratio50.toFixed(2)} | ${r.ratio99.toFixed(2)} | ${r.n} | ${r.failed} |`,
+    ),
   ].join('\n');
   console.log(table);
   writeSection(

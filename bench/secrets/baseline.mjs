@@ -22,7 +22,12 @@ export function startBaseline(socketPath, body) {
           for (const s of streams) s.write(line + '\n');
           return streams.size;
         },
-        stop: () => new Promise((r) => { for (const s of streams) s.destroy(); server.close(() => r()); server.closeAllConnections(); }),
+        stop: () =>
+          new Promise((r) => {
+            for (const s of streams) s.destroy();
+            server.close(() => r());
+            server.closeAllConnections();
+          }),
       }),
     ),
   );

@@ -28,9 +28,11 @@ if (mode === 'reads') {
         resolve();
       });
     });
-  await Promise.all(Array.from({ length: Number(a) }, async () => {
-    while (Date.now() < end) await one();
-  }));
+  await Promise.all(
+    Array.from({ length: Number(a) }, async () => {
+      while (Date.now() < end) await one();
+    }),
+  );
   console.log(JSON.stringify({ count, errors }));
   process.exit(0);
 }

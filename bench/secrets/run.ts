@@ -13,7 +13,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 import { buildNative } from '#test/harness/build-native.js';
-import { type PodCgroup,spawnInCgroup } from '#test/harness/cgroup.js';
+import { type PodCgroup, spawnInCgroup } from '#test/harness/cgroup.js';
 import { startWorld } from '#test/secrets-agent/world.js';
 
 import { writeSection } from '../lib/results.ts';
@@ -65,11 +65,25 @@ async function main(): Promise<void> {
   const baselineSocket = join(world.dir, 'baseline.sock');
   try {
     world.vault.put('secret/app/db', { password: 'bench-value-1', user: 'bench' });
-    const pod = await world.pod({ name: 'bench-1', annotation: { v: 1, role: 'app', containers: { app: { env: { DB_PASSWORD: 'vault:secret/app/db#password', DB_USER: 'vault:secret/app/db#user' } } }, files: { 'db.pass': 'vault:secret/app/db#password' } } });
+    const pod = await world.pod({
+      name: 'bench-1',
+      annotation: {
+        v: 1,
+        role: 'app',
+        containers: { app: { env: { DB_PASSWORD: 'vault:secret/app/db#password', DB_USER: 'vault:secret/app/db#user' } } },
+        files: { 'db.pass': 'vault:secret/app/db#password' },
+      },
+    });
     const token = await pod.token();
     const warm = await (await pod.client()).request({ path: '/v1/secrets', token, container: 'app' });
     if (warm.status !== 200) throw new Error(`warm-up read failed: ${JSON.stringify(warm.body)}`);
-    const baseline = await startBaseline(baselineSocket, JSON.stringify({ env: { DB_PASSWORD: { value: 'x'.repeat(13), version: 1, path: 'secret/app/db' }, DB_USER: { value: 'bench', version: 1, path: 'secret/app/db' } }, files: { 'db.pass': { value: 'x'.repeat(13), version: 1, path: 'secret/app/db' } } }));
+    const baseline = await startBaseline(
+      baselineSocket,
+      JSON.stringify({
+        env: { DB_PASSWORD: { value: 'x'.repeat(13), version: 1, path: 'secret/app/db' }, DB_USER: { value: 'bench', version: 1, path: 'secret/app/db' } },
+        files: { 'db.pass': { value: 'x'.repeat(13), version: 1, path: 'secret/app/db' } },
+      }),
+    );
 
     // Reads: alternate to spread machine noise over both.
     const agentReads: number[] = [];
@@ -92,7 +106,9 @@ async function main(): Promise<void> {
     const baseLat: number[] = [];
     for (let v = 2; v < 2 + ROTATIONS; v++) {
       const t0 = performance.timeOrigin + performance.now();
-      baseline.broadcast(JSON.stringify({ path: 'secret/app/db', version: v, env: { DB_PASSWORD: { value: 'x'.repeat(13), version: v, path: 'secret/app/db' } }, files: {} }));
+      baseline.broadcast(
+        JSON.stringify({ path: 'secret/app/db', version: v, env: { DB_PASSWORD: { value: 'x'.repeat(13), version: v, path: 'secret/app/db' } }, files: {} }),
+      );
       const got = await nextJson(bwatch.lines);
       baseLat.push(got.last! - t0);
     }

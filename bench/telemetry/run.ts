@@ -24,7 +24,7 @@ import { requireTool, runTool } from '#test/harness/tools.js';
 import { quantile } from '#test/telemetry/fixture.js';
 
 import { writeSection } from '../lib/results.ts';
-import { generate, type Traces,writeOpenMetrics } from './traces.ts';
+import { generate, type Traces, writeOpenMetrics } from './traces.ts';
 
 const WORKLOADS = Number(process.env.BENCH_TELEMETRY_WORKLOADS ?? 1000);
 const PODS = Number(process.env.BENCH_TELEMETRY_PODS ?? 10);
@@ -55,7 +55,15 @@ async function main(): Promise<void> {
     const samples = await writeOpenMetrics(tr, join(home, 'history.om'), RATE);
     const writeMs = ms(t0);
     t0 = Date.now();
-    await runTool(requireTool('promtool', 'prometheus'), ['tsdb', 'create-blocks-from', 'openmetrics', '--quiet', '--max-block-duration=744h', join(home, 'history.om'), prom.dataDir]);
+    await runTool(requireTool('promtool', 'prometheus'), [
+      'tsdb',
+      'create-blocks-from',
+      'openmetrics',
+      '--quiet',
+      '--max-block-duration=744h',
+      join(home, 'history.om'),
+      prom.dataDir,
+    ]);
     const promtoolMs = ms(t0);
     await rm(join(home, 'history.om'));
     await prom.restart();
@@ -69,13 +77,41 @@ async function main(): Promise<void> {
       const rsName = `${w.name}-${w.rs}`;
       const cpuReq = `${Math.round(w.cpuBase * 2000)}m`;
       const memReq = `${Math.round((w.memBase * 1.5) / 2 ** 20)}Mi`;
-      kube.put({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: w.name, namespace: w.namespace, uid: dUid }, spec: { replicas: w.pods.length, selector: { matchLabels: { app: w.name } }, template: { metadata: { labels: { app: w.name } }, spec: { containers: [{ name: 'app', image: 'example/app:1' }] } } } });
-      kube.put({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: rsName, namespace: w.namespace, uid: `rs-${w.name}`, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: w.name, uid: dUid, controller: true }] }, spec: { replicas: w.pods.length, selector: { matchLabels: { app: w.name } } } });
+      kube.put({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: w.name, namespace: w.namespace, uid: dUid },
+        spec: {
+          replicas: w.pods.length,
+          selector: { matchLabels: { app: w.name } },
+          template: { metadata: { labels: { app: w.name } }, spec: { containers: [{ name: 'app', image: 'example/app:1' }] } },
+        },
+      });
+      kube.put({
+        apiVersion: 'apps/v1',
+        kind: 'ReplicaSet',
+        metadata: {
+          name: rsName,
+          namespace: w.namespace,
+          uid: `rs-${w.name}`,
+          ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: w.name, uid: dUid, controller: true }],
+        },
+        spec: { replicas: w.pods.length, selector: { matchLabels: { app: w.name } } },
+      });
       for (const pod of w.pods) {
         kube.put({
-          apiVersion: 'v1', kind: 'Pod',
-          metadata: { name: pod, namespace: w.namespace, labels: { app: w.name }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rsName, uid: `rs-${w.name}`, controller: true }] },
-          spec: { nodeName: `node-${k++ % NODES}`, containers: [{ name: 'app', image: 'example/app:1', resources: { requests: { cpu: cpuReq, memory: memReq } } }] },
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            name: pod,
+            namespace: w.namespace,
+            labels: { app: w.name },
+            ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rsName, uid: `rs-${w.name}`, controller: true }],
+          },
+          spec: {
+            nodeName: `node-${k++ % NODES}`,
+            containers: [{ name: 'app', image: 'example/app:1', resources: { requests: { cpu: cpuReq, memory: memReq } } }],
+          },
           status: { phase: 'Running' },
         });
       }
@@ -83,7 +119,12 @@ async function main(): Promise<void> {
     log(`cluster stored in the API server double in ${ms(t0)} ms`);
 
     // Measured: model from informers, then every statistic from Prometheus.
-    const { config } = loadConfig(controllerSchema, { program: 'bench', argv: [], env: {}, defaults: { telemetryWindow: WINDOW * 1000, telemetryStep: STEP * 1000, telemetryRateWindow: RATE * 1000, confidenceHistory: WINDOW * 1000 } });
+    const { config } = loadConfig(controllerSchema, {
+      program: 'bench',
+      argv: [],
+      env: {},
+      defaults: { telemetryWindow: WINDOW * 1000, telemetryStep: STEP * 1000, telemetryRateWindow: RATE * 1000, confidenceHistory: WINDOW * 1000 },
+    });
     const settings = telemetrySettings(config);
     const kc = new KubeConfig();
     kc.loadFromFile(kube.kubeconfigPath);
@@ -96,18 +137,32 @@ async function main(): Promise<void> {
       modelMs = ms(tAll);
       return model.ownerLookup;
     });
-    const snapshot = await collectSnapshot(prom1, { window: { ...settings.window, recorded: true }, at: end, brainsets: settings.brainsets, peakThreshold: settings.peakThreshold, owners: modelReady });
+    const snapshot = await collectSnapshot(prom1, {
+      window: { ...settings.window, recorded: true },
+      at: end,
+      brainsets: settings.brainsets,
+      peakThreshold: settings.peakThreshold,
+      owners: modelReady,
+    });
     const statsMs = ms(tAll);
     const totalMs = ms(tAll);
     // The same without recording rules (rate() in subqueries), for comparison.
     const prom2 = new PrometheusClient(prom.url, { timeoutMs: 300_000 });
     t0 = Date.now();
-    const raw = await collectSnapshot(prom2, { window: settings.window, at: end, brainsets: settings.brainsets, peakThreshold: settings.peakThreshold, owners: model.ownerLookup });
+    const raw = await collectSnapshot(prom2, {
+      window: settings.window,
+      at: end,
+      brainsets: settings.brainsets,
+      peakThreshold: settings.peakThreshold,
+      owners: model.ownerLookup,
+    });
     const rawMs = ms(t0);
     log(`raw statistics (no recording rules) ${rawMs} ms, ${prom2.queries} queries, ${raw.workloads.length} workloads`);
     const view = model.view(snapshot);
     await model.stop();
-    log(`model ${modelMs} ms (${view.pods.length} pods, ${view.nodes.length} nodes, ${view.workloads.length} workloads), statistics ${statsMs} ms, ${prom1.queries} queries, ${snapshot.workloads.length} workload stats`);
+    log(
+      `model ${modelMs} ms (${view.pods.length} pods, ${view.nodes.length} nodes, ${view.workloads.length} workloads), statistics ${statsMs} ms, ${prom1.queries} queries, ${snapshot.workloads.length} workload stats`,
+    );
 
     const quality = compare(tr, snapshot, settings);
     const machine = `nproc ${cpus().length}, Node ${process.version}, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
@@ -128,7 +183,10 @@ async function main(): Promise<void> {
       '',
       '| method | requested CPU-hours | vs declared | CPU minutes above request | memory GiB-hours requested | memory minutes above request |',
       '|---|---:|---:|---:|---:|---:|',
-      ...quality.map((q) => `| ${q.name} | ${q.cpuHours.toFixed(0)} | ${(q.cpuHours / quality[0]!.cpuHours).toFixed(2)} | ${q.cpuMinutesAbove.toFixed(0)} | ${q.memGiBHours.toFixed(0)} | ${q.memMinutesAbove.toFixed(0)} |`),
+      ...quality.map(
+        (q) =>
+          `| ${q.name} | ${q.cpuHours.toFixed(0)} | ${(q.cpuHours / quality[0]!.cpuHours).toFixed(2)} | ${q.cpuMinutesAbove.toFixed(0)} | ${q.memGiBHours.toFixed(0)} | ${q.memMinutesAbove.toFixed(0)} |`,
+      ),
       '',
       `Nemutator: peak hours request p95 of peak usage × 1.15, off-peak hours p90 of off-peak usage × 1.10, memory max × 1.15 (the defaults), per Deployment pooled as documented (max of the pods' quantiles). VPA-style: CPU and memory p90 × 1.15 over the whole day, pooled over the Deployment's pods. krr-style: CPU p95 and memory max × 1.15. Declared: the requests in the pod specs (2 × the base CPU, 1.5 × the base memory).`,
     ].join('\n');
@@ -157,8 +215,20 @@ function compare(tr: Traces, snapshot: Awaited<ReturnType<typeof collectSnapshot
   type Requests = (t: number) => { cpu: number; memory: number };
   const methods: Array<{ name: string; per: (w: Traces['workloads'][number], pooledCpu: number[], pooledMem: number[]) => Requests }> = [
     { name: 'declared requests', per: (w) => () => ({ cpu: Math.round(w.cpuBase * 2000) / 1000, memory: Math.round((w.memBase * 1.5) / 2 ** 20) * 2 ** 20 }) },
-    { name: 'VPA-style (P90 × 1.15)', per: (_, c, m) => { const r = { cpu: quantile(0.9, c) * 1.15, memory: quantile(0.9, m) * 1.15 }; return () => r; } },
-    { name: 'krr-style (CPU p95, memory max × 1.15)', per: (_, c, m) => { const r = { cpu: quantile(0.95, c), memory: Math.max(...m) * 1.15 }; return () => r; } },
+    {
+      name: 'VPA-style (P90 × 1.15)',
+      per: (_, c, m) => {
+        const r = { cpu: quantile(0.9, c) * 1.15, memory: quantile(0.9, m) * 1.15 };
+        return () => r;
+      },
+    },
+    {
+      name: 'krr-style (CPU p95, memory max × 1.15)',
+      per: (_, c, m) => {
+        const r = { cpu: quantile(0.95, c), memory: Math.max(...m) * 1.15 };
+        return () => r;
+      },
+    },
     {
       name: 'Nemutator peak/off-peak brainsets',
       per: (w) => {

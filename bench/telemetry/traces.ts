@@ -3,7 +3,7 @@
 // large for one string) for `promtool tsdb create-blocks-from openmetrics`.
 import { createWriteStream } from 'node:fs';
 
-import { isPeak,noise } from '#test/telemetry/fixture.js';
+import { isPeak, noise } from '#test/telemetry/fixture.js';
 
 export type Shape = 'steady' | 'diurnal' | 'spiky';
 
@@ -40,7 +40,15 @@ export function generate(opts: { workloads: number; podsPerWorkload: number; sta
   const podIndex = new Map<string, number>();
   for (let w = 0; w < opts.workloads; w++) {
     const shape = shapes[w % shapes.length]!;
-    const wl: Workload = { namespace: `team-${w % 20}`, name: `svc-${w}`, rs: word(w + 7, 9), shape, cpuBase: 0.05 + noise(w, 1) * 0.5, memBase: (64 + noise(w, 2) * 960) * 2 ** 20, pods: [] };
+    const wl: Workload = {
+      namespace: `team-${w % 20}`,
+      name: `svc-${w}`,
+      rs: word(w + 7, 9),
+      shape,
+      cpuBase: 0.05 + noise(w, 1) * 0.5,
+      memBase: (64 + noise(w, 2) * 960) * 2 ** 20,
+      pods: [],
+    };
     for (let p = 0; p < opts.podsPerWorkload; p++) {
       const pod = `${wl.name}-${wl.rs}-${word(w * 100 + p + 13, 5)}`;
       wl.pods.push(pod);

@@ -15,8 +15,19 @@ import { DEFAULT_CHAIN, runChain } from '#controller/mutators/chain.js';
 import { RatioSource } from '#controller/mutators/resources.js';
 import { MUTATION_LABEL } from '#controller/mutators/types.js';
 
-export function ceilingServer(tls: { cert: string; key: string }, bodies: readonly string[], dictionary: Record<string, string>, ratio: { cpu: number; memory: number }): Server {
-  const ctx = { kind: 'Pod' as const, operation: 'CREATE' as const, namespace: 'shop', dictionary: new Map(Object.entries(dictionary)), recommendations: [new RatioSource(ratio)] };
+export function ceilingServer(
+  tls: { cert: string; key: string },
+  bodies: readonly string[],
+  dictionary: Record<string, string>,
+  ratio: { cpu: number; memory: number },
+): Server {
+  const ctx = {
+    kind: 'Pod' as const,
+    operation: 'CREATE' as const,
+    namespace: 'shop',
+    dictionary: new Map(Object.entries(dictionary)),
+    recommendations: [new RatioSource(ratio)],
+  };
   const memo = new Map<string, { forward: string; reverse: string }>();
   for (const body of bodies) {
     const object = decodeAdmissionReview(Buffer.from(body)).object!;
@@ -36,10 +47,18 @@ export function ceilingServer(tls: { cert: string; key: string }, bodies: readon
       const id = mutationId();
       const forward = `${m.forward},{"op":"add","path":"${labelPath}","value":"${id}"}]`;
       const reverse = `${m.reverse},{"op":"remove","path":"${labelPath}"}]`;
-      sink.push(`{"id":"${id}","reviewUid":${JSON.stringify(r.uid)},"kind":"Pod","namespace":"shop","operation":"CREATE","patch":${forward},"reversePatch":${reverse},"time":"${new Date().toISOString()}"}`);
+      sink.push(
+        `{"id":"${id}","reviewUid":${JSON.stringify(r.uid)},"kind":"Pod","namespace":"shop","operation":"CREATE","patch":${forward},"reversePatch":${reverse},"time":"${new Date().toISOString()}"}`,
+      );
       if (sink.length >= 256) sink.length = 0;
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: r.uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(forward).toString('base64'), auditAnnotations: { mutation: id } } }));
+      res.end(
+        JSON.stringify({
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          response: { uid: r.uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(forward).toString('base64'), auditAnnotations: { mutation: id } },
+        }),
+      );
     });
   });
 }

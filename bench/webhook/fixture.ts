@@ -17,7 +17,10 @@ export function pod(i: number): Record<string, unknown> {
     resources: { limits: { cpu: '1', memory: '1Gi' }, requests: { cpu: '1', memory: '1Gi' } },
     readinessProbe: { httpGet: { path: '/ready', port: 8080 }, periodSeconds: 5 },
     livenessProbe: { httpGet: { path: '/live', port: 8080 }, periodSeconds: 10 },
-    volumeMounts: [{ name: 'config', mountPath: '/etc/app' }, { name: 'kube-api-access', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true }],
+    volumeMounts: [
+      { name: 'config', mountPath: '/etc/app' },
+      { name: 'kube-api-access', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true },
+    ],
     terminationMessagePath: '/dev/termination-log',
     imagePullPolicy: 'IfNotPresent',
   });
@@ -33,8 +36,18 @@ export function pod(i: number): Record<string, unknown> {
     },
     spec: {
       containers: [container('app', 'registry.example.com:5000/shop/checkout:1.4.2'), container('proxy', 'envoyproxy/envoy:v1.29.0')],
-      initContainers: [{ name: 'migrate', image: 'registry.example.com:5000/shop/checkout:1.4.2', command: ['migrate'], env: [{ name: 'DATABASE_URL', value: 'nemu_env_db' }] }],
-      volumes: [{ name: 'config', configMap: { name: 'checkout' } }, { name: 'kube-api-access', projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } }] } }],
+      initContainers: [
+        {
+          name: 'migrate',
+          image: 'registry.example.com:5000/shop/checkout:1.4.2',
+          command: ['migrate'],
+          env: [{ name: 'DATABASE_URL', value: 'nemu_env_db' }],
+        },
+      ],
+      volumes: [
+        { name: 'config', configMap: { name: 'checkout' } },
+        { name: 'kube-api-access', projected: { sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } }] } },
+      ],
       serviceAccountName: 'checkout',
       tolerations: [{ key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 }],
       restartPolicy: 'Always',
@@ -47,7 +60,15 @@ export function review(i: number): string {
   return JSON.stringify({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
-    request: { uid: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`, kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, operation: 'CREATE', namespace: 'shop', userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' }, object: pod(i) },
+    request: {
+      uid: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      operation: 'CREATE',
+      namespace: 'shop',
+      userInfo: { username: 'system:serviceaccount:kube-system:replicaset-controller' },
+      object: pod(i),
+    },
   });
 }
 
@@ -61,5 +82,10 @@ export const DICTIONARY: Readonly<Record<string, string>> = {
   nemu_env_cache: 'redis://cache.shop.svc:6379/0',
   'nemu_image_shop/checkout': '1.4.3',
   nemu_image_envoy: `sha256:${'e'.repeat(64)}`,
-  nemu_tolerations: JSON.stringify([{ match: { namespace: 'shop', labels: { 'example.com/team': 'payments' } }, tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'payments', effect: 'NoSchedule' }] }]),
+  nemu_tolerations: JSON.stringify([
+    {
+      match: { namespace: 'shop', labels: { 'example.com/team': 'payments' } },
+      tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'payments', effect: 'NoSchedule' }],
+    },
+  ]),
 };

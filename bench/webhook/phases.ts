@@ -13,9 +13,20 @@ export interface PhaseCosts {
   ops: number;
 }
 
-export function measurePhases(bodies: readonly string[], dictionary: Record<string, string>, ratio: { cpu: number; memory: number }, reviews = 20_000): PhaseCosts {
+export function measurePhases(
+  bodies: readonly string[],
+  dictionary: Record<string, string>,
+  ratio: { cpu: number; memory: number },
+  reviews = 20_000,
+): PhaseCosts {
   const buffers = bodies.map((b) => Buffer.from(b));
-  const ctx = { kind: 'Pod' as const, operation: 'CREATE' as const, namespace: 'shop', dictionary: new Map(Object.entries(dictionary)), recommendations: [new RatioSource(ratio)] };
+  const ctx = {
+    kind: 'Pod' as const,
+    operation: 'CREATE' as const,
+    namespace: 'shop',
+    dictionary: new Map(Object.entries(dictionary)),
+    recommendations: [new RatioSource(ratio)],
+  };
   const us = { decode: 0, keys: 0, chain: 0, diff: 0, verify: 0, encode: 0 };
   let ops = 0;
   // The first pass warms the JIT; the second is the one reported.

@@ -61,7 +61,16 @@ function load(url: string, mode: 'closed' | 'open', bodies: string[], seconds = 
       resolve({ ...(m as Omit<LoadResult, 'serverCpuSeconds'>), serverCpuSeconds: (cpu.user + cpu.system) / 1e6 });
     });
     child.once('error', reject);
-    child.send({ url, mode, concurrency: CONCURRENCY, rate: RATE, durationMs: seconds * 1000, bodies, warmupMs: 1000, warmSockets: mode === 'closed' ? CONCURRENCY : 8 });
+    child.send({
+      url,
+      mode,
+      concurrency: CONCURRENCY,
+      rate: RATE,
+      durationMs: seconds * 1000,
+      bodies,
+      warmupMs: 1000,
+      warmSockets: mode === 'closed' ? CONCURRENCY : 8,
+    });
   });
 }
 
@@ -90,10 +99,17 @@ async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
  * with the load generator's, not with the bare server's.
  */
 function bound(bare: { tput: LoadResult; cpuUs: number }, nemu: { tput: LoadResult; cpuUs: number }): string {
-  const cores = (r: { tput: LoadResult; cpuUs: number }) => ({ server: (r.cpuUs * r.tput.done) / 1e6 / r.tput.seconds, load: r.tput.cpuSeconds / r.tput.seconds });
+  const cores = (r: { tput: LoadResult; cpuUs: number }) => ({
+    server: (r.cpuUs * r.tput.done) / 1e6 / r.tput.seconds,
+    load: r.tput.cpuSeconds / r.tput.seconds,
+  });
   const what = (r: { tput: LoadResult; cpuUs: number }) => {
     const c = cores(r);
-    return c.load >= 0.9 && c.load >= c.server ? 'the load process (one busy core)' : c.server >= 0.9 ? 'the server itself (one busy core)' : 'neither process alone (the machine\'s cores are shared)';
+    return c.load >= 0.9 && c.load >= c.server
+      ? 'the load process (one busy core)'
+      : c.server >= 0.9
+        ? 'the server itself (one busy core)'
+        : "neither process alone (the machine's cores are shared)";
   };
   const capacity = 1e6 / nemu.cpuUs;
   return `The baseline run was bound by ${what(bare)}, nemutator's by ${what(nemu)}: at ${nemu.cpuUs.toFixed(0)} µs of CPU per review, one nemutator process answers at most ~${capacity.toFixed(0)} reviews/s per core, against ${(1e6 / bare.cpuUs).toFixed(0)} for the bare server.`;
@@ -112,9 +128,28 @@ async function main(): Promise<void> {
       program: 'bench',
       argv: [],
       env: {},
-      defaults: { host: '127.0.0.1', stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, dictionary: 'redis', redisUrl: redis.url, resourceRatio: 'cpu=4,memory=2', logLevel: 'warn', admissionMemoEntries },
+      defaults: {
+        host: '127.0.0.1',
+        stateDir,
+        webhookPort: 0,
+        apiPort: 0,
+        fleetPort: 0,
+        metricsDefaults: false,
+        dictionary: 'redis',
+        redisUrl: redis.url,
+        resourceRatio: 'cpu=4,memory=2',
+        logLevel: 'warn',
+        admissionMemoEntries,
+      },
     });
-    return startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() });
+    return startController(config, {
+      log: silentLogger,
+      mode: 'local',
+      apiAuth: new StaticTokenAuthenticator('t'),
+      authorizer: localAuthorizer,
+      agentAuth: new SharedTokenAgentAuthenticator('x'),
+      ...controllerFeatures(),
+    });
   };
   // The default (the chain memo on: the bench's Pods are replicas of 7 ReplicaSets, as
   // kube-apiserver sends them), and the same with the memo off: every review runs the chain.
@@ -123,7 +158,11 @@ async function main(): Promise<void> {
   const cold = await controller(0, join(dir, 'memo-off'));
   const dict = DICTIONARY;
   for (const [key, value] of Object.entries(dict)) {
-    const r = await fetch(`${c.apiUrl}/dictionary/${encodeURIComponent(key)}`, { method: 'PUT', headers: { authorization: 'Bearer t' }, body: JSON.stringify({ value }) });
+    const r = await fetch(`${c.apiUrl}/dictionary/${encodeURIComponent(key)}`, {
+      method: 'PUT',
+      headers: { authorization: 'Bearer t' },
+      body: JSON.stringify({ value }),
+    });
     if (!r.ok) throw new Error(`dictionary set ${key}: ${r.status}`);
   }
   const bare = createServer({ cert: c.tls.certPem, key: c.tls.keyPem }, (req, res) => {
@@ -143,7 +182,9 @@ async function main(): Promise<void> {
   await new Promise<void>((r) => ceiling.listen(0, '127.0.0.1', r));
   const ceilingUrl = `https://127.0.0.1:${(ceiling.address() as AddressInfo).port}/mutate`;
   // One check that the bench measures real mutation, not a pass-through.
-  const probe = await load(c.webhookUrl, 'closed', bodies.slice(0, 1)).then(() => fetch(`${c.apiUrl}/mutations?limit=1`, { headers: { authorization: 'Bearer t' } }).then((r) => r.json() as Promise<{ items: Array<{ verbs: string[] }> }>));
+  const probe = await load(c.webhookUrl, 'closed', bodies.slice(0, 1)).then(() =>
+    fetch(`${c.apiUrl}/mutations?limit=1`, { headers: { authorization: 'Bearer t' } }).then((r) => r.json() as Promise<{ items: Array<{ verbs: string[] }> }>),
+  );
   const verbs = probe.items[0]?.verbs.join(' ') ?? '(none)';
 
   const rows: string[] = [];
@@ -160,11 +201,25 @@ async function main(): Promise<void> {
     // over the measured window only: the load's 1 s warm-up is not divided by the measured reviews.
     const profiling = process.env.BENCH_WEBHOOK_PROFILE ? await startProfile() : undefined;
     const tput = await load(url, 'closed', bodies);
-    if (profiling) await profiling.stop(process.env.BENCH_WEBHOOK_PROFILE!.replace(/(\.cpuprofile)?$/, url === c.webhookUrl ? '.nemutator.cpuprofile' : url === cold.webhookUrl ? '.nemutator-memo-off.cpuprofile' : url === ceilingUrl ? '.ceiling.cpuprofile' : '.bare.cpuprofile'));
+    if (profiling)
+      await profiling.stop(
+        process.env.BENCH_WEBHOOK_PROFILE!.replace(
+          /(\.cpuprofile)?$/,
+          url === c.webhookUrl
+            ? '.nemutator.cpuprofile'
+            : url === cold.webhookUrl
+              ? '.nemutator-memo-off.cpuprofile'
+              : url === ceilingUrl
+                ? '.ceiling.cpuprofile'
+                : '.bare.cpuprofile',
+        ),
+      );
     const cpuUs = (tput.serverCpuSeconds * 1e6) / Math.max(1, tput.done);
     const lat = await load(url, 'open', bodies);
     results[name] = { tput, lat, cpuUs };
-    rows.push(`| ${name} | ${(tput.done / tput.seconds).toFixed(0)} | ${cpuUs.toFixed(0)} | ${(tput.serverCpuSeconds / tput.seconds).toFixed(2)} | ${(tput.cpuSeconds / tput.seconds).toFixed(2)} | ${pct(lat.latenciesMs, 50).toFixed(2)} | ${pct(lat.latenciesMs, 99).toFixed(2)} | ${tput.errors + lat.errors} |`);
+    rows.push(
+      `| ${name} | ${(tput.done / tput.seconds).toFixed(0)} | ${cpuUs.toFixed(0)} | ${(tput.serverCpuSeconds / tput.seconds).toFixed(2)} | ${(tput.cpuSeconds / tput.seconds).toFixed(2)} | ${pct(lat.latenciesMs, 50).toFixed(2)} | ${pct(lat.latenciesMs, 99).toFixed(2)} | ${tput.errors + lat.errors} |`,
+    );
   }
   const b = results['bare Node HTTPS (baseline)']!;
   const n = results['nemutator /mutate']!;
@@ -192,9 +247,13 @@ The ceiling row is the cheapest server that answers as nemutator does (\`bench/w
 
 CPU per review is this process's user + system CPU over the throughput run (the load runs in another process) divided by the reviews answered; it includes TLS, HTTP, GC and, for nemutator, the mutation log written to Redis. ${bound(b, n)}
 
-Where a review's CPU goes without HTTP (same process, no concurrency, ${phases.reviews} reviews, ${phases.ops} patch operations each): ${Object.entries(phases.us)
+Where a review's CPU goes without HTTP (same process, no concurrency, ${phases.reviews} reviews, ${phases.ops} patch operations each): ${Object.entries(
+    phases.us,
+  )
     .map(([k, v]) => `${k} ${v.toFixed(1)} µs`)
-    .join(', ')}; ${inProcess.toFixed(0)} µs in all. decode is JSON.parse, which the baseline does too; keys gathers the dictionary keys, chain runs the eight mutators, diff makes the forward and reverse patches, verify applies the forward patch copy-on-write and compares, encode is the answer's base64 patch and the log entry's JSON.
+    .join(
+      ', ',
+    )}; ${inProcess.toFixed(0)} µs in all. decode is JSON.parse, which the baseline does too; keys gathers the dictionary keys, chain runs the eight mutators, diff makes the forward and reverse patches, verify applies the forward patch copy-on-write and compares, encode is the answer's base64 patch and the log entry's JSON.
 
 Targets: throughput ≥ 0.5 × baseline (${ratio.toFixed(2)} ×: ${ratio >= 0.5 ? 'met' : '**missed**'}), p99 ≤ 5 ms at ${RATE} reviews/s (${p99.toFixed(2)} ms: ${p99 <= 5 ? 'met' : '**missed**'}).
 `;

@@ -103,7 +103,12 @@ export function parseDuration(text: string): number | undefined {
 }
 
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -358,7 +363,11 @@ export function loadConfig<S extends Schema>(schema: S, opts: LoadOptions): Load
 
 /** Help text generated from the schema. */
 export function help(schema: Schema, program: string, usage = ''): string {
-  const lines = [`Usage: ${program}${usage ? ' ' + usage : ' [flags]'}`, '', 'Flags (each also read from NEMUTATOR_<KEY>, or from a YAML file given by --config):'];
+  const lines = [
+    `Usage: ${program}${usage ? ' ' + usage : ' [flags]'}`,
+    '',
+    'Flags (each also read from NEMUTATOR_<KEY>, or from a YAML file given by --config):',
+  ];
   for (const [key, spec] of Object.entries(schema)) {
     lines.push(`  ${flagName(key)} <${spec.form}>`);
     lines.push(`      ${spec.doc} (default ${spec.defaultText ?? spec.show(spec.default)}; env ${envName(key)})`);
@@ -371,7 +380,9 @@ export function referenceTable(schema: Schema): string {
   const rows = ['| key | flag | environment | default | form | meaning |', '|---|---|---|---|---|---|'];
   for (const [key, spec] of Object.entries(schema)) {
     const esc = (s: string) => s.replace(/\|/g, '\\|');
-    rows.push(`| \`${key}\` | \`${flagName(key)}\` | \`${envName(key)}\` | ${spec.defaultText ? esc(spec.defaultText) : '`' + esc(spec.show(spec.default)) + '`'} | ${esc(spec.form)} | ${esc(spec.doc)} |`);
+    rows.push(
+      `| \`${key}\` | \`${flagName(key)}\` | \`${envName(key)}\` | ${spec.defaultText ? esc(spec.defaultText) : '`' + esc(spec.show(spec.default)) + '`'} | ${esc(spec.form)} | ${esc(spec.doc)} |`,
+    );
   }
   return rows.join('\n');
 }

@@ -5,7 +5,7 @@
  * purpose; redaction is the safety net, not the plan.
  */
 import { createRequire } from 'node:module';
-import { type DestinationStream,type Logger, type LoggerOptions, pino } from 'pino';
+import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
 import type PinoPretty from 'pino-pretty';
 
 // pino-pretty is loaded only when asked for (local mode): the agent on every node never

@@ -13,7 +13,7 @@ import { ErrorCodes } from '#common/errors.js';
 import type { Logger } from '#common/log.js';
 import { VERSION } from '#common/version.js';
 
-import { type AdmissionHandler,passThroughHandler } from './admission/handler.ts';
+import { type AdmissionHandler, passThroughHandler } from './admission/handler.ts';
 import { AuditLog } from './audit/log.ts';
 import { registerAuditRoutes } from './audit/routes.ts';
 import type { CertificateBundle, ServingIdentity } from './certs/authority.ts';
@@ -22,12 +22,12 @@ import type { ControllerConfig } from './config.ts';
 import type { AgentAuthenticator } from './fleet/auth.ts';
 import { FleetHub } from './fleet/hub.ts';
 import { FleetRegistry } from './fleet/registry.ts';
-import { type ControllerMetrics,createControllerMetrics } from './metrics.ts';
+import { type ControllerMetrics, createControllerMetrics } from './metrics.ts';
 import { redisTargetOf } from './redis/target.ts';
 import type { Authorizer } from './server/access.ts';
 import { createApiServer } from './server/api.ts';
-import { applyHttp1Limits, closeGracefully, type ConnectionLimits,serverOptions } from './server/connections.ts';
-import { type Authenticator,NemuError, Router } from './server/router.ts';
+import { applyHttp1Limits, closeGracefully, type ConnectionLimits, serverOptions } from './server/connections.ts';
+import { type Authenticator, NemuError, Router } from './server/router.ts';
 import { createWebhookServer, type WebhookServer } from './server/webhook.ts';
 import { StoreHealth } from './store/health.ts';
 import { LevelStore } from './store/level.ts';
@@ -106,11 +106,22 @@ async function openStore(config: ControllerConfig): Promise<Store> {
   const target = redisTargetOf(config);
   const redis = config.store === 'redis' || (config.store === 'auto' && target !== undefined);
   if (!redis) {
-    if (config.redisWaitReplicas > 0) throw new NemuError(ErrorCodes.CONFIG, 'redisWaitReplicas is set but the store is not in Redis: set redisUrl or redisSentinels (and store redis or auto), or unset redisWaitReplicas');
+    if (config.redisWaitReplicas > 0)
+      throw new NemuError(
+        ErrorCodes.CONFIG,
+        'redisWaitReplicas is set but the store is not in Redis: set redisUrl or redisSentinels (and store redis or auto), or unset redisWaitReplicas',
+      );
     return LevelStore.open(join(config.stateDir, 'store'));
   }
-  if (!target) throw new NemuError(ErrorCodes.CONFIG, 'store is redis but neither redisUrl nor redisSentinels is set; set --redis-url, or --redis-sentinels with --redis-master-name, or use --store embedded');
-  return RedisStore.open(target, `${config.redisKeyPrefix}nemutator:store:`, { waitReplicas: config.redisWaitReplicas, waitTimeoutMs: config.redisWaitTimeout });
+  if (!target)
+    throw new NemuError(
+      ErrorCodes.CONFIG,
+      'store is redis but neither redisUrl nor redisSentinels is set; set --redis-url, or --redis-sentinels with --redis-master-name, or use --store embedded',
+    );
+  return RedisStore.open(target, `${config.redisKeyPrefix}nemutator:store:`, {
+    waitReplicas: config.redisWaitReplicas,
+    waitTimeoutMs: config.redisWaitTimeout,
+  });
 }
 
 function isLoopback(host: string): boolean {
@@ -131,7 +142,10 @@ function urlHost(host: string): string {
 export function servingIdentity(config: ControllerConfig): ServingIdentity {
   const svc = config.serviceName;
   const ns = config.namespace;
-  const extra = config.tlsDnsNames.split(',').map((s) => s.trim()).filter(Boolean);
+  const extra = config.tlsDnsNames
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return { dnsNames: [svc, `${svc}.${ns}`, `${svc}.${ns}.svc`, `${svc}.${ns}.svc.cluster.local`, 'localhost', ...extra], ips: ['127.0.0.1', '::1'] };
 }
 
@@ -139,7 +153,10 @@ export function servingIdentity(config: ControllerConfig): ServingIdentity {
 function defaultTlsSource(config: ControllerConfig, log: Logger): TlsSource {
   if (config.tlsCertFile || config.tlsKeyFile) {
     if (!config.tlsCertFile || !config.tlsKeyFile) {
-      throw new NemuError(ErrorCodes.CONFIG, 'tlsCertFile and tlsKeyFile go together: set both to use a mounted certificate, or neither to let the controller issue one');
+      throw new NemuError(
+        ErrorCodes.CONFIG,
+        'tlsCertFile and tlsKeyFile go together: set both to use a mounted certificate, or neither to let the controller issue one',
+      );
     }
     return new MountedTlsSource(config.tlsCertFile, config.tlsKeyFile, config.tlsCaFile || undefined, log);
   }
@@ -165,11 +182,24 @@ class Cleanups {
 }
 
 function connectionLimits(config: ControllerConfig): ConnectionLimits {
-  return { idleTimeoutMs: config.idleTimeout, headersTimeoutMs: config.headersTimeout, requestTimeoutMs: config.requestTimeout, maxConnections: config.maxConnections, maxHeaderBytes: config.maxHeaderBytes };
+  return {
+    idleTimeoutMs: config.idleTimeout,
+    headersTimeoutMs: config.headersTimeout,
+    requestTimeoutMs: config.requestTimeout,
+    maxConnections: config.maxConnections,
+    maxHeaderBytes: config.maxHeaderBytes,
+  };
 }
 
 /** The fleet hub on its own TLS port, so agents and the apiserver never share a listener. */
-function createFleet(config: ControllerConfig, deps: ControllerDeps, tls: CertificateBundle, metrics: ControllerMetrics, registry: FleetRegistry, cleanups: Cleanups) {
+function createFleet(
+  config: ControllerConfig,
+  deps: ControllerDeps,
+  tls: CertificateBundle,
+  metrics: ControllerMetrics,
+  registry: FleetRegistry,
+  cleanups: Cleanups,
+) {
   const connections = connectionLimits(config);
   const fleetServer = createHttpsServer({ cert: tls.certPem, key: tls.keyPem, minVersion: 'TLSv1.2', ...serverOptions(connections) });
   applyHttp1Limits(fleetServer, connections, { upgrades: true });
@@ -300,6 +330,18 @@ async function shutdown(config: ControllerConfig, log: Logger, life: Lifecycle, 
   await cleanups.run();
 }
 
+function swapCertificate(
+  fresh: ControllerParts['tls'],
+  parts: ControllerParts,
+  servers: Array<{ setCertificate(certPem: string, keyPem: string): void }>,
+  fleetServer: { setSecureContext(o: { cert: string; key: string }): void },
+): void {
+  parts.tls = fresh;
+  for (const s of servers) s.setCertificate(fresh.certPem, fresh.keyPem);
+  fleetServer.setSecureContext({ cert: fresh.certPem, key: fresh.keyPem });
+  parts.log.info({ notAfter: fresh.notAfter.toISOString() }, 'serving certificate replaced without a restart');
+}
+
 export async function startController(config: ControllerConfig, deps: ControllerDeps): Promise<RunningController> {
   const { log } = deps;
   const cleanups = new Cleanups(log);
@@ -313,7 +355,19 @@ export async function startController(config: ControllerConfig, deps: Controller
     const registry = new FleetRegistry(config.nodeStaleAfter);
     const { fleetServer, hub } = createFleet(config, deps, tls, metrics, registry, cleanups);
     const audit = createAudit(config, store, log, cleanups);
-    const parts: ControllerParts = { config, log, store, storeHealth: new StoreHealth(), metrics, registry, hub, tls, audit, isLeader: deps.isLeader ?? (() => true), onStop: (c) => cleanups.push(c) };
+    const parts: ControllerParts = {
+      config,
+      log,
+      store,
+      storeHealth: new StoreHealth(),
+      metrics,
+      registry,
+      hub,
+      tls,
+      audit,
+      isLeader: deps.isLeader ?? (() => true),
+      onStop: (c) => cleanups.push(c),
+    };
     const admission = deps.admission ? await deps.admission(parts) : passThroughHandler(log);
 
     const life: Lifecycle = { listening: false, draining: false, ready: () => life.listening && !life.draining };
@@ -329,13 +383,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     life.listening = true;
 
     // Renewed or reloaded certificates are swapped into the running servers.
-    tlsSource.start((fresh) => {
-      parts.tls = fresh;
-      webhook.setCertificate(fresh.certPem, fresh.keyPem);
-      fleetServer.setSecureContext({ cert: fresh.certPem, key: fresh.keyPem });
-      api.setCertificate(fresh.certPem, fresh.keyPem);
-      log.info({ notAfter: fresh.notAfter.toISOString() }, 'serving certificate replaced without a restart');
-    });
+    tlsSource.start((fresh) => swapCertificate(fresh, parts, [webhook, api], fleetServer));
 
     const host = urlHost(config.host);
     return {

@@ -18,12 +18,12 @@ import { watchNamespaceLabels } from './kube/namespaces.ts';
 import { MutationLog } from './mutations/log.ts';
 import { registerMutationRoutes } from './mutations/routes.ts';
 import { DEFAULT_CHAIN } from './mutators/chain.ts';
-import { parseRatioPolicy,RatioSource } from './mutators/resources.ts';
+import { parseRatioPolicy, RatioSource } from './mutators/resources.ts';
 import { withSecretsOptions } from './mutators/secrets.ts';
 import { registerProfiles } from './profiles/index.ts';
 import { registerSecretRoutes } from './secrets/routes.ts';
 import type { Router } from './server/router.ts';
-import { registerTelemetryRoutes, type TelemetryFeature,telemetryFeature } from './telemetry/feature.ts';
+import { registerTelemetryRoutes, type TelemetryFeature, telemetryFeature } from './telemetry/feature.ts';
 
 /** What admission and the routes share, per running controller. */
 interface AdmissionParts {
@@ -79,7 +79,18 @@ async function createAdmission(parts: ControllerParts, shared: AdmissionParts): 
   const telemetry = await telemetryFeature(parts, mutationLog);
   const podSecurityLevel = namespacePodSecurity(parts);
   const handler = createAdmissionHandler({
-    ...(podSecurityLevel ? { podSecurityLevel } : {}), log: parts.log.child({ component: 'admission' }), dictionary, mutationLog, skipRules, metrics: parts.metrics, chain, memoEntries: parts.config.admissionMemoEntries, deadlineMs: parts.config.dictionaryTimeout, ...(telemetry ? { telemetry: telemetry.source } : {}), ...(ratio ? { ratio } : {}) });
+    ...(podSecurityLevel ? { podSecurityLevel } : {}),
+    log: parts.log.child({ component: 'admission' }),
+    dictionary,
+    mutationLog,
+    skipRules,
+    metrics: parts.metrics,
+    chain,
+    memoEntries: parts.config.admissionMemoEntries,
+    deadlineMs: parts.config.dictionaryTimeout,
+    ...(telemetry ? { telemetry: telemetry.source } : {}),
+    ...(ratio ? { ratio } : {}),
+  });
   return { handler, telemetry };
 }
 
@@ -95,7 +106,12 @@ function namespacePodSecurity(parts: ControllerParts): ((namespace: string) => P
 function registerRoutes(router: Router, parts: ControllerParts, shared: AdmissionParts, telemetry: TelemetryFeature | undefined): void {
   registerDictionaryRoutes(router, shared.dictionary);
   registerSkipRuleRoutes(router, shared.skipRules);
-  registerMutationRoutes(router, { log: shared.mutationLog, skipRules: shared.skipRules, config: parts.config, logger: parts.log.child({ component: 'rollback' }) });
+  registerMutationRoutes(router, {
+    log: shared.mutationLog,
+    skipRules: shared.skipRules,
+    config: parts.config,
+    logger: parts.log.child({ component: 'rollback' }),
+  });
   registerTelemetryRoutes(router, parts, telemetry);
   registerProfiles(router, parts);
   registerSecretRoutes(router, { fleet: parts.hub, config: parts.config, log: parts.log.child({ component: 'secrets' }) });

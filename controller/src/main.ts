@@ -3,21 +3,36 @@
  * NEMUTATOR_* variables and flags; callers and agents authenticated by TokenReview.
  */
 import { hostname } from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
 
 import { help, loadConfig } from '#common/config.js';
-import { ErrorCodes, isNemuError,NemuError } from '#common/errors.js';
+import { ErrorCodes, isNemuError, NemuError } from '#common/errors.js';
 import { loadKubeConfig } from '#common/kube.js';
-import { createLogger } from '#common/log.js';
+import { createLogger, type Logger } from '#common/log.js';
 
 import { servingIdentity, startController } from './app.ts';
 import { ClusterTlsSource } from './certs/sources.ts';
-import { controllerSchema } from './config.ts';
+import { type ControllerConfig, controllerSchema } from './config.ts';
 import { controllerFeatures } from './features.ts';
 import { TokenReviewAgentAuthenticator } from './fleet/auth.ts';
 import { LeaderElector } from './kube/leader.ts';
 import { TokenReviewer } from './kube/tokenreview.ts';
 import { SubjectAccessReviewAuthorizer } from './server/access.ts';
 import { TokenReviewAuthenticator } from './server/auth.ts';
+
+/** Without a mounted certificate the replicas share a self-managed CA through a Secret. */
+function clusterTlsSource(config: ControllerConfig, kc: KubeConfig, leader: LeaderElector, log: Logger): ClusterTlsSource | undefined {
+  if (config.tlsCertFile || config.tlsKeyFile) return undefined;
+  return new ClusterTlsSource(kc, {
+    namespace: config.namespace,
+    secretName: config.tlsSecretName,
+    webhookConfigName: config.webhookConfigName,
+    caConfigMapName: config.caConfigMapName,
+    identity: servingIdentity(config),
+    isLeader: () => leader.isLeader,
+    log: log.child({ component: 'tls' }),
+  });
+}
 
 async function main(): Promise<void> {
   const { config, help: wantHelp } = loadConfig(controllerSchema, { program: 'nemutator-controller' });
@@ -28,25 +43,19 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.logLevel, pretty: config.logFormat === 'pretty', name: 'nemutator-controller' });
   const kc = loadKubeConfig(config.kubeconfig);
   if (!kc) {
-    throw new NemuError(ErrorCodes.CONFIG, 'no cluster: not running in a pod and --kubeconfig is empty. For a controller on this machine without a cluster, use local mode: npm start');
+    throw new NemuError(
+      ErrorCodes.CONFIG,
+      'no cluster: not running in a pod and --kubeconfig is empty. For a controller on this machine without a cluster, use local mode: npm start',
+    );
   }
   const identity = config.podName || hostname();
-  const apiAudiences = config.apiTokenAudiences.split(',').map((a) => a.trim()).filter(Boolean);
+  const apiAudiences = config.apiTokenAudiences
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
   const leader = new LeaderElector(kc, { namespace: config.namespace, name: config.leaseName, identity, log: log.child({ component: 'leader' }) });
   leader.start();
-  // Without a mounted certificate the replicas share a self-managed CA through a Secret.
-  const clusterTls =
-    config.tlsCertFile || config.tlsKeyFile
-      ? undefined
-      : new ClusterTlsSource(kc, {
-          namespace: config.namespace,
-          secretName: config.tlsSecretName,
-          webhookConfigName: config.webhookConfigName,
-          caConfigMapName: config.caConfigMapName,
-          identity: servingIdentity(config),
-          isLeader: () => leader.isLeader,
-          log: log.child({ component: 'tls' }),
-        });
+  const clusterTls = clusterTlsSource(config, kc, leader, log);
   // A new leader publishes caBundle at once rather than at the next poll.
   leader.on('started', () => void clusterTls?.reconcile().catch((e: Error) => log.warn({ err: e.message }, 'caBundle publication failed; will retry')));
   const running = await startController(config, {
@@ -56,7 +65,10 @@ async function main(): Promise<void> {
     ...(clusterTls ? { tls: clusterTls } : {}),
     apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc, apiAudiences.length > 0 ? { audiences: apiAudiences } : {})),
     authorizer: new SubjectAccessReviewAuthorizer(kc, { allowTtlMs: config.authzCacheTtl }),
-    agentAuth: new TokenReviewAgentAuthenticator(new TokenReviewer(kc, { audiences: ['nemutator'] }), { namespace: config.namespace, serviceAccount: config.agentServiceAccount }),
+    agentAuth: new TokenReviewAgentAuthenticator(new TokenReviewer(kc, { audiences: ['nemutator'] }), {
+      namespace: config.namespace,
+      serviceAccount: config.agentServiceAccount,
+    }),
     ...controllerFeatures(),
   });
   log.info({ webhook: running.webhookUrl, api: running.apiUrl, fleet: running.fleetUrl }, 'controller started');

@@ -2,7 +2,7 @@
  * The controller's Prometheus metrics, on its own registry (several controllers can live in
  * one test process). Other parts register their metrics here through `registry`.
  */
-import { collectDefaultMetrics,Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 
 export interface ControllerMetrics {
   registry: Registry;

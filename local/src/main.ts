@@ -9,11 +9,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { type RunningAgent,startAgent } from '#agent/app.js';
+import { type RunningAgent, startAgent } from '#agent/app.js';
 import { agentSchema } from '#agent/config.js';
 import type { SecretSource } from '#agent/secrets/source.js';
 import { describedAs, string, url } from '#common/config.js';
-import { type ConfigOf,help, loadConfig } from '#common/config.js';
+import { type ConfigOf, help, loadConfig } from '#common/config.js';
 import { isNemuError } from '#common/errors.js';
 import { createLogger } from '#common/log.js';
 import type { ControllerParts } from '#controller/app.js';
@@ -24,7 +24,7 @@ import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
 import { EmbeddedSecretStore } from '#controller/secrets/embedded.js';
 import { registerSecretValueRoutes } from '#controller/secrets/values-routes.js';
 import { localAuthorizer } from '#controller/server/access.js';
-import { generateToken,StaticTokenAuthenticator } from '#controller/server/auth.js';
+import { generateToken, StaticTokenAuthenticator } from '#controller/server/auth.js';
 import type { Router } from '#controller/server/router.js';
 
 import { embeddedSource, ensurePeercred, LocalPods, LocalTokenIssuer, localVaultSource, registerLocalPodRoutes } from './secrets.ts';
@@ -39,7 +39,10 @@ export const localSchema = {
   agentMetricsPort: agentSchema.metricsPort,
   socketPath: string('', "The agent's secrets socket, which `nemutator run` programs read their secrets from. Empty: <stateDir>/run/agent.sock."),
   vaultAddr: describedAs(
-    url('', 'Vault to read secrets from (with VAULT_TOKEN or ~/.vault-token) instead of the embedded store that `nemutator secrets put` writes. Empty: $VAULT_ADDR, else the embedded store.'),
+    url(
+      '',
+      'Vault to read secrets from (with VAULT_TOKEN or ~/.vault-token) instead of the embedded store that `nemutator secrets put` writes. Empty: $VAULT_ADDR, else the embedded store.',
+    ),
     '$VAULT_ADDR, else none',
   ),
   rotationInterval: agentSchema.rotationInterval,
@@ -96,7 +99,11 @@ function localRoutes(config: LocalConfig, secrets: LocalSecrets, log: ReturnType
     routes: (router: Router, parts: ControllerParts) => {
       features.routes(router, parts);
       if (!secrets.vaultAddr) secrets.store = new EmbeddedSecretStore(parts.store);
-      registerSecretValueRoutes(router, { store: secrets.store, vaultAddr: secrets.vaultAddr, log: log.child({ program: 'controller', component: 'secrets' }) });
+      registerSecretValueRoutes(router, {
+        store: secrets.store,
+        vaultAddr: secrets.vaultAddr,
+        log: log.child({ program: 'controller', component: 'secrets' }),
+      });
       registerLocalPodRoutes(router, {
         pods: secrets.pods,
         issuer: secrets.issuer,
@@ -110,7 +117,11 @@ function localRoutes(config: LocalConfig, secrets: LocalSecrets, log: ReturnType
   };
 }
 
-export async function startLocal(config: LocalConfig, log = createLogger({ level: config.logLevel, pretty: config.logFormat === 'pretty', name: 'nemutator' }), env: NodeJS.ProcessEnv = process.env): Promise<LocalMode> {
+export async function startLocal(
+  config: LocalConfig,
+  log = createLogger({ level: config.logLevel, pretty: config.logFormat === 'pretty', name: 'nemutator' }),
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<LocalMode> {
   const stateDir = resolve(config.stateDir);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const adminTokenFile = join(stateDir, 'admin-token');
@@ -120,7 +131,12 @@ export async function startLocal(config: LocalConfig, log = createLogger({ level
   const agentDefaults = loadConfig(agentSchema, { program: 'agent', argv: [], env: {} }).config;
   // Fails before anything listens when VAULT_ADDR is set without a token.
   const vault = vaultAddr ? localVaultSource(vaultAddr, env, agentDefaults.vaultTimeout) : undefined;
-  const secrets: LocalSecrets = { pods: new LocalPods(config.nodeName), issuer: await LocalTokenIssuer.create(), socketPath: resolve(config.socketPath || join(stateDir, 'run', 'agent.sock')), vaultAddr };
+  const secrets: LocalSecrets = {
+    pods: new LocalPods(config.nodeName),
+    issuer: await LocalTokenIssuer.create(),
+    socketPath: resolve(config.socketPath || join(stateDir, 'run', 'agent.sock')),
+    vaultAddr,
+  };
   const controller = await startController(
     { ...config, stateDir },
     {

@@ -16,12 +16,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
-import { exportJWK, generateKeyPair, type JSONWebKeySet, type JWK,SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, type JSONWebKeySet, type JWK, SignJWT } from 'jose';
 
 import { secretsError } from '#agent/secrets/errors.js';
 import { loadPeercred } from '#agent/secrets/peercred.js';
 import { parseRef, SECRETS_ANNOTATION } from '#agent/secrets/references.js';
-import { type SecretSource,vaultTokenSource } from '#agent/secrets/source.js';
+import { type SecretSource, vaultTokenSource } from '#agent/secrets/source.js';
 import { ErrorCodes, NemuError } from '#common/errors.js';
 import type { EmbeddedSecretStore } from '#controller/secrets/embedded.js';
 import type { Router } from '#controller/server/router.js';
@@ -80,7 +80,10 @@ export function localVaultSource(addr: string, env: NodeJS.ProcessEnv, timeoutMs
   const file = join(homedir(), '.vault-token');
   if (!token && existsSync(file)) token = readFileSync(file, 'utf8').trim();
   if (!token) {
-    throw new NemuError(ErrorCodes.CONFIG, `VAULT_ADDR is set (${addr}) but no Vault token: set VAULT_TOKEN or log in with the vault CLI (~/.vault-token); local mode reads secrets with it`);
+    throw new NemuError(
+      ErrorCodes.CONFIG,
+      `VAULT_ADDR is set (${addr}) but no Vault token: set VAULT_TOKEN or log in with the vault CLI (~/.vault-token); local mode reads secrets with it`,
+    );
   }
   return vaultTokenSource({ addr, authMount: 'kubernetes', timeoutMs }, token);
 }
@@ -103,7 +106,14 @@ export class LocalTokenIssuer {
   }
 
   issue(pod: { name: string; uid: string }, node: string, audience: string): Promise<string> {
-    return new SignJWT({ 'kubernetes.io': { namespace: LOCAL_NAMESPACE, serviceaccount: { name: SERVICE_ACCOUNT, uid: SERVICE_ACCOUNT }, pod: { name: pod.name, uid: pod.uid }, node: { name: node, uid: node } } })
+    return new SignJWT({
+      'kubernetes.io': {
+        namespace: LOCAL_NAMESPACE,
+        serviceaccount: { name: SERVICE_ACCOUNT, uid: SERVICE_ACCOUNT },
+        pod: { name: pod.name, uid: pod.uid },
+        node: { name: node, uid: node },
+      },
+    })
       .setProtectedHeader({ alg: 'ES256', kid: this.jwk.kid! })
       .setIssuer(ISSUER)
       .setSubject(`system:serviceaccount:${LOCAL_NAMESPACE}:${SERVICE_ACCOUNT}`)
@@ -166,8 +176,10 @@ export class LocalPods {
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(container)) throw bad('container must be a DNS label');
     const env = refs('env', req.env, /^[A-Za-z_][A-Za-z0-9_]*$/);
     const files = refs('files', req.files, /^(?!\.\.?$)[A-Za-z0-9_.-]+$/);
-    if (Object.keys(env).length + Object.keys(files).length === 0) throw bad('declare at least one env variable or file (--env NAME=vault:… or --file NAME=vault:…)');
-    if (req.rotateSignal !== undefined && (typeof req.rotateSignal !== 'string' || !SIGNALS.includes(req.rotateSignal))) throw bad(`rotateSignal must be one of ${SIGNALS.join(', ')}`);
+    if (Object.keys(env).length + Object.keys(files).length === 0)
+      throw bad('declare at least one env variable or file (--env NAME=vault:… or --file NAME=vault:…)');
+    if (req.rotateSignal !== undefined && (typeof req.rotateSignal !== 'string' || !SIGNALS.includes(req.rotateSignal)))
+      throw bad(`rotateSignal must be one of ${SIGNALS.join(', ')}`);
     const uid = randomUUID();
     const containerId = randomBytes(32).toString('hex');
     const name = `${base}-${uid.slice(0, 5)}`;
@@ -177,7 +189,10 @@ export class LocalPods {
       kind: 'Pod',
       metadata: { name, namespace: LOCAL_NAMESPACE, uid, annotations: { [SECRETS_ANNOTATION]: JSON.stringify(record) } },
       spec: { nodeName: this.nodeName, serviceAccountName: SERVICE_ACCOUNT, containers: [{ name: container }] },
-      status: { phase: 'Running', containerStatuses: [{ name: container, containerID: `containerd://${containerId}`, ready: true, restartCount: 0, image: 'local', imageID: '' }] },
+      status: {
+        phase: 'Running',
+        containerStatuses: [{ name: container, containerID: `containerd://${containerId}`, ready: true, restartCount: 0, image: 'local', imageID: '' }],
+      },
     };
     this.pods.set(uid, pod);
     return { pod, uid, containerId };
@@ -206,7 +221,16 @@ export function registerLocalPodRoutes(router: Router, deps: LocalPodRoutesDeps)
     const name = pod.metadata!.name!;
     req.audit({ pod: `${LOCAL_NAMESPACE}/${name}`, uid });
     const token = await deps.issuer.issue({ name, uid }, deps.nodeName, deps.audience);
-    const ticket: LocalPodTicket = { uid, namespace: LOCAL_NAMESPACE, name, container: pod.spec!.containers[0]!.name, containerId, token, socketPath: deps.socketPath, cgroupRoot: deps.cgroupRoot };
+    const ticket: LocalPodTicket = {
+      uid,
+      namespace: LOCAL_NAMESPACE,
+      name,
+      container: pod.spec!.containers[0]!.name,
+      containerId,
+      token,
+      socketPath: deps.socketPath,
+      cgroupRoot: deps.cgroupRoot,
+    };
     return { status: 201, body: ticket };
   });
   router.delete('/api/v1/local/pods/{uid}', { verb: 'delete', resource: 'localpods', scope: 'cluster' }, async (req) => {

@@ -19,7 +19,9 @@ const GOOD: Record<string, string> = {
   nemu_env_db: 'postgres://db:5432/app',
   nemu_image_ubuntu: `20.04@${SHA256}`,
   nemu_selectors_replace_list: '["nemu_label_team"]',
-  nemu_tolerations: JSON.stringify([{ match: { labels: { 'example.com/team': 'payments' } }, tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] }]),
+  nemu_tolerations: JSON.stringify([
+    { match: { labels: { 'example.com/team': 'payments' } }, tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] },
+  ]),
 };
 
 // [key, body, a fragment of the refusal naming the rule]
@@ -55,7 +57,8 @@ let auth: Record<string, string>;
 const insecure = insecureAgent();
 
 const url = (key: string) => `${api}/dictionary/${encodeURIComponent(key)}`;
-const put = (key: string, body: unknown) => fetch(url(key), { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const put = (key: string, body: unknown) =>
+  fetch(url(key), { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 const stored = async (key: string) => ((await (await fetch(url(key), { headers: auth })).json()) as { value: string }).value;
 
 beforeAll(async () => {

@@ -9,8 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LevelStore } from '#controller/store/level.js';
 import { RedisStore } from '#controller/store/redis.js';
 
-import { type Answer, type ControllerProcess,startControllerProcess, startReviewLoad } from '../harness/controller-process.ts';
-import { type RedisServer,startRedis } from '../harness/redis.ts';
+import { type Answer, type ControllerProcess, startControllerProcess, startReviewLoad } from '../harness/controller-process.ts';
+import { type RedisServer, startRedis } from '../harness/redis.ts';
 import { until } from '../harness/wait.ts';
 
 const RATE = 300;
@@ -156,7 +156,9 @@ describe('the mutation log cannot be written', () => {
     expect(await missing(ids, async (k) => (await store.get(k)) !== undefined)).toEqual([]);
     const failures = await (await c.api('/api/v1/status')).json();
     expect(failures).toMatchObject({ components: { store: 'open' } });
-    console.log(`refusing writes: not ready ${notReadyAfter} ms after the fault; mutating ${mutatingAfter} ms after recovery; ${during.length} reviews admitted unmutated; ${ids.length} ids answered, 0 missing`);
+    console.log(
+      `refusing writes: not ready ${notReadyAfter} ms after the fault; mutating ${mutatingAfter} ms after recovery; ${during.length} reviews admitted unmutated; ${ids.length} ids answered, 0 missing`,
+    );
   }, 60_000);
 
   // The 300 ms target is measured by bench/faults on a quiet machine; here the bound is
@@ -182,7 +184,9 @@ describe('the mutation log cannot be written', () => {
     const worst = p99(during.map((a) => a.ms));
     const lines = c.logs.filter((l) => l.at >= downAt && l.at <= upAt + 500);
     const seconds = (upAt + 500 - downAt) / 1000;
-    console.log(`redis stopped: ${during.length} reviews, p99 ${worst} ms (healthy p99 ${healthy} ms); ${lines.length} log lines in ${seconds.toFixed(1)} s: ${[...new Set(lines.map((l) => l.line.msg ?? l.line.raw))].join(' | ')}`);
+    console.log(
+      `redis stopped: ${during.length} reviews, p99 ${worst} ms (healthy p99 ${healthy} ms); ${lines.length} log lines in ${seconds.toFixed(1)} s: ${[...new Set(lines.map((l) => l.line.msg ?? l.line.raw))].join(' | ')}`,
+    );
     expect(worst).toBeLessThanOrEqual(Math.min(1500, Math.max(300, healthy + 2 * 200)));
     expect(lines.length).toBeLessThanOrEqual(Math.floor(seconds));
     for (const l of lines) expect(JSON.stringify(l.line)).not.toMatch(/\n\s+at /);

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
 import { localAuthorizer } from '#controller/server/access.js';
@@ -24,7 +24,14 @@ const agent = insecureAgent();
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-fuzz-'));
   const config = testControllerConfig({ stateDir: dir, maxReviewBytes: 64 * 1024, dictionary: 'embedded', resourceRatio: '2' });
-  c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() });
+  c = await startController(config, {
+    log: silentLogger,
+    mode: 'local',
+    apiAuth: new StaticTokenAuthenticator('t'),
+    authorizer: localAuthorizer,
+    agentAuth: new SharedTokenAgentAuthenticator('x'),
+    ...controllerFeatures(),
+  });
   await fetch(`${c.apiUrl}/dictionary/nemu_label_k`, { method: 'PUT', headers: { authorization: 'Bearer t' }, body: JSON.stringify({ value: 'team' }) });
 });
 afterAll(async () => {
@@ -43,7 +50,13 @@ const good = JSON.stringify({
     namespace: 'ns',
     object: {
       metadata: { name: 'd', labels: { nemu_label_k: 'v' }, annotations: { 'nemutator.io/skip-mutation': 'env' } },
-      spec: { selector: { matchLabels: { app: 'a' } }, template: { metadata: { labels: { app: 'a' } }, spec: { containers: [{ name: 'c', image: 'x:1', resources: { limits: { cpu: '1' } }, env: [{ name: 'E', value: 'nemu_env_e' }] }] } } },
+      spec: {
+        selector: { matchLabels: { app: 'a' } },
+        template: {
+          metadata: { labels: { app: 'a' } },
+          spec: { containers: [{ name: 'c', image: 'x:1', resources: { limits: { cpu: '1' } }, env: [{ name: 'E', value: 'nemu_env_e' }] }] },
+        },
+      },
     },
   },
 });
@@ -52,7 +65,17 @@ const good = JSON.stringify({
 const anything = fc.jsonValue({ maxDepth: 4 });
 const mangledReview = fc
   .record({
-    path: fc.constantFrom('request', 'request.object', 'request.object.metadata', 'request.object.spec', 'request.object.spec.template', 'request.object.spec.template.spec.containers', 'request.kind', 'request.object.metadata.labels', 'request.object.spec.template.spec.containers.0.env'),
+    path: fc.constantFrom(
+      'request',
+      'request.object',
+      'request.object.metadata',
+      'request.object.spec',
+      'request.object.spec.template',
+      'request.object.spec.template.spec.containers',
+      'request.kind',
+      'request.object.metadata.labels',
+      'request.object.spec.template.spec.containers.0.env',
+    ),
     value: anything,
   })
   .map(({ path, value }) => {

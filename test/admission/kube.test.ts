@@ -11,14 +11,14 @@ import fjp, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
 import { localAuthorizer } from '#controller/server/access.js';
 import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 
-import { apiFetch,testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { apiFetch, testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 
 const exec = promisify(execFile);
 let kube: KubeDouble;
@@ -34,7 +34,11 @@ async function kubectl(args: string[], stdin?: unknown): Promise<string> {
 }
 const getJson = async (what: string, name: string) => JSON.parse(await kubectl(['-n', NS, 'get', what, name, '-o', 'json'])) as Obj;
 async function api<T = Obj>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await apiFetch(c, c.apiUrl + path, { method, headers: { authorization: `Bearer ${TOKEN}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const res = await apiFetch(c, c.apiUrl + path, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}` },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   return { status: res.status, body: (res.status === 204 ? undefined : await res.json()) as T };
 }
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -42,8 +46,21 @@ type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-kube-adm-'));
   kube = await startKubeDouble();
-  const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'redis', redisUrl: inject('redisUrl'), redisKeyPrefix: `kube-${process.pid}:` });
-  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() });
+  const config = testControllerConfig({
+    stateDir: dir,
+    kubeconfig: kube.kubeconfigPath,
+    dictionary: 'redis',
+    redisUrl: inject('redisUrl'),
+    redisKeyPrefix: `kube-${process.pid}:`,
+  });
+  c = await startController(config, {
+    log: silentLogger,
+    mode: 'cluster',
+    apiAuth: new StaticTokenAuthenticator(TOKEN),
+    authorizer: localAuthorizer,
+    agentAuth: new SharedTokenAgentAuthenticator('x'),
+    ...controllerFeatures(),
+  });
   const dict: Record<string, string> = {
     nemu_label_team: 'example.com/team',
     nemu_label_value_pay: 'payments',
@@ -53,7 +70,12 @@ beforeAll(async () => {
     nemu_env_db: 'postgres://db.shop:5432',
     nemu_image_ubuntu: '20.04',
     nemu_selectors_replace_list: 'nemu_label_app',
-    nemu_tolerations: JSON.stringify([{ match: { namespace: NS, labels: { 'example.com/team': 'payments' } }, tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'payments', effect: 'NoSchedule' }] }]),
+    nemu_tolerations: JSON.stringify([
+      {
+        match: { namespace: NS, labels: { 'example.com/team': 'payments' } },
+        tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'payments', effect: 'NoSchedule' }],
+      },
+    ]),
   };
   for (const [key, value] of Object.entries(dict)) expect((await api('PUT', `/dictionary/${key}`, { value })).status).toBe(200);
   await kubectl(['apply', '-f', '-'], webhookConfiguration(c));
@@ -73,13 +95,21 @@ const deployment = (name: string, extra: Obj = {}) => ({
   spec: {
     replicas: 1,
     selector: { matchLabels: { 'app.kubernetes.io/name': name } },
-    template: { metadata: { labels: { 'app.kubernetes.io/name': name, nemu_label_team: 'nemu_label_value_pay' }, annotations: { nemu_anno_contact: 'ops' } }, spec: { containers: [container] } },
+    template: {
+      metadata: { labels: { 'app.kubernetes.io/name': name, nemu_label_team: 'nemu_label_value_pay' }, annotations: { nemu_anno_contact: 'ops' } },
+      spec: { containers: [container] },
+    },
   },
 });
 
 describe('admission through the API server double', () => {
   it('kubectl create of a Pod gets the documented mutations, and the mutation log holds them', async () => {
-    await kubectl(['create', '-f', '-'], { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'lonely', namespace: NS, labels: { nemu_label_team: 'nemu_label_value_pay' } }, spec: { containers: [container] } });
+    await kubectl(['create', '-f', '-'], {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'lonely', namespace: NS, labels: { nemu_label_team: 'nemu_label_value_pay' } },
+      spec: { containers: [container] },
+    });
     const pod = await getJson('pod', 'lonely');
     expect(pod.metadata.labels['example.com/team']).toBe('payments');
     expect(pod.metadata.labels.nemu_label_team).toBeUndefined();
@@ -121,7 +151,9 @@ describe('admission through the API server double', () => {
     expect(r.body).toMatchObject({ kind: 'Deployment', name: 'web', action: 'patched' });
     const restored = await getJson('deployment', 'web');
     expect(restored.metadata.labels).toEqual(original.metadata.labels);
-    expect(restored.spec.template).toEqual(fjp.applyPatch(structuredClone(mutated), structuredClone(entry.reversePatch as Operation[])).newDocument.spec.template);
+    expect(restored.spec.template).toEqual(
+      fjp.applyPatch(structuredClone(mutated), structuredClone(entry.reversePatch as Operation[])).newDocument.spec.template,
+    );
     expect(restored.spec.template.metadata).toEqual(original.spec.template.metadata);
     expect(restored.spec.template.spec.containers[0]).toMatchObject(container);
     // rolling back twice is refused
@@ -156,13 +188,24 @@ describe('admission through the API server double', () => {
     expect((await api<{ code: string }>('DELETE', `/skip-rules/${NS}/ReplicaSet/${owner}`)).body.code).toBe('NEMU_ERR_NOT_FOUND');
     await kubectl(['-n', NS, 'delete', 'pod', replacement.metadata.name, '--wait=false']);
     await expect
-      .poll(async () => (await mutatedPod()).filter((p) => p.metadata.name !== pod!.metadata.name && p.metadata.name !== replacement.metadata.name).map((p) => p.metadata.labels['example.com/team']), { timeout: 15_000 })
+      .poll(
+        async () =>
+          (await mutatedPod())
+            .filter((p) => p.metadata.name !== pod!.metadata.name && p.metadata.name !== replacement.metadata.name)
+            .map((p) => p.metadata.labels['example.com/team']),
+        { timeout: 15_000 },
+      )
       .toEqual(['payments']);
   });
 
   it('with the controller stopped, pods are still admitted (unmutated)', async () => {
     await c.stop();
-    await kubectl(['create', '-f', '-'], { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'while-down', namespace: NS, labels: { nemu_label_team: 'x' } }, spec: { containers: [container] } });
+    await kubectl(['create', '-f', '-'], {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'while-down', namespace: NS, labels: { nemu_label_team: 'x' } },
+      spec: { containers: [container] },
+    });
     const pod = await getJson('pod', 'while-down');
     expect(pod.metadata.labels).toEqual({ nemu_label_team: 'x' });
     expect(kube.webhookCalls.at(-1)?.outcome).toMatch(/^ignored/);

@@ -32,7 +32,12 @@ const review = {
     operation: 'CREATE',
     namespace: 'default',
     userInfo: { username: 'dev' },
-    object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hello', labels: { nemu_label_9f2c: 'checkout' } }, spec: { containers: [{ name: 'app', image: 'ubuntu:14.04' }] } },
+    object: {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'hello', labels: { nemu_label_9f2c: 'checkout' } },
+      spec: { containers: [{ name: 'app', image: 'ubuntu:14.04' }] },
+    },
   },
 };
 

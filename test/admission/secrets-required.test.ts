@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadKubeConfig } from '#common/kube.js';
 import { silentLogger } from '#common/log.js';
-import { type RunningController,servingIdentity, startController } from '#controller/app.js';
+import { type RunningController, servingIdentity, startController } from '#controller/app.js';
 import { ClusterTlsSource } from '#controller/certs/sources.js';
 import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
@@ -23,7 +23,7 @@ import { localAuthorizer } from '#controller/server/access.js';
 import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 
 import { testControllerConfig } from '../harness/controller.ts';
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 import { render } from '../manifests/render.ts';
 
@@ -58,7 +58,11 @@ function pod(name: string, labels: Record<string, string> = {}): V1Pod {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace: NS, labels: { app: 'billing', ...labels } },
-    spec: { containers: [{ name: 'app', image: 'busybox:1.36', command: ['/bin/billing'], env: [{ name: 'DB_PASSWORD', value: 'vault:secret/billing/db#password' }] }] },
+    spec: {
+      containers: [
+        { name: 'app', image: 'busybox:1.36', command: ['/bin/billing'], env: [{ name: 'DB_PASSWORD', value: 'vault:secret/billing/db#password' }] },
+      ],
+    },
   };
 }
 
@@ -99,7 +103,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-secrets-required-'));
   kube = await startKubeDouble({ controllers: false });
   core = loadKubeConfig(kube.kubeconfigPath)!.makeApiClient(CoreV1Api);
-  for (const name of ['nemutator', NS]) expect((await kubectl(['create', '-f', '-'], { apiVersion: 'v1', kind: 'Namespace', metadata: { name } })).code).toBe(0);
+  for (const name of ['nemutator', NS])
+    expect((await kubectl(['create', '-f', '-'], { apiVersion: 'v1', kind: 'Namespace', metadata: { name } })).code).toBe(0);
 
   // The webhook configuration exactly as shipped (service clientConfig, no caBundle, the CEL
   // matchConditions that exclude mirror pods).
@@ -161,7 +166,9 @@ describe('pods labelled nemutator.io/secrets=required fail closed', () => {
     // kubectl shows the apiserver's Status: InternalError, the webhook named.
     const refused = await kubectl(['create', '-f', '-'], pod('billing-down', { 'nemutator.io/secrets': 'required' }));
     expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toMatch(/^Error from server \(InternalError\): error when creating "STDIN": Internal error occurred: failed calling webhook "secrets-required\.pods\.nemutator\.io": failed to call webhook: Post "https:\/\/nemutator-controller\.nemutator\.svc:443\/mutate\?timeout=5s": /);
+    expect(refused.stderr).toMatch(
+      /^Error from server \(InternalError\): error when creating "STDIN": Internal error occurred: failed calling webhook "secrets-required\.pods\.nemutator\.io": failed to call webhook: Post "https:\/\/nemutator-controller\.nemutator\.svc:443\/mutate\?timeout=5s": /,
+    );
 
     // And a client sees the Status object itself: 500, reason InternalError.
     let status: Obj | undefined;

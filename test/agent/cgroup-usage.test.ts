@@ -1,6 +1,6 @@
 // A real busy process in a real pod-shaped cgroup v2 directory: the agent's report must show
 // the CPU time the kernel accounted to it, the same the process's own /proc/<pid>/stat says.
-import { type ChildProcess,execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,7 +9,7 @@ import { podOfPid } from '#agent/cgroups/proc.js';
 import { ReportCollector } from '#agent/report.js';
 import type { IContainerUsage, INodeReport } from '#proto/codec.js';
 
-import { cgroupV2Root, createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
+import { cgroupV2Root, createPodCgroup, type PodCgroup, spawnInCgroup } from '../harness/cgroup.ts';
 import { sleep } from '../harness/tools.ts';
 import { until } from '../harness/wait.ts';
 
@@ -45,7 +45,12 @@ async function podWith(cmd: string, args: string[], opts: Parameters<typeof crea
     child.once('error', reject);
   });
   // The shell moves itself into the cgroup, then execs: wait until it is there.
-  await until('the process is in the container cgroup', () => readFileSync(join(cg.containerDir, 'cgroup.procs'), 'utf8').split('\n').includes(String(child.pid)), 10_000, 10);
+  await until(
+    'the process is in the container cgroup',
+    () => readFileSync(join(cg.containerDir, 'cgroup.procs'), 'utf8').split('\n').includes(String(child.pid)),
+    10_000,
+    10,
+  );
   return { cg, child };
 }
 

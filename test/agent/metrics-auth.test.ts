@@ -8,12 +8,12 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
-import { type RunningAgent,startAgent } from '#agent/app.js';
+import { type RunningAgent, startAgent } from '#agent/app.js';
 import { agentSchema } from '#agent/config.js';
 import { loadConfig } from '#common/config.js';
 import { createLogger } from '#common/log.js';
 
-import { type KubeDouble, type KubeObject,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, type KubeObject, startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 
 const NODE = 'node-1';
@@ -39,7 +39,15 @@ beforeAll(async () => {
     // metricsAuth left at its default: with an API server, callers are reviewed.
     defaults: { nodeName: NODE, kubeconfig: agentKubeconfig, controllerUrl: 'ws://127.0.0.1:9/fleet', host: '127.0.0.1', metricsPort: 0, logLevel: 'trace' },
   });
-  const log = createLogger({ level: 'trace', destination: new Writable({ write(c, _e, cb) { logs.push(String(c)); cb(); } }) });
+  const log = createLogger({
+    level: 'trace',
+    destination: new Writable({
+      write(c, _e, cb) {
+        logs.push(String(c));
+        cb();
+      },
+    }),
+  });
   agent = await startAgent(config, { log, ca: '', token: () => 'fleet-token-not-used-here' });
 });
 afterAll(async () => {
@@ -114,7 +122,9 @@ describe("the agent's /metrics in a cluster", () => {
     expect((await scrape(await prometheus())).status).toBe(200);
     const reviews = kube.requests.slice(from).filter((r) => r.method === 'POST' && r.path.includes('reviews'));
     expect(reviews.length).toBeGreaterThanOrEqual(2);
-    expect(new Set(reviews.map((r) => r.path.split('?')[0]))).toEqual(new Set(['/apis/authentication.k8s.io/v1/tokenreviews', '/apis/authorization.k8s.io/v1/subjectaccessreviews']));
+    expect(new Set(reviews.map((r) => r.path.split('?')[0]))).toEqual(
+      new Set(['/apis/authentication.k8s.io/v1/tokenreviews', '/apis/authorization.k8s.io/v1/subjectaccessreviews']),
+    );
     expect(new Set(reviews.map((r) => r.user))).toEqual(new Set(['system:serviceaccount:nemutator:nemutator-agent']));
     expect(reviews.every((r) => r.status === 201 || r.status === 200)).toBe(true);
   });

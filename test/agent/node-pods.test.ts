@@ -3,10 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { KubeApi } from '#agent/kube/api.js';
-import { containerIdOf,NodePods } from '#agent/kube/pods.js';
+import { containerIdOf, NodePods } from '#agent/kube/pods.js';
 import { silentLogger } from '#common/log.js';
 
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 
 let kube: KubeDouble;
@@ -15,12 +15,17 @@ beforeAll(async () => {
 });
 afterAll(() => kube.stop());
 
-
 const pod = (name: string, node: string) => ({
   apiVersion: 'v1',
   kind: 'Pod',
   metadata: { name, namespace: 'default' },
-  spec: { nodeName: node, containers: [{ name: 'app', image: 'busybox' }, { name: 'sidecar', image: 'busybox' }] },
+  spec: {
+    nodeName: node,
+    containers: [
+      { name: 'app', image: 'busybox' },
+      { name: 'sidecar', image: 'busybox' },
+    ],
+  },
 });
 
 describe('pods of this node', () => {

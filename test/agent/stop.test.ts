@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { startAgent,StopSteps } from '#agent/app.js';
+import { startAgent, StopSteps } from '#agent/app.js';
 import { agentSchema } from '#agent/config.js';
 import { loadConfig } from '#common/config.js';
 import { createLogger } from '#common/log.js';
@@ -52,7 +52,16 @@ describe('agent.stop()', () => {
       program: 'nemutator-agent',
       env: {},
       argv: [],
-      defaults: { nodeName: 'node-3', controllerUrl: 'ws://127.0.0.1:9/fleet', host: '127.0.0.1', metricsPort: 0, metricsAuth: 'none', csiSocket: socket, csiKubeletDir: join(dir, 'kubelet'), socketPath: join(dir, 'run', 'agent.sock') },
+      defaults: {
+        nodeName: 'node-3',
+        controllerUrl: 'ws://127.0.0.1:9/fleet',
+        host: '127.0.0.1',
+        metricsPort: 0,
+        metricsAuth: 'none',
+        csiSocket: socket,
+        csiKubeletDir: join(dir, 'kubelet'),
+        socketPath: join(dir, 'run', 'agent.sock'),
+      },
     });
     const agent = await startAgent(config, { log: createLogger({ level: 'silent' }), ca: '', token: () => 'unused', podNames: () => undefined });
     expect((await fetch(agent.metricsUrl!)).status).toBe(200);

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '#controller/audit/log.js';
 import { runCli } from '#controller/cli/main.js';
 
-import { AGENT_TOKEN, type ClusterWorld,startClusterWorld, TINY_PROFILE } from '../harness/cluster.ts';
+import { AGENT_TOKEN, type ClusterWorld, startClusterWorld, TINY_PROFILE } from '../harness/cluster.ts';
 import { apiFetch, caFileOf } from '../harness/controller.ts';
 import { capturingLogger } from '../harness/logs.ts';
 
@@ -47,7 +47,10 @@ interface CliResult {
 async function cli(token: string, ...args: string[]): Promise<CliResult> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli([...args, '--server', w.c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFile, '--token', token], { out: (s) => void out.push(s), err: (s) => void err.push(s) });
+  const code = await runCli([...args, '--server', w.c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFile, '--token', token], {
+    out: (s) => void out.push(s),
+    err: (s) => void err.push(s),
+  });
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -109,13 +112,21 @@ const actions: Action[] = [
   { name: 'mutations get', argv: (f) => ['mutations', 'get', f.rollbackId], routes: ['GET /api/v1/mutations/{id}'] },
   { name: 'mutations rollback', argv: (f) => ['mutations', 'rollback', f.rollbackId], routes: ['POST /api/v1/mutations/{id}/rollback'] },
   { name: 'skip-rules list', argv: () => ['skip-rules', 'list'], routes: ['GET /api/v1/skip-rules'] },
-  { name: 'skip-rules delete', argv: (f) => ['skip-rules', 'delete', NS, 'Deployment', f.skipRule], routes: ['DELETE /api/v1/skip-rules/{namespace}/{kind}/{name}'] },
+  {
+    name: 'skip-rules delete',
+    argv: (f) => ['skip-rules', 'delete', NS, 'Deployment', f.skipRule],
+    routes: ['DELETE /api/v1/skip-rules/{namespace}/{kind}/{name}'],
+  },
   { name: 'secrets rotate', argv: () => ['secrets', 'rotate', 'secret/app/db'], routes: ['POST /api/v1/secrets/rotate'] },
   { name: 'secrets status', argv: () => ['secrets', 'status'], routes: ['GET /api/v1/secrets/status'] },
   { name: 'whatif', argv: () => ['whatif'], routes: ['GET /api/v1/whatif'] },
   { name: 'audit', argv: () => ['audit'], routes: ['GET /api/v1/audit'] },
   // Captures (POST), then fetches the profile it made (GET /profiles/{id}).
-  { name: 'flame', argv: (f) => ['flame', `${NS}/api-p`, '-t', '1s', '-o', join(w.dir, `${f.dictKey}.folded`)], routes: ['POST /api/v1/profiles', 'GET /api/v1/profiles/{id}'] },
+  {
+    name: 'flame',
+    argv: (f) => ['flame', `${NS}/api-p`, '-t', '1s', '-o', join(w.dir, `${f.dictKey}.folded`)],
+    routes: ['POST /api/v1/profiles', 'GET /api/v1/profiles/{id}'],
+  },
 ];
 
 beforeAll(async () => {
@@ -126,7 +137,9 @@ beforeAll(async () => {
     agent: {
       profile: TINY_PROFILE,
       rotate: async () => ({ rotate: { pathsChecked: 1, newVersions: 0, watchersNotified: 0 } }),
-      secretStatus: async () => ({ secretStatus: { holders: [{ podUid: 'u-api-p', namespace: NS, pod: 'api-p', container: 'app', path: 'secret/app/db', version: 1, ackedVersion: 1 }] } }),
+      secretStatus: async () => ({
+        secretStatus: { holders: [{ podUid: 'u-api-p', namespace: NS, pod: 'api-p', container: 'app', path: 'secret/app/db', version: 1, ackedVersion: 1 }] },
+      }),
     },
   });
   tokensUsed.add(w.kube.adminToken);
@@ -172,7 +185,8 @@ describe('the nemutator CLI with the shipped roles, in a cluster', () => {
         const got = r.code === 0 ? 'allowed' : /NEMU_ERR_FORBIDDEN/.test(r.err) ? 'forbidden' : `failed (${r.code}: ${r.err.slice(0, 200)})`;
         outcomes.push(`${role}: ${a.name} → ${got}`);
         expected.push(`${role}: ${a.name} → ${allowed ? 'allowed' : 'forbidden'}`);
-        if (r.code !== 0 && got === 'forbidden') expect(r.err).toMatch(new RegExp(`^error: NEMU_ERR_FORBIDDEN: ${userName(`cli-${short(role)}`)} may not `, 'm'));
+        if (r.code !== 0 && got === 'forbidden')
+          expect(r.err).toMatch(new RegExp(`^error: NEMU_ERR_FORBIDDEN: ${userName(`cli-${short(role)}`)} may not `, 'm'));
       }
     }
     expect(outcomes).toEqual(expected);
@@ -185,7 +199,10 @@ describe('the nemutator CLI with the shipped roles, in a cluster', () => {
       expect((await admin('GET', `/dictionary/${f.dictKey}_new`)).status, `${role}: ${f.dictKey}_new`).toBe(editor ? 200 : 404);
       expect(Boolean((await admin('GET', `/mutations/${f.rollbackId}`)).body.rolledBack), `${role}: mutation rolled back`).toBe(role === 'nemutator-operator');
       const rules = (await admin('GET', `/skip-rules?namespace=${NS}`)).body.items as Obj[];
-      expect(rules.some((x) => x.name === f.skipRule), `${role}: skip rule ${f.skipRule} still there`).toBe(!editor);
+      expect(
+        rules.some((x) => x.name === f.skipRule),
+        `${role}: skip rule ${f.skipRule} still there`,
+      ).toBe(!editor);
     }
   }, 120_000);
 
@@ -276,7 +293,9 @@ describe('the nemutator CLI with the shipped roles, in a cluster', () => {
     expect(logs.length).toBeGreaterThan(0);
     expect(logs.some((l) => l.includes('api request'))).toBe(true);
     const needles = [...tokensUsed, SECRET];
-    const leaks = corpus.flatMap(([where, text]) => needles.filter((n) => text.includes(n)).map((n) => `${where} holds ${n === SECRET ? 'the secret value' : `a token (${n.slice(0, 12)}…)`}`));
+    const leaks = corpus.flatMap(([where, text]) =>
+      needles.filter((n) => text.includes(n)).map((n) => `${where} holds ${n === SECRET ? 'the secret value' : `a token (${n.slice(0, 12)}…)`}`),
+    );
     expect(leaks).toEqual([]);
   }, 120_000);
 });

@@ -58,8 +58,12 @@ describe('nemutator CLI', () => {
     // https to another machine without --token: the admin token file of this state dir is not sent.
     const { ApiClient } = await import('#controller/cli/client.js');
     const { loadCliConfig } = await import('#controller/cli/config.js');
-    const remote = ApiClient.fromConfig(loadCliConfig(['--server', 'https://nemutator.example.com', '--state-dir', t.stateDir], {}).config) as unknown as { token: string };
-    const here = ApiClient.fromConfig(loadCliConfig(['--server', local.apiUrl.replace(/\/api\/v1$/, ''), '--state-dir', t.stateDir], {}).config) as unknown as { token: string };
+    const remote = ApiClient.fromConfig(loadCliConfig(['--server', 'https://nemutator.example.com', '--state-dir', t.stateDir], {}).config) as unknown as {
+      token: string;
+    };
+    const here = ApiClient.fromConfig(loadCliConfig(['--server', local.apiUrl.replace(/\/api\/v1$/, ''), '--state-dir', t.stateDir], {}).config) as unknown as {
+      token: string;
+    };
     expect(remote.token).toBe('');
     expect(here.token).not.toBe('');
   });

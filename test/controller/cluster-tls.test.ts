@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadKubeConfig } from '#common/kube.js';
 import { silentLogger } from '#common/log.js';
-import { type RunningController,servingIdentity, startController } from '#controller/app.js';
+import { type RunningController, servingIdentity, startController } from '#controller/app.js';
 import { createCa, issueServingCert } from '#controller/certs/authority.js';
 import { ClusterTlsSource, MountedTlsSource } from '#controller/certs/sources.js';
 import { type ControllerConfig } from '#controller/config.js';
@@ -20,7 +20,7 @@ import { localAuthorizer } from '#controller/server/access.js';
 import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 
 import { testControllerConfig } from '../harness/controller.ts';
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 
 let kube: KubeDouble;
@@ -60,14 +60,20 @@ function servedCert(c: RunningController, ca: string): Promise<{ fingerprint: st
   });
 }
 
-
 describe('certificates in a cluster', () => {
   it('two replicas share one CA; the leader publishes caBundle and the CA ConfigMap, renews, and both swap without restart', async () => {
     const kc = loadKubeConfig(kube.kubeconfigPath)!;
     const replicas = await Promise.all(
       ['replica-a', 'replica-b'].map(async (identity) => {
         const cfg = config();
-        const leader = new LeaderElector(kc, { namespace: 'nemutator', name: 'nemutator-controller', identity, leaseDurationMs: 1500, renewEveryMs: 300, log: silentLogger });
+        const leader = new LeaderElector(kc, {
+          namespace: 'nemutator',
+          name: 'nemutator-controller',
+          identity,
+          leaseDurationMs: 1500,
+          renewEveryMs: 300,
+          log: silentLogger,
+        });
         const tls = new ClusterTlsSource(kc, {
           namespace: 'nemutator',
           secretName: 'nemutator-webhook-tls',
@@ -79,7 +85,15 @@ describe('certificates in a cluster', () => {
           pollMs: 200,
         });
         leader.start();
-        const c = await startController(cfg, { log: silentLogger, mode: 'cluster', tls, isLeader: () => leader.isLeader, apiAuth: new StaticTokenAuthenticator('a'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('b') });
+        const c = await startController(cfg, {
+          log: silentLogger,
+          mode: 'cluster',
+          tls,
+          isLeader: () => leader.isLeader,
+          apiAuth: new StaticTokenAuthenticator('a'),
+          authorizer: localAuthorizer,
+          agentAuth: new SharedTokenAgentAuthenticator('b'),
+        });
         return { identity, leader, tls, c };
       }),
     );
@@ -93,7 +107,9 @@ describe('certificates in a cluster', () => {
       // Exactly one leader, and it publishes the CA.
       await until('a leader', () => (a.leader.isLeader !== b.leader.isLeader ? true : undefined));
       const mwc = await until('caBundle in both webhooks', () => {
-        const m = kube.get('mutatingwebhookconfigurations.admissionregistration.k8s.io', undefined, 'nemutator') as unknown as { webhooks: Array<{ clientConfig: { caBundle?: string } }> };
+        const m = kube.get('mutatingwebhookconfigurations.admissionregistration.k8s.io', undefined, 'nemutator') as unknown as {
+          webhooks: Array<{ clientConfig: { caBundle?: string } }>;
+        };
         return m.webhooks.every((w) => w.clientConfig.caBundle) ? m : undefined;
       });
       for (const w of mwc.webhooks) expect(Buffer.from(w.clientConfig.caBundle!, 'base64').toString()).toBe(ca);
@@ -144,7 +160,8 @@ describe('certificates in a cluster', () => {
       log: silentLogger,
       mode: 'cluster',
       tls: new MountedTlsSource(join(dir, 'tls.crt'), join(dir, 'tls.key'), undefined, silentLogger, 100),
-      apiAuth: new StaticTokenAuthenticator('a'), authorizer: localAuthorizer,
+      apiAuth: new StaticTokenAuthenticator('a'),
+      authorizer: localAuthorizer,
       agentAuth: new SharedTokenAgentAuthenticator('b'),
     });
     try {

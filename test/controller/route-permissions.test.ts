@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type ClusterWorld,startClusterWorld, TINY_PROFILE } from '../harness/cluster.ts';
+import { type ClusterWorld, startClusterWorld, TINY_PROFILE } from '../harness/cluster.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -62,7 +62,14 @@ const cases: Case[] = [
   { method: 'GET', pattern: '/api/v1/nodes/{name}', path: () => '/nodes/node-1', role: 'nemutator-viewer', status: 200 },
   { method: 'GET', pattern: '/api/v1/dictionary', path: () => '/dictionary', role: 'nemutator-viewer', status: 200 },
   { method: 'GET', pattern: '/api/v1/dictionary/{key}', path: () => '/dictionary/nemu_label_team', role: 'nemutator-viewer', status: 200 },
-  { method: 'PUT', pattern: '/api/v1/dictionary/{key}', path: () => '/dictionary/nemu_label_value_probe', body: () => ({ value: 'probe' }), role: 'nemutator-dictionary-editor', status: 200 },
+  {
+    method: 'PUT',
+    pattern: '/api/v1/dictionary/{key}',
+    path: () => '/dictionary/nemu_label_value_probe',
+    body: () => ({ value: 'probe' }),
+    role: 'nemutator-dictionary-editor',
+    status: 200,
+  },
   {
     method: 'DELETE',
     pattern: '/api/v1/dictionary/{key}',
@@ -81,8 +88,21 @@ const cases: Case[] = [
   { method: 'GET', pattern: '/api/v1/resizes', path: () => '/resizes', role: 'nemutator-viewer', status: 200 },
   { method: 'POST', pattern: '/api/v1/resizes/flip', path: () => '/resizes/flip?season=peak&dryRun=true', role: 'nemutator-operator', status: 200 },
   // No season resize exists in this fixture: the operator gets past authorization to the feature's own 404.
-  { method: 'POST', pattern: '/api/v1/resizes/{id}/rollback', path: () => '/resizes/01J0000000000000000000000/rollback', role: 'nemutator-operator', status: 404 },
-  { method: 'POST', pattern: '/api/v1/secrets/rotate', path: () => '/secrets/rotate', body: () => ({ path: 'secret/app/db' }), role: 'nemutator-secrets-rotator', status: 200 },
+  {
+    method: 'POST',
+    pattern: '/api/v1/resizes/{id}/rollback',
+    path: () => '/resizes/01J0000000000000000000000/rollback',
+    role: 'nemutator-operator',
+    status: 404,
+  },
+  {
+    method: 'POST',
+    pattern: '/api/v1/secrets/rotate',
+    path: () => '/secrets/rotate',
+    body: () => ({ path: 'secret/app/db' }),
+    role: 'nemutator-secrets-rotator',
+    status: 200,
+  },
   {
     method: 'GET',
     pattern: '/api/v1/secrets/status',
@@ -91,8 +111,22 @@ const cases: Case[] = [
     status: 200,
     teamB: { path: () => '/secrets/status?namespace=team-b' },
   },
-  { method: 'GET', pattern: '/api/v1/mutations', path: () => '/mutations?namespace=team-a', role: 'nemutator-viewer', status: 200, teamB: { path: () => '/mutations?namespace=team-b' } },
-  { method: 'GET', pattern: '/api/v1/mutations/{id}', path: () => `/mutations/${ids.mutationA}`, role: 'nemutator-viewer', status: 200, teamB: { path: () => `/mutations/${ids.mutationB}` } },
+  {
+    method: 'GET',
+    pattern: '/api/v1/mutations',
+    path: () => '/mutations?namespace=team-a',
+    role: 'nemutator-viewer',
+    status: 200,
+    teamB: { path: () => '/mutations?namespace=team-b' },
+  },
+  {
+    method: 'GET',
+    pattern: '/api/v1/mutations/{id}',
+    path: () => `/mutations/${ids.mutationA}`,
+    role: 'nemutator-viewer',
+    status: 200,
+    teamB: { path: () => `/mutations/${ids.mutationB}` },
+  },
   {
     method: 'POST',
     pattern: '/api/v1/mutations/{id}/rollback',
@@ -102,7 +136,14 @@ const cases: Case[] = [
     teamB: { path: () => `/mutations/${ids.mutationB}/rollback` },
   },
   // After the rollback above, which wrote this skip rule.
-  { method: 'GET', pattern: '/api/v1/skip-rules', path: () => '/skip-rules?namespace=team-a', role: 'nemutator-viewer', status: 200, teamB: { path: () => '/skip-rules?namespace=team-b' } },
+  {
+    method: 'GET',
+    pattern: '/api/v1/skip-rules',
+    path: () => '/skip-rules?namespace=team-a',
+    role: 'nemutator-viewer',
+    status: 200,
+    teamB: { path: () => '/skip-rules?namespace=team-b' },
+  },
   {
     method: 'DELETE',
     pattern: '/api/v1/skip-rules/{namespace}/{kind}/{name}',
@@ -120,8 +161,22 @@ const cases: Case[] = [
     status: 201,
     teamB: { path: () => '/profiles', body: () => ({ namespace: 'team-b', pod: 'api-b', seconds: 1 }) },
   },
-  { method: 'GET', pattern: '/api/v1/profiles', path: () => '/profiles?namespace=team-a', role: 'nemutator-profiler', status: 200, teamB: { path: () => '/profiles?namespace=team-b' } },
-  { method: 'GET', pattern: '/api/v1/profiles/{id}', path: () => `/profiles/${ids.profileA}`, role: 'nemutator-profiler', status: 200, teamB: { path: () => `/profiles/${ids.profileB}` } },
+  {
+    method: 'GET',
+    pattern: '/api/v1/profiles',
+    path: () => '/profiles?namespace=team-a',
+    role: 'nemutator-profiler',
+    status: 200,
+    teamB: { path: () => '/profiles?namespace=team-b' },
+  },
+  {
+    method: 'GET',
+    pattern: '/api/v1/profiles/{id}',
+    path: () => `/profiles/${ids.profileA}`,
+    role: 'nemutator-profiler',
+    status: 200,
+    teamB: { path: () => `/profiles/${ids.profileB}` },
+  },
 ];
 
 beforeAll(async () => {
@@ -133,7 +188,15 @@ beforeAll(async () => {
       rotate: async () => ({ rotate: { pathsChecked: 1, newVersions: 0, watchersNotified: 0 } }),
       secretStatus: async () => ({
         secretStatus: {
-          holders: ['team-a', 'team-b'].map((ns) => ({ podUid: `u-${ns}`, namespace: ns, pod: `api-${ns.slice(-1)}`, container: 'app', path: 'secret/app/db', version: 1, ackedVersion: 1 })),
+          holders: ['team-a', 'team-b'].map((ns) => ({
+            podUid: `u-${ns}`,
+            namespace: ns,
+            pod: `api-${ns.slice(-1)}`,
+            container: 'app',
+            path: 'secret/app/db',
+            version: 1,
+            ackedVersion: 1,
+          })),
         },
       }),
     },
@@ -160,7 +223,12 @@ describe('every REST route in a cluster', () => {
   it('is in this table, with the permission docs/security.md gives it', () => {
     const registered = w.c.routes.filter((r) => r.access !== 'public').map((r) => `${r.method} ${r.pattern}`);
     expect(new Set(cases.map((k) => `${k.method} ${k.pattern}`))).toEqual(new Set(registered));
-    expect(w.c.routes.filter((r) => r.access === 'public').map((r) => r.pattern).sort()).toEqual(['/healthz', '/readyz']);
+    expect(
+      w.c.routes
+        .filter((r) => r.access === 'public')
+        .map((r) => r.pattern)
+        .sort(),
+    ).toEqual(['/healthz', '/readyz']);
     // docs/security.md's route table says the same verb and resource for each route.
     const documented = new Map<string, string>();
     // The cluster's routes: the local-mode-only table after them is not served in a cluster.
@@ -171,7 +239,11 @@ describe('every REST route in a cluster', () => {
       for (const route of m[2]!.matchAll(/`([^`]+)`/g)) documented.set(`${m[1]} ${route[1]}`, `${m[3]} ${m[4]}`);
     }
     const declared = new Map(
-      w.c.routes.flatMap((r) => (r.access === 'public' ? [] : [[`${r.method} ${r.pattern}`, `${r.access.verb} ${r.access.resource}${r.access.subresource ? `/${r.access.subresource}` : ''}`] as const])),
+      w.c.routes.flatMap((r) =>
+        r.access === 'public'
+          ? []
+          : [[`${r.method} ${r.pattern}`, `${r.access.verb} ${r.access.resource}${r.access.subresource ? `/${r.access.subresource}` : ''}`] as const],
+      ),
     );
     expect(Object.fromEntries(documented)).toEqual(Object.fromEntries(declared));
   });
@@ -195,7 +267,9 @@ describe('every REST route in a cluster', () => {
       const r = await call(nosy, k.method, k.path(), k.body?.());
       expect(r.status, `${k.method} ${k.pattern}`).toBe(403);
       expect(r.body.code).toBe('NEMU_ERR_FORBIDDEN');
-      expect(r.body.message).toMatch(/^system:serviceaccount:rbac-test:nosy may not (get|list|create|update|delete) [a-z]+(\/[a-z]+)?\.nemutator\.io (in namespace [a-z-]+|cluster-wide|on object [\w-]+, or it does not exist)/);
+      expect(r.body.message).toMatch(
+        /^system:serviceaccount:rbac-test:nosy may not (get|list|create|update|delete) [a-z]+(\/[a-z]+)?\.nemutator\.io (in namespace [a-z-]+|cluster-wide|on object [\w-]+, or it does not exist)/,
+      );
       expect(r.body.message).not.toMatch(/\n\s+at /);
     }
     expect((await admin('GET', '/dictionary')).body.items).toEqual(before);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
 import { localAuthorizer } from '#controller/server/access.js';
 import { StaticTokenAuthenticator } from '#controller/server/auth.js';
@@ -18,12 +18,22 @@ import { testControllerConfig } from '../harness/controller.ts';
 let c: RunningController;
 beforeAll(async () => {
   const config = testControllerConfig({ stateDir: mkdtempSync(join(tmpdir(), 'nemu-srv-')), maxReviewBytes: 4096 });
-  c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('admin-secret'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x') });
+  c = await startController(config, {
+    log: silentLogger,
+    mode: 'local',
+    apiAuth: new StaticTokenAuthenticator('admin-secret'),
+    authorizer: localAuthorizer,
+    agentAuth: new SharedTokenAgentAuthenticator('x'),
+  });
 });
 afterAll(() => c.stop());
 
 const review = (uid: string) =>
-  JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid, kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', object: { metadata: { name: 'p' } } } });
+  JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: { uid, kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', object: { metadata: { name: 'p' } } },
+  });
 
 function h2post(path: string, body: string): Promise<{ status: number; body: string }> {
   const client = connect(c.webhookUrl.replace(/\/mutate$/, ''), { ca: c.tls.caPem });
@@ -45,11 +55,14 @@ function h2post(path: string, body: string): Promise<{ status: number; body: str
 function h1post(path: string, body: string): Promise<{ status: number; body: string; protocol: string }> {
   const u = new URL(c.webhookUrl);
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path, method: 'POST', ca: c.tls.caPem, servername: 'localhost', headers: { 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, protocol: res.httpVersion }));
-    });
+    const req = request(
+      { host: u.hostname, port: u.port, path, method: 'POST', ca: c.tls.caPem, servername: 'localhost', headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, protocol: res.httpVersion }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -69,7 +82,10 @@ describe('webhook server', () => {
     const notJson = await h2post('/mutate', '{nope');
     expect(notJson.status).toBe(400);
     expect(JSON.parse(notJson.body).message).toMatch(/not JSON/);
-    const noUid = await h1post('/mutate', JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { kind: { kind: 'Pod' }, operation: 'CREATE' } }));
+    const noUid = await h1post(
+      '/mutate',
+      JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { kind: { kind: 'Pod' }, operation: 'CREATE' } }),
+    );
     expect(noUid.status).toBe(400);
     expect(JSON.parse(noUid.body).message).toMatch(/no uid/);
     const v1beta1 = await h1post('/mutate', JSON.stringify({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', request: { uid: 'x' } }));

@@ -14,11 +14,11 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { locate, mountsAt, readMountInfo } from '#agent/csi/mountinfo.js';
-import { type CsiServer,startCsiServer } from '#agent/csi/server.js';
+import { type CsiServer, startCsiServer } from '#agent/csi/server.js';
 import { createLogger } from '#common/log.js';
 import { VERSION } from '#common/version.js';
 
-import { type CsiClient,csiClient, kubeletPublish } from '../harness/kubelet.ts';
+import { type CsiClient, csiClient, kubeletPublish } from '../harness/kubelet.ts';
 import { requireTool } from '../harness/tools.ts';
 import { NODE, startWorld, type TestPod, type World } from '../secrets-agent/world.ts';
 
@@ -47,7 +47,14 @@ beforeAll(async () => {
   kubeletDir = await mkdtemp(join(tmpdir(), 'nemu-kubelet-'));
   registry = new Registry();
   const log = createLogger({ level: 'info', destination: new Writable({ write: (c, _e, cb) => (logs.push(String(c)), cb()) }) });
-  plugin = await startCsiServer({ socketPath: join(world.dir, 'csi', 'csi.sock'), nodeName: NODE, secretsSocketPath: world.socketPath, kubeletDir, log, registry });
+  plugin = await startCsiServer({
+    socketPath: join(world.dir, 'csi', 'csi.sock'),
+    nodeName: NODE,
+    secretsSocketPath: world.socketPath,
+    kubeletDir,
+    log,
+    registry,
+  });
   client = csiClient(plugin.socketPath);
 });
 
@@ -64,13 +71,23 @@ afterAll(async () => {
 
 describe('Identity', () => {
   it('names the driver and its version, offers no controller, and is ready once the secrets socket exists', async () => {
-    expect(await client.call('identity', 'GetPluginInfo', {})).toEqual({ ok: true, value: { name: 'csi.nemutator.io', vendor_version: VERSION, manifest: {} } });
+    expect(await client.call('identity', 'GetPluginInfo', {})).toEqual({
+      ok: true,
+      value: { name: 'csi.nemutator.io', vendor_version: VERSION, manifest: {} },
+    });
     expect(await client.call('identity', 'GetPluginCapabilities', {})).toEqual({ ok: true, value: { capabilities: [] } });
     expect(await client.call('identity', 'Probe', {})).toEqual({ ok: true, value: { ready: { value: true } } });
   });
 
   it('reports not ready (still a success) while the agent has no secrets socket', async () => {
-    const other = await startCsiServer({ socketPath: join(world.dir, 'csi2', 'csi.sock'), nodeName: NODE, secretsSocketPath: join(world.dir, 'none', 'agent.sock'), kubeletDir, log: createLogger({ level: 'silent' }), registry: new Registry() });
+    const other = await startCsiServer({
+      socketPath: join(world.dir, 'csi2', 'csi.sock'),
+      nodeName: NODE,
+      secretsSocketPath: join(world.dir, 'none', 'agent.sock'),
+      kubeletDir,
+      log: createLogger({ level: 'silent' }),
+      registry: new Registry(),
+    });
     const c = csiClient(other.socketPath);
     try {
       expect(await c.call('identity', 'Probe', {})).toEqual({ ok: true, value: { ready: { value: false } } });
@@ -122,7 +139,12 @@ describe('NodePublishVolume / NodeUnpublishVolume', () => {
     await unlink(inPod);
 
     const published = logs.find((l) => l.includes('"msg":"csi publish"') && l.includes(pod.uid));
-    expect(JSON.parse(published!)).toMatchObject({ outcome: 'mounted', volumeId: req.volume_id, target, pod: { name: pod.name, namespace: 'shop', uid: pod.uid, serviceAccount: 'app' } });
+    expect(JSON.parse(published!)).toMatchObject({
+      outcome: 'mounted',
+      volumeId: req.volume_id,
+      target,
+      pod: { name: pod.name, namespace: 'shop', uid: pod.uid, serviceAccount: 'app' },
+    });
 
     expect(await client.call('node', 'NodeUnpublishVolume', { volume_id: req.volume_id, target_path: target })).toEqual({ ok: true, value: {} });
     expect(await mountsOn(target)).toEqual([]);
@@ -139,7 +161,8 @@ describe('NodePublishVolume / NodeUnpublishVolume', () => {
       for (let i = 0; i < 2; i++) expect(await client.call('node', 'NodePublishVolume', req)).toEqual({ ok: true, value: {} });
       expect(await mountsOn(target)).toHaveLength(1);
       expect((await lstat(join(target, 'agent.sock'))).isSocket()).toBe(true);
-      for (let i = 0; i < 2; i++) expect(await client.call('node', 'NodeUnpublishVolume', { volume_id: req.volume_id, target_path: target })).toEqual({ ok: true, value: {} });
+      for (let i = 0; i < 2; i++)
+        expect(await client.call('node', 'NodeUnpublishVolume', { volume_id: req.volume_id, target_path: target })).toEqual({ ok: true, value: {} });
       expect(await mountsOn(target)).toEqual([]);
       expect(existsSync(target)).toBe(false);
     }
@@ -209,7 +232,11 @@ describe('refusals: the status codes of the CSI spec', () => {
   it('refuses a volume that is not an ephemeral inline one (a PersistentVolume, or no podInfoOnMount)', async () => {
     const req = await kubeletPublish(kubeletDir, { uid: 'f0e1d2c3-0000-4000-8000-000000000001', name: 'pv-user', namespace: 'shop' });
     const ctx = req.volume_context as Record<string, string>;
-    await invalid({ ...req, volume_context: { ...ctx, 'csi.storage.k8s.io/ephemeral': 'false' } }, /only ephemeral inline volumes .* is "false"/, req.target_path);
+    await invalid(
+      { ...req, volume_context: { ...ctx, 'csi.storage.k8s.io/ephemeral': 'false' } },
+      /only ephemeral inline volumes .* is "false"/,
+      req.target_path,
+    );
     const { ['csi.storage.k8s.io/ephemeral']: _, ...withoutFlag } = ctx;
     await invalid({ ...req, volume_context: withoutFlag }, /is missing/, req.target_path);
     await invalid({ ...req, volume_context: {} }, /podInfoOnMount/, req.target_path);
@@ -235,9 +262,15 @@ describe('refusals: the status codes of the CSI spec', () => {
   });
 
   it('refuses an unpublish without volume_id or target_path', async () => {
-    expect(await client.call('node', 'NodeUnpublishVolume', { target_path: join(kubeletDir, 'pods', 'x', 'mount') })).toMatchObject({ ok: false, code: status.INVALID_ARGUMENT });
+    expect(await client.call('node', 'NodeUnpublishVolume', { target_path: join(kubeletDir, 'pods', 'x', 'mount') })).toMatchObject({
+      ok: false,
+      code: status.INVALID_ARGUMENT,
+    });
     expect(await client.call('node', 'NodeUnpublishVolume', { volume_id: 'csi-x' })).toMatchObject({ ok: false, code: status.INVALID_ARGUMENT });
-    expect(await client.call('node', 'NodeUnpublishVolume', { volume_id: 'csi-x', target_path: '/etc' })).toMatchObject({ ok: false, code: status.INVALID_ARGUMENT });
+    expect(await client.call('node', 'NodeUnpublishVolume', { volume_id: 'csi-x', target_path: '/etc' })).toMatchObject({
+      ok: false,
+      code: status.INVALID_ARGUMENT,
+    });
   });
 
   it('answers garbage bytes with an error status and keeps serving', async () => {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import { checkEntry } from '#controller/dictionary/dictionary.js';
-import { VALUE_RULES,valueRuleFor } from '#controller/dictionary/validate.js';
+import { VALUE_RULES, valueRuleFor } from '#controller/dictionary/validate.js';
 
 const doc = readFileSync('docs/dictionary.md', 'utf8');
 // "`KEY` = `VALUE` → reason |" in the last column of the table

@@ -7,16 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { loadKubeConfig } from '#common/kube.js';
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { TokenReviewAgentAuthenticator } from '#controller/fleet/auth.js';
 import { CloseCodes } from '#controller/fleet/hub.js';
 import { TokenReviewer } from '#controller/kube/tokenreview.js';
 import { SubjectAccessReviewAuthorizer } from '#controller/server/access.js';
 import { TokenReviewAuthenticator } from '#controller/server/auth.js';
 
-import { apiFetch,testControllerConfig } from '../harness/controller.ts';
+import { apiFetch, testControllerConfig } from '../harness/controller.ts';
 import { standInAgent } from '../harness/fleet.ts';
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 
 let kube: KubeDouble;
@@ -29,8 +29,12 @@ beforeAll(async () => {
   c = await startController(config, {
     log: silentLogger,
     mode: 'cluster',
-    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)), authorizer: new SubjectAccessReviewAuthorizer(kc),
-    agentAuth: new TokenReviewAgentAuthenticator(new TokenReviewer(kc, { audiences: ['nemutator'] }), { namespace: 'nemutator', serviceAccount: 'nemutator-agent' }),
+    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
+    authorizer: new SubjectAccessReviewAuthorizer(kc),
+    agentAuth: new TokenReviewAgentAuthenticator(new TokenReviewer(kc, { audiences: ['nemutator'] }), {
+      namespace: 'nemutator',
+      serviceAccount: 'nemutator-agent',
+    }),
   });
 });
 afterAll(async () => {
@@ -52,7 +56,12 @@ async function agentToken(node: string, extra: Partial<Parameters<KubeDouble['is
   const name = `agent-${node}`;
   const pod =
     kube.get('pods', 'nemutator', name) ??
-    kube.put({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'nemutator' }, spec: { nodeName: node, serviceAccountName: 'nemutator-agent', containers: [{ name: 'agent', image: 'agent' }] } });
+    kube.put({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'nemutator' },
+      spec: { nodeName: node, serviceAccountName: 'nemutator-agent', containers: [{ name: 'agent', image: 'agent' }] },
+    });
   const nodeObj = kube.get('nodes', undefined, node)!;
   return kube.issueToken({
     namespace: 'nemutator',
@@ -75,10 +84,21 @@ describe('agents in a cluster', () => {
     expect(other.ok).toBe(false);
     expect(other.message).toMatch(/bound to node node-2, but the agent claims node node-1/);
 
-    const impostor = kube.put({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'impostor', namespace: 'default' }, spec: { nodeName: 'node-1', containers: [{ name: 'x', image: 'x' }] } });
+    const impostor = kube.put({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'impostor', namespace: 'default' },
+      spec: { nodeName: 'node-1', containers: [{ name: 'x', image: 'x' }] },
+    });
     const node1 = kube.get('nodes', undefined, 'node-1')!;
     const wrongSa = await connect(
-      await kube.issueToken({ namespace: 'default', serviceAccount: 'default', audiences: ['nemutator'], pod: { name: 'impostor', uid: impostor.metadata!.uid as string }, node: { name: 'node-1', uid: node1.metadata!.uid as string } }),
+      await kube.issueToken({
+        namespace: 'default',
+        serviceAccount: 'default',
+        audiences: ['nemutator'],
+        pod: { name: 'impostor', uid: impostor.metadata!.uid as string },
+        node: { name: 'node-1', uid: node1.metadata!.uid as string },
+      }),
       'node-1',
     );
     expect(wrongSa.message).toMatch(/belongs to system:serviceaccount:default:default, not the agent service account/);
@@ -119,7 +139,12 @@ describe('REST API callers in a cluster', () => {
     const refused = await nodes();
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { code: string }).code).toBe('NEMU_ERR_FORBIDDEN');
-    kube.put({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'node-reader' }, rules: [{ apiGroups: ['nemutator.io'], resources: ['nodes'], verbs: ['list'] }] });
+    kube.put({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'node-reader' },
+      rules: [{ apiGroups: ['nemutator.io'], resources: ['nodes'], verbs: ['list'] }],
+    });
     kube.put({
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',

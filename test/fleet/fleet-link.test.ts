@@ -8,7 +8,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 
 import { backoffDelay, FleetClient, type FleetClientOptions } from '#agent/fleet/client.js';
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
 import { localAuthorizer } from '#controller/server/access.js';
 import { StaticTokenAuthenticator } from '#controller/server/auth.js';
@@ -21,8 +21,20 @@ import { until } from '../harness/wait.ts';
 const AGENT_TOKEN = 'agent-token-for-tests';
 
 async function controller(stateDir: string, ports?: { webhook: number; api: number; fleet: number }): Promise<RunningController> {
-  const config = testControllerConfig({ stateDir, webhookPort: ports?.webhook ?? 0, apiPort: ports?.api ?? 0, fleetPort: ports?.fleet ?? 0, fleetMaxFrameBytes: 64 * 1024 });
-  return startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator('admin'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN) });
+  const config = testControllerConfig({
+    stateDir,
+    webhookPort: ports?.webhook ?? 0,
+    apiPort: ports?.api ?? 0,
+    fleetPort: ports?.fleet ?? 0,
+    fleetMaxFrameBytes: 64 * 1024,
+  });
+  return startController(config, {
+    log: silentLogger,
+    mode: 'local',
+    apiAuth: new StaticTokenAuthenticator('admin'),
+    authorizer: localAuthorizer,
+    agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN),
+  });
 }
 
 let seq = 0;
@@ -58,7 +70,6 @@ function agent(c: RunningController, opts: { token?: string; node?: string; queu
     queueReports: opts.queue ?? 6,
   });
 }
-
 
 function raw(c: RunningController): Promise<WebSocket> {
   const ws = new WebSocket(c.fleetUrl, { ca: c.tls.caPem });
@@ -175,17 +186,27 @@ describe('fleet link', () => {
 
   it('opens no link when stopped while the token is still being read', async () => {
     const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-    cleanup.push(() => new Promise<void>((r) => {
-      for (const client of server.clients) client.terminate();
-      server.close(() => r());
-    }));
+    cleanup.push(
+      () =>
+        new Promise<void>((r) => {
+          for (const client of server.clients) client.terminate();
+          server.close(() => r());
+        }),
+    );
     await new Promise((r) => server.once('listening', r));
     const paths: string[] = [];
     server.on('connection', (_ws, req) => paths.push(req.url ?? ''));
     const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
     let release!: (token: string) => void;
     let asked = false;
-    const a = new FleetClient({ ...agentOptions(url, 'node-a'), ca: '', token: () => { asked = true; return new Promise((r) => (release = r)); } });
+    const a = new FleetClient({
+      ...agentOptions(url, 'node-a'),
+      ca: '',
+      token: () => {
+        asked = true;
+        return new Promise((r) => (release = r));
+      },
+    });
     a.start();
     await until('the token being read', () => asked);
     await a.stop();

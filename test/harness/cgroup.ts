@@ -45,12 +45,7 @@ export interface PodCgroup {
 }
 
 /** The levels kubelet and the runtime create, from kubepods.slice down to the container scope. */
-export function podCgroupLevels(
-  podUid: string,
-  containerId: string,
-  qos: QosClass,
-  runtime: 'containerd' | 'crio' = 'containerd',
-): string[] {
+export function podCgroupLevels(podUid: string, containerId: string, qos: QosClass, runtime: 'containerd' | 'crio' = 'containerd'): string[] {
   const uid = podUid.replace(/-/g, '_');
   const scope = runtime === 'crio' ? `crio-${containerId}.scope` : `cri-containerd-${containerId}.scope`;
   if (qos === 'guaranteed') return ['kubepods.slice', `kubepods-pod${uid}.slice`, scope];
@@ -228,17 +223,8 @@ export async function removeSharedLevels(root: string, before: Set<string>): Pro
  * Starts `cmd` inside the container's cgroup: a shell writes its own pid to cgroup.procs and
  * then execs `cmd`, so the process is in the cgroup from its first instruction.
  */
-export function spawnInCgroup(
-  cg: PodCgroup,
-  cmd: string,
-  args: string[],
-  opts: SpawnOptions = {},
-): ChildProcess {
-  return spawn(
-    '/bin/sh',
-    ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg.containerDir, cmd, ...args],
-    opts,
-  );
+export function spawnInCgroup(cg: PodCgroup, cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+  return spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg.containerDir, cmd, ...args], opts);
 }
 
 function code(err: unknown): string | undefined {

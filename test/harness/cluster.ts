@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { type CommandHandlers,commandRouter } from '#agent/app.js';
+import { type CommandHandlers, commandRouter } from '#agent/app.js';
 import type { FleetClient } from '#agent/fleet/client.js';
 import { loadKubeConfig } from '#common/kube.js';
-import { type Logger,silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type Logger, silentLogger } from '#common/log.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
 import { TokenReviewer } from '#controller/kube/tokenreview.js';
@@ -24,9 +24,9 @@ import { TokenReviewAuthenticator } from '#controller/server/auth.js';
 import { generateHistory, seriesOf } from '../telemetry/fixture.ts';
 import { apiFetch, testControllerConfig, webhookConfiguration } from './controller.ts';
 import { standInAgent } from './fleet.ts';
-import { type KubeDouble,startKubeDouble } from './kube/index.ts';
+import { type KubeDouble, startKubeDouble } from './kube/index.ts';
 import { openMetrics } from './openmetrics.ts';
-import { type PrometheusServer,startPrometheus } from './prometheus.ts';
+import { type PrometheusServer, startPrometheus } from './prometheus.ts';
 import { until } from './wait.ts';
 
 const exec = promisify(execFile);
@@ -78,7 +78,18 @@ export async function startClusterWorld(opts: ClusterWorldOptions): Promise<Clus
   const end = Math.floor(Date.now() / 1000);
   const { namespace, deployment: workload } = opts.history;
   const history = generateHistory(
-    [{ namespace, pod: `${workload}-5d9c7b-abcde`, container: 'app', workload: { kind: 'Deployment', name: workload }, cpuLow: 0.1, cpuHigh: 0.5, memLow: 100 * 2 ** 20, memHigh: 150 * 2 ** 20 }],
+    [
+      {
+        namespace,
+        pod: `${workload}-5d9c7b-abcde`,
+        container: 'app',
+        workload: { kind: 'Deployment', name: workload },
+        cpuLow: 0.1,
+        cpuHigh: 0.5,
+        memLow: 100 * 2 ** 20,
+        memHigh: 150 * 2 ** 20,
+      },
+    ],
     end - 3 * 3600,
     end,
     60,
@@ -92,7 +103,15 @@ export async function startClusterWorld(opts: ClusterWorldOptions): Promise<Clus
   // The shipped manifests, as an operator installs them (the roles included).
   await kubectl(['apply', '-k', 'manifests/']);
   const kc = loadKubeConfig(kube.kubeconfigPath)!;
-  const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', prometheusUrl: prom.url, telemetryWindow: 3 * 3_600_000, telemetryRefresh: 3_600_000, apiRateLimit: 0 });
+  const config = testControllerConfig({
+    stateDir: dir,
+    kubeconfig: kube.kubeconfigPath,
+    dictionary: 'embedded',
+    prometheusUrl: prom.url,
+    telemetryWindow: 3 * 3_600_000,
+    telemetryRefresh: 3_600_000,
+    apiRateLimit: 0,
+  });
   const c = await startController(config, {
     log: opts.log ?? silentLogger,
     mode: 'cluster',
@@ -142,7 +161,12 @@ export async function startClusterWorld(opts: ClusterWorldOptions): Promise<Clus
       return items[0]!.id as string;
     },
     podOnNode(ns, name) {
-      kube.put({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, uid: `u-${ns}-${name}` }, spec: { nodeName: NODE, containers: [{ name: 'app', image: 'app' }] } });
+      kube.put({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: ns, uid: `u-${ns}-${name}` },
+        spec: { nodeName: NODE, containers: [{ name: 'app', image: 'app' }] },
+      });
     },
     async stop() {
       await agent.stop();
@@ -154,4 +178,6 @@ export async function startClusterWorld(opts: ClusterWorldOptions): Promise<Clus
 }
 
 /** A profile answer small enough to check by eye. */
-export const TINY_PROFILE: CommandHandlers['profile'] = async () => ({ profile: { frames: [{ function: 'main.work', kind: 'go' }], samples: [{ frames: [0], count: 3 }], processes: [], hz: 49 } });
+export const TINY_PROFILE: CommandHandlers['profile'] = async () => ({
+  profile: { frames: [{ function: 'main.work', kind: 'go' }], samples: [{ frames: [0], count: 3 }], processes: [], hz: 49 },
+});

@@ -1,7 +1,7 @@
 // The controller in a process of its own (local mode, run by Node with tsx, no wrapper
 // process in between), so a test can kill -9 it and start it again on the same state; and a
 // steady stream of AdmissionReviews against its webhook.
-import { type ChildProcess,spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -31,7 +31,24 @@ export async function startControllerProcess(args: string[] = [], stateDir = mkd
   const [webhook, api, fleet, metrics] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'local/src/main.ts', '--state-dir', stateDir, '--webhook-port', String(webhook), '--api-port', String(api), '--fleet-port', String(fleet), '--agent-metrics-port', String(metrics), '--log-format', 'json', ...args],
+    [
+      '--import',
+      'tsx',
+      'local/src/main.ts',
+      '--state-dir',
+      stateDir,
+      '--webhook-port',
+      String(webhook),
+      '--api-port',
+      String(api),
+      '--fleet-port',
+      String(fleet),
+      '--agent-metrics-port',
+      String(metrics),
+      '--log-format',
+      'json',
+      ...args,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const logs: ControllerProcess['logs'] = [];
@@ -138,7 +155,12 @@ export function startReviewLoad(webhookUrl: string, ca: string, rate: number): R
         operation: 'CREATE',
         namespace: 'shop',
         userInfo: { username: 'load' },
-        object: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'web-', namespace: 'shop', labels: { nemu_label_team: 'payments' } }, spec: { containers: [{ name: 'app', image: 'nginx' }] } },
+        object: {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { generateName: 'web-', namespace: 'shop', labels: { nemu_label_team: 'payments' } },
+          spec: { containers: [{ name: 'app', image: 'nginx' }] },
+        },
       },
     });
     const p = new Promise<void>((resolve) => {

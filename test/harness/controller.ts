@@ -10,8 +10,8 @@ import { silentLogger } from '#common/log.js';
 import type { RunningController } from '#controller/app.js';
 import { runCli } from '#controller/cli/main.js';
 import { send, type TransportInit } from '#controller/cli/transport.js';
-import { type ControllerConfig,controllerSchema } from '#controller/config.js';
-import { LOCAL_DEFAULTS, type LocalMode,localSchema, startLocal } from '#local/main.js';
+import { type ControllerConfig, controllerSchema } from '#controller/config.js';
+import { LOCAL_DEFAULTS, type LocalMode, localSchema, startLocal } from '#local/main.js';
 
 import { until } from './wait.ts';
 
@@ -21,7 +21,15 @@ export function testControllerConfig(overrides: Record<string, unknown> = {}): C
     program: 'test',
     argv: [],
     env: {},
-    defaults: { host: '127.0.0.1', webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, stateDir: mkdtempSync(join(tmpdir(), 'nemu-test-')), ...overrides },
+    defaults: {
+      host: '127.0.0.1',
+      webhookPort: 0,
+      apiPort: 0,
+      fleetPort: 0,
+      metricsDefaults: false,
+      stateDir: mkdtempSync(join(tmpdir(), 'nemu-test-')),
+      ...overrides,
+    },
   }).config;
 }
 

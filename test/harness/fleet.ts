@@ -5,7 +5,12 @@ import { silentLogger } from '#common/log.js';
 import type { RunningController } from '#controller/app.js';
 
 /** A FleetClient for `c` (not started), with `overrides` on top of quiet, slow-to-retry defaults. */
-export function standInAgent(c: Pick<RunningController, 'fleetUrl' | 'tls'>, nodeName: string, token: string, overrides: Partial<FleetClientOptions> = {}): FleetClient {
+export function standInAgent(
+  c: Pick<RunningController, 'fleetUrl' | 'tls'>,
+  nodeName: string,
+  token: string,
+  overrides: Partial<FleetClientOptions> = {},
+): FleetClient {
   return new FleetClient({
     url: c.fleetUrl,
     ca: c.tls.caPem,

@@ -4,14 +4,17 @@
 import type { TestProject } from 'vitest/node';
 
 import { cgroupV2Root, removeSharedLevels, sharedLevelsPresent } from './cgroup.ts';
-import { type PrometheusServer,startPrometheus } from './prometheus.ts';
-import { type RedisServer,startRedis } from './redis.ts';
+import { type PrometheusServer, startPrometheus } from './prometheus.ts';
+import { type RedisServer, startRedis } from './redis.ts';
 import { findTool, requireTool } from './tools.ts';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   // Name every missing tool at once, each with its apt-get command.
   const missing: string[] = [];
-  for (const [tool, pkg] of [['redis-server', 'redis-server'], ['prometheus', 'prometheus']] as const) {
+  for (const [tool, pkg] of [
+    ['redis-server', 'redis-server'],
+    ['prometheus', 'prometheus'],
+  ] as const) {
     try {
       requireTool(tool, pkg);
     } catch (err) {

@@ -10,10 +10,7 @@ import { requireTool, runTool } from './tools.ts';
 const TMP = fileURLToPath(new URL('../.tmp/', import.meta.url));
 const BUILD_CACHE = join(TMP, 'go-build');
 
-export async function buildGo(
-  srcDir: string,
-  opts: { stripped?: boolean; gcflags?: string; out?: string } = {},
-): Promise<string> {
+export async function buildGo(srcDir: string, opts: { stripped?: boolean; gcflags?: string; out?: string } = {}): Promise<string> {
   const go = requireTool('go', 'golang-go');
   const src = resolve(srcDir);
   const env = goEnv();

@@ -1,9 +1,9 @@
 // The harness itself: the real services start, answer and stop cleanly, the Go fixtures build
 // and run, and "pods" get real cgroups that account CPU and are removed afterwards.
-import { type ChildProcess,spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { connect,createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -131,10 +131,18 @@ describe('openMetrics', () => {
     const base = { labels: {}, start: 0, end: 10, stepSeconds: 1, value: () => 1 };
     expect(() => openMetrics([{ ...base, name: 'bad-name' }])).toThrow(/not a metric name/);
     expect(() => openMetrics([{ ...base, name: 'x', labels: { 'a-b': '1' } }])).toThrow(/not a label name/);
-    expect(() => openMetrics([{ ...base, name: 'x' }, { ...base, name: 'x' }])).toThrow(/given twice/);
-    expect(() => openMetrics([{ ...base, name: 'x', type: 'counter' }, { ...base, name: 'x', labels: { a: '1' } }])).toThrow(
-      /both counter and gauge/,
-    );
+    expect(() =>
+      openMetrics([
+        { ...base, name: 'x' },
+        { ...base, name: 'x' },
+      ]),
+    ).toThrow(/given twice/);
+    expect(() =>
+      openMetrics([
+        { ...base, name: 'x', type: 'counter' },
+        { ...base, name: 'x', labels: { a: '1' } },
+      ]),
+    ).toThrow(/both counter and gauge/);
   });
 });
 
@@ -225,7 +233,10 @@ describe('buildGo', () => {
 
 describe('pod cgroups', () => {
   it('removes the pod level once the last of its containers is cleaned up, in either order', async () => {
-    for (const order of [[0, 1], [1, 0]] as const) {
+    for (const order of [
+      [0, 1],
+      [1, 0],
+    ] as const) {
       const first = await createPodCgroup();
       const second = await createPodCgroup({ podUid: first.podUid });
       expect(second.podDir).toBe(first.podDir);
@@ -246,9 +257,7 @@ describe('pod cgroups', () => {
     const cg = await createPodCgroup();
     const uid = cg.podUid.replace(/-/g, '_');
     expect(cg.qos).toBe('burstable');
-    expect(cg.relPath).toBe(
-      `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid}.slice/cri-containerd-${cg.containerId}.scope`,
-    );
+    expect(cg.relPath).toBe(`/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${uid}.slice/cri-containerd-${cg.containerId}.scope`);
     expect(cg.containerDir).toBe(join(cg.root, cg.relPath));
     expect(cg.podDir).toBe(join(cg.containerDir, '..'));
     let child: ChildProcess | undefined;
@@ -386,7 +395,10 @@ function exitSignal(child: ChildProcess | undefined): Promise<NodeJS.Signals | n
 
 async function cgroupProcs(dir: string): Promise<number[]> {
   const text = await readFile(join(dir, 'cgroup.procs'), 'utf8');
-  return text.split('\n').filter((l) => l !== '').map(Number);
+  return text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map(Number);
 }
 
 async function usageUsec(dir: string): Promise<number> {

@@ -3,21 +3,48 @@
 // reviews beside them whose latency is what kube-apiserver would notice. Used by the review
 // bounds test and bench/faults.
 import { fork } from 'node:child_process';
-import { type ClientHttp2Session,connect } from 'node:http2';
+import { type ClientHttp2Session, connect } from 'node:http2';
 import { fileURLToPath } from 'node:url';
 
-const head = (uid: string) => ({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid, kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, operation: 'CREATE', namespace: 'shop' } });
+const head = (uid: string) => ({
+  apiVersion: 'admission.k8s.io/v1',
+  kind: 'AdmissionReview',
+  request: {
+    uid,
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    resource: { group: '', version: 'v1', resource: 'pods' },
+    operation: 'CREATE',
+    namespace: 'shop',
+  },
+});
 
 /** An ordinary Pod review of a few KiB: labels and a container, something for the mutators to look at. */
 export function ordinaryReview(uid: string): string {
   const r = head(uid);
-  return JSON.stringify({ ...r, request: { ...r.request, object: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'web-', namespace: 'shop', labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'nginx:1.27', env: [{ name: 'A', value: 'b' }] }] } } } });
+  return JSON.stringify({
+    ...r,
+    request: {
+      ...r.request,
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { generateName: 'web-', namespace: 'shop', labels: { app: 'web' } },
+        spec: { containers: [{ name: 'app', image: 'nginx:1.27', env: [{ name: 'A', value: 'b' }] }] },
+      },
+    },
+  });
 }
 
 /** A review of about `bytes` whose Pod spec holds arrays nested as deep as the bytes allow. */
 export function nestedReview(uid: string, bytes: number): string {
   const r = head(uid);
-  const shell = JSON.stringify({ ...r, request: { ...r.request, object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'deep', namespace: 'shop' }, spec: { containers: [{ name: 'c', image: 'x', args: '@@' }] } } } });
+  const shell = JSON.stringify({
+    ...r,
+    request: {
+      ...r.request,
+      object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'deep', namespace: 'shop' }, spec: { containers: [{ name: 'c', image: 'x', args: '@@' }] } },
+    },
+  });
   const depth = Math.max(1, Math.floor((bytes - shell.length) / 2));
   return shell.replace('"@@"', '['.repeat(depth) + ']'.repeat(depth));
 }
@@ -30,7 +57,18 @@ export function largeReview(uid: string, bytes: number): string {
   const entry = 140;
   for (let i = 0; i < Math.floor(bytes / 2 / entry); i++) env.push({ name: `VAR_${i}`, value: `value-${i}-${'x'.repeat(100)}` });
   for (let i = 0; i < Math.floor(bytes / 2 / entry); i++) annotations[`example.com/note-${i}`] = `${'n'.repeat(110)}-${i}`;
-  return JSON.stringify({ ...r, request: { ...r.request, object: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'big-', namespace: 'shop', labels: { app: 'big' }, annotations }, spec: { containers: [{ name: 'app', image: 'nginx:1.27', env }] } } } });
+  return JSON.stringify({
+    ...r,
+    request: {
+      ...r.request,
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { generateName: 'big-', namespace: 'shop', labels: { app: 'big' }, annotations },
+        spec: { containers: [{ name: 'app', image: 'nginx:1.27', env }] },
+      },
+    },
+  });
 }
 
 export interface ReviewAnswer {
@@ -67,7 +105,12 @@ export function postReview(session: ClientHttp2Session, body: string, timeoutMs 
       req.close();
       done('timed out');
     }, timeoutMs);
-    const req = session.request({ ':method': 'POST', ':path': '/mutate', 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+    const req = session.request({
+      ':method': 'POST',
+      ':path': '/mutate',
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+    });
     req.on('response', (h) => (status = Number(h[':status'])));
     req.on('data', (d: Buffer) => chunks.push(d));
     req.on('end', () => done());
@@ -129,7 +172,10 @@ export async function sendWave(webhookUrl: string, opts: WaveOptions): Promise<R
 export async function hostileWave(webhookUrl: string, opts: WaveOptions & { everyMs: number }): Promise<HostileRun> {
   const [session] = openSessions(webhookUrl, 1);
   for (let k = 0; k < 20; k++) await postReview(session!, ordinaryReview(`warm-${k}`));
-  const sender = fork(fileURLToPath(new URL('./hostile-sender.ts', import.meta.url)), [webhookUrl, JSON.stringify(opts)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const sender = fork(fileURLToPath(new URL('./hostile-sender.ts', import.meta.url)), [webhookUrl, JSON.stringify(opts)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const hostileDone = new Promise<ReviewAnswer[]>((resolve, reject) => {
     sender.once('message', (m) => resolve(m as ReviewAnswer[]));
     sender.once('exit', (code) => reject(new Error(`the hostile sender exited (${code}) without results`)));

@@ -18,7 +18,11 @@ export interface CsiClient {
   node: Client;
   controller: Client;
   /** Resolves with the response, or with the gRPC error (code, details) instead of throwing. */
-  call<T = Record<string, unknown>>(service: 'identity' | 'node' | 'controller', method: string, request: object): Promise<{ ok: true; value: T } | { ok: false; code: number; details: string }>;
+  call<T = Record<string, unknown>>(
+    service: 'identity' | 'node' | 'controller',
+    method: string,
+    request: object,
+  ): Promise<{ ok: true; value: T } | { ok: false; code: number; details: string }>;
   /** Sends these bytes as the body of a unary call, as a broken client would. */
   raw(path: string, bytes: Buffer): Promise<{ ok: boolean; code?: number; details?: string }>;
   close(): void;
@@ -32,7 +36,10 @@ export function csiClient(socketPath: string): CsiClient {
   return {
     ...clients,
     call(service, method, request) {
-      const client = clients[service] as unknown as Record<string, (r: object, m: Metadata, o: object, cb: (e: ServiceError | null, v: unknown) => void) => void>;
+      const client = clients[service] as unknown as Record<
+        string,
+        (r: object, m: Metadata, o: object, cb: (e: ServiceError | null, v: unknown) => void) => void
+      >;
       return new Promise((resolve) => {
         client[method]!.call(client, request, new Metadata(), { deadline: Date.now() + 15_000 }, (err, value) =>
           resolve(err ? { ok: false, code: err.code, details: err.details } : ({ ok: true, value } as never)),
@@ -65,7 +72,9 @@ export interface KubeletPod {
 
 /** makeVolumeHandle: csi-<sha256(podUID + volume name)>. */
 export function volumeHandle(podUid: string, volume: string): string {
-  return `csi-${createHash('sha256').update(podUid + volume).digest('hex')}`;
+  return `csi-${createHash('sha256')
+    .update(podUid + volume)
+    .digest('hex')}`;
 }
 
 /** getTargetPath + GetCSIMounterPath: <root>/pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount. */
@@ -77,7 +86,11 @@ export function targetPath(kubeletDir: string, podUid: string, volume: string): 
  * The NodePublishVolumeRequest kubelet sends for `csi: {driver: csi.nemutator.io, readOnly: true}`
  * in a pod's volumes, after creating the target's parent directory (0750) as kubelet does.
  */
-export async function kubeletPublish(kubeletDir: string, pod: KubeletPod, volume = 'nemutator-socket'): Promise<Record<string, unknown> & { target_path: string; volume_id: string }> {
+export async function kubeletPublish(
+  kubeletDir: string,
+  pod: KubeletPod,
+  volume = 'nemutator-socket',
+): Promise<Record<string, unknown> & { target_path: string; volume_id: string }> {
   const target = targetPath(kubeletDir, pod.uid, volume);
   await mkdir(dirname(target), { recursive: true, mode: 0o750 });
   return {
@@ -162,13 +175,17 @@ export async function setUpPodVolumes(pod: Obj, o: PodSetupOptions): Promise<Pod
       await mkdir(volumes[v.name]!, { recursive: true });
       for (const s of (v.projected.sources ?? []) as Obj[]) {
         const t = s.serviceAccountToken;
-        if (t) await writeFile(join(volumes[v.name]!, t.path), await o.issueToken({ audience: t.audience, expirationSeconds: t.expirationSeconds }), { mode: 0o644 });
+        if (t)
+          await writeFile(join(volumes[v.name]!, t.path), await o.issueToken({ audience: t.audience, expirationSeconds: t.expirationSeconds }), {
+            mode: 0o644,
+          });
       }
     }
   }
   // kubelet creates a missing subPath directory inside its volume
   for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers] as Obj[]) {
-    for (const m of (c.volumeMounts ?? []) as Obj[]) if (m.subPath && volumes[m.name] && !csi.some((v) => v.name === m.name)) await mkdir(join(volumes[m.name]!, m.subPath), { recursive: true });
+    for (const m of (c.volumeMounts ?? []) as Obj[])
+      if (m.subPath && volumes[m.name] && !csi.some((v) => v.name === m.name)) await mkdir(join(volumes[m.name]!, m.subPath), { recursive: true });
   }
   return { volumes, csi, pathIn: (container, p) => pathIn(container, volumes, p), teardown: () => tearDown(o, csi) };
 }

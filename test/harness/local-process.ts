@@ -1,7 +1,7 @@
 // Local mode (controller + agent) in a child process, the way `npm start` runs it, for tests
 // where a crash must be observable: the process exits, the test sees `exit`. Ports are chosen
 // by the kernel and read from the banner.
-import { type ChildProcess,spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +33,26 @@ export interface LocalProcess {
  */
 export async function startLocalProcess(flags: string[] = [], env: Record<string, string> = {}, opts: { stateDir?: string } = {}): Promise<LocalProcess> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'nemu-proc-'));
-  const args = ['--import', 'tsx', 'local/src/main.ts', '--state-dir', stateDir, '--webhook-port', '0', '--api-port', '0', '--fleet-port', '0', '--agent-metrics-port', '0', '--log-format', 'json', '--log-level', 'warn', ...flags];
+  const args = [
+    '--import',
+    'tsx',
+    'local/src/main.ts',
+    '--state-dir',
+    stateDir,
+    '--webhook-port',
+    '0',
+    '--api-port',
+    '0',
+    '--fleet-port',
+    '0',
+    '--agent-metrics-port',
+    '0',
+    '--log-format',
+    'json',
+    '--log-level',
+    'warn',
+    ...flags,
+  ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let text = '';
   child.stdout!.on('data', (d: Buffer) => (text += d.toString()));

@@ -37,12 +37,7 @@ export async function startPrometheus(
     const rules = (opts.rulesFiles ?? []).map((f) => `  - ${JSON.stringify(resolve(f))}`);
     await writeFile(
       configFile,
-      [
-        'global:',
-        `  evaluation_interval: ${opts.evaluationInterval ?? '1s'}`,
-        ...(rules.length > 0 ? ['rule_files:', ...rules] : []),
-        '',
-      ].join('\n'),
+      ['global:', `  evaluation_interval: ${opts.evaluationInterval ?? '1s'}`, ...(rules.length > 0 ? ['rule_files:', ...rules] : []), ''].join('\n'),
     );
     if (opts.backfill !== undefined) await backfill(home, dataDir, opts.backfill);
   } catch (err) {
@@ -62,11 +57,15 @@ export async function startPrometheus(
       '--log.level=warn',
     ]);
   const ready = async (service: ServiceProcess, port: number): Promise<void> =>
-    service.waitUntil(async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/-/ready`, { signal: AbortSignal.timeout(1_000) });
-      await res.arrayBuffer();
-      return res.ok;
-    }, 'ready (/-/ready)', 30_000);
+    service.waitUntil(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/-/ready`, { signal: AbortSignal.timeout(1_000) });
+        await res.arrayBuffer();
+        return res.ok;
+      },
+      'ready (/-/ready)',
+      30_000,
+    );
 
   const started = await startOnFreePort(opts.port, launch, ready, () => rm(home, { recursive: true, force: true }));
   const port = started.port;
@@ -95,8 +94,6 @@ async function backfill(home: string, dataDir: string, text: string): Promise<vo
   // promtool cuts blocks at 2h by default: days of history would become dozens of blocks
   // that Prometheus then compacts in the background. 31d (Prometheus' own cap) makes it a
   // handful of large blocks. promtool lists this flag only under --help-long.
-  await runTool(promtool, [
-    'tsdb', 'create-blocks-from', 'openmetrics', '--quiet', '--max-block-duration=744h', input, dataDir,
-  ]);
+  await runTool(promtool, ['tsdb', 'create-blocks-from', 'openmetrics', '--quiet', '--max-block-duration=744h', input, dataDir]);
   await rm(input);
 }

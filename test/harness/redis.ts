@@ -28,22 +28,25 @@ export async function startRedis(
 ): Promise<RedisServer> {
   const bin = requireTool('redis-server', 'redis-server');
   const dir = await mkdtemp(join(tmpdir(), 'nemutator-redis-'));
-  const persistence = opts.persist
-    ? ['--appendonly', 'yes', '--appendfsync', 'always']
-    : ['--appendonly', 'no'];
+  const persistence = opts.persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
 
   const launch = (port: number): ServiceProcess =>
     new ServiceProcess(`redis-server on 127.0.0.1:${port}`, bin, [
-      '--port', String(port),
-      '--bind', '127.0.0.1',
-      '--dir', dir,
-      '--save', '',
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
       ...persistence,
-      '--daemonize', 'no',
-      '--logfile', '',
+      '--daemonize',
+      'no',
+      '--logfile',
+      '',
     ]);
-  const ready = async (service: ServiceProcess, port: number): Promise<void> =>
-    service.waitUntil(() => answersPing(port), 'answering PING');
+  const ready = async (service: ServiceProcess, port: number): Promise<void> => service.waitUntil(() => answersPing(port), 'answering PING');
 
   const started = await startOnFreePort(opts.port, launch, ready, () => rm(dir, { recursive: true, force: true }));
   const port = started.port;

@@ -63,13 +63,20 @@ export async function startSentinelGroup(opts: SentinelGroupOptions = {}): Promi
     dirs.push(dir);
     const launch = (port: number): ServiceProcess => {
       const service = new ServiceProcess(`redis-server${replicaOf ? ` (replica of ${replicaOf})` : ' (master)'} on 127.0.0.1:${port}`, redisBin, [
-        '--port', String(port),
-        '--bind', '127.0.0.1',
-        '--dir', dir,
-        '--save', '',
-        '--appendonly', 'no',
-        '--daemonize', 'no',
-        '--logfile', '',
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--daemonize',
+        'no',
+        '--logfile',
+        '',
         ...(replicaOf ? ['--replicaof', '127.0.0.1', String(replicaOf)] : []),
         ...(opts.redisArgs ?? []),
       ]);

@@ -13,9 +13,7 @@ import { freePort } from './ports.ts';
 export function requireTool(name: string, debPackage: string): string {
   const found = findTool(name);
   if (found === undefined) {
-    throw new Error(
-      `${name} not found: install it with \`apt-get install ${debPackage}\` (CI installs it in .ci/run)`,
-    );
+    throw new Error(`${name} not found: install it with \`apt-get install ${debPackage}\` (CI installs it in .ci/run)`);
   }
   return found;
 }
@@ -23,9 +21,7 @@ export function requireTool(name: string, debPackage: string): string {
 export function findTool(name: string): string | undefined {
   const candidates = isAbsolute(name)
     ? [name]
-    : [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin']
-        .filter((dir) => dir !== '')
-        .map((dir) => join(dir, name));
+    : [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin'].filter((dir) => dir !== '').map((dir) => join(dir, name));
   for (const candidate of candidates) {
     try {
       accessSync(candidate, constants.X_OK);
@@ -43,11 +39,7 @@ export interface ToolResult {
 }
 
 /** Runs a tool to completion; a non-zero exit throws with the command line and its output. */
-export function runTool(
-  path: string,
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
-): Promise<ToolResult> {
+export function runTool(path: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(path, args, {
       env: opts.env ?? process.env,

@@ -4,7 +4,12 @@
  * Calls `probe` until it gives a value other than undefined, null or false, and returns it;
  * throws "timed out waiting for <what>" after `ms`.
  */
-export async function until<T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, ms = 10_000, everyMs = 25): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  ms = 10_000,
+  everyMs = 25,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();

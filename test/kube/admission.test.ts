@@ -4,7 +4,7 @@
 // run, selectors, service references and HTTP/2 behave as on a real server.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type CertificateAuthority, createCertificateAuthority, type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type CertificateAuthority, createCertificateAuthority, type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
 import { type AdmissionRequest, allow, deny, startTestWebhook, type TestWebhook } from '../harness/kube/webhook-fixture.ts';
 
@@ -41,11 +41,14 @@ function entry(name: string, clientConfig: Obj, extra: Obj = {}): Obj {
 }
 
 async function register(name: string, hooks: Obj[]): Promise<void> {
-  await k(['apply', '-f', '-'], { stdin: { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name }, webhooks: hooks } });
+  await k(['apply', '-f', '-'], {
+    stdin: { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name }, webhooks: hooks },
+  });
 }
 
 const urlOf = (w: TestWebhook): Obj => ({ url: w.url, caBundle: w.caBundle });
-const requestsFor = (w: TestWebhook, name: string): AdmissionRequest[] => w.requests.filter((r) => r.object?.metadata?.labels?.case === name || r.oldObject?.metadata?.labels?.case === name);
+const requestsFor = (w: TestWebhook, name: string): AdmissionRequest[] =>
+  w.requests.filter((r) => r.object?.metadata?.labels?.case === name || r.oldObject?.metadata?.labels?.case === name);
 
 beforeAll(async () => {
   kube = await startKubeDouble();
@@ -108,7 +111,16 @@ describe('mutating admission webhooks', () => {
   it('pods created by the ReplicaSet controller go through the webhook too', async () => {
     await register('workload', [entry('workload', urlOf(hook))]);
     await k(['create', '-f', '-'], {
-      stdin: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: NS }, spec: { replicas: 1, selector: { matchLabels: { case: 'workload' } }, template: { metadata: { labels: { case: 'workload' } }, spec: { containers: [{ name: 'app', image: 'nginx:1.27' }] } } } },
+      stdin: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'web', namespace: NS },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { case: 'workload' } },
+          template: { metadata: { labels: { case: 'workload' } }, spec: { containers: [{ name: 'app', image: 'nginx:1.27' }] } },
+        },
+      },
     });
     await expect.poll(() => requestsFor(hook, 'workload').length, { timeout: 10_000 }).toBe(1);
     const [req] = requestsFor(hook, 'workload');
@@ -120,10 +132,15 @@ describe('mutating admission webhooks', () => {
 
   it('with the webhook down, failurePolicy Ignore admits the pod unmutated and Fail rejects it', async () => {
     const down = { url: `https://127.0.0.1:${deadPort}/mutate`, caBundle: hook.caBundle };
-    await register('down', [entry('down-ignore', down, { failurePolicy: 'Ignore', timeoutSeconds: 2 }), entry('down-fail', down, { failurePolicy: 'Fail', timeoutSeconds: 2 })]);
+    await register('down', [
+      entry('down-ignore', down, { failurePolicy: 'Ignore', timeoutSeconds: 2 }),
+      entry('down-fail', down, { failurePolicy: 'Fail', timeoutSeconds: 2 }),
+    ]);
     expect(await k(['create', '-f', '-'], { stdin: pod('ignored', { case: 'down-ignore' }) })).toBe('pod/ignored created\n');
     expect(JSON.parse(await k(['-n', NS, 'get', 'pod', 'ignored', '-o', 'json'])).metadata.labels).toEqual({ case: 'down-ignore' });
-    expect(kube.webhookCalls.filter((c) => c.webhook === 'down-ignore.example.com').at(-1)?.outcome).toMatch(/^ignored: failed to call webhook: .*connection refused/);
+    expect(kube.webhookCalls.filter((c) => c.webhook === 'down-ignore.example.com').at(-1)?.outcome).toMatch(
+      /^ignored: failed to call webhook: .*connection refused/,
+    );
     const failed = await k.result(['create', '-f', '-'], { stdin: pod('failed', { case: 'down-fail' }) });
     expect(failed.code).not.toBe(0);
     expect(failed.stderr).toContain(
@@ -152,9 +169,13 @@ describe('mutating admission webhooks', () => {
       entry('wrong-uid-ignored', at('/wrong-uid'), { failurePolicy: 'Ignore' }),
     ]);
     const wrongUid = await k.result(['create', '-f', '-'], { stdin: pod('w', { case: 'wrong-uid' }) });
-    expect(wrongUid.stderr).toMatch(/failed calling webhook "wrong-uid.example.com": received invalid webhook response: expected response.uid="[0-9a-f-]{36}", got "not-the-request-uid"/);
+    expect(wrongUid.stderr).toMatch(
+      /failed calling webhook "wrong-uid.example.com": received invalid webhook response: expected response.uid="[0-9a-f-]{36}", got "not-the-request-uid"/,
+    );
     const noType = await k.result(['create', '-f', '-'], { stdin: pod('n', { case: 'no-patch-type' }) });
-    expect(noType.stderr).toContain('failed calling webhook "no-patch-type.example.com": received invalid webhook response: patchType is required when patch is present');
+    expect(noType.stderr).toContain(
+      'failed calling webhook "no-patch-type.example.com": received invalid webhook response: patchType is required when patch is present',
+    );
     const untrusted = await k.result(['create', '-f', '-'], { stdin: pod('u', { case: 'untrusted' }) });
     expect(untrusted.stderr).toContain('x509: certificate signed by unknown authority');
     expect(await k(['create', '-f', '-'], { stdin: pod('i', { case: 'wrong-uid-ignored' }) })).toBe('pod/i created\n');
@@ -168,19 +189,33 @@ describe('mutating admission webhooks', () => {
     const r = await k.result(['create', '-f', '-'], { stdin: pod('d', { case: 'deny' }) });
     // The status keeps the webhook's code and (empty) reason, so kubectl prints no reason, as for Kyverno denials.
     expect(r.stderr).toContain('Error from server: error when creating "STDIN": admission webhook "deny.example.com" denied the request: no pods on Fridays');
-    const withReason = await startTestWebhook({ ca, handler: (req) => ({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: req.uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: 'not here' } } }) });
+    const withReason = await startTestWebhook({
+      ca,
+      handler: (req) => ({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        response: { uid: req.uid, allowed: false, status: { code: 403, reason: 'Forbidden', message: 'not here' } },
+      }),
+    });
     webhooks.push(withReason);
     await register('deny', [entry('deny', urlOf(withReason))]);
-    expect((await k.result(['create', '-f', '-'], { stdin: pod('d', { case: 'deny' }) })).stderr).toContain('Error from server (Forbidden): error when creating "STDIN": admission webhook "deny.example.com" denied the request: not here');
+    expect((await k.result(['create', '-f', '-'], { stdin: pod('d', { case: 'deny' }) })).stderr).toContain(
+      'Error from server (Forbidden): error when creating "STDIN": admission webhook "deny.example.com" denied the request: not here',
+    );
   });
 
   it('timeoutSeconds bounds a hanging webhook', async () => {
     const sloth = await startTestWebhook({ ca, handler: () => new Promise(() => undefined) });
     webhooks.push(sloth);
-    await register('slow', [entry('slow-fail', urlOf(sloth), { timeoutSeconds: 1 }), entry('slow-ignore', urlOf(sloth), { timeoutSeconds: 1, failurePolicy: 'Ignore' })]);
+    await register('slow', [
+      entry('slow-fail', urlOf(sloth), { timeoutSeconds: 1 }),
+      entry('slow-ignore', urlOf(sloth), { timeoutSeconds: 1, failurePolicy: 'Ignore' }),
+    ]);
     const started = Date.now();
     const r = await k.result(['create', '-f', '-'], { stdin: pod('s', { case: 'slow-fail' }) });
-    expect(r.stderr).toMatch(/failed calling webhook "slow-fail.example.com": failed to call webhook: Post "https:\/\/127.0.0.1:\d+\/mutate\?timeout=1s": context deadline exceeded/);
+    expect(r.stderr).toMatch(
+      /failed calling webhook "slow-fail.example.com": failed to call webhook: Post "https:\/\/127.0.0.1:\d+\/mutate\?timeout=1s": context deadline exceeded/,
+    );
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
     expect(await k(['create', '-f', '-'], { stdin: pod('s2', { case: 'slow-ignore' }) })).toBe('pod/s2 created\n');
   });
@@ -194,7 +229,10 @@ describe('mutating admission webhooks', () => {
         return allow(req, req.object!.metadata.labels.first ? [] : [{ op: 'add', path: '/metadata/labels/first', value: 'done' }]);
       },
     });
-    const second = await startTestWebhook({ ca, handler: (req) => allow(req, req.object!.metadata.labels.second ? [] : [{ op: 'add', path: '/metadata/labels/second', value: 'done' }]) });
+    const second = await startTestWebhook({
+      ca,
+      handler: (req) => allow(req, req.object!.metadata.labels.second ? [] : [{ op: 'add', path: '/metadata/labels/second', value: 'done' }]),
+    });
     webhooks.push(first, second);
     // Configurations are called in name order: a-first, then b-second.
     await register('a-first', [entry('reinvoke', urlOf(first), { reinvocationPolicy: 'IfNeeded' })]);
@@ -204,7 +242,14 @@ describe('mutating admission webhooks', () => {
     expect(JSON.parse(await k(['-n', NS, 'get', 'pod', 'r', '-o', 'json'])).metadata.labels).toEqual({ case: 'reinvoke', first: 'done', second: 'done' });
 
     seen.length = 0;
-    await k(['patch', 'mutatingwebhookconfiguration', 'a-first', '--type=json', '-p', '[{"op":"replace","path":"/webhooks/0/reinvocationPolicy","value":"Never"}]']);
+    await k([
+      'patch',
+      'mutatingwebhookconfiguration',
+      'a-first',
+      '--type=json',
+      '-p',
+      '[{"op":"replace","path":"/webhooks/0/reinvocationPolicy","value":"Never"}]',
+    ]);
     await k(['create', '-f', '-'], { stdin: pod('r2', { case: 'reinvoke' }) });
     expect(seen).toHaveLength(1);
   });
@@ -216,10 +261,22 @@ describe('mutating admission webhooks', () => {
     expect(requestsFor(hook, 'dry').at(-1)?.dryRun).toBe(true);
     expect((await k.result(['-n', NS, 'get', 'pod', 'dry'])).code).not.toBe(0);
     // admissionregistration/v1 only accepts None and NoneOnDryRun…
-    const some = await k.result(['apply', '-f', '-'], { stdin: { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'some' }, webhooks: [entry('some', urlOf(hook), { sideEffects: 'Some' })] } });
+    const some = await k.result(['apply', '-f', '-'], {
+      stdin: {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'MutatingWebhookConfiguration',
+        metadata: { name: 'some' },
+        webhooks: [entry('some', urlOf(hook), { sideEffects: 'Some' })],
+      },
+    });
     expect(some.stderr).toContain('webhooks[0].sideEffects: Unsupported value: "Some": supported values: "None", "NoneOnDryRun"');
     // …and a stored configuration with Unknown side effects (from v1beta1 days) refuses dry runs.
-    kube.put({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'legacy' }, webhooks: [entry('legacy', urlOf(hook), { sideEffects: 'Unknown', matchPolicy: 'Equivalent', namespaceSelector: {}, reinvocationPolicy: 'Never' })] });
+    kube.put({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      metadata: { name: 'legacy' },
+      webhooks: [entry('legacy', urlOf(hook), { sideEffects: 'Unknown', matchPolicy: 'Equivalent', namespaceSelector: {}, reinvocationPolicy: 'Never' })],
+    });
     const refused = await k.result(['create', '--dry-run=server', '-f', '-'], { stdin: pod('dry2', { case: 'legacy' }) });
     expect(refused.stderr).toContain('admission webhook "legacy.example.com" does not support dry run');
   });
@@ -236,7 +293,9 @@ describe('mutating admission webhooks', () => {
       },
     ]);
     for (const ns of [NS, 'quiet']) {
-      await k(['create', '-f', '-'], { stdin: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm', namespace: ns, labels: { case: 'updates' } }, data: { v: '1' } } });
+      await k(['create', '-f', '-'], {
+        stdin: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cm', namespace: ns, labels: { case: 'updates' } }, data: { v: '1' } },
+      });
       await k(['-n', ns, 'label', 'configmap', 'cm', 'step=two']);
     }
     const updates = recorder.requests;
@@ -248,7 +307,12 @@ describe('mutating admission webhooks', () => {
   });
 
   it('a service reference reaches the webhook through the resolver, over HTTP/2, verified for <svc>.<ns>.svc', async () => {
-    const h2 = await startTestWebhook({ ca, http2: true, dnsNames: ['hook.adm.svc'], handler: (req) => allow(req, [{ op: 'add', path: '/metadata/labels/via', value: 'service' }]) });
+    const h2 = await startTestWebhook({
+      ca,
+      http2: true,
+      dnsNames: ['hook.adm.svc'],
+      handler: (req) => allow(req, [{ op: 'add', path: '/metadata/labels/via', value: 'service' }]),
+    });
     webhooks.push(h2);
     kube.serviceResolver = (ns, name, port) => (ns === NS && name === 'hook' && port === 8443 ? `https://127.0.0.1:${h2.port}` : undefined);
     await register('service', [entry('service', { service: { namespace: NS, name: 'hook', path: '/mutate', port: 8443 }, caBundle: h2.caBundle })]);
@@ -259,6 +323,8 @@ describe('mutating admission webhooks', () => {
     kube.serviceResolver = () => `https://127.0.0.1:${h2.port}`;
     await register('service', [entry('service', { service: { namespace: NS, name: 'other', path: '/mutate', port: 8443 }, caBundle: h2.caBundle })]);
     const r = await k.result(['create', '-f', '-'], { stdin: pod('svc2', { case: 'service' }) });
-    expect(r.stderr).toMatch(/failed calling webhook "service.example.com": failed to call webhook: Post "https:\/\/other.adm.svc:8443\/mutate\?timeout=5s": tls: failed to verify certificate/);
+    expect(r.stderr).toMatch(
+      /failed calling webhook "service.example.com": failed to call webhook: Post "https:\/\/other.adm.svc:8443\/mutate\?timeout=5s": tls: failed to verify certificate/,
+    );
   });
 });

@@ -4,7 +4,7 @@
 // status/scale/resize subresources, finalizers, garbage collection and namespace deletion.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -60,11 +60,19 @@ async function watch(double: KubeDouble, path: string): Promise<WatchStream> {
   return { status: res.status, events, ended, close: () => ac.abort() };
 }
 
-const cm = (name: string, labels: Record<string, string> = {}, extra: Obj = {}): Obj => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels, ...extra }, data: { v: '1' } });
+const cm = (name: string, labels: Record<string, string> = {}, extra: Obj = {}): Obj => ({
+  apiVersion: 'v1',
+  kind: 'ConfigMap',
+  metadata: { name, labels, ...extra },
+  data: { v: '1' },
+});
 const nsPath = (ns = NS) => `/api/v1/namespaces/${ns}`;
 
 beforeAll(async () => {
-  [kube, quiet] = await Promise.all([startKubeDouble({ http: true, bookmarkIntervalMs: 100 }), startKubeDouble({ http: true, controllers: false, historySize: 5 })]);
+  [kube, quiet] = await Promise.all([
+    startKubeDouble({ http: true, bookmarkIntervalMs: 100 }),
+    startKubeDouble({ http: true, controllers: false, historySize: 5 }),
+  ]);
   for (const c of [api, q]) expect((await c('POST', '/api/v1/namespaces', { metadata: { name: NS } })).status).toBe(201);
 });
 afterAll(async () => {
@@ -75,24 +83,54 @@ describe('errors and concurrency', () => {
   it('create fills system fields; errors are metav1.Status objects as the real server writes them', async () => {
     const created = await api('POST', `${nsPath()}/configmaps`, cm('a'));
     expect(created.status).toBe(201);
-    expect(created.body.metadata).toMatchObject({ name: 'a', namespace: NS, uid: expect.stringMatching(/^[0-9a-f-]{36}$/), resourceVersion: expect.stringMatching(/^\d+$/), creationTimestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/) });
+    expect(created.body.metadata).toMatchObject({
+      name: 'a',
+      namespace: NS,
+      uid: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      resourceVersion: expect.stringMatching(/^\d+$/),
+      creationTimestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
+    });
 
     expect((await api('POST', `${nsPath()}/configmaps`, cm('a'))).body).toEqual({
-      kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'configmaps "a" already exists', reason: 'AlreadyExists', details: { name: 'a', kind: 'configmaps' }, code: 409,
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'configmaps "a" already exists',
+      reason: 'AlreadyExists',
+      details: { name: 'a', kind: 'configmaps' },
+      code: 409,
     });
     expect((await api('GET', `/apis/apps/v1/namespaces/${NS}/deployments/nope`)).body).toEqual({
-      kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'deployments.apps "nope" not found', reason: 'NotFound', details: { name: 'nope', group: 'apps', kind: 'deployments' }, code: 404,
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'deployments.apps "nope" not found',
+      reason: 'NotFound',
+      details: { name: 'nope', group: 'apps', kind: 'deployments' },
+      code: 404,
     });
     const invalid = await api('POST', `${nsPath()}/configmaps`, { metadata: { name: 'Bad_Name' } });
     expect(invalid.status).toBe(422);
-    expect(invalid.body).toMatchObject({ reason: 'Invalid', details: { name: 'Bad_Name', kind: 'ConfigMap', causes: [{ reason: 'FieldValueInvalid', field: 'metadata.name' }] } });
+    expect(invalid.body).toMatchObject({
+      reason: 'Invalid',
+      details: { name: 'Bad_Name', kind: 'ConfigMap', causes: [{ reason: 'FieldValueInvalid', field: 'metadata.name' }] },
+    });
     expect(invalid.body.message).toMatch(/^ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain/);
     expect((await api('POST', '/api/v1/namespaces/missing/configmaps', cm('x'))).body).toMatchObject({ code: 404, message: 'namespaces "missing" not found' });
-    expect((await api('POST', `${nsPath()}/configmaps`, { ...cm('x'), metadata: { name: 'x', namespace: 'other' } })).body).toMatchObject({ code: 400, reason: 'BadRequest', message: 'the namespace of the provided object does not match the namespace sent on the request' });
+    expect((await api('POST', `${nsPath()}/configmaps`, { ...cm('x'), metadata: { name: 'x', namespace: 'other' } })).body).toMatchObject({
+      code: 400,
+      reason: 'BadRequest',
+      message: 'the namespace of the provided object does not match the namespace sent on the request',
+    });
     expect((await api('GET', '/api/v1/widgets')).status).toBe(404);
     // Anonymous is authenticated as system:anonymous and refused; a bad token is 401.
     const anonymous = await fetch(`${kube.httpUrl}/api/v1/namespaces`);
-    expect(await anonymous.json()).toMatchObject({ code: 403, message: 'namespaces is forbidden: User "system:anonymous" cannot list resource "namespaces" in API group "" at the cluster scope' });
+    expect(await anonymous.json()).toMatchObject({
+      code: 403,
+      message: 'namespaces is forbidden: User "system:anonymous" cannot list resource "namespaces" in API group "" at the cluster scope',
+    });
     expect((await fetch(`${kube.httpUrl}/version`)).status).toBe(200);
     expect((await fetch(`${kube.httpUrl}/api`)).status).toBe(403);
     expect((await fetch(`${kube.httpUrl}/api`, { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
@@ -105,11 +143,21 @@ describe('errors and concurrency', () => {
     expect(Number(first.body.metadata.resourceVersion)).toBeGreaterThan(Number(a.metadata.resourceVersion));
     const stale = await api('PUT', `${nsPath()}/configmaps/a`, { ...a, data: { v: '3' } });
     expect(stale.body).toEqual({
-      kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure',
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
       message: 'Operation cannot be fulfilled on configmaps "a": the object has been modified; please apply your changes to the latest version and try again',
-      reason: 'Conflict', details: { name: 'a', kind: 'configmaps' }, code: 409,
+      reason: 'Conflict',
+      details: { name: 'a', kind: 'configmaps' },
+      code: 409,
     });
-    const staleMerge = await api('PATCH', `${nsPath()}/configmaps/a`, { metadata: { resourceVersion: a.metadata.resourceVersion }, data: { v: '4' } }, 'application/merge-patch+json');
+    const staleMerge = await api(
+      'PATCH',
+      `${nsPath()}/configmaps/a`,
+      { metadata: { resourceVersion: a.metadata.resourceVersion }, data: { v: '4' } },
+      'application/merge-patch+json',
+    );
     expect(staleMerge.status).toBe(409);
     const { metadata: _m, ...withoutRv } = first.body;
     const unconditional = await api('PUT', `${nsPath()}/configmaps/a`, { ...withoutRv, metadata: { name: 'a' }, data: { v: '5' } });
@@ -134,7 +182,12 @@ describe('errors and concurrency', () => {
 
 describe('lists and selectors', () => {
   it('pages with limit/continue and filters with set-based label selectors and field selectors', async () => {
-    for (const [name, tier] of [['p1', 'web'], ['p2', 'db'], ['p3', 'web'], ['p4', 'cache']] as const) {
+    for (const [name, tier] of [
+      ['p1', 'web'],
+      ['p2', 'db'],
+      ['p3', 'web'],
+      ['p4', 'cache'],
+    ] as const) {
       await q('POST', `${nsPath()}/configmaps`, cm(name, { tier, ...(name === 'p4' ? { legacy: 'true' } : {}) }));
     }
     const page1 = await q('GET', `${nsPath()}/configmaps?limit=2&labelSelector=tier`);
@@ -208,14 +261,21 @@ describe('watch', () => {
   });
 
   it('sends bookmarks when allowed, marks the end of initial events, and honours timeoutSeconds', async () => {
-    const w = await watch(kube, `${nsPath()}/configmaps?watch=true&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=&timeoutSeconds=1`);
+    const w = await watch(
+      kube,
+      `${nsPath()}/configmaps?watch=true&allowWatchBookmarks=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=&timeoutSeconds=1`,
+    );
     const started = Date.now();
     await w.ended;
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     const firstBookmark = w.events.findIndex((e) => e.type === 'BOOKMARK');
     expect(firstBookmark).toBeGreaterThan(0);
     expect(w.events.slice(0, firstBookmark).every((e) => e.type === 'ADDED')).toBe(true);
-    expect(w.events[firstBookmark]!.object).toMatchObject({ kind: 'ConfigMap', apiVersion: 'v1', metadata: { annotations: { 'k8s.io/initial-events-end': 'true' }, resourceVersion: expect.stringMatching(/^\d+$/) } });
+    expect(w.events[firstBookmark]!.object).toMatchObject({
+      kind: 'ConfigMap',
+      apiVersion: 'v1',
+      metadata: { annotations: { 'k8s.io/initial-events-end': 'true' }, resourceVersion: expect.stringMatching(/^\d+$/) },
+    });
     expect(w.events.filter((e) => e.type === 'BOOKMARK').length).toBeGreaterThan(2); // periodic ones (every 100 ms here)
     const bad = await api('GET', `${nsPath()}/configmaps?watch=true&sendInitialEvents=true`);
     expect(bad.body).toMatchObject({ code: 422, reason: 'Invalid' });
@@ -231,18 +291,32 @@ describe('watch', () => {
 
 describe('subresources', () => {
   const deployment = (name: string): Obj => ({
-    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name },
-    spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } } },
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } },
+    },
   });
 
   it('status is written only through /status, and spec only through the main resource', async () => {
     const created = (await q('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, deployment('st'))).body;
     expect(created.metadata.generation).toBe(1);
-    const viaMain = await q('PUT', `/apis/apps/v1/namespaces/${NS}/deployments/st`, { ...created, spec: { ...created.spec, replicas: 2 }, status: { replicas: 7 } });
+    const viaMain = await q('PUT', `/apis/apps/v1/namespaces/${NS}/deployments/st`, {
+      ...created,
+      spec: { ...created.spec, replicas: 2 },
+      status: { replicas: 7 },
+    });
     expect(viaMain.body.spec.replicas).toBe(2);
     expect(viaMain.body.status).toEqual({});
     expect(viaMain.body.metadata.generation).toBe(2);
-    const viaStatus = await q('PUT', `/apis/apps/v1/namespaces/${NS}/deployments/st/status`, { ...viaMain.body, spec: { ...viaMain.body.spec, replicas: 9 }, status: { replicas: 2, observedGeneration: 2 } });
+    const viaStatus = await q('PUT', `/apis/apps/v1/namespaces/${NS}/deployments/st/status`, {
+      ...viaMain.body,
+      spec: { ...viaMain.body.spec, replicas: 9 },
+      status: { replicas: 2, observedGeneration: 2 },
+    });
     expect(viaStatus.body.spec.replicas).toBe(2);
     expect(viaStatus.body.status).toEqual({ replicas: 2, observedGeneration: 2 });
     expect(viaStatus.body.metadata.generation).toBe(2);
@@ -252,19 +326,41 @@ describe('subresources', () => {
 
   it('scale reads and writes replicas as an autoscaling/v1 Scale', async () => {
     const scale = await q('GET', `/apis/apps/v1/namespaces/${NS}/deployments/st/scale`);
-    expect(scale.body).toMatchObject({ kind: 'Scale', apiVersion: 'autoscaling/v1', metadata: { name: 'st', namespace: NS }, spec: { replicas: 2 }, status: { replicas: 2, selector: 'app=st' } });
+    expect(scale.body).toMatchObject({
+      kind: 'Scale',
+      apiVersion: 'autoscaling/v1',
+      metadata: { name: 'st', namespace: NS },
+      spec: { replicas: 2 },
+      status: { replicas: 2, selector: 'app=st' },
+    });
     const patched = await q('PATCH', `/apis/apps/v1/namespaces/${NS}/deployments/st/scale`, { spec: { replicas: 4 } }, 'application/merge-patch+json');
     expect(patched.body.spec.replicas).toBe(4);
     expect((await q('GET', `/apis/apps/v1/namespaces/${NS}/deployments/st`)).body.spec.replicas).toBe(4);
     const negative = await q('PUT', `/apis/apps/v1/namespaces/${NS}/deployments/st/scale`, { ...patched.body, spec: { replicas: -1 } });
-    expect(negative.body).toMatchObject({ code: 422, message: expect.stringContaining('spec.replicas: Invalid value: -1: must be greater than or equal to 0') });
+    expect(negative.body).toMatchObject({
+      code: 422,
+      message: expect.stringContaining('spec.replicas: Invalid value: -1: must be greater than or equal to 0'),
+    });
   });
 
   it('pod resources change only through /resize', async () => {
-    await q('POST', `${nsPath()}/pods`, { metadata: { name: 'rz' }, spec: { containers: [{ name: 'c', image: 'busybox:1.36', resources: { requests: { cpu: '100m' } } }] } });
-    const viaMain = await q('PATCH', `${nsPath()}/pods/rz`, { spec: { containers: [{ name: 'c', resources: { requests: { cpu: '200m' } } }] } }, 'application/strategic-merge-patch+json');
+    await q('POST', `${nsPath()}/pods`, {
+      metadata: { name: 'rz' },
+      spec: { containers: [{ name: 'c', image: 'busybox:1.36', resources: { requests: { cpu: '100m' } } }] },
+    });
+    const viaMain = await q(
+      'PATCH',
+      `${nsPath()}/pods/rz`,
+      { spec: { containers: [{ name: 'c', resources: { requests: { cpu: '200m' } } }] } },
+      'application/strategic-merge-patch+json',
+    );
     expect(viaMain.body).toMatchObject({ code: 422, message: expect.stringContaining('pod updates may not change fields') });
-    const resized = await q('PATCH', `${nsPath()}/pods/rz/resize`, { spec: { containers: [{ name: 'c', resources: { requests: { cpu: '200m' } } }] } }, 'application/strategic-merge-patch+json');
+    const resized = await q(
+      'PATCH',
+      `${nsPath()}/pods/rz/resize`,
+      { spec: { containers: [{ name: 'c', resources: { requests: { cpu: '200m' } } }] } },
+      'application/strategic-merge-patch+json',
+    );
     expect(resized.status).toBe(200);
     expect(resized.body.spec.containers[0].resources).toEqual({ requests: { cpu: '200m' } });
     expect(resized.body.spec.containers[0].image).toBe('busybox:1.36');
@@ -311,6 +407,9 @@ describe('deletion', () => {
     await quiet.settle();
     expect((await q('GET', '/api/v1/namespaces/doomed')).status).toBe(404);
     expect((await q('GET', '/api/v1/namespaces/doomed/configmaps/c')).status).toBe(404);
-    expect((await q('DELETE', '/api/v1/namespaces/default')).body).toMatchObject({ code: 403, message: 'namespaces "default" is forbidden: this namespace may not be deleted' });
+    expect((await q('DELETE', '/api/v1/namespaces/default')).body).toMatchObject({
+      code: 403,
+      message: 'namespaces "default" is forbidden: this namespace may not be deleted',
+    });
   });
 });

@@ -4,7 +4,7 @@
 import { CoreV1Api, KubeConfig, PolicyV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
 
 let kube: KubeDouble;
@@ -14,8 +14,12 @@ let policy: PolicyV1Api;
 const NS = 'ev';
 
 const podNames = async (selector: string): Promise<string[]> =>
-  ((await core.listNamespacedPod({ namespace: NS, labelSelector: selector })).items ?? []).filter((p) => p.status?.phase === 'Running').map((p) => p.metadata!.name!).sort();
-const evict = (name: string) => core.createNamespacedPodEviction({ namespace: NS, name, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: NS } } });
+  ((await core.listNamespacedPod({ namespace: NS, labelSelector: selector })).items ?? [])
+    .filter((p) => p.status?.phase === 'Running')
+    .map((p) => p.metadata!.name!)
+    .sort();
+const evict = (name: string) =>
+  core.createNamespacedPodEviction({ namespace: NS, name, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name, namespace: NS } } });
 
 beforeAll(async () => {
   kube = await startKubeDouble();
@@ -26,9 +30,25 @@ beforeAll(async () => {
   policy = kc.makeApiClient(PolicyV1Api);
   await k(['create', 'namespace', NS]);
   await k(['apply', '-f', '-'], {
-    stdin: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'api', namespace: NS }, spec: { replicas: 2, selector: { matchLabels: { app: 'api' } }, template: { metadata: { labels: { app: 'api' } }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } } } },
+    stdin: {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'api', namespace: NS },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: 'api' } },
+        template: { metadata: { labels: { app: 'api' } }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } },
+      },
+    },
   });
-  await k(['apply', '-f', '-'], { stdin: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'api', namespace: NS }, spec: { minAvailable: 2, selector: { matchLabels: { app: 'api' } } } } });
+  await k(['apply', '-f', '-'], {
+    stdin: {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'api', namespace: NS },
+      spec: { minAvailable: 2, selector: { matchLabels: { app: 'api' } } },
+    },
+  });
 });
 afterAll(async () => {
   await kube?.stop();
@@ -36,12 +56,14 @@ afterAll(async () => {
 
 describe('eviction and PodDisruptionBudgets', () => {
   it('the disruption controller keeps the PDB status current', async () => {
-    await expect.poll(async () => (await policy.readNamespacedPodDisruptionBudget({ namespace: NS, name: 'api' })).status, { timeout: 10_000 }).toMatchObject({
-      currentHealthy: 2,
-      desiredHealthy: 2,
-      expectedPods: 2,
-      disruptionsAllowed: 0,
-    });
+    await expect
+      .poll(async () => (await policy.readNamespacedPodDisruptionBudget({ namespace: NS, name: 'api' })).status, { timeout: 10_000 })
+      .toMatchObject({
+        currentHealthy: 2,
+        desiredHealthy: 2,
+        expectedPods: 2,
+        disruptionsAllowed: 0,
+      });
   });
 
   it('an eviction that would break the budget is 429 TooManyRequests', async () => {
@@ -94,13 +116,29 @@ describe('eviction and PodDisruptionBudgets', () => {
   it('pods that are not running are evicted without consulting budgets; two budgets are an error', async () => {
     await k(['-n', NS, 'patch', 'pdb', 'api', '--type=merge', '-p', '{"spec":{"minAvailable":"100%"}}']);
     // A scheduling gate keeps the pod Pending.
-    await core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'gated', labels: { app: 'api' } }, spec: { schedulingGates: [{ name: 'example.com/hold' }], containers: [{ name: 'c', image: 'busybox:1.36' }] } } });
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: {
+        metadata: { name: 'gated', labels: { app: 'api' } },
+        spec: { schedulingGates: [{ name: 'example.com/hold' }], containers: [{ name: 'c', image: 'busybox:1.36' }] },
+      },
+    });
     await evict('gated');
     await expect(core.readNamespacedPod({ namespace: NS, name: 'gated' })).rejects.toMatchObject({ code: 404 });
 
-    await k(['apply', '-f', '-'], { stdin: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'second', namespace: NS }, spec: { maxUnavailable: 1, selector: { matchLabels: { app: 'api' } } } } });
+    await k(['apply', '-f', '-'], {
+      stdin: {
+        apiVersion: 'policy/v1',
+        kind: 'PodDisruptionBudget',
+        metadata: { name: 'second', namespace: NS },
+        spec: { maxUnavailable: 1, selector: { matchLabels: { app: 'api' } } },
+      },
+    });
     const [pod] = await podNames('app=api');
-    await expect(evict(pod!)).rejects.toMatchObject({ code: 500, body: expect.stringContaining('This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.') });
+    await expect(evict(pod!)).rejects.toMatchObject({
+      code: 500,
+      body: expect.stringContaining('This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.'),
+    });
     await expect(evict('no-such-pod')).rejects.toMatchObject({ code: 404 });
   });
 
@@ -115,6 +153,8 @@ describe('eviction and PodDisruptionBudgets', () => {
       (e: { code?: number; body?: string }) => e,
     );
     expect(err?.code).toBe(403);
-    expect(JSON.parse(err!.body!).message).toBe(`pods "${pod}" is forbidden: User "system:serviceaccount:${NS}:rollbacker" cannot create resource "pods/eviction" in API group "" in the namespace "${NS}"`);
+    expect(JSON.parse(err!.body!).message).toBe(
+      `pods "${pod}" is forbidden: User "system:serviceaccount:${NS}:rollbacker" cannot create resource "pods/eviction" in API group "" in the namespace "${NS}"`,
+    );
   });
 });

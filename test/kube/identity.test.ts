@@ -6,7 +6,7 @@ import { AuthenticationV1Api, AuthorizationV1Api, CoreV1Api, KubeConfig, RbacAut
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 
 let kube: KubeDouble;
 let core: CoreV1Api;
@@ -15,7 +15,8 @@ let authz: AuthorizationV1Api;
 let rbac: RbacAuthorizationV1Api;
 const NS = 'id';
 
-async function raw(path: string, token?: string, init: { method?: string; body?: unknown } = {}): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function raw(path: string, token?: string, init: { method?: string; body?: unknown } = {}): Promise<{ status: number; body: any }> {
   const res = await fetch(`${kube.httpUrl}${path}`, {
     method: init.method ?? 'GET',
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
@@ -25,7 +26,8 @@ async function raw(path: string, token?: string, init: { method?: string; body?:
   return { status: res.status, body: text.startsWith('{') ? JSON.parse(text) : text };
 }
 
-const review = (token: string, audiences?: string[]): Promise<V1TokenReview> => authn.createTokenReview({ body: { spec: { token, ...(audiences ? { audiences } : {}) } } });
+const review = (token: string, audiences?: string[]): Promise<V1TokenReview> =>
+  authn.createTokenReview({ body: { spec: { token, ...(audiences ? { audiences } : {}) } } });
 
 beforeAll(async () => {
   kube = await startKubeDouble({ http: true });
@@ -37,7 +39,10 @@ beforeAll(async () => {
   rbac = kc.makeApiClient(RbacAuthorizationV1Api);
   await core.createNamespace({ body: { metadata: { name: NS } } });
   await core.createNamespacedServiceAccount({ namespace: NS, body: { metadata: { name: 'agent' } } });
-  await core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'app' }, spec: { serviceAccountName: 'agent', containers: [{ name: 'c', image: 'busybox:1.36' }] } } });
+  await core.createNamespacedPod({
+    namespace: NS,
+    body: { metadata: { name: 'app' }, spec: { serviceAccountName: 'agent', containers: [{ name: 'c', image: 'busybox:1.36' }] } },
+  });
   await kube.settle(); // the scheduler stand-in binds the pod to node-1
 });
 afterAll(async () => {
@@ -83,11 +88,15 @@ describe('service-account tokens', () => {
   });
 
   it('TokenRequest refuses durations under ten minutes and unknown service accounts', async () => {
-    await expect(core.createNamespacedServiceAccountToken({ namespace: NS, name: 'agent', body: { spec: { audiences: [], expirationSeconds: 60 } } })).rejects.toMatchObject({
+    await expect(
+      core.createNamespacedServiceAccountToken({ namespace: NS, name: 'agent', body: { spec: { audiences: [], expirationSeconds: 60 } } }),
+    ).rejects.toMatchObject({
       code: 422,
       body: expect.stringContaining('may not specify a duration less than 10 minutes'),
     });
-    await expect(core.createNamespacedServiceAccountToken({ namespace: NS, name: 'ghost', body: { spec: { audiences: [] } } })).rejects.toMatchObject({ code: 404 });
+    await expect(core.createNamespacedServiceAccountToken({ namespace: NS, name: 'ghost', body: { spec: { audiences: [] } } })).rejects.toMatchObject({
+      code: 404,
+    });
   });
 
   it('TokenReview accepts an issued token and reports the user, groups and pod binding', async () => {
@@ -100,7 +109,11 @@ describe('service-account tokens', () => {
       user: {
         username: `system:serviceaccount:${NS}:agent`,
         groups: ['system:serviceaccounts', `system:serviceaccounts:${NS}`, 'system:authenticated'],
-        extra: { 'authentication.kubernetes.io/pod-name': ['app'], 'authentication.kubernetes.io/pod-uid': [p.metadata!.uid!], 'authentication.kubernetes.io/node-name': ['node-1'] },
+        extra: {
+          'authentication.kubernetes.io/pod-name': ['app'],
+          'authentication.kubernetes.io/pod-uid': [p.metadata!.uid!],
+          'authentication.kubernetes.io/node-name': ['node-1'],
+        },
       },
     });
   });
@@ -113,7 +126,12 @@ describe('service-account tokens', () => {
     const cases: [string, string, string[] | undefined, RegExp][] = [
       ['forged payload', `${h}.${forged}.${sig}`, ['nemutator'], /error in cryptographic primitive/],
       ['flipped signature', `${h}.${payload}.${flipped}`, ['nemutator'], /error in cryptographic primitive/],
-      ['expired', await kube.issueToken({ namespace: NS, serviceAccount: 'agent', audiences: ['nemutator'], expirationSeconds: -10 }), ['nemutator'], /service account token has expired/],
+      [
+        'expired',
+        await kube.issueToken({ namespace: NS, serviceAccount: 'agent', audiences: ['nemutator'], expirationSeconds: -10 }),
+        ['nemutator'],
+        /service account token has expired/,
+      ],
       ['other audience', good, ['vault'], /audiences .* is invalid for the target audiences/],
       ['not a JWT', 'not-a-token', ['nemutator'], /invalid bearer token/],
     ];
@@ -123,9 +141,17 @@ describe('service-account tokens', () => {
       expect(r.status?.error, what).toMatch(why);
     }
     // A token bound to a pod dies with the pod; one for a deleted service account too.
-    await core.createNamespacedPod({ namespace: NS, body: { metadata: { name: 'short-lived' }, spec: { serviceAccountName: 'agent', containers: [{ name: 'c', image: 'busybox:1.36' }] } } });
+    await core.createNamespacedPod({
+      namespace: NS,
+      body: { metadata: { name: 'short-lived' }, spec: { serviceAccountName: 'agent', containers: [{ name: 'c', image: 'busybox:1.36' }] } },
+    });
     const sl = await core.readNamespacedPod({ namespace: NS, name: 'short-lived' });
-    const bound = await kube.issueToken({ namespace: NS, serviceAccount: 'agent', audiences: ['nemutator'], pod: { name: 'short-lived', uid: sl.metadata!.uid! } });
+    const bound = await kube.issueToken({
+      namespace: NS,
+      serviceAccount: 'agent',
+      audiences: ['nemutator'],
+      pod: { name: 'short-lived', uid: sl.metadata!.uid! },
+    });
     expect((await review(bound, ['nemutator'])).status?.authenticated).toBe(true);
     await core.deleteNamespacedPod({ namespace: NS, name: 'short-lived' });
     expect((await review(bound, ['nemutator'])).status?.error).toMatch(/pods "short-lived" not found/);
@@ -152,10 +178,17 @@ describe('authorization from RBAC objects', () => {
     expect((await raw('/api/v1/pods', 'forged.token.value')).status).toBe(401);
     expect((await raw('/api', token)).status).toBe(200); // discovery is open to authenticated users
 
-    await rbac.createNamespacedRole({ namespace: NS, body: { metadata: { name: 'pod-reader' }, rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }] } });
+    await rbac.createNamespacedRole({
+      namespace: NS,
+      body: { metadata: { name: 'pod-reader' }, rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }] },
+    });
     await rbac.createNamespacedRoleBinding({
       namespace: NS,
-      body: { metadata: { name: 'agent-reads' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pod-reader' }, subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }] },
+      body: {
+        metadata: { name: 'agent-reads' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pod-reader' },
+        subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }],
+      },
     });
     expect((await raw(`/api/v1/namespaces/${NS}/pods`, token)).status).toBe(200);
     expect((await raw('/api/v1/namespaces/default/pods', token)).status).toBe(403);
@@ -174,7 +207,11 @@ describe('authorization from RBAC objects', () => {
       },
     });
     await rbac.createClusterRoleBinding({
-      body: { metadata: { name: 'controllers-evict' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'evictor' }, subjects: [{ kind: 'Group', name: 'example:controllers', apiGroup: 'rbac.authorization.k8s.io' }] },
+      body: {
+        metadata: { name: 'controllers-evict' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'evictor' },
+        subjects: [{ kind: 'Group', name: 'example:controllers', apiGroup: 'rbac.authorization.k8s.io' }],
+      },
     });
     const sar = async (spec: Record<string, unknown>): Promise<boolean> => (await authz.createSubjectAccessReview({ body: { spec } })).status!.allowed;
     const agent = { user: `system:serviceaccount:${NS}:agent`, groups: ['system:serviceaccounts', `system:serviceaccounts:${NS}`, 'system:authenticated'] };
@@ -185,11 +222,17 @@ describe('authorization from RBAC objects', () => {
     const ctl = { user: 'someone', groups: ['example:controllers'] };
     expect(await sar({ ...ctl, resourceAttributes: { namespace: NS, verb: 'create', resource: 'pods', subresource: 'eviction' } })).toBe(true);
     expect(await sar({ ...ctl, resourceAttributes: { namespace: NS, verb: 'create', resource: 'pods' } })).toBe(false);
-    expect(await sar({ ...ctl, resourceAttributes: { namespace: NS, verb: 'update', group: 'coordination.k8s.io', resource: 'leases', name: 'nemutator-leader' } })).toBe(true);
-    expect(await sar({ ...ctl, resourceAttributes: { namespace: NS, verb: 'update', group: 'coordination.k8s.io', resource: 'leases', name: 'other' } })).toBe(false);
+    expect(
+      await sar({ ...ctl, resourceAttributes: { namespace: NS, verb: 'update', group: 'coordination.k8s.io', resource: 'leases', name: 'nemutator-leader' } }),
+    ).toBe(true);
+    expect(await sar({ ...ctl, resourceAttributes: { namespace: NS, verb: 'update', group: 'coordination.k8s.io', resource: 'leases', name: 'other' } })).toBe(
+      false,
+    );
     expect(await sar({ ...ctl, nonResourceAttributes: { path: '/metrics', verb: 'get' } })).toBe(true);
     expect(await sar({ user: 'admin', groups: ['system:masters'], resourceAttributes: { verb: 'delete', resource: 'nodes' } })).toBe(true);
-    const allowed = await authz.createSubjectAccessReview({ body: { spec: { ...ctl, resourceAttributes: { namespace: NS, verb: 'create', resource: 'pods', subresource: 'eviction' } } } });
+    const allowed = await authz.createSubjectAccessReview({
+      body: { spec: { ...ctl, resourceAttributes: { namespace: NS, verb: 'create', resource: 'pods', subresource: 'eviction' } } },
+    });
     expect(allowed.status?.reason).toBe('RBAC: allowed by ClusterRoleBinding "controllers-evict" of ClusterRole "evictor" to Group "example:controllers"');
     // Removing the binding removes the permission at once.
     await rbac.deleteClusterRoleBinding({ name: 'controllers-evict' });
@@ -198,7 +241,10 @@ describe('authorization from RBAC objects', () => {
 
   it('SelfSubjectAccessReview and SelfSubjectReview answer for the caller', async () => {
     const token = await kube.issueToken({ namespace: NS, serviceAccount: 'agent' });
-    const self = await raw('/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', token, { method: 'POST', body: { spec: { resourceAttributes: { namespace: NS, verb: 'watch', resource: 'pods' } } } });
+    const self = await raw('/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', token, {
+      method: 'POST',
+      body: { spec: { resourceAttributes: { namespace: NS, verb: 'watch', resource: 'pods' } } },
+    });
     expect(self.status).toBe(201);
     expect(self.body.status.allowed).toBe(true);
     const who = await raw('/apis/authentication.k8s.io/v1/selfsubjectreviews', token, { method: 'POST', body: {} });

@@ -4,7 +4,7 @@
 import { AppsV1Api, CoreV1Api, type Informer, KubeConfig, type ListWatch, makeInformer, type V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 
 let kube: KubeDouble;
 let kc: KubeConfig;
@@ -36,13 +36,24 @@ async function podInformer(namespace: string, labelSelector?: string): Promise<R
     setTimeout(() => void informer.start(), 300);
   });
   await informer.start();
-  return { informer, events, errors, names: () => informer.list(namespace).map((p) => p.metadata?.name ?? '').sort() };
+  return {
+    informer,
+    events,
+    errors,
+    names: () =>
+      informer
+        .list(namespace)
+        .map((p) => p.metadata?.name ?? '')
+        .sort(),
+  };
 }
 
 // makeInformer returns a ListWatch; its typed interface hides the resourceVersion it resumes from.
 const resourceVersionOf = (informer: Informer<V1Pod>): string => (informer as unknown as ListWatch<V1Pod>).latestResourceVersion();
-const watchRequests = (): string[] => kube.requests.filter((r) => r.path.startsWith(`/api/v1/namespaces/${NS}/pods?`) && r.path.includes('watch=true')).map((r) => r.path);
-const listRequests = (): number => kube.requests.filter((r) => r.path.startsWith(`/api/v1/namespaces/${NS}/pods`) && !r.path.includes('watch=true') && r.method === 'GET').length;
+const watchRequests = (): string[] =>
+  kube.requests.filter((r) => r.path.startsWith(`/api/v1/namespaces/${NS}/pods?`) && r.path.includes('watch=true')).map((r) => r.path);
+const listRequests = (): number =>
+  kube.requests.filter((r) => r.path.startsWith(`/api/v1/namespaces/${NS}/pods`) && !r.path.includes('watch=true') && r.method === 'GET').length;
 
 beforeAll(async () => {
   kube = await startKubeDouble();
@@ -141,7 +152,14 @@ describe('client-node informers against the Kubernetes double', () => {
     try {
       await apps.createNamespacedDeployment({
         namespace: NS,
-        body: { metadata: { name: 'api' }, spec: { replicas: 2, selector: { matchLabels: { app: 'api' } }, template: { metadata: { labels: { app: 'api' } }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } } } },
+        body: {
+          metadata: { name: 'api' },
+          spec: {
+            replicas: 2,
+            selector: { matchLabels: { app: 'api' } },
+            template: { metadata: { labels: { app: 'api' } }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } },
+          },
+        },
       });
       await expect.poll(() => ready.at(-1)).toBe(2);
       const d = informer.get('api', NS);

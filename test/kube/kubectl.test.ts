@@ -3,7 +3,7 @@
 // selectors, watch, delete with garbage collection, rollouts, impersonation and RBAC.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -34,7 +34,15 @@ describe('kubectl against the Kubernetes double', () => {
     const version = JSON.parse(await k(['version', '-o', 'json'])) as Obj;
     expect(version.serverVersion).toMatchObject({ major: '1', minor: '32' });
     const resources = (await k(['api-resources', '-o', 'name'])).split('\n');
-    for (const r of ['pods', 'deployments.apps', 'poddisruptionbudgets.policy', 'leases.coordination.k8s.io', 'mutatingwebhookconfigurations.admissionregistration.k8s.io', 'clusterrolebindings.rbac.authorization.k8s.io', 'tokenreviews.authentication.k8s.io']) {
+    for (const r of [
+      'pods',
+      'deployments.apps',
+      'poddisruptionbudgets.policy',
+      'leases.coordination.k8s.io',
+      'mutatingwebhookconfigurations.admissionregistration.k8s.io',
+      'clusterrolebindings.rbac.authorization.k8s.io',
+      'tokenreviews.authentication.k8s.io',
+    ]) {
       expect(resources).toContain(r);
     }
     const nodes = await json(['get', 'nodes']);
@@ -71,7 +79,18 @@ describe('kubectl against the Kubernetes double', () => {
     await k(['create', '-f', '-'], { stdin: pod('two') });
     expect(await k(['-n', NS, 'label', 'pod', 'two', 'tier=front'])).toBe('pod/two labeled\n');
     expect(await k(['-n', NS, 'patch', 'pod', 'two', '--type=merge', '-p', '{"metadata":{"annotations":{"owner":"shop"}}}'])).toBe('pod/two patched\n');
-    expect(await k(['-n', NS, 'patch', 'pod', 'two', '--type=json', '-p', '[{"op":"replace","path":"/spec/containers/0/image","value":"nginx:1.28"},{"op":"remove","path":"/metadata/labels/app"}]'])).toBe('pod/two patched\n');
+    expect(
+      await k([
+        '-n',
+        NS,
+        'patch',
+        'pod',
+        'two',
+        '--type=json',
+        '-p',
+        '[{"op":"replace","path":"/spec/containers/0/image","value":"nginx:1.28"},{"op":"remove","path":"/metadata/labels/app"}]',
+      ]),
+    ).toBe('pod/two patched\n');
     const got = await json(['-n', NS, 'get', 'pod', 'two']);
     expect(got.metadata.labels).toEqual({ tier: 'front' });
     expect(got.metadata.annotations).toEqual({ owner: 'shop' });
@@ -92,7 +111,14 @@ describe('kubectl against the Kubernetes double', () => {
       spec: { replicas: 2, selector: { matchLabels: { app: 'shop' } }, template: { metadata: { labels: { app: 'shop' } }, spec: { containers } } },
     });
     const first = deploy([
-      { name: 'a', image: 'busybox:1.36', env: [{ name: 'X', value: '1' }, { name: 'Y', value: '2' }] },
+      {
+        name: 'a',
+        image: 'busybox:1.36',
+        env: [
+          { name: 'X', value: '1' },
+          { name: 'Y', value: '2' },
+        ],
+      },
       { name: 'b', image: 'busybox:1.36' },
     ]);
     expect(await k(['apply', '-f', '-'], { stdin: first })).toBe('deployment.apps/shop created\n');
@@ -110,7 +136,9 @@ describe('kubectl against the Kubernetes double', () => {
   });
 
   it('apply --server-side is refused with a clear 415', async () => {
-    const r = await k.result(['apply', '--server-side', '-f', '-'], { stdin: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'ssa', namespace: NS }, data: { a: 'b' } } });
+    const r = await k.result(['apply', '--server-side', '-f', '-'], {
+      stdin: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'ssa', namespace: NS }, data: { a: 'b' } },
+    });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('server-side apply (application/apply-patch+yaml) is not implemented by the Nemutator Kubernetes double');
   });
@@ -121,12 +149,24 @@ describe('kubectl against the Kubernetes double', () => {
     await k(['-n', NS, 'patch', 'configmap', 'cfg', '--type=merge', '-p', '{"data":{"v":"2"}}']);
     const r = await k.result(['replace', '-f', '-'], { stdin: { ...stale, data: { v: '3' } } });
     expect(r.stderr).toContain('Error from server (Conflict)');
-    expect(r.stderr).toContain('Operation cannot be fulfilled on configmaps "cfg": the object has been modified; please apply your changes to the latest version and try again');
+    expect(r.stderr).toContain(
+      'Operation cannot be fulfilled on configmaps "cfg": the object has been modified; please apply your changes to the latest version and try again',
+    );
     expect((await json(['-n', NS, 'get', 'configmap', 'cfg'])).data.v).toBe('2');
   });
 
   it('get filters with label and field selectors', async () => {
-    await k(['create', '-f', '-'], { stdin: { apiVersion: 'v1', kind: 'List', items: [pod('sel-a', { tier: 'db' }), pod('sel-b', { tier: 'cache' }), { ...pod('sel-c', { tier: 'db' }), spec: { nodeName: 'elsewhere', containers: [{ name: 'app', image: 'nginx:1.27' }] } }] } });
+    await k(['create', '-f', '-'], {
+      stdin: {
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          pod('sel-a', { tier: 'db' }),
+          pod('sel-b', { tier: 'cache' }),
+          { ...pod('sel-c', { tier: 'db' }), spec: { nodeName: 'elsewhere', containers: [{ name: 'app', image: 'nginx:1.27' }] } },
+        ],
+      },
+    });
     const names = async (args: string[]): Promise<string[]> => (await json(['-n', NS, 'get', 'pods', ...args])).items.map((p: Obj) => p.metadata.name);
     expect(await names(['-l', 'tier=db'])).toEqual(['sel-a', 'sel-c']);
     expect(await names(['-l', 'tier in (db,cache),tier!=cache'])).toEqual(['sel-a', 'sel-c']);
@@ -139,7 +179,18 @@ describe('kubectl against the Kubernetes double', () => {
   });
 
   it('get -w streams ADDED, MODIFIED and DELETED events', async () => {
-    const child = k.spawn(['-n', NS, 'get', 'pods', '-l', 'watch=me', '-w', '--output-watch-events', '-o', 'jsonpath={.type} {.object.metadata.name} {.object.metadata.labels.step}{"\\n"}']);
+    const child = k.spawn([
+      '-n',
+      NS,
+      'get',
+      'pods',
+      '-l',
+      'watch=me',
+      '-w',
+      '--output-watch-events',
+      '-o',
+      'jsonpath={.type} {.object.metadata.name} {.object.metadata.labels.step}{"\\n"}',
+    ]);
     let out = '';
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     try {
@@ -167,7 +218,16 @@ describe('kubectl against the Kubernetes double', () => {
 
   it('scale and rollout restart roll a Deployment to a new ReplicaSet', async () => {
     await k(['create', '-f', '-'], {
-      stdin: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'roll', namespace: NS }, spec: { replicas: 1, selector: { matchLabels: { app: 'roll' } }, template: { metadata: { labels: { app: 'roll' } }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } } } },
+      stdin: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'roll', namespace: NS },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'roll' } },
+          template: { metadata: { labels: { app: 'roll' } }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } },
+        },
+      },
     });
     expect(await k(['-n', NS, 'rollout', 'status', 'deployment/roll', '--timeout=10s'])).toContain('successfully rolled out');
     expect(await k(['-n', NS, 'scale', 'deployment', 'roll', '--replicas=3'])).toBe('deployment.apps/roll scaled\n');
@@ -175,7 +235,9 @@ describe('kubectl against the Kubernetes double', () => {
     expect(await k(['-n', NS, 'rollout', 'status', 'deployment/roll', '--timeout=10s'])).toContain('successfully rolled out');
     const sets = (await json(['-n', NS, 'get', 'replicasets', '-l', 'app=roll'])).items as Obj[];
     expect(sets).toHaveLength(2);
-    const byRevision = sets.sort((a, b) => Number(a.metadata.annotations['deployment.kubernetes.io/revision']) - Number(b.metadata.annotations['deployment.kubernetes.io/revision']));
+    const byRevision = sets.sort(
+      (a, b) => Number(a.metadata.annotations['deployment.kubernetes.io/revision']) - Number(b.metadata.annotations['deployment.kubernetes.io/revision']),
+    );
     expect(byRevision.map((s) => s.spec.replicas)).toEqual([0, 3]);
     const pods = (await json(['-n', NS, 'get', 'pods', '-l', 'app=roll'])).items as Obj[];
     expect(pods).toHaveLength(3);
@@ -193,11 +255,15 @@ describe('kubectl against the Kubernetes double', () => {
     expect((await k.result(['-n', 'default', 'auth', 'can-i', 'list', 'pods', as])).stdout.trim()).toBe('no');
     expect((await json(['-n', NS, 'get', 'pods', as])).items.length).toBeGreaterThan(0);
     const denied = await k.result(['-n', NS, 'delete', 'pod', 'one', as]);
-    expect(denied.stderr).toContain(`Error from server (Forbidden): pods "one" is forbidden: User "system:serviceaccount:${NS}:bot" cannot delete resource "pods" in API group "" in the namespace "${NS}"`);
+    expect(denied.stderr).toContain(
+      `Error from server (Forbidden): pods "one" is forbidden: User "system:serviceaccount:${NS}:bot" cannot delete resource "pods" in API group "" in the namespace "${NS}"`,
+    );
     // The service account's own token, in its own kubeconfig, is authorized the same way.
     const token = (await k(['-n', NS, 'create', 'token', 'bot'])).trim();
     const botK = kubectlFor(await kube.kubeconfigFor(token, 'bot'));
     expect(await botK(['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'])).toBe(`system:serviceaccount:${NS}:bot`);
-    expect((await botK.result(['-n', NS, 'get', 'deployments'])).stderr).toContain('cannot list resource "deployments" in API group "apps" in the namespace "kc"');
+    expect((await botK.result(['-n', NS, 'get', 'deployments'])).stderr).toContain(
+      'cannot list resource "deployments" in API group "apps" in the namespace "kc"',
+    );
   });
 });

@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 
-import { CelCompileError, CelUnsupportedError,compileCel } from '../harness/kube/cel.ts';
-import { type CertificateAuthority, createCertificateAuthority, type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { CelCompileError, CelUnsupportedError, compileCel } from '../harness/kube/cel.ts';
+import { type CertificateAuthority, createCertificateAuthority, type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
 import { allow, startTestWebhook, type TestWebhook } from '../harness/kube/webhook-fixture.ts';
 
@@ -43,7 +43,12 @@ function entry(name: string, extra: Obj = {}): Obj {
   };
 }
 
-const configuration = (name: string, hooks: Obj[]): Obj => ({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name }, webhooks: hooks });
+const configuration = (name: string, hooks: Obj[]): Obj => ({
+  apiVersion: 'admissionregistration.k8s.io/v1',
+  kind: 'MutatingWebhookConfiguration',
+  metadata: { name },
+  webhooks: hooks,
+});
 const seen = (name: string): string[] => hook.requests.filter((r) => r.object?.metadata?.name === name).map((r) => r.object!.metadata.name as string);
 
 beforeAll(async () => {
@@ -125,7 +130,10 @@ describe('matchConditions through kubectl', () => {
   it('a condition that errors at runtime: failurePolicy Fail refuses the request, Ignore skips the webhook', async () => {
     const erroring = [{ name: 'no-such-field', expression: 'object.spec.nope == 1' }];
     await k(['apply', '-f', '-'], {
-      stdin: configuration('erroring', [entry('err-fail', { matchConditions: erroring }), entry('err-ignore', { failurePolicy: 'Ignore', matchConditions: erroring })]),
+      stdin: configuration('erroring', [
+        entry('err-fail', { matchConditions: erroring }),
+        entry('err-ignore', { failurePolicy: 'Ignore', matchConditions: erroring }),
+      ]),
     });
     const refused = await k.result(['create', '-f', '-'], { stdin: pod('refused', { labels: { case: 'err-fail' } }) });
     expect(refused.code).not.toBe(0);
@@ -138,33 +146,69 @@ describe('matchConditions through kubectl', () => {
     expect(await k(['create', '-f', '-'], { stdin: pod('ignored', { labels: { case: 'err-ignore' } }) })).toBe('pod/ignored created\n');
     expect(seen('ignored')).toEqual([]);
     expect(JSON.parse(await k(['-n', NS, 'get', 'pod', 'ignored', '-o', 'json'])).metadata.labels).toEqual({ case: 'err-ignore' });
-    expect(kube.webhookCalls.filter((c) => c.webhook === 'err-ignore.example.com').at(-1)?.outcome).toBe("ignored: expression 'object.spec.nope == 1' resulted in error: no such key: nope");
+    expect(kube.webhookCalls.filter((c) => c.webhook === 'err-ignore.example.com').at(-1)?.outcome).toBe(
+      "ignored: expression 'object.spec.nope == 1' resulted in error: no such key: nope",
+    );
   });
 
   it('CEL outside the subset is refused at creation with 422 Invalid naming the field', async () => {
     const r = await k.result(['create', '-f', '-'], {
-      stdin: configuration('unsupported', [entry('unsupported', { matchConditions: [{ name: 'prefix', expression: "object.metadata.name.startsWith('x')" }] })]),
+      stdin: configuration('unsupported', [
+        entry('unsupported', { matchConditions: [{ name: 'prefix', expression: "object.metadata.name.startsWith('x')" }] }),
+      ]),
     });
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain('The MutatingWebhookConfiguration "unsupported" is invalid: webhooks[0].matchConditions[0].expression: Invalid value: "object.metadata.name.startsWith(\'x\')": compilation failed:');
+    expect(r.stderr).toContain(
+      'The MutatingWebhookConfiguration "unsupported" is invalid: webhooks[0].matchConditions[0].expression: Invalid value: "object.metadata.name.startsWith(\'x\')": compilation failed:',
+    );
     expect(r.stderr).toContain('does not implement: method call "startsWith()"');
     expect((await k.result(['get', 'mutatingwebhookconfiguration', 'unsupported'])).code).not.toBe(0);
 
     // The same through the API: 422, reason Invalid, with the cause on the field.
-    const res = await kubeRequest('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', configuration('unsupported', [entry('unsupported', { matchConditions: [{ name: 'size', expression: 'size(object.metadata.name) == 1' }] })]));
+    const res = await kubeRequest(
+      'POST',
+      '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations',
+      configuration('unsupported', [entry('unsupported', { matchConditions: [{ name: 'size', expression: 'size(object.metadata.name) == 1' }] })]),
+    );
     expect(res.status).toBe(422);
-    expect(res.body).toMatchObject({ reason: 'Invalid', code: 422, details: { causes: [{ reason: 'FieldValueInvalid', field: 'webhooks[0].matchConditions[0].expression' }] } });
+    expect(res.body).toMatchObject({
+      reason: 'Invalid',
+      code: 422,
+      details: { causes: [{ reason: 'FieldValueInvalid', field: 'webhooks[0].matchConditions[0].expression' }] },
+    });
     expect(res.body.details.causes[0].message).toContain('function call "size()"');
 
     // An update that introduces one is refused as well.
     await k(['apply', '-f', '-'], { stdin: configuration('later', [entry('later', { matchConditions: [{ name: 'ok', expression: 'true' }] })]) });
     // kubectl apply merges matchConditions by name (patchMergeKey), like webhooks.
-    const twoConditions = [{ name: 'a', expression: 'true' }, { name: 'b', expression: 'has(object.metadata)' }];
+    const twoConditions = [
+      { name: 'a', expression: 'true' },
+      { name: 'b', expression: 'has(object.metadata)' },
+    ];
     await k(['apply', '-f', '-'], { stdin: configuration('later', [entry('later', { matchConditions: twoConditions })]) });
-    await k(['apply', '-f', '-'], { stdin: configuration('later', [entry('later', { matchConditions: [{ name: 'b', expression: 'false' }, { name: 'c', expression: 'true' }] })]) });
+    await k(['apply', '-f', '-'], {
+      stdin: configuration('later', [
+        entry('later', {
+          matchConditions: [
+            { name: 'b', expression: 'false' },
+            { name: 'c', expression: 'true' },
+          ],
+        }),
+      ]),
+    });
     const merged = JSON.parse(await k(['get', 'mutatingwebhookconfiguration', 'later', '-o', 'json'])) as Obj;
-    expect(merged.webhooks[0].matchConditions).toEqual([{ name: 'b', expression: 'false' }, { name: 'c', expression: 'true' }]);
-    const upd = await k.result(['patch', 'mutatingwebhookconfiguration', 'later', '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/webhooks/0/matchConditions/0/expression', value: "object.metadata.name.size() > 3" }])]);
+    expect(merged.webhooks[0].matchConditions).toEqual([
+      { name: 'b', expression: 'false' },
+      { name: 'c', expression: 'true' },
+    ]);
+    const upd = await k.result([
+      'patch',
+      'mutatingwebhookconfiguration',
+      'later',
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'replace', path: '/webhooks/0/matchConditions/0/expression', value: 'object.metadata.name.size() > 3' }]),
+    ]);
     expect(upd.stderr).toContain('webhooks[0].matchConditions[0].expression: Invalid value');
   });
 
@@ -188,13 +232,19 @@ describe('matchConditions through kubectl', () => {
     expect(e).toContain('webhooks[0].matchConditions[2].name: Invalid value: "-bad-": name part must consist of alphanumeric characters');
     expect(e).toContain('webhooks[0].matchConditions[3].expression: Required value');
     expect(e).toContain('webhooks[0].matchConditions[3].name: Required value');
-    expect(e).toContain("webhooks[0].matchConditions[4].expression: Invalid value: \"objet.metadata == null\": compilation failed: ERROR: <input>:1:1: undeclared reference to 'objet'");
-    expect(e).toContain('webhooks[0].matchConditions[5].expression: Invalid value: "object.metadata.name": compilation failed: ERROR: <input>:1:1: must evaluate to one of [bool]');
+    expect(e).toContain(
+      'webhooks[0].matchConditions[4].expression: Invalid value: "objet.metadata == null": compilation failed: ERROR: <input>:1:1: undeclared reference to \'objet\'',
+    );
+    expect(e).toContain(
+      'webhooks[0].matchConditions[5].expression: Invalid value: "object.metadata.name": compilation failed: ERROR: <input>:1:1: must evaluate to one of [bool]',
+    );
 
     const many = Array.from({ length: 65 }, (_, i) => ({ name: `c${i}`, expression: 'true' }));
     const tooMany = await k.result(['create', '-f', '-'], { stdin: configuration('many', [entry('many', { matchConditions: many })]) });
     expect(tooMany.stderr).toContain('webhooks[0].matchConditions: Too many: 65: must have at most 64 items');
-    const prefixed = await k.result(['create', '-f', '-'], { stdin: configuration('prefixed', [entry('prefixed', { matchConditions: [{ name: 'example.com/My_name', expression: 'true' }] })]) });
+    const prefixed = await k.result(['create', '-f', '-'], {
+      stdin: configuration('prefixed', [entry('prefixed', { matchConditions: [{ name: 'example.com/My_name', expression: 'true' }] })]),
+    });
     expect(prefixed.code).toBe(0);
   });
 });
@@ -212,7 +262,9 @@ async function kubeRequest(method: string, path: string, body: unknown): Promise
         headers: { 'content-type': 'application/json' },
         ca: Buffer.from(cluster['certificate-authority-data'] as string, 'base64'),
         ...(user.token ? { headers: { 'content-type': 'application/json', authorization: `Bearer ${user.token}` } } : {}),
-        ...(user['client-certificate-data'] ? { cert: Buffer.from(user['client-certificate-data'] as string, 'base64'), key: Buffer.from(user['client-key-data'] as string, 'base64') } : {}),
+        ...(user['client-certificate-data']
+          ? { cert: Buffer.from(user['client-certificate-data'] as string, 'base64'), key: Buffer.from(user['client-key-data'] as string, 'base64') }
+          : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -227,7 +279,10 @@ async function kubeRequest(method: string, path: string, body: unknown): Promise
 
 describe('the CEL subset evaluator', () => {
   const vars = {
-    object: { metadata: { name: 'p', labels: { app: 'web' }, annotations: { 'kubernetes.io/config.mirror': 'x' } }, spec: { containers: [{ name: 'a' }], replicas: 2 } },
+    object: {
+      metadata: { name: 'p', labels: { app: 'web' }, annotations: { 'kubernetes.io/config.mirror': 'x' } },
+      spec: { containers: [{ name: 'a' }], replicas: 2 },
+    },
     oldObject: null,
     request: { operation: 'CREATE', namespace: 'ns' },
   };
@@ -304,7 +359,7 @@ describe('the CEL subset evaluator', () => {
     expect(refused("object.metadata.labels == {'app': 'web'}")).toContain('map literal "{"');
     expect(refused('object.spec.replicas > 1')).toContain('operator ">"');
     expect(refused('object.spec.replicas == -1')).toContain('operator "-"');
-    expect(refused("has(object.x) ? true : false")).toContain('conditional operator "?"');
+    expect(refused('has(object.x) ? true : false')).toContain('conditional operator "?"');
     expect(refused('object.spec.replicas == 1.5')).toContain('floating-point literal "1.5"');
     expect(refused("r'raw' == 'raw'")).toContain('raw string literal');
     expect(refused("authorizer.group('') == null")).toContain('variable "authorizer"');

@@ -20,7 +20,15 @@ const smp = (original: Obj, patch: Obj): Obj => applyPatchOfType('strategic', or
 const podSpec = (): Obj => ({
   spec: {
     containers: [
-      { name: 'a', image: 'a:1', env: [{ name: 'X', value: '1' }, { name: 'Y', value: '2' }], ports: [{ containerPort: 80, protocol: 'TCP' }] },
+      {
+        name: 'a',
+        image: 'a:1',
+        env: [
+          { name: 'X', value: '1' },
+          { name: 'Y', value: '2' },
+        ],
+        ports: [{ containerPort: 80, protocol: 'TCP' }],
+      },
       { name: 'b', image: 'b:1' },
     ],
     volumes: [{ name: 'data', emptyDir: {} }],
@@ -33,13 +41,19 @@ describe('strategic merge patch', () => {
   it('merges lists by their merge keys and replaces lists without one', () => {
     const out = smp(podSpec(), {
       spec: {
-        containers: [{ name: 'a', image: 'a:2', env: [{ name: 'Y', value: '3' }] }, { name: 'c', image: 'c:1' }],
+        containers: [
+          { name: 'a', image: 'a:2', env: [{ name: 'Y', value: '3' }] },
+          { name: 'c', image: 'c:1' },
+        ],
         tolerations: [{ key: 'other', operator: 'Exists' }],
       },
       metadata: { finalizers: ['two'] },
     });
     expect(out.spec.containers.map((c: Obj) => `${c.name}=${c.image}`)).toEqual(['a=a:2', 'b=b:1', 'c=c:1']);
-    expect(out.spec.containers[0].env).toEqual([{ name: 'X', value: '1' }, { name: 'Y', value: '3' }]);
+    expect(out.spec.containers[0].env).toEqual([
+      { name: 'X', value: '1' },
+      { name: 'Y', value: '3' },
+    ]);
     expect(out.spec.containers[0].ports).toEqual([{ containerPort: 80, protocol: 'TCP' }]);
     expect(out.spec.tolerations).toEqual([{ key: 'other', operator: 'Exists' }]);
     expect(out.metadata.finalizers).toEqual(['one', 'two']);
@@ -65,15 +79,30 @@ describe('strategic merge patch', () => {
   });
 
   it('merges Service ports on port and container ports on containerPort', () => {
-    const svc = smp({ spec: { ports: [{ port: 80, targetPort: 8080 }, { port: 443, targetPort: 8443 }] } }, { spec: { ports: [{ port: 443, targetPort: 9443 }] } });
-    expect(svc.spec.ports).toEqual([{ port: 80, targetPort: 8080 }, { port: 443, targetPort: 9443 }]);
+    const svc = smp(
+      {
+        spec: {
+          ports: [
+            { port: 80, targetPort: 8080 },
+            { port: 443, targetPort: 8443 },
+          ],
+        },
+      },
+      { spec: { ports: [{ port: 443, targetPort: 9443 }] } },
+    );
+    expect(svc.spec.ports).toEqual([
+      { port: 80, targetPort: 8080 },
+      { port: 443, targetPort: 9443 },
+    ]);
   });
 
   it('equals an RFC 7386 merge patch when no lists are involved (property)', () => {
     const key = fc.constantFrom('a', 'b', 'c', 'labels', 'spec');
     const leaf = fc.oneof(fc.string({ maxLength: 3 }), fc.integer(), fc.boolean());
     const doc = fc.letrec<{ node: Obj }>((tie) => ({ node: fc.dictionary(key, fc.oneof({ depthSize: 'small' }, leaf, tie('node')), { maxKeys: 4 }) })).node;
-    const patch = fc.letrec<{ node: Obj }>((tie) => ({ node: fc.dictionary(key, fc.oneof({ depthSize: 'small' }, leaf, fc.constant(null), tie('node')), { maxKeys: 4 }) })).node;
+    const patch = fc.letrec<{ node: Obj }>((tie) => ({
+      node: fc.dictionary(key, fc.oneof({ depthSize: 'small' }, leaf, fc.constant(null), tie('node')), { maxKeys: 4 }),
+    })).node;
     fc.assert(
       fc.property(doc, patch, (d, p) => {
         expect(smp(structuredClone(d), p)).toEqual(mergePatch(structuredClone(d), p));
@@ -117,7 +146,10 @@ describe('selectors', () => {
       fc.record({ key, operator: fc.constantFrom('In', 'NotIn'), values: fc.uniqueArray(value, { minLength: 1, maxLength: 3 }) }),
       fc.record({ key, operator: fc.constantFrom('Exists', 'DoesNotExist') }),
     );
-    const selector: fc.Arbitrary<LabelSelectorObject> = fc.record({ matchLabels: fc.dictionary(key, value, { maxKeys: 2 }), matchExpressions: fc.array(expr, { maxLength: 3 }) });
+    const selector: fc.Arbitrary<LabelSelectorObject> = fc.record({
+      matchLabels: fc.dictionary(key, value, { maxKeys: 2 }),
+      matchExpressions: fc.array(expr, { maxLength: 3 }),
+    });
     fc.assert(
       fc.property(selector, fc.dictionary(key, value), (sel, labels) => {
         expect(matchesLabelSelector(parseLabelSelector(formatLabelSelectorObject(sel)), labels)).toBe(matchesLabelSelectorObject(sel, labels));

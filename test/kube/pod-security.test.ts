@@ -5,7 +5,7 @@
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
 import { until } from '../harness/wait.ts';
 
@@ -16,7 +16,14 @@ let k: KubectlRunner;
 let core: CoreV1Api;
 let apps: AppsV1Api;
 
-const RESTRICTED_SC = { runAsNonRoot: true, runAsUser: 65532, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' }, readOnlyRootFilesystem: true };
+const RESTRICTED_SC = {
+  runAsNonRoot: true,
+  runAsUser: 65532,
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+  readOnlyRootFilesystem: true,
+};
 
 const pod = (ns: string, name: string, spec: Obj = {}): Obj => ({
   apiVersion: 'v1',
@@ -31,8 +38,12 @@ beforeAll(async () => {
   kube = await startKubeDouble();
   k = kubectlFor(kube.kubeconfigPath);
   await k(['create', '-f', '-'], { stdin: namespace('strict', { 'pod-security.kubernetes.io/enforce': 'restricted' }) });
-  await k(['create', '-f', '-'], { stdin: namespace('base', { 'pod-security.kubernetes.io/enforce': 'baseline', 'pod-security.kubernetes.io/warn': 'restricted' }) });
-  await k(['create', '-f', '-'], { stdin: namespace('pinned', { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'v1.24' }) });
+  await k(['create', '-f', '-'], {
+    stdin: namespace('base', { 'pod-security.kubernetes.io/enforce': 'baseline', 'pod-security.kubernetes.io/warn': 'restricted' }),
+  });
+  await k(['create', '-f', '-'], {
+    stdin: namespace('pinned', { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'v1.24' }),
+  });
   await k(['create', '-f', '-'], { stdin: namespace('open', {}) });
   const kc = new KubeConfig();
   kc.loadFromFile(kube.kubeconfigPath);
@@ -66,9 +77,17 @@ describe('Pod Security Admission in the Kubernetes double', () => {
       hostPID: true,
       initContainers: [{ name: 'init', image: 'busybox', securityContext: { privileged: true, capabilities: { add: ['SYS_ADMIN', 'NET_ADMIN'] } } }],
       containers: [
-        { name: 'app', image: 'nginx', ports: [{ containerPort: 80, hostPort: 8080 }], securityContext: { privileged: true, runAsUser: 0, seccompProfile: { type: 'Unconfined' } } },
+        {
+          name: 'app',
+          image: 'nginx',
+          ports: [{ containerPort: 80, hostPort: 8080 }],
+          securityContext: { privileged: true, runAsUser: 0, seccompProfile: { type: 'Unconfined' } },
+        },
       ],
-      volumes: [{ name: 'host', hostPath: { path: '/run' } }, { name: 'nfs', nfs: { server: 'x', path: '/' } }],
+      volumes: [
+        { name: 'host', hostPath: { path: '/run' } },
+        { name: 'nfs', nfs: { server: 'x', path: '/' } },
+      ],
     };
     const r = await k.result(['create', '-f', '-'], { stdin: pod('strict', 'loud', spec) });
     expect(r.stderr).toContain(
@@ -98,7 +117,9 @@ describe('Pod Security Admission in the Kubernetes double', () => {
   it('kubectl: a restricted pod with csi, emptyDir and projected volumes is admitted; a pod-level securityContext covers every container', async () => {
     const compliant = pod('strict', 'good', {
       initContainers: [{ name: 'init', image: 'busybox', securityContext: RESTRICTED_SC }],
-      containers: [{ name: 'app', image: 'nginx', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } } }],
+      containers: [
+        { name: 'app', image: 'nginx', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } } },
+      ],
       securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
       volumes: [
         { name: 'sock', csi: { driver: 'csi.nemutator.io', readOnly: true } },
@@ -121,21 +142,38 @@ describe('Pod Security Admission in the Kubernetes double', () => {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: { name: 'web', namespace: 'strict' },
-      spec: { replicas: 1, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'nginx' }] } } },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'web' } },
+        template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'nginx' }] } },
+      },
     };
     const r = await k.result(['create', '-f', '-'], { stdin: deployment });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('deployment.apps/web created\n');
-    expect(r.stderr).toContain('Warning: would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "app" must set securityContext.allowPrivilegeEscalation=false)');
+    expect(r.stderr).toContain(
+      'Warning: would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "app" must set securityContext.allowPrivilegeEscalation=false)',
+    );
     const events = await until('a FailedCreate event', async () => {
       const list = JSON.parse(await k(['-n', 'strict', 'get', 'events', '--field-selector', 'reason=FailedCreate', '-o', 'json'])) as Obj;
       return list.items.length > 0 ? (list.items as Obj[]) : undefined;
     });
-    expect(events[0]).toMatchObject({ type: 'Warning', reason: 'FailedCreate', source: { component: 'replicaset-controller' }, involvedObject: { kind: 'ReplicaSet' } });
-    expect(events[0]!.message).toMatch(/^Error creating: pods "web-[a-z0-9]+-[a-z0-9]{5}" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false/);
+    expect(events[0]).toMatchObject({
+      type: 'Warning',
+      reason: 'FailedCreate',
+      source: { component: 'replicaset-controller' },
+      involvedObject: { kind: 'ReplicaSet' },
+    });
+    expect(events[0]!.message).toMatch(
+      /^Error creating: pods "web-[a-z0-9]+-[a-z0-9]{5}" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false/,
+    );
     const rs = (JSON.parse(await k(['-n', 'strict', 'get', 'replicasets', '-o', 'json'])) as Obj).items[0] as Obj;
     expect(rs.status.conditions[0]).toMatchObject({ type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate' });
-    await until('the Deployment\'s ReplicaFailure condition', async () => ((JSON.parse(await k(['-n', 'strict', 'get', 'deployment', 'web', '-o', 'json'])) as Obj).status?.conditions ?? []).find((c: Obj) => c.type === 'ReplicaFailure'));
+    await until("the Deployment's ReplicaFailure condition", async () =>
+      ((JSON.parse(await k(['-n', 'strict', 'get', 'deployment', 'web', '-o', 'json'])) as Obj).status?.conditions ?? []).find(
+        (c: Obj) => c.type === 'ReplicaFailure',
+      ),
+    );
     expect(kube.list('pods', 'strict').filter((p) => p.metadata.name?.startsWith('web-'))).toEqual([]);
   });
 
@@ -151,7 +189,10 @@ describe('Pod Security Admission in the Kubernetes double', () => {
     // a workload is created (warnings are headers, not errors)
     const created = await apps.createNamespacedDeployment({
       namespace: 'strict',
-      body: { metadata: { name: 'client' }, spec: { selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'x' }] } } } },
+      body: {
+        metadata: { name: 'client' },
+        spec: { selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'x' }] } } },
+      },
     });
     expect(created.metadata?.uid).toMatch(/^[0-9a-f-]{36}$/);
   });

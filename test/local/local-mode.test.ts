@@ -1,5 +1,5 @@
 // `npm start` exactly as the README says, on free ports and a temporary state directory.
-import { type ChildProcess,spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,10 +32,29 @@ describe('npm start (local mode)', () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'nemu-local-'));
     const [webhook, api, fleet, metrics] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const started = Date.now();
-    const child = spawn('npm', ['start', '--', '--state-dir', stateDir, '--webhook-port', String(webhook), '--api-port', String(api), '--fleet-port', String(fleet), '--agent-metrics-port', String(metrics), '--report-interval', '1s'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
+    const child = spawn(
+      'npm',
+      [
+        'start',
+        '--',
+        '--state-dir',
+        stateDir,
+        '--webhook-port',
+        String(webhook),
+        '--api-port',
+        String(api),
+        '--fleet-port',
+        String(fleet),
+        '--agent-metrics-port',
+        String(metrics),
+        '--report-interval',
+        '1s',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      },
+    );
     children.push(child);
     const out = collect(child);
     await waitFor('/readyz', async () => ((await fetch(`http://127.0.0.1:${api}/readyz`)).status === 200 ? true : undefined), 20_000);
@@ -51,7 +70,9 @@ describe('npm start (local mode)', () => {
     const node = await waitFor(
       'a node report',
       async () => {
-        const { items } = (await (await fetch(`http://127.0.0.1:${api}/api/v1/nodes`, { headers: auth })).json()) as { items: Array<{ connected: boolean; cpuCores: number; memoryTotalBytes: number; lastReportAgeSeconds: number | null }> };
+        const { items } = (await (await fetch(`http://127.0.0.1:${api}/api/v1/nodes`, { headers: auth })).json()) as {
+          items: Array<{ connected: boolean; cpuCores: number; memoryTotalBytes: number; lastReportAgeSeconds: number | null }>;
+        };
         return items[0]?.connected && items[0].lastReportAgeSeconds !== null ? items[0] : undefined;
       },
       10_000,

@@ -3,7 +3,7 @@
 // proves what it received by printing sha256 hashes, never values. The program runs in a real
 // pod-shaped cgroup through the real launcher; a new `put` reaches it as a rewritten file and
 // SIGHUP. Every byte any process printed is searched for the values.
-import { type ChildProcess,spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { buildLauncher } from '../harness/build-native.ts';
 import { cgroupV2Root } from '../harness/cgroup.ts';
-import { type LocalProcess,startLocalProcess } from '../harness/local-process.ts';
+import { type LocalProcess, startLocalProcess } from '../harness/local-process.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
 import { until } from '../harness/wait.ts';
 
@@ -41,7 +41,10 @@ function cliArgs(local: LocalProcess, args: string[]): string[] {
 
 /** `nemutator <args>` against local mode, to completion. */
 function cli(local: LocalProcess, args: string[], opts: { stdin?: string; uid?: number } = {}): Promise<Captured> {
-  const child = spawn(process.execPath, cliArgs(local, args), { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}) });
+  const child = spawn(process.execPath, cliArgs(local, args), {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),
+  });
   const r: Captured = { code: null, out: '', err: '' };
   child.stdout!.on('data', (d) => (r.out += d));
   child.stderr!.on('data', (d) => (r.err += d));
@@ -102,8 +105,25 @@ describe('secrets in local mode', () => {
     expect(put1.code, put1.err).toBe(0);
     expect(put1.out).toContain('secret/app/db: version 1 written (keys: password)');
 
-    const app = run(local, ['--env', 'DB_PASSWORD=vault:secret/app/db#password', '--file', 'db.pass=vault:secret/app/db#password', '--rotate-signal', 'SIGHUP', '--launcher', launcher, '--', process.execPath, FIXTURE, 'db.pass']);
-    await until('the program to print the hashes of what it got', () => app.out().includes(`env ${sha(v1)}`) && app.out().includes(`file ${sha(v1)} start`), 20_000).catch((e: Error) => {
+    const app = run(local, [
+      '--env',
+      'DB_PASSWORD=vault:secret/app/db#password',
+      '--file',
+      'db.pass=vault:secret/app/db#password',
+      '--rotate-signal',
+      'SIGHUP',
+      '--launcher',
+      launcher,
+      '--',
+      process.execPath,
+      FIXTURE,
+      'db.pass',
+    ]);
+    await until(
+      'the program to print the hashes of what it got',
+      () => app.out().includes(`env ${sha(v1)}`) && app.out().includes(`file ${sha(v1)} start`),
+      20_000,
+    ).catch((e: Error) => {
       throw new Error(`${e.message}; nemutator run printed:\n${app.out()}`);
     });
     const pod = /pod local\/(\S+) \(uid ([0-9a-f-]+)\)/.exec(app.out());
@@ -112,7 +132,9 @@ describe('secrets in local mode', () => {
     const cgroupDir = join(cgroupV2Root(), 'kubepods.slice', 'kubepods-besteffort.slice', `kubepods-besteffort-pod${pod![2]!.replace(/-/g, '_')}.slice`);
     expect(existsSync(cgroupDir)).toBe(true);
     const status = await cli(local, ['secrets', 'status', 'secret/app/db', '-o', 'json']);
-    expect(JSON.parse(status.out).holders).toEqual([expect.objectContaining({ namespace: 'local', pod: pod![1], container: 'app', path: 'secret/app/db', version: 1, ackedVersion: 1 })]);
+    expect(JSON.parse(status.out).holders).toEqual([
+      expect.objectContaining({ namespace: 'local', pod: pod![1], container: 'app', path: 'secret/app/db', version: 1, ackedVersion: 1 }),
+    ]);
 
     // A new version from a file: pushed at once, the file rewritten, then SIGHUP.
     const dir = mkdtempSync(join(tmpdir(), 'nemu-put-'));
@@ -129,7 +151,9 @@ describe('secrets in local mode', () => {
 
     // The writes are audited by reference; the audit holds no value.
     const audit = await cli(local, ['audit', '-o', 'json']);
-    const writes = (JSON.parse(audit.out) as Array<{ action: string; target: Record<string, string>; outcome: string }>).filter((e) => e.action === 'create secretvalues');
+    const writes = (JSON.parse(audit.out) as Array<{ action: string; target: Record<string, string>; outcome: string }>).filter(
+      (e) => e.action === 'create secretvalues',
+    );
     expect(writes.map((w) => [w.target.secretPath, w.target.version, w.outcome])).toEqual([
       ['secret/app/db', '2', 'succeeded'],
       ['secret/app/db', '1', 'succeeded'],
@@ -139,7 +163,10 @@ describe('secrets in local mode', () => {
     app.child.kill('SIGTERM');
     expect(await app.exited).toBe(0);
     expect(existsSync(cgroupDir)).toBe(false);
-    await until('the agent to forget the pod', async () => JSON.parse((await cli(local, ['secrets', 'status', 'secret/app/db', '-o', 'json'])).out).holders.length === 0);
+    await until(
+      'the agent to forget the pod',
+      async () => JSON.parse((await cli(local, ['secrets', 'status', 'secret/app/db', '-o', 'json'])).out).holders.length === 0,
+    );
     expectNothingSecret([v1, v2], local.output(), app.out());
   }, 90_000);
 
@@ -183,7 +210,18 @@ describe('secrets in local mode', () => {
     expect(put.code).toBe(1);
     expect(put.err).toContain('NEMU_ERR_SECRETS_IN_VAULT');
 
-    const app = run(local, ['--file', 'ca.pem=vault:secret/app/ca#pem', '--rotate-signal', 'SIGHUP', '--launcher', launcher, '--', process.execPath, FIXTURE, 'ca.pem']);
+    const app = run(local, [
+      '--file',
+      'ca.pem=vault:secret/app/ca#pem',
+      '--rotate-signal',
+      'SIGHUP',
+      '--launcher',
+      launcher,
+      '--',
+      process.execPath,
+      FIXTURE,
+      'ca.pem',
+    ]);
     await until('the program to get the file from Vault', () => app.out().includes(`file ${sha(v1)} start`), 20_000);
     vault.put('secret/app/ca', { pem: v2 });
     const rotate = await cli(local, ['secrets', 'rotate', 'secret/app/ca']);

@@ -16,7 +16,7 @@ import { registerProfiles } from '#controller/profiles/index.js';
 import { localAuthorizer } from '#controller/server/access.js';
 import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 
-import { createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
+import { createPodCgroup, type PodCgroup, spawnInCgroup } from '../harness/cgroup.ts';
 import { testControllerConfig } from '../harness/controller.ts';
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
@@ -37,8 +37,20 @@ describe('non-Go processes', () => {
     const goBin = await buildGo(HOTLOOP);
     const go = spawnInCgroup(cg, goBin, ['-seconds', '30'], { stdio: 'ignore' });
     // Both have exec'd their programs inside the container's cgroup.
-    const exe = (pid: number) => { try { return readlinkSync(`/proc/${pid}/exe`); } catch { return ''; } };
-    await until('the shell and the Go program run in the pod cgroup', () => exe(go.pid!) === goBin && /(dash|bash|sh)$/.test(exe(shell.pid!)) && readFileSync(join(cg.containerDir, 'cgroup.procs'), 'utf8').split('\n').includes(String(go.pid)));
+    const exe = (pid: number) => {
+      try {
+        return readlinkSync(`/proc/${pid}/exe`);
+      } catch {
+        return '';
+      }
+    };
+    await until(
+      'the shell and the Go program run in the pod cgroup',
+      () =>
+        exe(go.pid!) === goBin &&
+        /(dash|bash|sh)$/.test(exe(shell.pid!)) &&
+        readFileSync(join(cg.containerDir, 'cgroup.procs'), 'utf8').split('\n').includes(String(go.pid)),
+    );
     const r = await capture({ target: { podUid: cg.podUid }, seconds: 2, hz: 49 }, { bpftracePath: 'bpftrace', cgroupRoot: cg.root });
     const sh = r.processes.find((p) => p.pid === shell.pid)!;
     expect(sh).toMatchObject({ isGo: false, goVersion: '' });
@@ -60,12 +72,19 @@ describe('a node that cannot profile', () => {
     const controller = await startController(config, {
       log: silentLogger,
       mode: 'local',
-      apiAuth: new StaticTokenAuthenticator('admin'), authorizer: localAuthorizer,
+      apiAuth: new StaticTokenAuthenticator('admin'),
+      authorizer: localAuthorizer,
       agentAuth: new SharedTokenAgentAuthenticator('agent'),
       routes: (router, parts) => void registerProfiles(router, parts),
     });
     const agent = await startAgent(
-      { ...loadConfig(agentSchema, { program: 'agent', argv: [], env: {} }).config, nodeName: 'n1', controllerUrl: controller.fleetUrl, metricsPort: 0, bpftracePath: '/opt/missing/bpftrace' },
+      {
+        ...loadConfig(agentSchema, { program: 'agent', argv: [], env: {} }).config,
+        nodeName: 'n1',
+        controllerUrl: controller.fleetUrl,
+        metricsPort: 0,
+        bpftracePath: '/opt/missing/bpftrace',
+      },
       { log: silentLogger, token: () => 'agent', ca: controller.tls.caPem, metrics: false },
     );
     try {
@@ -78,7 +97,9 @@ describe('a node that cannot profile', () => {
       expect(res.status).toBe(503);
       const body = (await res.json()) as { code: string; message: string };
       expect(body.code).toBe('NEMU_ERR_PROFILER_NO_BPFTRACE');
-      expect(body.message).toBe('the agent on n1: bpftrace not found (bpftracePath = /opt/missing/bpftrace); install it (Debian/Ubuntu: apt-get install bpftrace; the agent image ships it) or set the agent key bpftracePath');
+      expect(body.message).toBe(
+        'the agent on n1: bpftrace not found (bpftracePath = /opt/missing/bpftrace); install it (Debian/Ubuntu: apt-get install bpftrace; the agent image ships it) or set the agent key bpftracePath',
+      );
     } finally {
       await agent.stop();
       await controller.stop();
@@ -92,8 +113,12 @@ describe('a node that cannot profile', () => {
     const wrapper = join(dir, 'bpftrace-as-nobody');
     writeFileSync(wrapper, `#!/bin/sh\nexec ${setpriv} --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all ${bpftrace} "$@"\n`);
     chmodSync(wrapper, 0o755);
-    const err = await capture({ target: { pid: process.pid }, seconds: 1, hz: 49 }, { bpftracePath: wrapper, cgroupRoot: '/sys/fs/cgroup' }).catch((e: Error & { code?: string }) => e);
+    const err = await capture({ target: { pid: process.pid }, seconds: 1, hz: 49 }, { bpftracePath: wrapper, cgroupRoot: '/sys/fs/cgroup' }).catch(
+      (e: Error & { code?: string }) => e,
+    );
     expect((err as { code?: string }).code).toBe('NEMU_ERR_PROFILER_PERMISSION');
-    expect((err as Error).message).toMatch(/lacks the privileges to load BPF programs.*bpftrace said: ERROR: bpftrace currently only supports running as the root user/);
+    expect((err as Error).message).toMatch(
+      /lacks the privileges to load BPF programs.*bpftrace said: ERROR: bpftrace currently only supports running as the root user/,
+    );
   });
 });

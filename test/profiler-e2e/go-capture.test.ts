@@ -2,7 +2,7 @@
 // cgroup; the real capture path (cgroup id filter, bpftrace, our symbolization) must put
 // main.hotFunction on top in every output format, with the inlined main.inlinedAdd as its own
 // frame, and `go tool pprof -top` must read the pprof file.
-import { mkdtemp,writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,14 +10,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { capture } from '#agent/profiler/capture.js';
 import { toWire } from '#agent/profiler/handler.js';
 import { fromWire, type ProfileData } from '#controller/profiles/model.js';
-import { parseFolded,renderFolded } from '#controller/profiles/render/folded.js';
+import { parseFolded, renderFolded } from '#controller/profiles/render/folded.js';
 import { renderProfile } from '#controller/profiles/render/index.js';
 import { renderPprof } from '#controller/profiles/render/pprof.js';
 import { renderSpeedscope } from '#controller/profiles/render/speedscope.js';
 
 import { buildGo } from '../harness/golang.ts';
 import { requireTool, runTool } from '../harness/tools.ts';
-import { HOTLOOP, inlinedAddLine, type RunningHotloop,startHotloop } from './hotloop.ts';
+import { HOTLOOP, inlinedAddLine, type RunningHotloop, startHotloop } from './hotloop.ts';
 
 const running: RunningHotloop[] = [];
 afterAll(async () => {
@@ -46,10 +46,7 @@ describe.each([
     const r = await startHotloop(binary);
     running.push(r);
 
-    const result = await capture(
-      { target: { podUid: r.cg.podUid }, seconds: 2, hz: 99 },
-      { bpftracePath: 'bpftrace', cgroupRoot: r.cg.root },
-    );
+    const result = await capture({ target: { podUid: r.cg.podUid }, seconds: 2, hz: 99 }, { bpftracePath: 'bpftrace', cgroupRoot: r.cg.root });
     // Through the wire shape, as the controller gets it.
     const data = fromWire(toWire(result));
 
@@ -75,7 +72,10 @@ describe.each([
     expect(heaviest).toMatch(/;main\.hotFunction(;main\.inlinedAdd)?$/);
 
     // speedscope: the heaviest sample's last frame is hotFunction/inlinedAdd.
-    const ss = JSON.parse(renderSpeedscope(data, 'test')) as { shared: { frames: Array<{ name: string }> }; profiles: Array<{ samples: number[][]; weights: number[] }> };
+    const ss = JSON.parse(renderSpeedscope(data, 'test')) as {
+      shared: { frames: Array<{ name: string }> };
+      profiles: Array<{ samples: number[][]; weights: number[] }>;
+    };
     const p0 = ss.profiles[0]!;
     const maxAt = p0.weights.indexOf(Math.max(...p0.weights));
     const leafName = ss.shared.frames[p0.samples[maxAt]!.at(-1)!]!.name;

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
+import { createPodCgroup, type PodCgroup, spawnInCgroup } from '../harness/cgroup.ts';
 
 export const HOTLOOP = new URL('../fixtures/go/hotloop', import.meta.url).pathname;
 

@@ -10,24 +10,24 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type RunningAgent,startAgent } from '#agent/app.js';
+import { type RunningAgent, startAgent } from '#agent/app.js';
 import { agentSchema } from '#agent/config.js';
 import { loadConfig } from '#common/config.js';
 import { loadKubeConfig } from '#common/kube.js';
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
 import { TokenReviewer } from '#controller/kube/tokenreview.js';
 import { registerProfiles } from '#controller/profiles/index.js';
 import { SubjectAccessReviewAuthorizer } from '#controller/server/access.js';
 import { TokenReviewAuthenticator } from '#controller/server/auth.js';
 
-import { apiFetch, caFileOf,testControllerConfig } from '../harness/controller.ts';
+import { apiFetch, caFileOf, testControllerConfig } from '../harness/controller.ts';
 import { buildGo } from '../harness/golang.ts';
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { requireTool } from '../harness/tools.ts';
 import { until } from '../harness/wait.ts';
-import { HOTLOOP, type RunningHotloop,startHotloop } from './hotloop.ts';
+import { HOTLOOP, type RunningHotloop, startHotloop } from './hotloop.ts';
 
 const run = promisify(execFile);
 const REPO = resolve(new URL('../..', import.meta.url).pathname);
@@ -52,7 +52,8 @@ beforeAll(async () => {
   controller = await startController(config, {
     log: silentLogger,
     mode: 'cluster',
-    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)), authorizer: new SubjectAccessReviewAuthorizer(kc),
+    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
+    authorizer: new SubjectAccessReviewAuthorizer(kc),
     agentAuth: new SharedTokenAgentAuthenticator('agent-secret'),
     routes: (router, parts) => void registerProfiles(router, parts),
   });
@@ -67,7 +68,13 @@ beforeAll(async () => {
   const pod = kube.get('pods', 'shop', 'api')!;
   hot = await startHotloop(await buildGo(HOTLOOP, { stripped: true }), { podUid: pod.metadata!.uid as string });
   // What the kubelet would write: the container's id.
-  kube.put({ ...pod, status: { phase: 'Running', containerStatuses: [{ name: 'app', containerID: `containerd://${hot.cg.containerId}`, ready: true, restartCount: 0, image: 'shop/api:1', imageID: '' }] } });
+  kube.put({
+    ...pod,
+    status: {
+      phase: 'Running',
+      containerStatuses: [{ name: 'app', containerID: `containerd://${hot.cg.containerId}`, ready: true, restartCount: 0, image: 'shop/api:1', imageID: '' }],
+    },
+  });
 
   agent = await startAgent(
     {
@@ -105,7 +112,13 @@ async function kubectlNemutator(token: string, ...args: string[]): Promise<{ cod
   } catch {
     // already linked
   }
-  const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, NEMUTATOR_SERVER: controller.apiUrl.replace(/\/api\/v1$/, ''), NEMUTATOR_CA_FILE: caFileOf(controller), NEMUTATOR_TOKEN: token };
+  const env = {
+    ...process.env,
+    PATH: `${bin}:${process.env.PATH}`,
+    NEMUTATOR_SERVER: controller.apiUrl.replace(/\/api\/v1$/, ''),
+    NEMUTATOR_CA_FILE: caFileOf(controller),
+    NEMUTATOR_TOKEN: token,
+  };
   try {
     const r = await run('kubectl', ['nemutator', ...args], { env: { ...env, KUBECONFIG: kube.kubeconfigPath }, cwd: REPO, timeout: 90_000 });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
@@ -145,7 +158,9 @@ describe('kubectl nemutator flame against the kube double', () => {
     expect(res.status).toBe(403);
     const body = (await res.json()) as { code: string; message: string };
     expect(body.code).toBe('NEMU_ERR_FORBIDDEN');
-    expect(body.message).toMatch(/system:serviceaccount:shop:intruder may not create profiles\.nemutator\.io in namespace shop.*ClusterRole nemutator-profiler/);
+    expect(body.message).toMatch(
+      /system:serviceaccount:shop:intruder may not create profiles\.nemutator\.io in namespace shop.*ClusterRole nemutator-profiler/,
+    );
 
     const r = await kubectlNemutator(intruder, 'flame', 'shop/api', '-t', '1s', '-o', join(dir, 'x.svg'));
     expect(r.code).not.toBe(0);

@@ -11,7 +11,7 @@ import type { LocalMode } from '#local/main.js';
 import { startTestLocal, type TestLocal } from '../harness/controller.ts';
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
-import { HOTLOOP,startHotloop } from './hotloop.ts';
+import { HOTLOOP, startHotloop } from './hotloop.ts';
 
 let t: TestLocal;
 let local: LocalMode;
@@ -49,7 +49,11 @@ describe('nemutator flame in local mode', () => {
       expect(gunzipSync(pprof).includes(Buffer.from('main.hotFunction'))).toBe(true);
       const speedscope = (await (await get('?format=speedscope')).json()) as { shared: { frames: Array<{ name: string }> } };
       expect(speedscope.shared.frames.map((f) => f.name)).toContain('main.inlinedAdd');
-      const summary = (await (await get('')).json()) as { requestedBy: string; target: { pid: number }; processes: Array<{ isGo: boolean; stripped: boolean }> };
+      const summary = (await (await get('')).json()) as {
+        requestedBy: string;
+        target: { pid: number };
+        processes: Array<{ isGo: boolean; stripped: boolean }>;
+      };
       expect(summary.target.pid).toBe(hot.pid);
       expect(summary.processes[0]).toMatchObject({ isGo: true, stripped: true });
       expect((await get('?format=png')).status).toBe(400);
@@ -58,7 +62,9 @@ describe('nemutator flame in local mode', () => {
       const pb = join(stateDir, 'out.pb.gz');
       expect((await cli('flame', '--pid', String(hot.pid), '-t', '1s', '-o', pb)).code).toBe(0);
       expect(readFileSync(pb).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
-      const second = /profile ([0-9a-z]{9}-[0-9a-f]{8})/.exec((await cli('flame', '--pid', String(hot.pid), '-t', '1s', '-o', join(stateDir, 'x.folded'))).out)![1]!;
+      const second = /profile ([0-9a-z]{9}-[0-9a-f]{8})/.exec(
+        (await cli('flame', '--pid', String(hot.pid), '-t', '1s', '-o', join(stateDir, 'x.folded'))).out,
+      )![1]!;
 
       // Differential flamegraph between two stored profiles.
       const diffFile = join(stateDir, 'diff.svg');

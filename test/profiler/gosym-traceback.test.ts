@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { readGoBinaryInfo } from '#agent/profiler/golang/binary-info.js';
-import { type GoFrame,GoSymbolizer } from '#agent/profiler/golang/symbolizer.js';
+import { type GoFrame, GoSymbolizer } from '#agent/profiler/golang/symbolizer.js';
 
 import { buildGo } from '../harness/golang.ts';
 

@@ -14,7 +14,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ElfFile, withElfFile } from '#agent/profiler/elf/elf-file.js';
 import { findMapping, parseProcMaps, runtimeAddressToVaddr } from '#agent/profiler/elf/maps.js';
 import { readGoBinaryInfo } from '#agent/profiler/golang/binary-info.js';
-import { type GoFrame,GoSymbolizer } from '#agent/profiler/golang/symbolizer.js';
+import { type GoFrame, GoSymbolizer } from '#agent/profiler/golang/symbolizer.js';
 
 import { buildGo } from '../harness/golang.ts';
 import { requireTool } from '../harness/tools.ts';
@@ -42,7 +42,9 @@ function nm(binary: string): Map<string, number> {
 
 /** For each pc: the physical function and the innermost file:line, from `go tool addr2line`. */
 function addr2line(binary: string, pcs: number[]): { function: string; file: string; line: number }[] {
-  const lines = goTool(['addr2line', binary], pcs.map((pc) => `0x${pc.toString(16)}\n`).join('')).trimEnd().split('\n');
+  const lines = goTool(['addr2line', binary], pcs.map((pc) => `0x${pc.toString(16)}\n`).join(''))
+    .trimEnd()
+    .split('\n');
   return pcs.map((_, i) => {
     const loc = lines[2 * i + 1] ?? '';
     const colon = loc.lastIndexOf(':');

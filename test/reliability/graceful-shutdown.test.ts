@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openSessions, postReview } from '../harness/hostile-reviews.ts';
-import { type LocalProcess,startLocalProcess } from '../harness/local-process.ts';
+import { type LocalProcess, startLocalProcess } from '../harness/local-process.ts';
 import { until } from '../harness/wait.ts';
 
 let proc: LocalProcess;
@@ -17,14 +17,30 @@ const review = (uid: string) =>
   JSON.stringify({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
-    request: { uid, kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, operation: 'CREATE', namespace: 'shop', object: { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'web-', namespace: 'shop', labels: { nemu_label_team: 'payments' } }, spec: { containers: [{ name: 'app', image: 'nginx' }] } } },
+    request: {
+      uid,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      operation: 'CREATE',
+      namespace: 'shop',
+      object: {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { generateName: 'web-', namespace: 'shop', labels: { nemu_label_team: 'payments' } },
+        spec: { containers: [{ name: 'app', image: 'nginx' }] },
+      },
+    },
   });
 
 describe('SIGTERM', () => {
   it('keeps mutating during the drain with /readyz at 503, then exits 0', async () => {
     const api = proc.apiUrl;
     const health = api.replace(/\/api\/v1$/, '');
-    const put = await fetch(`${api}/dictionary/nemu_label_team`, { method: 'PUT', headers: { authorization: `Bearer ${proc.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ value: 'example.com/team' }) });
+    const put = await fetch(`${api}/dictionary/nemu_label_team`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${proc.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ value: 'example.com/team' }),
+    });
     expect(put.status).toBe(200);
     const [session] = openSessions(proc.webhookUrl, 1);
     expect((await postReview(session!, review('before'))).patched).toBe(true);

@@ -57,7 +57,10 @@ export const ABSOLUTE_FORM_TARGETS = [
 
 const crlf = '\r\n';
 const req = (line: string, headers: string[], body: string | Buffer = '') =>
-  Buffer.concat([Buffer.from(line + crlf + headers.map((h) => h + crlf).join('') + crlf, 'latin1'), Buffer.isBuffer(body) ? body : Buffer.from(body, 'latin1')]);
+  Buffer.concat([
+    Buffer.from(line + crlf + headers.map((h) => h + crlf).join('') + crlf, 'latin1'),
+    Buffer.isBuffer(body) ? body : Buffer.from(body, 'latin1'),
+  ]);
 
 /** Hand-picked cases: request-line, header, framing and encoding abuse. */
 export function fixedCases(t: Target): FuzzCase[] {
@@ -66,7 +69,8 @@ export function fixedCases(t: Target): FuzzCase[] {
   const one = (name: string, b: Buffer | string): FuzzCase => ({ name, chunks: [Buffer.isBuffer(b) ? b : Buffer.from(b, 'latin1')] });
   const cases: FuzzCase[] = [];
   for (const target of ABSOLUTE_FORM_TARGETS) {
-    for (const method of ['GET', 'POST', 'OPTIONS']) cases.push(one(`${method} ${target}`, req(`${method} ${target} HTTP/1.1`, ['Host: x', 'Content-Length: 0'])));
+    for (const method of ['GET', 'POST', 'OPTIONS'])
+      cases.push(one(`${method} ${target}`, req(`${method} ${target} HTTP/1.1`, ['Host: x', 'Content-Length: 0'])));
   }
   const deep = '['.repeat(200_000) + ']'.repeat(200_000);
   cases.push(
@@ -83,10 +87,37 @@ export function fixedCases(t: Target): FuzzCase[] {
     one('64 KiB target', req(`GET /${'a'.repeat(65536)} HTTP/1.1`, ['Host: x'])),
     one('CONNECT', req('CONNECT 127.0.0.1:443 HTTP/1.1', ['Host: 127.0.0.1:443'])),
     one('h2 preface on HTTP/1.1', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
-    one('h2c upgrade', req(`GET ${p} HTTP/1.1`, ['Host: x', 'Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA'])),
-    one('websocket upgrade with a bad key', req(`GET ${p} HTTP/1.1`, ['Host: x', 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: !!!'])),
-    one('websocket upgrade to /fleet, version 99', req('GET /fleet HTTP/1.1', ['Host: x', 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 99', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='])),
-    one('websocket upgrade to /fleet, then garbage frames', Buffer.concat([req('GET /fleet HTTP/1.1', ['Host: x', 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==']), Buffer.from([0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00])])),
+    one(
+      'h2c upgrade',
+      req(`GET ${p} HTTP/1.1`, ['Host: x', 'Connection: Upgrade, HTTP2-Settings', 'Upgrade: h2c', 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA']),
+    ),
+    one(
+      'websocket upgrade with a bad key',
+      req(`GET ${p} HTTP/1.1`, ['Host: x', 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: !!!']),
+    ),
+    one(
+      'websocket upgrade to /fleet, version 99',
+      req('GET /fleet HTTP/1.1', [
+        'Host: x',
+        'Connection: Upgrade',
+        'Upgrade: websocket',
+        'Sec-WebSocket-Version: 99',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      ]),
+    ),
+    one(
+      'websocket upgrade to /fleet, then garbage frames',
+      Buffer.concat([
+        req('GET /fleet HTTP/1.1', [
+          'Host: x',
+          'Connection: Upgrade',
+          'Upgrade: websocket',
+          'Sec-WebSocket-Version: 13',
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        ]),
+        Buffer.from([0x82, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00]),
+      ]),
+    ),
     one('bare LF line endings', `GET ${p} HTTP/1.1\nHost: x\n\n`),
     one('header without colon', req(`GET ${p} HTTP/1.1`, ['Host: x', 'NoColonHere'])),
     one('space before colon', req(`GET ${p} HTTP/1.1`, ['Host : x'])),
@@ -94,7 +125,10 @@ export function fixedCases(t: Target): FuzzCase[] {
     one('20 KiB header', req(`GET ${p} HTTP/1.1`, ['Host: x', `X-Big: ${'a'.repeat(20_000)}`])),
     one('1 MiB of headers', req(`GET ${p} HTTP/1.1`, ['Host: x', ...Array.from({ length: 1024 }, (_, i) => `X-${i}: ${'b'.repeat(1000)}`)])),
     one('5000 small headers', req(`GET ${p} HTTP/1.1`, ['Host: x', ...Array.from({ length: 5000 }, (_, i) => `X${i}: 1`)])),
-    one('bytes 0x80-0xff in a header', req(`GET ${p} HTTP/1.1`, ['Host: x', 'X-A: ' + Buffer.from(Array.from({ length: 128 }, (_, i) => 0x80 + i)).toString('latin1')])),
+    one(
+      'bytes 0x80-0xff in a header',
+      req(`GET ${p} HTTP/1.1`, ['Host: x', 'X-A: ' + Buffer.from(Array.from({ length: 128 }, (_, i) => 0x80 + i)).toString('latin1')]),
+    ),
     one('NUL in a header value', req(`GET ${p} HTTP/1.1`, ['Host: x', 'X-A: a\0b'])),
     one('CR in a header value', req(`GET ${p} HTTP/1.1`, ['Host: x', 'X-A: a\rb'])),
     one('no Host', req(`GET ${p} HTTP/1.1`, [])),
@@ -107,7 +141,10 @@ export function fixedCases(t: Target): FuzzCase[] {
     one('negative Content-Length', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Length: -1'], '{}')),
     one('non-numeric Content-Length', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Length: abc'], '{}')),
     one('Content-Length 99999999999, short body', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Length: 99999999999'], '{}')),
-    one('Content-Length 100, 10 bytes then EOF', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json', 'Content-Length: 100'], '{"a":12345')),
+    one(
+      'Content-Length 100, 10 bytes then EOF',
+      req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json', 'Content-Length: 100'], '{"a":12345'),
+    ),
     one('chunk size overflow', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Transfer-Encoding: chunked'], 'ffffffffffffffffffff\r\nx\r\n0\r\n\r\n')),
     one('chunk size not hex', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Transfer-Encoding: chunked'], 'zz\r\nx\r\n0\r\n\r\n')),
     one('chunked, never terminated', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Transfer-Encoding: chunked'], '2\r\n{}\r\n')),
@@ -115,12 +152,24 @@ export function fixedCases(t: Target): FuzzCase[] {
     one('Transfer-Encoding: identity', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Transfer-Encoding: identity'], '{}')),
     one('Expect: 100-continue', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Expect: 100-continue', 'Content-Length: 2'], '{}')),
     one('Expect: bogus', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Expect: bogus', 'Content-Length: 2'], '{}')),
-    one('invalid UTF-8 JSON', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json', 'Content-Length: 6'], Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d]))),
-    one('UTF-16 JSON', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json; charset=utf-16', 'Content-Length: 4'], Buffer.from('{}', 'utf16le'))),
+    one(
+      'invalid UTF-8 JSON',
+      req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json', 'Content-Length: 6'], Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d])),
+    ),
+    one(
+      'UTF-16 JSON',
+      req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json; charset=utf-16', 'Content-Length: 4'], Buffer.from('{}', 'utf16le')),
+    ),
     one('JSON nested 200,000 deep', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json', `Content-Length: ${deep.length}`], deep)),
-    one('4 MiB body', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json', `Content-Length: ${4 * 1024 * 1024}`], Buffer.alloc(4 * 1024 * 1024, 0x20))),
+    one(
+      '4 MiB body',
+      req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json', `Content-Length: ${4 * 1024 * 1024}`], Buffer.alloc(4 * 1024 * 1024, 0x20)),
+    ),
     one('number 1e999999', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json', 'Content-Length: 8'], '1e999999')),
-    one('__proto__ body', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json', 'Content-Length: 36'], '{"__proto__":{"polluted":true},"a":1}'.slice(0, 36))),
+    one(
+      '__proto__ body',
+      req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json', 'Content-Length: 36'], '{"__proto__":{"polluted":true},"a":1}'.slice(0, 36)),
+    ),
     one('pipelined garbage after a request', Buffer.concat([req(`GET ${p} HTTP/1.1`, ['Host: x']), Buffer.from('\x16\x03\x01garbage\r\n\r\n', 'latin1')])),
     one('TLS ClientHello bytes on a plain request', Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])),
     one('valid body', req(`POST ${post} HTTP/1.1`, ['Host: x', 'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(t.body)}`], t.body)),
@@ -133,8 +182,59 @@ export function fixedCases(t: Target): FuzzCase[] {
 
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'TRACE', 'CONNECT', 'PRI', 'M-SEARCH', 'get', 'GET ', ' GET', 'POST\t'];
 const VERSIONS = ['HTTP/1.1', 'HTTP/1.0', 'HTTP/1.2', 'HTTP/2.0', 'HTTP/1', 'HTTP/1.1\t', 'http/1.1', 'HTTP/11', 'HTTPS/1.1', ''];
-const HEADER_NAMES = ['Host', 'Content-Length', 'Transfer-Encoding', 'Content-Type', 'Authorization', 'Connection', 'Upgrade', 'Expect', 'Accept-Encoding', 'Cookie', 'X-Nemutator-Container', 'Sec-WebSocket-Key', 'Sec-WebSocket-Version', 'Content-Encoding', 'Range', 'TE', 'Trailer', 'Keep-Alive'];
-const NASTY = ['[', ']', '%', '%zz', '%00', ':', '@', '#', '?', '\\', '/', '..', ' ', '\t', '\0', '\r', '\n', '\x7f', '\xff', '\u00e9', '99999', '-1', '0x10', 'chunked', 'close', 'upgrade', 'websocket', 'Bearer ', '{', '}', '"'];
+const HEADER_NAMES = [
+  'Host',
+  'Content-Length',
+  'Transfer-Encoding',
+  'Content-Type',
+  'Authorization',
+  'Connection',
+  'Upgrade',
+  'Expect',
+  'Accept-Encoding',
+  'Cookie',
+  'X-Nemutator-Container',
+  'Sec-WebSocket-Key',
+  'Sec-WebSocket-Version',
+  'Content-Encoding',
+  'Range',
+  'TE',
+  'Trailer',
+  'Keep-Alive',
+];
+const NASTY = [
+  '[',
+  ']',
+  '%',
+  '%zz',
+  '%00',
+  ':',
+  '@',
+  '#',
+  '?',
+  '\\',
+  '/',
+  '..',
+  ' ',
+  '\t',
+  '\0',
+  '\r',
+  '\n',
+  '\x7f',
+  '\xff',
+  '\u00e9',
+  '99999',
+  '-1',
+  '0x10',
+  'chunked',
+  'close',
+  'upgrade',
+  'websocket',
+  'Bearer ',
+  '{',
+  '}',
+  '"',
+];
 
 /** Generated cases: a request built from pieces, some of them hostile, framed and split at random. */
 export function generatedCases(t: Target, seed: number, count: number): FuzzCase[] {
@@ -186,7 +286,13 @@ export function generatedCases(t: Target, seed: number, count: number): FuzzCase
       case 4:
         return Buffer.from(t.body);
       case 5:
-        return Buffer.from(JSON.stringify({ apiVersion: nasty(4), kind: nasty(4), request: rnd() < 0.5 ? nasty(6) : { uid: nasty(5), kind: { kind: nasty(3) }, object: nasty(3) } }));
+        return Buffer.from(
+          JSON.stringify({
+            apiVersion: nasty(4),
+            kind: nasty(4),
+            request: rnd() < 0.5 ? nasty(6) : { uid: nasty(5), kind: { kind: nasty(3) }, object: nasty(3) },
+          }),
+        );
       default:
         return bytes(int(300), true);
     }
@@ -299,7 +405,10 @@ export const dialUnix =
   () => ({ socket: netConnect({ path }), ready: 'connect' });
 export const dialTls =
   (host: string, port: number, alpn: string[] = ['http/1.1']): Dial =>
-  () => ({ socket: tlsConnect({ host, port, rejectUnauthorized: false, ALPNProtocols: alpn, servername: 'localhost' }) as TLSSocket as Socket, ready: 'secureConnect' });
+  () => ({
+    socket: tlsConnect({ host, port, rejectUnauthorized: false, ALPNProtocols: alpn, servername: 'localhost' }) as TLSSocket as Socket,
+    ready: 'secureConnect',
+  });
 
 /** Sends one case, half-closes, and waits (up to `waitMs`) for the server to close. */
 export function send(dial: Dial, c: FuzzCase, waitMs: number): Promise<Outcome> {

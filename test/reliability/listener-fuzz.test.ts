@@ -5,7 +5,7 @@
 // the cases the process is still running and serves a normal request.
 //
 //   FUZZ_SEED=<n> FUZZ_CASES=<n per listener> npx vitest run test/reliability/listener-fuzz.test.ts
-import { type ChildProcess,spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect as h2connect } from 'node:http2';
@@ -14,16 +14,39 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 
-import { type LocalProcess,startLocalProcess } from '../harness/local-process.ts';
+import { type LocalProcess, startLocalProcess } from '../harness/local-process.ts';
 import { until } from '../harness/wait.ts';
-import { ABSOLUTE_FORM_TARGETS, type Dial, dialTcp, dialTls, dialUnix, fixedCases, type FuzzCase, generatedCases, http2Cases, type Outcome,runCases, tlsGarbageCases } from './http-fuzz.ts';
+import {
+  ABSOLUTE_FORM_TARGETS,
+  type Dial,
+  dialTcp,
+  dialTls,
+  dialUnix,
+  fixedCases,
+  type FuzzCase,
+  generatedCases,
+  http2Cases,
+  type Outcome,
+  runCases,
+  tlsGarbageCases,
+} from './http-fuzz.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 15_2024);
 const CASES = Number(process.env.FUZZ_CASES ?? 1000);
 const WAIT_MS = 15_000;
 
 const review = (uid: string) =>
-  JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid, kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'shop', object: { metadata: { name: 'p', labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'nginx' }] } } } });
+  JSON.stringify({
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid,
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      operation: 'CREATE',
+      namespace: 'shop',
+      object: { metadata: { name: 'p', labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'nginx' }] } },
+    },
+  });
 
 let proc: LocalProcess;
 beforeAll(async () => {
@@ -40,7 +63,9 @@ function hostPort(url: string): { host: string; port: number } {
 
 /** The verdict on a run: cases answered 5xx and cases left hanging, by name (empty when all is well). */
 function failures(results: Array<{ c: FuzzCase; o: Outcome }>): string[] {
-  return results.filter(({ o }) => o.hung || (o.status !== undefined && o.status >= 500)).map(({ c, o }) => `${c.name}: ${o.hung ? 'no answer and not closed' : `HTTP ${o.status}`}`);
+  return results
+    .filter(({ o }) => o.hung || (o.status !== undefined && o.status >= 500))
+    .map(({ c, o }) => `${c.name}: ${o.hung ? 'no answer and not closed' : `HTTP ${o.status}`}`);
 }
 
 function expectAlive(p: { exited(): unknown; output(): string }): void {
@@ -127,7 +152,10 @@ describe('every listener survives every request', () => {
   it('fleet hub: HTTP/1.1 cases and upgrades over TLS, TLS garbage; alive and upgrading after', async () => {
     const { host, port } = hostPort(proc.fleetUrl);
     const target = { paths: ['/fleet', '/', '/healthz'], body: '{}' };
-    const results = await runCases(dialTls(host, port), [...fixedCases(target), ...generatedCases(target, SEED + 4, CASES)], { concurrency: 16, waitMs: WAIT_MS });
+    const results = await runCases(dialTls(host, port), [...fixedCases(target), ...generatedCases(target, SEED + 4, CASES)], {
+      concurrency: 16,
+      waitMs: WAIT_MS,
+    });
     const tls = await runCases(dialTcp(host, port), tlsGarbageCases(SEED + 5, 100), { concurrency: 16, waitMs: WAIT_MS });
     console.log(summary('fleet', results));
     expect([...failures(results), ...failures(tls)]).toEqual([]);
@@ -144,7 +172,10 @@ describe('every listener survives every request', () => {
   it("agent's /metrics: the corpus and generated requests; alive and scraping after", async () => {
     const { host, port } = hostPort(proc.agentMetricsUrl);
     const target = { paths: ['/metrics', '/healthz'], body: '{}' };
-    const results = await runCases(dialTcp(host, port), [...fixedCases(target), ...generatedCases(target, SEED + 6, CASES)], { concurrency: 16, waitMs: WAIT_MS });
+    const results = await runCases(dialTcp(host, port), [...fixedCases(target), ...generatedCases(target, SEED + 6, CASES)], {
+      concurrency: 16,
+      waitMs: WAIT_MS,
+    });
     console.log(summary('agent metrics', results));
     expect(failures(results)).toEqual([]);
     expectAlive(proc);
@@ -167,10 +198,14 @@ describe("the agent's secrets socket survives every request", () => {
     host.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     host.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     host.once('exit', (code, signal) => (exit = { code, signal }));
-    await until('the secrets socket', () => {
-      if (exit) throw new Error(`the secrets socket host exited: ${out}`);
-      return out.includes('listening');
-    }, 60_000);
+    await until(
+      'the secrets socket',
+      () => {
+        if (exit) throw new Error(`the secrets socket host exited: ${out}`);
+        return out.includes('listening');
+      },
+      60_000,
+    );
   });
   afterAll(() => {
     host?.kill('SIGKILL');

@@ -103,7 +103,14 @@ describe('memory stays under the container limit whatever the webhook port recei
     // As the image runs it: the Deployment's NODE_OPTIONS (manifests/controller/deployment.yaml).
     const proc = await startLocalProcess([], { NODE_OPTIONS: '--max-old-space-size=320' });
     try {
-      const run = await hostileWave(proc.webhookUrl, { nested: 16, nestedBytes: 2 * 1024 * 1024, large: 48, largeBytes: Math.round(2.9 * 1024 * 1024), rounds: 2, everyMs: 25 });
+      const run = await hostileWave(proc.webhookUrl, {
+        nested: 16,
+        nestedBytes: 2 * 1024 * 1024,
+        large: 48,
+        largeBytes: Math.round(2.9 * 1024 * 1024),
+        rounds: 2,
+        everyMs: 25,
+      });
       expect(proc.exited(), proc.output().slice(-3000)).toBeUndefined();
       // Every hostile review got an answer kube-apiserver can act on: mutated, 400 (too deep) or 429 (busy).
       expect(run.hostile.filter((a) => ![200, 400, 429].includes(a.status)).map((a) => `${a.status} ${a.error ?? ''}`)).toEqual([]);
@@ -112,7 +119,12 @@ describe('memory stays under the container limit whatever the webhook port recei
       expect(run.ordinary.length).toBeGreaterThan(20);
       expect(run.ordinary.filter((a) => a.status !== 200)).toEqual([]);
       // The acceptance bound is 1 s (bench/faults measures it); the test is generous for a shared machine.
-      expect(percentile(run.ordinary.map((a) => a.ms), 99)).toBeLessThan(2500);
+      expect(
+        percentile(
+          run.ordinary.map((a) => a.ms),
+          99,
+        ),
+      ).toBeLessThan(2500);
     } finally {
       await proc.kill();
     }

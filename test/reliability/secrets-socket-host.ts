@@ -10,7 +10,12 @@ import { createLogger } from '#common/log.js';
 
 const socketPath = process.argv[2];
 if (!socketPath) throw new Error('usage: secrets-socket-host.ts <socket path>');
-const { config } = loadConfig(agentSchema, { program: 'secrets-socket-host', argv: [], env: {}, defaults: { socketPath, vaultAddr: 'http://127.0.0.1:9', nodeName: 'fuzz-node', socketMode: '0600' } });
+const { config } = loadConfig(agentSchema, {
+  program: 'secrets-socket-host',
+  argv: [],
+  env: {},
+  defaults: { socketPath, vaultAddr: 'http://127.0.0.1:9', nodeName: 'fuzz-node', socketMode: '0600' },
+});
 const running = await startSecrets(config, {
   log: createLogger({ level: 'warn', pretty: false, name: 'secrets-socket-host' }),
   kube: {} as KubeApi,

@@ -19,7 +19,7 @@ import fjp, { type Operation } from 'fast-json-patch';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
 import { localAuthorizer } from '#controller/server/access.js';
@@ -27,7 +27,7 @@ import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 
 import { insecureAgent, post } from '../admission/https.ts';
 import { testControllerConfig } from '../harness/controller.ts';
-import { type SentinelGroup,startSentinelGroup } from '../harness/sentinel.ts';
+import { type SentinelGroup, startSentinelGroup } from '../harness/sentinel.ts';
 import { until } from '../harness/wait.ts';
 
 const RATE = 100; // reviews per second
@@ -53,8 +53,19 @@ beforeAll(async () => {
     redisWaitTimeout: 1000, // ms (defaults are not parsed)
     apiRateLimit: 0, // the check afterwards reads every id
   });
-  c = await startController(config, { log: silentLogger, mode: 'local', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() });
-  const put = await fetch(`${c.apiUrl}/dictionary/nemu_label_team`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ value: 'example.com/team' }) });
+  c = await startController(config, {
+    log: silentLogger,
+    mode: 'local',
+    apiAuth: new StaticTokenAuthenticator(TOKEN),
+    authorizer: localAuthorizer,
+    agentAuth: new SharedTokenAgentAuthenticator('x'),
+    ...controllerFeatures(),
+  });
+  const put = await fetch(`${c.apiUrl}/dictionary/nemu_label_team`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify({ value: 'example.com/team' }),
+  });
   expect(put.status).toBe(200);
 }, 90_000);
 afterAll(async () => {
@@ -74,11 +85,25 @@ interface Answer {
 }
 
 function podReview(seq: number): { body: string; pod: Record<string, unknown> } {
-  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `p-${seq}`, namespace: 'shop', labels: { nemu_label_team: 'payments' } }, spec: { containers: [{ name: 'app', image: 'busybox:1' }] } };
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `p-${seq}`, namespace: 'shop', labels: { nemu_label_team: 'payments' } },
+    spec: { containers: [{ name: 'app', image: 'busybox:1' }] },
+  };
   const body = JSON.stringify({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
-    request: { uid: randomUUID(), kind: { group: '', version: 'v1', kind: 'Pod' }, resource: { group: '', version: 'v1', resource: 'pods' }, operation: 'CREATE', namespace: 'shop', name: `p-${seq}`, object: pod, userInfo: { username: 'test' } },
+    request: {
+      uid: randomUUID(),
+      kind: { group: '', version: 'v1', kind: 'Pod' },
+      resource: { group: '', version: 'v1', resource: 'pods' },
+      operation: 'CREATE',
+      namespace: 'shop',
+      name: `p-${seq}`,
+      object: pod,
+      userInfo: { username: 'test' },
+    },
   });
   return { body, pod };
 }
@@ -107,7 +132,8 @@ function driveLoad(): { answers: Answer[]; stop(): Promise<void> } {
             const ops = JSON.parse(Buffer.from(review.response.patch, 'base64').toString('utf8')) as Operation[];
             const patched = fjp.applyPatch(structuredClone(pod), ops, false, false).newDocument as { metadata: { labels: Record<string, string> } };
             a.id = patched.metadata.labels['nemutator.io/mutation'];
-            if (!a.id || patched.metadata.labels['example.com/team'] !== 'payments') a.error = `mutated without the expected label or id: ${JSON.stringify(patched.metadata.labels)}`;
+            if (!a.id || patched.metadata.labels['example.com/team'] !== 'payments')
+              a.error = `mutated without the expected label or id: ${JSON.stringify(patched.metadata.labels)}`;
           }
           answers.push(a);
         },
@@ -166,13 +192,20 @@ describe('Redis Sentinel failover under admission load', () => {
       const lost: string[] = [];
       for (let i = 0; i < answered.length; i += 32) {
         const batch = answered.slice(i, i + 32);
-        const statuses = await Promise.all(batch.map((a) => fetch(`${c.apiUrl}/mutations/${a.id}`, { headers: { authorization: `Bearer ${TOKEN}` } }).then((r) => r.status)));
-        statuses.forEach((s, j) => s !== 200 && lost.push(`${batch[j]!.id} (seq ${batch[j]!.seq}, HTTP ${s}, answered ${batch[j]!.answeredAt - killedAt} ms after the kill)`));
+        const statuses = await Promise.all(
+          batch.map((a) => fetch(`${c.apiUrl}/mutations/${a.id}`, { headers: { authorization: `Bearer ${TOKEN}` } }).then((r) => r.status)),
+        );
+        statuses.forEach(
+          (s, j) => s !== 200 && lost.push(`${batch[j]!.id} (seq ${batch[j]!.seq}, HTTP ${s}, answered ${batch[j]!.answeredAt - killedAt} ms after the kill)`),
+        );
       }
       const summary = `${load.answers.length} reviews answered, ${answered.length} mutated, ${duringFault.length} answered during the failover (${duringFault.filter((a) => a.id).length} of them mutated), recovered ${resumedAt - killedAt} ms after kill -9, ${lost.length} answered ids missing from the log`;
       console.info(`sentinel failover: ${summary}`);
 
-      expect(errors.map((a) => a.error), 'every review is answered allowed (fail open)').toEqual([]);
+      expect(
+        errors.map((a) => a.error),
+        'every review is answered allowed (fail open)',
+      ).toEqual([]);
       expect(resumedAt - killedAt, summary).toBeLessThanOrEqual(10_000);
       expect(lost, summary).toEqual([]);
     } finally {

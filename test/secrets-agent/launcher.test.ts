@@ -29,7 +29,12 @@ beforeAll(async () => {
   world.vault.put('secret/app/db', { password: DB });
   web = await world.pod({
     name: 'web-1',
-    annotation: { v: 1, role: 'app', containers: { app: { env: { DB_PASSWORD: 'vault:secret/app/db#password' } } }, files: { 'db.pass': 'vault:secret/app/db#password' } },
+    annotation: {
+      v: 1,
+      role: 'app',
+      containers: { app: { env: { DB_PASSWORD: 'vault:secret/app/db#password' } } },
+      files: { 'db.pass': 'vault:secret/app/db#password' },
+    },
   });
   dirs = { token: join(world.dir, 'token'), secrets: join(world.dir, 'secrets'), out: join(world.dir, 'out') };
   for (const d of Object.values(dirs)) await mkdir(d, { recursive: true });
@@ -51,7 +56,9 @@ function podEnv(container = 'app'): NodeJS.ProcessEnv {
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, inCgroup = true): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const child = inCgroup ? spawnInCgroup(web.cg, cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = inCgroup
+    ? spawnInCgroup(web.cg, cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let stdout = '';
   child.stderr!.on('data', (d) => (stderr += d));
@@ -121,15 +128,24 @@ describe('nemu-exec', () => {
     }
     const asUser = (uid: number, cmd: string, args: string[], env: NodeJS.ProcessEnv) =>
       run('/bin/sh', ['-c', `exec ${setpriv} --reuid=${uid} --regid=${uid} --clear-groups --no-new-privs "$@"`, 'sh', cmd, ...args], env);
-    const init = await asUser(65532, join(image, 'nemu-exec'), ['init', '--bin', join(empty, 'bin'), '--render'], { ...podEnv('app'), NEMUTATOR_SECRETS_DIR: join(empty, 'secrets') });
+    const init = await asUser(65532, join(image, 'nemu-exec'), ['init', '--bin', join(empty, 'bin'), '--render'], {
+      ...podEnv('app'),
+      NEMUTATOR_SECRETS_DIR: join(empty, 'secrets'),
+    });
     expect(init.code, init.stderr).toBe(0);
     expect(statSync(join(empty, 'bin', 'nemu-exec'))).toMatchObject({ uid: 65532 });
     expect(statSync(join(empty, 'bin', 'nemu-exec')).mode & 0o777).toBe(0o755);
     expect(statSync(join(empty, 'secrets', 'db.pass')).mode & 0o777).toBe(0o444);
     const script = 'id -u; printf %s "$DB_PASSWORD" | sha256sum; sha256sum < "$NEMUTATOR_SECRETS_DIR/db.pass"';
-    const app = await asUser(1000, join(empty, 'bin', 'nemu-exec'), ['--', 'sh', '-c', script], { ...podEnv('app'), NEMUTATOR_SECRETS_DIR: join(empty, 'secrets') });
+    const app = await asUser(1000, join(empty, 'bin', 'nemu-exec'), ['--', 'sh', '-c', script], {
+      ...podEnv('app'),
+      NEMUTATOR_SECRETS_DIR: join(empty, 'secrets'),
+    });
     expect(app.code, app.stderr).toBe(0);
-    const [uid, envHash, fileHash] = app.stdout.trim().split('\n').map((l) => l.split(' ')[0]);
+    const [uid, envHash, fileHash] = app.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ')[0]);
     expect({ uid, envHash, fileHash }).toEqual({ uid: '1000', envHash: sha(DB), fileHash: sha(DB) });
     expect(app.stderr + app.stdout).not.toContain(DB);
   });
@@ -154,11 +170,28 @@ describe('nemu-exec', () => {
     const hupDir = join(dirs.out, 'hup');
     await mkdir(hupDir, { recursive: true });
     const pod = world.kube.get('pods', 'shop', 'web-1')!;
-    world.kube.put({ ...pod, metadata: { ...pod.metadata, annotations: { 'nemutator.io/secrets': JSON.stringify({ v: 1, role: 'app', containers: { app: { env: { DB_PASSWORD: 'vault:secret/app/db#password' } } }, files: { 'db.pass': 'vault:secret/app/db#password' }, rotateSignal: 'SIGHUP' }) } } } as never);
+    world.kube.put({
+      ...pod,
+      metadata: {
+        ...pod.metadata,
+        annotations: {
+          'nemutator.io/secrets': JSON.stringify({
+            v: 1,
+            role: 'app',
+            containers: { app: { env: { DB_PASSWORD: 'vault:secret/app/db#password' } } },
+            files: { 'db.pass': 'vault:secret/app/db#password' },
+            rotateSignal: 'SIGHUP',
+          }),
+        },
+      },
+    } as never);
     // The agent answers with the new annotation's signal once its informer has the update.
     const probe = await web.client();
     const token = await web.token();
-    await until('the agent sees rotateSignal SIGHUP', async () => ((await probe.request({ path: '/v1/secrets', token, container: 'app' })).body as { rotateSignal?: string }).rotateSignal === 'SIGHUP');
+    await until(
+      'the agent sees rotateSignal SIGHUP',
+      async () => ((await probe.request({ path: '/v1/secrets', token, container: 'app' })).body as { rotateSignal?: string }).rotateSignal === 'SIGHUP',
+    );
     probe.kill();
     const baseline = await medianMs(() => world.secrets.service.rotate('secret/app/db'));
     const watchersBefore = world.secrets.service.watcherCount();
@@ -174,12 +207,20 @@ describe('nemu-exec', () => {
       expect(result.rotate).toMatchObject({ newVersions: 1 });
       expect(result.rotate!.watchersNotified).toBeGreaterThanOrEqual(1);
       const seenFile = join(hupDir, 'seen');
-      await until(`the program saw the new file after SIGHUP (2 s idle, bound ${bound} ms)`, () => existsSync(seenFile) && readFileSync(seenFile, 'utf8').split(' ')[0] === sha(NEW), Math.max(0, bound - (Date.now() - t0)));
+      await until(
+        `the program saw the new file after SIGHUP (2 s idle, bound ${bound} ms)`,
+        () => existsSync(seenFile) && readFileSync(seenFile, 'utf8').split(' ')[0] === sha(NEW),
+        Math.max(0, bound - (Date.now() - t0)),
+      );
       expect(sha(readFileSync(join(dirs.secrets, 'db.pass'), 'utf8'))).toBe(sha(NEW));
-      const holder = await until('the launcher acknowledged the new version', async () => {
-        const holders = (await world.secrets.handlers.secretStatus({ secretStatus: { path: 'secret/app/db' } })).secretStatus!.holders!;
-        return holders.find((h) => h.pod === 'web-1' && h.container === 'app' && h.ackedVersion === version);
-      }, bound);
+      const holder = await until(
+        'the launcher acknowledged the new version',
+        async () => {
+          const holders = (await world.secrets.handlers.secretStatus({ secretStatus: { path: 'secret/app/db' } })).secretStatus!.holders!;
+          return holders.find((h) => h.pod === 'web-1' && h.container === 'app' && h.ackedVersion === version);
+        },
+        bound,
+      );
       expect(holder).toMatchObject({ version, ackedVersion: version });
     } finally {
       child.kill('SIGKILL');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type RunningAgent,startAgent } from '#agent/app.js';
+import { type RunningAgent, startAgent } from '#agent/app.js';
 import { agentSchema } from '#agent/config.js';
 import { loadConfig } from '#common/config.js';
 import { createLogger } from '#common/log.js';
@@ -27,12 +27,39 @@ beforeAll(async () => {
     program: 'nemutator-agent',
     env: {},
     argv: [
-      '--node-name', NODE, '--kubeconfig', world.kube.kubeconfigPath, '--vault-addr', world.vault.addr,
-      '--socket-path', join(world.dir, 'full', 'agent.sock'), '--controller-url', 'ws://127.0.0.1:9/fleet',
-      '--host', '127.0.0.1', '--metrics-port', '0', '--metrics-auth', 'none', '--rotation-interval', '500ms', '--max-staleness', '1s', '--log-level', 'trace',
+      '--node-name',
+      NODE,
+      '--kubeconfig',
+      world.kube.kubeconfigPath,
+      '--vault-addr',
+      world.vault.addr,
+      '--socket-path',
+      join(world.dir, 'full', 'agent.sock'),
+      '--controller-url',
+      'ws://127.0.0.1:9/fleet',
+      '--host',
+      '127.0.0.1',
+      '--metrics-port',
+      '0',
+      '--metrics-auth',
+      'none',
+      '--rotation-interval',
+      '500ms',
+      '--max-staleness',
+      '1s',
+      '--log-level',
+      'trace',
     ],
   });
-  const log = createLogger({ level: 'trace', destination: new Writable({ write(c, _e, cb) { logs.push(String(c)); cb(); } }) });
+  const log = createLogger({
+    level: 'trace',
+    destination: new Writable({
+      write(c, _e, cb) {
+        logs.push(String(c));
+        cb();
+      },
+    }),
+  });
   agent = await startAgent(config, { log, ca: '', token: () => 'agent-token' });
 });
 afterAll(async () => {
@@ -43,7 +70,15 @@ afterAll(async () => {
 describe('no secret value leaks', () => {
   it('through logs, errors and /metrics of the running agent', async () => {
     expect(agent.secrets, 'vaultAddr starts the secrets socket').toBeDefined();
-    const pod = await world.pod({ name: 'leaky-1', annotation: { v: 1, role: 'app', containers: { app: { env: { DB_PASSWORD: 'vault:secret/app/db#password', MISSING: 'vault:secret/app/db#nokey' } } }, files: {} } });
+    const pod = await world.pod({
+      name: 'leaky-1',
+      annotation: {
+        v: 1,
+        role: 'app',
+        containers: { app: { env: { DB_PASSWORD: 'vault:secret/app/db#password', MISSING: 'vault:secret/app/db#nokey' } } },
+        files: {},
+      },
+    });
     const c = await pod.client(agent.secrets!.server.path);
     const token = await pod.token();
     const answers: string[] = [];
@@ -71,10 +106,15 @@ describe('no secret value leaks', () => {
     await c.request({ method: 'POST', path: '/v1/ack', token, container: 'app', body: { path: 'secret/app/db', version: 2 } });
     await world.vault.pause();
     // Past maxStaleness (1 s) the cached value is refused; the periodic checks fail meanwhile.
-    const stale = await until('a read refused as stale', async () => {
-      const r = await c.request({ path: '/v1/secrets', token, container: 'app' });
-      return r.status !== 200 && r;
-    }, 30_000, 100);
+    const stale = await until(
+      'a read refused as stale',
+      async () => {
+        const r = await c.request({ path: '/v1/secrets', token, container: 'app' });
+        return r.status !== 200 && r;
+      },
+      30_000,
+      100,
+    );
     answers.push(JSON.stringify(stale.body));
     expect(stale.status).toBe(503);
     // A failed rotation check of the outage, counted on the agent's /metrics and logged without the value.

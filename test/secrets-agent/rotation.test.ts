@@ -25,7 +25,10 @@ let periodic: World;
 let forced: World;
 
 beforeAll(async () => {
-  [periodic, forced] = await Promise.all([startWorld({ rotationInterval: INTERVAL, maxStaleness: STALENESS }), startWorld({ rotationInterval: 3_600_000, maxStaleness: STALENESS })]);
+  [periodic, forced] = await Promise.all([
+    startWorld({ rotationInterval: INTERVAL, maxStaleness: STALENESS }),
+    startWorld({ rotationInterval: 3_600_000, maxStaleness: STALENESS }),
+  ]);
 });
 afterAll(async () => {
   await Promise.all([periodic?.stop(), forced?.stop()]);
@@ -38,7 +41,10 @@ async function readingPod(world: World, name: string): Promise<{ client: PodClie
   const path = `secret/app/${name}`;
   const value = fresh(name);
   world.vault.put(path, { password: value });
-  const pod = await world.pod({ name, annotation: { v: 1, role: 'app', containers: { app: { env: { DB_PASSWORD: `vault:${path}#password` } } }, files: { 'db.pass': `vault:${path}#password` } } });
+  const pod = await world.pod({
+    name,
+    annotation: { v: 1, role: 'app', containers: { app: { env: { DB_PASSWORD: `vault:${path}#password` } } }, files: { 'db.pass': `vault:${path}#password` } },
+  });
   const client = await pod.client();
   const token = await pod.token();
   const first = await client.request({ path: '/v1/secrets', token, container: 'app' });
@@ -99,10 +105,15 @@ describe('Vault unreachable', () => {
       const cached = await client.request({ path: '/v1/secrets', token, container: 'app' });
       expect(cached.status).toBe(200);
       expect(sha((cached.body as { env: Record<string, { value: string }> }).env.DB_PASSWORD!.value)).toBe(sha(value));
-      const refused = await until('a read refused once the cache is older than maxStaleness', async () => {
-        const r = await client.request({ path: '/v1/secrets', token, container: 'app' });
-        return r.status !== 200 && r;
-      }, STALENESS + 15_000, 50);
+      const refused = await until(
+        'a read refused once the cache is older than maxStaleness',
+        async () => {
+          const r = await client.request({ path: '/v1/secrets', token, container: 'app' });
+          return r.status !== 200 && r;
+        },
+        STALENESS + 15_000,
+        50,
+      );
       // Never before the bound.
       expect(Date.now() - confirmedFrom).toBeGreaterThanOrEqual(STALENESS);
       expect(refused.status).toBe(503);
@@ -150,7 +161,11 @@ describe('Vault unreachable', () => {
     await forced.secrets.service.rotate(path).finally(() => forced.vault.start());
     const text = [...forced.logs, ...periodic.logs].join('\n');
     // What the logs were searched through: the audit of each event of this test, and the failed check.
-    for (const event of ['read', 'push', 'ack']) expect(forced.logs.some((l) => l.includes(`"audit":"${event}"`) && l.includes(`"path":"${path}"`)), event).toBe(true);
+    for (const event of ['read', 'push', 'ack'])
+      expect(
+        forced.logs.some((l) => l.includes(`"audit":"${event}"`) && l.includes(`"path":"${path}"`)),
+        event,
+      ).toBe(true);
     expect(forced.logs.some((l) => l.includes('"audit":"deny"') && l.includes('"path":"secret/app/other"'))).toBe(true);
     expect(forced.logs.some((l) => l.includes('secrets rotation check failed') && l.includes(`"path":"${path}"`))).toBe(true);
     for (const v of values) expect(text.includes(v), 'a value leaked into the logs').toBe(false);

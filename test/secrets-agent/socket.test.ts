@@ -15,7 +15,10 @@ const API = 'S3cr3t-api-' + Math.random().toString(36).slice(2);
 const annotation = {
   v: 1,
   role: 'app',
-  containers: { app: { env: { DB_PASSWORD: 'vault:secret/app/db#password', DB_USER: 'vault:secret/app/db#user' } }, side: { env: { API_KEY: 'vault:secret/app/api#key' } } },
+  containers: {
+    app: { env: { DB_PASSWORD: 'vault:secret/app/db#password', DB_USER: 'vault:secret/app/db#user' } },
+    side: { env: { API_KEY: 'vault:secret/app/api#key' } },
+  },
   files: { 'db.pass': 'vault:secret/app/db#password' },
 };
 
@@ -71,7 +74,11 @@ describe('denials', () => {
   it('refuses a token bound to another node', async () => {
     const node2 = world.kube.get('nodes', undefined, 'node-2')!;
     const c = await web.client();
-    const r = await c.request({ path: '/v1/secrets', token: await web.token({ node: { name: 'node-2', uid: node2.metadata.uid as string } }), container: 'app' });
+    const r = await c.request({
+      path: '/v1/secrets',
+      token: await web.token({ node: { name: 'node-2', uid: node2.metadata.uid as string } }),
+      container: 'app',
+    });
     expect([r.status, code(r)]).toEqual([403, 'NEMU_ERR_SECRETS_WRONG_NODE']);
     expect(NODE).toBe('node-1');
   });
@@ -150,7 +157,13 @@ describe('pods that are gone', () => {
 
 describe('Vault tokens', () => {
   it('are renewed before their lease ends, so reads go on without a new login', async () => {
-    world.vault.roles.short = { boundServiceAccountNames: ['app'], boundServiceAccountNamespaces: ['shop'], audience: 'vault', readPaths: ['secret/data/app/*', 'secret/metadata/app/*'], ttlSeconds: 3 };
+    world.vault.roles.short = {
+      boundServiceAccountNames: ['app'],
+      boundServiceAccountNamespaces: ['shop'],
+      audience: 'vault',
+      readPaths: ['secret/data/app/*', 'secret/metadata/app/*'],
+      ttlSeconds: 3,
+    };
     const pod = await world.pod({ name: 'short-1', annotation: { ...annotation, role: 'short' } });
     const c = await pod.client();
     const token = await pod.token();

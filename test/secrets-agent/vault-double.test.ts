@@ -4,7 +4,7 @@
 import nodeVault from 'node-vault';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
 
 let kube: KubeDouble;
@@ -15,7 +15,15 @@ beforeAll(async () => {
   vault = await startVaultDouble({
     jwks: kube.jwks,
     issuer: kube.issuer,
-    roles: { app: { boundServiceAccountNames: ['app'], boundServiceAccountNamespaces: ['shop'], audience: 'vault', readPaths: ['secret/data/app/*', 'secret/metadata/app/*'], ttlSeconds: 60 } },
+    roles: {
+      app: {
+        boundServiceAccountNames: ['app'],
+        boundServiceAccountNamespaces: ['shop'],
+        audience: 'vault',
+        readPaths: ['secret/data/app/*', 'secret/metadata/app/*'],
+        ttlSeconds: 60,
+      },
+    },
   });
   vault.put('secret/app/db', { password: 'v1-pass', user: 'app' });
 });
@@ -25,7 +33,13 @@ afterAll(async () => {
 });
 
 const podToken = (o: { namespace?: string; serviceAccount?: string; audiences?: string[]; expirationSeconds?: number } = {}) =>
-  kube.issueToken({ namespace: o.namespace ?? 'shop', serviceAccount: o.serviceAccount ?? 'app', audiences: o.audiences ?? ['vault'], pod: { name: 'web-1', uid: '0d3c1f0e-1111-2222-3333-444455556666' }, expirationSeconds: o.expirationSeconds ?? 600 });
+  kube.issueToken({
+    namespace: o.namespace ?? 'shop',
+    serviceAccount: o.serviceAccount ?? 'app',
+    audiences: o.audiences ?? ['vault'],
+    pod: { name: 'web-1', uid: '0d3c1f0e-1111-2222-3333-444455556666' },
+    expirationSeconds: o.expirationSeconds ?? 600,
+  });
 
 describe('Vault double with node-vault', () => {
   it('answers sys/health', async () => {
@@ -60,11 +74,21 @@ describe('Vault double with node-vault', () => {
 
   it('refuses wrong service accounts, namespaces, audiences, expired tokens and paths outside the role', async () => {
     const c = () => nodeVault({ endpoint: vault.addr });
-    await expect(c().kubernetesLogin({ mount_point: 'kubernetes', role: 'app', jwt: await podToken({ serviceAccount: 'other' }) })).rejects.toMatchObject({ response: { statusCode: 403 } });
-    await expect(c().kubernetesLogin({ mount_point: 'kubernetes', role: 'app', jwt: await podToken({ namespace: 'other' }) })).rejects.toMatchObject({ response: { statusCode: 403 } });
-    await expect(c().kubernetesLogin({ mount_point: 'kubernetes', role: 'app', jwt: await podToken({ audiences: ['nemutator'] }) })).rejects.toMatchObject({ response: { statusCode: 403 } });
-    await expect(c().kubernetesLogin({ mount_point: 'kubernetes', role: 'app', jwt: await podToken({ expirationSeconds: -10 }) })).rejects.toMatchObject({ response: { statusCode: 403 } });
-    await expect(c().kubernetesLogin({ mount_point: 'kubernetes', role: 'nope', jwt: await podToken() })).rejects.toMatchObject({ response: { statusCode: 400 } });
+    await expect(c().kubernetesLogin({ mount_point: 'kubernetes', role: 'app', jwt: await podToken({ serviceAccount: 'other' }) })).rejects.toMatchObject({
+      response: { statusCode: 403 },
+    });
+    await expect(c().kubernetesLogin({ mount_point: 'kubernetes', role: 'app', jwt: await podToken({ namespace: 'other' }) })).rejects.toMatchObject({
+      response: { statusCode: 403 },
+    });
+    await expect(c().kubernetesLogin({ mount_point: 'kubernetes', role: 'app', jwt: await podToken({ audiences: ['nemutator'] }) })).rejects.toMatchObject({
+      response: { statusCode: 403 },
+    });
+    await expect(c().kubernetesLogin({ mount_point: 'kubernetes', role: 'app', jwt: await podToken({ expirationSeconds: -10 }) })).rejects.toMatchObject({
+      response: { statusCode: 403 },
+    });
+    await expect(c().kubernetesLogin({ mount_point: 'kubernetes', role: 'nope', jwt: await podToken() })).rejects.toMatchObject({
+      response: { statusCode: 400 },
+    });
     const ok = c();
     await ok.kubernetesLogin({ mount_point: 'kubernetes', role: 'app', jwt: await podToken() });
     vault.put('secret/other/x', { k: 'v' });

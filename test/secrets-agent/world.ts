@@ -13,11 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { agentSchema } from '#agent/config.js';
 import { KubeApi } from '#agent/kube/api.js';
 import { NodePods } from '#agent/kube/pods.js';
-import { type RunningSecrets, type SecretsConfig,startSecrets } from '#agent/secrets/index.js';
+import { type RunningSecrets, type SecretsConfig, startSecrets } from '#agent/secrets/index.js';
 import { createLogger, silentLogger } from '#common/log.js';
 
-import { createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { createPodCgroup, type PodCgroup, spawnInCgroup } from '../harness/cgroup.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { sleep } from '../harness/tools.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
 import { until } from '../harness/wait.ts';
@@ -65,8 +65,20 @@ export interface TestPod {
 
 export interface PodClient {
   pid: number;
-  request(r: { method?: string; path: string; token?: string; container?: string; body?: unknown; headers?: Record<string, string>; raw?: string }): Promise<Answer>;
-  watch(r: { token: string; container: string; path?: string }): Promise<{ status: number; lines: Array<Record<string, unknown>>; next(timeoutMs?: number): Promise<Record<string, unknown>> }>;
+  request(r: {
+    method?: string;
+    path: string;
+    token?: string;
+    container?: string;
+    body?: unknown;
+    headers?: Record<string, string>;
+    raw?: string;
+  }): Promise<Answer>;
+  watch(r: {
+    token: string;
+    container: string;
+    path?: string;
+  }): Promise<{ status: number; lines: Array<Record<string, unknown>>; next(timeoutMs?: number): Promise<Record<string, unknown>> }>;
   kill(): void;
 }
 
@@ -76,7 +88,13 @@ export async function startWorld(overrides: Partial<SecretsConfig> = {}): Promis
     jwks: kube.jwks,
     issuer: kube.issuer,
     roles: {
-      app: { boundServiceAccountNames: ['app'], boundServiceAccountNamespaces: ['shop'], audience: 'vault', readPaths: ['secret/data/app/*', 'secret/metadata/app/*'], ttlSeconds: 3600 },
+      app: {
+        boundServiceAccountNames: ['app'],
+        boundServiceAccountNamespaces: ['shop'],
+        audience: 'vault',
+        readPaths: ['secret/data/app/*', 'secret/metadata/app/*'],
+        ttlSeconds: 3600,
+      },
     },
   });
   const dir = await mkdtemp(join(tmpdir(), 'nemu-secrets-'));
@@ -86,7 +104,11 @@ export async function startWorld(overrides: Partial<SecretsConfig> = {}): Promis
     level: 'debug',
     destination: new Writable({
       write(chunk, _enc, cb) {
-        logs.push(...String(chunk).split('\n').filter((l) => l));
+        logs.push(
+          ...String(chunk)
+            .split('\n')
+            .filter((l) => l),
+        );
         cb();
       },
     }),
@@ -95,7 +117,18 @@ export async function startWorld(overrides: Partial<SecretsConfig> = {}): Promis
   const nodePods = new NodePods(KubeApi.load(kube.kubeconfigPath)!, NODE, silentLogger);
   await nodePods.start();
   const defaults = Object.fromEntries(Object.entries(agentSchema).map(([k, spec]) => [k, (spec as { default: unknown }).default])) as unknown as SecretsConfig;
-  const config: SecretsConfig = { ...defaults, nodeName: NODE, procRoot: '/proc', socketPath, socketMode: '0666', vaultAddr: vault.addr, rotationInterval: 60_000, maxStaleness: 300_000, secretsRateLimit: 0, ...overrides };
+  const config: SecretsConfig = {
+    ...defaults,
+    nodeName: NODE,
+    procRoot: '/proc',
+    socketPath,
+    socketMode: '0666',
+    vaultAddr: vault.addr,
+    rotationInterval: 60_000,
+    maxStaleness: 300_000,
+    secretsRateLimit: 0,
+    ...overrides,
+  };
   const secrets = await startSecrets(config, { log, kube: kc, pods: nodePods });
   const cleanups: Array<() => Promise<void>> = [];
 
@@ -119,7 +152,19 @@ export async function startWorld(overrides: Partial<SecretsConfig> = {}): Promis
           annotations: { ...(o.annotation !== undefined ? { 'nemutator.io/secrets': JSON.stringify(o.annotation) } : {}), ...(o.extraAnnotations ?? {}) },
         },
         spec: { nodeName: o.node ?? NODE, serviceAccountName: o.serviceAccount ?? 'app', containers: containers.map((name) => ({ name, image: 'busybox' })) },
-        status: { phase: 'Running', containerStatuses: o.noStatus ? [] : containers.map((name, i) => ({ name, containerID: `containerd://${containerIds[i]}`, ready: true, restartCount: 0, image: 'busybox', imageID: '' })) },
+        status: {
+          phase: 'Running',
+          containerStatuses: o.noStatus
+            ? []
+            : containers.map((name, i) => ({
+                name,
+                containerID: `containerd://${containerIds[i]}`,
+                ready: true,
+                restartCount: 0,
+                image: 'busybox',
+                imageID: '',
+              })),
+        },
       } as never);
       const uid = obj.metadata.uid as string;
       const cg = await createPodCgroup({ podUid: uid, containerId: containerIds[0]! });
@@ -130,7 +175,14 @@ export async function startWorld(overrides: Partial<SecretsConfig> = {}): Promis
         namespace,
         cg,
         token: (t = {}) =>
-          kube.issueToken({ namespace, serviceAccount: o.serviceAccount ?? 'app', audiences: t.audiences ?? ['vault'], pod: { name: o.name, uid }, ...(t.node ? { node: t.node } : {}), expirationSeconds: t.expirationSeconds ?? 3600 }),
+          kube.issueToken({
+            namespace,
+            serviceAccount: o.serviceAccount ?? 'app',
+            audiences: t.audiences ?? ['vault'],
+            pod: { name: o.name, uid },
+            ...(t.node ? { node: t.node } : {}),
+            expirationSeconds: t.expirationSeconds ?? 3600,
+          }),
         client: (other?: string) => startClient(cg, other ?? socketPath, cleanups),
       };
       // The agent's informer sees the pod.

@@ -10,14 +10,14 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
 import { localAuthorizer } from '#controller/server/access.js';
 import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 
-import { apiFetch,testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { apiFetch, testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 
 const exec = promisify(execFile);
@@ -40,10 +40,26 @@ const getJson = async (what: string, name: string) => JSON.parse(await kubectl([
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nemu-secrets-adm-'));
   kube = await startKubeDouble();
-  const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', initImage: 'registry.local/nemutator/init:test' });
-  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() });
+  const config = testControllerConfig({
+    stateDir: dir,
+    kubeconfig: kube.kubeconfigPath,
+    dictionary: 'embedded',
+    initImage: 'registry.local/nemutator/init:test',
+  });
+  c = await startController(config, {
+    log: silentLogger,
+    mode: 'cluster',
+    apiAuth: new StaticTokenAuthenticator(TOKEN),
+    authorizer: localAuthorizer,
+    agentAuth: new SharedTokenAgentAuthenticator('x'),
+    ...controllerFeatures(),
+  });
   // a dictionary entry whose value is itself a reference (the env mutator resolves it first)
-  const put = await apiFetch(c, `${c.apiUrl}/dictionary/nemu_env_apitoken`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ value: 'vault:secret/app/api#token' }) });
+  const put = await apiFetch(c, `${c.apiUrl}/dictionary/nemu_env_apitoken`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${TOKEN}` },
+    body: JSON.stringify({ value: 'vault:secret/app/api#token' }),
+  });
   expect(put.status).toBe(200);
   await kubectl(['apply', '-f', '-'], webhookConfiguration(c));
   await kubectl(['create', '-f', '-'], { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
@@ -72,11 +88,25 @@ function expectInjected(spec: Obj, container: string) {
   expect(c.command).toEqual(['/nemutator/bin/nemu-exec', '--', '/bin/server', '--listen', ':8080']);
   expect(c.args).toBeUndefined();
   expect(c.env.map((e: Obj) => e.name)).toEqual(['LOG_LEVEL', 'NEMUTATOR_SOCKET', 'NEMUTATOR_TOKEN_FILE', 'NEMUTATOR_CONTAINER', 'NEMUTATOR_SECRETS_DIR']);
-  expect(c.volumeMounts.map((m: Obj) => m.mountPath).filter((p: string) => p.startsWith('/nemutator/'))).toEqual(['/nemutator/socket', '/nemutator/bin', '/nemutator/secrets', '/nemutator/token']);
-  expect(spec.initContainers[0]).toMatchObject({ name: 'nemutator-init', image: 'registry.local/nemutator/init:test', command: ['/nemu-exec', 'init', '--bin', '/nemutator/bin', '--render'] });
+  expect(c.volumeMounts.map((m: Obj) => m.mountPath).filter((p: string) => p.startsWith('/nemutator/'))).toEqual([
+    '/nemutator/socket',
+    '/nemutator/bin',
+    '/nemutator/secrets',
+    '/nemutator/token',
+  ]);
+  expect(spec.initContainers[0]).toMatchObject({
+    name: 'nemutator-init',
+    image: 'registry.local/nemutator/init:test',
+    command: ['/nemu-exec', 'init', '--bin', '/nemutator/bin', '--render'],
+  });
   const volumes = Object.fromEntries(spec.volumes.map((v: Obj) => [v.name, v]));
   expect(volumes['nemutator-socket'].csi).toEqual({ driver: 'csi.nemutator.io', readOnly: true });
-  expect(spec.initContainers[0].securityContext).toMatchObject({ runAsNonRoot: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+  expect(spec.initContainers[0].securityContext).toMatchObject({
+    runAsNonRoot: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  });
   expect(volumes['nemutator-bin'].emptyDir).toMatchObject({ medium: 'Memory' });
   expect(volumes['nemutator-token'].projected.sources).toContainEqual({ serviceAccountToken: { audience: 'vault', expirationSeconds: 3600, path: 'token' } });
 }
@@ -86,7 +116,11 @@ describe('secrets at admission through the API server double', () => {
     await kubectl(['create', '-f', '-'], {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: 'api', namespace: NS, annotations: { 'nemutator.io/secret-file.ca.pem': 'vault:secret/app/tls#ca', 'nemutator.io/rotate-signal': 'SIGHUP' } },
+      metadata: {
+        name: 'api',
+        namespace: NS,
+        annotations: { 'nemutator.io/secret-file.ca.pem': 'vault:secret/app/tls#ca', 'nemutator.io/rotate-signal': 'SIGHUP' },
+      },
       spec: { serviceAccountName: 'shop-api', containers: [appContainer()] },
     });
     const pod = await getJson('pod', 'api');
@@ -102,7 +136,11 @@ describe('secrets at admission through the API server double', () => {
     const stored = JSON.stringify(kube.get('pods', NS, 'api')!.spec);
     expect(stored).not.toContain('vault:');
     expect(stored).not.toContain('nemu_env_apitoken');
-    const { body } = await (await apiFetch(c, `${c.apiUrl}/mutations?namespace=${NS}&name=api&kind=Pod`, { headers: { authorization: `Bearer ${TOKEN}` } })).json().then((b) => ({ body: b as Obj }));
+    const { body } = await (
+      await apiFetch(c, `${c.apiUrl}/mutations?namespace=${NS}&name=api&kind=Pod`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    )
+      .json()
+      .then((b) => ({ body: b as Obj }));
     expect(body.items[0].verbs).toEqual(['env', 'secrets']);
   });
 

@@ -7,7 +7,7 @@
 // What a pod's containers run is what the API server stored: the init container's command
 // and the app's wrapped command, with the in-pod paths (/nemutator/...) mapped to temporary
 // directories standing in for the pod's volumes. Values are compared by hash, never printed.
-import { type ChildProcess,execFile } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,10 +15,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type RunningAgent,startAgent } from '#agent/app.js';
+import { type RunningAgent, startAgent } from '#agent/app.js';
 import { agentSchema } from '#agent/config.js';
 import { loadConfig } from '#common/config.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { runCli } from '#controller/cli/main.js';
 import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
@@ -26,10 +26,10 @@ import { localAuthorizer } from '#controller/server/access.js';
 import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 
 import { boundMs, medianMs } from '../harness/baseline.ts';
-import { createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
-import { apiFetch, caFileOf,testControllerConfig } from '../harness/controller.ts';
+import { createPodCgroup, type PodCgroup, spawnInCgroup } from '../harness/cgroup.ts';
+import { apiFetch, caFileOf, testControllerConfig } from '../harness/controller.ts';
 import { buildGo } from '../harness/golang.ts';
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { capturingLogger } from '../harness/logs.ts';
 import { sleep } from '../harness/tools.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
@@ -70,7 +70,10 @@ async function kubectl(args: string[], stdin?: unknown): Promise<{ stdout: strin
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await runCli([...args, '--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFileOf(c), '--token', ADMIN], { out: (s) => (out += s + '\n'), err: (s) => (err += s + '\n') });
+  const code = await runCli([...args, '--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFileOf(c), '--token', ADMIN], {
+    out: (s) => (out += s + '\n'),
+    err: (s) => (err += s + '\n'),
+  });
   logs.push(out, err);
   return { code, out, err };
 }
@@ -92,11 +95,30 @@ beforeAll(async () => {
   vault = await startVaultDouble({
     jwks: kube.jwks,
     issuer: kube.issuer,
-    roles: { 'shop-api': { boundServiceAccountNames: ['shop-api'], boundServiceAccountNamespaces: [NS], audience: 'vault', readPaths: ['secret/data/app/*', 'secret/metadata/app/*'] } },
+    roles: {
+      'shop-api': {
+        boundServiceAccountNames: ['shop-api'],
+        boundServiceAccountNamespaces: [NS],
+        audience: 'vault',
+        readPaths: ['secret/data/app/*', 'secret/metadata/app/*'],
+      },
+    },
   });
 
-  const config = testControllerConfig({ stateDir: join(dir, 'controller'), kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', secretsCommandTimeout: 5000 });
-  c = await startController(config, { log: capture('controller'), mode: 'cluster', apiAuth: new StaticTokenAuthenticator(ADMIN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN), ...controllerFeatures() });
+  const config = testControllerConfig({
+    stateDir: join(dir, 'controller'),
+    kubeconfig: kube.kubeconfigPath,
+    dictionary: 'embedded',
+    secretsCommandTimeout: 5000,
+  });
+  c = await startController(config, {
+    log: capture('controller'),
+    mode: 'cluster',
+    apiAuth: new StaticTokenAuthenticator(ADMIN),
+    authorizer: localAuthorizer,
+    agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN),
+    ...controllerFeatures(),
+  });
 
   const agentConfig = loadConfig(agentSchema, {
     program: 'test-agent',
@@ -167,7 +189,14 @@ function podVolumes(name: string) {
 }
 
 /** Runs a container of the stored pod: its command (paths mapped) in its own cgroup, with its env. */
-function runContainer(pod: Obj, container: Obj, status: Obj, vols: ReturnType<typeof podVolumes>, binary: (argv0: string) => string, cg: PodCgroup): ChildProcess {
+function runContainer(
+  pod: Obj,
+  container: Obj,
+  status: Obj,
+  vols: ReturnType<typeof podVolumes>,
+  binary: (argv0: string) => string,
+  cg: PodCgroup,
+): ChildProcess {
   const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin' };
   for (const e of container.env ?? []) if (typeof e.value === 'string') env[e.name] = vols.map(e.value);
   const argv = (container.command as string[]).map(vols.map);
@@ -210,10 +239,24 @@ async function startShopApi(): Promise<ShopApi> {
   const created = await kubectl(['create', '-f', '-'], {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: 'shop-api', namespace: NS, annotations: { 'nemutator.io/secret-file.db.pass': 'vault:secret/app/db#password', 'nemutator.io/rotate-signal': 'SIGHUP' } },
+    metadata: {
+      name: 'shop-api',
+      namespace: NS,
+      annotations: { 'nemutator.io/secret-file.db.pass': 'vault:secret/app/db#password', 'nemutator.io/rotate-signal': 'SIGHUP' },
+    },
     spec: {
       serviceAccountName: 'shop-api',
-      containers: [{ name: 'app', image: 'busybox:1.36', command: ['/bin/sh', '-c', script(vols.out)], env: [{ name: 'DB_PASSWORD', value: 'vault:secret/app/db#password' }, { name: 'API_TOKEN', value: 'vault:secret/app/api#token' }] }],
+      containers: [
+        {
+          name: 'app',
+          image: 'busybox:1.36',
+          command: ['/bin/sh', '-c', script(vols.out)],
+          env: [
+            { name: 'DB_PASSWORD', value: 'vault:secret/app/db#password' },
+            { name: 'API_TOKEN', value: 'vault:secret/app/api#token' },
+          ],
+        },
+      ],
     },
   });
   const pod = await until('the kubelet stand-in runs the pod', 10_000, () => {
@@ -222,7 +265,16 @@ async function startShopApi(): Promise<ShopApi> {
   });
   // the kubelet projects the token the stored volume asks for
   const projected = pod.spec.volumes.find((v: Obj) => v.name === 'nemutator-token').projected.sources[0].serviceAccountToken;
-  writeFileSync(vols.token, await kube.issueToken({ namespace: NS, serviceAccount: 'shop-api', audiences: [projected.audience], pod: { name: 'shop-api', uid: pod.metadata.uid }, expirationSeconds: projected.expirationSeconds }));
+  writeFileSync(
+    vols.token,
+    await kube.issueToken({
+      namespace: NS,
+      serviceAccount: 'shop-api',
+      audiences: [projected.audience],
+      pod: { name: 'shop-api', uid: pod.metadata.uid },
+      expirationSeconds: projected.expirationSeconds,
+    }),
+  );
   const idOf = (s: Obj) => String(s.containerID).replace(/^containerd:\/\//, '');
 
   // init: the init image's /nemu-exec, with the stored command
@@ -279,14 +331,31 @@ describe('a pod that reads secrets, from kubectl create to rotation', () => {
     const r = await cli('secrets', 'rotate', 'secret/app/db');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/Rotation of secret\/app\/db: 1\/1 node\(s\) answered, 1 new version\(s\)/);
-    await until(`the rendered file holds version ${version}`, bound - (Date.now() - t0), () => sha(readFileSync(join(vols.secrets, 'db.pass'), 'utf8')) === sha(next));
-    await until(`the workload saw version ${version} on SIGHUP`, bound - (Date.now() - t0), () => existsSync(join(vols.out, 'hup.sha')) && readFileSync(join(vols.out, 'hup.sha'), 'utf8').trim() === sha(next));
+    await until(
+      `the rendered file holds version ${version}`,
+      bound - (Date.now() - t0),
+      () => sha(readFileSync(join(vols.secrets, 'db.pass'), 'utf8')) === sha(next),
+    );
+    await until(
+      `the workload saw version ${version} on SIGHUP`,
+      bound - (Date.now() - t0),
+      () => existsSync(join(vols.out, 'hup.sha')) && readFileSync(join(vols.out, 'hup.sha'), 'utf8').trim() === sha(next),
+    );
     const status = await until(`the ack of version ${version} shows in status`, bound, async () => {
       const s = await cli('secrets', 'status', 'secret/app/db', '-o', 'json');
       const holders = (JSON.parse(s.out) as { holders: Obj[] }).holders.filter((h) => h.pod === 'shop-api' && h.container === 'app');
       return holders.length > 0 && holders.every((h) => h.ackedVersion === version) ? holders : undefined;
     });
-    expect(status[0]).toMatchObject({ namespace: NS, pod: 'shop-api', container: 'app', path: 'secret/app/db', version, ackedVersion: version, current: true, node: NODE });
+    expect(status[0]).toMatchObject({
+      namespace: NS,
+      pod: 'shop-api',
+      container: 'app',
+      path: 'secret/app/db',
+      version,
+      ackedVersion: version,
+      current: true,
+      node: NODE,
+    });
     const table = await cli('secrets', 'status', 'secret/app/db');
     expect(table.out).toMatch(new RegExp(`shop\\s+shop-api\\s+app\\s+secret/app/db\\s+${version}\\s+${version}\\s+\\S+\\s+node-1`));
   }, 60_000);
@@ -299,7 +368,11 @@ describe('a pod that reads secrets, from kubectl create to rotation', () => {
     vault.put('secret/app/db', { password: next });
     const t0 = Date.now();
     await until('the rendered file holds the new version', bound, () => sha(readFileSync(join(vols.secrets, 'db.pass'), 'utf8')) === sha(next));
-    await until('the workload saw the new version', bound - (Date.now() - t0), () => existsSync(join(vols.out, 'hup.sha')) && readFileSync(join(vols.out, 'hup.sha'), 'utf8').trim() === sha(next));
+    await until(
+      'the workload saw the new version',
+      bound - (Date.now() - t0),
+      () => existsSync(join(vols.out, 'hup.sha')) && readFileSync(join(vols.out, 'hup.sha'), 'utf8').trim() === sha(next),
+    );
   }, 60_000);
 
   it('no secret value appears in any log line, error, metric, stored object or mutation log entry', async () => {

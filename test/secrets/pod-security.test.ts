@@ -10,19 +10,19 @@
 // volume through the plugin's gRPC socket as kubelet does, and the stored init container and app
 // run the real nemu-exec launcher in pod-shaped cgroups, reaching the agent only through the
 // published target. Values are compared by hash, never printed.
-import { type ChildProcess,execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type RunningAgent,startAgent } from '#agent/app.js';
+import { type RunningAgent, startAgent } from '#agent/app.js';
 import { agentSchema } from '#agent/config.js';
 import { mountsAt, readMountInfo } from '#agent/csi/mountinfo.js';
 import { loadConfig } from '#common/config.js';
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { runCli } from '#controller/cli/main.js';
 import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
@@ -31,13 +31,13 @@ import { localAuthorizer } from '#controller/server/access.js';
 import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 
 import { boundMs, medianMs } from '../harness/baseline.ts';
-import { createPodCgroup, type PodCgroup,spawnInCgroup } from '../harness/cgroup.ts';
+import { createPodCgroup, type PodCgroup, spawnInCgroup } from '../harness/cgroup.ts';
 import { caFileOf, testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
 import { buildGo } from '../harness/golang.ts';
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { kubectlFor, type KubectlRunner } from '../harness/kube/kubectl.ts';
 import { evaluatePodSpec } from '../harness/kube/podsecurity.ts';
-import { type CsiClient, csiClient, type PodOnHost,setUpPodVolumes } from '../harness/kubelet.ts';
+import { type CsiClient, csiClient, type PodOnHost, setUpPodVolumes } from '../harness/kubelet.ts';
 import { capturingLogger } from '../harness/logs.ts';
 import { requireTool } from '../harness/tools.ts';
 import { startVaultDouble, type VaultDouble } from '../harness/vault/index.ts';
@@ -67,8 +67,21 @@ const children: ChildProcess[] = [];
 const hosts: PodOnHost[] = [];
 
 async function start(socket: 'csi' | 'hostPath'): Promise<RunningController> {
-  const config = testControllerConfig({ kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', initImage: 'registry.local/nemutator/init:test', secretsSocketVolume: socket, secretsCommandTimeout: 5000 });
-  return startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(ADMIN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN), ...controllerFeatures() });
+  const config = testControllerConfig({
+    kubeconfig: kube.kubeconfigPath,
+    dictionary: 'embedded',
+    initImage: 'registry.local/nemutator/init:test',
+    secretsSocketVolume: socket,
+    secretsCommandTimeout: 5000,
+  });
+  return startController(config, {
+    log: silentLogger,
+    mode: 'cluster',
+    apiAuth: new StaticTokenAuthenticator(ADMIN),
+    authorizer: localAuthorizer,
+    agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN),
+    ...controllerFeatures(),
+  });
 }
 
 /** The real agent of NODE: the secrets socket (Vault behind it) and the CSI node plugin on its own socket. */
@@ -100,7 +113,10 @@ async function startNodeAgent(c: RunningController): Promise<RunningAgent> {
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
   let out = '';
   const c = controllers.csi!;
-  const code = await runCli([...args, '--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFileOf(c), '--token', ADMIN], { out: (s) => (out += s + '\n'), err: (s) => (out += s + '\n') });
+  const code = await runCli([...args, '--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFileOf(c), '--token', ADMIN], {
+    out: (s) => (out += s + '\n'),
+    err: (s) => (out += s + '\n'),
+  });
   logs.push(out);
   return { code, out };
 }
@@ -114,7 +130,10 @@ const deployment = (name: string): Obj => ({
     replicas: 1,
     selector: { matchLabels: { app: name } },
     template: {
-      metadata: { labels: { app: name }, annotations: { 'nemutator.io/secret-file.ca.pem': 'vault:secret/app/tls#ca', 'nemutator.io/rotate-signal': 'SIGHUP' } },
+      metadata: {
+        labels: { app: name },
+        annotations: { 'nemutator.io/secret-file.ca.pem': 'vault:secret/app/tls#ca', 'nemutator.io/rotate-signal': 'SIGHUP' },
+      },
       spec: {
         serviceAccountName: 'shop-api',
         securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
@@ -132,7 +151,8 @@ const deployment = (name: string): Obj => ({
   },
 });
 
-const failedCreates = async (): Promise<Obj[]> => (JSON.parse(await k(['-n', NS, 'get', 'events', '--field-selector', 'reason=FailedCreate', '-o', 'json'])) as Obj).items;
+const failedCreates = async (): Promise<Obj[]> =>
+  (JSON.parse(await k(['-n', NS, 'get', 'events', '--field-selector', 'reason=FailedCreate', '-o', 'json'])) as Obj).items;
 const podsOf = (name: string): Obj[] => kube.list('pods', NS).filter((p) => String(p.metadata.name).startsWith(`${name}-`));
 
 const DB = secret('db');
@@ -149,11 +169,20 @@ beforeAll(async () => {
   vault = await startVaultDouble({
     jwks: kube.jwks,
     issuer: kube.issuer,
-    roles: { 'shop-api': { boundServiceAccountNames: ['shop-api'], boundServiceAccountNamespaces: [NS], audience: 'vault', readPaths: ['secret/data/app/*', 'secret/metadata/app/*'] } },
+    roles: {
+      'shop-api': {
+        boundServiceAccountNames: ['shop-api'],
+        boundServiceAccountNamespaces: [NS],
+        audience: 'vault',
+        readPaths: ['secret/data/app/*', 'secret/metadata/app/*'],
+      },
+    },
   });
   vault.put('secret/app/db', { password: DB });
   vault.put('secret/app/tls', { ca: CA_V1 });
-  await k(['create', '-f', '-'], { stdin: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
+  await k(['create', '-f', '-'], {
+    stdin: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } },
+  });
   await k(['-n', NS, 'create', 'serviceaccount', 'shop-api']);
   controllers.csi = await start('csi');
   controllers.hostPath = await start('hostPath');
@@ -236,8 +265,21 @@ describe('secrets in a namespace enforcing Pod Security "restricted"', () => {
     expect(r).toMatchObject({ code: 0, stdout: 'deployment.apps/api created\n' });
     expect(r.stderr).not.toContain('PodSecurity'); // neither the API server nor the webhook has anything to say
     const spec = pod.spec as Obj;
-    expect(spec.volumes.find((v: Obj) => v.name === 'nemutator-socket')).toEqual({ name: 'nemutator-socket', csi: { driver: 'csi.nemutator.io', readOnly: true } });
-    expect(spec.initContainers[0]).toMatchObject({ name: 'nemutator-init', securityContext: { runAsNonRoot: true, runAsUser: 65532, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } } });
+    expect(spec.volumes.find((v: Obj) => v.name === 'nemutator-socket')).toEqual({
+      name: 'nemutator-socket',
+      csi: { driver: 'csi.nemutator.io', readOnly: true },
+    });
+    expect(spec.initContainers[0]).toMatchObject({
+      name: 'nemutator-init',
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+    });
     expect(spec.containers[0].command).toEqual(['/nemutator/bin/nemu-exec', '--', '/bin/server']);
     expect(spec.containers[0].env.map((e: Obj) => e.name)).not.toContain('DB_PASSWORD');
     expect(evaluatePodSpec('restricted', spec)).toBeUndefined();
@@ -256,8 +298,20 @@ describe('secrets in a namespace enforcing Pod Security "restricted"', () => {
 
     // kubelet: the pod's volumes, its inline csi volume published through the agent's plugin
     const issueToken = (t: { audience?: string; expirationSeconds?: number }) =>
-      kube.issueToken({ namespace: NS, serviceAccount: pod.spec.serviceAccountName, ...(t.audience ? { audiences: [t.audience] } : {}), pod: { name: pod.metadata.name, uid: pod.metadata.uid }, expirationSeconds: t.expirationSeconds ?? 3600 });
-    const host = await setUpPodVolumes(pod, { client: csi, kubeletDir: join(dir, 'kubelet'), podDir: join(dir, 'pods', pod.metadata.uid), driver: CSI_DRIVER, issueToken });
+      kube.issueToken({
+        namespace: NS,
+        serviceAccount: pod.spec.serviceAccountName,
+        ...(t.audience ? { audiences: [t.audience] } : {}),
+        pod: { name: pod.metadata.name, uid: pod.metadata.uid },
+        expirationSeconds: t.expirationSeconds ?? 3600,
+      });
+    const host = await setUpPodVolumes(pod, {
+      client: csi,
+      kubeletDir: join(dir, 'kubelet'),
+      podDir: join(dir, 'pods', pod.metadata.uid),
+      driver: CSI_DRIVER,
+      issueToken,
+    });
     hosts.push(host);
     const [published, ...others] = host.csi;
     expect(others).toEqual([]);
@@ -291,8 +345,16 @@ describe('secrets in a namespace enforcing Pod Security "restricted"', () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/Rotation of secret\/app\/tls: 1\/1 node\(s\) answered, 1 new version\(s\)/);
     const secretsDir = host.pathIn(pod.spec.containers[0], '/nemutator/secrets');
-    await until(`the rendered file holds version ${version}`, () => sha(readFileSync(join(secretsDir, 'ca.pem'), 'utf8')) === sha(next), Math.max(0, bound - (Date.now() - t0)));
-    await until(`the workload saw version ${version} on SIGHUP`, () => existsSync(join(out, 'hup.sha')) && readFileSync(join(out, 'hup.sha'), 'utf8').trim() === sha(next), Math.max(0, bound - (Date.now() - t0)));
+    await until(
+      `the rendered file holds version ${version}`,
+      () => sha(readFileSync(join(secretsDir, 'ca.pem'), 'utf8')) === sha(next),
+      Math.max(0, bound - (Date.now() - t0)),
+    );
+    await until(
+      `the workload saw version ${version} on SIGHUP`,
+      () => existsSync(join(out, 'hup.sha')) && readFileSync(join(out, 'hup.sha'), 'utf8').trim() === sha(next),
+      Math.max(0, bound - (Date.now() - t0)),
+    );
 
     // the pod goes away: its containers stop, then kubelet's TearDown unpublishes the volume
     app.kill('SIGTERM');
@@ -308,7 +370,12 @@ describe('secrets in a namespace enforcing Pod Security "restricted"', () => {
   it('with secretsSocketVolume: hostPath the webhook names the field, and the API server refuses the pods', async () => {
     await k(['apply', '-f', '-'], { stdin: webhookConfiguration(controllers.hostPath!) });
     // The controller learns namespace labels from its informer: wait (dry run, no side effects) until it knows shop's.
-    const bare = { ...deployment('bare').spec.template, apiVersion: 'v1', kind: 'Pod', metadata: { name: 'bare', namespace: NS, annotations: deployment('bare').spec.template.metadata.annotations } };
+    const bare = {
+      ...deployment('bare').spec.template,
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'bare', namespace: NS, annotations: deployment('bare').spec.template.metadata.annotations },
+    };
     const refused = await until('the webhook’s Pod Security warning', async () => {
       const r = await k.result(['create', '--dry-run=server', '-f', '-'], { stdin: bare });
       return r.stderr.includes('Warning: nemutator: namespace shop') ? r : undefined;
@@ -322,11 +389,17 @@ describe('secrets in a namespace enforcing Pod Security "restricted"', () => {
 
     const r = await k.result(['create', '-f', '-'], { stdin: deployment('legacy') });
     expect(r.code).toBe(0); // a Deployment is only warned, by both
-    expect(r.stderr).toContain(`Warning: nemutator: namespace shop enforces Pod Security "restricted": injected volume "nemutator-socket" uses hostPath (spec.template.spec.volumes[0].hostPath)`);
-    expect(r.stderr).toContain('Warning: would violate PodSecurity "restricted:latest": restricted volume types (volume "nemutator-socket" uses restricted volume type "hostPath")');
+    expect(r.stderr).toContain(
+      `Warning: nemutator: namespace shop enforces Pod Security "restricted": injected volume "nemutator-socket" uses hostPath (spec.template.spec.volumes[0].hostPath)`,
+    );
+    expect(r.stderr).toContain(
+      'Warning: would violate PodSecurity "restricted:latest": restricted volume types (volume "nemutator-socket" uses restricted volume type "hostPath")',
+    );
     const [event] = await until('FailedCreate', async () => ((await failedCreates()).length > 0 ? failedCreates() : undefined));
     expect(event!.involvedObject.name).toMatch(/^legacy-/);
-    expect(event!.message).toMatch(/^Error creating: pods "legacy-[a-z0-9]+-[a-z0-9]{5}" is forbidden: violates PodSecurity "restricted:latest": restricted volume types \(volume "nemutator-socket" uses restricted volume type "hostPath"\)$/);
+    expect(event!.message).toMatch(
+      /^Error creating: pods "legacy-[a-z0-9]+-[a-z0-9]{5}" is forbidden: violates PodSecurity "restricted:latest": restricted volume types \(volume "nemutator-socket" uses restricted volume type "hostPath"\)$/,
+    );
     expect(podsOf('legacy')).toEqual([]);
   });
 });

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type CommandHandlers,commandRouter } from '#agent/app.js';
+import { type CommandHandlers, commandRouter } from '#agent/app.js';
 import type { FleetClient } from '#agent/fleet/client.js';
 import { loadKubeConfig } from '#common/kube.js';
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { runCli } from '#controller/cli/main.js';
 import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
@@ -22,9 +22,9 @@ import { SubjectAccessReviewAuthorizer } from '#controller/server/access.js';
 import { TokenReviewAuthenticator } from '#controller/server/auth.js';
 import type { ICommand } from '#proto/codec.js';
 
-import { apiFetch, caFileOf,testControllerConfig } from '../harness/controller.ts';
+import { apiFetch, caFileOf, testControllerConfig } from '../harness/controller.ts';
 import { standInAgent } from '../harness/fleet.ts';
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { until } from '../harness/wait.ts';
 
 const exec = promisify(execFile);
@@ -52,15 +52,23 @@ function agent(nodeName: string, handlers: CommandHandlers): Promise<FleetClient
   });
 }
 
-async function api<T = Record<string, any>>(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const res = await apiFetch(c, c.apiUrl + path, { method, headers: { authorization: `Bearer ${token}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function api<T = Record<string, any>>(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await apiFetch(c, c.apiUrl + path, {
+    method,
+    headers: { authorization: `Bearer ${token}` },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   return { status: res.status, body: (await res.json()) as T };
 }
 
 async function cli(token: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await runCli([...args, '--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFileOf(c), '--token', token], { out: (s) => (out += s + '\n'), err: (s) => (err += s + '\n') });
+  const code = await runCli([...args, '--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFileOf(c), '--token', token], {
+    out: (s) => (out += s + '\n'),
+    err: (s) => (err += s + '\n'),
+  });
   return { code, out, err };
 }
 
@@ -72,13 +80,22 @@ beforeAll(async () => {
   c = await startController(config, {
     log: silentLogger,
     mode: 'cluster',
-    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)), authorizer: new SubjectAccessReviewAuthorizer(kc),
+    apiAuth: new TokenReviewAuthenticator(new TokenReviewer(kc)),
+    authorizer: new SubjectAccessReviewAuthorizer(kc),
     agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN),
     ...controllerFeatures(),
   });
   // RBAC as shipped, and two callers: one bound to the rotator role, one not.
   await exec('kubectl', ['--kubeconfig', kube.kubeconfigPath, 'apply', '-f', 'manifests/rbac/user-roles.yaml']);
-  await exec('kubectl', ['--kubeconfig', kube.kubeconfigPath, 'create', 'clusterrolebinding', 'security-rotators', '--clusterrole=nemutator-secrets-rotator', '--serviceaccount=security:rotator']);
+  await exec('kubectl', [
+    '--kubeconfig',
+    kube.kubeconfigPath,
+    'create',
+    'clusterrolebinding',
+    'security-rotators',
+    '--clusterrole=nemutator-secrets-rotator',
+    '--serviceaccount=security:rotator',
+  ]);
   rotatorToken = await kube.issueToken({ namespace: 'security', serviceAccount: 'rotator' });
   outsiderToken = await kube.issueToken({ namespace: 'shop', serviceAccount: 'default' });
 
@@ -88,8 +105,26 @@ beforeAll(async () => {
     secretStatus: async () => ({
       secretStatus: {
         holders: [
-          { podUid: 'u-2', namespace: 'shop', pod: 'web-2', container: 'app', path: 'secret/app/db', version: 3 + rotated, ackedVersion: 3, ackedUnixMs: Date.UTC(2026, 0, 1) },
-          { podUid: 'u-1', namespace: 'shop', pod: 'web-1', container: 'app', path: 'secret/app/db', version: 3, ackedVersion: 3, ackedUnixMs: Date.UTC(2026, 0, 1) },
+          {
+            podUid: 'u-2',
+            namespace: 'shop',
+            pod: 'web-2',
+            container: 'app',
+            path: 'secret/app/db',
+            version: 3 + rotated,
+            ackedVersion: 3,
+            ackedUnixMs: Date.UTC(2026, 0, 1),
+          },
+          {
+            podUid: 'u-1',
+            namespace: 'shop',
+            pod: 'web-1',
+            container: 'app',
+            path: 'secret/app/db',
+            version: 3,
+            ackedVersion: 3,
+            ackedUnixMs: Date.UTC(2026, 0, 1),
+          },
         ],
       },
     }),
@@ -99,7 +134,9 @@ beforeAll(async () => {
       rotated++;
       return { rotate: { pathsChecked: 2, newVersions: 1, watchersNotified: 1 } };
     },
-    secretStatus: async () => ({ secretStatus: { holders: [{ podUid: 'u-3', namespace: 'api', pod: 'api-0', container: 'srv', path: 'secret/app/db', version: 4, ackedVersion: 0 }] } }),
+    secretStatus: async () => ({
+      secretStatus: { holders: [{ podUid: 'u-3', namespace: 'api', pod: 'api-0', container: 'srv', path: 'secret/app/db', version: 4, ackedVersion: 0 }] },
+    }),
   });
   // fails with a reason, and one that never answers
   await agent('node-c', {
@@ -126,14 +163,23 @@ describe('POST /api/v1/secrets/rotate', () => {
     expect(status).toBe(200);
     expect(Date.now() - t0).toBeLessThan(2000); // one deadline for all nodes, not one per node
     expect(body.path).toBe('secret/app/db');
-    expect(received.filter((r) => r.command.rotate).map((r) => [r.node, r.command.rotate!.path]).sort()).toEqual([
+    expect(
+      received
+        .filter((r) => r.command.rotate)
+        .map((r) => [r.node, r.command.rotate!.path])
+        .sort(),
+    ).toEqual([
       ['node-a', 'secret/app/db'],
       ['node-b', 'secret/app/db'],
       ['node-c', 'secret/app/db'],
       ['node-d', 'secret/app/db'],
     ]);
     expect(body.totals).toEqual({ nodes: 4, answered: 2, failed: 2, pathsChecked: 3, newVersions: 2, watchersNotified: 3 });
-    expect(body.nodes[2]).toMatchObject({ node: 'node-c', ok: false, error: { code: 'NEMU_ERR_VAULT_UNREACHABLE', message: expect.stringContaining('refused') } });
+    expect(body.nodes[2]).toMatchObject({
+      node: 'node-c',
+      ok: false,
+      error: { code: 'NEMU_ERR_VAULT_UNREACHABLE', message: expect.stringContaining('refused') },
+    });
     expect(body.nodes[3]).toMatchObject({ node: 'node-d', ok: false, error: { message: 'the agent on node-d did not answer within 800 ms' } });
   });
 
@@ -162,7 +208,18 @@ describe('GET /api/v1/secrets/status', () => {
     const { status, body } = await api(rotatorToken, 'GET', '/secrets/status?path=secret/app/db');
     expect(status).toBe(200);
     expect(body.holders.map((h: { pod: string }) => h.pod)).toEqual(['api-0', 'web-1', 'web-2']);
-    expect(body.holders[0]).toEqual({ node: 'node-b', namespace: 'api', pod: 'api-0', podUid: 'u-3', container: 'srv', path: 'secret/app/db', version: 4, ackedVersion: 0, ackedAt: null, current: false });
+    expect(body.holders[0]).toEqual({
+      node: 'node-b',
+      namespace: 'api',
+      pod: 'api-0',
+      podUid: 'u-3',
+      container: 'srv',
+      path: 'secret/app/db',
+      version: 4,
+      ackedVersion: 0,
+      ackedAt: null,
+      current: false,
+    });
     expect(body.holders[1]).toMatchObject({ node: 'node-a', version: 3, ackedVersion: 3, ackedAt: '2026-01-01T00:00:00.000Z', current: true });
     expect(body.nodes).toEqual([
       { node: 'node-a', ok: true, holders: 2 },

@@ -16,7 +16,7 @@ import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 import { RedisStore } from '#controller/store/redis.js';
 
 import { testControllerConfig } from '../harness/controller.ts';
-import { command, type SentinelGroup,startSentinelGroup } from '../harness/sentinel.ts';
+import { command, type SentinelGroup, startSentinelGroup } from '../harness/sentinel.ts';
 import { until } from '../harness/wait.ts';
 
 let group: SentinelGroup;
@@ -34,7 +34,10 @@ describe('store through Redis Sentinel', () => {
     const prefix = `t:${randomUUID()}:`;
     const store = await RedisStore.open(target, prefix, { waitReplicas: 1, waitTimeoutMs: 2000 });
     try {
-      await store.batch([{ type: 'put', key: 'mutations/0001', value: { n: 1 } }, { type: 'put', key: 'mutations/0002', value: { n: 2 } }]);
+      await store.batch([
+        { type: 'put', key: 'mutations/0001', value: { n: 1 } },
+        { type: 'put', key: 'mutations/0002', value: { n: 2 } },
+      ]);
       // Already on a replica when batch() returns, not merely on its way there.
       const replicas = await replicaPorts();
       const held = await Promise.all(replicas.map((p) => command(p, ['GET', `${prefix}kv:mutations/0002`])));
@@ -59,7 +62,9 @@ describe('store through Redis Sentinel', () => {
 
   it('says what to check when no sentinel answers', async () => {
     const started = Date.now();
-    const e = (await RedisStore.open({ kind: 'sentinel', sentinels: [{ host: '127.0.0.1', port: 1 }], masterName: 'nowhere' }, 'x:', { timeoutMs: 300 }).catch((err: unknown) => err)) as NemuError;
+    const e = (await RedisStore.open({ kind: 'sentinel', sentinels: [{ host: '127.0.0.1', port: 1 }], masterName: 'nowhere' }, 'x:', { timeoutMs: 300 }).catch(
+      (err: unknown) => err,
+    )) as NemuError;
     expect(Date.now() - started).toBeLessThan(5000); // bounded by timeoutMs, not retried forever
     expect(e.code).toBe('NEMU_ERR_STORE');
     expect(e.message).toContain('redisSentinels and redisMasterName');
@@ -67,7 +72,14 @@ describe('store through Redis Sentinel', () => {
 
   it('refuses redisWaitReplicas when the store is not in Redis', async () => {
     const config = testControllerConfig({ redisWaitReplicas: 1, store: 'embedded', dictionary: 'embedded' });
-    const deps = { log: silentLogger, mode: 'local' as const, apiAuth: new StaticTokenAuthenticator('t'), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() };
+    const deps = {
+      log: silentLogger,
+      mode: 'local' as const,
+      apiAuth: new StaticTokenAuthenticator('t'),
+      authorizer: localAuthorizer,
+      agentAuth: new SharedTokenAgentAuthenticator('x'),
+      ...controllerFeatures(),
+    };
     const e = (await startController(config, deps).catch((err: unknown) => err)) as NemuError;
     expect(e.code).toBe('NEMU_ERR_CONFIG');
     expect(e.message).toContain('redisWaitReplicas is set but the store is not in Redis');
@@ -88,10 +100,28 @@ describe('store through Redis Sentinel', () => {
       const old = await group.masterPort();
       await group.kill(old);
       // Writes fail at once while there is no master (no offline queue), then succeed on the new one.
-      await until('a store write to succeed on the new master', () => store.put('probe', { ok: true }).then(() => true, () => false), 20_000, 100);
+      await until(
+        'a store write to succeed on the new master',
+        () =>
+          store.put('probe', { ok: true }).then(
+            () => true,
+            () => false,
+          ),
+        20_000,
+        100,
+      );
       expect(await group.masterPort()).not.toBe(old);
       expect((await store.list<{ i: number }>('mutations/')).map((e) => e.key)).toEqual(acknowledged);
-      await until('a dictionary lookup to succeed on the new master', () => dict.lookup(['nemu_label_team']).then((m) => m.get('nemu_label_team') === 'payments', () => false), 20_000, 100);
+      await until(
+        'a dictionary lookup to succeed on the new master',
+        () =>
+          dict.lookup(['nemu_label_team']).then(
+            (m) => m.get('nemu_label_team') === 'payments',
+            () => false,
+          ),
+        20_000,
+        100,
+      );
     } finally {
       await dict.close();
       await store.close();

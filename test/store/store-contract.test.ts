@@ -40,7 +40,10 @@ describe.each(stores)('store: %s', (_name, open) => {
       expect(await keys('mutations/', { after: 'mutations/0003', reverse: true })).toEqual(['mutations/0002', 'mutations/0001']);
       await s.put('mutations/0001', { n: 10 });
       expect(await s.get('mutations/0001')).toEqual({ n: 10 });
-      await s.batch([{ type: 'del', key: 'mutations/0001' }, { type: 'put', key: 'mutations/0004', value: { n: 4 } }]);
+      await s.batch([
+        { type: 'del', key: 'mutations/0001' },
+        { type: 'put', key: 'mutations/0004', value: { n: 4 } },
+      ]);
       expect(await keys('mutations/')).toEqual(['mutations/0002', 'mutations/0003', 'mutations/0004']);
       await s.del('mutations/0002');
       expect(await s.get('mutations/0002')).toBeUndefined();
@@ -77,7 +80,13 @@ describe('store: Redis', () => {
 });
 
 describe('store: Redis, watched by replicas that keep a copy', () => {
-  const pod = { metadata: { name: 'web-7d9f8-abcde', labels: { 'pod-template-hash': '7d9f8' }, ownerReferences: [{ kind: 'ReplicaSet', name: 'web-7d9f8', controller: true }] } };
+  const pod = {
+    metadata: {
+      name: 'web-7d9f8-abcde',
+      labels: { 'pod-template-hash': '7d9f8' },
+      ownerReferences: [{ kind: 'ReplicaSet', name: 'web-7d9f8', controller: true }],
+    },
+  };
 
   function recorder(): StoreWatcher & { keys: string[][]; states: boolean[] } {
     const r = { keys: [] as string[][], states: [] as boolean[], changed: (k: string[]) => void r.keys.push(k), live: (l: boolean) => void r.states.push(l) };

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { silentLogger } from '#common/log.js';
-import { type RunningController,startController } from '#controller/app.js';
+import { type RunningController, startController } from '#controller/app.js';
 import { runCli } from '#controller/cli/main.js';
 import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
@@ -24,12 +24,12 @@ import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 import { telemetryTestHooks } from '#controller/telemetry/feature.js';
 import { formatMemory } from '#controller/telemetry/source.js';
 
-import { apiFetch, caFileOf,testControllerConfig } from '../harness/controller.ts';
-import { type KubeDouble,startKubeDouble } from '../harness/kube/index.ts';
+import { apiFetch, caFileOf, testControllerConfig } from '../harness/controller.ts';
+import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { openMetrics } from '../harness/openmetrics.ts';
-import { type PrometheusServer,startPrometheus } from '../harness/prometheus.ts';
+import { type PrometheusServer, startPrometheus } from '../harness/prometheus.ts';
 import { until } from '../harness/wait.ts';
-import { type FixturePod,generateHistory, seriesOf } from './fixture.ts';
+import { type FixturePod, generateHistory, seriesOf } from './fixture.ts';
 
 const exec = promisify(execFile);
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -56,7 +56,11 @@ async function kubectl(args: string[], stdin?: unknown): Promise<{ stdout: strin
   return child;
 }
 async function api<T = Obj>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await apiFetch(c, `${c.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const res = await apiFetch(c, `${c.apiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKEN}` },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   const json = (await res.json()) as T;
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
   return json;
@@ -66,8 +70,27 @@ const requestsOf = (p: Obj) => p.spec.containers[0].resources.requests as Record
 
 function historyPods(): FixturePod[] {
   const ids = ['x2kqz', 'b7n4m', 'q9wlr', 'h5tcd'];
-  const web = ids.map((id, i): FixturePod => ({ namespace: NS, pod: `web-7d4b9c8f5-${id}`, container: 'app', workload: { kind: 'Deployment', name: 'web' }, cpuLow: 0.1 + i * 0.01, cpuHigh: 0.8 + i * 0.05, memLow: 150 * Mi, memHigh: 200 * Mi }));
-  const report = ids.map((id): FixturePod => ({ namespace: NS, pod: `report-${id}`, container: 'job', workload: { kind: 'Job', name: 'report' }, owner: { kind: 'Job', name: 'report' }, cpuLow: 0.05, cpuHigh: 0.6, memLow: 80 * Mi, memHigh: 90 * Mi }));
+  const web = ids.map((id, i): FixturePod => ({
+    namespace: NS,
+    pod: `web-7d4b9c8f5-${id}`,
+    container: 'app',
+    workload: { kind: 'Deployment', name: 'web' },
+    cpuLow: 0.1 + i * 0.01,
+    cpuHigh: 0.8 + i * 0.05,
+    memLow: 150 * Mi,
+    memHigh: 200 * Mi,
+  }));
+  const report = ids.map((id): FixturePod => ({
+    namespace: NS,
+    pod: `report-${id}`,
+    container: 'job',
+    workload: { kind: 'Job', name: 'report' },
+    owner: { kind: 'Job', name: 'report' },
+    cpuLow: 0.05,
+    cpuHigh: 0.6,
+    memLow: 80 * Mi,
+    memHigh: 90 * Mi,
+  }));
   return [...web, ...report];
 }
 
@@ -78,19 +101,54 @@ beforeAll(async () => {
   const history = generateHistory(historyPods(), end - 2 * 86400 - 3600, end, 60);
   dir = mkdtempSync(join(tmpdir(), 'nemu-telemetry-adm-'));
   [prom, kube] = await Promise.all([startPrometheus({ backfill: openMetrics(seriesOf(history, end - 2 * 86400)) }), startKubeDouble()]);
-  const config = testControllerConfig({ stateDir: dir, kubeconfig: kube.kubeconfigPath, dictionary: 'embedded', prometheusUrl: prom.url, telemetryWindow: 2 * 86_400_000, confidenceHistory: 2 * 86_400_000, telemetryRefresh: 3_600_000, resizeOnSeasonFlip: 'on', resizeRate: 6000, });
-  c = await startController(config, { log: silentLogger, mode: 'cluster', apiAuth: new StaticTokenAuthenticator(TOKEN), authorizer: localAuthorizer, agentAuth: new SharedTokenAgentAuthenticator('x'), ...controllerFeatures() });
-  await until('the first telemetry refresh', async () => { const s = await api('GET', '/seasons'); if (s.error) throw new Error(JSON.stringify(s.error)); return s.lastRefresh?.ok; }, 15_000, 100);
+  const config = testControllerConfig({
+    stateDir: dir,
+    kubeconfig: kube.kubeconfigPath,
+    dictionary: 'embedded',
+    prometheusUrl: prom.url,
+    telemetryWindow: 2 * 86_400_000,
+    confidenceHistory: 2 * 86_400_000,
+    telemetryRefresh: 3_600_000,
+    resizeOnSeasonFlip: 'on',
+    resizeRate: 6000,
+  });
+  c = await startController(config, {
+    log: silentLogger,
+    mode: 'cluster',
+    apiAuth: new StaticTokenAuthenticator(TOKEN),
+    authorizer: localAuthorizer,
+    agentAuth: new SharedTokenAgentAuthenticator('x'),
+    ...controllerFeatures(),
+  });
+  await until(
+    'the first telemetry refresh',
+    async () => {
+      const s = await api('GET', '/seasons');
+      if (s.error) throw new Error(JSON.stringify(s.error));
+      return s.lastRefresh?.ok;
+    },
+    15_000,
+    100,
+  );
   await kubectl(['apply', '-f', '-'], {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
     metadata: { name: 'nemutator' },
-    webhooks: [{
-      name: 'mutate.nemutator.io',
-      clientConfig: { url: c.webhookUrl, caBundle: Buffer.from(c.tls.caPem).toString('base64') },
-      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] }, { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] }],
-      admissionReviewVersions: ['v1'], sideEffects: 'NoneOnDryRun', failurePolicy: 'Ignore', reinvocationPolicy: 'IfNeeded', timeoutSeconds: 5,
-    }],
+    webhooks: [
+      {
+        name: 'mutate.nemutator.io',
+        clientConfig: { url: c.webhookUrl, caBundle: Buffer.from(c.tls.caPem).toString('base64') },
+        rules: [
+          { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] },
+          { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] },
+        ],
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'NoneOnDryRun',
+        failurePolicy: 'Ignore',
+        reinvocationPolicy: 'IfNeeded',
+        timeoutSeconds: 5,
+      },
+    ],
   });
   await kubectl(['create', '-f', '-'], { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
 }, 90_000);
@@ -111,13 +169,42 @@ describe('telemetry-driven resources through the API server double', () => {
   it('pods of a Deployment get the off-peak recommendation at admission (it is Wednesday 20:00 UTC)', async () => {
     expect((await api('GET', '/seasons')).season).toBe('off-peak');
     await kubectl(['apply', '-f', '-'], {
-      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: NS },
-      spec: { replicas: 2, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'app', image: 'nginx:1.27', resources: { requests: { cpu: '2', memory: '1Gi' }, limits: { cpu: '4', memory: '2Gi' } }, resizePolicy: [{ resourceName: 'cpu', restartPolicy: 'NotRequired' }, { resourceName: 'memory', restartPolicy: 'NotRequired' }] }] } } },
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'web', namespace: NS },
+      spec: {
+        replicas: 2,
+        selector: { matchLabels: { app: 'web' } },
+        template: {
+          metadata: { labels: { app: 'web' } },
+          spec: {
+            containers: [
+              {
+                name: 'app',
+                image: 'nginx:1.27',
+                resources: { requests: { cpu: '2', memory: '1Gi' }, limits: { cpu: '4', memory: '2Gi' } },
+                resizePolicy: [
+                  { resourceName: 'cpu', restartPolicy: 'NotRequired' },
+                  { resourceName: 'memory', restartPolicy: 'NotRequired' },
+                ],
+              },
+            ],
+          },
+        },
+      },
     });
     const rec = await recommendationFor('web');
     const want = { cpu: formatCpu(rec.offPeak.requests.cpu), memory: formatMemory(rec.offPeak.requests.memory) };
     expect(rec.offPeak.requests.cpu).toBeLessThan(0.5); // off-peak p90 of ~0.1 cores × 1.1, not the 2 cores asked for
-    const pods = await until('two running web pods', () => { const p = podsOf('web-').filter((x) => x.status?.phase === 'Running'); return p.length === 2 ? p : undefined; }, 15_000, 100);
+    const pods = await until(
+      'two running web pods',
+      () => {
+        const p = podsOf('web-').filter((x) => x.status?.phase === 'Running');
+        return p.length === 2 ? p : undefined;
+      },
+      15_000,
+      100,
+    );
     for (const p of pods) expect(requestsOf(p)).toEqual(want);
     expect((kube.get('deployments.apps', NS, 'web') as Obj).spec.template.spec.containers[0].resources.requests).toEqual(want);
   });
@@ -129,17 +216,26 @@ describe('telemetry-driven resources through the API server double', () => {
     expect(web.pods).toHaveLength(2);
     expect(web.replicaSets).toHaveLength(1);
     const pod = model.pods.find((p: Obj) => p.name === web.pods[0]);
-    expect(pod.owners).toEqual([{ kind: 'ReplicaSet', name: web.replicaSets[0] }, { kind: 'Deployment', name: 'web' }]);
+    expect(pod.owners).toEqual([
+      { kind: 'ReplicaSet', name: web.replicaSets[0] },
+      { kind: 'Deployment', name: 'web' },
+    ]);
     expect(pod.node).toBe('node-1');
     expect(model.nodes.find((n: Obj) => n.name === 'node-1').pods).toBeGreaterThanOrEqual(2);
     // A workload's and a node's requests are the sums of their pods' containers.
-    const requested = (pods: Obj[], r: 'cpu' | 'memory'): number => pods.flatMap((p) => p.containers).reduce((a: number, c: Obj) => a + (c.requests[r] ?? 0), 0);
+    const requested = (pods: Obj[], r: 'cpu' | 'memory'): number =>
+      pods.flatMap((p) => p.containers).reduce((a: number, c: Obj) => a + (c.requests[r] ?? 0), 0);
     const webPods = model.pods.filter((p: Obj) => web.pods.includes(p.name));
     expect(web.requests.cpu).toBeGreaterThan(0);
     expect(web.requests.cpu).toBeCloseTo(requested(webPods, 'cpu'), 9);
     expect(web.requests.memory).toBe(requested(webPods, 'memory'));
     const node1 = model.nodes.find((n: Obj) => n.name === 'node-1');
-    expect(node1.requests.memory).toBe(requested(model.pods.filter((p: Obj) => p.node === 'node-1'), 'memory'));
+    expect(node1.requests.memory).toBe(
+      requested(
+        model.pods.filter((p: Obj) => p.node === 'node-1'),
+        'memory',
+      ),
+    );
     expect(model.counts).toMatchObject({ deployments: 1, replicasets: 1, nodes: 1 });
     const exp = await apiFetch(c, `${c.apiUrl}/model/export`, { headers: { authorization: `Bearer ${TOKEN}` } });
     expect(exp.headers.get('content-disposition')).toMatch(/attachment; filename="nemutator-model.json"/);
@@ -151,20 +247,47 @@ describe('telemetry-driven resources through the API server double', () => {
     expect(row.offPeak.cpu).toBeCloseTo(rec.offPeak.requests.cpu, 9);
     expect(row.current.cpu).toBeCloseTo(Number(formatCpu(rec.offPeak.requests.cpu).replace('m', '')) / 1000, 9);
     const out: string[] = [];
-    const code = await runCli(['--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFileOf(c), '--token', TOKEN, 'whatif'], { out: (t) => out.push(t), err: (t) => out.push(t) });
+    const code = await runCli(['--server', c.apiUrl.replace(/\/api\/v1$/, ''), '--ca-file', caFileOf(c), '--token', TOKEN, 'whatif'], {
+      out: (t) => out.push(t),
+      err: (t) => out.push(t),
+    });
     expect(code).toBe(0);
     expect(out.join('\n')).toMatch(/shop\/Deployment\/web\s+app\s+4\s/);
   });
 
   it('a flip to peak resizes running pods in place through pods/resize, evicts the one whose resizePolicy needs a restart it cannot have, leaves the one a PDB protects, and a resize rolls back', async () => {
-    for (const [name, guarded] of [['report-a1', false], ['report-b2', true]] as const) {
+    for (const [name, guarded] of [
+      ['report-a1', false],
+      ['report-b2', true],
+    ] as const) {
       await kubectl(['create', '-f', '-'], {
-        apiVersion: 'v1', kind: 'Pod',
-        metadata: { name, namespace: NS, labels: { app: guarded ? 'report-guarded' : 'report' }, ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'report', uid: '00000000-0000-0000-0000-00000000000a', controller: true }] },
-        spec: { restartPolicy: 'Never', containers: [{ name: 'job', image: 'busybox:1.36', resources: { requests: { cpu: '1', memory: '512Mi' } }, resizePolicy: [{ resourceName: 'cpu', restartPolicy: 'RestartContainer' }] }] },
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {
+          name,
+          namespace: NS,
+          labels: { app: guarded ? 'report-guarded' : 'report' },
+          ownerReferences: [{ apiVersion: 'batch/v1', kind: 'Job', name: 'report', uid: '00000000-0000-0000-0000-00000000000a', controller: true }],
+        },
+        spec: {
+          restartPolicy: 'Never',
+          containers: [
+            {
+              name: 'job',
+              image: 'busybox:1.36',
+              resources: { requests: { cpu: '1', memory: '512Mi' } },
+              resizePolicy: [{ resourceName: 'cpu', restartPolicy: 'RestartContainer' }],
+            },
+          ],
+        },
       });
     }
-    await kubectl(['create', '-f', '-'], { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'report-guard', namespace: NS }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'report-guarded' } } } });
+    await kubectl(['create', '-f', '-'], {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'report-guard', namespace: NS },
+      spec: { minAvailable: 1, selector: { matchLabels: { app: 'report-guarded' } } },
+    });
     await until('report pods running', () => podsOf('report-').filter((p) => p.status?.phase === 'Running').length === 2, 15_000, 100);
     await kube.settle();
     const guardedBefore = requestsOf(kube.get('pods', NS, 'report-b2') as Obj);
@@ -174,10 +297,12 @@ describe('telemetry-driven resources through the API server double', () => {
     const seasons = await api('GET', '/seasons');
     expect(seasons.season).toBe('peak');
     const metrics = await new Promise<string>((resolve, reject) => {
-      https.get(c.webhookUrl.replace(/\/mutate$/, '/metrics'), { ca: c.tls.caPem }, (res) => {
-        let body = '';
-        res.on('data', (d) => (body += d)).on('end', () => resolve(body));
-      }).on('error', reject);
+      https
+        .get(c.webhookUrl.replace(/\/mutate$/, '/metrics'), { ca: c.tls.caPem }, (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d)).on('end', () => resolve(body));
+        })
+        .on('error', reject);
     });
     expect(metrics).toMatch(/^nemutator_telemetry_up 1$/m);
     expect(metrics).toMatch(/^nemutator_season\{season="peak"\} 1$/m);
@@ -189,7 +314,15 @@ describe('telemetry-driven resources through the API server double', () => {
     expect(webProfile.pods).toBe(4);
     expect(webProfile.peakHours).toEqual(expect.arrayContaining(Array.from({ length: 8 }, (_, i) => 2 * 24 + 9 + i)));
     expect(webProfile.offPeakHours).toContain(2 * 24 + 3);
-    const { items } = await until('the resize pass', async () => { const r = await api<{ items: Obj[] }>('GET', '/resizes'); return r.items.length >= 4 ? r : undefined; }, 15_000, 100);
+    const { items } = await until(
+      'the resize pass',
+      async () => {
+        const r = await api<{ items: Obj[] }>('GET', '/resizes');
+        return r.items.length >= 4 ? r : undefined;
+      },
+      15_000,
+      100,
+    );
     const by = Object.fromEntries(items.map((i) => [i.pod, i]));
     const rec = await recommendationFor('web');
     const peak = { cpu: formatCpu(rec.peak.requests.cpu), memory: formatMemory(rec.peak.requests.memory) };
@@ -222,7 +355,9 @@ describe('telemetry-driven resources through the API server double', () => {
     expect(r.mode).toBe('dry-run');
     expect(r.items.length).toBeGreaterThan(0);
     for (const i of r.items) expect(i.action).toBe('planned');
-    expect(r.items.find((i: Obj) => i.pod.startsWith('web-')).changes[0].to['requests.cpu']).toBe(formatCpu((await recommendationFor('web')).offPeak.requests.cpu));
+    expect(r.items.find((i: Obj) => i.pod.startsWith('web-')).changes[0].to['requests.cpu']).toBe(
+      formatCpu((await recommendationFor('web')).offPeak.requests.cpu),
+    );
     expect(podsOf('web-').map((p) => requestsOf(p))).toEqual(before);
   });
 
@@ -233,8 +368,14 @@ describe('telemetry-driven resources through the API server double', () => {
     const seasons = await api('GET', '/seasons');
     expect(seasons.error.code).toBe('NEMU_ERR_PROMETHEUS');
     const { stderr } = await kubectl(['create', '-f', '-'], {
-      apiVersion: 'v1', kind: 'Pod',
-      metadata: { name: 'web-extra', namespace: NS, labels: { nemu_label_team: 'shop' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d4b9c8f5', uid: '00000000-0000-0000-0000-00000000000b', controller: false }] },
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: {
+        name: 'web-extra',
+        namespace: NS,
+        labels: { nemu_label_team: 'shop' },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d4b9c8f5', uid: '00000000-0000-0000-0000-00000000000b', controller: false }],
+      },
       spec: { containers: [{ name: 'app', image: 'nginx:1.27', resources: { requests: { cpu: '2', memory: '1Gi' } } }] },
     });
     expect(stderr).toMatch(/Warning: .*NEMU_ERR_PROMETHEUS.*unreachable/);

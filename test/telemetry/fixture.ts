@@ -78,29 +78,84 @@ export function seriesOf(h: History, ownerFrom: number): SeriesSpec[] {
   const idx = (t: number) => Math.round((t - h.start) / h.step);
   h.pods.forEach((p, k) => {
     const labels = { namespace: p.namespace, pod: p.pod, container: p.container, id: `/kubepods/${p.pod}/${p.container}`, image: 'example/app:1' };
-    out.push({ name: 'container_cpu_usage_seconds_total', type: 'counter', labels, start: h.start, end: h.end, stepSeconds: h.step, value: (t) => h.counters[k]![idx(t)]! });
+    out.push({
+      name: 'container_cpu_usage_seconds_total',
+      type: 'counter',
+      labels,
+      start: h.start,
+      end: h.end,
+      stepSeconds: h.step,
+      value: (t) => h.counters[k]![idx(t)]!,
+    });
     out.push({ name: 'container_memory_working_set_bytes', labels, start: h.start, end: h.end, stepSeconds: h.step, value: (t) => h.memory[k]![idx(t)]! });
     if (p.throttled) {
-      out.push({ name: 'container_cpu_cfs_throttled_periods_total', type: 'counter', labels, start: h.start, end: h.end, stepSeconds: h.step, value: (t) => idx(t) * 10 });
-      out.push({ name: 'container_cpu_cfs_periods_total', type: 'counter', labels, start: h.start, end: h.end, stepSeconds: h.step, value: (t) => idx(t) * 100 });
+      out.push({
+        name: 'container_cpu_cfs_throttled_periods_total',
+        type: 'counter',
+        labels,
+        start: h.start,
+        end: h.end,
+        stepSeconds: h.step,
+        value: (t) => idx(t) * 10,
+      });
+      out.push({
+        name: 'container_cpu_cfs_periods_total',
+        type: 'counter',
+        labels,
+        start: h.start,
+        end: h.end,
+        stepSeconds: h.step,
+        value: (t) => idx(t) * 100,
+      });
     }
     if (p.oom) {
       const l = { namespace: p.namespace, pod: p.pod, container: p.container, reason: 'OOMKilled' };
-      out.push({ name: 'kube_pod_container_status_last_terminated_reason', labels: l, start: h.end - 86400, end: h.end - 86400 + 3600, stepSeconds: 60, value: () => 1 });
+      out.push({
+        name: 'kube_pod_container_status_last_terminated_reason',
+        labels: l,
+        start: h.end - 86400,
+        end: h.end - 86400 + 3600,
+        stepSeconds: 60,
+        value: () => 1,
+      });
     }
     if (p.requests) {
-      for (const [resource, unit, v] of [['cpu', 'core', p.requests.cpu], ['memory', 'byte', p.requests.memory]] as const) {
-        out.push({ name: 'kube_pod_container_resource_requests', labels: { namespace: p.namespace, pod: p.pod, container: p.container, resource, unit }, start: ownerFrom, end: h.end, stepSeconds: 60, value: () => v });
+      for (const [resource, unit, v] of [
+        ['cpu', 'core', p.requests.cpu],
+        ['memory', 'byte', p.requests.memory],
+      ] as const) {
+        out.push({
+          name: 'kube_pod_container_resource_requests',
+          labels: { namespace: p.namespace, pod: p.pod, container: p.container, resource, unit },
+          start: ownerFrom,
+          end: h.end,
+          stepSeconds: 60,
+          value: () => v,
+        });
       }
     }
     if (p.owner) {
-      out.push({ name: 'kube_pod_owner', labels: { namespace: p.namespace, pod: p.pod, owner_kind: p.owner.kind, owner_name: p.owner.name, owner_is_controller: 'true' }, start: ownerFrom, end: h.end, stepSeconds: 60, value: () => 1 });
+      out.push({
+        name: 'kube_pod_owner',
+        labels: { namespace: p.namespace, pod: p.pod, owner_kind: p.owner.kind, owner_name: p.owner.name, owner_is_controller: 'true' },
+        start: ownerFrom,
+        end: h.end,
+        stepSeconds: 60,
+        value: () => 1,
+      });
     }
   });
   const rs = new Map<string, FixturePod>();
   for (const p of h.pods) if (p.owner?.kind === 'ReplicaSet') rs.set(`${p.namespace}/${p.owner.name}`, p);
   for (const p of rs.values()) {
-    out.push({ name: 'kube_replicaset_owner', labels: { namespace: p.namespace, replicaset: p.owner!.name, owner_kind: p.workload.kind, owner_name: p.workload.name, owner_is_controller: 'true' }, start: ownerFrom, end: h.end, stepSeconds: 60, value: () => 1 });
+    out.push({
+      name: 'kube_replicaset_owner',
+      labels: { namespace: p.namespace, replicaset: p.owner!.name, owner_kind: p.workload.kind, owner_name: p.workload.name, owner_is_controller: 'true' },
+      start: ownerFrom,
+      end: h.end,
+      stepSeconds: 60,
+      value: () => 1,
+    });
   }
   return out;
 }
@@ -115,10 +170,24 @@ export function recordedSeriesOf(h: History, rate: number): SeriesSpec[] {
     const labels = { namespace: p.namespace, pod: p.pod, container: p.container };
     return [
       { name: 'namespace_pod_container:nemutator_cpu_usage:rate5m', labels, start: first, end: h.end, stepSeconds: h.step, value: (t: number) => cpu(k, t) },
-      { name: 'namespace_pod_container:nemutator_memory_working_set_bytes:max', labels, start: first, end: h.end, stepSeconds: h.step, value: (t: number) => h.memory[k]![idx(t)]! },
+      {
+        name: 'namespace_pod_container:nemutator_memory_working_set_bytes:max',
+        labels,
+        start: first,
+        end: h.end,
+        stepSeconds: h.step,
+        value: (t: number) => h.memory[k]![idx(t)]!,
+      },
     ];
   });
-  out.push({ name: 'nemutator:cluster_cpu_usage:rate5m', labels: {}, start: first, end: h.end, stepSeconds: h.step, value: (t) => h.pods.reduce((sum, _, k) => sum + cpu(k, t), 0) });
+  out.push({
+    name: 'nemutator:cluster_cpu_usage:rate5m',
+    labels: {},
+    start: first,
+    end: h.end,
+    stepSeconds: h.step,
+    value: (t) => h.pods.reduce((sum, _, k) => sum + cpu(k, t), 0),
+  });
   return out;
 }
 
@@ -161,9 +230,21 @@ export function expected(h: History, k: number, at: number, window: number, step
   const r = rates.map(([, v]) => v);
   const avg = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
   return {
-    cpu: { min: Math.min(...r), avg: (h.counters[k]![(at - h.start) / h.step]! - h.counters[k]![(at - window - h.start) / h.step]!) / window, max: Math.max(...r), p50: quantile(0.5, r), p90: quantile(0.9, r), p95: quantile(0.95, r), p99: quantile(0.99, r) },
+    cpu: {
+      min: Math.min(...r),
+      avg: (h.counters[k]![(at - h.start) / h.step]! - h.counters[k]![(at - window - h.start) / h.step]!) / window,
+      max: Math.max(...r),
+      p50: quantile(0.5, r),
+      p90: quantile(0.9, r),
+      p95: quantile(0.95, r),
+      p99: quantile(0.99, r),
+    },
     memory: { min: Math.min(...mems), avg: avg(mems), max: Math.max(...mems) },
-    season: (q, peak) => quantile(q, rates.filter(([t]) => isPeak(t) === peak).map(([, v]) => v)),
+    season: (q, peak) =>
+      quantile(
+        q,
+        rates.filter(([t]) => isPeak(t) === peak).map(([, v]) => v),
+      ),
     rates,
   };
 }
@@ -173,17 +254,61 @@ const Mi = 2 ** 20;
 /** Dozens of pods: Deployments (owner known and by name only), a StatefulSet, a DaemonSet, an OOM-killed and a throttled container. */
 export function standardPods(): FixturePod[] {
   const pods: FixturePod[] = [];
-  const dep = (ns: string, name: string, rs: string, n: number, cpuLow: number, cpuHigh: number, memLow: number, memHigh: number, withOwner: boolean, extra: Partial<FixturePod> = {}) => {
+  const dep = (
+    ns: string,
+    name: string,
+    rs: string,
+    n: number,
+    cpuLow: number,
+    cpuHigh: number,
+    memLow: number,
+    memHigh: number,
+    withOwner: boolean,
+    extra: Partial<FixturePod> = {},
+  ) => {
     const ids = ['x2kqz', 'b7n4m', 'q9wlr', 'h5tcd', 'z8vkp', 'm3jxg'];
     for (let i = 0; i < n; i++) {
-      pods.push({ namespace: ns, pod: `${name}-${rs}-${ids[i]}`, container: 'app', workload: { kind: 'Deployment', name }, ...(withOwner ? { owner: { kind: 'ReplicaSet', name: `${name}-${rs}` } } : {}), cpuLow: cpuLow * (1 + i * 0.1), cpuHigh: cpuHigh * (1 + i * 0.1), memLow: memLow * Mi, memHigh: memHigh * Mi, ...(i === 0 ? extra : {}) });
+      pods.push({
+        namespace: ns,
+        pod: `${name}-${rs}-${ids[i]}`,
+        container: 'app',
+        workload: { kind: 'Deployment', name },
+        ...(withOwner ? { owner: { kind: 'ReplicaSet', name: `${name}-${rs}` } } : {}),
+        cpuLow: cpuLow * (1 + i * 0.1),
+        cpuHigh: cpuHigh * (1 + i * 0.1),
+        memLow: memLow * Mi,
+        memHigh: memHigh * Mi,
+        ...(i === 0 ? extra : {}),
+      });
     }
   };
   dep('shop', 'web', '7d4b9c8f5', 6, 0.05, 0.4, 100, 180, true, { throttled: true });
   for (const p of pods) p.requests = { cpu: 1, memory: 512 * Mi };
   dep('shop', 'api', '5c8d7b6f4', 6, 0.1, 0.8, 200, 300, false, { oom: true });
   dep('batch', 'worker', '6f7b8c9d2', 6, 0.3, 0.5, 400, 420, true);
-  for (let i = 0; i < 2; i++) pods.push({ namespace: 'shop', pod: `db-${i}`, container: 'postgres', workload: { kind: 'StatefulSet', name: 'db' }, owner: { kind: 'StatefulSet', name: 'db' }, cpuLow: 0.2, cpuHigh: 0.6, memLow: 800 * Mi, memHigh: 900 * Mi });
-  for (const id of ['4kd2x', 'p7r2w', 'n8c4v', 't2z6b']) pods.push({ namespace: 'monitoring', pod: `node-agent-${id}`, container: 'agent', workload: { kind: 'DaemonSet', name: 'node-agent' }, owner: { kind: 'DaemonSet', name: 'node-agent' }, cpuLow: 0.02, cpuHigh: 0.03, memLow: 50 * Mi, memHigh: 52 * Mi });
+  for (let i = 0; i < 2; i++)
+    pods.push({
+      namespace: 'shop',
+      pod: `db-${i}`,
+      container: 'postgres',
+      workload: { kind: 'StatefulSet', name: 'db' },
+      owner: { kind: 'StatefulSet', name: 'db' },
+      cpuLow: 0.2,
+      cpuHigh: 0.6,
+      memLow: 800 * Mi,
+      memHigh: 900 * Mi,
+    });
+  for (const id of ['4kd2x', 'p7r2w', 'n8c4v', 't2z6b'])
+    pods.push({
+      namespace: 'monitoring',
+      pod: `node-agent-${id}`,
+      container: 'agent',
+      workload: { kind: 'DaemonSet', name: 'node-agent' },
+      owner: { kind: 'DaemonSet', name: 'node-agent' },
+      cpuLow: 0.02,
+      cpuHigh: 0.03,
+      memLow: 50 * Mi,
+      memHigh: 52 * Mi,
+    });
   return pods;
 }

@@ -6,16 +6,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
 import { runCli } from '#controller/cli/main.js';
-import { type EngineParams,recommend } from '#controller/telemetry/engine.js';
+import { type EngineParams, recommend } from '#controller/telemetry/engine.js';
 import { PrometheusClient } from '#controller/telemetry/prometheus.js';
 import { RECORDED } from '#controller/telemetry/queries.js';
 import { brainsets } from '#controller/telemetry/seasons.js';
 import { collectSnapshot, type Snapshot } from '#controller/telemetry/statistics.js';
 
 import { openMetrics } from '../harness/openmetrics.ts';
-import { type PrometheusServer,startPrometheus } from '../harness/prometheus.ts';
+import { type PrometheusServer, startPrometheus } from '../harness/prometheus.ts';
 import { requireTool, runTool } from '../harness/tools.ts';
-import { expected, GENERATED_PEAK_HOURS, generateHistory, type History,quantile, recordedSeriesOf, seriesOf, standardPods } from './fixture.ts';
+import { expected, GENERATED_PEAK_HOURS, generateHistory, type History, quantile, recordedSeriesOf, seriesOf, standardPods } from './fixture.ts';
 
 const WINDOW = 7 * 86400;
 const STEP = 60;
@@ -38,7 +38,12 @@ beforeAll(async () => {
   history = generateHistory(standardPods(), at - WINDOW - 2 * 3600, at, STEP);
   prom = await startPrometheus({ backfill: openMetrics([...seriesOf(history, at - 3600), ...recordedSeriesOf(history, RATE)]) });
   const client = new PrometheusClient(prom.url);
-  snapshot = await collectSnapshot(client, { window: { windowSeconds: WINDOW, stepSeconds: STEP, rateSeconds: RATE }, at, brainsets: BRAINSETS, peakThreshold: 0.5 });
+  snapshot = await collectSnapshot(client, {
+    window: { windowSeconds: WINDOW, stepSeconds: STEP, rateSeconds: RATE },
+    at,
+    brainsets: BRAINSETS,
+    peakThreshold: 0.5,
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -70,7 +75,13 @@ describe('telemetry statistics from a backfilled Prometheus', () => {
 
   it('pools pods into workloads through the owner chain (kube_pod_owner, kube_replicaset_owner, pod names)', () => {
     const names = snapshot.workloads.map((w) => `${w.workload.namespace}/${w.workload.kind}/${w.workload.name}/${w.container}×${w.pods}`);
-    expect(names).toEqual(['batch/Deployment/worker/app×6', 'monitoring/DaemonSet/node-agent/agent×4', 'shop/Deployment/api/app×6', 'shop/Deployment/web/app×6', 'shop/StatefulSet/db/postgres×2']);
+    expect(names).toEqual([
+      'batch/Deployment/worker/app×6',
+      'monitoring/DaemonSet/node-agent/agent×4',
+      'shop/Deployment/api/app×6',
+      'shop/Deployment/web/app×6',
+      'shop/StatefulSet/db/postgres×2',
+    ]);
     const web = snapshot.workloads.find((w) => w.workload.name === 'web')!;
     const ks = history.pods.flatMap((p, k) => (p.workload.name === 'web' ? [k] : []));
     const per = ks.map((k) => expected(history, k, at, WINDOW, STEP, RATE));
@@ -118,7 +129,10 @@ describe('telemetry statistics from a backfilled Prometheus', () => {
   it('`nemutator whatif --prometheus URL --json` runs standalone: current requests from kube_pod_container_resource_requests, peak and off-peak recommendations, savings and risk', async () => {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await runCli(['whatif', '--prometheus', prom.url, '--window', '7d', '--at', String(at), '--json'], { out: (t) => out.push(t), err: (t) => err.push(t) });
+    const code = await runCli(['whatif', '--prometheus', prom.url, '--window', '7d', '--at', String(at), '--json'], {
+      out: (t) => out.push(t),
+      err: (t) => err.push(t),
+    });
     expect(err).toEqual([]);
     expect(code).toBe(0);
     const w = JSON.parse(out.join('\n'));
@@ -143,7 +157,12 @@ describe('telemetry statistics from a backfilled Prometheus', () => {
   });
 
   it('with --prometheus-recording-rules the statistics read the recorded series and come out the same', async () => {
-    const recorded = await collectSnapshot(new PrometheusClient(prom.url), { window: { windowSeconds: WINDOW, stepSeconds: STEP, rateSeconds: RATE, recorded: true }, at, brainsets: BRAINSETS, peakThreshold: 0.5 });
+    const recorded = await collectSnapshot(new PrometheusClient(prom.url), {
+      window: { windowSeconds: WINDOW, stepSeconds: STEP, rateSeconds: RATE, recorded: true },
+      at,
+      brainsets: BRAINSETS,
+      peakThreshold: 0.5,
+    });
     expect(recorded.schedule.peakHours).toEqual(GENERATED_PEAK_HOURS);
     expect(recorded.containers.length).toBe(snapshot.containers.length);
     recorded.containers.forEach((c, i) => {
@@ -160,7 +179,9 @@ describe('telemetry statistics from a backfilled Prometheus', () => {
     const { stdout } = await runTool(requireTool('promtool', 'prometheus'), ['check', 'rules', 'manifests/prometheus-rules.yaml']);
     expect(stdout).toMatch(/SUCCESS: \d+ rules found/);
     // the recording rules (the alerts are tested in test/manifests/alerts.test.ts)
-    const rules = parse(readFileSync('manifests/prometheus-rules.yaml', 'utf8')).groups.flatMap((g: { rules: Array<{ record?: string }> }) => g.rules.flatMap((r) => (r.record ? [r.record] : [])));
+    const rules = parse(readFileSync('manifests/prometheus-rules.yaml', 'utf8')).groups.flatMap((g: { rules: Array<{ record?: string }> }) =>
+      g.rules.flatMap((r) => (r.record ? [r.record] : [])),
+    );
     expect(rules.sort()).toEqual(Object.values(RECORDED).sort());
   });
 });

@@ -17,7 +17,10 @@ function nodeGyp() {
     return createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
   } catch {
     const prefix = dirname(dirname(process.execPath));
-    for (const p of [join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), '/usr/share/nodejs/node-gyp/bin/node-gyp.js']) {
+    for (const p of [
+      join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+      '/usr/share/nodejs/node-gyp/bin/node-gyp.js',
+    ]) {
       if (existsSync(p)) return p;
     }
   }
@@ -29,13 +32,19 @@ function nodeDir() {
   for (const dir of [process.env.npm_config_nodedir, prefix, '/usr', '/usr/local']) {
     if (dir && existsSync(join(dir, 'include', 'node', 'node_api.h'))) return dir;
   }
-  throw new Error('NEMU_ERR_BUILD: Node headers (include/node/node_api.h) not found next to node; install them (Debian: apt-get install -y libnode-dev) or set npm_config_nodedir');
+  throw new Error(
+    'NEMU_ERR_BUILD: Node headers (include/node/node_api.h) not found next to node; install them (Debian: apt-get install -y libnode-dev) or set npm_config_nodedir',
+  );
 }
 
 export function buildPeercred({ force = false } = {}) {
   const sources = ['peercred.c', 'binding.gyp'].map((f) => statSync(join(here, f)).mtimeMs);
   if (!force && existsSync(ADDON) && statSync(ADDON).mtimeMs >= Math.max(...sources)) return ADDON;
-  const r = spawnSync(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir()}`], { cwd: here, encoding: 'utf8', env: { ...process.env, npm_config_nodedir: undefined } });
+  const r = spawnSync(process.execPath, [nodeGyp(), 'rebuild', `--nodedir=${nodeDir()}`], {
+    cwd: here,
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_nodedir: undefined },
+  });
   if (r.status !== 0) {
     throw new Error(`NEMU_ERR_BUILD: building the peercred addon failed (needs python3, make and a C compiler):\n${r.stdout}\n${r.stderr}`);
   }

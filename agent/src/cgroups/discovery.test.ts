@@ -27,7 +27,14 @@ async function discover(cgroupRoot: string, version: 'auto' | 'v1' | 'v2' = 'aut
 
 function threePods(runtime: FixtureRuntime): FixturePod[] {
   return [
-    { uid: uid(1), qos: 'guaranteed', containers: [{ id: id(1), runtime }, { id: id(2), runtime }] },
+    {
+      uid: uid(1),
+      qos: 'guaranteed',
+      containers: [
+        { id: id(1), runtime },
+        { id: id(2), runtime },
+      ],
+    },
     { uid: uid(2), qos: 'burstable', containers: [{ id: id(3), runtime }] },
     { uid: uid(3), qos: 'besteffort', containers: [{ id: id(4), runtime }] },
   ];
@@ -70,7 +77,11 @@ describe('pod discovery', () => {
   });
 
   it('leaves out CRI-O conmon scopes', async () => {
-    await buildCgroupTree(root, { version: 'v2', driver: 'systemd', pods: [{ uid: uid(9), qos: 'burstable', conmon: true, containers: [{ id: id(9), runtime: 'crio' }] }] });
+    await buildCgroupTree(root, {
+      version: 'v2',
+      driver: 'systemd',
+      pods: [{ uid: uid(9), qos: 'burstable', conmon: true, containers: [{ id: id(9), runtime: 'crio' }] }],
+    });
     const [pod] = await discover(root);
     expect(pod?.containers.map((c) => c.id)).toEqual([id(9)]);
   });
@@ -101,6 +112,8 @@ describe('pod discovery', () => {
   });
 
   it('refuses a root that is neither v1 nor v2, naming the key', () => {
-    expect(() => detectCgroupLayout(root, 'auto')).toThrow(expect.objectContaining({ code: 'NEMU_ERR_CONFIG', message: expect.stringContaining(`cgroupRoot ${root}`) }));
+    expect(() => detectCgroupLayout(root, 'auto')).toThrow(
+      expect.objectContaining({ code: 'NEMU_ERR_CONFIG', message: expect.stringContaining(`cgroupRoot ${root}`) }),
+    );
   });
 });

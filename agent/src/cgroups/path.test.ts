@@ -25,11 +25,7 @@ describe('parseCgroupPath', () => {
       `/kubepods.slice/kubepods-pod${UID_}.slice/docker-${ID}.scope`,
       { podUid: UID, qos: 'guaranteed', containerId: ID, runtime: 'docker' },
     ],
-    [
-      'cgroupfs, burstable, containerd',
-      `/kubepods/burstable/pod${UID}/${ID}`,
-      { podUid: UID, qos: 'burstable', containerId: ID, runtime: 'containerd' },
-    ],
+    ['cgroupfs, burstable, containerd', `/kubepods/burstable/pod${UID}/${ID}`, { podUid: UID, qos: 'burstable', containerId: ID, runtime: 'containerd' }],
     ['cgroupfs, besteffort, crio', `/kubepods/besteffort/pod${UID}/crio-${ID}`, { podUid: UID, qos: 'besteffort', containerId: ID, runtime: 'crio' }],
     ['cgroupfs, guaranteed', `/kubepods/pod${UID}/${ID}`, { podUid: UID, qos: 'guaranteed', containerId: ID, runtime: 'containerd' }],
     [
@@ -47,12 +43,16 @@ describe('parseCgroupPath', () => {
       `/kubepods.slice/kubepods-pod${UID_}.slice/cri-containerd-${ID}.scope/init.scope`,
       { podUid: UID, qos: 'guaranteed', containerId: ID, runtime: 'containerd' },
     ],
-    ['static pod (32-hex UID)', `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${STATIC_UID}.slice/cri-containerd-${ID}.scope`, {
-      podUid: STATIC_UID,
-      qos: 'burstable',
-      containerId: ID,
-      runtime: 'containerd',
-    }],
+    [
+      'static pod (32-hex UID)',
+      `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${STATIC_UID}.slice/cri-containerd-${ID}.scope`,
+      {
+        podUid: STATIC_UID,
+        qos: 'burstable',
+        containerId: ID,
+        runtime: 'containerd',
+      },
+    ],
     ['the pod level itself', `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_}.slice`, { podUid: UID, qos: 'burstable' }],
     // Not a pod's container: nothing of the workload runs there.
     ['CRI-O conmon', `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID_}.slice/crio-conmon-${ID}.scope`, undefined],

@@ -51,7 +51,13 @@ describe('podOfPid', () => {
     dir = await mkdtemp(join(tmpdir(), 'nemu-proc-'));
     await mkdir(join(dir, '4242'));
     await writeFile(join(dir, '4242', 'cgroup'), `0::/kubepods/pod${UID}/crio-${ID}\n`);
-    expect(await podOfPid(4242, dir)).toEqual({ podUid: UID, qos: 'guaranteed', containerId: ID, runtime: 'crio', cgroupPath: `/kubepods/pod${UID}/crio-${ID}` });
+    expect(await podOfPid(4242, dir)).toEqual({
+      podUid: UID,
+      qos: 'guaranteed',
+      containerId: ID,
+      runtime: 'crio',
+      cgroupPath: `/kubepods/pod${UID}/crio-${ID}`,
+    });
   });
 
   it('is undefined for a pid that does not exist', async () => {

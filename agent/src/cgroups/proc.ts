@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { type CgroupPathInfo,parseCgroupPath } from './path.ts';
+import { type CgroupPathInfo, parseCgroupPath } from './path.ts';
 
 /** Controllers whose v1 hierarchy kubelet always creates pod cgroups in, most reliable first. */
 const V1_PREFERRED = ['cpu', 'cpuacct', 'memory', 'pids', 'name=systemd'];

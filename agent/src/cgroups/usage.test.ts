@@ -134,7 +134,6 @@ describe('cgroup file parsers', () => {
     expect(countLines('1\n2')).toBe(2);
   });
 
-
   it('sums io.stat over devices and tolerates an empty file', () => {
     expect(parseIoStat('8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n8:16 rbytes=5 wbytes=7 rios=1 wios=1 dbytes=3 dios=1\n')).toEqual({
       readBytes: 15,

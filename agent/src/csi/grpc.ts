@@ -55,13 +55,17 @@ const PREFIX = 5;
 /** grpc-message is percent-encoded: everything outside printable ASCII, and '%' itself. */
 function percentEncode(text: string): string {
   let out = '';
-  for (const byte of Buffer.from(text, 'utf8')) out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  for (const byte of Buffer.from(text, 'utf8'))
+    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   return out;
 }
 
 function fail(stream: ServerHttp2Stream, code: GrpcStatusCode, message: string): void {
   if (stream.destroyed || stream.headersSent) return;
-  stream.respond({ ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': percentEncode(message) }, { endStream: true });
+  stream.respond(
+    { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-status': String(code), 'grpc-message': percentEncode(message) },
+    { endStream: true },
+  );
 }
 
 function reply(stream: ServerHttp2Stream, message: Uint8Array): void {

@@ -11,8 +11,8 @@ import { isAbsolute, normalize } from 'node:path';
 import type { Logger } from '#common/log.js';
 
 import { CsiError } from './errors.ts';
-import { type Mounter,MountError } from './mounter.ts';
-import { locate, type MountEntry,mountsAt } from './mountinfo.ts';
+import { type Mounter, MountError } from './mounter.ts';
+import { locate, type MountEntry, mountsAt } from './mountinfo.ts';
 
 /** The volume_context keys kubelet adds when the CSIDriver has podInfoOnMount (pkg/volume/csi/csi_mounter.go, podAttributes). */
 export const PodInfoKeys = {
@@ -77,7 +77,8 @@ export class NodeVolumes {
     const cap = req.volume_capability;
     if (!cap) throw bad('volume_capability is required');
     if (!cap.access_mode?.mode || cap.access_mode.mode === 'UNKNOWN') throw bad('volume_capability.access_mode is required');
-    if (cap.access_type !== 'mount' || !cap.mount) throw bad('volume_capability must have access type mount: csi.nemutator.io publishes a directory, not a block device');
+    if (cap.access_type !== 'mount' || !cap.mount)
+      throw bad('volume_capability must have access type mount: csi.nemutator.io publishes a directory, not a block device');
     const ephemeral = req.volume_context?.[PodInfoKeys.ephemeral];
     if (ephemeral !== 'true') {
       throw bad(
@@ -85,7 +86,7 @@ export class NodeVolumes {
           "declare it as a pod's inline csi volume, and keep podInfoOnMount: true on the CSIDriver object",
       );
     }
-    if (req.readonly !== true) throw bad('csi.nemutator.io volumes are read-only: set readOnly: true on the pod\'s csi volume');
+    if (req.readonly !== true) throw bad("csi.nemutator.io volumes are read-only: set readOnly: true on the pod's csi volume");
     return target;
   }
 
@@ -108,7 +109,8 @@ export class NodeVolumes {
     if (!path) throw bad('target_path is required');
     if (!isAbsolute(path) || path.includes('\0')) throw bad(`target_path must be an absolute path, got ${JSON.stringify(path)}`);
     const target = normalize(path).replace(/(.)\/+$/, '$1');
-    if (!target.startsWith(this.o.podsDir + '/')) throw bad(`target_path ${JSON.stringify(path)} is not under kubelet's pods directory ${this.o.podsDir} (agent setting csiKubeletDir)`);
+    if (!target.startsWith(this.o.podsDir + '/'))
+      throw bad(`target_path ${JSON.stringify(path)} is not under kubelet's pods directory ${this.o.podsDir} (agent setting csiKubeletDir)`);
     return target;
   }
 
@@ -134,7 +136,10 @@ export class NodeVolumes {
     if (top) {
       const want = locate(entries, source);
       if (!want || top.device !== want.device || top.root !== want.root) {
-        throw new CsiError('TARGET_BUSY', `target_path ${target} is already mounted from ${top.source} (${top.fsType} ${top.root}), not from the agent's socket directory ${source}; unpublish it first`);
+        throw new CsiError(
+          'TARGET_BUSY',
+          `target_path ${target} is already mounted from ${top.source} (${top.fsType} ${top.root}), not from the agent's socket directory ${source}; unpublish it first`,
+        );
       }
       if (top.options.includes('ro')) return 'already-mounted';
       await mountStep(() => this.o.mounter.remountReadOnly(at));
@@ -145,7 +150,9 @@ export class NodeVolumes {
       await mountStep(() => this.o.mounter.remountReadOnly(at));
     } catch (e) {
       // Never leave the socket directory mounted read-write in a pod.
-      await this.o.mounter.unmount(at).catch((u: unknown) => this.o.log.error({ target, err: String(u) }, 'csi: cannot undo a bind mount whose read-only remount failed'));
+      await this.o.mounter
+        .unmount(at)
+        .catch((u: unknown) => this.o.log.error({ target, err: String(u) }, 'csi: cannot undo a bind mount whose read-only remount failed'));
       throw e;
     }
     return 'mounted';
@@ -154,7 +161,8 @@ export class NodeVolumes {
   private async unmountTarget(target: string): Promise<UnpublishOutcome> {
     const stat = await lstat(target).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
     if (!stat) return 'not-mounted'; // nothing can be mounted on a path that does not exist
-    if (!stat.isDirectory()) throw new CsiError('MOUNT', `target_path ${target} is not a directory; csi.nemutator.io creates only directories and leaves this one alone`);
+    if (!stat.isDirectory())
+      throw new CsiError('MOUNT', `target_path ${target} is not a directory; csi.nemutator.io creates only directories and leaves this one alone`);
     const at = await io(`cannot resolve target_path ${target}`, () => realpath(target));
     let outcome: UnpublishOutcome = 'not-mounted';
     // Mounts can be stacked (a publish interrupted and retried); take them all off, boundedly.

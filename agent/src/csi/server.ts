@@ -15,9 +15,9 @@ import type { Logger } from '#common/log.js';
 import { VERSION } from '#common/version.js';
 
 import { CsiError } from './errors.ts';
-import { GrpcStatus, GrpcStatusError, type UnaryMethod, type UnaryServer,unaryServer } from './grpc.ts';
-import { type Mounter,utilLinuxMounter } from './mounter.ts';
-import { type MountEntry,readMountInfo } from './mountinfo.ts';
+import { GrpcStatus, GrpcStatusError, type UnaryMethod, type UnaryServer, unaryServer } from './grpc.ts';
+import { type Mounter, utilLinuxMounter } from './mounter.ts';
+import { type MountEntry, readMountInfo } from './mountinfo.ts';
 import { NodeVolumes, podInfo, type PublishRequest, type UnpublishRequest } from './node.ts';
 import { decodeIgnored, decodePublish, decodeUnpublish, encodeEmpty, encodeNodeInfo, encodePluginInfo, encodeProbe } from './wire.ts';
 
@@ -70,9 +70,25 @@ export async function startCsiServer(o: CsiServerOptions): Promise<CsiServer> {
     mountInfo: o.mountInfo ?? (() => readMountInfo()),
     log: o.log,
   });
-  // Every call is counted by its gRPC status; a CsiError becomes its status with the NEMU code in the message.
-  const unary =
-    <Req>(operation: string, m: Method<Req>): UnaryMethod =>
+  const unary = countedUnary(operations, o.log);
+  const methods = new Map<string, UnaryMethod>([...identityMethods(o, unary), ...nodeMethods(o, volumes, unary)]);
+  const served = unaryServer(methods, { maxMessageBytes: MAX_MESSAGE_BYTES });
+  await listen(served, o.socketPath);
+  o.log.info({ socket: o.socketPath, driver: DRIVER_NAME, source: dirname(o.secretsSocketPath) }, 'csi node plugin listening');
+  return {
+    socketPath: o.socketPath,
+    async stop() {
+      await served.close(5000);
+      await unlink(o.socketPath).catch(() => undefined);
+    },
+  };
+}
+
+type Unary = <Req>(operation: string, m: Method<Req>) => UnaryMethod;
+
+/** Every call is counted by its gRPC status; a CsiError becomes its status with the NEMU code in the message. */
+function countedUnary(operations: Counter<'operation' | 'result'>, log: Logger): Unary {
+  return <Req>(operation: string, m: Method<Req>): UnaryMethod =>
     async (bytes) => {
       try {
         let request: Req;
@@ -86,32 +102,42 @@ export async function startCsiServer(o: CsiServerOptions): Promise<CsiServer> {
         return response;
       } catch (e) {
         const err = e instanceof CsiError ? e : new CsiError('INTERNAL', `unexpected error in ${operation}: ${(e as Error).message ?? String(e)}`);
-        if (!(e instanceof CsiError)) o.log.error({ operation, err: String(e) }, 'csi: unexpected error');
+        if (!(e instanceof CsiError)) log.error({ operation, err: String(e) }, 'csi: unexpected error');
         operations.inc({ operation, result: STATUS_NAMES[err.grpcCode] ?? String(err.grpcCode) });
         throw new GrpcStatusError(err.grpcCode, `${err.code}: ${err.message}`);
       }
     };
-  const info = (handle: () => Promise<Uint8Array>): Method<object> => ({ decode: decodeIgnored, handle });
-  const methods = new Map<string, UnaryMethod>([
-    ['/csi.v1.Identity/GetPluginInfo', unary('GetPluginInfo', info(async () => encodePluginInfo(DRIVER_NAME, VERSION)))],
-    // No CONTROLLER_SERVICE: ephemeral inline volumes are never provisioned nor attached.
-    ['/csi.v1.Identity/GetPluginCapabilities', unary('GetPluginCapabilities', info(async () => encodeEmpty()))],
-    ['/csi.v1.Identity/Probe', unary('Probe', info(async () => encodeProbe(await isSocket(o.secretsSocketPath))))],
-    ...nodeMethods(o, volumes, unary),
-  ]);
-  const served = unaryServer(methods, { maxMessageBytes: MAX_MESSAGE_BYTES });
-  await listen(served, o.socketPath);
-  o.log.info({ socket: o.socketPath, driver: DRIVER_NAME, source: dirname(o.secretsSocketPath) }, 'csi node plugin listening');
-  return {
-    socketPath: o.socketPath,
-    async stop() {
-      await served.close(5000);
-      await unlink(o.socketPath).catch(() => undefined);
-    },
-  };
 }
 
-function nodeMethods(o: CsiServerOptions, volumes: NodeVolumes, unary: <Req>(operation: string, m: Method<Req>) => UnaryMethod): Array<[string, UnaryMethod]> {
+/** No CONTROLLER_SERVICE: ephemeral inline volumes are never provisioned nor attached. */
+function identityMethods(o: CsiServerOptions, unary: Unary): Array<[string, UnaryMethod]> {
+  const info = (handle: () => Promise<Uint8Array>): Method<object> => ({ decode: decodeIgnored, handle });
+  return [
+    [
+      '/csi.v1.Identity/GetPluginInfo',
+      unary(
+        'GetPluginInfo',
+        info(async () => encodePluginInfo(DRIVER_NAME, VERSION)),
+      ),
+    ],
+    [
+      '/csi.v1.Identity/GetPluginCapabilities',
+      unary(
+        'GetPluginCapabilities',
+        info(async () => encodeEmpty()),
+      ),
+    ],
+    [
+      '/csi.v1.Identity/Probe',
+      unary(
+        'Probe',
+        info(async () => encodeProbe(await isSocket(o.secretsSocketPath))),
+      ),
+    ],
+  ];
+}
+
+function nodeMethods(o: CsiServerOptions, volumes: NodeVolumes, unary: Unary): Array<[string, UnaryMethod]> {
   // Logged: which pod, which volume, where, and the outcome; never volume_context's other
   // entries (a driver's secrets could travel there) nor the request's secrets field (not even decoded).
   const logged = async <T>(operation: string, req: PublishRequest, work: () => Promise<T>): Promise<T> => {

@@ -17,7 +17,16 @@ const VARINT = 0;
 const LEN = 2;
 
 /** VolumeCapability.AccessMode.Mode, by number. */
-const ACCESS_MODES = ['UNKNOWN', 'SINGLE_NODE_WRITER', 'SINGLE_NODE_READER_ONLY', 'MULTI_NODE_READER_ONLY', 'MULTI_NODE_SINGLE_WRITER', 'MULTI_NODE_MULTI_WRITER', 'SINGLE_NODE_SINGLE_WRITER', 'SINGLE_NODE_MULTI_WRITER'];
+const ACCESS_MODES = [
+  'UNKNOWN',
+  'SINGLE_NODE_WRITER',
+  'SINGLE_NODE_READER_ONLY',
+  'MULTI_NODE_READER_ONLY',
+  'MULTI_NODE_SINGLE_WRITER',
+  'MULTI_NODE_MULTI_WRITER',
+  'SINGLE_NODE_SINGLE_WRITER',
+  'SINGLE_NODE_MULTI_WRITER',
+];
 
 /** Calls `field` for every field of the message in r up to `end`; skips what `field` does not take. */
 function fields(r: ProtoReader, end: number, field: (n: number, wireType: number) => boolean): void {
@@ -136,7 +145,9 @@ export function encodePluginInfo(name: string, vendorVersion: string): Uint8Arra
 
 /** csi.v1.ProbeResponse: ready is a google.protobuf.BoolValue, always present so that "not ready" is not "unknown". */
 export function encodeProbe(ready: boolean): Uint8Array {
-  const w = Writer.create().uint32((1 << 3) | LEN).fork();
+  const w = Writer.create()
+    .uint32((1 << 3) | LEN)
+    .fork();
   if (ready) w.uint32((1 << 3) | VARINT).bool(true);
   return w.ldelim().finish();
 }

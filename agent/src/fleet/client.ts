@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 
 import { ErrorCodes } from '#common/errors.js';
 import type { Logger } from '#common/log.js';
-import { decodeEnvelope, encodeEnvelope, type ICommand, type ICommandResult, type IEnvelope, type INodeReport,PROTOCOL_VERSION } from '#proto/codec.js';
+import { decodeEnvelope, encodeEnvelope, type ICommand, type ICommandResult, type IEnvelope, type INodeReport, PROTOCOL_VERSION } from '#proto/codec.js';
 
 export type CommandHandler = (command: ICommand) => Promise<Omit<ICommandResult, 'requestId'>>;
 

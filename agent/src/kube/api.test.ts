@@ -12,21 +12,39 @@ function kubeconfig(user: Record<string, unknown>, cluster: Record<string, unkno
   const path = join(dir, 'config');
   writeFileSync(
     path,
-    JSON.stringify({ apiVersion: 'v1', kind: 'Config', 'current-context': current, contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }], clusters: [{ name: 'c', cluster }], users: [{ name: 'u', user }] }),
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': current,
+      contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }],
+      clusters: [{ name: 'c', cluster }],
+      users: [{ name: 'u', user }],
+    }),
   );
   return path;
 }
 
 describe('kubeconfig credentials', () => {
   it('reads a bearer token, inline CA data, and trims the server URL', () => {
-    const c = credentialsFromKubeconfig(kubeconfig({ token: 'abc' }, { server: 'https://10.0.0.1:6443/', 'certificate-authority-data': Buffer.from('CA-DATA').toString('base64') }));
+    const c = credentialsFromKubeconfig(
+      kubeconfig({ token: 'abc' }, { server: 'https://10.0.0.1:6443/', 'certificate-authority-data': Buffer.from('CA-DATA').toString('base64') }),
+    );
     expect(c.server).toBe('https://10.0.0.1:6443');
     expect(c.ca).toBe('CA-DATA');
     expect(c.token?.()).toBe('abc');
   });
 
   it('reads files relative to the kubeconfig, token files afresh, and client certificates', () => {
-    const c = credentialsFromKubeconfig(kubeconfig({ tokenFile: '/nonexistent', 'client-certificate-data': Buffer.from('CERT').toString('base64'), 'client-key-data': Buffer.from('KEY').toString('base64') }, { server: 'https://x', 'certificate-authority': 'ca.crt' }));
+    const c = credentialsFromKubeconfig(
+      kubeconfig(
+        {
+          tokenFile: '/nonexistent',
+          'client-certificate-data': Buffer.from('CERT').toString('base64'),
+          'client-key-data': Buffer.from('KEY').toString('base64'),
+        },
+        { server: 'https://x', 'certificate-authority': 'ca.crt' },
+      ),
+    );
     expect(c.ca).toBe('CA-FROM-FILE');
     expect(c.cert).toBe('CERT');
     expect(c.key).toBe('KEY');

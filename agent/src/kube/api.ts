@@ -56,12 +56,14 @@ export function credentialsFromKubeconfig(path: string): KubeCredentials {
     throw new NemuError(ErrorCodes.CONFIG, `cannot read the kubeconfig ${path}: ${(e as Error).message}; check --kubeconfig`);
   }
   const base = path.replace(/\/[^/]*$/, '') || '.';
-  const find = <T>(list: unknown, name: unknown): T | undefined => (Array.isArray(list) ? (list as Array<NamedEntry<T>>).find((e) => e.name === name) : undefined) as T | undefined;
+  const find = <T>(list: unknown, name: unknown): T | undefined =>
+    (Array.isArray(list) ? (list as Array<NamedEntry<T>>).find((e) => e.name === name) : undefined) as T | undefined;
   const ctx = find<NamedEntry<Record<string, string>>>(doc.contexts, doc['current-context'])?.context;
   if (!ctx) throw new NemuError(ErrorCodes.CONFIG, `the kubeconfig ${path} has no current context; set current-context`);
   const cluster = find<NamedEntry<Record<string, unknown>>>(doc.clusters, ctx.cluster)?.cluster;
   const user = find<NamedEntry<Record<string, unknown>>>(doc.users, ctx.user)?.user ?? {};
-  if (!cluster || typeof cluster.server !== 'string') throw new NemuError(ErrorCodes.CONFIG, `the kubeconfig ${path} has no server for context ${doc['current-context']}`);
+  if (!cluster || typeof cluster.server !== 'string')
+    throw new NemuError(ErrorCodes.CONFIG, `the kubeconfig ${path} has no server for context ${doc['current-context']}`);
   const token = typeof user.token === 'string' ? user.token : undefined;
   const tokenFile = typeof user.tokenFile === 'string' ? user.tokenFile : undefined;
   const ca = fromBase64(cluster['certificate-authority-data']) ?? readMaybe(cluster['certificate-authority'] as string | undefined, base);
@@ -137,7 +139,14 @@ export class KubeApi {
     return new Promise((resolve, reject) => {
       const req = mod.request({ ...options, ...(signal ? { signal } : {}), timeout: timeoutMs }, resolve);
       req.on('timeout', () => req.destroy(new Error(`${url.pathname} timed out after ${timeoutMs} ms`)));
-      req.on('error', (e) => reject(new NemuError(ErrorCodes.INTERNAL, `the API server at ${this.credentials.server} did not answer ${url.pathname}: ${e.message}`, { status: 503, cause: e })));
+      req.on('error', (e) =>
+        reject(
+          new NemuError(ErrorCodes.INTERNAL, `the API server at ${this.credentials.server} did not answer ${url.pathname}: ${e.message}`, {
+            status: 503,
+            cause: e,
+          }),
+        ),
+      );
       req.end(payload);
     });
   }

@@ -42,7 +42,12 @@ export class NodePods {
   private abort: AbortController | undefined;
   private loop: Promise<void> | undefined;
 
-  constructor(private readonly api: KubeApi, readonly nodeName: string, private readonly log: Logger, private readonly retryMs = 1000) {}
+  constructor(
+    private readonly api: KubeApi,
+    readonly nodeName: string,
+    private readonly log: Logger,
+    private readonly retryMs = 1000,
+  ) {}
 
   private query(extra: string): string {
     return `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${this.nodeName}`)}${extra}`;
@@ -76,21 +81,25 @@ export class NodePods {
       try {
         if (!this.synced) await this.relist(signal);
         let gone = false;
-        await this.api.watch(this.query(`&watch=1&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=${encodeURIComponent(this.resourceVersion)}`), (ev) => {
-          const pod = ev.object as V1Pod;
-          const rv = pod.metadata?.resourceVersion;
-          if (ev.type === 'ERROR') {
-            // 410 Gone: our resourceVersion is too old; list again.
-            gone = true;
-            this.synced = false;
-            return;
-          }
-          if (rv) this.resourceVersion = rv;
-          const uid = pod.metadata?.uid;
-          if (!uid || ev.type === 'BOOKMARK') return;
-          if (ev.type === 'DELETED') this.byUid.delete(uid);
-          else this.byUid.set(uid, pod);
-        }, signal);
+        await this.api.watch(
+          this.query(`&watch=1&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=${encodeURIComponent(this.resourceVersion)}`),
+          (ev) => {
+            const pod = ev.object as V1Pod;
+            const rv = pod.metadata?.resourceVersion;
+            if (ev.type === 'ERROR') {
+              // 410 Gone: our resourceVersion is too old; list again.
+              gone = true;
+              this.synced = false;
+              return;
+            }
+            if (rv) this.resourceVersion = rv;
+            const uid = pod.metadata?.uid;
+            if (!uid || ev.type === 'BOOKMARK') return;
+            if (ev.type === 'DELETED') this.byUid.delete(uid);
+            else this.byUid.set(uid, pod);
+          },
+          signal,
+        );
         if (gone) this.log.debug('pod watch expired (410); listing again');
         failures = 0;
       } catch (e) {

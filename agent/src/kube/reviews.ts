@@ -38,12 +38,17 @@ export type ReviewClient = Pick<KubeApi, 'create'>;
 function unavailable(what: string, token: string | undefined, e: unknown): NemuError {
   let message = (e as Error).message ?? String(e);
   if (token) message = message.split(token).join('<token>');
-  return new NemuError(ErrorCodes.INTERNAL, `the API server did not answer the ${what}: ${message}; the agent needs create on ${what.toLowerCase()}s (manifests/agent/rbac.yaml)`, { status: 503 });
+  return new NemuError(
+    ErrorCodes.INTERNAL,
+    `the API server did not answer the ${what}: ${message}; the agent needs create on ${what.toLowerCase()}s (manifests/agent/rbac.yaml)`,
+    { status: 503 },
+  );
 }
 
 /** Who the token belongs to, for the API server's own audiences (as the kubelet asks). Rejects with a 503 when the API server cannot say. */
 export async function reviewToken(kube: ReviewClient, token: string): Promise<TokenVerdict> {
-  let status: { authenticated?: boolean; user?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> }; error?: string } | undefined;
+  let status:
+    { authenticated?: boolean; user?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> }; error?: string } | undefined;
   try {
     ({ status } = await kube.create<{ status?: typeof status }>('/apis/authentication.k8s.io/v1/tokenreviews', {
       apiVersion: 'authentication.k8s.io/v1',

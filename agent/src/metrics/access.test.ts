@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.js';
 
 import type { AccessVerdict, ResourceAttributes, ReviewedUser, TokenVerdict } from '../kube/reviews.ts';
-import { type AccessDecision, type AccessReviews,isLoopback, MetricsAccess, planMetricsAuth } from './access.ts';
+import { type AccessDecision, type AccessReviews, isLoopback, MetricsAccess, planMetricsAuth } from './access.ts';
 
 /** An API server in miniature: tokens it knows, users it allows, and a switch to make it fail. */
 class FakeReviews implements AccessReviews {
@@ -18,7 +18,9 @@ class FakeReviews implements AccessReviews {
     this.tokenReviews++;
     if (this.down) throw new Error(`connect ECONNREFUSED (while reviewing ${token})`);
     const username = this.tokens.get(token);
-    return username ? { authenticated: true, user: { username, groups: ['system:authenticated'], extra: {} } } : { authenticated: false, reason: 'invalid bearer token' };
+    return username
+      ? { authenticated: true, user: { username, groups: ['system:authenticated'], extra: {} } }
+      : { authenticated: false, reason: 'invalid bearer token' };
   }
 
   async reviewAccess(user: ReviewedUser, resource: ResourceAttributes): Promise<AccessVerdict> {
@@ -141,11 +143,16 @@ describe('how /metrics is guarded', () => {
     expect(planMetricsAuth(cfg('auto', '127.0.0.1'), false)).toEqual({ mode: 'open' });
     expect(planMetricsAuth(cfg('auto', '::1'), false)).toEqual({ mode: 'open' });
     expect(() => planMetricsAuth(cfg('auto', '0.0.0.0'), false)).toThrow(/host = 0\.0\.0\.0.*--host 127\.0\.0\.1.*--kubeconfig.*--metrics-auth none/);
-    expect(() => planMetricsAuth(cfg('kube', '127.0.0.1'), false)).toThrow(expect.objectContaining({ code: 'NEMU_ERR_CONFIG', message: expect.stringMatching(/metricsAuth is kube/) }));
+    expect(() => planMetricsAuth(cfg('kube', '127.0.0.1'), false)).toThrow(
+      expect.objectContaining({ code: 'NEMU_ERR_CONFIG', message: expect.stringMatching(/metricsAuth is kube/) }),
+    );
   });
 
   it('warns when told to serve openly beyond loopback', () => {
-    expect(planMetricsAuth(cfg('none', '0.0.0.0'), false)).toEqual({ mode: 'open', warning: expect.stringMatching(/without authentication to anyone who reaches 0\.0\.0\.0:9101/) });
+    expect(planMetricsAuth(cfg('none', '0.0.0.0'), false)).toEqual({
+      mode: 'open',
+      warning: expect.stringMatching(/without authentication to anyone who reaches 0\.0\.0\.0:9101/),
+    });
   });
 
   it('knows loopback addresses', () => {

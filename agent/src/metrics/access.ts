@@ -16,7 +16,15 @@ import { ErrorCodes, NemuError } from '#common/errors.js';
 import type { Logger } from '#common/log.js';
 
 import type { AgentConfig } from '../config.ts';
-import { type AccessVerdict, type ResourceAttributes, reviewAccess, type ReviewClient, type ReviewedUser, reviewToken, type TokenVerdict } from '../kube/reviews.ts';
+import {
+  type AccessVerdict,
+  type ResourceAttributes,
+  reviewAccess,
+  type ReviewClient,
+  type ReviewedUser,
+  reviewToken,
+  type TokenVerdict,
+} from '../kube/reviews.ts';
 
 /** What the kubelet's authorizer asks for its /metrics, for the node `nodeName`. */
 export function nodeMetricsAttributes(nodeName: string): ResourceAttributes {
@@ -110,7 +118,14 @@ export class MetricsAccess {
       const who = await this.opts.reviews.reviewToken(token);
       if (!who.authenticated) {
         log.info({ reason: who.reason }, 'refused a /metrics scrape: the API server did not authenticate its token');
-        return refused(401, new NemuError(ErrorCodes.UNAUTHORIZED, 'the API server did not authenticate the bearer token; send a valid service-account token (bearer_token_file in Prometheus)', { status: 401 }));
+        return refused(
+          401,
+          new NemuError(
+            ErrorCodes.UNAUTHORIZED,
+            'the API server did not authenticate the bearer token; send a valid service-account token (bearer_token_file in Prometheus)',
+            { status: 401 },
+          ),
+        );
       }
       const { username } = who.user;
       const access = await this.opts.reviews.reviewAccess(who.user, this.attributes);
@@ -130,7 +145,11 @@ export class MetricsAccess {
     } catch (e) {
       // Whatever failed, its message may quote the request it failed on: the token is cut out.
       const message = ((e as Error).message ?? String(e)).split(token).join('<token>');
-      const error = new NemuError(e instanceof NemuError ? e.code : ErrorCodes.INTERNAL, e instanceof NemuError ? message : `checking the /metrics caller failed: ${message}`, { status: 503 });
+      const error = new NemuError(
+        e instanceof NemuError ? e.code : ErrorCodes.INTERNAL,
+        e instanceof NemuError ? message : `checking the /metrics caller failed: ${message}`,
+        { status: 503 },
+      );
       log.warn({ err: error.message }, 'cannot check a /metrics caller; answering 503');
       return refused(503, error);
     }
@@ -158,10 +177,16 @@ export function planMetricsAuth(config: Pick<AgentConfig, 'metricsAuth' | 'host'
     case 'none':
       return isLoopback(config.host)
         ? { mode: 'open' }
-        : { mode: 'open', warning: `metricsAuth is none: /metrics, which names every pod of this node, is served without authentication to anyone who reaches ${where}` };
+        : {
+            mode: 'open',
+            warning: `metricsAuth is none: /metrics, which names every pod of this node, is served without authentication to anyone who reaches ${where}`,
+          };
     case 'kube':
       if (!hasCluster) {
-        throw new NemuError(ErrorCodes.CONFIG, 'metricsAuth is kube but the agent has no API server to review tokens with (kubeconfig is empty and it does not run in a pod); set --kubeconfig, or --metrics-auth none with --host 127.0.0.1');
+        throw new NemuError(
+          ErrorCodes.CONFIG,
+          'metricsAuth is kube but the agent has no API server to review tokens with (kubeconfig is empty and it does not run in a pod); set --kubeconfig, or --metrics-auth none with --host 127.0.0.1',
+        );
       }
       return { mode: 'kube' };
     case 'auto':

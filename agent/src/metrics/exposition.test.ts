@@ -138,7 +138,11 @@ describe('prometheusChunks', () => {
     const chunks = [...prometheusChunks(big, 4096)];
     expect(chunks.join('')).toBe(renderPrometheus(big));
     expect(chunks.length).toBeGreaterThan(20);
-    const longestLine = Math.max(...renderPrometheus(big).split('\n').map((l) => l.length + 1));
+    const longestLine = Math.max(
+      ...renderPrometheus(big)
+        .split('\n')
+        .map((l) => l.length + 1),
+    );
     for (const chunk of chunks) expect(chunk.endsWith('\n')).toBe(true);
     // The last chunk also carries the node's own gauges, whose number does not grow with pods.
     for (const chunk of chunks.slice(0, -1)) expect(chunk.length).toBeLessThan(4096 + longestLine + 200);

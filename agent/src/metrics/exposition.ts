@@ -131,8 +131,16 @@ function pressureFamilies(node: INodeMetrics): Family[] {
     for (const kind of ['some', 'full'] as const) {
       const windows: Array<[string, Num]> =
         kind === 'some'
-          ? [['10s', p.someAvg10], ['60s', p.someAvg60], ['300s', p.someAvg300]]
-          : [['10s', p.fullAvg10], ['60s', p.fullAvg60], ['300s', p.fullAvg300]];
+          ? [
+              ['10s', p.someAvg10],
+              ['60s', p.someAvg60],
+              ['300s', p.someAvg300],
+            ]
+          : [
+              ['10s', p.fullAvg10],
+              ['60s', p.fullAvg60],
+              ['300s', p.fullAvg300],
+            ];
       for (const [window, value] of windows) {
         const v = num(value);
         if (v !== undefined) avg.samples.push({ labels: { resource, kind, window }, value: v });
@@ -172,8 +180,16 @@ function nodeFamilies(node: INodeMetrics): Family[] {
     gauge('nemutator_node_memory_available_bytes', 'Memory available for new work without swapping, in bytes.', node.memoryAvailableBytes),
     gauge('nemutator_node_swap_total_bytes', 'Swap space in bytes.', node.swapTotalBytes),
     gauge('nemutator_node_swap_used_bytes', 'Swap space in use in bytes.', node.swapUsedBytes),
-    gauge('nemutator_node_network_receive_bytes_per_second', 'Bytes received per second on the node interfaces (not veth, bridges, tunnels).', node.netRxBytesPerSecond),
-    gauge('nemutator_node_network_transmit_bytes_per_second', 'Bytes sent per second on the node interfaces (not veth, bridges, tunnels).', node.netTxBytesPerSecond),
+    gauge(
+      'nemutator_node_network_receive_bytes_per_second',
+      'Bytes received per second on the node interfaces (not veth, bridges, tunnels).',
+      node.netRxBytesPerSecond,
+    ),
+    gauge(
+      'nemutator_node_network_transmit_bytes_per_second',
+      'Bytes sent per second on the node interfaces (not veth, bridges, tunnels).',
+      node.netTxBytesPerSecond,
+    ),
     gauge('nemutator_node_disk_read_bytes_per_second', 'Bytes read per second from whole disks.', node.diskReadBytesPerSecond),
     gauge('nemutator_node_disk_written_bytes_per_second', 'Bytes written per second to whole disks.', node.diskWriteBytesPerSecond),
     fsSize,
@@ -211,7 +227,11 @@ export function* prometheusChunks(report: INodeReport, chunkChars = CHUNK_CHARS)
   }
   chunk += render([
     ...(report.node ? nodeFamilies(report.node) : []),
-    gauge('nemutator_agent_collect_seconds', 'Time the agent needed to collect the last report.', num(report.collectMs) === undefined ? undefined : num(report.collectMs)! / 1000),
+    gauge(
+      'nemutator_agent_collect_seconds',
+      'Time the agent needed to collect the last report.',
+      num(report.collectMs) === undefined ? undefined : num(report.collectMs)! / 1000,
+    ),
     gauge('nemutator_agent_report_sequence', 'Sequence number of the last report.', report.seq),
   ]);
   if (chunk !== '') yield chunk;

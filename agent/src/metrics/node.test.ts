@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { type FilesystemUsage,NodeMetricsCollector } from './node.ts';
+import { type FilesystemUsage, NodeMetricsCollector } from './node.ts';
 import { isPhysicalInterface, isWholeDisk } from './procfs.ts';
 
 function burnCpu(ms: number): void {
@@ -173,7 +173,9 @@ describe('node metrics from a fixture /proc', () => {
 describe('which devices count', () => {
   it('counts physical interfaces, not loopback, veth, bridges or overlays', () => {
     expect(['eth0', 'ens5', 'enp0s3', 'wlan0', 'bond0'].every(isPhysicalInterface)).toBe(true);
-    expect(['lo', 'veth1a2b', 'cali123', 'cilium_host', 'lxc0', 'flannel.1', 'cni0', 'docker0', 'br-1f', 'vxlan.calico', 'tunl0'].some(isPhysicalInterface)).toBe(false);
+    expect(
+      ['lo', 'veth1a2b', 'cali123', 'cilium_host', 'lxc0', 'flannel.1', 'cni0', 'docker0', 'br-1f', 'vxlan.calico', 'tunl0'].some(isPhysicalInterface),
+    ).toBe(false);
   });
 
   it('counts whole disks, not partitions or stacked devices', () => {
@@ -189,7 +191,12 @@ describe('filesystem usage', () => {
     const list = await systemFilesystems();
     const root = list.find((f) => f.mount === '/');
     expect(root).toBeDefined();
-    const [, sizeK, usedK] = execFileSync('df', ['-k', '--output=target,size,used', '/'], { encoding: 'utf8' }).trim().split('\n')[1]!.trim().split(/\s+/).map(Number);
+    const [, sizeK, usedK] = execFileSync('df', ['-k', '--output=target,size,used', '/'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')[1]!
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     expect(Number(root!.sizeBytes)).toBe(sizeK! * 1024);
     // Used blocks move while the tests write: within 1 %.
     expect(Math.abs(Number(root!.usedBytes) - usedK! * 1024) / (sizeK! * 1024)).toBeLessThan(0.01);

@@ -12,7 +12,7 @@ import type { INodeMetrics } from '#proto/codec.js';
 
 import { readKernelFile } from './kernel-file.ts';
 import { readPressure } from './pressure.ts';
-import { type CpuTimes,parseDiskstats, parseLoadavg, parseMeminfo, parseNetDev, parseProcStat, parseUptime } from './procfs.ts';
+import { type CpuTimes, parseDiskstats, parseLoadavg, parseMeminfo, parseNetDev, parseProcStat, parseUptime } from './procfs.ts';
 
 export type FilesystemUsage = NonNullable<INodeMetrics['filesystems']>[number];
 
@@ -36,8 +36,28 @@ interface Sample {
 
 /** Filesystems that hold no data of their own (what `df` leaves out with -x, and kernel views). */
 const PSEUDO_FILESYSTEMS = new Set([
-  'proc', 'sysfs', 'cgroup', 'cgroup2', 'devpts', 'mqueue', 'debugfs', 'tracefs', 'securityfs', 'pstore', 'bpf', 'autofs',
-  'configfs', 'fusectl', 'hugetlbfs', 'binfmt_misc', 'rpc_pipefs', 'nsfs', 'selinuxfs', 'efivarfs', 'ramfs', 'squashfs',
+  'proc',
+  'sysfs',
+  'cgroup',
+  'cgroup2',
+  'devpts',
+  'mqueue',
+  'debugfs',
+  'tracefs',
+  'securityfs',
+  'pstore',
+  'bpf',
+  'autofs',
+  'configfs',
+  'fusectl',
+  'hugetlbfs',
+  'binfmt_misc',
+  'rpc_pipefs',
+  'nsfs',
+  'selinuxfs',
+  'efivarfs',
+  'ramfs',
+  'squashfs',
 ]);
 
 /** `/proc/self/mounts` escapes spaces and the like as octal (`\040`). */

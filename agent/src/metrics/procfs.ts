@@ -74,7 +74,11 @@ export function parseNetDev(text: string): { rxBytes: number; txBytes: number } 
     if (colon < 0) continue;
     const name = line.slice(0, colon).trim();
     if (name.includes('|') || !isPhysicalInterface(name)) continue;
-    const fields = line.slice(colon + 1).trim().split(/\s+/).map(Number);
+    const fields = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     // receive: bytes packets errs drop fifo frame compressed multicast; transmit: bytes …
     rxBytes += fields[0] ?? 0;
     txBytes += fields[8] ?? 0;

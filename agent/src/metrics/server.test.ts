@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { INodeReport } from '#proto/codec.js';
 
 import { renderPrometheus } from './exposition.ts';
-import { type MetricsEndpoint,metricsRequestListener } from './server.ts';
+import { type MetricsEndpoint, metricsRequestListener } from './server.ts';
 
 const ID = 'a'.repeat(64);
 

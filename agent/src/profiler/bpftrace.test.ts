@@ -12,7 +12,9 @@ import { isJsonObject, member, parseJsonEntries } from './json-entries.ts';
 describe('bpftrace script', () => {
   it('filters in the kernel by every container cgroup id, ORed, and stops after the window', () => {
     const s = buildScript({ filter: { cgroupDirs: ['/sys/fs/cgroup/a.scope', '/sys/fs/cgroup/b.scope'] }, hz: 49, seconds: 30 });
-    expect(s).toContain('profile:hz:49 /(cgroup == cgroupid("/sys/fs/cgroup/a.scope") || cgroup == cgroupid("/sys/fs/cgroup/b.scope")) && nsecs < @nemu_window_end/');
+    expect(s).toContain(
+      'profile:hz:49 /(cgroup == cgroupid("/sys/fs/cgroup/a.scope") || cgroup == cgroupid("/sys/fs/cgroup/b.scope")) && nsecs < @nemu_window_end/',
+    );
     expect(s).toContain('kstack(perf), ustack(perf)');
     expect(s).toContain('interval:s:30 { exit(); }');
   });
@@ -26,16 +28,14 @@ describe('bpftrace script', () => {
 });
 
 describe('bpftrace output', () => {
-  const key = '31816,\n\tffffffff816bb438 vfs_write+120\n\tffffffff821ef691 do_syscall_64+113\n,\n\t4906da main.F[go.shape.int,go.shape.string]+26 (/bin/x)\n\t434f72 0x434f72 ([unknown])\n';
+  const key =
+    '31816,\n\tffffffff816bb438 vfs_write+120\n\tffffffff821ef691 do_syscall_64+113\n,\n\t4906da main.F[go.shape.int,go.shape.string]+26 (/bin/x)\n\t434f72 0x434f72 ([unknown])\n';
   it('splits kernel and user frames by address, even with commas in symbols', () => {
     const s = parseStackKey(key, 7)!;
     expect(s.pid).toBe(31816);
     expect(s.count).toBe(7);
     expect(s.kernel.map((f) => f.symbol)).toEqual(['vfs_write', 'do_syscall_64']);
-    expect(s.user).toEqual([
-      { address: 0x4906dan, symbol: 'main.F[go.shape.int,go.shape.string]', module: '/bin/x' },
-      { address: 0x434f72n },
-    ]);
+    expect(s.user).toEqual([{ address: 0x4906dan, symbol: 'main.F[go.shape.int,go.shape.string]', module: '/bin/x' }, { address: 0x434f72n }]);
   });
 
   it('reads the JSON lines of a run: probes attached, stacks and comms', () => {
@@ -130,7 +130,12 @@ describe('runBpftrace guard', () => {
   it('kills a sampler that outlives its window plus grace, and one that prints too much', async () => {
     const hang = await runBpftrace({ bpftrace: `${process.cwd()}/agent/src/profiler/testdata/fake-bpftrace.sh`, script: 'hang', seconds: 0, graceMs: 300 });
     expect(hang.killed).toBe('timeout');
-    const loud = await runBpftrace({ bpftrace: `${process.cwd()}/agent/src/profiler/testdata/fake-bpftrace.sh`, script: 'loud', seconds: 5, maxOutputBytes: 10_000 });
+    const loud = await runBpftrace({
+      bpftrace: `${process.cwd()}/agent/src/profiler/testdata/fake-bpftrace.sh`,
+      script: 'loud',
+      seconds: 5,
+      maxOutputBytes: 10_000,
+    });
     expect(loud.killed).toBe('output');
     expect(loud.stdout.length).toBeLessThanOrEqual(10_000);
     const ac = new AbortController();

@@ -29,7 +29,6 @@ export function mapKeysFor(hz: number, seconds: number, cpus: number): number {
   return Math.min(16_384, Math.max(4096, hz * seconds * cpus));
 }
 
-
 export type SampleFilter = { cgroupDirs: string[] } | { pid: number };
 
 export interface ScriptOptions {

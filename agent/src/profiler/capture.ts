@@ -12,8 +12,8 @@ import { ErrorCodes, NemuError } from '#common/errors.js';
 import type { CgroupVersionOption } from '../cgroups/hierarchy.ts';
 import { buildScript, checkLimits, mapKeysFor, parseBpftraceOutput, type ParsedOutput, runBpftrace, type SampleFilter } from './bpftrace.ts';
 import { bpftraceMissing, diagnoseRun, preflight } from './diagnose.ts';
-import { BinaryCache, type ProcessSnapshot, snapshotProcess, type SymbolizedProfile,symbolizeStacks } from './symbolize.ts';
-import { type ContainerNames,containerOfPid, pidsIn, resolvePod } from './target.ts';
+import { BinaryCache, type ProcessSnapshot, snapshotProcess, type SymbolizedProfile, symbolizeStacks } from './symbolize.ts';
+import { type ContainerNames, containerOfPid, pidsIn, resolvePod } from './target.ts';
 
 export type CaptureTarget = { podUid: string; container?: string } | { pid: number };
 

@@ -13,7 +13,10 @@ describe('profiler diagnostics', () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toMatchObject({ code: 'NEMU_ERR_PROFILER_NO_BPFTRACE', message: expect.stringMatching(/bpftrace not found \(bpftracePath = \/nonexistent\/bpftrace\); install it \(Debian\/Ubuntu: apt-get install bpftrace/) });
+    expect(err).toMatchObject({
+      code: 'NEMU_ERR_PROFILER_NO_BPFTRACE',
+      message: expect.stringMatching(/bpftrace not found \(bpftracePath = \/nonexistent\/bpftrace\); install it \(Debian\/Ubuntu: apt-get install bpftrace/),
+    });
   });
 
   it('refuses without root or CAP_BPF + CAP_PERFMON, before starting anything', () => {

@@ -140,12 +140,20 @@ export function meaningfulStderr(stderr: string): string {
 export function diagnoseRun(run: BpftraceRun, attached: boolean): NemuError | undefined {
   const stderr = meaningfulStderr(run.stderr);
   if (run.killed === 'output') {
-    return new NemuError(ErrorCodes.PROFILER_FAILED, 'bpftrace printed more than the output limit (too many distinct stacks); the capture was aborted; try a lower hz or fewer seconds', {
-      status: 502,
-    });
+    return new NemuError(
+      ErrorCodes.PROFILER_FAILED,
+      'bpftrace printed more than the output limit (too many distinct stacks); the capture was aborted; try a lower hz or fewer seconds',
+      {
+        status: 502,
+      },
+    );
   }
   if (run.killed === 'timeout') {
-    return new NemuError(ErrorCodes.PROFILER_FAILED, `bpftrace did not finish within the window plus its grace time and was killed${stderr ? `; it said: ${stderr}` : ''}`, { status: 502 });
+    return new NemuError(
+      ErrorCodes.PROFILER_FAILED,
+      `bpftrace did not finish within the window plus its grace time and was killed${stderr ? `; it said: ${stderr}` : ''}`,
+      { status: 502 },
+    );
   }
   if (run.killed === 'aborted') {
     return new NemuError(ErrorCodes.PROFILER_ABORTED, 'the capture was aborted (the agent is stopping or the request was cancelled)', { status: 503 });

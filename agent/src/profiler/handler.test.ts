@@ -4,7 +4,15 @@ import { fitFrame } from './handler.ts';
 
 describe('fitFrame', () => {
   it('leaves a profile that fits alone, and trims the lightest stacks of one that does not', () => {
-    const frames = Array.from({ length: 2000 }, (_, i) => ({ function: `pkg.f${i}_${'x'.repeat(40)}`, file: '/src/f.go', line: i, inlined: false, kind: 'go', address: i, mapping: '/bin/app' }));
+    const frames = Array.from({ length: 2000 }, (_, i) => ({
+      function: `pkg.f${i}_${'x'.repeat(40)}`,
+      file: '/src/f.go',
+      line: i,
+      inlined: false,
+      kind: 'go',
+      address: i,
+      mapping: '/bin/app',
+    }));
     const samples = Array.from({ length: 2000 }, (_, i) => ({ frames: [i, (i + 1) % 2000, (i + 2) % 2000], count: i + 1, pid: 1 }));
     const result = { frames, samples, processes: [], hz: 49, startedUnixMs: 0, durationMs: 1000, warnings: [] };
     expect(fitFrame(result)).toBe(result);

@@ -5,7 +5,7 @@
  */
 import { ErrorCodes, NemuError } from '#common/errors.js';
 import type { Logger } from '#common/log.js';
-import { type ICommand, type ICommandResult,pb } from '#proto/codec.js';
+import { type ICommand, type ICommandResult, pb } from '#proto/codec.js';
 
 import type { CgroupVersionOption } from '../cgroups/hierarchy.ts';
 import { checkLimits } from './bpftrace.ts';
@@ -67,7 +67,10 @@ export function fitFrame(result: NonNullable<ICommandResult['profile']>, maxByte
       ...result,
       frames,
       samples: kept.map((s) => ({ ...s, frames: (s.frames ?? []).map((i) => index.get(i)!) })),
-      warnings: [...(result.warnings ?? []), `the profile had too many distinct stacks for one fleet-link frame: the ${samples.length - keep} lightest stacks (${dropped} of ${total} samples) were left out; use a lower hz`],
+      warnings: [
+        ...(result.warnings ?? []),
+        `the profile had too many distinct stacks for one fleet-link frame: the ${samples.length - keep} lightest stacks (${dropped} of ${total} samples) were left out; use a lower hz`,
+      ],
     };
     if (size(fitted) <= maxBytes) return fitted;
   }
@@ -84,7 +87,8 @@ export function createProfileHandler(opts: ProfileHandlerOptions): (command: ICo
     const hz = req.hz ?? 0;
     checkLimits(seconds, hz);
     const target = req.pid ? { pid: req.pid } : { podUid: req.podUid ?? '', container: req.container ?? '' };
-    if (!('pid' in target) && target.podUid === '') throw new NemuError(ErrorCodes.BAD_REQUEST, 'profile request names neither a pod uid nor a pid', { status: 400 });
+    if (!('pid' in target) && target.podUid === '')
+      throw new NemuError(ErrorCodes.BAD_REQUEST, 'profile request names neither a pod uid nor a pid', { status: 400 });
     const log = opts.log.child({ profile: req.profileId, pod: req.pod ? `${req.namespace}/${req.pod}` : undefined, pid: req.pid || undefined });
     const result = await queue.run(
       async () => {
@@ -101,7 +105,10 @@ export function createProfileHandler(opts: ProfileHandlerOptions): (command: ICo
             ...(opts.signal ? { signal: opts.signal } : {}),
           },
         );
-        log.info({ samples: r.samples.reduce((a, s) => a + s.count, 0), frames: r.frames.length, processes: r.processes.length, symbolizeMs: r.symbolizeMs }, 'capture done');
+        log.info(
+          { samples: r.samples.reduce((a, s) => a + s.count, 0), frames: r.frames.length, processes: r.processes.length, symbolizeMs: r.symbolizeMs },
+          'capture done',
+        );
         return r;
       },
       (ahead) => log.info({ ahead }, 'capture queued behind others on this node'),

@@ -22,7 +22,11 @@ describe('CaptureQueue', () => {
     const c = q.run(async () => {
       throw new Error('c fails');
     });
-    await expect(q.run(job('d', 1))).rejects.toMatchObject({ code: 'NEMU_ERR_PROFILER_BUSY', status: 429, message: expect.stringMatching(/already running or waiting/) });
+    await expect(q.run(job('d', 1))).rejects.toMatchObject({
+      code: 'NEMU_ERR_PROFILER_BUSY',
+      status: 429,
+      message: expect.stringMatching(/already running or waiting/),
+    });
     await expect(a).resolves.toBe('a');
     await expect(b).resolves.toBe('b');
     await expect(c).rejects.toThrow('c fails');

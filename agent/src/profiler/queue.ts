@@ -5,7 +5,6 @@
  */
 import { ErrorCodes, NemuError } from '#common/errors.js';
 
-
 export class CaptureQueue {
   private tail: Promise<unknown> = Promise.resolve();
   private waiting = 0;
@@ -21,21 +20,21 @@ export class CaptureQueue {
   /** Runs job when every earlier job has finished; `onQueued` learns its position if it must wait. */
   run<T>(job: () => Promise<T>, onQueued?: (ahead: number) => void): Promise<T> {
     if (this.depth >= this.maxWaiting + 1) {
-      return Promise.reject(new NemuError(ErrorCodes.PROFILER_BUSY, `${this.depth} captures are already running or waiting on this node; try again later`, { status: 429 }));
+      return Promise.reject(
+        new NemuError(ErrorCodes.PROFILER_BUSY, `${this.depth} captures are already running or waiting on this node; try again later`, { status: 429 }),
+      );
     }
     if (this.depth > 0) onQueued?.(this.depth);
     this.waiting++;
-    const result = this.tail.then(
-      async () => {
-        this.waiting--;
-        this.active++;
-        try {
-          return await job();
-        } finally {
-          this.active--;
-        }
-      },
-    );
+    const result = this.tail.then(async () => {
+      this.waiting--;
+      this.active++;
+      try {
+        return await job();
+      } finally {
+        this.active--;
+      }
+    });
     this.tail = result.catch(() => undefined);
     return result;
   }

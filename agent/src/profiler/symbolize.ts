@@ -10,10 +10,10 @@ import { readFile, readlink, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
 import type { RawFrame, RawStack } from './bpftrace.ts';
-import { type ElfLayout, type ElfSegment,withElfFile } from './elf/elf-file.ts';
-import { findMapping, type Mapping,parseProcMaps, runtimeAddressToVaddr } from './elf/maps.ts';
-import { type GoBinaryInfo,goBinaryInfo } from './golang/binary-info.ts';
-import { type GoFrame,GoSymbolizer } from './golang/symbolizer.ts';
+import { type ElfLayout, type ElfSegment, withElfFile } from './elf/elf-file.ts';
+import { findMapping, type Mapping, parseProcMaps, runtimeAddressToVaddr } from './elf/maps.ts';
+import { type GoBinaryInfo, goBinaryInfo } from './golang/binary-info.ts';
+import { type GoFrame, GoSymbolizer } from './golang/symbolizer.ts';
 
 export type FrameKind = 'go' | 'native' | 'kernel' | 'unknown';
 
@@ -160,23 +160,44 @@ export function userFrames(raw: RawFrame, isReturn: boolean, proc: ProcessSnapsh
     if (vaddr !== undefined) {
       const frames: GoFrame[] = image.symbolizer.symbolize(isReturn ? vaddr - 1n : vaddr);
       if (frames.length > 0) {
-        return frames.map((f) => ({ function: f.function, file: f.file, line: f.line, inlined: f.inlined, kind: 'go' as const, address, mapping: mappingPath }));
+        return frames.map((f) => ({
+          function: f.function,
+          file: f.file,
+          line: f.line,
+          inlined: f.inlined,
+          kind: 'go' as const,
+          address,
+          mapping: mappingPath,
+        }));
       }
     }
   }
   if (raw.symbol !== undefined) {
     return [{ function: raw.symbol, file: '', line: 0, inlined: false, kind: 'native', address, mapping: raw.module ?? mappingPath }];
   }
-  const where = mapping !== undefined && mapping.path !== '' ? `${basename(mappingPath)}+${hex(raw.address - mapping.start + mapping.offset)}` : hex(raw.address);
+  const where =
+    mapping !== undefined && mapping.path !== '' ? `${basename(mappingPath)}+${hex(raw.address - mapping.start + mapping.offset)}` : hex(raw.address);
   return [{ function: where, file: '', line: 0, inlined: false, kind: 'unknown', address, mapping: mappingPath }];
 }
 
 export function kernelFrame(raw: RawFrame): Frame {
-  return { function: raw.symbol ?? hex(raw.address), file: '', line: 0, inlined: false, kind: 'kernel', address: Number(raw.address), mapping: '[kernel.kallsyms]' };
+  return {
+    function: raw.symbol ?? hex(raw.address),
+    file: '',
+    line: 0,
+    inlined: false,
+    kind: 'kernel',
+    address: Number(raw.address),
+    mapping: '[kernel.kallsyms]',
+  };
 }
 
 /** Turns raw stacks into a deduplicated profile: distinct frames once, identical stacks merged. */
-export function symbolizeStacks(stacks: readonly RawStack[], processes: ReadonlyMap<number, ProcessSnapshot>, comms: ReadonlyMap<number, string>): SymbolizedProfile {
+export function symbolizeStacks(
+  stacks: readonly RawStack[],
+  processes: ReadonlyMap<number, ProcessSnapshot>,
+  comms: ReadonlyMap<number, string>,
+): SymbolizedProfile {
   const frames: Frame[] = [];
   const frameIndex = new Map<string, number>();
   const intern = (f: Frame): number => {
@@ -202,7 +223,9 @@ export function symbolizeStacks(stacks: readonly RawStack[], processes: Readonly
       for (const f of userFrames(u, i > 0, proc)) ids.push(intern(f));
     });
     if (ids.length === 0) {
-      ids.push(intern({ function: `[${comms.get(s.pid) ?? proc?.comm ?? 'unknown'}]`, file: '', line: 0, inlined: false, kind: 'unknown', address: 0, mapping: '' }));
+      ids.push(
+        intern({ function: `[${comms.get(s.pid) ?? proc?.comm ?? 'unknown'}]`, file: '', line: 0, inlined: false, kind: 'unknown', address: 0, mapping: '' }),
+      );
     }
     const key = `${s.pid}:${ids.join(',')}`;
     const existing = samples.get(key);

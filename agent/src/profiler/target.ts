@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ErrorCodes, NemuError } from '#common/errors.js';
 
 import { discoverPods, findKubepods } from '../cgroups/discovery.ts';
-import { type CgroupVersionOption,detectCgroupLayout } from '../cgroups/hierarchy.ts';
+import { type CgroupVersionOption, detectCgroupLayout } from '../cgroups/hierarchy.ts';
 import { podOfProcCgroup } from '../cgroups/proc.ts';
 
 export interface ContainerTarget {

@@ -43,7 +43,14 @@ export class PodCache {
   open(uid: string, pod: { namespace: string; name: string; role: string }, token: string): PodState {
     let state = this.pods.get(uid);
     if (!state) {
-      state = { session: this.source.session(pod, token), namespace: pod.namespace, pod: pod.name, entries: new Map(), inflight: new Map(), watchers: new Set() };
+      state = {
+        session: this.source.session(pod, token),
+        namespace: pod.namespace,
+        pod: pod.name,
+        entries: new Map(),
+        inflight: new Map(),
+        watchers: new Set(),
+      };
       this.pods.set(uid, state);
     }
     state.session.updateToken(token);
@@ -65,7 +72,10 @@ export class PodCache {
         })
         .catch((err: { code?: string }) => {
           if (cached && err.code === AgentErrorCodes.SECRETS_VAULT_UNAVAILABLE) {
-            throw secretsError('VAULT_UNAVAILABLE', `Vault is unreachable and the cached ${ref.id} was last confirmed ${Math.round((Date.now() - cached.checkedAt) / 1000)} s ago, more than maxStaleness allows; retry when Vault is back`);
+            throw secretsError(
+              'VAULT_UNAVAILABLE',
+              `Vault is unreachable and the cached ${ref.id} was last confirmed ${Math.round((Date.now() - cached.checkedAt) / 1000)} s ago, more than maxStaleness allows; retry when Vault is back`,
+            );
           }
           throw err;
         })

@@ -9,8 +9,8 @@ import type { Socket } from 'node:net';
 import { isNemuError, type NemuError } from '#common/errors.js';
 
 import { secretsError } from './errors.ts';
-import { type CallerProcess,identifyProcess, stillSameProcess, uptimeTicksSync } from './identity.ts';
-import { type PeerCred,peerCredOf } from './peercred.ts';
+import { type CallerProcess, identifyProcess, stillSameProcess, uptimeTicksSync } from './identity.ts';
+import { type PeerCred, peerCredOf } from './peercred.ts';
 
 interface Connection {
   cred?: PeerCred;

@@ -33,7 +33,11 @@ export interface KvVersion {
  * an error for a read (`missingKey: 'refuse'`: the caller asked for it) and left out of a watch
  * line (`'omit'`: the other names of the line are still news).
  */
-export function handOut(declared: { env: Record<string, SecretRef>; files: Record<string, SecretRef> }, versions: ReadonlyMap<string, KvVersion>, missingKey: 'refuse' | 'omit'): { env: Handed; files: Handed } {
+export function handOut(
+  declared: { env: Record<string, SecretRef>; files: Record<string, SecretRef> },
+  versions: ReadonlyMap<string, KvVersion>,
+  missingKey: 'refuse' | 'omit',
+): { env: Handed; files: Handed } {
   const pick = (refs: Record<string, SecretRef>): Handed => {
     const out: Handed = {};
     for (const [name, r] of Object.entries(refs)) {

@@ -33,7 +33,10 @@ describe('caller identity from the kernel', () => {
   });
 
   it('refuses a pid whose process started after the connection was accepted (pid reuse)', async () => {
-    await expect(identifyProcess({ pid: 4242, uid: 0 }, 4000, proc)).rejects.toMatchObject({ code: 'NEMU_ERR_SECRETS_NOT_A_POD', message: expect.stringContaining('pid was reused') });
+    await expect(identifyProcess({ pid: 4242, uid: 0 }, 4000, proc)).rejects.toMatchObject({
+      code: 'NEMU_ERR_SECRETS_NOT_A_POD',
+      message: expect.stringContaining('pid was reused'),
+    });
   });
 
   it('refuses processes outside pods, gone processes and pid 0 (another pid namespace)', async () => {

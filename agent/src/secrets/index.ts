@@ -16,14 +16,25 @@ import type { NodePods } from '../kube/pods.ts';
 import { AuditLog } from './audit.ts';
 import { loadPeercred } from './peercred.ts';
 import { jwksFetcher, podDirectory } from './pods.ts';
-import { type SocketServer,startSocketServer } from './server.ts';
+import { type SocketServer, startSocketServer } from './server.ts';
 import { SecretsService } from './service.ts';
-import { type SecretSource,vaultSource } from './source.ts';
+import { type SecretSource, vaultSource } from './source.ts';
 import { PodTokenVerifier } from './token.ts';
 
 export type SecretsConfig = Pick<
   AgentConfig,
-  'nodeName' | 'procRoot' | 'socketPath' | 'socketMode' | 'vaultAddr' | 'vaultAuthMount' | 'vaultAudience' | 'vaultTimeout' | 'rotationInterval' | 'maxStaleness' | 'secretsRateLimit' | 'jwksUrl'
+  | 'nodeName'
+  | 'procRoot'
+  | 'socketPath'
+  | 'socketMode'
+  | 'vaultAddr'
+  | 'vaultAuthMount'
+  | 'vaultAudience'
+  | 'vaultTimeout'
+  | 'rotationInterval'
+  | 'maxStaleness'
+  | 'secretsRateLimit'
+  | 'jwksUrl'
 >;
 
 export interface SecretsDeps {
@@ -54,7 +65,8 @@ export interface RunningSecrets {
 export async function startSecrets(config: SecretsConfig, deps: SecretsDeps): Promise<RunningSecrets> {
   loadPeercred(); // fail at start-up, not on the first call, when the addon is missing
   const fetchJwks = deps.fetchJwks ?? (deps.kube ? jwksFetcher(deps.kube, config.jwksUrl) : undefined);
-  if (!fetchJwks) throw new NemuError(ErrorCodes.CONFIG, 'the secrets socket needs the JWKS that signs pod tokens: give it an API server (--kubeconfig) or a jwksUrl');
+  if (!fetchJwks)
+    throw new NemuError(ErrorCodes.CONFIG, 'the secrets socket needs the JWKS that signs pod tokens: give it an API server (--kubeconfig) or a jwksUrl');
   const pods = podDirectory(deps.pods);
   const registry = deps.registry ?? new Registry();
   const rotationErrors = new Counter({

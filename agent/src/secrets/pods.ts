@@ -48,7 +48,9 @@ export function jwksFetcher(kube: KubeApi, jwksUrl: string): () => Promise<JSONW
     const url = new URL(jwksUrl || `${kube.server}/openid/v1/jwks`);
     // The API server's own TLS and credentials only when the JWKS is on the API server.
     const onApi = url.origin === new URL(kube.server).origin;
-    const opts: https.RequestOptions = onApi ? { ...kube.options(url), timeout: 5000 } : { method: 'GET', hostname: url.hostname, port: url.port, path: url.pathname + url.search, timeout: 5000 };
+    const opts: https.RequestOptions = onApi
+      ? { ...kube.options(url), timeout: 5000 }
+      : { method: 'GET', hostname: url.hostname, port: url.port, path: url.pathname + url.search, timeout: 5000 };
     const mod = url.protocol === 'http:' ? await import('node:http') : https;
     return new Promise((resolve, reject) => {
       const req = mod.request(opts, (res) => {

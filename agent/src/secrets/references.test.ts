@@ -10,7 +10,16 @@ describe('vault: references', () => {
   });
 
   it('refuses references that could escape their path or are malformed', () => {
-    for (const bad of ['secret/app#k', 'vault:secret#k', 'vault:secret/app/db', 'vault:secret/../x#k', 'vault:secret//x#k', 'vault:secret/a#', 'vault:secret/a#b#c', 'vault:secret/./a#k']) {
+    for (const bad of [
+      'secret/app#k',
+      'vault:secret#k',
+      'vault:secret/app/db',
+      'vault:secret/../x#k',
+      'vault:secret//x#k',
+      'vault:secret/a#',
+      'vault:secret/a#b#c',
+      'vault:secret/./a#k',
+    ]) {
       expect(parseRef(bad), bad).toBeUndefined();
     }
   });
@@ -33,7 +42,13 @@ describe('vault: references', () => {
 
   it('gives a container its env and the pod files, not another container’s env', () => {
     const spec = parseSecretsAnnotation({
-      [SECRETS_ANNOTATION]: JSON.stringify({ v: 1, role: 'r', containers: { a: { env: { X: 'vault:secret/x#k', 'bad-name': 'vault:secret/y#k' } }, b: { env: { Y: 'vault:secret/y#k' } } }, files: { 'f.txt': 'vault:secret/f#k', '../evil': 'vault:secret/e#k' }, rotateSignal: 'SIGHUP' }),
+      [SECRETS_ANNOTATION]: JSON.stringify({
+        v: 1,
+        role: 'r',
+        containers: { a: { env: { X: 'vault:secret/x#k', 'bad-name': 'vault:secret/y#k' } }, b: { env: { Y: 'vault:secret/y#k' } } },
+        files: { 'f.txt': 'vault:secret/f#k', '../evil': 'vault:secret/e#k' },
+        rotateSignal: 'SIGHUP',
+      }),
     })!;
     expect([...declaredPathIds(spec, 'a')].sort()).toEqual(['secret/f', 'secret/x']);
     expect(Object.keys(spec.files)).toEqual(['f.txt']);

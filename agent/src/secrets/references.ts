@@ -35,7 +35,10 @@ export function parseRef(text: string): SecretRef | undefined {
 
 /** `vault:secret/app/db#password`, `secret/app/db#password` or `secret/app/db` → `secret/app/db`. */
 export function normalizePathId(text: string): string {
-  return text.replace(/^vault:/, '').replace(/#.*$/, '').replace(/\/+$/, '');
+  return text
+    .replace(/^vault:/, '')
+    .replace(/#.*$/, '')
+    .replace(/\/+$/, '');
 }
 
 const parsed = new Map<string, PodSecretsSpec | undefined>();

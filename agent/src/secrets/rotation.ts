@@ -95,7 +95,10 @@ export class Rotation {
       // Vault away or the pod's access revoked: the entry ages; reads decide with maxStaleness.
       const code = (err as { code?: string }).code ?? AgentErrorCodes.SECRETS_INTERNAL;
       this.opts.countError(code);
-      this.opts.log.warn({ code, path: e.ref.id, namespace: state.namespace, pod: state.pod, err: (err as Error).message }, 'secrets rotation check failed; the cached version ages until Vault answers');
+      this.opts.log.warn(
+        { code, path: e.ref.id, namespace: state.namespace, pod: state.pod, err: (err as Error).message },
+        'secrets rotation check failed; the cached version ages until Vault answers',
+      );
     }
   }
 }

@@ -49,7 +49,8 @@ function requestHandler(opts: SocketServerOptions, connections: Connections, lim
     let proc: CallerProcess | undefined;
     try {
       proc = await connections.identify(req);
-      if (!limiter.allow(proc.podUid)) throw secretsError('RATE_LIMITED', `pod ${proc.podUid} sends more than ${opts.rateLimit} requests per second; slow down`);
+      if (!limiter.allow(proc.podUid))
+        throw secretsError('RATE_LIMITED', `pod ${proc.podUid} sends more than ${opts.rateLimit} requests per second; slow down`);
       const auth = req.headers.authorization;
       const token = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
       const container = req.headers['x-nemutator-container'];

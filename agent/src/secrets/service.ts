@@ -12,11 +12,11 @@ import { type CacheEntry, PodCache, type PodWatcher } from './cache.ts';
 import { authenticateCaller, type Caller } from './caller.ts';
 import { handOut, type SecretsDocument, type WatchLine } from './document.ts';
 import { secretsError } from './errors.ts';
-import { type Holder,Holders } from './holders.ts';
+import { type Holder, Holders } from './holders.ts';
 import type { CallerProcess } from './identity.ts';
 import type { PodDirectory } from './pods.ts';
 import { declaredFor, declaredPathIds, normalizePathId, type SecretRef } from './references.ts';
-import { type RotateOutcome,Rotation } from './rotation.ts';
+import { type RotateOutcome, Rotation } from './rotation.ts';
 import type { SecretSource } from './source.ts';
 import type { PodTokenVerifier } from './token.ts';
 
@@ -51,8 +51,17 @@ export class SecretsService {
   constructor(private readonly opts: SecretsServiceOptions) {
     this.audit = opts.audit;
     this.cache = new PodCache(opts.source, opts.maxStalenessMs);
-    this.rotation = new Rotation({ cache: this.cache, intervalMs: opts.rotationIntervalMs, log: opts.log, countError: opts.countRotationError, push: (w, e) => this.push(w, e) });
-    opts.pods.onGone((uid) => void this.forgetPod(uid), () => this.cache.pods.keys());
+    this.rotation = new Rotation({
+      cache: this.cache,
+      intervalMs: opts.rotationIntervalMs,
+      log: opts.log,
+      countError: opts.countRotationError,
+      push: (w, e) => this.push(w, e),
+    });
+    opts.pods.onGone(
+      (uid) => void this.forgetPod(uid),
+      () => this.cache.pods.keys(),
+    );
   }
 
   async authenticate(proc: CallerProcess, token: string | undefined, container: string | undefined): Promise<Caller> {
@@ -156,7 +165,15 @@ export class SecretsService {
   }
 
   private auditOf(caller: Caller, path: string, version: number) {
-    return { podUid: caller.process.podUid, namespace: caller.namespace, pod: caller.podName, container: caller.container, pid: caller.process.pid, path, version };
+    return {
+      podUid: caller.process.podUid,
+      namespace: caller.namespace,
+      pod: caller.podName,
+      container: caller.container,
+      pid: caller.process.pid,
+      path,
+      version,
+    };
   }
 
   private push(w: PodWatcher, e: CacheEntry): boolean {

@@ -6,7 +6,7 @@
  * mode's embedded store implement it; the cache, rotation and socket do not know which.
  */
 import type { SecretRef } from './references.ts';
-import { type VaultOptions,VaultSession } from './vault.ts';
+import { type VaultOptions, VaultSession } from './vault.ts';
 
 export interface KvRead {
   data: Record<string, string>;

@@ -4,7 +4,7 @@
  * pod claim bound to the cgroup's pod and its node claim to this node. Verified tokens are
  * cached until they expire, so a busy pod costs one RSA verification per token.
  */
-import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet,jwtVerify } from 'jose';
+import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, jwtVerify } from 'jose';
 
 import { isNemuError } from '#common/errors.js';
 
@@ -63,7 +63,14 @@ export class PodTokenVerifier {
     }
     let payload: Record<string, unknown>;
     const check = async (force: boolean) =>
-      (await jwtVerify(token, await this.keys(force), { ...(this.opts.issuer ? { issuer: this.opts.issuer } : {}), audience, clockTolerance: 0, requiredClaims: ['exp'] })).payload as Record<string, unknown>;
+      (
+        await jwtVerify(token, await this.keys(force), {
+          ...(this.opts.issuer ? { issuer: this.opts.issuer } : {}),
+          audience,
+          clockTolerance: 0,
+          requiredClaims: ['exp'],
+        })
+      ).payload as Record<string, unknown>;
     try {
       try {
         payload = await check(false);
@@ -72,14 +79,17 @@ export class PodTokenVerifier {
         payload = await check(true); // keys rotated: fetch them again
       }
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw secretsError('TOKEN_EXPIRED', 'the pod token has expired; kubelet refreshes the projected token, read the file again');
-      if (err instanceof joseErrors.JWTClaimValidationFailed) throw secretsError('UNAUTHENTICATED', `the pod token was refused: ${err.claim} claim check failed (expected audience "${audience}")`);
+      if (err instanceof joseErrors.JWTExpired)
+        throw secretsError('TOKEN_EXPIRED', 'the pod token has expired; kubelet refreshes the projected token, read the file again');
+      if (err instanceof joseErrors.JWTClaimValidationFailed)
+        throw secretsError('UNAUTHENTICATED', `the pod token was refused: ${err.claim} claim check failed (expected audience "${audience}")`);
       if (isNemuError(err)) throw err;
       throw secretsError('UNAUTHENTICATED', 'the pod token is not a valid service-account token of this cluster');
     }
-    const k = payload['kubernetes.io'] as { namespace?: string; serviceaccount?: { name?: string }; pod?: { name?: string; uid?: string }; node?: { name?: string } } | undefined;
+    const k = payload['kubernetes.io'] as
+      { namespace?: string; serviceaccount?: { name?: string }; pod?: { name?: string; uid?: string }; node?: { name?: string } } | undefined;
     if (!k?.namespace || !k.serviceaccount?.name || !k.pod?.uid || !k.pod.name) {
-      throw secretsError('UNAUTHENTICATED', "the token is not bound to a pod (no kubernetes.io pod claim); mount a projected service-account token");
+      throw secretsError('UNAUTHENTICATED', 'the token is not bound to a pod (no kubernetes.io pod claim); mount a projected service-account token');
     }
     const aud = payload.aud;
     const claims: PodClaims = {

@@ -29,7 +29,8 @@ function statusOf(err: unknown): number | undefined {
 export function vaultFailure(err: unknown, what: string): NemuError {
   if (isNemuError(err)) return err;
   const status = statusOf(err);
-  if (status === 403 || status === 400 || status === 401) return secretsError('VAULT_DENIED', `Vault refused ${what} (HTTP ${status}); check the Vault role's bound service accounts and policy`);
+  if (status === 403 || status === 400 || status === 401)
+    return secretsError('VAULT_DENIED', `Vault refused ${what} (HTTP ${status}); check the Vault role's bound service accounts and policy`);
   if (status === 404) return secretsError('NOT_FOUND', `Vault has no ${what}`);
   const code = (err as { code?: string }).code;
   return secretsError('VAULT_UNAVAILABLE', `Vault is unreachable for ${what} (${status ? `HTTP ${status}` : (code ?? 'no answer')})`);
@@ -71,7 +72,9 @@ export class VaultSession implements SecretSession {
     this.loggedIn ??= (async () => {
       const client = this.newClient();
       try {
-        const res = (await client.kubernetesLogin({ mount_point: this.opts.authMount, role: this.role, jwt: this.jwt })) as { auth?: { lease_duration?: number; renewable?: boolean } };
+        const res = (await client.kubernetesLogin({ mount_point: this.opts.authMount, role: this.role, jwt: this.jwt })) as {
+          auth?: { lease_duration?: number; renewable?: boolean };
+        };
         this.client = client;
         const lease = res.auth?.lease_duration ?? 0;
         this.leaseEndsAt = lease > 0 ? Date.now() + lease * 1000 : Infinity;
@@ -87,18 +90,21 @@ export class VaultSession implements SecretSession {
   private scheduleRenew(leaseSeconds: number): void {
     clearTimeout(this.renewTimer);
     if (this.closed) return;
-    this.renewTimer = setTimeout(() => {
-      void (async () => {
-        try {
-          const res = (await this.client.tokenRenewSelf({ increment: leaseSeconds })) as { auth?: { lease_duration?: number } };
-          const lease = res.auth?.lease_duration ?? leaseSeconds;
-          this.leaseEndsAt = Date.now() + lease * 1000;
-          this.scheduleRenew(lease);
-        } catch {
-          this.loggedIn = undefined; // log in again on the next read
-        }
-      })();
-    }, Math.max(1000, leaseSeconds * 667)).unref();
+    this.renewTimer = setTimeout(
+      () => {
+        void (async () => {
+          try {
+            const res = (await this.client.tokenRenewSelf({ increment: leaseSeconds })) as { auth?: { lease_duration?: number } };
+            const lease = res.auth?.lease_duration ?? leaseSeconds;
+            this.leaseEndsAt = Date.now() + lease * 1000;
+            this.scheduleRenew(lease);
+          } catch {
+            this.loggedIn = undefined; // log in again on the next read
+          }
+        })();
+      },
+      Math.max(1000, leaseSeconds * 667),
+    ).unref();
   }
 
   private async withLogin<T>(what: string, fn: (c: Client) => Promise<T>): Promise<T> {

@@ -138,7 +138,11 @@ function v1Files(c: FixtureCounters): Record<string, Record<string, string>> {
 
 async function writeAll(dir: string, files: Record<string, string>, omit: string[] = []): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await Promise.all(Object.entries(files).filter(([name]) => !omit.includes(name)).map(([name, text]) => writeFile(join(dir, name), text)));
+  await Promise.all(
+    Object.entries(files)
+      .filter(([name]) => !omit.includes(name))
+      .map(([name, text]) => writeFile(join(dir, name), text)),
+  );
 }
 
 /** Which controller's files a v1 hierarchy directory (`cpu,cpuacct`, `cpuacct`, …) holds. */

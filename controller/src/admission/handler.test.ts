@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { silentLogger } from '#common/log.js';
 
-import { type Dictionary,MemoryDictionary } from '../dictionary/dictionary.ts';
+import { type Dictionary, MemoryDictionary } from '../dictionary/dictionary.ts';
 import { createControllerMetrics } from '../metrics.ts';
 import { MutationLog } from '../mutations/log.ts';
 import { DEFAULT_CHAIN } from '../mutators/chain.ts';
@@ -30,7 +30,13 @@ const DICT = {
 
 function review(object: KubeObject, over: Record<string, unknown> = {}): Buffer {
   const kind = object.kind === 'Deployment' ? { group: 'apps', version: 'v1', kind: 'Deployment' } : { group: '', version: 'v1', kind: 'Pod' };
-  return Buffer.from(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u-1', kind, operation: 'CREATE', namespace: 'web', userInfo: { username: 'alice' }, object, ...over } }));
+  return Buffer.from(
+    JSON.stringify({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: { uid: 'u-1', kind, operation: 'CREATE', namespace: 'web', userInfo: { username: 'alice' }, object, ...over },
+    }),
+  );
 }
 
 function patchOf(out: AdmissionReviewOut): Operation[] {
@@ -41,7 +47,10 @@ function apply(object: KubeObject, ops: Operation[]): KubeObject {
   return fjp.applyPatch(structuredClone(object), structuredClone(ops), true, false).newDocument;
 }
 
-function pod(metadata: Record<string, unknown>, containers: unknown[] = [{ name: 'app', image: 'ubuntu:14.04', env: [{ name: 'DB', value: 'nemu_env_db' }] }]): KubeObject {
+function pod(
+  metadata: Record<string, unknown>,
+  containers: unknown[] = [{ name: 'app', image: 'ubuntu:14.04', env: [{ name: 'DB', value: 'nemu_env_db' }] }],
+): KubeObject {
   return { apiVersion: 'v1', kind: 'Pod', metadata: { generateName: 'web-', namespace: 'web', ...metadata }, spec: { containers } };
 }
 
@@ -58,7 +67,17 @@ afterAll(async () => {
 
 function handler(dictionary: Dictionary = new MemoryDictionary(DICT), over: Partial<Parameters<typeof createAdmissionHandler>[0]> = {}) {
   const mutationLog = new MutationLog(store, silentLogger);
-  return { mutationLog, h: createAdmissionHandler({ log: silentLogger, dictionary, mutationLog, skipRules: new SkipRules(store), ratio: new RatioSource({ cpu: 2, memory: 2 }), ...over }) };
+  return {
+    mutationLog,
+    h: createAdmissionHandler({
+      log: silentLogger,
+      dictionary,
+      mutationLog,
+      skipRules: new SkipRules(store),
+      ratio: new RatioSource({ cpu: 2, memory: 2 }),
+      ...over,
+    }),
+  };
 }
 
 /** The patch with the review's own mutation id blanked out, to compare two reviews' answers. */
@@ -88,13 +107,19 @@ describe('decoding', () => {
 describe('a review', () => {
   it('answers a verified patch that escapes / and ~ in keys, and logs the mutation', async () => {
     const { h, mutationLog } = handler(new MemoryDictionary({ ...DICT, 'nemu_label_a~b': 'example.com/tilde' }));
-    const original = pod({ labels: { nemu_label_team: 'nemu_label_value_pay', 'nemu_label_a~b': 'x' }, annotations: { nemu_anno_contact: 'nemu_anno_value_mail' } });
+    const original = pod({
+      labels: { nemu_label_team: 'nemu_label_value_pay', 'nemu_label_a~b': 'x' },
+      annotations: { nemu_anno_contact: 'nemu_anno_value_mail' },
+    });
     const out = await h.review(review(original));
     expect(out.response.patchType).toBe('JSONPatch');
     const ops = patchOf(out);
     expect(ops.map((o) => o.path)).toContain('/metadata/labels/nemu_label_a~0b');
     expect(ops.map((o) => o.path)).toContain('/metadata/labels/example.com~1team');
-    const mutated = apply(original, ops) as { metadata: { labels: Record<string, string>; annotations: unknown }; spec: { containers: Array<{ image: string; env: unknown }>; tolerations: unknown } };
+    const mutated = apply(original, ops) as {
+      metadata: { labels: Record<string, string>; annotations: unknown };
+      spec: { containers: Array<{ image: string; env: unknown }>; tolerations: unknown };
+    };
     expect(mutated.metadata.labels).toMatchObject({ 'example.com/team': 'payments', 'example.com/tilde': 'x' });
     expect(mutated.metadata.annotations).toEqual({ 'example.com/contact': 'ops@example.com' });
     expect(mutated.spec.containers[0]!.image).toBe('ubuntu:20.04');
@@ -139,7 +164,10 @@ describe('a review', () => {
   it('admits unchanged with NEMU_ERR_DICT_UNREACHABLE when the dictionary fails', async () => {
     const broken = new MemoryDictionary();
     broken.lookup = async () => {
-      throw Object.assign(new (await import('#common/errors.js')).NemuError('NEMU_ERR_DICT_UNREACHABLE', 'redis at 127.0.0.1:1 did not answer within 200 ms'), {});
+      throw Object.assign(
+        new (await import('#common/errors.js')).NemuError('NEMU_ERR_DICT_UNREACHABLE', 'redis at 127.0.0.1:1 did not answer within 200 ms'),
+        {},
+      );
     };
     const out = await handler(broken).h.review(review(pod({})));
     expect(out.response.patch).toBeUndefined();
@@ -148,8 +176,17 @@ describe('a review', () => {
 
   it('honours a stored skip rule for the pod’s Deployment', async () => {
     const { h } = handler();
-    await new SkipRules(store).add({ namespace: 'web', kind: 'Deployment', name: 'shop', verbs: ['image', 'env', 'tolerations'], createdAt: new Date().toISOString() });
-    const p = pod({ labels: { 'pod-template-hash': '5d9f' }, ownerReferences: [{ kind: 'ReplicaSet', name: 'shop-5d9f', controller: true, uid: 'x', apiVersion: 'apps/v1' }] });
+    await new SkipRules(store).add({
+      namespace: 'web',
+      kind: 'Deployment',
+      name: 'shop',
+      verbs: ['image', 'env', 'tolerations'],
+      createdAt: new Date().toISOString(),
+    });
+    const p = pod({
+      labels: { 'pod-template-hash': '5d9f' },
+      ownerReferences: [{ kind: 'ReplicaSet', name: 'shop-5d9f', controller: true, uid: 'x', apiVersion: 'apps/v1' }],
+    });
     const out = await h.review(review(p));
     expect(out.response.patch).toBeUndefined();
   });
@@ -158,16 +195,21 @@ describe('a review', () => {
 describe('the chain memo (reviews of an object answered before)', () => {
   // The Pod every replica of one ReplicaSet is at admission: no name yet, the same template.
   const replica = (deployment = 'web') =>
-    pod({ labels: { nemu_label_team: 'nemu_label_value_pay', 'pod-template-hash': '7f' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${deployment}-7f`, uid: 'rs-1', controller: true }] }, [
-      { name: 'app', image: 'ubuntu:14.04', env: [{ name: 'DB', value: 'nemu_env_db' }], resources: { limits: { cpu: '2', memory: '1Gi' } } },
-    ]);
+    pod(
+      {
+        labels: { nemu_label_team: 'nemu_label_value_pay', 'pod-template-hash': '7f' },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${deployment}-7f`, uid: 'rs-1', controller: true }],
+      },
+      [{ name: 'app', image: 'ubuntu:14.04', env: [{ name: 'DB', value: 'nemu_env_db' }], resources: { limits: { cpu: '2', memory: '1Gi' } } }],
+    );
   /** The default chain, counting the mutators that ran. */
   const counted = () => {
     const runs = { count: 0 };
     const chain: Mutator[] = DEFAULT_CHAIN.map((m) => ({ ...m, mutate: (o, c) => (runs.count++, m.mutate(o, c)) }));
     return { runs, chain };
   };
-  const memoCount = async (metrics: ReturnType<typeof createControllerMetrics>) => Object.fromEntries((await metrics.memo.get()).values.map((v) => [v.labels.result, v.value]));
+  const memoCount = async (metrics: ReturnType<typeof createControllerMetrics>) =>
+    Object.fromEntries((await metrics.memo.get()).values.map((v) => [v.labels.result, v.value]));
 
   it('answers a replica like the first without running the chain, with its own mutation id, label and log entry', async () => {
     const metrics = createControllerMetrics(false);
@@ -179,12 +221,19 @@ describe('the chain memo (reviews of an object answered before)', () => {
     expect(runs.count).toBe(ranFirst);
     expect(await memoCount(metrics)).toEqual({ miss: 1, hit: 1 });
     expect(withoutId(patchOf(second))).toEqual(withoutId(patchOf(first)));
-    const ids = [first, second].map((out) => (apply(replica(), patchOf(out)) as { metadata: { labels: Record<string, string> } }).metadata.labels[MUTATION_LABEL]!);
+    const ids = [first, second].map(
+      (out) => (apply(replica(), patchOf(out)) as { metadata: { labels: Record<string, string> } }).metadata.labels[MUTATION_LABEL]!,
+    );
     expect(new Set(ids).size).toBe(2);
     expect(ids.map((id, i) => [first, second][i]!.response.auditAnnotations?.mutation === id)).toEqual([true, true]);
     for (const [i, id] of ids.entries()) {
       const entry = await mutationLog.get(id);
-      expect(entry).toMatchObject({ id, reviewUid: `u-${i + 1}`, owner: { kind: 'ReplicaSet', name: 'web-7f' }, verbs: ['labels', 'tolerations', 'env', 'image', 'resources'] });
+      expect(entry).toMatchObject({
+        id,
+        reviewUid: `u-${i + 1}`,
+        owner: { kind: 'ReplicaSet', name: 'web-7f' },
+        verbs: ['labels', 'tolerations', 'env', 'image', 'resources'],
+      });
       const mutated = apply(replica(), patchOf([first, second][i]!));
       expect(apply(mutated, entry!.reversePatch)).toEqual(replica());
     }
@@ -208,7 +257,9 @@ describe('the chain memo (reviews of an object answered before)', () => {
     let cpu = '300m';
     const telemetry: RecommendationSource = { name: 'telemetry', recommend: () => ({ requests: { cpu, memory: '256Mi' } }) };
     const { h } = handler(undefined, { telemetry });
-    const requests = async () => ((apply(replica(), patchOf(await h.review(review(replica())))) as { spec: { containers: Array<{ resources: { requests: unknown } }> } }).spec.containers[0]!.resources.requests);
+    const requests = async () =>
+      (apply(replica(), patchOf(await h.review(review(replica())))) as { spec: { containers: Array<{ resources: { requests: unknown } }> } }).spec
+        .containers[0]!.resources.requests;
     expect(await requests()).toEqual({ cpu: '300m', memory: '256Mi' });
     cpu = '700m';
     expect(await requests()).toEqual({ cpu: '700m', memory: '256Mi' });
@@ -218,7 +269,13 @@ describe('the chain memo (reviews of an object answered before)', () => {
     const skipRules = new SkipRules(store);
     const { h } = handler(undefined, { skipRules });
     expect(patchOf(await h.review(review(replica('rolled-back')))).length).toBeGreaterThan(0);
-    await skipRules.add({ namespace: 'web', kind: 'Deployment', name: 'rolled-back', verbs: ['labels', 'env', 'image', 'tolerations', 'resources'], createdAt: new Date().toISOString() });
+    await skipRules.add({
+      namespace: 'web',
+      kind: 'Deployment',
+      name: 'rolled-back',
+      verbs: ['labels', 'env', 'image', 'tolerations', 'resources'],
+      createdAt: new Date().toISOString(),
+    });
     const out = await h.review(review(replica('rolled-back')));
     expect(out.response.patch).toBeUndefined();
   });
@@ -226,7 +283,17 @@ describe('the chain memo (reviews of an object answered before)', () => {
   it('runs the chain again after a mutator failed instead of remembering the failure', async () => {
     const metrics = createControllerMetrics(false);
     let broken = true;
-    const chain: Mutator[] = DEFAULT_CHAIN.map((m) => (m.verb === 'image' ? { ...m, mutate: (o, c) => { if (broken) throw new Error('registry policy unreadable'); return m.mutate(o, c); } } : m));
+    const chain: Mutator[] = DEFAULT_CHAIN.map((m) =>
+      m.verb === 'image'
+        ? {
+            ...m,
+            mutate: (o, c) => {
+              if (broken) throw new Error('registry policy unreadable');
+              return m.mutate(o, c);
+            },
+          }
+        : m,
+    );
     const { h } = handler(undefined, { chain, metrics });
     const first = await h.review(review(replica()));
     expect(first.response.warnings?.join()).toContain('registry policy unreadable');
@@ -245,15 +312,23 @@ const annoValue = fc.constantFrom('nemu_anno_value_mail', 'free text', 'nemu_ann
 const container = fc.record({
   name: fc.constantFrom('a', 'b', 'c'),
   image: fc.constantFrom('ubuntu:14.04', 'ubuntu', 'registry:5000/x/ubuntu@sha256:' + 'c'.repeat(64), 'nginx:1', 'bad image', 'localhost/app:2'),
-  env: fc.array(fc.record({ name: fc.constantFrom('A', 'B'), value: fc.constantFrom('nemu_env_db', 'nemu_env_missing', 'nemu_abc', 'plain') }), { maxLength: 3 }),
-  resources: fc.record({ limits: fc.record({ cpu: fc.constantFrom('1', '500m', '3'), memory: fc.constantFrom('1Gi', '100Mi', '1000') }, { requiredKeys: [] }) }),
+  env: fc.array(fc.record({ name: fc.constantFrom('A', 'B'), value: fc.constantFrom('nemu_env_db', 'nemu_env_missing', 'nemu_abc', 'plain') }), {
+    maxLength: 3,
+  }),
+  resources: fc.record({
+    limits: fc.record({ cpu: fc.constantFrom('1', '500m', '3'), memory: fc.constantFrom('1Gi', '100Mi', '1000') }, { requiredKeys: [] }),
+  }),
 });
-const generatedPod = fc.record({
-  labels: fc.dictionary(labelKey, labelValue, { maxKeys: 4 }),
-  annotations: fc.dictionary(annoKey, annoValue, { maxKeys: 3 }),
-  containers: fc.array(container, { minLength: 1, maxLength: 3 }),
-  tolerations: fc.array(fc.constantFrom({ key: 'pay', operator: 'Exists' }, { key: 'other', value: 'x' }), { maxLength: 2 }),
-}).map(({ labels, annotations, containers, tolerations }) => ({ ...pod({ labels, annotations }, containers), spec: { containers, tolerations } }) as KubeObject);
+const generatedPod = fc
+  .record({
+    labels: fc.dictionary(labelKey, labelValue, { maxKeys: 4 }),
+    annotations: fc.dictionary(annoKey, annoValue, { maxKeys: 3 }),
+    containers: fc.array(container, { minLength: 1, maxLength: 3 }),
+    tolerations: fc.array(fc.constantFrom({ key: 'pay', operator: 'Exists' }, { key: 'other', value: 'x' }), { maxLength: 2 }),
+  })
+  .map(
+    ({ labels, annotations, containers, tolerations }) => ({ ...pod({ labels, annotations }, containers), spec: { containers, tolerations } }) as KubeObject,
+  );
 
 describe('properties over generated pods', () => {
   const dict = new MemoryDictionary({ ...DICT, nemu_label_team2: 'example.com/team', nemu_abc: 'old-form' });
@@ -331,7 +406,9 @@ describe('outage bounds', () => {
   });
 
   it('a mutation whose log entry cannot be written is not answered: admitted unmutated with NEMU_ERR_MUTATION_LOG, from the chain and from the memo', async () => {
-    const refusing = Object.assign(Object.create(store) as LevelStore, { batch: () => Promise.reject(new Error('OOM command not allowed when used memory > maxmemory')) });
+    const refusing = Object.assign(Object.create(store) as LevelStore, {
+      batch: () => Promise.reject(new Error('OOM command not allowed when used memory > maxmemory')),
+    });
     const mutationLog = new MutationLog(refusing, silentLogger, { probeEveryMs: 60_000 });
     const { h } = handler(undefined, { mutationLog });
     for (const _ of [1, 2]) {
@@ -355,7 +432,9 @@ describe('outage bounds', () => {
 
 describe('pods labelled nemutator.io/secrets=required', () => {
   const required = (over: Record<string, unknown> = {}) =>
-    pod({ labels: { 'nemutator.io/secrets': 'required', ...over } }, [{ name: 'app', image: 'app', command: ['/app'], env: [{ name: 'DB_PASSWORD', value: 'vault:secret/app/db#password' }] }]);
+    pod({ labels: { 'nemutator.io/secrets': 'required', ...over } }, [
+      { name: 'app', image: 'app', command: ['/app'], env: [{ name: 'DB_PASSWORD', value: 'vault:secret/app/db#password' }] },
+    ]);
 
   it('are refused with NEMU_ERR_SECRETS_REQUIRED when the dictionary cannot be read, while other pods are admitted unchanged', async () => {
     const broken = new MemoryDictionary();
@@ -364,15 +443,23 @@ describe('pods labelled nemutator.io/secrets=required', () => {
     const refused = await h.review(review(required()));
     expect(refused.response.allowed).toBe(false);
     expect(refused.response.patch).toBeUndefined();
-    expect(refused.response.status).toMatchObject({ code: 503, reason: 'ServiceUnavailable', message: expect.stringMatching(/^NEMU_ERR_SECRETS_REQUIRED: .*NEMU_ERR_DICT_UNREACHABLE/) });
+    expect(refused.response.status).toMatchObject({
+      code: 503,
+      reason: 'ServiceUnavailable',
+      message: expect.stringMatching(/^NEMU_ERR_SECRETS_REQUIRED: .*NEMU_ERR_DICT_UNREACHABLE/),
+    });
     const other = await h.review(review(pod({ labels: { nemu_label_team: 'nemu_label_value_pay' } })));
     expect(other.response.allowed).toBe(true);
   });
 
   it('are refused when the secrets mutator fails, and admitted mutated when it works', async () => {
-    const failing: Mutator = { verb: 'secrets', keys: () => [], mutate: () => {
-      throw new Error('boom');
-    } };
+    const failing: Mutator = {
+      verb: 'secrets',
+      keys: () => [],
+      mutate: () => {
+        throw new Error('boom');
+      },
+    };
     const { h } = handler(undefined, { chain: [failing] });
     const refused = await h.review(review(required()));
     expect(refused.response.allowed).toBe(false);

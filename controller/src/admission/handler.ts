@@ -38,8 +38,8 @@ import { controllerOf } from '../mutators/workload.ts';
 import { ReviewDeadline } from './deadline.ts';
 import { ChainMemo, type RecordedRecommendation } from './memo.ts';
 import { applies, diff } from './patch.ts';
-import { type PodSecurityLevel,podSecurityWarnings } from './pod-security.ts';
-import { type AdmissionRequest, type AdmissionResponse, admissionResponse, type AdmissionReviewOut,decodeAdmissionReview } from './review.ts';
+import { type PodSecurityLevel, podSecurityWarnings } from './pod-security.ts';
+import { type AdmissionRequest, type AdmissionResponse, admissionResponse, type AdmissionReviewOut, decodeAdmissionReview } from './review.ts';
 import type { SkipRules } from './skip-rules.ts';
 
 export interface AdmissionHandler {
@@ -152,7 +152,10 @@ class Admission {
     } catch (err) {
       // Never fail a review: the object goes in unchanged.
       this.hot.error('unexpected', { err, uid: req.uid }, 'admission failed unexpectedly; admitting unchanged');
-      out = { review: admissionResponse({ uid: req.uid, allowed: true, warnings: [`${ErrorCodes.INTERNAL}: nemutator failed on this object; admitted unchanged`] }), result: 'degraded' };
+      out = {
+        review: admissionResponse({ uid: req.uid, allowed: true, warnings: [`${ErrorCodes.INTERNAL}: nemutator failed on this object; admitted unchanged`] }),
+        result: 'degraded',
+      };
     }
     // A pod labelled nemutator.io/secrets=required is refused rather than started with its
     // literal vault: references when the chain could not run or its secrets mutator failed.
@@ -175,7 +178,10 @@ class Admission {
     // object at admission) reuses that answer if everything the chain read is unchanged.
     // The enforced Pod Security level is part of the key: the remembered warnings depend on it.
     const level = this.opts.podSecurityLevel?.(r.namespace) ?? 'privileged';
-    const memoKey = this.memo && !req.dryRun && !r.skip.verbs.has('patch') && req.oldObject == null ? this.memo.key(r.kind, req.operation, `${r.namespace}\u0000${level}`, r.skip.verbs, JSON.stringify(r.object)) : undefined;
+    const memoKey =
+      this.memo && !req.dryRun && !r.skip.verbs.has('patch') && req.oldObject == null
+        ? this.memo.key(r.kind, req.operation, `${r.namespace}\u0000${level}`, r.skip.verbs, JSON.stringify(r.object))
+        : undefined;
     const remembered = memoKey !== undefined ? this.memo!.get(memoKey) : undefined;
     const keys = remembered ? remembered.keys : chainKeys(this.chain, r.object, { kind: r.kind, namespace: r.namespace }, r.skip.verbs);
     const dictionary = await this.lookup(r, keys, deadline);
@@ -211,7 +217,9 @@ class Admission {
     const namespace = (typeof req.namespace === 'string' && req.namespace) || (typeof meta.namespace === 'string' && meta.namespace) || 'default';
     const name = (typeof meta.name === 'string' && meta.name) || (typeof req.name === 'string' && req.name) || undefined;
     const skip = parseSkipVerbs(typeof annotations[SKIP_MUTATION_ANNOTATION] === 'string' ? (annotations[SKIP_MUTATION_ANNOTATION] as string) : undefined);
-    const warnings = skip.unknown.map((u) => `nemutator: unknown verb ${JSON.stringify(u)} in ${SKIP_MUTATION_ANNOTATION} ignored; known verbs: ${VERBS.join(' ')}`);
+    const warnings = skip.unknown.map(
+      (u) => `nemutator: unknown verb ${JSON.stringify(u)} in ${SKIP_MUTATION_ANNOTATION} ignored; known verbs: ${VERBS.join(' ')}`,
+    );
     return { req, kind, object: object as KubeObject, meta, namespace, name, skip, warnings, answer };
   }
 
@@ -231,7 +239,8 @@ class Admission {
   /** One dictionary round trip for every key; answers (unchanged) when it fails or is late. */
   private async lookup(r: InReview, keys: string[], deadline: ReviewDeadline): Promise<Map<string, string> | Answer> {
     try {
-      const late = () => new NemuError(ErrorCodes.DICT_UNREACHABLE, `the dictionary did not answer within the review's ${this.deadlineMs} ms (dictionaryTimeout)`);
+      const late = () =>
+        new NemuError(ErrorCodes.DICT_UNREACHABLE, `the dictionary did not answer within the review's ${this.deadlineMs} ms (dictionaryTimeout)`);
       return keys.length > 0 ? await deadline.race(this.opts.dictionary.lookup(keys), late) : new Map();
     } catch (err) {
       const message = isNemuError(err) ? `${err.code}: ${err.message}` : `${ErrorCodes.DICT_UNREACHABLE}: ${messageOf(err)}`;
@@ -258,7 +267,14 @@ class Admission {
     if (this.opts.telemetry && !r.skip.verbs.has('prom_metrics')) recommendations.push(this.opts.telemetry);
     if (this.opts.ratio) recommendations.push(this.opts.ratio);
     const recorded: RecordedRecommendation[] = [];
-    const ctx = { kind, operation: req.operation as 'CREATE' | 'UPDATE', namespace, dictionary, recommendations: memoKey !== undefined ? ChainMemo.recording(recommendations, recorded) : recommendations, ...(isRecord(req.oldObject) ? { oldObject: req.oldObject } : {}) };
+    const ctx = {
+      kind,
+      operation: req.operation as 'CREATE' | 'UPDATE',
+      namespace,
+      dictionary,
+      recommendations: memoKey !== undefined ? ChainMemo.recording(recommendations, recorded) : recommendations,
+      ...(isRecord(req.oldObject) ? { oldObject: req.oldObject } : {}),
+    };
     const result = runChain(this.chain, object, ctx, r.skip.verbs);
     // what nemutator injected and the namespace's Pod Security level would refuse, said now
     result.warnings.push(...podSecurityWarnings(result.object, kind, namespace, level));
@@ -269,7 +285,14 @@ class Admission {
     // A run where a mutator failed is not remembered: the next review tries it again.
     const remember = (patches?: { forward: string; reverse: string; id?: string }) => {
       if (memoKey === undefined || result.failed.length > 0) return;
-      this.memo!.set(memoKey, { keys, values: keys.map((k) => dictionary.get(k)), recommendations: recorded, applied: result.applied, warnings: result.warnings, ...patches });
+      this.memo!.set(memoKey, {
+        keys,
+        values: keys.map((k) => dictionary.get(k)),
+        recommendations: recorded,
+        applied: result.applied,
+        warnings: result.warnings,
+        ...patches,
+      });
     };
     if (result.applied.length === 0) {
       remember();
@@ -295,12 +318,19 @@ class Admission {
     const { forward, reverse } = diff(object, mutated);
     if (forward.length === 0) return r.answer('unchanged', { warnings });
     if (!applies(object, forward, mutated)) {
-      this.hot.error('patch', { uid: req.uid, kind, ops: forward.map((o) => ({ op: o.op, path: o.path })) }, 'computed patch does not apply to the object; admitting unchanged');
+      this.hot.error(
+        'patch',
+        { uid: req.uid, kind, ops: forward.map((o) => ({ op: o.op, path: o.path })) },
+        'computed patch does not apply to the object; admitting unchanged',
+      );
       return r.answer('degraded', { warnings: [...warnings, `${ErrorCodes.INTERNAL}: nemutator computed a patch that does not apply; admitted unchanged`] });
     }
     if (dryRun) {
       const paths = forward.map((o) => `${o.op} ${o.path}`);
-      this.opts.log.info({ uid: req.uid, kind, namespace: r.namespace, name: r.name, generateName: r.meta.generateName, ops: paths }, 'dry run (skip-mutation: patch): would apply');
+      this.opts.log.info(
+        { uid: req.uid, kind, namespace: r.namespace, name: r.name, generateName: r.meta.generateName, ops: paths },
+        'dry run (skip-mutation: patch): would apply',
+      );
       return r.answer('dry_run', { warnings: [...warnings, `nemutator: dry run (${SKIP_MUTATION_ANNOTATION}: patch): would ${paths.join(', ')}`] });
     }
     return { forward: JSON.stringify(forward), reverse: JSON.stringify(reverse), ...(mutated !== changed ? { id } : {}), mutationId: id };
@@ -314,12 +344,21 @@ class Admission {
         await this.opts.mutationLog.commit(logHead(req, { id, kind, namespace, name, verbs: applied }), patchJson, reverseJson);
       } catch (err) {
         const message = isNemuError(err) ? `${err.code}: ${err.message}` : `${ErrorCodes.MUTATION_LOG}: ${messageOf(err)}`;
-        this.outage.error('dependency', { uid: req.uid, dependency: 'mutation log', error: messageOf(err) }, 'mutation log cannot be written; admitting unmutated');
+        this.outage.error(
+          'dependency',
+          { uid: req.uid, dependency: 'mutation log', error: messageOf(err) },
+          'mutation log cannot be written; admitting unmutated',
+        );
         return r.answer('degraded', { warnings: [...warnings, `${message}; admitted unmutated`] });
       }
     }
     this.opts.log.debug({ uid: req.uid, kind, namespace, name, verbs: applied, id }, 'mutated');
-    return r.answer('mutated', { patchType: 'JSONPatch', patch: Buffer.from(patchJson).toString('base64'), warnings, ...(req.dryRun ? {} : { auditAnnotations: { mutation: id } }) });
+    return r.answer('mutated', {
+      patchType: 'JSONPatch',
+      patch: Buffer.from(patchJson).toString('base64'),
+      warnings,
+      ...(req.dryRun ? {} : { auditAnnotations: { mutation: id } }),
+    });
   }
 }
 
@@ -335,14 +374,30 @@ function requiresSecrets(req: AdmissionRequest): boolean {
 function refuseWithoutSecrets(req: AdmissionRequest, warnings: string[]): { review: AdmissionReviewOut; result: ReviewResult } {
   const why = warnings.filter((w) => w.startsWith('NEMU_ERR_')).join('; ') || 'the secrets mutator could not run';
   const message = `${ErrorCodes.SECRETS_REQUIRED}: this pod is labelled ${SECRETS_REQUIRED_LABEL}=required and nemutator could not give it its secrets (${why}); it is refused rather than started with literal vault: values, and its controller will retry`;
-  return { review: admissionResponse({ uid: req.uid, allowed: false, status: { code: 503, reason: 'ServiceUnavailable', message }, ...(warnings.length > 0 ? { warnings } : {}) }), result: 'refused' };
+  return {
+    review: admissionResponse({
+      uid: req.uid,
+      allowed: false,
+      status: { code: 503, reason: 'ServiceUnavailable', message },
+      ...(warnings.length > 0 ? { warnings } : {}),
+    }),
+    result: 'refused',
+  };
 }
 
 /** The mutation log entry of an answer, without its patches. */
 function logHead(req: AdmissionRequest, m: { id: string; kind: WorkloadKind; namespace: string; name: string | undefined; verbs: Verb[] }): MutationHead {
   const object = req.object as KubeObject;
   const meta = isRecord(object.metadata) ? object.metadata : {};
-  const head: MutationHead = { id: m.id, reviewUid: req.uid, kind: m.kind, namespace: m.namespace, operation: req.operation as 'CREATE' | 'UPDATE', verbs: m.verbs, time: new Date().toISOString() };
+  const head: MutationHead = {
+    id: m.id,
+    reviewUid: req.uid,
+    kind: m.kind,
+    namespace: m.namespace,
+    operation: req.operation as 'CREATE' | 'UPDATE',
+    verbs: m.verbs,
+    time: new Date().toISOString(),
+  };
   if (m.name) head.name = m.name;
   if (typeof meta.generateName === 'string' && meta.generateName) head.generateName = meta.generateName;
   const owner = controllerOf(object);

@@ -55,7 +55,15 @@ describe('ChainMemo', () => {
     const e: MemoEntry = { ...entry(['resources']), keys: ['a', 'b'], values: ['1', undefined], recommendations: recorded };
     expect(ChainMemo.current(e, new Map([['a', '1']]))).toBe(true);
     expect(ChainMemo.current(e, new Map([['a', '2']]))).toBe(false);
-    expect(ChainMemo.current(e, new Map([['a', '1'], ['b', 'new']]))).toBe(false);
+    expect(
+      ChainMemo.current(
+        e,
+        new Map([
+          ['a', '1'],
+          ['b', 'new'],
+        ]),
+      ),
+    ).toBe(false);
     cpu = '2';
     expect(ChainMemo.current(e, new Map([['a', '1']]))).toBe(false);
   });

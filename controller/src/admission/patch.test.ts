@@ -27,7 +27,7 @@ const edited = doc.chain((a) =>
   }),
 );
 
-const frozenCopy = <T,>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+const frozenCopy = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 describe('diff', () => {
   it('forward turns the original into the mutated document and reverse turns it back (checked with fast-json-patch)', () => {
@@ -51,7 +51,7 @@ describe('diff', () => {
   });
 
   it('escapes / and ~ in keys, and orders trailing array changes so each path is valid', () => {
-    const { forward, reverse } = diff({ labels: { 'nemu_label_team': 'x' }, list: [1, 2, 3] }, { labels: { 'example.com/team': 'x', 'a~b': 'y' }, list: [1] });
+    const { forward, reverse } = diff({ labels: { nemu_label_team: 'x' }, list: [1, 2, 3] }, { labels: { 'example.com/team': 'x', 'a~b': 'y' }, list: [1] });
     expect(forward).toEqual([
       { op: 'remove', path: '/labels/nemu_label_team' },
       { op: 'add', path: '/labels/example.com~1team', value: 'x' },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { DEFAULT_CHAIN, runChain } from '../mutators/chain.ts';
-import { SECRETS_DEFAULTS,withSecretsOptions } from '../mutators/secrets.ts';
+import { SECRETS_DEFAULTS, withSecretsOptions } from '../mutators/secrets.ts';
 import type { KubeObject, WorkloadKind } from '../mutators/types.ts';
 import { enforcedLevel, podSecurityWarnings } from './pod-security.ts';
 

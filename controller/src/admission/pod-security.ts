@@ -27,7 +27,21 @@ export function enforcedLevel(labels: Readonly<Record<string, string>> | undefin
 }
 
 const RESTRICTED_VOLUMES = ['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'image', 'persistentVolumeClaim', 'projected', 'secret'];
-const BASELINE_CAPABILITIES = new Set(['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT']);
+const BASELINE_CAPABILITIES = new Set([
+  'AUDIT_WRITE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'MKNOD',
+  'NET_BIND_SERVICE',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYS_CHROOT',
+]);
 const OURS = new Set<string>(Object.values(VOLUMES));
 
 /** What an injected volume breaks at `level`, with the field it is in. */
@@ -38,7 +52,8 @@ function volumeProblems(volumes: unknown[], base: string, level: PodSecurityLeve
     const kind = Object.keys(v).find((k) => k !== 'name') ?? 'unknown';
     const field = `${base}.volumes[${i}].${kind}`;
     if (kind === 'hostPath') out.push(`injected volume "${v.name}" uses hostPath (${field}); set secretsSocketVolume: csi`);
-    else if (level === 'restricted' && !RESTRICTED_VOLUMES.includes(kind)) out.push(`injected volume "${v.name}" uses ${kind} (${field}), which restricted does not allow`);
+    else if (level === 'restricted' && !RESTRICTED_VOLUMES.includes(kind))
+      out.push(`injected volume "${v.name}" uses ${kind} (${field}), which restricted does not allow`);
   });
   return out;
 }
@@ -59,7 +74,8 @@ function initProblems(spec: Record<string, unknown>, base: string, level: PodSec
   if (added.some((c) => !BASELINE_CAPABILITIES.has(c))) say(`adds capabilities beyond the default set (${field}.capabilities.add)`);
   if (level !== 'restricted') return out;
   if (sc.allowPrivilegeEscalation !== false) say(`must set ${field}.allowPrivilegeEscalation=false`);
-  if (!(Array.isArray(caps.drop) && caps.drop.includes('ALL')) || added.some((c) => c !== 'NET_BIND_SERVICE')) say(`must drop ALL capabilities and add none but NET_BIND_SERVICE (${field}.capabilities)`);
+  if (!(Array.isArray(caps.drop) && caps.drop.includes('ALL')) || added.some((c) => c !== 'NET_BIND_SERVICE'))
+    say(`must drop ALL capabilities and add none but NET_BIND_SERVICE (${field}.capabilities)`);
   if (sc.runAsNonRoot === false || (sc.runAsNonRoot !== true && pod.runAsNonRoot !== true)) say(`must set ${field}.runAsNonRoot=true`);
   if (sc.runAsUser === 0 || (sc.runAsUser === undefined && pod.runAsUser === 0)) say(`must not run as UID 0 (${field}.runAsUser)`);
   const seccomp = (p: unknown) => (isRecord(p) ? p.type : undefined);

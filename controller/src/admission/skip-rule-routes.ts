@@ -17,7 +17,9 @@ export function registerSkipRuleRoutes(router: Router, skipRules: SkipRules): vo
   router.delete('/api/v1/skip-rules/{namespace}/{kind}/{name}', { verb: 'delete', resource: 'skiprules', scope: 'param:namespace' }, async (req) => {
     const { namespace, kind, name } = req.params as { namespace: string; kind: string; name: string };
     if (!(await skipRules.remove(namespace, kind, name))) {
-      throw new NemuError(ErrorCodes.NOT_FOUND, `there is no skip rule for ${kind} ${namespace}/${name}; 'nemutator skip-rules list' shows the rules`, { status: 404 });
+      throw new NemuError(ErrorCodes.NOT_FOUND, `there is no skip rule for ${kind} ${namespace}/${name}; 'nemutator skip-rules list' shows the rules`, {
+        status: 404,
+      });
     }
     return { status: 204 };
   });

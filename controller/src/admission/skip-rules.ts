@@ -118,7 +118,9 @@ export class SkipRules {
     const targets = ruleTargets(kind, object);
     if (targets.length === 0) return [];
     const cache = await this.cached();
-    const rules = cache ? targets.map((t) => cache.get(key(namespace, t.kind, t.name))) : await Promise.all(targets.map((t) => this.store.get<SkipRule>(key(namespace, t.kind, t.name))));
+    const rules = cache
+      ? targets.map((t) => cache.get(key(namespace, t.kind, t.name)))
+      : await Promise.all(targets.map((t) => this.store.get<SkipRule>(key(namespace, t.kind, t.name))));
     return rules.flatMap((r) => r?.verbs ?? []);
   }
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/log.js';
 
 import { LevelStore } from '../store/level.ts';
-import { type AuditEntry,AuditLog } from './log.ts';
+import { type AuditEntry, AuditLog } from './log.ts';
 
 let dir: string;
 let store: LevelStore;

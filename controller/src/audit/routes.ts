@@ -14,7 +14,8 @@ export function registerAuditRoutes(router: Router, audit: AuditLog): void {
     const limit = req.query.get('limit');
     if (limit) {
       const n = Number(limit);
-      if (!Number.isInteger(n) || n < 1) throw new NemuError(ErrorCodes.BAD_REQUEST, `limit must be a positive integer, got ${JSON.stringify(limit)}`, { status: 400 });
+      if (!Number.isInteger(n) || n < 1)
+        throw new NemuError(ErrorCodes.BAD_REQUEST, `limit must be a positive integer, got ${JSON.stringify(limit)}`, { status: 400 });
       filter.limit = n;
     }
     return { items: await audit.list(filter) };

@@ -31,7 +31,10 @@ export interface CertificateBundle {
 }
 
 function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').trimEnd();
+  const b64 = Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .trimEnd();
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
@@ -41,7 +44,9 @@ async function importKey(pem: string): Promise<CryptoKey> {
 }
 
 function serial(): string {
-  return Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1');
+  return Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+    .toString('hex')
+    .replace(/^[89a-f]/, '1');
 }
 
 export async function createCa(commonName: string, validDays: number): Promise<{ certPem: string; keyPem: string }> {
@@ -63,7 +68,11 @@ export async function createCa(commonName: string, validDays: number): Promise<{
   return { certPem: cert.toString('pem') + '\n', keyPem: toPem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY') };
 }
 
-export async function issueServingCert(ca: { certPem: string; keyPem: string }, id: ServingIdentity, validDays: number): Promise<{ certPem: string; keyPem: string; notAfter: Date }> {
+export async function issueServingCert(
+  ca: { certPem: string; keyPem: string },
+  id: ServingIdentity,
+  validDays: number,
+): Promise<{ certPem: string; keyPem: string; notAfter: Date }> {
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await importKey(ca.keyPem);
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
@@ -82,7 +91,10 @@ export async function issueServingCert(ca: { certPem: string; keyPem: string }, 
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension([...id.dnsNames.map((value) => ({ type: 'dns' as const, value })), ...id.ips.map((value) => ({ type: 'ip' as const, value }))]),
+      new x509.SubjectAlternativeNameExtension([
+        ...id.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+        ...id.ips.map((value) => ({ type: 'ip' as const, value })),
+      ]),
       await x509.AuthorityKeyIdentifierExtension.create(caCert),
     ],
   });
@@ -134,7 +146,11 @@ export async function ensureCertificates(dir: string, opts: EnsureOptions): Prom
     let certPem = existsSync(f.cert) ? readFileSync(f.cert, 'utf8') : '';
     let keyPem = existsSync(f.key) ? readFileSync(f.key, 'utf8') : '';
     const current = certPem !== '' && keyPem !== '' && !changed ? new NodeX509(certPem) : undefined;
-    const valid = current !== undefined && Date.parse(current.validTo) - now() > renewBefore && current.checkIssued(new NodeX509(ca.certPem)) && sameNames(certPem, opts.identity);
+    const valid =
+      current !== undefined &&
+      Date.parse(current.validTo) - now() > renewBefore &&
+      current.checkIssued(new NodeX509(ca.certPem)) &&
+      sameNames(certPem, opts.identity);
     if (!valid) {
       const issued = await issueServingCert(ca, opts.identity, opts.certValidDays ?? 365);
       certPem = issued.certPem;
@@ -146,7 +162,11 @@ export async function ensureCertificates(dir: string, opts: EnsureOptions): Prom
     return { caPem: ca.certPem, certPem, keyPem, notAfter: new Date(Date.parse(new NodeX509(certPem).validTo)), changed };
   } catch (e) {
     if (e instanceof NemuError) throw e;
-    throw new NemuError(ErrorCodes.TLS, `cannot prepare TLS certificates in ${dir}: ${(e as Error).message}; check that the directory is writable, or mount a certificate with --tls-cert-file/--tls-key-file`, { cause: e });
+    throw new NemuError(
+      ErrorCodes.TLS,
+      `cannot prepare TLS certificates in ${dir}: ${(e as Error).message}; check that the directory is writable, or mount a certificate with --tls-cert-file/--tls-key-file`,
+      { cause: e },
+    );
   }
 }
 

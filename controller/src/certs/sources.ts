@@ -127,7 +127,10 @@ export class ClusterTlsSource implements TlsSource {
   private timer: NodeJS.Timeout | undefined;
   private onChange: ((b: CertificateBundle) => void) | undefined;
 
-  constructor(kc: KubeConfig, private readonly opts: ClusterTlsOptions) {
+  constructor(
+    kc: KubeConfig,
+    private readonly opts: ClusterTlsOptions,
+  ) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
   }
@@ -150,7 +153,12 @@ export class ClusterTlsSource implements TlsSource {
       apiVersion: 'v1',
       kind: 'Secret',
       type: 'kubernetes.io/tls',
-      metadata: { name: this.opts.secretName, namespace: this.opts.namespace, labels: { 'app.kubernetes.io/part-of': 'nemutator' }, ...(b.resourceVersion ? { resourceVersion: b.resourceVersion } : {}) },
+      metadata: {
+        name: this.opts.secretName,
+        namespace: this.opts.namespace,
+        labels: { 'app.kubernetes.io/part-of': 'nemutator' },
+        ...(b.resourceVersion ? { resourceVersion: b.resourceVersion } : {}),
+      },
       data: { 'ca.crt': b64(b.caPem), 'ca.key': b64(b.caKeyPem), 'tls.crt': b64(b.certPem), 'tls.key': b64(b.keyPem) },
     };
   }
@@ -207,7 +215,13 @@ export class ClusterTlsSource implements TlsSource {
       if (b.notAfter.getTime() - now < (this.opts.renewBeforeMs ?? 30 * DAY)) {
         const cert = await issueServingCert({ certPem: b.caPem, keyPem: b.caKeyPem }, this.opts.identity, this.opts.certValidDays ?? 365);
         try {
-          b = this.fromSecret(await this.core.replaceNamespacedSecret({ name: this.opts.secretName, namespace: this.opts.namespace, body: this.secretBody({ ...b, certPem: cert.certPem, keyPem: cert.keyPem, notAfter: cert.notAfter }) }));
+          b = this.fromSecret(
+            await this.core.replaceNamespacedSecret({
+              name: this.opts.secretName,
+              namespace: this.opts.namespace,
+              body: this.secretBody({ ...b, certPem: cert.certPem, keyPem: cert.keyPem, notAfter: cert.notAfter }),
+            }),
+          );
           this.opts.log.info({ notAfter: b.notAfter.toISOString() }, 'renewed the webhook serving certificate');
         } catch (e) {
           if (statusOf(e) !== 409) throw e; // someone else renewed it: picked up next pass
@@ -226,20 +240,36 @@ export class ClusterTlsSource implements TlsSource {
     try {
       const mwc = await this.admission.readMutatingWebhookConfiguration({ name: this.opts.webhookConfigName });
       const ops = (mwc.webhooks ?? []).flatMap((w, i) =>
-        w.clientConfig?.caBundle === bundle ? [] : [{ op: w.clientConfig?.caBundle === undefined ? 'add' : 'replace', path: `/webhooks/${i}/clientConfig/caBundle`, value: bundle }],
+        w.clientConfig?.caBundle === bundle
+          ? []
+          : [{ op: w.clientConfig?.caBundle === undefined ? 'add' : 'replace', path: `/webhooks/${i}/clientConfig/caBundle`, value: bundle }],
       );
       if (ops.length > 0) {
-        await this.admission.patchMutatingWebhookConfiguration({ name: this.opts.webhookConfigName, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+        await this.admission.patchMutatingWebhookConfiguration(
+          { name: this.opts.webhookConfigName, body: ops },
+          setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+        );
         this.opts.log.info({ webhooks: ops.length, name: this.opts.webhookConfigName }, 'caBundle updated');
       }
     } catch (e) {
-      if (statusOf(e) === 404) this.opts.log.warn({ name: this.opts.webhookConfigName }, 'MutatingWebhookConfiguration not found; apply manifests/ (webhookConfigName)');
+      if (statusOf(e) === 404)
+        this.opts.log.warn({ name: this.opts.webhookConfigName }, 'MutatingWebhookConfiguration not found; apply manifests/ (webhookConfigName)');
       else throw e;
     }
-    const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: this.opts.caConfigMapName, namespace: this.opts.namespace }, data: { 'ca.crt': caPem } };
+    const body = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: this.opts.caConfigMapName, namespace: this.opts.namespace },
+      data: { 'ca.crt': caPem },
+    };
     try {
       const cm = await this.core.readNamespacedConfigMap({ name: this.opts.caConfigMapName, namespace: this.opts.namespace });
-      if (cm.data?.['ca.crt'] !== caPem) await this.core.replaceNamespacedConfigMap({ name: this.opts.caConfigMapName, namespace: this.opts.namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: cm.metadata?.resourceVersion } } });
+      if (cm.data?.['ca.crt'] !== caPem)
+        await this.core.replaceNamespacedConfigMap({
+          name: this.opts.caConfigMapName,
+          namespace: this.opts.namespace,
+          body: { ...body, metadata: { ...body.metadata, resourceVersion: cm.metadata?.resourceVersion } },
+        });
     } catch (e) {
       if (statusOf(e) !== 404) throw e;
       await this.core.createNamespacedConfigMap({ namespace: this.opts.namespace, body });

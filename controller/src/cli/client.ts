@@ -18,7 +18,10 @@ export class ApiClient {
     const server = new URL(config.server);
     const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(server.hostname) || server.hostname.startsWith('127.');
     if (server.protocol === 'http:' && !loopback) {
-      throw new NemuError(ErrorCodes.CONFIG, `--server ${config.server} is plain http to another machine: the bearer token would cross the network in clear; use https:// (the REST API speaks TLS outside local mode)`);
+      throw new NemuError(
+        ErrorCodes.CONFIG,
+        `--server ${config.server} is plain http to another machine: the bearer token would cross the network in clear; use https:// (the REST API speaks TLS outside local mode)`,
+      );
     }
     let token = config.token;
     // The local admin token goes to this machine's controller only.
@@ -57,7 +60,10 @@ export class ApiClient {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (e as Error).message;
       if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(why)) {
-        throw new NemuError(ErrorCodes.TLS, `the controller at ${this.base} presented a certificate this CLI does not trust (${why}); pass --ca-file with the controller's CA (docs/security.md)`);
+        throw new NemuError(
+          ErrorCodes.TLS,
+          `the controller at ${this.base} presented a certificate this CLI does not trust (${why}); pass --ca-file with the controller's CA (docs/security.md)`,
+        );
       }
       throw new NemuError(ErrorCodes.BAD_REQUEST, `cannot reach the controller at ${this.base} (${why}); is it running (npm start) and is --server right?`);
     }

@@ -1,10 +1,20 @@
 /** The CLI's configuration: where the controller's REST API is and how to authenticate. */
-import { type ConfigOf,loadConfig, oneOf, string, url } from '#common/config.js';
+import { type ConfigOf, loadConfig, oneOf, string, url } from '#common/config.js';
 
 export const cliSchema = {
-  server: url('http://127.0.0.1:8080', "The controller's REST API (local mode: http://127.0.0.1:8080; in a cluster https://…, e.g. after kubectl port-forward -n nemutator svc/nemutator-controller 8080)."),
-  caFile: string('', "CA certificate (PEM) the https server must chain to. Empty: <stateDir>/tls/ca.crt when it exists, else the system's CAs. In a cluster: kubectl get configmap -n nemutator nemutator-ca -o jsonpath='{.data.ca\\.crt}'."),
-  token: string('', 'Bearer token for the REST API (in a cluster: kubectl create token …). Empty: <stateDir>/admin-token when the server is on this machine (local mode).', { secret: true }),
+  server: url(
+    'http://127.0.0.1:8080',
+    "The controller's REST API (local mode: http://127.0.0.1:8080; in a cluster https://…, e.g. after kubectl port-forward -n nemutator svc/nemutator-controller 8080).",
+  ),
+  caFile: string(
+    '',
+    "CA certificate (PEM) the https server must chain to. Empty: <stateDir>/tls/ca.crt when it exists, else the system's CAs. In a cluster: kubectl get configmap -n nemutator nemutator-ca -o jsonpath='{.data.ca\\.crt}'.",
+  ),
+  token: string(
+    '',
+    'Bearer token for the REST API (in a cluster: kubectl create token …). Empty: <stateDir>/admin-token when the server is on this machine (local mode).',
+    { secret: true },
+  ),
   stateDir: string('.nemutator', 'Local-mode state directory, where the admin token is read from.'),
   output: oneOf(['table', 'json'] as const, 'table', 'Output format.'),
 };

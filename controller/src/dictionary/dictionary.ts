@@ -42,15 +42,21 @@ export function checkEntry(key: string, ...value: unknown[]): void {
 
 export function checkKey(key: string): void {
   if (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH || /[\s\p{Cc}]/u.test(key)) {
-    throw new NemuError(ErrorCodes.BAD_REQUEST, `dictionary key ${JSON.stringify(key)} is not valid: use 1 to ${MAX_KEY_LENGTH} characters without spaces, e.g. nemu_label_ab12`, { status: 400 });
+    throw new NemuError(
+      ErrorCodes.BAD_REQUEST,
+      `dictionary key ${JSON.stringify(key)} is not valid: use 1 to ${MAX_KEY_LENGTH} characters without spaces, e.g. nemu_label_ab12`,
+      { status: 400 },
+    );
   }
 }
 
 /** A value to write under `key`: a string within the size, of the form the key's mutator reads (`validate.ts`). */
 export function checkValue(key: string, value: unknown): asserts value is string {
   if (value === undefined) throw new NemuError(ErrorCodes.BAD_REQUEST, `dictionary value for ${key} is missing; send {"value": "..."}`, { status: 400 });
-  if (typeof value !== 'string') throw new NemuError(ErrorCodes.BAD_REQUEST, `dictionary value for ${key} must be a string; send {"value": "..."}`, { status: 400 });
-  if (Buffer.byteLength(value) > MAX_VALUE_BYTES) throw new NemuError(ErrorCodes.BAD_REQUEST, `dictionary value for ${key} is larger than ${MAX_VALUE_BYTES} bytes`, { status: 400 });
+  if (typeof value !== 'string')
+    throw new NemuError(ErrorCodes.BAD_REQUEST, `dictionary value for ${key} must be a string; send {"value": "..."}`, { status: 400 });
+  if (Buffer.byteLength(value) > MAX_VALUE_BYTES)
+    throw new NemuError(ErrorCodes.BAD_REQUEST, `dictionary value for ${key} is larger than ${MAX_VALUE_BYTES} bytes`, { status: 400 });
   const problem = valueProblem(key, value);
   if (problem) throw new NemuError(ErrorCodes.BAD_REQUEST, problem, { status: 400 });
 }

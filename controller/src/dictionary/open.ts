@@ -4,7 +4,7 @@ import type { Logger } from '#common/log.js';
 
 import type { ControllerConfig } from '../config.ts';
 import type { ControllerMetrics } from '../metrics.ts';
-import { type RedisConfig,redisTargetOf } from '../redis/target.ts';
+import { type RedisConfig, redisTargetOf } from '../redis/target.ts';
 import type { Store } from '../store/store.ts';
 import type { Dictionary } from './dictionary.ts';
 import { EmbeddedDictionary } from './embedded.ts';
@@ -19,8 +19,19 @@ export async function openDictionary(
   const target = redisTargetOf(config);
   const useRedis = config.dictionary === 'redis' || (config.dictionary === 'auto' && target !== undefined);
   if (!useRedis) return new EmbeddedDictionary(store);
-  if (!target) throw new NemuError(ErrorCodes.CONFIG, 'dictionary is "redis" but neither redisUrl nor redisSentinels is set; set NEMUTATOR_REDIS_URL (e.g. redis://redis.nemutator.svc:6379/0), or NEMUTATOR_REDIS_SENTINELS with NEMUTATOR_REDIS_MASTER_NAME, or use --dictionary embedded');
-  const dict = new RedisDictionary({ target, keyPrefix: config.redisKeyPrefix, timeoutMs: config.dictionaryTimeout, cacheTtlMs: config.dictionaryCacheTtl, log: log.child({ component: 'dictionary' }), ...(metrics ? { metrics } : {}) });
+  if (!target)
+    throw new NemuError(
+      ErrorCodes.CONFIG,
+      'dictionary is "redis" but neither redisUrl nor redisSentinels is set; set NEMUTATOR_REDIS_URL (e.g. redis://redis.nemutator.svc:6379/0), or NEMUTATOR_REDIS_SENTINELS with NEMUTATOR_REDIS_MASTER_NAME, or use --dictionary embedded',
+    );
+  const dict = new RedisDictionary({
+    target,
+    keyPrefix: config.redisKeyPrefix,
+    timeoutMs: config.dictionaryTimeout,
+    cacheTtlMs: config.dictionaryCacheTtl,
+    log: log.child({ component: 'dictionary' }),
+    ...(metrics ? { metrics } : {}),
+  });
   // Never fail start-up on Redis: reviews admit unchanged until it answers.
   await dict.ready(2000);
   return dict;

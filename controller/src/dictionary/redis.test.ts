@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
 import { silentLogger } from '#common/log.js';
-import { type RedisServer,startRedis } from '#test/harness/redis.js';
+import { type RedisServer, startRedis } from '#test/harness/redis.js';
 import { until } from '#test/harness/wait.js';
 
 import { createAdmissionHandler } from '../admission/handler.ts';
@@ -44,8 +44,16 @@ describe('RedisDictionary on the shared redis', () => {
     await d.set('nemu_label_value_b', 'payments');
     await d.set('other', 'x');
     expect(await d.get('nemu_label_a')).toBe('team');
-    expect(await d.lookup(['nemu_label_a', 'nemu_label_value_b', 'nemu_missing'])).toEqual(new Map([['nemu_label_a', 'team'], ['nemu_label_value_b', 'payments']]));
-    expect(await d.list({ prefix: 'nemu_label' })).toEqual([{ key: 'nemu_label_a', value: 'team' }, { key: 'nemu_label_value_b', value: 'payments' }]);
+    expect(await d.lookup(['nemu_label_a', 'nemu_label_value_b', 'nemu_missing'])).toEqual(
+      new Map([
+        ['nemu_label_a', 'team'],
+        ['nemu_label_value_b', 'payments'],
+      ]),
+    );
+    expect(await d.list({ prefix: 'nemu_label' })).toEqual([
+      { key: 'nemu_label_a', value: 'team' },
+      { key: 'nemu_label_value_b', value: 'payments' },
+    ]);
     expect(await d.del('other')).toBe(true);
     expect(await d.del('other')).toBe(false);
   });
@@ -88,7 +96,13 @@ describe('Redis stopping mid-test', () => {
       JSON.stringify({
         apiVersion: 'admission.k8s.io/v1',
         kind: 'AdmissionReview',
-        request: { uid, kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', namespace: 'web', object: { metadata: { name: 'p', labels: { nemu_label_a: 'x' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } },
+        request: {
+          uid,
+          kind: { group: '', version: 'v1', kind: 'Pod' },
+          operation: 'CREATE',
+          namespace: 'web',
+          object: { metadata: { name: 'p', labels: { nemu_label_a: 'x' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } },
+        },
       }),
     );
 
@@ -109,7 +123,16 @@ describe('Redis stopping mid-test', () => {
 
     // stop() removed the data directory: the entry is written again once Redis is back
     await redis.restart();
-    await expect.poll(() => d.set('nemu_label_a', 'team').then(() => true, () => false), { timeout: 10_000, interval: 100 }).toBe(true);
+    await expect
+      .poll(
+        () =>
+          d.set('nemu_label_a', 'team').then(
+            () => true,
+            () => false,
+          ),
+        { timeout: 10_000, interval: 100 },
+      )
+      .toBe(true);
     const back = await h.review(body('3'));
     expect(back.response.warnings).toBeUndefined();
     expect(back.response.patch).toBeDefined();

@@ -19,7 +19,7 @@ import { ErrorCodes, NemuError } from '#common/errors.js';
 import type { Logger } from '#common/log.js';
 
 import type { ControllerMetrics } from '../metrics.ts';
-import { connectRedis, describeTarget, type RedisTarget,targetKeys } from '../redis/target.ts';
+import { connectRedis, describeTarget, type RedisTarget, targetKeys } from '../redis/target.ts';
 import type { Dictionary, DictionaryEntry } from './dictionary.ts';
 
 export interface RedisDictionaryOptions {
@@ -120,7 +120,10 @@ export class RedisDictionary implements Dictionary {
       : this.lastError
         ? `is not reachable (${this.lastError})`
         : `is not reachable (${msg})`;
-    return new NemuError(ErrorCodes.DICT_UNREACHABLE, `redis at ${this.where} ${why}; check ${targetKeys(this.opts.target)} and that Redis is running`, { status: 503, cause: e });
+    return new NemuError(ErrorCodes.DICT_UNREACHABLE, `redis at ${this.where} ${why}; check ${targetKeys(this.opts.target)} and that Redis is running`, {
+      status: 503,
+      cause: e,
+    });
   }
 
   private async roundTrip<T>(run: () => Promise<T>): Promise<T> {
@@ -167,12 +170,24 @@ export class RedisDictionary implements Dictionary {
   }
 
   async set(key: string, value: string): Promise<void> {
-    await this.roundTrip(() => this.client.multi().set(this.prefix + key, value).publish(this.channel, key).exec());
+    await this.roundTrip(() =>
+      this.client
+        .multi()
+        .set(this.prefix + key, value)
+        .publish(this.channel, key)
+        .exec(),
+    );
     this.cache.delete(key);
   }
 
   async del(key: string): Promise<boolean> {
-    const r = await this.roundTrip(() => this.client.multi().del(this.prefix + key).publish(this.channel, key).exec());
+    const r = await this.roundTrip(() =>
+      this.client
+        .multi()
+        .del(this.prefix + key)
+        .publish(this.channel, key)
+        .exec(),
+    );
     this.cache.delete(key);
     return Number(r?.[0]?.[1] ?? 0) > 0;
   }
@@ -187,7 +202,10 @@ export class RedisDictionary implements Dictionary {
       cursor = next;
       for (const k of batch) keys.add(k.slice(this.prefix.length));
     } while (cursor !== '0' && keys.size < limit * 2);
-    const sorted = [...keys].filter((k) => k !== 'nemutator:dictionary').sort().slice(0, limit);
+    const sorted = [...keys]
+      .filter((k) => k !== 'nemutator:dictionary')
+      .sort()
+      .slice(0, limit);
     if (sorted.length === 0) return [];
     const values = await this.roundTrip(() => this.client.mget(sorted.map((k) => this.prefix + k)));
     return sorted.flatMap((key, i) => (typeof values[i] === 'string' ? [{ key, value: values[i] }] : []));

@@ -14,7 +14,8 @@ export function registerDictionaryRoutes(router: Router, dictionary: Dictionary)
     const key = req.params.key!;
     checkEntry(key);
     const value = await dictionary.get(key);
-    if (value === undefined) throw new NemuError(ErrorCodes.NOT_FOUND, `dictionary key ${key} is not set; 'nemutator dict set ${key} VALUE' sets it`, { status: 404 });
+    if (value === undefined)
+      throw new NemuError(ErrorCodes.NOT_FOUND, `dictionary key ${key} is not set; 'nemutator dict set ${key} VALUE' sets it`, { status: 404 });
     return { key, value };
   });
   router.put('/api/v1/dictionary/{key}', { verb: 'update', resource: 'dictionary', scope: 'cluster' }, async (req) => {

@@ -6,7 +6,7 @@ import { isNemuError } from '#common/errors.js';
 import { chainKeys, DEFAULT_CHAIN, runChain } from '../mutators/chain.ts';
 import type { KubeObject } from '../mutators/types.ts';
 import { checkEntry, checkValue, MAX_VALUE_BYTES } from './dictionary.ts';
-import { MAX_ENV_VALUE_BYTES, VALUE_RULES,valueProblem, valueRuleFor } from './validate.ts';
+import { MAX_ENV_VALUE_BYTES, VALUE_RULES, valueProblem, valueRuleFor } from './validate.ts';
 
 const SHA256 = 'sha256:' + 'a'.repeat(64);
 const rules = (doc: unknown) => JSON.stringify(doc);
@@ -60,7 +60,11 @@ const INVALID: Array<[string, unknown, string]> = [
   ['nemu_tolerations', '[{match}]', 'is not JSON'],
   ['nemu_tolerations', rules([{ match: {} }]), 'rule 0 has no "tolerations" array'],
   ['nemu_tolerations', rules([{ match: { namespace: 7 }, tolerations: [] }]), 'match.namespace must be a name or a list of names'],
-  ['nemu_tolerations', rules([{ tolerations: [{ key: 'a', operator: 'Sometimes' }] }]), 'toleration 0 is not a valid toleration: operator must be Exists or Equal'],
+  [
+    'nemu_tolerations',
+    rules([{ tolerations: [{ key: 'a', operator: 'Sometimes' }] }]),
+    'toleration 0 is not a valid toleration: operator must be Exists or Equal',
+  ],
   ['nemu_tolerations', rules([{ tolerations: [gpu, { key: 'a', effect: 'NoRun' }] }]), 'toleration 1 is not a valid toleration: effect must be NoSchedule'],
   ['nemu_tolerations', rules([{ tolerations: [{ key: 'a', effect: 'NoExecute', tolerationSeconds: 1.5 }] }]), 'tolerationSeconds must be an integer'],
   ['nemu_tolerations', rules([{ tolerations: [{ key: 'a', effect: 'NoExecute', tolerationSeconds: '60' }] }]), 'tolerationSeconds must be an integer'],
@@ -99,8 +103,16 @@ const VALID: Array<[string, string]> = [
   ['nemu_selectors_replace_list', 'nemu_label_ab12, app example.com/tier'],
   ['nemu_selectors_replace_list', ''],
   ['nemu_tolerations', '[]'],
-  ['nemu_tolerations', rules([{ match: { namespace: ['batch', 'ml'], labels: { tier: 'gpu' } }, tolerations: [gpu, { key: 'spot', operator: 'Equal', value: 'true' }] }])],
-  ['nemu_tolerations', rules([{ tolerations: [{ operator: 'Exists' }, { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 }] }])],
+  [
+    'nemu_tolerations',
+    rules([{ match: { namespace: ['batch', 'ml'], labels: { tier: 'gpu' } }, tolerations: [gpu, { key: 'spot', operator: 'Equal', value: 'true' }] }]),
+  ],
+  [
+    'nemu_tolerations',
+    rules([
+      { tolerations: [{ operator: 'Exists' }, { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 }] },
+    ]),
+  ],
 ];
 
 describe('dictionary writes are validated against what the key feeds', () => {
@@ -114,8 +126,14 @@ describe('dictionary writes are validated against what the key feeds', () => {
 
   it('covers every key kind with invalid and valid values', () => {
     for (const rule of VALUE_RULES) {
-      expect(INVALID.some(([k]) => valueRuleFor(k) === rule), rule.what).toBe(true);
-      expect(VALID.some(([k]) => valueRuleFor(k) === rule), rule.what).toBe(true);
+      expect(
+        INVALID.some(([k]) => valueRuleFor(k) === rule),
+        rule.what,
+      ).toBe(true);
+      expect(
+        VALID.some(([k]) => valueRuleFor(k) === rule),
+        rule.what,
+      ).toBe(true);
     }
   });
 
@@ -124,7 +142,9 @@ describe('dictionary writes are validated against what the key feeds', () => {
   });
 
   it('says which form a refused value should have', () => {
-    expect(refusal('nemu_label_value_ab12', '-x').message).toMatch(/; expected at most 63 characters of \[A-Za-z0-9._-\] beginning and ending with a letter or digit, or empty, e.g. checkout$/);
+    expect(refusal('nemu_label_value_ab12', '-x').message).toMatch(
+      /; expected at most 63 characters of \[A-Za-z0-9._-\] beginning and ending with a letter or digit, or empty, e.g. checkout$/,
+    );
     expect(refusal('nemu_image_ubuntu', 'latest!').message).toContain('expected a tag of 1 to 128 characters');
     expect(refusal('nemu_tolerations', '{}').message).toContain('expected a JSON array of rules [{"match"');
   });
@@ -163,9 +183,19 @@ describe('the write and the mutator agree', () => {
   const chained = (object: KubeObject, dict: Record<string, string>) => {
     const ctx = { kind: 'Pod' as const, namespace: 'web' };
     const keys = chainKeys(DEFAULT_CHAIN, object, ctx);
-    return runChain(DEFAULT_CHAIN, object, { ...ctx, operation: 'CREATE', dictionary: new Map(Object.entries(dict).filter(([k]) => keys.includes(k))), recommendations: [] });
+    return runChain(DEFAULT_CHAIN, object, {
+      ...ctx,
+      operation: 'CREATE',
+      dictionary: new Map(Object.entries(dict).filter(([k]) => keys.includes(k))),
+      recommendations: [],
+    });
   };
-  const pod = (labels: Record<string, string>, image = 'ubuntu:14.04'): KubeObject => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', labels }, spec: { containers: [{ name: 'c', image }] } });
+  const pod = (labels: Record<string, string>, image = 'ubuntu:14.04'): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', labels },
+    spec: { containers: [{ name: 'c', image }] },
+  });
   const text = fc.oneof(
     fc.string({ unit: fc.constantFrom(...'aZ09-_./:@ !'.split('')), maxLength: 70 }),
     fc.constantFrom('nemu_label_x', 'a'.repeat(63), 'a'.repeat(64), 'example.com/a', `20.04@${SHA256}`, SHA256, SHA256.toUpperCase(), '.x', 'x/'),

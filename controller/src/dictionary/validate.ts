@@ -32,7 +32,8 @@ export interface ValueRule {
   problem(value: string): string | undefined;
 }
 
-const QUALIFIED_NAME = "[prefix/]name: an optional DNS subdomain of at most 253 characters and '/', then 1 to 63 characters of [A-Za-z0-9._-] beginning and ending with a letter or digit";
+const QUALIFIED_NAME =
+  "[prefix/]name: an optional DNS subdomain of at most 253 characters and '/', then 1 to 63 characters of [A-Za-z0-9._-] beginning and ending with a letter or digit";
 
 /** The label and annotations mutators do not translate twice (it would not be idempotent). */
 function placeholderProblem(value: string, mutator: string): string | undefined {
@@ -77,7 +78,8 @@ export const VALUE_RULES: readonly ValueRule[] = [
   {
     what: 'image tag or digest',
     keys: 'nemu_image_<registry/path/name>, nemu_image_<path/name>, nemu_image_<name>',
-    expected: "a tag of 1 to 128 characters of [A-Za-z0-9_.-] not beginning with '.' or '-' (20.04), a digest sha256:<64 lowercase hex digits> (sha384: 96, sha512: 128), or both as 20.04@sha256:<64 hex digits>",
+    expected:
+      "a tag of 1 to 128 characters of [A-Za-z0-9_.-] not beginning with '.' or '-' (20.04), a digest sha256:<64 lowercase hex digits> (sha384: 96, sha512: 128), or both as 20.04@sha256:<64 hex digits>",
     applies: (key) => key.startsWith('nemu_image_'),
     problem(value) {
       const e = parseEnforced(value);
@@ -94,7 +96,8 @@ export const VALUE_RULES: readonly ValueRule[] = [
   {
     what: 'toleration rule document',
     keys: TOLERATIONS_KEY,
-    expected: 'a JSON array of rules [{"match": {"namespace": "batch", "labels": {"tier": "gpu"}}, "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}]; operator Exists or Equal, effect NoSchedule, PreferNoSchedule or NoExecute, tolerationSeconds an integer with NoExecute',
+    expected:
+      'a JSON array of rules [{"match": {"namespace": "batch", "labels": {"tier": "gpu"}}, "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}]; operator Exists or Equal, effect NoSchedule, PreferNoSchedule or NoExecute, tolerationSeconds an integer with NoExecute',
     // before the env rule: `nemu_tolerations` also has the form of the seed's env placeholder `nemu_<hash>`
     applies: (key) => key === TOLERATIONS_KEY,
     problem(value) {

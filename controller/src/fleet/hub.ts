@@ -7,11 +7,11 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import { type WebSocket,WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 
 import { ErrorCodes, NemuError } from '#common/errors.js';
 import type { Logger } from '#common/log.js';
-import { decodeEnvelope, encodeEnvelope, type ICommand, type ICommandResult, type IEnvelope, type IHello,PROTOCOL_VERSION } from '#proto/codec.js';
+import { decodeEnvelope, encodeEnvelope, type ICommand, type ICommandResult, type IEnvelope, type IHello, PROTOCOL_VERSION } from '#proto/codec.js';
 
 import type { AgentAuthenticator } from './auth.ts';
 import type { FleetRegistry } from './registry.ts';

@@ -34,7 +34,10 @@ export interface NodeSummary {
 export class FleetRegistry {
   private readonly nodes = new Map<string, NodeEntry>();
 
-  constructor(private readonly staleAfterMs: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly staleAfterMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   connected(name: string, info: { agentVersion: string; instanceId: string; capabilities: string[] }): void {
     const prev = this.nodes.get(name);

@@ -32,7 +32,10 @@ export class LeaderElector extends EventEmitter {
   private readonly leaseMs: number;
   private readonly renewMs: number;
 
-  constructor(kc: KubeConfig, private readonly opts: LeaderOptions) {
+  constructor(
+    kc: KubeConfig,
+    private readonly opts: LeaderOptions,
+  ) {
     super();
     this.api = kc.makeApiClient(CoordinationV1Api);
     this.leaseMs = opts.leaseDurationMs ?? 15_000;
@@ -77,7 +80,12 @@ export class LeaderElector extends EventEmitter {
       if (!lease) {
         await this.api.createNamespacedLease({
           namespace,
-          body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds: Math.ceil(this.leaseMs / 1000), acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 } },
+          body: {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name, namespace },
+            spec: { holderIdentity: identity, leaseDurationSeconds: Math.ceil(this.leaseMs / 1000), acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
+          },
         });
         this.setLeading(true);
       } else {

@@ -24,7 +24,9 @@ export function watchNamespaceLabels(kc: KubeConfig, log: Logger): NamespaceLabe
       if (!stopped) void informer.start().catch(() => undefined);
     }, 5000).unref();
   });
-  void informer.start().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'namespaces cannot be listed; the webhook gives no Pod Security warnings'));
+  void informer
+    .start()
+    .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'namespaces cannot be listed; the webhook gives no Pod Security warnings'));
   return {
     labels: (namespace) => informer.get(namespace)?.metadata?.labels,
     async stop() {

@@ -20,7 +20,10 @@ export class TokenReviewer {
   private readonly api: AuthenticationV1Api;
   private readonly cache = new Map<string, { verdict: TokenVerdict; until: number }>();
 
-  constructor(kc: KubeConfig, private readonly opts: { audiences?: string[]; maxCacheMs?: number; now?: () => number } = {}) {
+  constructor(
+    kc: KubeConfig,
+    private readonly opts: { audiences?: string[]; maxCacheMs?: number; now?: () => number } = {},
+  ) {
     this.api = kc.makeApiClient(AuthenticationV1Api);
   }
 
@@ -36,15 +39,29 @@ export class TokenReviewer {
     const hit = this.cache.get(key);
     if (hit && hit.until > now) return hit.verdict;
     const res = await this.api.createTokenReview({
-      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, ...(this.opts.audiences ? { audiences: this.opts.audiences } : {}) } },
+      body: {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenReview',
+        spec: { token, ...(this.opts.audiences ? { audiences: this.opts.audiences } : {}) },
+      },
     });
     const s = res.status;
     // An authenticator that ignores audiences answers without them: then the token is not for us.
     const audienceOk = !this.opts.audiences || (s?.audiences ?? []).some((a) => this.opts.audiences!.includes(a));
     const verdict: TokenVerdict =
       s?.authenticated && s.user?.username && audienceOk
-        ? { authenticated: true, user: { username: s.user.username, ...(s.user.uid ? { uid: s.user.uid } : {}), groups: s.user.groups ?? [], extra: s.user.extra ?? {} } }
-        : { authenticated: false, reason: s?.error || (s?.authenticated && !audienceOk ? `the token is not issued for ${this.opts.audiences!.join(' or ')}` : 'the API server did not authenticate the token') };
+        ? {
+            authenticated: true,
+            user: { username: s.user.username, ...(s.user.uid ? { uid: s.user.uid } : {}), groups: s.user.groups ?? [], extra: s.user.extra ?? {} },
+          }
+        : {
+            authenticated: false,
+            reason:
+              s?.error ||
+              (s?.authenticated && !audienceOk
+                ? `the token is not issued for ${this.opts.audiences!.join(' or ')}`
+                : 'the API server did not authenticate the token'),
+          };
     let exp = now + (this.opts.maxCacheMs ?? 5 * 60_000);
     try {
       const claims = decodeJwt(token);

@@ -78,7 +78,10 @@ export class ClusterModel {
   private readonly caches = new Map<ModelKind, ObjectCache<Obj> & Informer<Obj>>();
   private started = false;
 
-  constructor(private readonly kc: KubeConfig, private readonly log: Logger) {}
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly log: Logger,
+  ) {}
 
   /** Lists everything once and keeps watching; resolves when every cache is filled. */
   async start(): Promise<void> {
@@ -164,7 +167,10 @@ export class ClusterModel {
     const pods = this.list('pods').map((p) => this.podModel(p, usage));
     const workloads = this.workloadIndex();
     const nodes = new Map<string, NodeModel>(
-      this.list('nodes').map((n) => [n.metadata?.name ?? '', { name: n.metadata?.name ?? '', allocatable: quantities(n.status?.allocatable), pods: 0, requests: { cpu: 0, memory: 0 } }]),
+      this.list('nodes').map((n) => [
+        n.metadata?.name ?? '',
+        { name: n.metadata?.name ?? '', allocatable: quantities(n.status?.allocatable), pods: 0, requests: { cpu: 0, memory: 0 } },
+      ]),
     );
     for (const p of pods) {
       const w = workloads.add(p.workload);
@@ -216,12 +222,17 @@ export class ClusterModel {
       if (!w) workloads.set(k, (w = { ...ref, replicaSets: [], pods: [], requests: { cpu: 0, memory: 0 } }));
       return w;
     };
-    for (const [kind, label] of [['deployments', 'Deployment'], ['statefulsets', 'StatefulSet'], ['daemonsets', 'DaemonSet']] as const) {
+    for (const [kind, label] of [
+      ['deployments', 'Deployment'],
+      ['statefulsets', 'StatefulSet'],
+      ['daemonsets', 'DaemonSet'],
+    ] as const) {
       for (const o of this.list(kind)) add({ namespace: o.metadata?.namespace ?? '', kind: label, name: o.metadata?.name ?? '' });
     }
     for (const rs of this.list('replicasets')) {
       const owner = controllerRef(rs);
-      if (owner?.kind === 'Deployment') add({ namespace: rs.metadata?.namespace ?? '', kind: 'Deployment', name: owner.name }).replicaSets.push(rs.metadata?.name ?? '');
+      if (owner?.kind === 'Deployment')
+        add({ namespace: rs.metadata?.namespace ?? '', kind: 'Deployment', name: owner.name }).replicaSets.push(rs.metadata?.name ?? '');
     }
     return { add, all: () => workloads.values() };
   }

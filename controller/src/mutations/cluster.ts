@@ -65,22 +65,40 @@ class KubeClusterClient implements ClusterClient {
       return await run();
     } catch (e) {
       const status = apiStatus(e);
-      if (status === undefined) throw new NemuError(ErrorCodes.INTERNAL, `cannot reach the Kubernetes API to ${what}: ${apiMessage(e)}`, { status: 502, cause: e });
-      throw Object.assign(new NemuError(status === 404 ? ErrorCodes.NOT_FOUND : status === 409 || status === 422 ? ErrorCodes.CONFLICT : ErrorCodes.INTERNAL, `${what}: ${apiMessage(e)}`, { status: status >= 400 && status < 500 ? status : 502, cause: e }), { apiStatus: status });
+      if (status === undefined)
+        throw new NemuError(ErrorCodes.INTERNAL, `cannot reach the Kubernetes API to ${what}: ${apiMessage(e)}`, { status: 502, cause: e });
+      throw Object.assign(
+        new NemuError(
+          status === 404 ? ErrorCodes.NOT_FOUND : status === 409 || status === 422 ? ErrorCodes.CONFLICT : ErrorCodes.INTERNAL,
+          `${what}: ${apiMessage(e)}`,
+          { status: status >= 400 && status < 500 ? status : 502, cause: e },
+        ),
+        { apiStatus: status },
+      );
     }
   }
 
   readDeployment(namespace: string, name: string): Promise<KubeObject> {
-    return this.call(`read deployment ${namespace}/${name}`, async () => (await this.apps.readNamespacedDeployment({ namespace, name })) as unknown as KubeObject);
+    return this.call(
+      `read deployment ${namespace}/${name}`,
+      async () => (await this.apps.readNamespacedDeployment({ namespace, name })) as unknown as KubeObject,
+    );
   }
   patchDeployment(namespace: string, name: string, ops: Operation[]): Promise<KubeObject> {
     return this.call(
       `patch deployment ${namespace}/${name}`,
-      async () => (await this.apps.patchNamespacedDeployment({ namespace, name, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch))) as unknown as KubeObject,
+      async () =>
+        (await this.apps.patchNamespacedDeployment(
+          { namespace, name, body: ops },
+          setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+        )) as unknown as KubeObject,
     );
   }
   podsWithLabel(namespace: string, selector: string): Promise<KubeObject[]> {
-    return this.call(`list pods in ${namespace}`, async () => (await this.core.listNamespacedPod({ namespace, labelSelector: selector })).items as unknown as KubeObject[]);
+    return this.call(
+      `list pods in ${namespace}`,
+      async () => (await this.core.listNamespacedPod({ namespace, labelSelector: selector })).items as unknown as KubeObject[],
+    );
   }
   async evictPod(namespace: string, name: string): Promise<void> {
     await this.call(`evict pod ${namespace}/${name}`, () =>

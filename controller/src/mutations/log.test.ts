@@ -10,7 +10,7 @@ import { until } from '#test/harness/wait.js';
 import { LevelStore } from '../store/level.ts';
 import type { Store, StoreOp } from '../store/store.ts';
 import { mutationId } from './id.ts';
-import { type MutationHead,MutationLog } from './log.ts';
+import { type MutationHead, MutationLog } from './log.ts';
 
 /** The embedded store, with writes that can be refused or held back, and counted. */
 class FaultyStore {

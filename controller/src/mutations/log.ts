@@ -192,7 +192,11 @@ export class MutationLog {
   private failed(e: unknown): void {
     this.opts.onWriteFailure?.();
     if (this.health.failed(messageOf(e))) {
-      this.hot.errorNow('mutation-log-write', { error: messageOf(e) }, 'mutation log cannot be written: reviews are admitted unmutated until a probe write succeeds');
+      this.hot.errorNow(
+        'mutation-log-write',
+        { error: messageOf(e) },
+        'mutation log cannot be written: reviews are admitted unmutated until a probe write succeeds',
+      );
       this.probe ??= setInterval(() => void this.probeOnce(), this.probeEveryMs);
       this.probe.unref();
     } else {

@@ -41,10 +41,15 @@ export function guards(forward: readonly Operation[]): Operation[] {
 
 export async function rollback(id: string, user: string | undefined, deps: RollbackDeps): Promise<RollbackResult> {
   const entry = await deps.log.get(id);
-  if (!entry) throw new NemuError(ErrorCodes.NOT_FOUND, `mutation ${id} is not in the mutation log; 'nemutator mutations list' shows the known ones`, { status: 404 });
+  if (!entry)
+    throw new NemuError(ErrorCodes.NOT_FOUND, `mutation ${id} is not in the mutation log; 'nemutator mutations list' shows the known ones`, { status: 404 });
   if (entry.rolledBack) throw new NemuError(ErrorCodes.CONFLICT, `mutation ${id} was already rolled back at ${entry.rolledBack.time}`, { status: 409 });
   if (!deps.cluster) {
-    throw new NemuError(ErrorCodes.CONFIG, 'rollback needs a Kubernetes cluster and this controller has none (local mode); start it with --kubeconfig <file> or run it in a pod', { status: 503 });
+    throw new NemuError(
+      ErrorCodes.CONFIG,
+      'rollback needs a Kubernetes cluster and this controller has none (local mode); start it with --kubeconfig <file> or run it in a pod',
+      { status: 503 },
+    );
   }
   const result = entry.kind === 'Deployment' ? await rollbackDeployment(entry, user, deps, deps.cluster) : await rollbackPod(entry, user, deps, deps.cluster);
   await deps.log.update({ ...entry, rolledBack: { time: new Date().toISOString(), ...(user ? { user } : {}) } });
@@ -71,19 +76,39 @@ async function rollbackDeployment(entry: MutationEntry, user: string | undefined
       ok = false;
     }
     if (!ok) {
-      throw new NemuError(ErrorCodes.CONFLICT, `deployment ${entry.namespace}/${name} changed since mutation ${entry.id}: ${t.path} no longer holds the mutated value; rollback refused, nothing was changed`, { status: 409 });
+      throw new NemuError(
+        ErrorCodes.CONFLICT,
+        `deployment ${entry.namespace}/${name} changed since mutation ${entry.id}: ${t.path} no longer holds the mutated value; rollback refused, nothing was changed`,
+        { status: 409 },
+      );
     }
   }
   const verbs = entry.verbs as Verb[];
-  await deps.skipRules.add({ namespace: entry.namespace, kind: 'Deployment', name, verbs, mutationId: entry.id, createdAt: new Date().toISOString(), ...(user ? { user } : {}) });
+  await deps.skipRules.add({
+    namespace: entry.namespace,
+    kind: 'Deployment',
+    name,
+    verbs,
+    mutationId: entry.id,
+    createdAt: new Date().toISOString(),
+    ...(user ? { user } : {}),
+  });
   const rv = isRecord(current.metadata) ? current.metadata.resourceVersion : undefined;
-  const ops: Operation[] = [...(typeof rv === 'string' ? [{ op: 'test', path: '/metadata/resourceVersion', value: rv } as Operation] : []), ...tests, ...entry.reversePatch];
+  const ops: Operation[] = [
+    ...(typeof rv === 'string' ? [{ op: 'test', path: '/metadata/resourceVersion', value: rv } as Operation] : []),
+    ...tests,
+    ...entry.reversePatch,
+  ];
   try {
     await cluster.patchDeployment(entry.namespace, name, ops);
   } catch (e) {
     const status = apiStatus(e);
     if (status === 409 || status === 422) {
-      throw new NemuError(ErrorCodes.CONFLICT, `deployment ${entry.namespace}/${name} changed while rolling back mutation ${entry.id}; nothing was changed, retry the rollback`, { status: 409, cause: e });
+      throw new NemuError(
+        ErrorCodes.CONFLICT,
+        `deployment ${entry.namespace}/${name} changed while rolling back mutation ${entry.id}; nothing was changed, retry the rollback`,
+        { status: 409, cause: e },
+      );
     }
     throw e;
   }
@@ -97,15 +122,31 @@ async function rollbackPod(entry: MutationEntry, user: string | undefined, deps:
   const target = entry.owner ?? (podName || entry.name ? { kind: 'Pod', name: (podName ?? entry.name)! } : undefined);
   if (!target) throw new NemuError(ErrorCodes.BAD_REQUEST, `mutation ${entry.id} names no pod and no owner to roll back`, { status: 400 });
   const verbs = entry.verbs as Verb[];
-  await deps.skipRules.add({ namespace: entry.namespace, kind: target.kind, name: target.name, verbs, mutationId: entry.id, createdAt: new Date().toISOString(), ...(user ? { user } : {}) });
+  await deps.skipRules.add({
+    namespace: entry.namespace,
+    kind: target.kind,
+    name: target.name,
+    verbs,
+    mutationId: entry.id,
+    createdAt: new Date().toISOString(),
+    ...(user ? { user } : {}),
+  });
   if (!podName) {
-    throw new NemuError(ErrorCodes.NOT_FOUND, `no pod in ${entry.namespace} carries ${MUTATION_LABEL}=${entry.id} any more; the skip rule for ${target.kind} ${target.name} is stored, so new pods are not mutated with ${verbs.join(' ')}`, { status: 404 });
+    throw new NemuError(
+      ErrorCodes.NOT_FOUND,
+      `no pod in ${entry.namespace} carries ${MUTATION_LABEL}=${entry.id} any more; the skip rule for ${target.kind} ${target.name} is stored, so new pods are not mutated with ${verbs.join(' ')}`,
+      { status: 404 },
+    );
   }
   try {
     await cluster.evictPod(entry.namespace, podName);
   } catch (e) {
     if (apiStatus(e) === 429) {
-      throw new NemuError(ErrorCodes.CONFLICT, `pod ${entry.namespace}/${podName} cannot be evicted now: a PodDisruptionBudget allows no disruption; the skip rule is stored, retry the rollback later`, { status: 429, cause: e });
+      throw new NemuError(
+        ErrorCodes.CONFLICT,
+        `pod ${entry.namespace}/${podName} cannot be evicted now: a PodDisruptionBudget allows no disruption; the skip rule is stored, retry the rollback later`,
+        { status: 429, cause: e },
+      );
     }
     throw e;
   }

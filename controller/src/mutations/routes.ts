@@ -5,7 +5,7 @@ import type { Logger } from '#common/log.js';
 import type { SkipRules } from '../admission/skip-rules.ts';
 import type { ControllerConfig } from '../config.ts';
 import type { ApiRequest, Router } from '../server/router.ts';
-import { type ClusterClient,clusterFromConfig } from './cluster.ts';
+import { type ClusterClient, clusterFromConfig } from './cluster.ts';
 import type { MutationFilter, MutationLog } from './log.ts';
 import { rollback } from './rollback.ts';
 
@@ -33,7 +33,8 @@ export function registerMutationRoutes(router: Router, deps: MutationRoutesDeps)
     const limit = req.query.get('limit');
     if (limit) {
       const n = Number(limit);
-      if (!Number.isInteger(n) || n < 1) throw new NemuError(ErrorCodes.BAD_REQUEST, `limit must be a positive integer, got ${JSON.stringify(limit)}`, { status: 400 });
+      if (!Number.isInteger(n) || n < 1)
+        throw new NemuError(ErrorCodes.BAD_REQUEST, `limit must be a positive integer, got ${JSON.stringify(limit)}`, { status: 400 });
       filter.limit = n;
     }
     return { items: await deps.log.list(filter) };
@@ -42,12 +43,18 @@ export function registerMutationRoutes(router: Router, deps: MutationRoutesDeps)
   const mutation = { object: async (req: ApiRequest) => (await deps.log.get(req.params.id!))?.namespace ?? null };
   router.get('/api/v1/mutations/{id}', { verb: 'get', resource: 'mutations', scope: mutation }, async (req) => {
     const e = await deps.log.get(req.params.id!);
-    if (!e) throw new NemuError(ErrorCodes.NOT_FOUND, `mutation ${req.params.id} is not in the mutation log; 'nemutator mutations list' shows the known ones`, { status: 404 });
+    if (!e)
+      throw new NemuError(ErrorCodes.NOT_FOUND, `mutation ${req.params.id} is not in the mutation log; 'nemutator mutations list' shows the known ones`, {
+        status: 404,
+      });
     return e;
   });
   router.post('/api/v1/mutations/{id}/rollback', { verb: 'create', resource: 'mutations', subresource: 'rollback', scope: mutation }, async (req) => {
     const result = await rollback(req.params.id!, req.user?.username, { cluster: getCluster(), log: deps.log, skipRules: deps.skipRules });
-    deps.logger.info({ id: result.id, kind: result.kind, namespace: result.namespace, name: result.name, action: result.action, user: req.user?.username }, 'mutation rolled back');
+    deps.logger.info(
+      { id: result.id, kind: result.kind, namespace: result.namespace, name: result.name, action: result.action, user: req.user?.username },
+      'mutation rolled back',
+    );
     return result;
   });
 }

@@ -3,13 +3,18 @@ import { describe, expect, it } from 'vitest';
 import { chainKeys, DEFAULT_CHAIN, runChain } from './chain.ts';
 import { enforce, parseImage } from './image.ts';
 import { formatBytes, formatCpu, parseQuantity } from './quantity.ts';
-import { parseRatioPolicy,RatioSource } from './resources.ts';
+import { parseRatioPolicy, RatioSource } from './resources.ts';
 import { type KubeObject, type Mutator, parseSkipVerbs, type Verb, type WorkloadKind } from './types.ts';
 import { Draft, jsonClone } from './workload.ts';
 
 const DIGEST = 'sha256:' + 'a'.repeat(64);
 
-function run(object: KubeObject, dict: Record<string, string>, kind: WorkloadKind = 'Pod', extra: { operation?: 'CREATE' | 'UPDATE'; ratio?: string; skip?: string } = {}) {
+function run(
+  object: KubeObject,
+  dict: Record<string, string>,
+  kind: WorkloadKind = 'Pod',
+  extra: { operation?: 'CREATE' | 'UPDATE'; ratio?: string; skip?: string } = {},
+) {
   const ctx = { kind, namespace: 'web' };
   const keys = chainKeys(DEFAULT_CHAIN, object, ctx);
   const dictionary = new Map(Object.entries(dict).filter(([k]) => keys.includes(k)));
@@ -24,10 +29,13 @@ function pod(spec: Record<string, unknown>, metadata: Record<string, unknown> = 
 describe('the mutator chain on a Pod', () => {
   it('translates label and annotation keys and values through the dictionary', () => {
     const r = run(
-      pod({ containers: [{ name: 'a', image: 'nginx' }] }, {
-        labels: { nemu_label_k1: 'nemu_label_value_v1', keep: 'me' },
-        annotations: { nemu_anno_k2: 'plain', other: 'nemu_anno_value_v2' },
-      }),
+      pod(
+        { containers: [{ name: 'a', image: 'nginx' }] },
+        {
+          labels: { nemu_label_k1: 'nemu_label_value_v1', keep: 'me' },
+          annotations: { nemu_anno_k2: 'plain', other: 'nemu_anno_value_v2' },
+        },
+      ),
       { nemu_label_k1: 'team.example.com/owner', nemu_label_value_v1: 'payments', nemu_anno_k2: 'example.com/contact', nemu_anno_value_v2: 'ops@example.com' },
     );
     const meta = r.object.metadata as Record<string, Record<string, string>>;
@@ -53,13 +61,27 @@ describe('the mutator chain on a Pod', () => {
     const r = run(
       pod({
         initContainers: [{ name: 'init', image: 'busybox', env: [{ name: 'OLD', value: 'nemu_abc123' }] }],
-        containers: [{ name: 'app', image: 'busybox', env: [{ name: 'DB', value: 'nemu_env_db1' }, { name: 'PLAIN', value: 'x' }, { name: 'GONE', value: 'nemu_env_nope' }] }],
+        containers: [
+          {
+            name: 'app',
+            image: 'busybox',
+            env: [
+              { name: 'DB', value: 'nemu_env_db1' },
+              { name: 'PLAIN', value: 'x' },
+              { name: 'GONE', value: 'nemu_env_nope' },
+            ],
+          },
+        ],
       }),
       { nemu_abc123: 'old-form-value', nemu_env_db1: 'postgres://db:5432' },
     );
     const spec = r.object.spec as { initContainers: Array<{ env: unknown[] }>; containers: Array<{ env: unknown[] }> };
     expect(spec.initContainers[0]!.env).toEqual([{ name: 'OLD', value: 'old-form-value' }]);
-    expect(spec.containers[0]!.env).toEqual([{ name: 'DB', value: 'postgres://db:5432' }, { name: 'PLAIN', value: 'x' }, { name: 'GONE', value: 'nemu_env_nope' }]);
+    expect(spec.containers[0]!.env).toEqual([
+      { name: 'DB', value: 'postgres://db:5432' },
+      { name: 'PLAIN', value: 'x' },
+      { name: 'GONE', value: 'nemu_env_nope' },
+    ]);
     expect(r.warnings.join()).toContain('GONE');
     expect(r.warnings.join()).not.toContain('postgres');
   });
@@ -88,10 +110,22 @@ describe('the mutator chain on a Pod', () => {
     const rules = JSON.stringify([
       { match: { namespace: 'web', labels: { tier: 'gpu' } }, tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] },
       { match: { namespace: 'other' }, tolerations: [{ key: 'never', operator: 'Exists' }] },
-      { match: {}, tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }, { key: 'spot', operator: 'Equal', value: 'true' }] },
+      {
+        match: {},
+        tolerations: [
+          { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+          { key: 'spot', operator: 'Equal', value: 'true' },
+        ],
+      },
     ]);
-    const r = run(pod({ containers: [], tolerations: [{ key: 'spot', value: 'true' }] }, { labels: { nemu_label_t: 'gpu' } }), { nemu_tolerations: rules, nemu_label_t: 'tier' });
-    expect((r.object.spec as { tolerations: unknown[] }).tolerations).toEqual([{ key: 'spot', value: 'true' }, { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    const r = run(pod({ containers: [], tolerations: [{ key: 'spot', value: 'true' }] }, { labels: { nemu_label_t: 'gpu' } }), {
+      nemu_tolerations: rules,
+      nemu_label_t: 'tier',
+    });
+    expect((r.object.spec as { tolerations: unknown[] }).tolerations).toEqual([
+      { key: 'spot', value: 'true' },
+      { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+    ]);
   });
 
   it('reports a malformed toleration rule document instead of failing', () => {
@@ -187,11 +221,22 @@ describe('the mutator chain on a Deployment', () => {
       },
     },
   });
-  const dict = { nemu_selectors_replace_list: '["nemu_label_app"]', nemu_label_app: 'app', nemu_label_value_app: 'storefront', nemu_label_other: 'other', nemu_label_extra: 'extra', nemu_label_team: 'team', nemu_image_nginx: '1.25' };
+  const dict = {
+    nemu_selectors_replace_list: '["nemu_label_app"]',
+    nemu_label_app: 'app',
+    nemu_label_value_app: 'storefront',
+    nemu_label_other: 'other',
+    nemu_label_extra: 'extra',
+    nemu_label_team: 'team',
+    nemu_image_nginx: '1.25',
+  };
 
   it('translates listed selector entries and the template labels together, leaving unlisted ones consistent', () => {
     const r = run(deployment(), dict, 'Deployment');
-    const spec = r.object.spec as { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: { containers: Array<{ image: string }> } } };
+    const spec = r.object.spec as {
+      selector: { matchLabels: Record<string, string> };
+      template: { metadata: { labels: Record<string, string> }; spec: { containers: Array<{ image: string }> } };
+    };
     expect(spec.selector.matchLabels).toEqual({ app: 'storefront', nemu_label_other: 'x' });
     expect(spec.template.metadata.labels).toEqual({ app: 'storefront', nemu_label_other: 'x', extra: 'y' });
     expect(spec.template.spec.containers[0]!.image).toBe('nginx:1.25');

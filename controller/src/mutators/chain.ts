@@ -27,7 +27,16 @@ import { selectorsMutator } from './selectors.ts';
 import { tolerationsMutator } from './tolerations.ts';
 import { DraftScope, type KubeObject, type MutationContext, type Mutator, type Verb } from './types.ts';
 
-export const DEFAULT_CHAIN: readonly Mutator[] = [selectorsMutator, labelsMutator, annotationsMutator, tolerationsMutator, envMutator, imageMutator, resourcesMutator, secretsMutator];
+export const DEFAULT_CHAIN: readonly Mutator[] = [
+  selectorsMutator,
+  labelsMutator,
+  annotationsMutator,
+  tolerationsMutator,
+  envMutator,
+  imageMutator,
+  resourcesMutator,
+  secretsMutator,
+];
 
 export interface ChainResult {
   object: KubeObject;
@@ -39,7 +48,12 @@ export interface ChainResult {
 }
 
 /** Every dictionary key the active mutators may read for this object. */
-export function chainKeys(chain: readonly Mutator[], object: KubeObject, ctx: Pick<MutationContext, 'kind' | 'namespace'>, skipped: ReadonlySet<Verb> = new Set()): string[] {
+export function chainKeys(
+  chain: readonly Mutator[],
+  object: KubeObject,
+  ctx: Pick<MutationContext, 'kind' | 'namespace'>,
+  skipped: ReadonlySet<Verb> = new Set(),
+): string[] {
   const keys = new Set<string>();
   for (const m of chain) {
     if (skipped.has(m.verb)) continue;
@@ -52,7 +66,12 @@ export function chainKeys(chain: readonly Mutator[], object: KubeObject, ctx: Pi
   return [...keys];
 }
 
-export function runChain(chain: readonly Mutator[], object: KubeObject, ctx: Omit<MutationContext, 'warn' | 'drafts'>, skipped: ReadonlySet<Verb> = new Set()): ChainResult {
+export function runChain(
+  chain: readonly Mutator[],
+  object: KubeObject,
+  ctx: Omit<MutationContext, 'warn' | 'drafts'>,
+  skipped: ReadonlySet<Verb> = new Set(),
+): ChainResult {
   // Mutators of one run share their copies (a Draft changes in place what an earlier mutator
   // of this run copied), so a mutator that throws halfway may leave a change half made in
   // them. The run then starts again from the caller's object without that mutator: the rare

@@ -3,7 +3,7 @@
  * `nemu_<hash>`, a hash without underscores) become the dictionary's value. Values are
  * never logged or put into warnings; only the placeholder names are.
  */
-import { type Mutator,NEMU } from './types.ts';
+import { type Mutator, NEMU } from './types.ts';
 import { containerEntries, containersOf, Draft } from './workload.ts';
 
 const PLACEHOLDER = /^nemu_(env_[A-Za-z0-9_.-]+|[A-Za-z0-9]+)$/;

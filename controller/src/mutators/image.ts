@@ -94,8 +94,10 @@ export function parseEnforced(value: string): Enforced {
     if (!DIGEST.test(digest)) return { reason: 'the digest is not of the form <algorithm>:<hex digits>' };
     const [algorithm, hex] = digest.split(':') as [string, string];
     // a digest the runtime cannot parse would reach the pod as InvalidImageName
-    if (DIGEST_HEX[algorithm] === undefined) return { reason: `the digest algorithm ${JSON.stringify(algorithm.slice(0, 16))} is not sha256, sha384 or sha512` };
-    if (hex.length !== DIGEST_HEX[algorithm] || !/^[a-f0-9]+$/.test(hex)) return { reason: `a ${algorithm} digest has exactly ${DIGEST_HEX[algorithm]} lowercase hex digits` };
+    if (DIGEST_HEX[algorithm] === undefined)
+      return { reason: `the digest algorithm ${JSON.stringify(algorithm.slice(0, 16))} is not sha256, sha384 or sha512` };
+    if (hex.length !== DIGEST_HEX[algorithm] || !/^[a-f0-9]+$/.test(hex))
+      return { reason: `a ${algorithm} digest has exactly ${DIGEST_HEX[algorithm]} lowercase hex digits` };
   }
   return { ...(tag ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
 }

@@ -54,8 +54,20 @@ export function labelValueProblem(value: string): string | undefined {
   return isLabelValue(value) ? undefined : nameProblem(value, 'value');
 }
 
-export const LABEL_RULES: MapRules = { what: 'label', keyPrefix: 'nemu_label_', valuePrefix: 'nemu_label_value_', validKey: isQualifiedName, validValue: isLabelValue };
-export const ANNOTATION_RULES: MapRules = { what: 'annotation', keyPrefix: 'nemu_anno_', valuePrefix: 'nemu_anno_value_', validKey: isQualifiedName, validValue: () => true };
+export const LABEL_RULES: MapRules = {
+  what: 'label',
+  keyPrefix: 'nemu_label_',
+  valuePrefix: 'nemu_label_value_',
+  validKey: isQualifiedName,
+  validValue: isLabelValue,
+};
+export const ANNOTATION_RULES: MapRules = {
+  what: 'annotation',
+  keyPrefix: 'nemu_anno_',
+  valuePrefix: 'nemu_anno_value_',
+  validKey: isQualifiedName,
+  validValue: () => true,
+};
 
 /** Dictionary keys a map may need. */
 export function mapKeys(map: unknown, rules: MapRules, into: Set<string>): void {
@@ -70,7 +82,13 @@ export function mapKeys(map: unknown, rules: MapRules, into: Set<string>): void 
  * Translates one map in place; returns whether it changed. Entries in `keep` are left alone
  * (labels a Deployment selector depends on belong to the selectors mutator).
  */
-export function translateMap(map: StringMap, rules: MapRules, dict: ReadonlyMap<string, string>, warn: (m: string) => void, keep: ReadonlySet<string> = new Set()): boolean {
+export function translateMap(
+  map: StringMap,
+  rules: MapRules,
+  dict: ReadonlyMap<string, string>,
+  warn: (m: string) => void,
+  keep: ReadonlySet<string> = new Set(),
+): boolean {
   let changed = false;
   for (const [key, value] of Object.entries(map)) {
     if (keep.has(key)) continue;

@@ -1,8 +1,20 @@
 /** Kubernetes resource quantities (`500m`, `1.5`, `512Mi`, `1G`, `1e3`): parsing and formatting. */
 
 const SUFFIX: Record<string, number> = {
-  '': 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+  '': 1,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
 };
 
 // Quantities repeat across pods (`1`, `500m`, `1Gi`): each distinct string is parsed once.
@@ -36,7 +48,12 @@ export function formatCpu(cores: number): string {
 /** Bytes, rounded up, with the largest binary suffix that divides exactly. */
 export function formatBytes(bytes: number): string {
   const b = Math.max(1, Math.ceil(bytes - 1e-6));
-  for (const [s, size] of [['Gi', 2 ** 30], ['Mi', 2 ** 20], ['Ki', 2 ** 10]] as const) if (b % size === 0) return `${b / size}${s}`;
+  for (const [s, size] of [
+    ['Gi', 2 ** 30],
+    ['Mi', 2 ** 20],
+    ['Ki', 2 ** 10],
+  ] as const)
+    if (b % size === 0) return `${b / size}${s}`;
   return String(b);
 }
 

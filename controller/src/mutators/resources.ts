@@ -36,7 +36,8 @@ export function parseRatioPolicy(text: string): RatioPolicy {
   const policy: RatioPolicy = {};
   for (const pair of t.split(',')) {
     const [r, v] = pair.split('=').map((s) => s.trim());
-    if (!(RATIO_RESOURCES as readonly string[]).includes(r ?? '') || v === undefined) throw new Error(`resourceRatio ${JSON.stringify(text)}: ${form} (resources: ${RATIO_RESOURCES.join(', ')})`);
+    if (!(RATIO_RESOURCES as readonly string[]).includes(r ?? '') || v === undefined)
+      throw new Error(`resourceRatio ${JSON.stringify(text)}: ${form} (resources: ${RATIO_RESOURCES.join(', ')})`);
     policy[r as keyof RatioPolicy] = num(v);
   }
   return policy;

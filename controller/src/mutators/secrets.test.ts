@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 
 import { diff } from '../admission/patch.ts';
 import { chainKeys, DEFAULT_CHAIN, runChain } from './chain.ts';
-import { createSecretsMutator, parseEntrypoint, parseSecretsRecord, SECRETS_ANNOTATION, type SecretsRecord,withSecretsOptions } from './secrets.ts';
+import { createSecretsMutator, parseEntrypoint, parseSecretsRecord, SECRETS_ANNOTATION, type SecretsRecord, withSecretsOptions } from './secrets.ts';
 import type { KubeObject, WorkloadKind } from './types.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -33,7 +33,17 @@ describe('the secrets mutator', () => {
       {
         serviceAccountName: 'shop',
         containers: [
-          { name: 'app', image: 'busybox', command: ['/bin/server'], args: ['--port', '80'], env: [{ name: 'DB_PASSWORD', value: DB }, { name: 'PLAIN', value: 'x' }, { name: 'API_TOKEN', value: 'nemu_env_api' }] },
+          {
+            name: 'app',
+            image: 'busybox',
+            command: ['/bin/server'],
+            args: ['--port', '80'],
+            env: [
+              { name: 'DB_PASSWORD', value: DB },
+              { name: 'PLAIN', value: 'x' },
+              { name: 'API_TOKEN', value: 'nemu_env_api' },
+            ],
+          },
           { name: 'sidecar', image: 'envoy', command: ['envoy'] },
         ],
       },
@@ -63,7 +73,11 @@ describe('the secrets mutator', () => {
       { name: 'nemutator-token', projected: { sources: [{ serviceAccountToken: { audience: 'vault', expirationSeconds: 3600, path: 'token' } }] } },
     ]);
     expect(spec.initContainers).toHaveLength(1);
-    expect(spec.initContainers[0]).toMatchObject({ name: 'nemutator-init', image: 'ghcr.io/nemutator/init:0.1.0', command: ['/nemu-exec', 'init', '--bin', '/nemutator/bin', '--render'] });
+    expect(spec.initContainers[0]).toMatchObject({
+      name: 'nemutator-init',
+      image: 'ghcr.io/nemutator/init:0.1.0',
+      command: ['/nemu-exec', 'init', '--bin', '/nemutator/bin', '--render'],
+    });
     expect(spec.initContainers[0].volumeMounts.map((m: Obj) => m.name)).toEqual(['nemutator-socket', 'nemutator-bin', 'nemutator-bin', 'nemutator-token']);
     // everything Pod Security's restricted level asks of a container, and small resources
     expect(spec.initContainers[0].securityContext).toEqual({
@@ -99,7 +113,10 @@ describe('the secrets mutator', () => {
 
   it('uses nemutator.io/entrypoint for a container without command, and the role and audience annotations', () => {
     const r = run(
-      pod({ containers: [{ name: 'a', image: 'x', args: ['serve'], env: [{ name: 'T', value: API }] }] }, { 'nemutator.io/entrypoint': '["/docker-entrypoint.sh"]', 'nemutator.io/vault-role': 'reader', 'nemutator.io/vault-audience': 'vault.example.com' }),
+      pod(
+        { containers: [{ name: 'a', image: 'x', args: ['serve'], env: [{ name: 'T', value: API }] }] },
+        { 'nemutator.io/entrypoint': '["/docker-entrypoint.sh"]', 'nemutator.io/vault-role': 'reader', 'nemutator.io/vault-audience': 'vault.example.com' },
+      ),
     );
     const spec = r.object.spec as Obj;
     expect(spec.containers[0].command).toEqual(['/nemutator/bin/nemu-exec', '--', '/docker-entrypoint.sh', 'serve']);
@@ -116,12 +133,30 @@ describe('the secrets mutator', () => {
     expect(c.env).toBeUndefined();
     expect(c.volumeMounts).toEqual([{ name: 'nemutator-bin', mountPath: '/nemutator/secrets', subPath: 'secrets', readOnly: true }]);
     expect(r.warnings).toHaveLength(1);
-    expect(r.warnings[0]).toMatch(/^nemutator secrets: container web has no command .* the launcher cannot know the image's entrypoint, so its vault: env \(T\) is not injected and it gets the secret files only/);
+    expect(r.warnings[0]).toMatch(
+      /^nemutator secrets: container web has no command .* the launcher cannot know the image's entrypoint, so its vault: env \(T\) is not injected and it gets the secret files only/,
+    );
     expect(record(r.object).containers).toEqual({ web: { env: { T: API } } });
   });
 
   it('reports malformed references without echoing them and ignores bad file names', () => {
-    const r = run(pod({ containers: [{ name: 'a', command: ['x'], env: [{ name: 'BAD', value: 'vault:hunter2' }, { name: 'OK', value: DB }] }] }, { 'nemutator.io/secret-file.../x': DB, 'nemutator.io/rotate-signal': 'SIGKILL' }));
+    const r = run(
+      pod(
+        {
+          containers: [
+            {
+              name: 'a',
+              command: ['x'],
+              env: [
+                { name: 'BAD', value: 'vault:hunter2' },
+                { name: 'OK', value: DB },
+              ],
+            },
+          ],
+        },
+        { 'nemutator.io/secret-file.../x': DB, 'nemutator.io/rotate-signal': 'SIGKILL' },
+      ),
+    );
     expect(r.warnings.join('\n')).not.toContain('hunter2');
     expect(r.warnings.join('\n')).toContain('env BAD of container a is not a reference');
     expect(r.warnings.join('\n')).toContain('is not a file name');
@@ -146,7 +181,13 @@ describe('the secrets mutator', () => {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: { name: 'web', namespace: 'web' },
-      spec: { selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' }, annotations: { 'nemutator.io/secret-file.cfg': DB } }, spec: { containers: [{ name: 'a', command: ['run'], env: [{ name: 'P', value: DB }] }] } } },
+      spec: {
+        selector: { matchLabels: { app: 'web' } },
+        template: {
+          metadata: { labels: { app: 'web' }, annotations: { 'nemutator.io/secret-file.cfg': DB } },
+          spec: { containers: [{ name: 'a', command: ['run'], env: [{ name: 'P', value: DB }] }] },
+        },
+      },
     };
     const r = run(d, {}, 'Deployment');
     const tmpl = (r.object.spec as Obj).template;
@@ -160,7 +201,16 @@ describe('the secrets mutator', () => {
   });
 
   it('takes its image, audience and socket directory from configuration', () => {
-    const options = { initImage: 'registry.local/init:9', vaultAudience: 'va', socketHostDir: '/var/run/nemu', secretsSocketVolume: 'hostPath' as const, initCpuRequest: '5m', initMemoryRequest: '8Mi', initCpuLimit: '50m', initMemoryLimit: '32Mi' };
+    const options = {
+      initImage: 'registry.local/init:9',
+      vaultAudience: 'va',
+      socketHostDir: '/var/run/nemu',
+      secretsSocketVolume: 'hostPath' as const,
+      initCpuRequest: '5m',
+      initMemoryRequest: '8Mi',
+      initCpuLimit: '50m',
+      initMemoryLimit: '32Mi',
+    };
     const chain = withSecretsOptions(DEFAULT_CHAIN, options);
     const ctx = { kind: 'Pod' as const, namespace: 'web', operation: 'CREATE' as const, dictionary: new Map(), recommendations: [] };
     const p = pod({ containers: [{ name: 'a', command: ['x'], env: [{ name: 'T', value: DB }] }] });
@@ -181,7 +231,15 @@ describe('the secrets mutator', () => {
     const stored = structuredClone(first) as Obj;
     const init = stored.spec.initContainers[0];
     // Go field order, as kube-apiserver serializes it
-    init.securityContext = { capabilities: { drop: ['ALL'] }, runAsUser: 65532, runAsGroup: 65532, runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, seccompProfile: { type: 'RuntimeDefault' } };
+    init.securityContext = {
+      capabilities: { drop: ['ALL'] },
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      seccompProfile: { type: 'RuntimeDefault' },
+    };
     init.resources = { limits: { memory: '64Mi', cpu: '100m' }, requests: { memory: '16Mi', cpu: '10m' } };
     expect(diff(stored as KubeObject, run(stored as KubeObject, { nemu_env_api: API }).object).forward).toEqual([]);
     // a tampered one is put back
@@ -216,12 +274,24 @@ const generatedContainer = fc.record(
   { requiredKeys: ['name', 'image'] },
 );
 const generatedAnnotations = fc.dictionary(
-  fc.constantFrom('nemutator.io/secret-file.db', 'nemutator.io/secret-file.api.json', 'nemutator.io/rotate-signal', 'nemutator.io/entrypoint', 'nemutator.io/entrypoint.b', 'nemutator.io/vault-role', 'note'),
+  fc.constantFrom(
+    'nemutator.io/secret-file.db',
+    'nemutator.io/secret-file.api.json',
+    'nemutator.io/rotate-signal',
+    'nemutator.io/entrypoint',
+    'nemutator.io/entrypoint.b',
+    'nemutator.io/vault-role',
+    'note',
+  ),
   fc.constantFrom(DB, API, 'SIGUSR1', '["/entry"]', 'reader', 'x'),
   { maxKeys: 4 },
 );
 const generated = fc
-  .record({ annotations: generatedAnnotations, containers: fc.uniqueArray(generatedContainer, { minLength: 1, maxLength: 3, selector: (c) => c.name }), sa: fc.constantFrom(undefined, 'shop') })
+  .record({
+    annotations: generatedAnnotations,
+    containers: fc.uniqueArray(generatedContainer, { minLength: 1, maxLength: 3, selector: (c) => c.name }),
+    sa: fc.constantFrom(undefined, 'shop'),
+  })
   .map(({ annotations, containers, sa }) => pod({ containers, ...(sa ? { serviceAccountName: sa } : {}) }, annotations));
 
 describe('properties of the secrets mutator', () => {
@@ -245,7 +315,9 @@ describe('properties of the secrets mutator', () => {
         const out = run(p, dict).object as Obj;
         for (const c of out.spec.containers) for (const e of c.env ?? []) expect(String(e.value)).not.toMatch(/^vault:/);
         const rec = parseSecretsRecord(out.metadata.annotations?.[SECRETS_ANNOTATION]);
-        const refs = (p as Obj).spec.containers.flatMap((c: Obj) => (c.env ?? []).filter((e: Obj) => e.value === DB || e.value === API || e.value === 'nemu_env_api').map((e: Obj) => [c.name, e.name]));
+        const refs = (p as Obj).spec.containers.flatMap((c: Obj) =>
+          (c.env ?? []).filter((e: Obj) => e.value === DB || e.value === API || e.value === 'nemu_env_api').map((e: Obj) => [c.name, e.name]),
+        );
         for (const [c, name] of refs) expect(rec?.containers[c]?.env[name]).toMatch(/^vault:secret\/app\//);
       }),
       { numRuns: 200 },

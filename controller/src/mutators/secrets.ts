@@ -16,8 +16,8 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 
-import { isRecord, type KubeObject, type MutationContext, type Mutator,NEMU } from './types.ts';
-import { type Container,editAt, podSpecOf, templateOf } from './workload.ts';
+import { isRecord, type KubeObject, type MutationContext, type Mutator, NEMU } from './types.ts';
+import { type Container, editAt, podSpecOf, templateOf } from './workload.ts';
 
 export const SECRETS_ANNOTATION = 'nemutator.io/secrets';
 export const SECRET_FILE_PREFIX = 'nemutator.io/secret-file.';
@@ -144,7 +144,9 @@ export const INIT_SECURITY_CONTEXT = {
 
 /** The socket volume's source as options choose it. */
 export function socketVolumeSource(options: SecretsOptions): Record<string, unknown> {
-  return (options.secretsSocketVolume ?? 'csi') === 'csi' ? { csi: { driver: CSI_DRIVER, readOnly: true } } : { hostPath: { path: options.socketHostDir, type: 'DirectoryOrCreate' } };
+  return (options.secretsSocketVolume ?? 'csi') === 'csi'
+    ? { csi: { driver: CSI_DRIVER, readOnly: true } }
+    : { hostPath: { path: options.socketHostDir, type: 'DirectoryOrCreate' } };
 }
 
 function initResources(options: SecretsOptions): Record<string, Record<string, string>> {
@@ -262,11 +264,20 @@ export function createSecretsMutator(options: SecretsOptions = SECRETS_DEFAULTS)
       if (!spec) return object;
       const annotations = podAnnotations(object, ctx.kind);
       const hasFileAnnotation = Object.keys(annotations).some((k) => k.startsWith(SECRET_FILE_PREFIX));
-      const hasEnvReference = workloadContainers(spec).some((c) => Array.isArray(c.env) && c.env.some((e) => isRecord(e) && referenceOf(e, ctx.dictionary) !== undefined));
+      const hasEnvReference = workloadContainers(spec).some(
+        (c) => Array.isArray(c.env) && c.env.some((e) => isRecord(e) && referenceOf(e, ctx.dictionary) !== undefined),
+      );
       if (!hasFileAnnotation && !hasEnvReference && annotations[SECRETS_ANNOTATION] === undefined) return object;
       // copies the pod spec and the pod's annotations only; the rest is shared with the input
       const pod = ctx.kind === 'Pod' ? [] : ['spec', 'template'];
-      return editAt(object, [[...pod, 'spec'], [...pod, 'metadata', 'annotations']], (draft) => apply(draft, ctx, options));
+      return editAt(
+        object,
+        [
+          [...pod, 'spec'],
+          [...pod, 'metadata', 'annotations'],
+        ],
+        (draft) => apply(draft, ctx, options),
+      );
     },
   };
 }
@@ -309,7 +320,11 @@ function apply(draft: KubeObject, ctx: MutationContext, options: SecretsOptions)
  * What each container may read: the record's references, then the spec's (newer) ones, which
  * leave the spec (a reference is served by the agent, never kept as an env value).
  */
-function takeEnvReferences(workloads: Container[], previous: SecretsRecord | undefined, ctx: MutationContext): { containers: SecretsRecord['containers']; changed: boolean } {
+function takeEnvReferences(
+  workloads: Container[],
+  previous: SecretsRecord | undefined,
+  ctx: MutationContext,
+): { containers: SecretsRecord['containers']; changed: boolean } {
   const containers: SecretsRecord['containers'] = {};
   let changed = false;
   for (const c of workloads) {
@@ -360,14 +375,22 @@ function fileReferences(annotations: Record<string, unknown>, ctx: MutationConte
 }
 
 /** The record of what the pod may read, with its Vault role and rotation signal. */
-function secretsRecord(spec: Record<string, unknown>, annotations: Record<string, unknown>, containers: SecretsRecord['containers'], files: Record<string, string>, ctx: MutationContext): SecretsRecord {
+function secretsRecord(
+  spec: Record<string, unknown>,
+  annotations: Record<string, unknown>,
+  containers: SecretsRecord['containers'],
+  files: Record<string, string>,
+  ctx: MutationContext,
+): SecretsRecord {
   let rotateSignal: string | undefined;
   const signalText = annotations[ROTATE_SIGNAL_ANNOTATION];
   if (typeof signalText === 'string' && signalText.trim() !== '') {
     rotateSignal = normalizeSignal(signalText);
-    if (!rotateSignal) ctx.warn(`annotation ${ROTATE_SIGNAL_ANNOTATION}: "${signalText}" is not one of ${ROTATE_SIGNALS.join(', ')}; no signal is sent on rotation`);
+    if (!rotateSignal)
+      ctx.warn(`annotation ${ROTATE_SIGNAL_ANNOTATION}: "${signalText}" is not one of ${ROTATE_SIGNALS.join(', ')}; no signal is sent on rotation`);
   }
-  const serviceAccount = (typeof spec.serviceAccountName === 'string' && spec.serviceAccountName) || (typeof spec.serviceAccount === 'string' && spec.serviceAccount) || 'default';
+  const serviceAccount =
+    (typeof spec.serviceAccountName === 'string' && spec.serviceAccountName) || (typeof spec.serviceAccount === 'string' && spec.serviceAccount) || 'default';
   const roleText = annotations[VAULT_ROLE_ANNOTATION];
   const role = typeof roleText === 'string' && roleText.trim() !== '' ? roleText.trim() : serviceAccount;
   return { v: 1, role, containers, files, ...(rotateSignal ? { rotateSignal } : {}) };
@@ -398,7 +421,8 @@ function wireContainer(c: Container, pod: PodReferences, ctx: MutationContext): 
   let changed = false;
   if (!isWrapped(c)) {
     const own = strings(c.command);
-    const entrypoint = own && own.length > 0 ? own : parseEntrypoint(pod.annotations[`${ENTRYPOINT_ANNOTATION}.${name}`] ?? pod.annotations[ENTRYPOINT_ANNOTATION]);
+    const entrypoint =
+      own && own.length > 0 ? own : parseEntrypoint(pod.annotations[`${ENTRYPOINT_ANNOTATION}.${name}`] ?? pod.annotations[ENTRYPOINT_ANNOTATION]);
     if (!entrypoint) {
       const vars = Object.keys(refs.env).join(', ');
       ctx.warn(
@@ -441,7 +465,10 @@ function ensureVolumes(spec: Record<string, unknown>, audience: string, options:
     changed = true;
   } else {
     // fields the API server defaults (defaultMode) are kept; only the audience is ours to change
-    const sat = isRecord(token.projected) && Array.isArray(token.projected.sources) ? token.projected.sources.find((s) => isRecord(s) && isRecord(s.serviceAccountToken))?.serviceAccountToken : undefined;
+    const sat =
+      isRecord(token.projected) && Array.isArray(token.projected.sources)
+        ? token.projected.sources.find((s) => isRecord(s) && isRecord(s.serviceAccountToken))?.serviceAccountToken
+        : undefined;
     if (!isRecord(sat)) {
       token.projected = { sources: [tokenSource] };
       changed = true;

@@ -9,7 +9,7 @@
  */
 import { LABEL_RULES, qualifiedNameProblem, translateMap } from './metadata-map.ts';
 import { isRecord, type KubeObject, type Mutator } from './types.ts';
-import { editAt, type StringMap,templateOf } from './workload.ts';
+import { editAt, type StringMap, templateOf } from './workload.ts';
 
 export const SELECTORS_LIST_KEY = 'nemu_selectors_replace_list';
 
@@ -76,28 +76,35 @@ export const selectorsMutator: Mutator = {
     if (listed.size === 0) return object;
     const candidates = Object.entries(selectorLabels(object)).filter(([k]) => listed.has(k));
     if (candidates.length === 0) return object;
-    return editAt(object, [['spec', 'selector'], ['spec', 'template', 'metadata']], (draft) => {
-      const selector = selectorLabels(draft);
-      const tmpl = templateOf(draft);
-      const tmplLabels = tmpl && isRecord(tmpl.metadata) && isRecord(tmpl.metadata.labels) ? (tmpl.metadata.labels as StringMap) : undefined;
-      let changed = false;
-      for (const [key, value] of candidates) {
-        const one: StringMap = { [key]: value };
-        if (!translateMap(one, LABEL_RULES, ctx.dictionary, ctx.warn)) continue;
-        const [[newKey, newValue]] = Object.entries(one) as [[string, string]];
-        if (newKey !== key && Object.hasOwn(selector, newKey)) {
-          ctx.warn(`selector ${key} translates to ${newKey}, which the selector already has; left unchanged`);
-          continue;
+    return editAt(
+      object,
+      [
+        ['spec', 'selector'],
+        ['spec', 'template', 'metadata'],
+      ],
+      (draft) => {
+        const selector = selectorLabels(draft);
+        const tmpl = templateOf(draft);
+        const tmplLabels = tmpl && isRecord(tmpl.metadata) && isRecord(tmpl.metadata.labels) ? (tmpl.metadata.labels as StringMap) : undefined;
+        let changed = false;
+        for (const [key, value] of candidates) {
+          const one: StringMap = { [key]: value };
+          if (!translateMap(one, LABEL_RULES, ctx.dictionary, ctx.warn)) continue;
+          const [[newKey, newValue]] = Object.entries(one) as [[string, string]];
+          if (newKey !== key && Object.hasOwn(selector, newKey)) {
+            ctx.warn(`selector ${key} translates to ${newKey}, which the selector already has; left unchanged`);
+            continue;
+          }
+          delete selector[key];
+          selector[newKey] = newValue;
+          if (tmplLabels && tmplLabels[key] === value) {
+            delete tmplLabels[key];
+            tmplLabels[newKey] = newValue;
+          }
+          changed = true;
         }
-        delete selector[key];
-        selector[newKey] = newValue;
-        if (tmplLabels && tmplLabels[key] === value) {
-          delete tmplLabels[key];
-          tmplLabels[newKey] = newValue;
-        }
-        changed = true;
-      }
-      return changed;
-    });
+        return changed;
+      },
+    );
   },
 };

@@ -74,8 +74,10 @@ export function parseRules(text: string): TolerationRule[] | string {
     const match = r.match ?? {};
     if (!isRecord(match)) return `${TOLERATIONS_KEY} rule ${i}: "match" must be an object`;
     const ns = match.namespace;
-    if (ns !== undefined && typeof ns !== 'string' && !(Array.isArray(ns) && ns.every((x) => typeof x === 'string'))) return `${TOLERATIONS_KEY} rule ${i}: match.namespace must be a name or a list of names`;
-    if (match.labels !== undefined && !(isRecord(match.labels) && Object.values(match.labels).every((v) => typeof v === 'string'))) return `${TOLERATIONS_KEY} rule ${i}: match.labels must map strings to strings`;
+    if (ns !== undefined && typeof ns !== 'string' && !(Array.isArray(ns) && ns.every((x) => typeof x === 'string')))
+      return `${TOLERATIONS_KEY} rule ${i}: match.namespace must be a name or a list of names`;
+    if (match.labels !== undefined && !(isRecord(match.labels) && Object.values(match.labels).every((v) => typeof v === 'string')))
+      return `${TOLERATIONS_KEY} rule ${i}: match.labels must map strings to strings`;
     for (const [j, t] of r.tolerations.entries()) {
       const problem = tolerationProblem(t);
       if (problem) return `${TOLERATIONS_KEY} rule ${i}: toleration ${j} is not a valid toleration: ${problem}`;

@@ -66,7 +66,19 @@ export interface Mutator {
 }
 
 /** Every verb `nemutator.io/skip-mutation` knows. */
-export const VERBS = ['selectors', 'labels', 'annotations', 'tolerations', 'env', 'image', 'resources', 'secrets', 'patch', 'containers', 'prom_metrics'] as const;
+export const VERBS = [
+  'selectors',
+  'labels',
+  'annotations',
+  'tolerations',
+  'env',
+  'image',
+  'resources',
+  'secrets',
+  'patch',
+  'containers',
+  'prom_metrics',
+] as const;
 export type Verb = (typeof VERBS)[number];
 
 /**

@@ -24,7 +24,9 @@ function setup(opts: { leader?: boolean } = {}) {
     async capture(spec: CaptureSpec, _user: unknown, mode: StoredProfile['mode'] = 'on-demand') {
       calls.push({ spec, mode });
       const isGo = spec.pod === 'go-api';
-      return { data: { processes: [{ pid: 1, exe: '/app', isGo, goVersion: '', modulePath: '', stripped: false, container: '' }] } } as unknown as StoredProfile;
+      return {
+        data: { processes: [{ pid: 1, exe: '/app', isGo, goVersion: '', modulePath: '', stripped: false, container: '' }] },
+      } as unknown as StoredProfile;
     },
   };
   const profiler = new ContinuousProfiler({

@@ -84,7 +84,11 @@ export class ContinuousProfiler {
     for (const c of await this.candidates()) {
       const key = `${c.namespace}/${c.pod}`;
       try {
-        const p = await this.opts.service.capture({ namespace: c.namespace, pod: c.pod, container: '', seconds: this.opts.seconds, hz: this.opts.hz, pid: 0, node: '' }, undefined, 'continuous');
+        const p = await this.opts.service.capture(
+          { namespace: c.namespace, pod: c.pod, container: '', seconds: this.opts.seconds, hz: this.opts.hz, pid: 0, node: '' },
+          undefined,
+          'continuous',
+        );
         if (!p.data.processes.some((x) => x.isGo)) this.notGo.add(key);
       } catch (e) {
         this.opts.log.warn({ pod: key, err: (e as Error).message }, 'continuous profile failed');

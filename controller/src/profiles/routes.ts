@@ -11,9 +11,9 @@ import { ErrorCodes, NemuError } from '#common/errors.js';
 
 import type { ApiRequest, Router } from '../server/router.ts';
 import type { StoredProfile } from './model.ts';
-import { FORMATS,isFormat, renderProfile } from './render/index.ts';
+import { FORMATS, isFormat, renderProfile } from './render/index.ts';
 import { parseProfileRequest, type ProfileService } from './service.ts';
-import { type ProfileStore,summarize } from './store.ts';
+import { type ProfileStore, summarize } from './store.ts';
 
 export interface ProfileRoutesOptions {
   service: ProfileService;
@@ -30,7 +30,9 @@ function links(id: string): Record<string, string> {
 }
 
 function titleOf(p: StoredProfile): string {
-  const what = p.target.pid ? `pid ${p.target.pid} on ${p.target.node}` : `${p.target.namespace}/${p.target.pod}${p.target.container ? ` (${p.target.container})` : ''}`;
+  const what = p.target.pid
+    ? `pid ${p.target.pid} on ${p.target.node}`
+    : `${p.target.namespace}/${p.target.pod}${p.target.container ? ` (${p.target.container})` : ''}`;
   return `CPU flamegraph of ${what}, ${p.createdAt}`;
 }
 
@@ -40,10 +42,12 @@ export function registerProfileRoutes(router: Router, opts: ProfileRoutesOptions
 
   // A pod's profile is its namespace's business; a bare pid (local mode) is the node's, cluster-wide.
   const podOfBody = { request: async (req: ApiRequest) => namespaceOf(parseProfileRequest(await req.json())) };
-  const storedProfile = { object: async (req: ApiRequest) => {
-    const p = await store.get(req.params.id!);
-    return p ? namespaceOf(p.target) : null;
-  } };
+  const storedProfile = {
+    object: async (req: ApiRequest) => {
+      const p = await store.get(req.params.id!);
+      return p ? namespaceOf(p.target) : null;
+    },
+  };
 
   router.post('/api/v1/profiles', { verb: 'create', resource: 'profiles', scope: podOfBody }, async (req) => {
     const spec = parseProfileRequest(await req.json());

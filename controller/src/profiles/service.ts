@@ -63,7 +63,15 @@ export function parseProfileRequest(body: unknown): CaptureSpec {
     return v;
   };
   const pid = b.pid === undefined || b.pid === null ? 0 : int(b.pid, 'pid', 0, 2 ** 31 - 1);
-  const spec: CaptureSpec = { namespace: str(b.namespace, 'namespace'), pod: str(b.pod, 'pod'), container: str(b.container, 'container'), seconds, hz, pid, node: typeof b.node === 'string' ? b.node : '' };
+  const spec: CaptureSpec = {
+    namespace: str(b.namespace, 'namespace'),
+    pod: str(b.pod, 'pod'),
+    container: str(b.container, 'container'),
+    seconds,
+    hz,
+    pid,
+    node: typeof b.node === 'string' ? b.node : '',
+  };
   if (pid === 0 && (spec.namespace === '' || spec.pod === '')) throw bad('namespace and pod are required (or pid, in local mode)');
   return spec;
 }
@@ -115,7 +123,11 @@ export class ProfileService {
       const node = obj.spec?.nodeName ?? '';
       if (!node) throw new NemuError(ErrorCodes.CONFLICT, `pod ${namespace}/${pod} is not scheduled on a node yet`, { status: 409 });
       if (container && !(obj.spec?.containers ?? []).some((c) => c.name === container)) {
-        throw new NemuError(ErrorCodes.NOT_FOUND, `pod ${namespace}/${pod} has no container ${container} (containers: ${(obj.spec?.containers ?? []).map((c) => c.name).join(', ')})`, { status: 404 });
+        throw new NemuError(
+          ErrorCodes.NOT_FOUND,
+          `pod ${namespace}/${pod} has no container ${container} (containers: ${(obj.spec?.containers ?? []).map((c) => c.name).join(', ')})`,
+          { status: 404 },
+        );
       }
       const status = [...(obj.status?.containerStatuses ?? [])].find((s) => s.name === container);
       const id = status?.containerID?.replace(/^[a-z]+:\/\//, '') ?? '';
@@ -125,7 +137,11 @@ export class ProfileService {
       const p = n.report?.pods?.find((x) => x.namespace === namespace && x.name === pod);
       if (p) return { node: n.name, podUid: p.uid ?? '', container };
     }
-    throw new NemuError(ErrorCodes.NOT_FOUND, `pod ${namespace}/${pod} is not on any node with an agent (no cluster configured: pods are found in the agents' reports)`, { status: 404 });
+    throw new NemuError(
+      ErrorCodes.NOT_FOUND,
+      `pod ${namespace}/${pod} is not on any node with an agent (no cluster configured: pods are found in the agents' reports)`,
+      { status: 404 },
+    );
   }
 
   private pidNode(node: string): string {
@@ -139,17 +155,37 @@ export class ProfileService {
     if (spec.pid && this.core) {
       // In a cluster a pid names a host process (kubelet, containerd, another tenant's
       // program): profiles are of pods only, which RBAC can scope to a namespace.
-      throw new NemuError(ErrorCodes.BAD_REQUEST, 'pid profiles are for local mode; in a cluster, profile a pod: {namespace, pod, container?}', { status: 400 });
+      throw new NemuError(ErrorCodes.BAD_REQUEST, 'pid profiles are for local mode; in a cluster, profile a pod: {namespace, pod, container?}', {
+        status: 400,
+      });
     }
     if (spec.pid) spec = { ...spec, namespace: '', pod: '', container: '' };
     const loc = spec.pid ? { node: this.pidNode(spec.node), podUid: '', container: '' } : await this.locate(spec.namespace, spec.pod, spec.container);
     const id = newProfileId();
     const who = user?.username ?? mode;
-    const target = { node: loc.node, namespace: spec.namespace, pod: spec.pod, podUid: loc.podUid, container: spec.container, ...(spec.pid ? { pid: spec.pid } : {}) };
+    const target = {
+      node: loc.node,
+      namespace: spec.namespace,
+      pod: spec.pod,
+      podUid: loc.podUid,
+      container: spec.container,
+      ...(spec.pid ? { pid: spec.pid } : {}),
+    };
     this.opts.log.info({ audit: true, profile: id, user: who, groups: user?.groups, target, seconds: spec.seconds, hz: spec.hz, mode }, 'profile requested');
     const result = await this.opts.hub.command(
       loc.node,
-      { profile: { podUid: loc.podUid, namespace: spec.namespace, pod: spec.pod, container: loc.container, seconds: spec.seconds, hz: spec.hz, pid: spec.pid, profileId: id } },
+      {
+        profile: {
+          podUid: loc.podUid,
+          namespace: spec.namespace,
+          pod: spec.pod,
+          container: loc.container,
+          seconds: spec.seconds,
+          hz: spec.hz,
+          pid: spec.pid,
+          profileId: id,
+        },
+      },
       spec.seconds * 1000 + (this.opts.graceMs ?? 10 * 60_000),
     );
     if (result.error) {
@@ -158,7 +194,16 @@ export class ProfileService {
       throw new NemuError(code, `the agent on ${loc.node}: ${result.error.message ?? 'failed'}`, { status: statusOf(code) });
     }
     if (!result.profile) throw new NemuError(ErrorCodes.INTERNAL, `the agent on ${loc.node} answered without a profile`, { status: 502 });
-    const stored: StoredProfile = { id, createdAt: new Date().toISOString(), requestedBy: who, mode, target, seconds: spec.seconds, hz: spec.hz, data: fromWire(result.profile) };
+    const stored: StoredProfile = {
+      id,
+      createdAt: new Date().toISOString(),
+      requestedBy: who,
+      mode,
+      target,
+      seconds: spec.seconds,
+      hz: spec.hz,
+      data: fromWire(result.profile),
+    };
     await this.opts.store.put(stored);
     this.opts.log.info({ audit: true, profile: id, user: who, samples: stored.data.samples.length }, 'profile stored');
     return stored;

@@ -22,9 +22,17 @@ describe('the Redis a configuration names', () => {
   it('is none by default, one server with redisUrl, and a Sentinel master with redisSentinels + redisMasterName', () => {
     expect(redisTargetOf(testControllerConfig())).toBeUndefined();
     expect(redisTargetOf(testControllerConfig({ redisUrl: 'redis://r:6379/0' }))).toEqual({ kind: 'single', url: 'redis://r:6379/0' });
-    expect(redisTargetOf(testControllerConfig({ redisSentinels: 's0:26380, s1 ,[fd00::1]:26381', redisMasterName: 'main', redisPassword: 'pw', redisSentinelPassword: 'spw' }))).toEqual({
+    expect(
+      redisTargetOf(
+        testControllerConfig({ redisSentinels: 's0:26380, s1 ,[fd00::1]:26381', redisMasterName: 'main', redisPassword: 'pw', redisSentinelPassword: 'spw' }),
+      ),
+    ).toEqual({
       kind: 'sentinel',
-      sentinels: [{ host: 's0', port: 26380 }, { host: 's1', port: 26379 }, { host: 'fd00::1', port: 26381 }],
+      sentinels: [
+        { host: 's0', port: 26380 },
+        { host: 's1', port: 26379 },
+        { host: 'fd00::1', port: 26381 },
+      ],
       masterName: 'main',
       password: 'pw',
       sentinelPassword: 'spw',
@@ -71,7 +79,16 @@ describe('the Redis a configuration names', () => {
 
   it('is described without its passwords', () => {
     expect(describeTarget({ kind: 'single', url: 'redis://:hunter2@r:6379/0', password: 'x' })).toBe('redis://:***@r:6379/0');
-    const s = describeTarget({ kind: 'sentinel', sentinels: [{ host: 's0', port: 26379 }, { host: '::1', port: 1 }], masterName: 'main', password: 'hunter2', sentinelPassword: 'hunter3' });
+    const s = describeTarget({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 's0', port: 26379 },
+        { host: '::1', port: 1 },
+      ],
+      masterName: 'main',
+      password: 'hunter2',
+      sentinelPassword: 'hunter3',
+    });
     expect(s).toBe('master "main" via sentinels s0:26379,[::1]:1');
   });
 });

@@ -38,7 +38,9 @@ export function parseSentinels(text: string): SentinelAddress[] {
     const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+))(?::(\d+))?$/.exec(item);
     const port = m?.[3] === undefined ? DEFAULT_SENTINEL_PORT : Number(m[3]);
     if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
-      throw configError(`redisSentinels: "${item}" is not host:port; list the sentinels as host:port, comma-separated, e.g. redis-sentinel-0.redis:26379,redis-sentinel-1.redis:26379`);
+      throw configError(
+        `redisSentinels: "${item}" is not host:port; list the sentinels as host:port, comma-separated, e.g. redis-sentinel-0.redis:26379,redis-sentinel-1.redis:26379`,
+      );
     }
     out.push({ host: m[1] ?? m[2]!, port });
   }
@@ -52,16 +54,24 @@ export function parseSentinels(text: string): SentinelAddress[] {
 export function redisTargetOf(config: RedisConfig): RedisTarget | undefined {
   const sentinels = parseSentinels(config.redisSentinels);
   if (config.redisUrl !== '' && sentinels.length > 0) {
-    throw configError('redisUrl and redisSentinels are both set: use redisUrl for a single Redis, or redisSentinels with redisMasterName for Redis Sentinel, not both');
+    throw configError(
+      'redisUrl and redisSentinels are both set: use redisUrl for a single Redis, or redisSentinels with redisMasterName for Redis Sentinel, not both',
+    );
   }
   if (sentinels.length > 0 && config.redisMasterName === '') {
-    throw configError('redisSentinels is set but redisMasterName is empty: set redisMasterName to the name the sentinels monitor the master under (the <name> of `sentinel monitor <name> <ip> <port> <quorum>`)');
+    throw configError(
+      'redisSentinels is set but redisMasterName is empty: set redisMasterName to the name the sentinels monitor the master under (the <name> of `sentinel monitor <name> <ip> <port> <quorum>`)',
+    );
   }
   if (sentinels.length === 0 && config.redisMasterName !== '') {
-    throw configError('redisMasterName is set but redisSentinels is empty: list the sentinels in redisSentinels (host:port, comma-separated), or unset redisMasterName and use redisUrl for a single Redis');
+    throw configError(
+      'redisMasterName is set but redisSentinels is empty: list the sentinels in redisSentinels (host:port, comma-separated), or unset redisMasterName and use redisUrl for a single Redis',
+    );
   }
   if (sentinels.length === 0 && config.redisSentinelPassword !== '') {
-    throw configError('redisSentinelPassword is set but redisSentinels is empty: it is the password of the sentinels; set redisSentinels and redisMasterName, or unset it');
+    throw configError(
+      'redisSentinelPassword is set but redisSentinels is empty: it is the password of the sentinels; set redisSentinels and redisMasterName, or unset it',
+    );
   }
   const password = config.redisPassword === '' ? {} : { password: config.redisPassword };
   if (sentinels.length > 0) {
@@ -74,7 +84,10 @@ export function redisTargetOf(config: RedisConfig): RedisTarget | undefined {
     };
   }
   if (config.redisUrl === '') {
-    if (config.redisPassword !== '') throw configError('redisPassword is set but neither redisUrl nor redisSentinels is: it is the password of a Redis the controller does not use; set one of them, or unset redisPassword');
+    if (config.redisPassword !== '')
+      throw configError(
+        'redisPassword is set but neither redisUrl nor redisSentinels is: it is the password of a Redis the controller does not use; set one of them, or unset redisPassword',
+      );
     return undefined;
   }
   if (config.redisPassword !== '' && new URL(config.redisUrl).password !== '') {

@@ -13,7 +13,7 @@
  * resize is written to the mutation log with its reverse patch; the pod is labelled with the
  * entry id, so `nemutator mutations rollback ID` finds it, and `rollbackResize` resizes back.
  */
-import { CoreV1Api, type KubeConfig,PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import fjp, { type Operation } from 'fast-json-patch';
 
 import { ErrorCodes, NemuError } from '#common/errors.js';
@@ -52,8 +52,16 @@ export interface ResizeOptions {
   isLeader?: () => boolean;
 }
 
-type Pod = { metadata?: { name?: string; namespace?: string; labels?: Record<string, string> }; spec?: { restartPolicy?: string; containers?: Container[] }; status?: { phase?: string } };
-type Container = { name: string; resources?: { requests?: Record<string, string>; limits?: Record<string, string> }; resizePolicy?: Array<{ resourceName: string; restartPolicy: string }> };
+type Pod = {
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
+  spec?: { restartPolicy?: string; containers?: Container[] };
+  status?: { phase?: string };
+};
+type Container = {
+  name: string;
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  resizePolicy?: Array<{ resourceName: string; restartPolicy: string }>;
+};
 
 export class ResizeLadder {
   readonly history: ResizeAction[] = [];
@@ -83,10 +91,12 @@ export class ResizeLadder {
 
   /** Runs the ladder over every running pod for `season` (one pass at a time). */
   onFlip(season: Season, mode: ResizeMode = this.opts.mode): Promise<ResizeAction[]> {
-    this.running = this.running.then(() => this.pass(season, mode)).catch((e) => {
-      this.logger.error({ err: e }, 'season-flip resize pass failed');
-      return [];
-    });
+    this.running = this.running
+      .then(() => this.pass(season, mode))
+      .catch((e) => {
+        this.logger.error({ err: e }, 'season-flip resize pass failed');
+        return [];
+      });
     return this.running;
   }
 
@@ -151,7 +161,8 @@ export class ResizeLadder {
       for (const key of Object.keys(ch.to)) {
         const resource = key.split('.')[1]!;
         const policy = c?.resizePolicy?.find((p) => p.resourceName === resource)?.restartPolicy ?? 'NotRequired';
-        if (policy === 'RestartContainer' && pod.spec?.restartPolicy === 'Never') return `resizePolicy of ${ch.container}/${resource} is RestartContainer and the pod never restarts containers`;
+        if (policy === 'RestartContainer' && pod.spec?.restartPolicy === 'Never')
+          return `resizePolicy of ${ch.container}/${resource} is RestartContainer and the pod never restarts containers`;
       }
     }
     return undefined;
@@ -197,8 +208,23 @@ export class ResizeLadder {
       try {
         await this.core.patchNamespacedPodResize({ name, namespace: ns, body: forward }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
         const id = mutationId();
-        await this.core.patchNamespacedPod({ name, namespace: ns, body: [{ op: 'add', path: `/metadata/labels`, value: { ...(pod.metadata?.labels ?? {}), [MUTATION_LABEL]: id } }] }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
-        const entry: MutationEntry = { id, reviewUid: `resize-${id}`, kind: 'Pod', namespace: ns, name, operation: 'UPDATE', verbs: ['resources'], patch: forward, reversePatch: reverse, user: 'nemutator:season-resize', time: new Date().toISOString() };
+        await this.core.patchNamespacedPod(
+          { name, namespace: ns, body: [{ op: 'add', path: `/metadata/labels`, value: { ...(pod.metadata?.labels ?? {}), [MUTATION_LABEL]: id } }] },
+          setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+        );
+        const entry: MutationEntry = {
+          id,
+          reviewUid: `resize-${id}`,
+          kind: 'Pod',
+          namespace: ns,
+          name,
+          operation: 'UPDATE',
+          verbs: ['resources'],
+          patch: forward,
+          reversePatch: reverse,
+          user: 'nemutator:season-resize',
+          time: new Date().toISOString(),
+        };
         await this.log.append(entry);
         return { ...base, action: 'resized', reason: 'in place through pods/resize', mutationId: id };
       } catch (e) {
@@ -211,25 +237,43 @@ export class ResizeLadder {
 
   private async evict(base: Omit<ResizeAction, 'action' | 'reason'>, why: string): Promise<ResizeAction> {
     try {
-      await this.core.createNamespacedPodEviction({ name: base.pod, namespace: base.namespace, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: base.pod, namespace: base.namespace } } });
+      await this.core.createNamespacedPodEviction({
+        name: base.pod,
+        namespace: base.namespace,
+        body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: base.pod, namespace: base.namespace } },
+      });
       return { ...base, action: 'evicted', reason: `${why}; evicted so its owner recreates it with the new requests` };
     } catch (e) {
       const status = apiStatus(e);
-      return { ...base, action: 'left', reason: `${why}; eviction ${status === 429 ? 'refused by a PodDisruptionBudget' : `failed: ${apiMessage(e)}`}; left as it is` };
+      return {
+        ...base,
+        action: 'left',
+        reason: `${why}; eviction ${status === 429 ? 'refused by a PodDisruptionBudget' : `failed: ${apiMessage(e)}`}; left as it is`,
+      };
     }
   }
 
   /** Resizes a pod back with the reverse patch of a logged season resize. */
   async rollback(id: string, user?: string): Promise<{ id: string; namespace: string; name: string; action: 'resized back' }> {
     const entry = await this.log.get(id);
-    if (!entry || !entry.reviewUid.startsWith('resize-')) throw new NemuError(ErrorCodes.NOT_FOUND, `${id} is not a season resize in the mutation log; 'nemutator mutations list --kind Pod' shows them`, { status: 404 });
+    if (!entry || !entry.reviewUid.startsWith('resize-'))
+      throw new NemuError(ErrorCodes.NOT_FOUND, `${id} is not a season resize in the mutation log; 'nemutator mutations list --kind Pod' shows them`, {
+        status: 404,
+      });
     if (entry.rolledBack) throw new NemuError(ErrorCodes.CONFLICT, `resize ${id} was already rolled back at ${entry.rolledBack.time}`, { status: 409 });
     const guards = entry.patch.flatMap((op) => (op.op === 'add' || op.op === 'replace' ? [{ op: 'test', path: op.path, value: op.value } as Operation] : []));
     try {
-      await this.core.patchNamespacedPodResize({ name: entry.name!, namespace: entry.namespace, body: [...guards, ...entry.reversePatch] }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+      await this.core.patchNamespacedPodResize(
+        { name: entry.name!, namespace: entry.namespace, body: [...guards, ...entry.reversePatch] },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
     } catch (e) {
       const status = apiStatus(e);
-      throw new NemuError(status === 404 ? ErrorCodes.NOT_FOUND : ErrorCodes.CONFLICT, `cannot resize pod ${entry.namespace}/${entry.name} back: ${apiMessage(e)}`, { status: status === 404 ? 404 : 409 });
+      throw new NemuError(
+        status === 404 ? ErrorCodes.NOT_FOUND : ErrorCodes.CONFLICT,
+        `cannot resize pod ${entry.namespace}/${entry.name} back: ${apiMessage(e)}`,
+        { status: status === 404 ? 404 : 409 },
+      );
     }
     await this.log.update({ ...entry, rolledBack: { time: new Date().toISOString(), ...(user ? { user } : {}) } });
     return { id, namespace: entry.namespace, name: entry.name!, action: 'resized back' };

@@ -24,7 +24,10 @@ describe('the embedded secret store', () => {
     expect(written.map((w) => w.version).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(seen.sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     await kv.put('secret/other', { a: '1', b: '2' });
-    expect(await kv.list()).toEqual([expect.objectContaining({ path: 'secret/app/db', version: 20, keys: ['password'] }), expect.objectContaining({ path: 'secret/other', version: 1, keys: ['a', 'b'] })]);
+    expect(await kv.list()).toEqual([
+      expect.objectContaining({ path: 'secret/app/db', version: 20, keys: ['password'] }),
+      expect.objectContaining({ path: 'secret/other', version: 1, keys: ['a', 'b'] }),
+    ]);
     await level.close();
     const again = new EmbeddedSecretStore(await LevelStore.open(dir));
     expect((await again.read('secret/app/db'))?.version).toBe(20);
@@ -35,7 +38,10 @@ describe('the embedded secret store', () => {
     const { kv } = await open();
     const value = 'do-not-echo-me';
     for (const data of [{}, { 'a#b': value }, { 'a b': value }, { k: 42 }, [value]] as unknown as Array<Record<string, unknown>>) {
-      const err = await kv.put('secret/app/db', data).then(() => undefined, (e: { code: string; status: number; message: string }) => e);
+      const err = await kv.put('secret/app/db', data).then(
+        () => undefined,
+        (e: { code: string; status: number; message: string }) => e,
+      );
       expect(err).toMatchObject({ code: 'NEMU_ERR_BAD_REQUEST', status: 400 });
       expect(err!.message).not.toContain(value);
     }

@@ -65,7 +65,12 @@ export class EmbeddedSecretStore {
   /** Paths with their version and key names, never values. */
   async list(): Promise<KvListing[]> {
     const entries = await this.store.list<KvVersion>(PREFIX);
-    return entries.map((e) => ({ path: e.key.slice(PREFIX.length), version: e.value.version, keys: Object.keys(e.value.data).sort(), createdTime: e.value.createdTime }));
+    return entries.map((e) => ({
+      path: e.key.slice(PREFIX.length),
+      version: e.value.version,
+      keys: Object.keys(e.value.data).sort(),
+      createdTime: e.value.createdTime,
+    }));
   }
 
   /** `listener(path, version)` after every write; returns a function that stops it. */

@@ -64,7 +64,12 @@ const SEGMENT = /^[A-Za-z0-9_.-]+$/;
  */
 export function normalizeSecretPath(input: unknown, opts: { required: boolean }): string {
   if (input === undefined || input === null || input === '') {
-    if (opts.required) throw new NemuError(ErrorCodes.BAD_REQUEST, 'path is required: the secret to rotate, as <mount>/<path> (e.g. secret/app/db) or vault:<mount>/<path>#<key>', { status: 400 });
+    if (opts.required)
+      throw new NemuError(
+        ErrorCodes.BAD_REQUEST,
+        'path is required: the secret to rotate, as <mount>/<path> (e.g. secret/app/db) or vault:<mount>/<path>#<key>',
+        { status: 400 },
+      );
     return '';
   }
   if (typeof input !== 'string') throw new NemuError(ErrorCodes.BAD_REQUEST, 'path must be a string such as secret/app/db', { status: 400 });
@@ -75,7 +80,11 @@ export function normalizeSecretPath(input: unknown, opts: { required: boolean })
   p = p.replace(/^\/+|\/+$/g, '');
   const segments = p.split('/');
   if (segments.length < 2 || segments.some((s) => !SEGMENT.test(s) || s === '.' || s === '..')) {
-    throw new NemuError(ErrorCodes.BAD_REQUEST, `path ${JSON.stringify(input)} is not a secret path; expected <mount>/<path> such as secret/app/db (letters, digits, . _ - between slashes)`, { status: 400 });
+    throw new NemuError(
+      ErrorCodes.BAD_REQUEST,
+      `path ${JSON.stringify(input)} is not a secret path; expected <mount>/<path> such as secret/app/db (letters, digits, . _ - between slashes)`,
+      { status: 400 },
+    );
   }
   return segments.join('/');
 }
@@ -86,7 +95,12 @@ function failure(e: unknown): NodeFailure {
 }
 
 /** Sends the same command to every connected agent; results in node-name order. */
-async function everyNode<T>(fleet: SecretsFleet, command: Omit<ICommand, 'requestId' | 'deadlineUnixMs'>, timeoutMs: number, read: (node: string, r: ICommandResult) => T): Promise<Array<{ node: string; value?: T; error?: NodeFailure }>> {
+async function everyNode<T>(
+  fleet: SecretsFleet,
+  command: Omit<ICommand, 'requestId' | 'deadlineUnixMs'>,
+  timeoutMs: number,
+  read: (node: string, r: ICommandResult) => T,
+): Promise<Array<{ node: string; value?: T; error?: NodeFailure }>> {
   const nodes = [...fleet.connectedNodes].sort();
   return Promise.all(
     nodes.map(async (node) => {
@@ -104,12 +118,29 @@ async function everyNode<T>(fleet: SecretsFleet, command: Omit<ICommand, 'reques
 export async function rotateEverywhere(fleet: SecretsFleet, path: string, timeoutMs: number): Promise<RotateSummary> {
   const answers = await everyNode(fleet, { rotate: { path } }, timeoutMs, (node, r) => {
     if (!r.rotate) throw new NemuError(ErrorCodes.INTERNAL, `the agent on ${node} answered without a rotate result`);
-    return { pathsChecked: Number(r.rotate.pathsChecked ?? 0), newVersions: Number(r.rotate.newVersions ?? 0), watchersNotified: Number(r.rotate.watchersNotified ?? 0) };
+    return {
+      pathsChecked: Number(r.rotate.pathsChecked ?? 0),
+      newVersions: Number(r.rotate.newVersions ?? 0),
+      watchersNotified: Number(r.rotate.watchersNotified ?? 0),
+    };
   });
-  const nodes: RotateNodeResult[] = answers.map((a) => (a.value ? { node: a.node, ok: true, ...a.value } : { node: a.node, ok: false, pathsChecked: 0, newVersions: 0, watchersNotified: 0, error: a.error! }));
+  const nodes: RotateNodeResult[] = answers.map((a) =>
+    a.value ? { node: a.node, ok: true, ...a.value } : { node: a.node, ok: false, pathsChecked: 0, newVersions: 0, watchersNotified: 0, error: a.error! },
+  );
   const sum = (k: 'pathsChecked' | 'newVersions' | 'watchersNotified') => nodes.reduce((n, r) => n + r[k], 0);
   const answered = nodes.filter((n) => n.ok).length;
-  return { path, nodes, totals: { nodes: nodes.length, answered, failed: nodes.length - answered, pathsChecked: sum('pathsChecked'), newVersions: sum('newVersions'), watchersNotified: sum('watchersNotified') } };
+  return {
+    path,
+    nodes,
+    totals: {
+      nodes: nodes.length,
+      answered,
+      failed: nodes.length - answered,
+      pathsChecked: sum('pathsChecked'),
+      newVersions: sum('newVersions'),
+      watchersNotified: sum('watchersNotified'),
+    },
+  };
 }
 
 export async function statusEverywhere(fleet: SecretsFleet, path: string, timeoutMs: number): Promise<StatusSummary> {
@@ -134,7 +165,14 @@ export async function statusEverywhere(fleet: SecretsFleet, path: string, timeou
   );
   const holders = answers
     .flatMap((a) => a.value ?? [])
-    .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.pod.localeCompare(b.pod) || a.container.localeCompare(b.container) || a.path.localeCompare(b.path) || a.node.localeCompare(b.node));
+    .sort(
+      (a, b) =>
+        a.namespace.localeCompare(b.namespace) ||
+        a.pod.localeCompare(b.pod) ||
+        a.container.localeCompare(b.container) ||
+        a.path.localeCompare(b.path) ||
+        a.node.localeCompare(b.node),
+    );
   const nodes = answers.map((a) => (a.error ? { node: a.node, ok: false, holders: 0, error: a.error } : { node: a.node, ok: true, holders: a.value!.length }));
   return { path, holders, nodes };
 }

@@ -7,7 +7,7 @@ import type { Logger } from '#common/log.js';
 
 import type { ControllerConfig } from '../config.ts';
 import type { Router } from '../server/router.ts';
-import { normalizeSecretPath, rotateEverywhere, type SecretsFleet,statusEverywhere } from './fanout.ts';
+import { normalizeSecretPath, rotateEverywhere, type SecretsFleet, statusEverywhere } from './fanout.ts';
 
 export interface SecretRoutesDeps {
   fleet: SecretsFleet;
@@ -22,7 +22,17 @@ export function registerSecretRoutes(router: Router, deps: SecretRoutesDeps): vo
     req.audit({ secretPath: path });
     const summary = await rotateEverywhere(deps.fleet, path, deps.config.secretsCommandTimeout);
     // audited: who, what, where — references and counts only
-    deps.log.info({ user: req.user?.username, path, nodes: summary.totals.nodes, failed: summary.totals.failed, newVersions: summary.totals.newVersions, watchersNotified: summary.totals.watchersNotified }, 'secret rotation forced');
+    deps.log.info(
+      {
+        user: req.user?.username,
+        path,
+        nodes: summary.totals.nodes,
+        failed: summary.totals.failed,
+        newVersions: summary.totals.newVersions,
+        watchersNotified: summary.totals.watchersNotified,
+      },
+      'secret rotation forced',
+    );
     for (const n of summary.nodes) if (!n.ok) deps.log.warn({ node: n.node, path, code: n.error?.code }, 'a node did not rotate');
     return summary;
   });

@@ -112,7 +112,9 @@ export class SubjectAccessReviewAuthorizer implements Authorizer {
   async decide(user: Identity, p: Permission, namespace: string | undefined): Promise<Decision> {
     if (user.groups.includes(MASTERS)) return { allowed: true };
     const key = createHash('sha256')
-      .update(JSON.stringify([user.username, user.uid ?? '', [...user.groups].sort(), user.extra ?? {}, p.verb, p.resource, p.subresource ?? '', namespace ?? '']))
+      .update(
+        JSON.stringify([user.username, user.uid ?? '', [...user.groups].sort(), user.extra ?? {}, p.verb, p.resource, p.subresource ?? '', namespace ?? '']),
+      )
       .digest('base64');
     const now = this.now();
     const hit = this.cache.get(key);
@@ -128,7 +130,13 @@ export class SubjectAccessReviewAuthorizer implements Authorizer {
             groups: user.groups,
             ...(user.uid ? { uid: user.uid } : {}),
             ...(user.extra ? { extra: user.extra } : {}),
-            resourceAttributes: { group: API_GROUP, resource: p.resource, verb: p.verb, ...(p.subresource ? { subresource: p.subresource } : {}), ...(namespace ? { namespace } : {}) },
+            resourceAttributes: {
+              group: API_GROUP,
+              resource: p.resource,
+              verb: p.verb,
+              ...(p.subresource ? { subresource: p.subresource } : {}),
+              ...(namespace ? { namespace } : {}),
+            },
           },
         },
       });

@@ -6,10 +6,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { silentLogger } from '#common/log.js';
 
-import { type Access, type Authorizer,SubjectAccessReviewAuthorizer } from './access.ts';
-import { type ApiServer,createApiServer } from './api.ts';
+import { type Access, type Authorizer, SubjectAccessReviewAuthorizer } from './access.ts';
+import { type ApiServer, createApiServer } from './api.ts';
 import { RateLimiter } from './rate-limit.ts';
-import { type Authenticator, type Identity,Router } from './router.ts';
+import { type Authenticator, type Identity, Router } from './router.ts';
 
 const alice: Identity = { username: 'alice', groups: ['devs'] };
 const bob: Identity = { username: 'bob', groups: ['devs'] };
@@ -23,7 +23,13 @@ afterEach(async () => {
 });
 
 async function serve(router: Router, opts: { authorizer?: Authorizer; rate?: number; burst?: number } = {}): Promise<string> {
-  running = createApiServer({ router, auth, authorizer: opts.authorizer ?? allowAll, log: silentLogger, rateLimit: { rate: opts.rate ?? 0, burst: opts.burst ?? 1 } });
+  running = createApiServer({
+    router,
+    auth,
+    authorizer: opts.authorizer ?? allowAll,
+    log: silentLogger,
+    rateLimit: { rate: opts.rate ?? 0, burst: opts.burst ?? 1 },
+  });
   await new Promise<void>((r) => running!.server.listen(0, '127.0.0.1', () => r()));
   return `http://127.0.0.1:${(running.server.address() as AddressInfo).port}`;
 }
@@ -32,7 +38,9 @@ describe('Router', () => {
   it('refuses to register a route without a valid permission', () => {
     const r = new Router();
     expect(() => r.get('/api/v1/x', undefined as unknown as Access, () => ({}))).toThrow(/declares no valid permission/);
-    expect(() => r.post('/api/v1/x', { verb: 'patch', resource: 'x', scope: 'cluster' } as unknown as Access, () => ({}))).toThrow(/declares no valid permission/);
+    expect(() => r.post('/api/v1/x', { verb: 'patch', resource: 'x', scope: 'cluster' } as unknown as Access, () => ({}))).toThrow(
+      /declares no valid permission/,
+    );
     expect(() => r.delete('/api/v1/x/{id}', { verb: 'delete', resource: 'x', scope: 'param:namespace' }, () => ({}))).toThrow(/lacks/);
     expect(r.list()).toEqual([]);
   });
@@ -40,7 +48,10 @@ describe('Router', () => {
 
 describe('REST API server', () => {
   it('answers 429 with Retry-After past one identity’s budget, without touching another’s', async () => {
-    const base = await serve(new Router().get('/api/v1/x', { verb: 'get', resource: 'x', scope: 'cluster' }, () => ({ ok: true })), { rate: 1, burst: 2 });
+    const base = await serve(
+      new Router().get('/api/v1/x', { verb: 'get', resource: 'x', scope: 'cluster' }, () => ({ ok: true })),
+      { rate: 1, burst: 2 },
+    );
     const get = (who: string) => fetch(`${base}/api/v1/x`, { headers: { authorization: `Bearer ${who}` } });
     expect((await get('alice')).status).toBe(200);
     expect((await get('alice')).status).toBe(200);
@@ -55,10 +66,14 @@ describe('REST API server', () => {
     const owners: Record<string, string> = { mine: 'a', theirs: 'b' };
     const ran: string[] = [];
     const authorizer: Authorizer = { decide: async (_u, p, ns) => ({ allowed: ns === 'a' || (p.verb === 'get' && ns === 'c') }) };
-    const router = new Router().post('/api/v1/x/{id}/undo', { verb: 'create', resource: 'x', subresource: 'undo', scope: { object: async (req) => owners[req.params.id!] ?? null } }, (req) => {
-      ran.push(req.params.id!);
-      return { done: true };
-    });
+    const router = new Router().post(
+      '/api/v1/x/{id}/undo',
+      { verb: 'create', resource: 'x', subresource: 'undo', scope: { object: async (req) => owners[req.params.id!] ?? null } },
+      (req) => {
+        ran.push(req.params.id!);
+        return { done: true };
+      },
+    );
     const base = await serve(router, { authorizer });
     const post = (id: string) => fetch(`${base}/api/v1/x/${id}/undo`, { method: 'POST', headers: { authorization: 'Bearer alice' } });
     expect((await post('mine')).status).toBe(200);
@@ -78,7 +93,12 @@ describe('REST API server', () => {
   it('checks a param-scoped route in that namespace, and says which permission is missing', async () => {
     const asked: Array<string | undefined> = [];
     const authorizer: Authorizer = { decide: async (_u, _p, ns) => (asked.push(ns), { allowed: ns === 'a' }) };
-    const base = await serve(new Router().delete('/api/v1/things/{namespace}/{name}', { verb: 'delete', resource: 'things', subresource: 'sub', scope: 'param:namespace' }, () => ({ status: 204 })), { authorizer });
+    const base = await serve(
+      new Router().delete('/api/v1/things/{namespace}/{name}', { verb: 'delete', resource: 'things', subresource: 'sub', scope: 'param:namespace' }, () => ({
+        status: 204,
+      })),
+      { authorizer },
+    );
     expect((await fetch(`${base}/api/v1/things/a/one`, { method: 'DELETE', headers: { authorization: 'Bearer alice' } })).status).toBe(204);
     const refused = await fetch(`${base}/api/v1/things/b/one`, { method: 'DELETE', headers: { authorization: 'Bearer alice' } });
     expect(refused.status).toBe(403);
@@ -133,7 +153,11 @@ describe('SubjectAccessReviewAuthorizer', () => {
     await authz.decide(alice, p, 'other');
     await authz.decide({ ...alice, groups: ['admins'] }, p, 'shop');
     expect(bodies).toHaveLength(4);
-    expect((bodies[0] as { spec: unknown }).spec).toEqual({ user: 'alice', groups: ['devs'], resourceAttributes: { group: 'nemutator.io', resource: 'mutations', verb: 'get', namespace: 'shop' } });
+    expect((bodies[0] as { spec: unknown }).spec).toEqual({
+      user: 'alice',
+      groups: ['devs'],
+      resourceAttributes: { group: 'nemutator.io', resource: 'mutations', verb: 'get', namespace: 'shop' },
+    });
     // system:masters is never asked, as in the API server
     expect((await authz.decide({ username: 'root', groups: ['system:masters'] }, p, undefined)).allowed).toBe(true);
     expect(bodies).toHaveLength(4);
@@ -178,12 +202,25 @@ describe('TokenReviewAuthenticator', () => {
     // An authenticator that ignores audiences: authenticated, but status.audiences is empty.
     const api = createServer((req, res) => {
       req.resume();
-      req.on('end', () => res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', status: { authenticated: true, user: { username: 'someone', groups: [] } } })));
+      req.on('end', () =>
+        res.writeHead(201, { 'content-type': 'application/json' }).end(
+          JSON.stringify({
+            apiVersion: 'authentication.k8s.io/v1',
+            kind: 'TokenReview',
+            status: { authenticated: true, user: { username: 'someone', groups: [] } },
+          }),
+        ),
+      );
     });
     await new Promise<void>((r) => api.listen(0, '127.0.0.1', () => r()));
     try {
       const kc = new KubeConfig();
-      kc.loadFromOptions({ clusters: [{ name: 'c', server: `http://127.0.0.1:${(api.address() as AddressInfo).port}`, skipTLSVerify: true }], users: [{ name: 'u', token: 'x' }], contexts: [{ name: 'c', cluster: 'c', user: 'u' }], currentContext: 'c' });
+      kc.loadFromOptions({
+        clusters: [{ name: 'c', server: `http://127.0.0.1:${(api.address() as AddressInfo).port}`, skipTLSVerify: true }],
+        users: [{ name: 'u', token: 'x' }],
+        contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
+        currentContext: 'c',
+      });
       const verdict = await new TokenReviewer(kc, { audiences: ['nemutator'] }).review('a.b.c');
       expect(verdict).toMatchObject({ authenticated: false, reason: expect.stringContaining('not issued for nemutator') });
       expect((await new TokenReviewer(kc).review('a.b.c')).authenticated).toBe(true);

@@ -11,14 +11,14 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { Registry } from 'prom-client';
 import { Counter } from 'prom-client';
 
-import { ErrorCodes, isNemuError,NemuError } from '#common/errors.js';
+import { ErrorCodes, isNemuError, NemuError } from '#common/errors.js';
 import type { Logger } from '#common/log.js';
 
 import type { AuditLog } from '../audit/log.ts';
-import { type Access, type Authorizer,requireOnObject, requirePermission } from './access.ts';
-import { applyHttp1Limits, type ConnectionLimits,DEFAULT_CONNECTION_LIMITS, serverOptions } from './connections.ts';
+import { type Access, type Authorizer, requireOnObject, requirePermission } from './access.ts';
+import { applyHttp1Limits, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS, serverOptions } from './connections.ts';
 import { parseJson, readBody, send } from './http.ts';
-import { type RateLimit,RateLimiter } from './rate-limit.ts';
+import { type RateLimit, RateLimiter } from './rate-limit.ts';
 import { type ApiRequest, type Authenticator, errorBody, type Identity, isApiResponse, logUnexpected, type Route, type Router } from './router.ts';
 
 export interface ApiServerOptions {
@@ -102,7 +102,12 @@ class RestApi {
     const rate = opts.rateLimit?.rate ?? 20;
     this.failedAuth = new RateLimiter({ rate: rate > 0 ? Math.max(5, rate) : 0, burst: Math.max(100, opts.rateLimit?.burst ?? 40) });
     this.requests = opts.metrics
-      ? new Counter({ name: 'nemutator_api_requests_total', help: 'REST API requests, by method, route pattern and status code.', labelNames: ['method', 'route', 'code'], registers: [opts.metrics] })
+      ? new Counter({
+          name: 'nemutator_api_requests_total',
+          help: 'REST API requests, by method, route pattern and status code.',
+          labelNames: ['method', 'route', 'code'],
+          registers: [opts.metrics],
+        })
       : undefined;
   }
 
@@ -137,7 +142,8 @@ class RestApi {
     if (!target) throw new NemuError(ErrorCodes.BAD_REQUEST, 'the request target is not a valid path', { status: 400 });
     const { route, params, allowed } = this.opts.router.match(method, target.path);
     if (!route) {
-      if (allowed.length > 0) throw new NemuError(ErrorCodes.BAD_REQUEST, `${method} is not allowed on ${target.path}; use ${allowed.join(' or ')}`, { status: 405 });
+      if (allowed.length > 0)
+        throw new NemuError(ErrorCodes.BAD_REQUEST, `${method} is not allowed on ${target.path}; use ${allowed.join(' or ')}`, { status: 405 });
       throw new NemuError(ErrorCodes.NOT_FOUND, `no such endpoint: ${method} ${target.path}; see the API reference in README.md`, { status: 404 });
     }
     let body: Buffer | undefined;
@@ -167,7 +173,11 @@ class RestApi {
     const user = await this.opts.auth.authenticate(req.headers.authorization);
     if (!user) {
       this.failedAuth.take(address);
-      throw new NemuError(ErrorCodes.UNAUTHORIZED, 'missing, invalid or expired bearer token, or one issued for another audience; pass --token (CLI) or an Authorization: Bearer header', { status: 401 });
+      throw new NemuError(
+        ErrorCodes.UNAUTHORIZED,
+        'missing, invalid or expired bearer token, or one issued for another audience; pass --token (CLI) or an Authorization: Bearer header',
+        { status: 401 },
+      );
     }
     const wait = this.limiter.take(`${user.username}\u0000${user.groups.join(',')}`);
     if (wait > 0) throw new RateLimitedError(wait, user.username);
@@ -188,7 +198,18 @@ class RestApi {
     const record = (outcome: Outcome, status: number, code?: string) =>
       route.method === 'GET' || !this.opts.audit
         ? undefined
-        : this.opts.audit.record({ user: user.username, groups: user.groups, action: actionOf(access), method: route.method, path: request.path, target, ...(namespace ? { namespace } : {}), outcome, status, ...(code ? { code } : {}) });
+        : this.opts.audit.record({
+            user: user.username,
+            groups: user.groups,
+            action: actionOf(access),
+            method: route.method,
+            path: request.path,
+            target,
+            ...(namespace ? { namespace } : {}),
+            outcome,
+            status,
+            ...(code ? { code } : {}),
+          });
     try {
       if (typeof access.scope === 'object' && 'object' in access.scope) {
         await request.authorize(await access.scope.object(request), describeObject(request.params));
@@ -210,8 +231,10 @@ class RestApi {
 }
 
 class RateLimitedError extends NemuError {
-  constructor(readonly retryAfter: number, who: string) {
+  constructor(
+    readonly retryAfter: number,
+    who: string,
+  ) {
     super(ErrorCodes.RATE_LIMITED, `too many requests from ${who}; retry in ${retryAfter} s (apiRateLimit, apiRateBurst)`, { status: 429 });
   }
 }
-

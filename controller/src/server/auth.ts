@@ -17,7 +17,10 @@ export function bearer(authorization: string | undefined): string | undefined {
 
 export class StaticTokenAuthenticator implements Authenticator {
   private readonly digest: Buffer;
-  constructor(token: string, private readonly identity: Identity = { username: 'nemutator:local-admin', groups: ['system:masters'] }) {
+  constructor(
+    token: string,
+    private readonly identity: Identity = { username: 'nemutator:local-admin', groups: ['system:masters'] },
+  ) {
     this.digest = createHash('sha256').update(token).digest();
   }
 
@@ -31,7 +34,9 @@ export class StaticTokenAuthenticator implements Authenticator {
 
 /** In a cluster: REST API callers present Kubernetes bearer tokens, reviewed by the API server. */
 export class TokenReviewAuthenticator implements Authenticator {
-  constructor(private readonly reviewer: { review(token: string): Promise<import('../kube/tokenreview.ts').TokenVerdict>; accepted?(token: string): boolean }) {}
+  constructor(
+    private readonly reviewer: { review(token: string): Promise<import('../kube/tokenreview.ts').TokenVerdict>; accepted?(token: string): boolean },
+  ) {}
 
   async authenticate(authorization: string | undefined): Promise<Identity | undefined> {
     const token = bearer(authorization);
@@ -42,7 +47,11 @@ export class TokenReviewAuthenticator implements Authenticator {
     } catch (e) {
       // The client's error may quote the request; the token must not reach a log or an answer.
       const why = ((e as Error).message ?? '').split(token).join('***');
-      throw new NemuError(ErrorCodes.AUTHZ_UNAVAILABLE, `cannot check the bearer token: the API server did not answer the TokenReview (${why}); the controller needs create on tokenreviews.authentication.k8s.io`, { status: 503 });
+      throw new NemuError(
+        ErrorCodes.AUTHZ_UNAVAILABLE,
+        `cannot check the bearer token: the API server did not answer the TokenReview (${why}); the controller needs create on tokenreviews.authentication.k8s.io`,
+        { status: 503 },
+      );
     }
     if (!v.authenticated) return undefined;
     const extra = Object.keys(v.user.extra).length > 0 ? { extra: v.user.extra } : {};

@@ -29,7 +29,14 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
 };
 
 /** Options for http(s).createServer: the head size limit (431 beyond it) and the TLS handshake deadline. */
-export function serverOptions(l: ConnectionLimits): { maxHeaderSize: number; handshakeTimeout: number; requestTimeout: number; headersTimeout: number; keepAliveTimeout: number; connectionsCheckingInterval: number } {
+export function serverOptions(l: ConnectionLimits): {
+  maxHeaderSize: number;
+  handshakeTimeout: number;
+  requestTimeout: number;
+  headersTimeout: number;
+  keepAliveTimeout: number;
+  connectionsCheckingInterval: number;
+} {
   const requestTimeout = l.requestTimeoutMs;
   const headersTimeout = Math.min(l.headersTimeoutMs, requestTimeout);
   return {
@@ -114,5 +121,10 @@ export function closeWithSweep(server: { close(cb: () => void): unknown }, sweep
  * (they are closed as they turn idle) and, after `timeoutMs`, cuts whatever is left.
  */
 export function closeGracefully(server: HttpServer | HttpsServer, timeoutMs: number): Promise<void> {
-  return closeWithSweep(server, () => server.closeIdleConnections(), () => server.closeAllConnections(), timeoutMs);
+  return closeWithSweep(
+    server,
+    () => server.closeIdleConnections(),
+    () => server.closeAllConnections(),
+    timeoutMs,
+  );
 }

@@ -15,7 +15,12 @@ describe('nestsDeeperThan', () => {
     const tricky = fc.constantFrom('[', ']', '{', '}', '"', '\\', '\\"', '\\\\', '[[[', '"]"');
     const leaf = fc.oneof(fc.string(), fc.stringMatching(/^[[\]{}"\\]*$/), tricky, fc.integer(), fc.boolean(), fc.constant(null));
     const value = fc.letrec((tie) => ({
-      node: fc.oneof({ depthSize: 'large', withCrossShrink: true }, leaf, fc.array(tie('node'), { maxLength: 3 }), fc.dictionary(fc.oneof(fc.string(), tricky), tie('node'), { maxKeys: 3 })),
+      node: fc.oneof(
+        { depthSize: 'large', withCrossShrink: true },
+        leaf,
+        fc.array(tie('node'), { maxLength: 3 }),
+        fc.dictionary(fc.oneof(fc.string(), tricky), tie('node'), { maxKeys: 3 }),
+      ),
     })).node;
     fc.assert(
       fc.property(value, fc.integer({ min: 0, max: 12 }), (v, limit) => {

@@ -47,6 +47,8 @@ export function nestsDeeperThan(body: Buffer, limit: number): boolean {
 /** Throws NEMU_ERR_NESTING_TOO_DEEP (400) when `body` nests deeper than `limit`. */
 export function assertNesting(body: Buffer, limit: number, what: string): void {
   if (nestsDeeperThan(body, limit)) {
-    throw new NemuError(ErrorCodes.NESTING_TOO_DEEP, `${what} nests arrays and objects more than ${limit} levels deep (maxReviewDepth); it was not decoded`, { status: 400 });
+    throw new NemuError(ErrorCodes.NESTING_TOO_DEEP, `${what} nests arrays and objects more than ${limit} levels deep (maxReviewDepth); it was not decoded`, {
+      status: 400,
+    });
   }
 }

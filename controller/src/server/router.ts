@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 
-import { ErrorCodes, isNemuError,NemuError } from '#common/errors.js';
+import { ErrorCodes, isNemuError, NemuError } from '#common/errors.js';
 import type { Logger } from '#common/log.js';
 
 import type { Access } from './access.ts';

@@ -20,7 +20,14 @@ beforeAll(async () => {
   const authority = await createCa('test-ca', 1);
   ca = authority.certPem;
   const cert = await issueServingCert(authority, { dnsNames: ['localhost'], ips: ['127.0.0.1'] }, 1);
-  webhook = createWebhookServer({ cert: cert.certPem, key: cert.keyPem, handler: passThroughHandler(silentLogger), registry: (registry = new Registry()), log: silentLogger, ready: () => true });
+  webhook = createWebhookServer({
+    cert: cert.certPem,
+    key: cert.keyPem,
+    handler: passThroughHandler(silentLogger),
+    registry: (registry = new Registry()),
+    log: silentLogger,
+    ready: () => true,
+  });
   await new Promise<void>((r) => webhook.server.listen(0, '127.0.0.1', () => r()));
   port = (webhook.server.address() as AddressInfo).port;
 });
@@ -31,7 +38,11 @@ describe('webhook server', () => {
     let socket: import('node:net').Socket | undefined;
     webhook.server.once('secureConnection', (s) => (socket = s));
     const agent = new Agent({ keepAlive: true, maxSockets: 1, ca });
-    const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', object: {} } });
+    const body = JSON.stringify({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: { uid: 'u', kind: { group: '', version: 'v1', kind: 'Pod' }, operation: 'CREATE', object: {} },
+    });
     const post = () =>
       new Promise<number>((resolve, reject) => {
         const req = request({ host: '127.0.0.1', port, path: '/mutate', method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
@@ -48,7 +59,8 @@ describe('webhook server', () => {
   });
 
   it('does not count a review the client broke off as refused for its size', async () => {
-    const refused = async () => (await registry.getSingleMetric('nemutator_webhook_refused_total')!.get()).values.filter((v) => v.value > 0).map((v) => v.labels.reason);
+    const refused = async () =>
+      (await registry.getSingleMetric('nemutator_webhook_refused_total')!.get()).values.filter((v) => v.value > 0).map((v) => v.labels.reason);
     const socket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost', ALPNProtocols: ['http/1.1'] });
     await new Promise((r) => socket.once('secureConnect', r));
     socket.write('POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"apiVersion":');

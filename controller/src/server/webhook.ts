@@ -9,7 +9,14 @@
  * once). Connections are bounded too: idle sessions and slow requests are closed, the number
  * of connections is capped, and request heads over maxHeaderBytes are refused.
  */
-import { constants as h2, createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+import {
+  constants as h2,
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type ServerHttp2Session,
+} from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -18,7 +25,7 @@ import { ErrorCodes, NemuError } from '#common/errors.js';
 import type { Logger } from '#common/log.js';
 
 import type { AdmissionHandler } from '../admission/handler.ts';
-import { closeWithSweep, type ConnectionLimits,DEFAULT_CONNECTION_LIMITS } from './connections.ts';
+import { closeWithSweep, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connections.ts';
 import { readBody, send } from './http.ts';
 import { assertNesting } from './json-depth.ts';
 import { ReviewGate } from './review-gate.ts';
@@ -139,15 +146,28 @@ function reviewEndpoint(opts: WebhookServerOptions, gate: ReviewGate): Endpoint 
     labelNames: ['reason'],
     registers: [opts.registry],
   });
-  new Gauge({ name: 'nemutator_webhook_reviews_in_flight', help: 'Reviews the webhook is working on.', registers: [opts.registry], collect() { this.set(gate.reviewsInFlight); } });
+  new Gauge({
+    name: 'nemutator_webhook_reviews_in_flight',
+    help: 'Reviews the webhook is working on.',
+    registers: [opts.registry],
+    collect() {
+      this.set(gate.reviewsInFlight);
+    },
+  });
   const busy = (why: string) =>
-    new NemuError(ErrorCodes.WEBHOOK_BUSY, `the webhook is at its limit of ${why}; this review was not read (kube-apiserver applies the failurePolicy)`, { status: 429 });
+    new NemuError(ErrorCodes.WEBHOOK_BUSY, `the webhook is at its limit of ${why}; this review was not read (kube-apiserver applies the failurePolicy)`, {
+      status: 429,
+    });
   return async (req, res) => {
     if (req.method !== 'POST') throw new NemuError(ErrorCodes.BAD_REQUEST, `${req.method} is not allowed on /mutate; POST an AdmissionReview`, { status: 405 });
     const ticket = gate.enter(Number(req.headers['content-length']));
     if (!ticket) {
       shed.inc({ reason: 'busy' });
-      throw busy(gate.reviewsInFlight >= (opts.maxInFlight ?? 64) ? `${gate.reviewsInFlight} reviews in flight (maxReviewsInFlight)` : 'bytes of large reviews in flight (maxReviewBytesInFlight)');
+      throw busy(
+        gate.reviewsInFlight >= (opts.maxInFlight ?? 64)
+          ? `${gate.reviewsInFlight} reviews in flight (maxReviewsInFlight)`
+          : 'bytes of large reviews in flight (maxReviewBytesInFlight)',
+      );
     }
     try {
       let body: Buffer;
@@ -190,7 +210,11 @@ class WebhookConnections {
   private readonly busySockets = new Set<Socket>();
   private readonly requestDeadlines = new WeakMap<Socket, NodeJS.Timeout>();
 
-  constructor(private readonly server: Http2SecureServer, private readonly conn: ConnectionLimits, log: Logger) {
+  constructor(
+    private readonly server: Http2SecureServer,
+    private readonly conn: ConnectionLimits,
+    log: Logger,
+  ) {
     server.on('session', (session) => this.onSession(session, log));
     server.on('secureConnection', (socket: TLSSocket) => this.onConnection(socket));
     server.on('sessionError', (e) => log.debug({ err: e }, 'webhook http2 session error'));
@@ -216,9 +240,14 @@ class WebhookConnections {
     const destroyAll = () => {
       for (const s of this.sockets) s.destroy();
     };
-    await closeWithSweep(this.server, () => {
-      for (const s of this.sockets) if (!this.busySockets.has(s) && !isHttp2(s)) s.end();
-    }, destroyAll, timeoutMs);
+    await closeWithSweep(
+      this.server,
+      () => {
+        for (const s of this.sockets) if (!this.busySockets.has(s) && !isHttp2(s)) s.end();
+      },
+      destroyAll,
+      timeoutMs,
+    );
     destroyAll();
   }
 

@@ -13,7 +13,10 @@ import type { ListOptions, Store, StoreEntry, StoreOp } from './store.ts';
 export class LevelStore implements Store {
   readonly shared = false;
 
-  private constructor(private readonly db: ClassicLevel<string, string>, readonly path: string) {}
+  private constructor(
+    private readonly db: ClassicLevel<string, string>,
+    readonly path: string,
+  ) {}
 
   static async open(path: string): Promise<LevelStore> {
     mkdirSync(path, { recursive: true });
@@ -46,7 +49,9 @@ export class LevelStore implements Store {
 
   async batch(ops: StoreOp[]): Promise<void> {
     await this.db.batch(
-      ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.json ?? JSON.stringify(op.value) } : { type: 'del' as const, key: op.key })),
+      ops.map((op) =>
+        op.type === 'put' ? { type: 'put' as const, key: op.key, value: op.json ?? JSON.stringify(op.value) } : { type: 'del' as const, key: op.key },
+      ),
       { sync: true },
     );
   }

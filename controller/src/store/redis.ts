@@ -20,7 +20,7 @@ import type { Redis } from 'ioredis';
 
 import { ErrorCodes, NemuError } from '#common/errors.js';
 
-import { connectRedis, describeTarget, type RedisTarget,targetKeys } from '../redis/target.ts';
+import { connectRedis, describeTarget, type RedisTarget, targetKeys } from '../redis/target.ts';
 import type { ListOptions, Store, StoreEntry, StoreOp, StoreWatcher } from './store.ts';
 
 export interface RedisStoreOptions {
@@ -92,7 +92,11 @@ export class RedisStore implements Store {
       ]);
     } catch (e) {
       redis.disconnect();
-      throw new NemuError(ErrorCodes.STORE, `cannot reach the store in Redis at ${describeTarget(target)}: ${(e as Error).message}; check ${targetKeys(target)}, or use --store embedded for one replica`, { cause: e });
+      throw new NemuError(
+        ErrorCodes.STORE,
+        `cannot reach the store in Redis at ${describeTarget(target)}: ${(e as Error).message}; check ${targetKeys(target)}, or use --store embedded for one replica`,
+        { cause: e },
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -133,7 +137,7 @@ export class RedisStore implements Store {
     // hundred mutation-log entries is a handful of commands, not two hundred.
     const m = this.redis.multi();
     const touched = new Map<string, string[]>();
-    for (let i = 0; i < ops.length; ) {
+    for (let i = 0; i < ops.length;) {
       const type = ops[i]!.type;
       let j = i;
       while (j < ops.length && ops[j]!.type === type) j++;
@@ -252,13 +256,10 @@ export class RedisStore implements Store {
     sub.on('error', down);
     sub.on('close', down);
     sub.on('ready', () => {
-      sub.subscribe(...this.watchers.keys()).then(
-        () => {
-          this.subReady = true;
-          for (const { watcher } of all()) watcher.live(true);
-        },
-        down,
-      );
+      sub.subscribe(...this.watchers.keys()).then(() => {
+        this.subReady = true;
+        for (const { watcher } of all()) watcher.live(true);
+      }, down);
     });
     sub.on('message', (channel: string, message: string) => {
       let keys: unknown;

@@ -38,18 +38,29 @@ export interface EngineRecommendation {
   basis: { cpu: string; memory: string };
 }
 
-export function recommend(stats: Stats, brainset: Brainset, params: EngineParams, current: { requests: Resources; limits: Resources } = { requests: {}, limits: {} }): EngineRecommendation {
+export function recommend(
+  stats: Stats,
+  brainset: Brainset,
+  params: EngineParams,
+  current: { requests: Resources; limits: Resources } = { requests: {}, limits: {} },
+): EngineRecommendation {
   const q = stats.seasonCpu[brainset.season];
   const quantile = q ?? stats.cpu.p95;
   const pct = `p${Math.round(brainset.cpuPercentile * 100)}`;
   const cpuRaw = quantile * (1 + brainset.cpuMargin);
   const cpu = Math.max(params.minCpu, cpuRaw);
-  const cpuBasis = cpu === cpuRaw ? `${q === undefined ? 'p95 (no usage in this season)' : `${brainset.season} ${pct}`} × ${1 + brainset.cpuMargin}` : 'minimum';
+  const cpuBasis =
+    cpu === cpuRaw ? `${q === undefined ? 'p95 (no usage in this season)' : `${brainset.season} ${pct}`} × ${1 + brainset.cpuMargin}` : 'minimum';
 
   const fromMax = stats.memory.max * (1 + brainset.memoryMargin);
   const oomFloor = stats.oomKilled ? Math.max(stats.memory.max, current.limits.memory ?? 0) * (1 + params.oomMargin) : 0;
   const memory = Math.max(params.minMemory, fromMax, oomFloor);
-  const memBasis = memory === oomFloor && oomFloor > 0 ? `OOM floor × ${1 + params.oomMargin}` : memory === fromMax ? `max working set × ${1 + brainset.memoryMargin}` : 'minimum';
+  const memBasis =
+    memory === oomFloor && oomFloor > 0
+      ? `OOM floor × ${1 + params.oomMargin}`
+      : memory === fromMax
+        ? `max working set × ${1 + brainset.memoryMargin}`
+        : 'minimum';
 
   const limits: Resources = {};
   const requests = { cpu, memory };

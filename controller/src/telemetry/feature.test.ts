@@ -5,7 +5,7 @@ import { silentLogger } from '#common/log.js';
 import { testControllerConfig } from '#test/harness/controller.js';
 
 import type { ControllerParts } from '../app.ts';
-import { type ApiRequest,Router } from '../server/router.ts';
+import { type ApiRequest, Router } from '../server/router.ts';
 import { registerTelemetryRoutes, telemetryFeature } from './feature.ts';
 
 function get(router: Router, path: string): Promise<unknown> {
@@ -51,7 +51,13 @@ describe('registerTelemetryRoutes', () => {
     const stops: Array<() => unknown> = [];
     // Prometheus is not reached here: the schedule answers without a refresh.
     const config = testControllerConfig({ prometheusUrl: 'http://127.0.0.1:9' });
-    const parts = { config, log: silentLogger, metrics: { registry: new Registry() }, isLeader: () => false, onStop: (f: () => unknown) => void stops.push(f) } as unknown as ControllerParts;
+    const parts = {
+      config,
+      log: silentLogger,
+      metrics: { registry: new Registry() },
+      isLeader: () => false,
+      onStop: (f: () => unknown) => void stops.push(f),
+    } as unknown as ControllerParts;
     const feature = await telemetryFeature(parts);
     try {
       expect(feature).toBeDefined();

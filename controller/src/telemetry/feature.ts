@@ -31,7 +31,7 @@ import { PrometheusClient } from './prometheus.ts';
 import type { Clock, Season } from './seasons.ts';
 import { Telemetry, telemetrySettings } from './service.ts';
 import { resourcesOf, TelemetrySource } from './source.ts';
-import { type OwnerLookup, type Snapshot,workloadKey } from './statistics.ts';
+import { type OwnerLookup, type Snapshot, workloadKey } from './statistics.ts';
 import { computeWhatIf, currentFromPrometheus, type CurrentRequests } from './whatif.ts';
 
 export interface TelemetryFeature {
@@ -78,16 +78,49 @@ export async function telemetryFeature(parts: ControllerParts, mutationLog?: Mut
   };
   if (model) feature.model = model;
   if (kc && model && mutationLog) {
-    feature.ladder = new ResizeLadder(kc, model, telemetry, mutationLog, parts.log.child({ component: 'resize' }), { mode: config.resizeOnSeasonFlip, ratePerMinute: config.resizeRate, minChange: config.resizeMinChange, isLeader: parts.isLeader });
+    feature.ladder = new ResizeLadder(kc, model, telemetry, mutationLog, parts.log.child({ component: 'resize' }), {
+      mode: config.resizeOnSeasonFlip,
+      ratePerMinute: config.resizeRate,
+      minChange: config.resizeMinChange,
+      isLeader: parts.isLeader,
+    });
     feature.ladder.attach();
   }
-  const registers = [parts.metrics.registry];
-  new Gauge({ name: 'nemutator_telemetry_up', help: '1 when the last telemetry refresh succeeded (admission uses its recommendations), else 0.', registers, collect() { this.set(telemetry.lastError || !telemetry.snapshot ? 0 : 1); } });
-  new Gauge({ name: 'nemutator_telemetry_prometheus_queries', help: 'Prometheus queries telemetry has issued since start.', registers, collect() { this.set(prom.queries); } });
-  new Gauge({ name: 'nemutator_season', help: 'The current season: 1 for peak or off-peak.', labelNames: ['season'], registers, collect() { const now = telemetry.currentSeason(); for (const s of ['peak', 'off-peak']) this.set({ season: s }, s === now ? 1 : 0); } });
+  telemetryGauges(parts.metrics.registry, telemetry, prom);
   telemetry.start();
   parts.onStop(() => feature.stop());
   return feature;
+}
+
+/** Telemetry's own health on the controller's /metrics: up, queries issued, the season. */
+function telemetryGauges(registry: ControllerParts['metrics']['registry'], telemetry: Telemetry, prom: PrometheusClient): void {
+  const registers = [registry];
+  new Gauge({
+    name: 'nemutator_telemetry_up',
+    help: '1 when the last telemetry refresh succeeded (admission uses its recommendations), else 0.',
+    registers,
+    collect() {
+      this.set(telemetry.lastError || !telemetry.snapshot ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'nemutator_telemetry_prometheus_queries',
+    help: 'Prometheus queries telemetry has issued since start.',
+    registers,
+    collect() {
+      this.set(prom.queries);
+    },
+  });
+  new Gauge({
+    name: 'nemutator_season',
+    help: 'The current season: 1 for peak or off-peak.',
+    labelNames: ['season'],
+    registers,
+    collect() {
+      const now = telemetry.currentSeason();
+      for (const s of ['peak', 'off-peak']) this.set({ season: s }, s === now ? 1 : 0);
+    },
+  });
 }
 
 export function currentFromModel(model: ClusterModel): CurrentRequests {
@@ -125,7 +158,12 @@ function enabled(feature: TelemetryFeature | undefined): TelemetryFeature {
 /** The latest snapshot; before the first refresh has one, why there is none yet (503). */
 function snapshotOf(feature: TelemetryFeature): Snapshot {
   const s = feature.telemetry.snapshot;
-  if (!s) throw new NemuError(feature.telemetry.lastError?.code ?? ErrorCodes.INTERNAL, feature.telemetry.lastError ? `${feature.telemetry.lastError.message}` : 'no telemetry yet; the first refresh is running, try again in a moment', { status: 503 });
+  if (!s)
+    throw new NemuError(
+      feature.telemetry.lastError?.code ?? ErrorCodes.INTERNAL,
+      feature.telemetry.lastError ? `${feature.telemetry.lastError.message}` : 'no telemetry yet; the first refresh is running, try again in a moment',
+      { status: 503 },
+    );
   return s;
 }
 
@@ -135,13 +173,26 @@ function registerStatisticsRoutes(router: Router, featureOf: () => TelemetryFeat
     const telemetry = featureOf().telemetry;
     const [namespace, kind, name] = ['namespace', 'kind', 'name'].map((k) => req.query.get(k) ?? '');
     if (!name) return telemetry.seasons();
-    if (!namespace) throw new NemuError(ErrorCodes.BAD_REQUEST, 'a workload profile needs namespace, kind (default Deployment) and name: /api/v1/seasons?namespace=shop&kind=Deployment&name=web', { status: 400 });
+    if (!namespace)
+      throw new NemuError(
+        ErrorCodes.BAD_REQUEST,
+        'a workload profile needs namespace, kind (default Deployment) and name: /api/v1/seasons?namespace=shop&kind=Deployment&name=web',
+        { status: 400 },
+      );
     return telemetry.workloadProfile({ namespace, kind: kind || 'Deployment', name });
   });
   router.get('/api/v1/telemetry', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, (req) => {
     const feature = featureOf();
     const s = snapshotOf(feature);
-    return { at: new Date(s.at * 1000).toISOString(), window: s.window, queries: s.queries, durationMs: s.durationMs, lastRefresh: feature.telemetry.lastRefresh, workloads: s.workloads, ...(req.query.get('containers') === 'true' ? { containers: s.containers } : {}) };
+    return {
+      at: new Date(s.at * 1000).toISOString(),
+      window: s.window,
+      queries: s.queries,
+      durationMs: s.durationMs,
+      lastRefresh: feature.telemetry.lastRefresh,
+      workloads: s.workloads,
+      ...(req.query.get('containers') === 'true' ? { containers: s.containers } : {}),
+    };
   });
   router.post('/api/v1/telemetry/refresh', { verb: 'create', resource: 'telemetry', subresource: 'refresh', scope: 'cluster' }, async () => {
     const feature = featureOf();
@@ -155,7 +206,13 @@ function registerStatisticsRoutes(router: Router, featureOf: () => TelemetryFeat
     const { brainsets, engine } = feature.telemetry.settings;
     return {
       season: feature.telemetry.currentSeason(),
-      items: s.workloads.map((w) => ({ workload: w.workload, container: w.container, pods: w.pods, peak: recommend(w, brainsets.peak, engine), offPeak: recommend(w, brainsets['off-peak'], engine) })),
+      items: s.workloads.map((w) => ({
+        workload: w.workload,
+        container: w.container,
+        pods: w.pods,
+        peak: recommend(w, brainsets.peak, engine),
+        offPeak: recommend(w, brainsets['off-peak'], engine),
+      })),
     };
   });
   router.get('/api/v1/whatif', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, async () => {
@@ -170,16 +227,24 @@ function registerStatisticsRoutes(router: Router, featureOf: () => TelemetryFeat
 function registerModelRoutes(router: Router, featureOf: () => TelemetryFeature): void {
   const model = () => {
     const feature = featureOf();
-    if (!feature.model) throw new NemuError(ErrorCodes.CONFIG, 'the cluster model needs a cluster: start the controller with --kubeconfig <file> or in a pod', { status: 503 });
+    if (!feature.model)
+      throw new NemuError(ErrorCodes.CONFIG, 'the cluster model needs a cluster: start the controller with --kubeconfig <file> or in a pod', { status: 503 });
     return feature.model.view(feature.telemetry.snapshot);
   };
   router.get('/api/v1/model', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, () => model());
-  router.get('/api/v1/model/export', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, () => ({ content: JSON.stringify(model(), null, 2), contentType: 'application/json', headers: { 'content-disposition': 'attachment; filename="nemutator-model.json"' } }));
+  router.get('/api/v1/model/export', { verb: 'get', resource: 'telemetry', scope: 'cluster' }, () => ({
+    content: JSON.stringify(model(), null, 2),
+    contentType: 'application/json',
+    headers: { 'content-disposition': 'attachment; filename="nemutator-model.json"' },
+  }));
 }
 
 /** Season-flip resizes: their history, a flip by hand, and rolling one back. */
 function registerResizeRoutes(router: Router, parts: ControllerParts, featureOf: () => TelemetryFeature): void {
-  router.get('/api/v1/resizes', { verb: 'list', resource: 'resizes', scope: 'cluster' }, () => ({ mode: parts.config.resizeOnSeasonFlip, items: featureOf().ladder?.history ?? [] }));
+  router.get('/api/v1/resizes', { verb: 'list', resource: 'resizes', scope: 'cluster' }, () => ({
+    mode: parts.config.resizeOnSeasonFlip,
+    items: featureOf().ladder?.history ?? [],
+  }));
   router.post('/api/v1/resizes/flip', { verb: 'create', resource: 'resizes', subresource: 'flip', scope: 'cluster' }, async (req) => {
     const feature = featureOf();
     const ladder = feature.ladder;

@@ -9,7 +9,6 @@ import { NemuError } from '#common/errors.js';
 
 import { ControllerErrorCodes } from '../errors.ts';
 
-
 export interface InstantSample {
   labels: Record<string, string>;
   value: number;
@@ -39,8 +38,12 @@ export class PrometheusClient {
   private readonly timeoutMs: number;
   private readonly doFetch: typeof fetch;
 
-  constructor(readonly url: string, opts: PrometheusClientOptions = {}) {
-    if (!url) throw new NemuError(ControllerErrorCodes.PROMETHEUS, 'no Prometheus URL configured; set --prometheus-url (NEMUTATOR_PROMETHEUS_URL)', { status: 503 });
+  constructor(
+    readonly url: string,
+    opts: PrometheusClientOptions = {},
+  ) {
+    if (!url)
+      throw new NemuError(ControllerErrorCodes.PROMETHEUS, 'no Prometheus URL configured; set --prometheus-url (NEMUTATOR_PROMETHEUS_URL)', { status: 503 });
     this.url = url.replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.doFetch = opts.fetch ?? fetch;
@@ -55,7 +58,10 @@ export class PrometheusClient {
       const [, v] = data.result as [number, string];
       return [{ labels: {}, value: Number(v) }];
     }
-    if (data.resultType !== 'vector') throw new NemuError(ControllerErrorCodes.PROMETHEUS, `Prometheus answered a ${data.resultType} to an instant query that should give a vector: ${expr}`, { status: 502 });
+    if (data.resultType !== 'vector')
+      throw new NemuError(ControllerErrorCodes.PROMETHEUS, `Prometheus answered a ${data.resultType} to an instant query that should give a vector: ${expr}`, {
+        status: 502,
+      });
     return (data.result as Array<{ metric: Record<string, string>; value: [number, string] }>).map((s) => ({ labels: s.metric, value: Number(s.value[1]) }));
   }
 
@@ -82,7 +88,10 @@ export class PrometheusClient {
       const err = e as Error & { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } };
       const cause = err.cause?.code ?? err.cause?.errors?.find((x) => x.code)?.code ?? err.cause?.message ?? err.message;
       const why = err.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms (raise --prometheus-timeout or narrow --telemetry-window)` : cause;
-      throw new NemuError(ControllerErrorCodes.PROMETHEUS, `Prometheus at ${this.url} is unreachable: ${why}; check --prometheus-url`, { status: 503, cause: e });
+      throw new NemuError(ControllerErrorCodes.PROMETHEUS, `Prometheus at ${this.url} is unreachable: ${why}; check --prometheus-url`, {
+        status: 503,
+        cause: e,
+      });
     }
     let body: ApiAnswer | undefined;
     const text = await res.text();
@@ -93,7 +102,9 @@ export class PrometheusClient {
     }
     if (!body || body.status !== 'success' || !body.data) {
       const detail = body?.error ? `${body.errorType ?? 'error'}: ${body.error}` : `HTTP ${res.status} ${text.slice(0, 200)}`;
-      throw new NemuError(ControllerErrorCodes.PROMETHEUS, `Prometheus at ${this.url} refused the query (${detail}); query was: ${form.query!.slice(0, 300)}`, { status: 502 });
+      throw new NemuError(ControllerErrorCodes.PROMETHEUS, `Prometheus at ${this.url} refused the query (${detail}); query was: ${form.query!.slice(0, 300)}`, {
+        status: 502,
+      });
     }
     return body.data;
   }

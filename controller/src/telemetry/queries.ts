@@ -62,7 +62,10 @@ export function hoursFilter(hours: readonly number[]): string {
     if (last && last[1] === h - 1) last[1] = h;
     else ranges.push([h, h]);
   }
-  return ranges.map(([a, b]) => (a === b ? `${HOUR_OF_WEEK} == ${a}` : `${HOUR_OF_WEEK} >= ${a} <= ${b}`)).map((t) => `(${t})`).join(' or ');
+  return ranges
+    .map(([a, b]) => (a === b ? `${HOUR_OF_WEEK} == ${a}` : `${HOUR_OF_WEEK} >= ${a} <= ${b}`))
+    .map((t) => `(${t})`)
+    .join(' or ');
 }
 
 /**
@@ -73,7 +76,8 @@ export function hoursFilter(hours: readonly number[]): string {
 export const statisticQueries = {
   cpuMin: (w: QueryWindow) => `min_over_time(${sub(cpuRate(w), w)})`,
   /** The true average over the window: the counter's increase ÷ window (no subquery needed). */
-  cpuAvg: (w: QueryWindow) => (w.recorded ? `avg_over_time(${sub(cpuRate(w), w)})` : `sum by (${BY}) (rate(container_cpu_usage_seconds_total{${REAL}}[${dur(w.windowSeconds)}]))`),
+  cpuAvg: (w: QueryWindow) =>
+    w.recorded ? `avg_over_time(${sub(cpuRate(w), w)})` : `sum by (${BY}) (rate(container_cpu_usage_seconds_total{${REAL}}[${dur(w.windowSeconds)}]))`,
   cpuMax: (w: QueryWindow) => `max_over_time(${sub(cpuRate(w), w)})`,
   cpuP50: (w: QueryWindow) => `quantile_over_time(0.5, ${sub(cpuRate(w), w)})`,
   cpuP90: (w: QueryWindow) => `quantile_over_time(0.9, ${sub(cpuRate(w), w)})`,
@@ -81,10 +85,14 @@ export const statisticQueries = {
   cpuP99: (w: QueryWindow) => `quantile_over_time(0.99, ${sub(cpuRate(w), w)})`,
   /** Subquery points with data, × step = history length. */
   cpuSamples: (w: QueryWindow) => `count_over_time(${sub(cpuRate(w), w)})`,
-  memMin: (w: QueryWindow) => (w.recorded ? `min_over_time(${sub(memory(w), w)})` : `min by (${BY}) (min_over_time(container_memory_working_set_bytes{${REAL}}[${dur(w.windowSeconds)}]))`),
-  memAvg: (w: QueryWindow) => (w.recorded ? `avg_over_time(${sub(memory(w), w)})` : `avg by (${BY}) (avg_over_time(container_memory_working_set_bytes{${REAL}}[${dur(w.windowSeconds)}]))`),
-  memMax: (w: QueryWindow) => (w.recorded ? `max_over_time(${sub(memory(w), w)})` : `max by (${BY}) (max_over_time(container_memory_working_set_bytes{${REAL}}[${dur(w.windowSeconds)}]))`),
-  oomKilled: (w: QueryWindow) => `max by (${BY}) (max_over_time(kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}[${dur(w.windowSeconds)}]))`,
+  memMin: (w: QueryWindow) =>
+    w.recorded ? `min_over_time(${sub(memory(w), w)})` : `min by (${BY}) (min_over_time(container_memory_working_set_bytes{${REAL}}[${dur(w.windowSeconds)}]))`,
+  memAvg: (w: QueryWindow) =>
+    w.recorded ? `avg_over_time(${sub(memory(w), w)})` : `avg by (${BY}) (avg_over_time(container_memory_working_set_bytes{${REAL}}[${dur(w.windowSeconds)}]))`,
+  memMax: (w: QueryWindow) =>
+    w.recorded ? `max_over_time(${sub(memory(w), w)})` : `max by (${BY}) (max_over_time(container_memory_working_set_bytes{${REAL}}[${dur(w.windowSeconds)}]))`,
+  oomKilled: (w: QueryWindow) =>
+    `max by (${BY}) (max_over_time(kube_pod_container_status_last_terminated_reason{reason="OOMKilled"}[${dur(w.windowSeconds)}]))`,
   throttling: (w: QueryWindow) =>
     `sum by (${BY}) (increase(container_cpu_cfs_throttled_periods_total{${REAL}}[${dur(w.windowSeconds)}])) / sum by (${BY}) (increase(container_cpu_cfs_periods_total{${REAL}}[${dur(w.windowSeconds)}]))`,
 };

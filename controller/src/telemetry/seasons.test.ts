@@ -1,4 +1,4 @@
-import { type AddressInfo,createServer } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 
 import { recommend } from './engine.ts';
@@ -28,7 +28,11 @@ describe('seasons', () => {
 
   it('averages a range query into the hour-of-week profile', () => {
     const monday9 = Date.UTC(2026, 10, 23, 9) / 1000;
-    const p = hourOfWeekProfile([[monday9, 1], [monday9 + 1800, 3], [monday9 + 7 * 86400, 5]]);
+    const p = hourOfWeekProfile([
+      [monday9, 1],
+      [monday9 + 1800, 3],
+      [monday9 + 7 * 86400, 5],
+    ]);
     expect(p[24 + 9]).toBe(3);
     expect(p[24 + 10]).toBeNull();
   });
@@ -50,7 +54,14 @@ describe('owners from names', () => {
 });
 
 describe('engine and risk', () => {
-  const stats: Stats = { cpu: { min: 0.1, avg: 0.3, max: 1, p50: 0.3, p90: 0.5, p95: 0.6, p99: 0.9 }, memory: { min: 100, avg: 150, max: 200 * 2 ** 20 }, seasonCpu: { peak: 0.8, 'off-peak': 0.2 }, oomKilled: false, throttling: null, historySeconds: 3600 };
+  const stats: Stats = {
+    cpu: { min: 0.1, avg: 0.3, max: 1, p50: 0.3, p90: 0.5, p95: 0.6, p99: 0.9 },
+    memory: { min: 100, avg: 150, max: 200 * 2 ** 20 },
+    seasonCpu: { peak: 0.8, 'off-peak': 0.2 },
+    oomKilled: false,
+    throttling: null,
+    historySeconds: 3600,
+  };
   const b = brainsets({ peakCpuPercentile: 0.95, peakCpuMargin: 0.15, offPeakCpuPercentile: 0.9, offPeakCpuMargin: 0.1, memoryMargin: 0.15 });
   const params = { minCpu: 0.01, minMemory: 32 * 2 ** 20, oomMargin: 0.2, limitsPolicy: 'from-max' as const, confidenceSeconds: 7200 };
 
@@ -80,12 +91,18 @@ describe('Prometheus client errors', () => {
       });
     });
     const p = new PrometheusClient(`http://127.0.0.1:${port}`, { timeoutMs: 2000 });
-    await expect(p.query('up')).rejects.toMatchObject({ code: 'NEMU_ERR_PROMETHEUS', message: `Prometheus at http://127.0.0.1:${port} is unreachable: ECONNREFUSED; check --prometheus-url` });
+    await expect(p.query('up')).rejects.toMatchObject({
+      code: 'NEMU_ERR_PROMETHEUS',
+      message: `Prometheus at http://127.0.0.1:${port} is unreachable: ECONNREFUSED; check --prometheus-url`,
+    });
     expect(() => new PrometheusClient('')).toThrow(/--prometheus-url/);
   });
 
   it('says when no answer came within the timeout', async () => {
-    const hang = (() => new Promise((_, reject) => setTimeout(() => reject(Object.assign(new Error('timeout'), { name: 'TimeoutError' })), 10))) as unknown as typeof fetch;
-    await expect(new PrometheusClient('http://prom:9090', { fetch: hang, timeoutMs: 10 }).query('up')).rejects.toThrow(/no answer within 10 ms \(raise --prometheus-timeout/);
+    const hang = (() =>
+      new Promise((_, reject) => setTimeout(() => reject(Object.assign(new Error('timeout'), { name: 'TimeoutError' })), 10))) as unknown as typeof fetch;
+    await expect(new PrometheusClient('http://prom:9090', { fetch: hang, timeoutMs: 10 }).query('up')).rejects.toThrow(
+      /no answer within 10 ms \(raise --prometheus-timeout/,
+    );
   });
 });

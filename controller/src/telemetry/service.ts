@@ -5,7 +5,7 @@
  * why) until the next refresh succeeds. The season is read from an injectable clock; a
  * change of season is announced to listeners (the resize ladder).
  */
-import { ErrorCodes, isNemuError,NemuError } from '#common/errors.js';
+import { ErrorCodes, isNemuError, NemuError } from '#common/errors.js';
 import type { Logger } from '#common/log.js';
 
 import type { ControllerConfig } from '../config.ts';
@@ -14,7 +14,7 @@ import { parseQuantity } from '../mutators/quantity.ts';
 import { type EngineParams, type EngineRecommendation, recommend, type Resources } from './engine.ts';
 import { PrometheusClient } from './prometheus.ts';
 import type { QueryWindow } from './queries.ts';
-import { type Brainset, brainsets, classifyHours, type Clock, describeSchedule, hourOfWeekProfile, type Season,seasonAt, systemClock } from './seasons.ts';
+import { type Brainset, brainsets, classifyHours, type Clock, describeSchedule, hourOfWeekProfile, type Season, seasonAt, systemClock } from './seasons.ts';
 import { collectSnapshot, deploymentOfReplicaSet, type OwnerLookup, type Snapshot, workloadKey, type WorkloadRef, type WorkloadStats } from './statistics.ts';
 
 export interface TelemetrySettings {
@@ -29,7 +29,12 @@ export interface TelemetrySettings {
 
 export function telemetrySettings(c: ControllerConfig): TelemetrySettings {
   return {
-    window: { windowSeconds: Math.round(c.telemetryWindow / 1000), stepSeconds: Math.round(c.telemetryStep / 1000), rateSeconds: Math.round(c.telemetryRateWindow / 1000), recorded: c.prometheusRecordingRules },
+    window: {
+      windowSeconds: Math.round(c.telemetryWindow / 1000),
+      stepSeconds: Math.round(c.telemetryStep / 1000),
+      rateSeconds: Math.round(c.telemetryRateWindow / 1000),
+      recorded: c.prometheusRecordingRules,
+    },
     brainsets: brainsets(c),
     engine: {
       minCpu: parseQuantity(c.minCpu) ?? 0.01,
@@ -79,12 +84,21 @@ export class Telemetry {
     const before = this.prom.queries;
     try {
       const at = Math.floor(this.clock.now() / 1000);
-      const snap = await collectSnapshot(this.prom, { window: this.settings.window, at, brainsets: this.settings.brainsets, peakThreshold: this.settings.peakThreshold, ...(this.owners ? { owners: this.owners } : {}) });
+      const snap = await collectSnapshot(this.prom, {
+        window: this.settings.window,
+        at,
+        brainsets: this.settings.brainsets,
+        peakThreshold: this.settings.peakThreshold,
+        ...(this.owners ? { owners: this.owners } : {}),
+      });
       this.snapshot = snap;
       this.index = new Map(snap.workloads.map((w) => [workloadKey(w.workload, w.container), w]));
       this.lastError = undefined;
       this.lastRefresh = { at: new Date().toISOString(), ok: true, durationMs: snap.durationMs, queries: snap.queries };
-      this.log.debug({ workloads: snap.workloads.length, containers: snap.containers.length, queries: snap.queries, ms: snap.durationMs }, 'telemetry refreshed');
+      this.log.debug(
+        { workloads: snap.workloads.length, containers: snap.containers.length, queries: snap.queries, ms: snap.durationMs },
+        'telemetry refreshed',
+      );
       this.checkSeason();
       return snap;
     } catch (e) {
@@ -142,13 +156,23 @@ export class Telemetry {
   }
 
   /** The cached recommendation for the current (or given) season, or why there is none. */
-  recommendation(namespace: string, owner: WorkloadRef | { kind: string; name: string } | undefined, container: string, current: { requests: Resources; limits: Resources }, season: Season = this.currentSeason()): RecommendationAnswer {
+  recommendation(
+    namespace: string,
+    owner: WorkloadRef | { kind: string; name: string } | undefined,
+    container: string,
+    current: { requests: Resources; limits: Resources },
+    season: Season = this.currentSeason(),
+  ): RecommendationAnswer {
     if (this.lastError) return { reason: `${this.lastError.code}: ${this.lastError.message}` };
     if (!this.snapshot) return { reason: 'no telemetry yet (the first refresh has not finished)' };
     const stats = this.workloadStats(namespace, owner, container);
-    if (!stats) return { reason: `no usage history for ${owner ? `${owner.kind} ${namespace}/${owner.name}` : `an unowned pod in ${namespace}`} container ${container}` };
+    if (!stats)
+      return { reason: `no usage history for ${owner ? `${owner.kind} ${namespace}/${owner.name}` : `an unowned pod in ${namespace}`} container ${container}` };
     const rec = recommend(stats, this.settings.brainsets[season], this.settings.engine, current);
-    if (rec.confidence < this.settings.minConfidence) return { reason: `only ${(stats.historySeconds / 3600).toFixed(1)} h of history (confidence ${rec.confidence.toFixed(2)} < minConfidence ${this.settings.minConfidence})` };
+    if (rec.confidence < this.settings.minConfidence)
+      return {
+        reason: `only ${(stats.historySeconds / 3600).toFixed(1)} h of history (confidence ${rec.confidence.toFixed(2)} < minConfidence ${this.settings.minConfidence})`,
+      };
     return { workload: stats, recommendation: rec };
   }
 
@@ -156,12 +180,28 @@ export class Telemetry {
    * The hour-of-week profile of one workload (one range query over its pods, on demand),
    * classified with the same threshold rule as the cluster's.
    */
-  async workloadProfile(ref: WorkloadRef): Promise<{ workload: WorkloadRef; pods: number; profile: Array<number | null>; peakHours: number[]; offPeakHours: number[] }> {
+  async workloadProfile(
+    ref: WorkloadRef,
+  ): Promise<{ workload: WorkloadRef; pods: number; profile: Array<number | null>; peakHours: number[]; offPeakHours: number[] }> {
     const snap = this.snapshot;
     if (!snap) throw this.lastError ?? new NemuError(ControllerErrorCodes.PROMETHEUS, 'no telemetry yet; the first refresh is running', { status: 503 });
     const owners = snap.owners ?? (() => undefined);
-    const pods = [...new Set(snap.containers.filter((c) => c.namespace === ref.namespace && (owners(c.namespace, c.pod) ?? { kind: 'Pod', name: c.pod }).name === ref.name && (owners(c.namespace, c.pod)?.kind ?? 'Pod') === ref.kind).map((c) => c.pod))];
-    if (pods.length === 0) throw new NemuError(ErrorCodes.NOT_FOUND, `no usage history for ${ref.kind} ${ref.namespace}/${ref.name}; GET /api/v1/telemetry lists the workloads`, { status: 404 });
+    const pods = [
+      ...new Set(
+        snap.containers
+          .filter(
+            (c) =>
+              c.namespace === ref.namespace &&
+              (owners(c.namespace, c.pod) ?? { kind: 'Pod', name: c.pod }).name === ref.name &&
+              (owners(c.namespace, c.pod)?.kind ?? 'Pod') === ref.kind,
+          )
+          .map((c) => c.pod),
+      ),
+    ];
+    if (pods.length === 0)
+      throw new NemuError(ErrorCodes.NOT_FOUND, `no usage history for ${ref.kind} ${ref.namespace}/${ref.name}; GET /api/v1/telemetry lists the workloads`, {
+        status: 404,
+      });
     const w = this.settings.window;
     const esc = (s: string) => s.replace(/\./g, '[.]'); // pod names are DNS names: [a-z0-9.-]
     const step = Math.max(w.stepSeconds, Math.ceil(w.windowSeconds / 10_000));

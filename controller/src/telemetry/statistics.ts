@@ -9,7 +9,7 @@
  * conservative bound on the pooled quantile, exact when the pods behave alike).
  */
 import type { PrometheusClient } from './prometheus.ts';
-import { clusterCpu, ownerQueries, type QueryWindow,seasonCpuQuantile, statisticQueries } from './queries.ts';
+import { clusterCpu, ownerQueries, type QueryWindow, seasonCpuQuantile, statisticQueries } from './queries.ts';
 import { type Brainset, classifyHours, hourOfWeekProfile, type Season, type SeasonSchedule } from './seasons.ts';
 
 export interface CpuStats {
@@ -204,7 +204,9 @@ export function resolveOwners(
   model?: OwnerLookup,
 ): OwnerLookup {
   const rs = new Map(rsOwners.map((s) => [`${s.labels.namespace}/${s.labels.replicaset}`, s.labels]));
-  const pods = new Map(podOwners.filter((s) => s.labels.owner_kind && s.labels.owner_kind !== '<none>').map((s) => [`${s.labels.namespace}/${s.labels.pod}`, s.labels]));
+  const pods = new Map(
+    podOwners.filter((s) => s.labels.owner_kind && s.labels.owner_kind !== '<none>').map((s) => [`${s.labels.namespace}/${s.labels.pod}`, s.labels]),
+  );
   return (namespace, pod) => {
     const fromModel = model?.(namespace, pod);
     if (fromModel) return fromModel;
@@ -244,7 +246,15 @@ export function aggregateWorkloads(containers: readonly ContainerStats[], owners
       workload,
       container,
       pods: items.length,
-      cpu: { min: min((c) => c.cpu.min), avg: mean((c) => c.cpu.avg), max: max((c) => c.cpu.max), p50: max((c) => c.cpu.p50), p90: max((c) => c.cpu.p90), p95: max((c) => c.cpu.p95), p99: max((c) => c.cpu.p99) },
+      cpu: {
+        min: min((c) => c.cpu.min),
+        avg: mean((c) => c.cpu.avg),
+        max: max((c) => c.cpu.max),
+        p50: max((c) => c.cpu.p50),
+        p90: max((c) => c.cpu.p90),
+        p95: max((c) => c.cpu.p95),
+        p99: max((c) => c.cpu.p99),
+      },
       memory: { min: min((c) => c.memory.min), avg: mean((c) => c.memory.avg), max: max((c) => c.memory.max) },
       seasonCpu,
       oomKilled: items.some((c) => c.oomKilled),

@@ -99,7 +99,10 @@ export function computeWhatIf(snapshot: Snapshot, settings: TelemetrySettings, c
 export async function currentFromPrometheus(prom: PrometheusClient, at: number, owners: OwnerLookup): Promise<CurrentRequests> {
   const [req, lim] = await Promise.all([prom.query(resourceQueries.requests(), at), prom.query(resourceQueries.limits(), at)]);
   const table = new Map<string, { requests: Resources; limits: Resources }>();
-  for (const [samples, field] of [[req, 'requests'], [lim, 'limits']] as const) {
+  for (const [samples, field] of [
+    [req, 'requests'],
+    [lim, 'limits'],
+  ] as const) {
     for (const s of samples) {
       const l = s.labels;
       const r = l.resource === 'cpu' ? 'cpu' : l.resource === 'memory' ? 'memory' : undefined;

@@ -15,9 +15,9 @@ import type { Operation } from 'fast-json-patch';
 import fastJsonPatch from 'fast-json-patch';
 
 import type { UserInfo } from './auth.ts';
-import { CelCompileError, type CelProgram,CelUnsupportedError, compileCel } from './cel.ts';
+import { CelCompileError, type CelProgram, CelUnsupportedError, compileCel } from './cel.ts';
 import type { ResourceType } from './resources.ts';
-import { type LabelSelectorObject,matchesLabelSelectorObject } from './selectors.ts';
+import { type LabelSelectorObject, matchesLabelSelectorObject } from './selectors.ts';
 import { ApiError, badRequest, failure, forbidden, internalError, type Status } from './status.ts';
 import type { KubeObject } from './store.ts';
 
@@ -152,9 +152,7 @@ export class WebhookAdmission {
   }
 
   private matchingWebhooks(attrs: AdmissionAttributes): Webhook[] {
-    const configs = this.opts
-      .configurations()
-      .sort((a, b) => ((a.metadata.name ?? '') < (b.metadata.name ?? '') ? -1 : 1));
+    const configs = this.opts.configurations().sort((a, b) => ((a.metadata.name ?? '') < (b.metadata.name ?? '') ? -1 : 1));
     const out: Webhook[] = [];
     for (const config of configs) {
       for (const hook of (config['webhooks'] as Webhook[] | undefined) ?? []) {
@@ -211,11 +209,17 @@ export class WebhookAdmission {
       else if (r.value === false) {
         this.opts.onCall?.({ webhook: hook.name, uid: '', operation: attrs.operation, outcome: `skipped: match condition ${c.name} is false` });
         return false;
-      } else if (r.value !== true) errors.push(`expression '${program.expression}' resulted in error: no such overload: result of type ${typeof r.value} is not bool`);
+      } else if (r.value !== true)
+        errors.push(`expression '${program.expression}' resulted in error: no such overload: result of type ${typeof r.value} is not bool`);
     }
     if (errors.length === 0) return true;
     const message = errors.length === 1 ? (errors[0] as string) : `[${errors.join(', ')}]`;
-    this.opts.onCall?.({ webhook: hook.name, uid: '', operation: attrs.operation, outcome: hook.failurePolicy === 'Ignore' ? `ignored: ${message}` : `failed: ${message}` });
+    this.opts.onCall?.({
+      webhook: hook.name,
+      uid: '',
+      operation: attrs.operation,
+      outcome: hook.failurePolicy === 'Ignore' ? `ignored: ${message}` : `failed: ${message}`,
+    });
     if (hook.failurePolicy === 'Ignore') return false;
     throw forbidden(attrs.resource, attrs.name, message);
   }
@@ -283,7 +287,10 @@ export class WebhookAdmission {
       const port = cc.service.port ?? 443;
       const resolved = this.opts.serviceResolver?.(cc.service.namespace, cc.service.name, port);
       const target = `https://${cc.service.name}.${cc.service.namespace}.svc:${port}${cc.service.path ?? '/'}`;
-      if (!resolved) throw new CallError(`failed to call webhook: Post "${target}?timeout=${timeoutSeconds}s": dial tcp: lookup ${cc.service.name}.${cc.service.namespace}.svc: no such host`);
+      if (!resolved)
+        throw new CallError(
+          `failed to call webhook: Post "${target}?timeout=${timeoutSeconds}s": dial tcp: lookup ${cc.service.name}.${cc.service.namespace}.svc: no such host`,
+        );
       url = new URL(resolved);
       url.pathname = cc.service.path ?? url.pathname;
       serverName = `${cc.service.name}.${cc.service.namespace}.svc`;
@@ -347,7 +354,9 @@ function verifyResponse(uid: string, raw: unknown): AdmissionResponse {
   if (!r) invalid('webhook response was absent');
   if (r!.uid !== uid) invalid(`expected response.uid="${uid}", got "${String(r!.uid ?? '')}"`);
   if (review!.apiVersion !== 'admission.k8s.io/v1' || review!.kind !== 'AdmissionReview') {
-    invalid(`expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got ${String(review!.apiVersion ?? '')}, Kind=${String(review!.kind ?? '')}`);
+    invalid(
+      `expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got ${String(review!.apiVersion ?? '')}, Kind=${String(review!.kind ?? '')}`,
+    );
   }
   if (r!.patchType && r!.patchType !== 'JSONPatch') invalid(`unsupported patchType ${r!.patchType}`);
   if (r!.patch && !r!.patchType) invalid('patchType is required when patch is present');
@@ -387,7 +396,14 @@ function ruleMatches(rule: Rule, attrs: AdmissionAttributes): boolean {
 function buildReview(uid: string, attrs: AdmissionAttributes): Record<string, unknown> {
   const kind = attrs.kind;
   const resource = { group: attrs.resource.group, version: attrs.resource.version, resource: attrs.resource.plural };
-  const optionsKind = attrs.operation === 'CREATE' ? 'CreateOptions' : attrs.operation === 'UPDATE' ? 'UpdateOptions' : attrs.operation === 'DELETE' ? 'DeleteOptions' : undefined;
+  const optionsKind =
+    attrs.operation === 'CREATE'
+      ? 'CreateOptions'
+      : attrs.operation === 'UPDATE'
+        ? 'UpdateOptions'
+        : attrs.operation === 'DELETE'
+          ? 'DeleteOptions'
+          : undefined;
   return {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',

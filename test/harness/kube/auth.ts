@@ -2,7 +2,7 @@
 // (system:masters) and service-account JWTs the double signs itself (TokenRequest), with
 // the claims, OIDC discovery documents and bound-object checks of the real issuer.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { type CryptoKey,decodeProtectedHeader, exportJWK, exportSPKI, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
+import { type CryptoKey, decodeProtectedHeader, exportJWK, exportSPKI, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
 
 export interface UserInfo {
   username: string;
@@ -115,9 +115,7 @@ export class TokenIssuer {
       nbf: now,
       sub: `system:serviceaccount:${req.namespace}:${req.serviceAccount.name}`,
     };
-    const token = await new SignJWT(claims as unknown as Record<string, unknown>)
-      .setProtectedHeader({ alg: 'RS256', kid: this.kid })
-      .sign(this.privateKey);
+    const token = await new SignJWT(claims as unknown as Record<string, unknown>).setProtectedHeader({ alg: 'RS256', kid: this.kid }).sign(this.privateKey);
     return { token, claims, expirationTimestamp: new Date(exp * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') };
   }
 
@@ -148,7 +146,8 @@ export class TokenIssuer {
     const tokenAud = Array.isArray(payload.aud) ? payload.aud : [payload.aud as unknown as string];
     const wanted = audiences.length > 0 ? audiences : this.apiAudiences;
     const matched = wanted.filter((a) => tokenAud.includes(a));
-    if (matched.length === 0) throw new TokenRejected('token audiences ' + JSON.stringify(tokenAud) + ' is invalid for the target audiences ' + JSON.stringify(wanted));
+    if (matched.length === 0)
+      throw new TokenRejected('token audiences ' + JSON.stringify(tokenAud) + ' is invalid for the target audiences ' + JSON.stringify(wanted));
     const k = payload['kubernetes.io'];
     if (!k?.namespace || !k.serviceaccount?.name) throw new TokenRejected('token has no kubernetes.io service account claims');
     const ns = k.namespace;

@@ -62,9 +62,27 @@ type Token =
 const SUPPORTED_PUNCT = ['&&', '||', '==', '!=', '!', '.', '[', ']', '(', ')', ','];
 /** Valid CEL operators the subset does not implement. */
 const UNSUPPORTED_PUNCT = ['<=', '>=', '<', '>', '+', '-', '*', '/', '%', '?', ':', '{', '}'];
-const RESERVED = new Set(['as', 'break', 'const', 'continue', 'else', 'for', 'function', 'if', 'import', 'let', 'loop', 'package', 'namespace', 'return', 'var', 'void', 'while']);
+const RESERVED = new Set([
+  'as',
+  'break',
+  'const',
+  'continue',
+  'else',
+  'for',
+  'function',
+  'if',
+  'import',
+  'let',
+  'loop',
+  'package',
+  'namespace',
+  'return',
+  'var',
+  'void',
+  'while',
+]);
 
-const SUBSET = "supported: string/int/bool/null/list literals, field selection, index, has(), in, !, &&, ||, ==, !=, parentheses";
+const SUBSET = 'supported: string/int/bool/null/list literals, field selection, index, has(), in, !, &&, ||, ==, !=, parentheses';
 
 class Source {
   readonly text: string;
@@ -121,7 +139,8 @@ function tokenize(src: Source): Token[] {
         out.push({ t: 'int', value: Number(text), pos: start, text });
         continue;
       }
-      if (/^0x[0-9a-fA-F]+u?$/.test(text) || /^[0-9]+u$/i.test(text)) throw src.unsupported(start, `${text.endsWith('u') || text.endsWith('U') ? 'unsigned' : 'hexadecimal'} integer literal "${text}"`);
+      if (/^0x[0-9a-fA-F]+u?$/.test(text) || /^[0-9]+u$/i.test(text))
+        throw src.unsupported(start, `${text.endsWith('u') || text.endsWith('U') ? 'unsigned' : 'hexadecimal'} integer literal "${text}"`);
       if (/^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$/.test(text)) throw src.unsupported(start, `floating-point literal "${text}"`);
       throw src.syntax(start, `Syntax error: token recognition error at: '${text}'`);
     }
@@ -199,7 +218,11 @@ class Parser {
   }
   private expect(v: string): Token {
     const t = this.next();
-    if (t.t !== 'punct' || t.value !== v) throw this.src.syntax(t.pos, t.t === 'eof' ? `Syntax error: mismatched input '<EOF>' expecting '${v}'` : `Syntax error: mismatched input '${t.text}' expecting '${v}'`);
+    if (t.t !== 'punct' || t.value !== v)
+      throw this.src.syntax(
+        t.pos,
+        t.t === 'eof' ? `Syntax error: mismatched input '<EOF>' expecting '${v}'` : `Syntax error: mismatched input '${t.text}' expecting '${v}'`,
+      );
     return t;
   }
 
@@ -318,7 +341,10 @@ function typeOfLiteral(v: CelValue): StaticType {
 
 function check(src: Source, n: Node): StaticType {
   const noOverload = (op: string, types: StaticType[]): CelCompileError =>
-    src.syntax(n.pos, `found no matching overload for '${op}' applied to '(${types.map((t) => (t === 'list' ? 'list(dyn)' : t === 'null' ? 'null_type' : t)).join(', ')})'`);
+    src.syntax(
+      n.pos,
+      `found no matching overload for '${op}' applied to '(${types.map((t) => (t === 'list' ? 'list(dyn)' : t === 'null' ? 'null_type' : t)).join(', ')})'`,
+    );
   switch (n.kind) {
     case 'lit':
       return typeOfLiteral(n.value);

@@ -7,10 +7,10 @@
 import { createHash } from 'node:crypto';
 
 import type { UserInfo } from './auth.ts';
-import { isPodReady,refreshPdbs } from './disruption.ts';
+import { isPodReady, refreshPdbs } from './disruption.ts';
 import type { Registry } from './registry.ts';
 import type { ResourceType } from './resources.ts';
-import { type LabelSelectorObject,matchesLabelSelectorObject } from './selectors.ts';
+import { type LabelSelectorObject, matchesLabelSelectorObject } from './selectors.ts';
 import { ApiError } from './status.ts';
 import { clone, type KubeObject, type StoreEvent } from './store.ts';
 import { nowTimestamp } from './strategies.ts';
@@ -18,7 +18,10 @@ import { nowTimestamp } from './strategies.ts';
 type Obj = Record<string, unknown>;
 
 function controllerUser(name: string): UserInfo {
-  return { username: `system:serviceaccount:kube-system:${name}`, groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'] };
+  return {
+    username: `system:serviceaccount:kube-system:${name}`,
+    groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'],
+  };
 }
 
 const HASH_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
@@ -164,10 +167,12 @@ export class Controllers {
       }
       case 'PodDisruptionBudget':
         if (ns && e.type === 'ADDED') queueMicrotask(() => refreshPdbs(this.registry, ns));
-        else if (ns && JSON.stringify((e.oldObject as KubeObject | undefined)?.['spec']) !== JSON.stringify(o['spec'])) queueMicrotask(() => refreshPdbs(this.registry, ns));
+        else if (ns && JSON.stringify((e.oldObject as KubeObject | undefined)?.['spec']) !== JSON.stringify(o['spec']))
+          queueMicrotask(() => refreshPdbs(this.registry, ns));
         break;
       case 'Node':
-        for (const ds of this.registry.store.list(this.res('apps', 'daemonsets'))) this.enqueue(this.res('apps', 'daemonsets'), ds.metadata.namespace, ds.metadata.name as string);
+        for (const ds of this.registry.store.list(this.res('apps', 'daemonsets')))
+          this.enqueue(this.res('apps', 'daemonsets'), ds.metadata.namespace, ds.metadata.name as string);
         break;
     }
   }
@@ -238,7 +243,11 @@ export class Controllers {
           name: `${d.metadata.name}-${hash}`,
           namespace: ns,
           labels: template.metadata.labels,
-          annotations: { 'deployment.kubernetes.io/desired-replicas': String(desired), 'deployment.kubernetes.io/max-replicas': String(desired), 'deployment.kubernetes.io/revision': String(maxRevision + 1) },
+          annotations: {
+            'deployment.kubernetes.io/desired-replicas': String(desired),
+            'deployment.kubernetes.io/max-replicas': String(desired),
+            'deployment.kubernetes.io/revision': String(maxRevision + 1),
+          },
           ownerReferences: [controllerRef(d) as never],
         },
         spec: { replicas: recreate && oldActive > 0 ? 0 : desired, selector, template },
@@ -269,7 +278,11 @@ export class Controllers {
     }
     await this.cleanupHistory(d, oldRs);
     const fresh = this.registry.store.get(rsR, ns, newRs.metadata.name as string);
-    await this.updateDeploymentStatus(d, fresh, this.registry.store.list(rsR, ns).filter((rs) => isControlledBy(rs, d)));
+    await this.updateDeploymentStatus(
+      d,
+      fresh,
+      this.registry.store.list(rsR, ns).filter((rs) => isControlledBy(rs, d)),
+    );
   }
 
   private async annotateRevision(d: KubeObject, revision: number): Promise<void> {
@@ -292,20 +305,40 @@ export class Controllers {
 
   private async scaleReplicaSet(rs: KubeObject, replicas: number, user: UserInfo): Promise<void> {
     if (Number((rs['spec'] as { replicas?: number }).replicas ?? 0) === replicas) return;
-    await this.registry.patch(this.res('apps', 'replicasets'), rs.metadata.namespace, rs.metadata.name as string, 'merge', {
-      metadata: { annotations: { 'deployment.kubernetes.io/desired-replicas': String(replicas) } },
-      spec: { replicas },
-    }, { user });
+    await this.registry.patch(
+      this.res('apps', 'replicasets'),
+      rs.metadata.namespace,
+      rs.metadata.name as string,
+      'merge',
+      {
+        metadata: { annotations: { 'deployment.kubernetes.io/desired-replicas': String(replicas) } },
+        spec: { replicas },
+      },
+      { user },
+    );
   }
 
   private async cleanupHistory(d: KubeObject, oldRs: KubeObject[]): Promise<void> {
     const limit = Number((d['spec'] as { revisionHistoryLimit?: number }).revisionHistoryLimit ?? 10);
     const idle = oldRs
-      .filter((rs) => Number((rs['spec'] as { replicas?: number }).replicas ?? 0) === 0 && Number((rs['status'] as { replicas?: number } | undefined)?.replicas ?? 0) === 0)
-      .sort((a, b) => Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) - Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0));
+      .filter(
+        (rs) =>
+          Number((rs['spec'] as { replicas?: number }).replicas ?? 0) === 0 && Number((rs['status'] as { replicas?: number } | undefined)?.replicas ?? 0) === 0,
+      )
+      .sort(
+        (a, b) =>
+          Number(a.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0) -
+          Number(b.metadata.annotations?.['deployment.kubernetes.io/revision'] ?? 0),
+      );
     for (const rs of idle.slice(0, Math.max(0, idle.length - limit))) {
       try {
-        await this.registry.delete(this.res('apps', 'replicasets'), rs.metadata.namespace, rs.metadata.name as string, {}, { user: controllerUser('deployment-controller') });
+        await this.registry.delete(
+          this.res('apps', 'replicasets'),
+          rs.metadata.namespace,
+          rs.metadata.name as string,
+          {},
+          { user: controllerUser('deployment-controller') },
+        );
       } catch {
         // Already gone.
       }
@@ -325,7 +358,14 @@ export class Controllers {
     const condition = (type: string, status: string, reason: string, message: string): Obj => {
       const prev = prevConditions.find((c) => c['type'] === type);
       const same = prev && prev['status'] === status && prev['reason'] === reason;
-      return { type, status, lastUpdateTime: same ? prev['lastUpdateTime'] : now, lastTransitionTime: prev && prev['status'] === status ? prev['lastTransitionTime'] : now, reason, message };
+      return {
+        type,
+        status,
+        lastUpdateTime: same ? prev['lastUpdateTime'] : now,
+        lastTransitionTime: prev && prev['status'] === status ? prev['lastTransitionTime'] : now,
+        reason,
+        message,
+      };
     };
     const complete = updated === desired && replicas === desired && available === desired;
     const status: Obj = {
@@ -336,7 +376,12 @@ export class Controllers {
       availableReplicas: available,
       ...(replicas - available > 0 ? { unavailableReplicas: replicas - available } : {}),
       conditions: [
-        condition('Available', available >= desired - maxUnavailable(d, desired) ? 'True' : 'False', available >= desired - maxUnavailable(d, desired) ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable', available >= desired - maxUnavailable(d, desired) ? 'Deployment has minimum availability.' : 'Deployment does not have minimum availability.'),
+        condition(
+          'Available',
+          available >= desired - maxUnavailable(d, desired) ? 'True' : 'False',
+          available >= desired - maxUnavailable(d, desired) ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable',
+          available >= desired - maxUnavailable(d, desired) ? 'Deployment has minimum availability.' : 'Deployment does not have minimum availability.',
+        ),
         condition(
           'Progressing',
           'True',
@@ -346,8 +391,11 @@ export class Controllers {
       ],
     };
     // getReplicaFailures: a replica set's ReplicaFailure condition is the Deployment's too.
-    const failure = [newRs, ...owned].map((rs) => ((rs?.['status'] as Obj | undefined)?.['conditions'] as Obj[] | undefined)?.find((c) => c['type'] === 'ReplicaFailure')).find((c) => c !== undefined);
-    if (failure) (status['conditions'] as Obj[]).push(condition('ReplicaFailure', String(failure['status']), String(failure['reason']), String(failure['message'])));
+    const failure = [newRs, ...owned]
+      .map((rs) => ((rs?.['status'] as Obj | undefined)?.['conditions'] as Obj[] | undefined)?.find((c) => c['type'] === 'ReplicaFailure'))
+      .find((c) => c !== undefined);
+    if (failure)
+      (status['conditions'] as Obj[]).push(condition('ReplicaFailure', String(failure['status']), String(failure['reason']), String(failure['message'])));
     for (const k of ['readyReplicas', 'availableReplicas', 'updatedReplicas', 'replicas']) if (status[k] === 0) delete status[k];
     if (JSON.stringify(stripTimes(status)) === JSON.stringify(stripTimes(old))) return;
     await this.writeStatus(this.res('apps', 'deployments'), d, status);
@@ -399,7 +447,9 @@ export class Controllers {
       }
     } else if (pods.length > desired) {
       // Delete the least useful first: not ready, then newest.
-      const victims = [...pods].sort((a, b) => Number(isPodReady(a)) - Number(isPodReady(b)) || String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp)));
+      const victims = [...pods].sort(
+        (a, b) => Number(isPodReady(a)) - Number(isPodReady(b)) || String(b.metadata.creationTimestamp).localeCompare(String(a.metadata.creationTimestamp)),
+      );
       for (const p of victims.slice(0, pods.length - desired)) {
         try {
           await this.registry.delete(podsR, ns, p.metadata.name as string, {}, { user });
@@ -421,7 +471,15 @@ export class Controllers {
     const previous = ((rs['status'] as Obj | undefined)?.['conditions'] as Obj[] | undefined)?.find((c) => c['type'] === 'ReplicaFailure');
     if (createError) {
       const same = previous && previous['message'] === createError.message;
-      status['conditions'] = [{ type: 'ReplicaFailure', status: 'True', lastTransitionTime: same ? previous['lastTransitionTime'] : nowTimestamp(), reason: 'FailedCreate', message: createError.message }];
+      status['conditions'] = [
+        {
+          type: 'ReplicaFailure',
+          status: 'True',
+          lastTransitionTime: same ? previous['lastTransitionTime'] : nowTimestamp(),
+          reason: 'FailedCreate',
+          message: createError.message,
+        },
+      ];
     }
     const fresh = this.registry.store.get(this.res('apps', 'replicasets'), ns, rs.metadata.name as string);
     if (fresh && JSON.stringify(fresh['status']) !== JSON.stringify(status)) await this.writeStatus(this.res('apps', 'replicasets'), fresh, status);
@@ -432,7 +490,9 @@ export class Controllers {
     const eventsR = this.res('', 'events');
     const ns = o.metadata.namespace as string;
     const now = nowTimestamp();
-    const existing = this.registry.store.list(eventsR, ns).find((e) => (e['involvedObject'] as Obj | undefined)?.['uid'] === o.metadata.uid && e['reason'] === reason);
+    const existing = this.registry.store
+      .list(eventsR, ns)
+      .find((e) => (e['involvedObject'] as Obj | undefined)?.['uid'] === o.metadata.uid && e['reason'] === reason);
     if (existing) {
       const next = clone(existing);
       Object.assign(next, { message, count: Number(existing['count'] ?? 1) + 1, lastTimestamp: now });
@@ -441,7 +501,14 @@ export class Controllers {
     }
     this.registry.put(eventsR, {
       metadata: { name: `${o.metadata.name}.${Date.now().toString(16)}${Math.floor(Math.random() * 0xfff).toString(16)}`, namespace: ns },
-      involvedObject: { kind: o.kind, namespace: ns, name: o.metadata.name, uid: o.metadata.uid, apiVersion: o.apiVersion, resourceVersion: o.metadata.resourceVersion },
+      involvedObject: {
+        kind: o.kind,
+        namespace: ns,
+        name: o.metadata.name,
+        uid: o.metadata.uid,
+        apiVersion: o.apiVersion,
+        resourceVersion: o.metadata.resourceVersion,
+      },
       reason,
       message,
       source: { component },
@@ -490,7 +557,12 @@ export class Controllers {
           ...(template.metadata ?? {}),
           name: podName,
           namespace: ns,
-          labels: { ...(template.metadata?.labels ?? {}), 'controller-revision-hash': revision, 'statefulset.kubernetes.io/pod-name': podName, 'apps.kubernetes.io/pod-index': String(i) },
+          labels: {
+            ...(template.metadata?.labels ?? {}),
+            'controller-revision-hash': revision,
+            'statefulset.kubernetes.io/pod-name': podName,
+            'apps.kubernetes.io/pod-index': String(i),
+          },
           ownerReferences: [controllerRef(sts) as never],
         },
         spec: { ...(template.spec ?? {}), hostname: podName, ...(serviceName ? { subdomain: serviceName } : {}) },
@@ -555,7 +627,13 @@ export class Controllers {
         spec: {
           ...(template.spec ?? {}),
           nodeName: node.metadata.name,
-          affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node.metadata.name] }] }] } } },
+          affinity: {
+            nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [node.metadata.name] }] }],
+              },
+            },
+          },
         },
       };
       await this.registry.create(podsR, ns, pod, { user });
@@ -590,7 +668,13 @@ export class Controllers {
   private async runPod(p: KubeObject): Promise<void> {
     if (!this.kubeletWants(p)) return;
     const podsR = this.res('', 'pods');
-    const spec = (p['spec'] ?? {}) as { nodeName?: string; nodeSelector?: Record<string, string>; containers?: Obj[]; initContainers?: Obj[]; schedulingGates?: unknown[] };
+    const spec = (p['spec'] ?? {}) as {
+      nodeName?: string;
+      nodeSelector?: Record<string, string>;
+      containers?: Obj[];
+      initContainers?: Obj[];
+      schedulingGates?: unknown[];
+    };
     if ((spec.schedulingGates ?? []).length > 0) return;
     let nodeName = spec.nodeName;
     let node: KubeObject | undefined;
@@ -607,7 +691,9 @@ export class Controllers {
     if (!current || !this.kubeletWants(current) || current.metadata.uid !== p.metadata.uid) return;
     const now = nowTimestamp();
     const n = this.nextPodIp++;
-    const hostIP = ((node?.['status'] as { addresses?: { type: string; address: string }[] } | undefined)?.addresses ?? []).find((a) => a.type === 'InternalIP')?.address ?? '10.0.0.10';
+    const hostIP =
+      ((node?.['status'] as { addresses?: { type: string; address: string }[] } | undefined)?.addresses ?? []).find((a) => a.type === 'InternalIP')?.address ??
+      '10.0.0.10';
     const containerStatus = (c: Obj, i: number): Obj => ({
       name: c['name'],
       state: { running: { startedAt: now } },
@@ -633,7 +719,14 @@ export class Controllers {
       startTime: now,
       containerStatuses: (spec.containers ?? []).map(containerStatus),
       ...(spec.initContainers?.length
-        ? { initContainerStatuses: spec.initContainers.map((c, i) => ({ ...containerStatus(c, 100 + i), state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: now, finishedAt: now } }, ready: true, started: false })) }
+        ? {
+            initContainerStatuses: spec.initContainers.map((c, i) => ({
+              ...containerStatus(c, 100 + i),
+              state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: now, finishedAt: now } },
+              ready: true,
+              started: false,
+            })),
+          }
         : {}),
       qosClass: (current['status'] as { qosClass?: string } | undefined)?.qosClass ?? 'BestEffort',
     };

@@ -2,8 +2,8 @@
 // subresource (pkg/registry/core/pod/storage/eviction.go): an eviction that would take a
 // budget below its healthy minimum is refused with 429 TooManyRequests.
 import type { Registry, RequestContext } from './registry.ts';
-import { type LabelSelectorObject,matchesLabelSelectorObject } from './selectors.ts';
-import { badRequest, failure, type Status,success, tooManyRequests } from './status.ts';
+import { type LabelSelectorObject, matchesLabelSelectorObject } from './selectors.ts';
+import { badRequest, failure, type Status, success, tooManyRequests } from './status.ts';
 import type { KubeObject } from './store.ts';
 import { clone } from './store.ts';
 
@@ -94,14 +94,25 @@ export function refreshPdbs(registry: Registry, namespace: string): void {
 /** POST pods/<name>/eviction. */
 export async function evictPod(registry: Registry, namespace: string, name: string, body: unknown, ctx: RequestContext): Promise<Status> {
   const podsR = registry.resource('', 'pods');
-  const eviction = (body ?? {}) as KubeObject & { deleteOptions?: { preconditions?: { uid?: string; resourceVersion?: string }; gracePeriodSeconds?: number; dryRun?: string[] } };
+  const eviction = (body ?? {}) as KubeObject & {
+    deleteOptions?: { preconditions?: { uid?: string; resourceVersion?: string }; gracePeriodSeconds?: number; dryRun?: string[] };
+  };
   if (eviction.kind !== undefined && eviction.kind !== 'Eviction') throw badRequest(`expected Eviction, got ${String(eviction.kind)}`);
   if (eviction.metadata?.name && eviction.metadata.name !== name) {
     throw badRequest(`name in URL does not match name in Eviction object`);
   }
   const pod = registry.get(podsR, namespace, name);
   const dryRun = !!ctx.dryRun || (eviction.deleteOptions?.dryRun ?? []).includes('All');
-  await registry.admitSubresource(podsR, 'eviction', { group: 'policy', version: 'v1', kind: 'Eviction' }, 'CREATE', namespace, name, { ...eviction, apiVersion: eviction.apiVersion ?? 'policy/v1', kind: 'Eviction', metadata: { ...(eviction.metadata ?? {}), name, namespace } }, { ...ctx, dryRun });
+  await registry.admitSubresource(
+    podsR,
+    'eviction',
+    { group: 'policy', version: 'v1', kind: 'Eviction' },
+    'CREATE',
+    namespace,
+    name,
+    { ...eviction, apiVersion: eviction.apiVersion ?? 'policy/v1', kind: 'Eviction', metadata: { ...(eviction.metadata ?? {}), name, namespace } },
+    { ...ctx, dryRun },
+  );
   const deleteOpts = { preconditions: eviction.deleteOptions?.preconditions, gracePeriodSeconds: eviction.deleteOptions?.gracePeriodSeconds };
   const phase = (pod['status'] as { phase?: string } | undefined)?.phase;
   // Pods that are not running, or already terminating, are deleted without consulting budgets.
@@ -110,7 +121,9 @@ export async function evictPod(registry: Registry, namespace: string, name: stri
     return success(201);
   }
   const pdbR = registry.resource('policy', 'poddisruptionbudgets');
-  const pdbs = registry.store.list(pdbR, namespace).filter((pdb) => matchesLabelSelectorObject((pdb['spec'] as { selector?: LabelSelectorObject } | undefined)?.selector, pod.metadata.labels));
+  const pdbs = registry.store
+    .list(pdbR, namespace)
+    .filter((pdb) => matchesLabelSelectorObject((pdb['spec'] as { selector?: LabelSelectorObject } | undefined)?.selector, pod.metadata.labels));
   if (pdbs.length > 1) {
     throw failure(500, 'InternalError', 'This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.');
   }
@@ -126,13 +139,20 @@ export async function evictPod(registry: Registry, namespace: string, name: stri
     const mayEvictUnhealthy = !podHealthy && (unhealthyPolicy === 'AlwaysAllow' || status.currentHealthy >= status.desiredHealthy);
     if (!mayEvictUnhealthy && allowed <= 0) {
       throw tooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", [
-        { reason: 'DisruptionBudget', message: `The disruption budget ${pdb.metadata.name} needs ${status.desiredHealthy} healthy pods and has ${status.currentHealthy} currently` },
+        {
+          reason: 'DisruptionBudget',
+          message: `The disruption budget ${pdb.metadata.name} needs ${status.desiredHealthy} healthy pods and has ${status.currentHealthy} currently`,
+        },
       ]);
     }
     if (!dryRun && podHealthy) {
       // Record the disruption so concurrent evictions see a smaller budget.
       const next = clone(pdb);
-      next['status'] = { ...status, disruptionsAllowed: Math.max(0, status.disruptionsAllowed - 1), disruptedPods: { ...(stored.disruptedPods ?? {}), [name]: new Date().toISOString() } };
+      next['status'] = {
+        ...status,
+        disruptionsAllowed: Math.max(0, status.disruptionsAllowed - 1),
+        disruptedPods: { ...(stored.disruptedPods ?? {}), [name]: new Date().toISOString() },
+      };
       registry.store.update(pdbR, next, pdb.metadata.resourceVersion);
     }
   }

@@ -8,16 +8,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JWK } from 'jose';
 
-import { type ServiceResolver,WebhookAdmission } from './admission.ts';
+import { type ServiceResolver, WebhookAdmission } from './admission.ts';
 import { ADMIN_USER, type BoundObjectLookup, randomToken, TokenIssuer, type UserInfo } from './auth.ts';
 import { Controllers } from './controllers.ts';
 import { renderKubeconfig } from './kubeconfig.ts';
 import { bootstrapRbac, type RbacObjects } from './rbac.ts';
-import { type DeleteResult,Registry } from './registry.ts';
+import { type DeleteResult, Registry } from './registry.ts';
 import { RESOURCES, ResourceTable, type ResourceType } from './resources.ts';
 import { createRequestHandler } from './server.ts';
-import { type KubeObject,ObjectStore } from './store.ts';
-import { type CertificateAuthority,createCertificateAuthority } from './tls.ts';
+import { type KubeObject, ObjectStore } from './store.ts';
+import { type CertificateAuthority, createCertificateAuthority } from './tls.ts';
 import { WatchHub } from './watch.ts';
 
 export type { ServiceResolver } from './admission.ts';
@@ -208,12 +208,26 @@ export async function startKubeDouble(opts: KubeDoubleOptions = {}): Promise<Kub
       if (!store.get(R('', 'namespaces'), undefined, ns)) return;
       if (!store.get(R('', 'serviceaccounts'), ns, 'default')) registry.put(R('', 'serviceaccounts'), { metadata: { name: 'default', namespace: ns } });
       if (!store.get(R('', 'configmaps'), ns, 'kube-root-ca.crt')) {
-        registry.put(R('', 'configmaps'), { metadata: { name: 'kube-root-ca.crt', namespace: ns, annotations: { 'kubernetes.io/description': 'Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.' } }, data: { 'ca.crt': ca.certPem } });
+        registry.put(R('', 'configmaps'), {
+          metadata: {
+            name: 'kube-root-ca.crt',
+            namespace: ns,
+            annotations: {
+              'kubernetes.io/description':
+                'Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.',
+            },
+          },
+          data: { 'ca.crt': ca.certPem },
+        });
       }
     });
   });
   for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
-    registry.put(R('', 'namespaces'), { metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
+    registry.put(R('', 'namespaces'), {
+      metadata: { name: ns, labels: { 'kubernetes.io/metadata.name': ns } },
+      spec: { finalizers: ['kubernetes'] },
+      status: { phase: 'Active' },
+    });
   }
   const boot = bootstrapRbac();
   for (const cr of boot.clusterRoles) registry.put(R('rbac.authorization.k8s.io', 'clusterroles'), cr);
@@ -221,7 +235,13 @@ export async function startKubeDouble(opts: KubeDoubleOptions = {}): Promise<Kub
   (opts.nodes ?? ['node-1']).forEach((name, i) => registry.put(R('', 'nodes'), nodeObject(name, i)));
   registry.put(R('', 'services'), {
     metadata: { name: 'kubernetes', namespace: 'default', labels: { component: 'apiserver', provider: 'kubernetes' } },
-    spec: { clusterIP: '10.96.0.1', clusterIPs: ['10.96.0.1'], ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: 6443 }], type: 'ClusterIP', sessionAffinity: 'None' },
+    spec: {
+      clusterIP: '10.96.0.1',
+      clusterIPs: ['10.96.0.1'],
+      ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: 6443 }],
+      type: 'ClusterIP',
+      sessionAffinity: 'None',
+    },
     status: { loadBalancer: {} },
   });
   await new Promise((r) => setImmediate(r));
@@ -269,7 +289,8 @@ export async function startKubeDouble(opts: KubeDoubleOptions = {}): Promise<Kub
     requests,
     async issueToken(o: IssueTokenOptions): Promise<string> {
       const nsR = R('', 'namespaces');
-      if (!store.get(nsR, undefined, o.namespace)) registry.put(nsR, { metadata: { name: o.namespace }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
+      if (!store.get(nsR, undefined, o.namespace))
+        registry.put(nsR, { metadata: { name: o.namespace }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
       const saR = R('', 'serviceaccounts');
       const sa = store.get(saR, o.namespace, o.serviceAccount) ?? registry.put(saR, { metadata: { name: o.serviceAccount, namespace: o.namespace } });
       let node = o.node;
@@ -326,7 +347,13 @@ function nodeObject(name: string, i: number): KubeObject {
   return {
     metadata: {
       name,
-      labels: { 'kubernetes.io/hostname': name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'beta.kubernetes.io/os': 'linux', 'beta.kubernetes.io/arch': 'amd64' },
+      labels: {
+        'kubernetes.io/hostname': name,
+        'kubernetes.io/os': 'linux',
+        'kubernetes.io/arch': 'amd64',
+        'beta.kubernetes.io/os': 'linux',
+        'beta.kubernetes.io/arch': 'amd64',
+      },
       annotations: { 'node.alpha.kubernetes.io/ttl': '0' },
     },
     spec: { podCIDR: `10.244.${i}.0/24`, podCIDRs: [`10.244.${i}.0/24`] },
@@ -343,7 +370,18 @@ function nodeObject(name: string, i: number): KubeObject {
         { type: 'InternalIP', address: `10.0.0.${10 + i}` },
         { type: 'Hostname', address: name },
       ],
-      nodeInfo: { kubeletVersion: 'v1.32.0', kubeProxyVersion: 'v1.32.0', containerRuntimeVersion: 'containerd://1.7.24', operatingSystem: 'linux', architecture: 'amd64', osImage: 'Debian GNU/Linux 12 (bookworm)', kernelVersion: '6.1.0', machineID: '', systemUUID: '', bootID: '' },
+      nodeInfo: {
+        kubeletVersion: 'v1.32.0',
+        kubeProxyVersion: 'v1.32.0',
+        containerRuntimeVersion: 'containerd://1.7.24',
+        operatingSystem: 'linux',
+        architecture: 'amd64',
+        osImage: 'Debian GNU/Linux 12 (bookworm)',
+        kernelVersion: '6.1.0',
+        machineID: '',
+        systemUUID: '',
+        bootID: '',
+      },
     },
   };
 }

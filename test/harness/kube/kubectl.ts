@@ -1,6 +1,6 @@
 // Runs the real kubectl against a double, for tests. kubectl must be on PATH (it is on the
 // machine image at /usr/bin/kubectl); its absence is an error, never a skipped test.
-import { type ChildProcess,execFile, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,9 @@ export function requireKubectl(): void {
     execFileSync('kubectl', ['version', '--client', '--output=json'], { stdio: 'pipe' });
     checked = true;
   } catch {
-    throw new Error('NEMU_ERR_KUBECTL_MISSING: kubectl is not on PATH; the Kubernetes double is proven with the real client (install kubectl 1.32, e.g. /usr/bin/kubectl)');
+    throw new Error(
+      'NEMU_ERR_KUBECTL_MISSING: kubectl is not on PATH; the Kubernetes double is proven with the real client (install kubectl 1.32, e.g. /usr/bin/kubectl)',
+    );
   }
 }
 
@@ -45,10 +47,15 @@ export function kubectlFor(kubeconfig: string): KubectlRunner {
   const base = ['--kubeconfig', kubeconfig, '--cache-dir', cacheDir];
   const result = (args: string[], opts: { stdin?: unknown; env?: Record<string, string> } = {}): Promise<KubectlResult> =>
     new Promise((resolve) => {
-      const child = execFile('kubectl', [...base, ...args], { timeout: 20_000, env: { ...process.env, ...(opts.env ?? {}) }, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-        resolve({ stdout, stderr, code });
-      });
+      const child = execFile(
+        'kubectl',
+        [...base, ...args],
+        { timeout: 20_000, env: { ...process.env, ...(opts.env ?? {}) }, maxBuffer: 16 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+          resolve({ stdout, stderr, code });
+        },
+      );
       if (opts.stdin !== undefined) child.stdin?.end(typeof opts.stdin === 'string' ? opts.stdin : JSON.stringify(opts.stdin));
       else child.stdin?.end();
     });

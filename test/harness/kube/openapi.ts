@@ -22,7 +22,11 @@ export function openApiV3Index(table: ResourceTable): Record<string, unknown> {
     const key = gvPath(r.group, r.version);
     if (seen.has(key)) continue;
     seen.add(key);
-    const hash = createHash('sha512').update(JSON.stringify(openApiV3GroupVersion(table, r.group, r.version))).digest('hex').toUpperCase().slice(0, 128);
+    const hash = createHash('sha512')
+      .update(JSON.stringify(openApiV3GroupVersion(table, r.group, r.version)))
+      .digest('hex')
+      .toUpperCase()
+      .slice(0, 128);
     paths[key] = { serverRelativeURL: `/openapi/v3/${key}?hash=${hash}` };
   }
   return { paths };

@@ -47,7 +47,10 @@ export function policyFromLabels(labels: Record<string, string> | undefined): Po
   const enforceLevel: Level = enforceText === undefined ? 'privileged' : LEVELS.includes(enforceText as Level) ? (enforceText as Level) : 'restricted';
   const enforce = { level: enforceLevel, version: version('enforce-version') };
   const warnText = l[`${PREFIX}warn`];
-  let warn: LevelVersion = { level: warnText !== undefined && LEVELS.includes(warnText as Level) ? (warnText as Level) : 'privileged', version: version('warn-version') };
+  let warn: LevelVersion = {
+    level: warnText !== undefined && LEVELS.includes(warnText as Level) ? (warnText as Level) : 'privileged',
+    version: version('warn-version'),
+  };
   const hasValidEnforce = enforceText !== undefined && LEVELS.includes(enforceText as Level);
   // Warn defaults to the enforce level when enforce is stricter and warn is not set.
   if (warnText === undefined && hasValidEnforce && LEVELS.indexOf(enforce.level) > LEVELS.indexOf(warn.level)) {
@@ -95,9 +98,45 @@ function sortedUnique(items: Iterable<string>): string[] {
   return [...new Set(items)].sort();
 }
 
-const BASELINE_CAPABILITIES = new Set(['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT']);
+const BASELINE_CAPABILITIES = new Set([
+  'AUDIT_WRITE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'MKNOD',
+  'NET_BIND_SERVICE',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYS_CHROOT',
+]);
 const RESTRICTED_VOLUME_SOURCES = ['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'image', 'persistentVolumeClaim', 'projected', 'secret'];
-const OTHER_VOLUME_SOURCES = ['hostPath', 'gcePersistentDisk', 'awsElasticBlockStore', 'gitRepo', 'nfs', 'iscsi', 'glusterfs', 'rbd', 'flexVolume', 'cinder', 'cephfs', 'flocker', 'fc', 'azureFile', 'vsphereVolume', 'quobyte', 'azureDisk', 'photonPersistentDisk', 'portworxVolume', 'scaleIO', 'storageos'];
+const OTHER_VOLUME_SOURCES = [
+  'hostPath',
+  'gcePersistentDisk',
+  'awsElasticBlockStore',
+  'gitRepo',
+  'nfs',
+  'iscsi',
+  'glusterfs',
+  'rbd',
+  'flexVolume',
+  'cinder',
+  'cephfs',
+  'flocker',
+  'fc',
+  'azureFile',
+  'vsphereVolume',
+  'quobyte',
+  'azureDisk',
+  'photonPersistentDisk',
+  'portworxVolume',
+  'scaleIO',
+  'storageos',
+];
 
 function volumes(spec: Obj): Obj[] {
   return Array.isArray(spec['volumes']) ? (spec['volumes'] as Obj[]) : [];
@@ -110,7 +149,9 @@ const hostNamespaces: Check = (spec) => {
 };
 
 const hostPathVolumes: Check = (spec) => {
-  const bad = volumes(spec).filter((v) => present(v['hostPath'])).map((v) => String(v['name']));
+  const bad = volumes(spec)
+    .filter((v) => present(v['hostPath']))
+    .map((v) => String(v['name']));
   return bad.length ? { reason: 'hostPath volumes', detail: `${pluralize('volume', 'volumes', bad.length)} ${joinQuote(bad)}` } : undefined;
 };
 
@@ -124,12 +165,17 @@ const hostPorts: Check = (spec) => {
   }
   if (!bad.length) return undefined;
   const list = sortedUnique(ports);
-  return { reason: 'hostPort', detail: `${pluralize('container', 'containers', bad.length)} ${joinQuote(bad)} ${pluralize('uses', 'use', bad.length)} ${pluralize('hostPort', 'hostPorts', list.length)} ${list.join(', ')}` };
+  return {
+    reason: 'hostPort',
+    detail: `${pluralize('container', 'containers', bad.length)} ${joinQuote(bad)} ${pluralize('uses', 'use', bad.length)} ${pluralize('hostPort', 'hostPorts', list.length)} ${list.join(', ')}`,
+  };
 };
 
 const privileged: Check = (spec) => {
   const bad = names(containers(spec).filter((c) => sc(c)?.['privileged'] === true));
-  return bad.length ? { reason: 'privileged', detail: `${pluralize('container', 'containers', bad.length)} ${joinQuote(bad)} must not set securityContext.privileged=true` } : undefined;
+  return bad.length
+    ? { reason: 'privileged', detail: `${pluralize('container', 'containers', bad.length)} ${joinQuote(bad)} must not set securityContext.privileged=true` }
+    : undefined;
 };
 
 function capabilities(c: Container): { add: string[]; drop: string[] } | undefined {
@@ -145,7 +191,12 @@ const capabilitiesBaseline: Check = (spec) => {
     for (const a of extra) caps.add(a);
     if (extra.length) bad.push(String(c.name));
   }
-  return bad.length ? { reason: 'non-default capabilities', detail: `${pluralize('container', 'containers', bad.length)} ${joinQuote(bad)} must not include ${joinQuote(sortedUnique(caps))} in securityContext.capabilities.add` } : undefined;
+  return bad.length
+    ? {
+        reason: 'non-default capabilities',
+        detail: `${pluralize('container', 'containers', bad.length)} ${joinQuote(bad)} must not include ${joinQuote(sortedUnique(caps))} in securityContext.capabilities.add`,
+      }
+    : undefined;
 };
 
 /** seccompProfile on the pod and on containers: the baseline forbids Unconfined, restricted requires one of the two. */
@@ -175,9 +226,16 @@ function seccompCheck(requireSet: boolean): Check {
       } else if (!podSet) implicit.push(String(c.name));
     }
     if (explicit.length) badSetters.push(`${pluralize('container', 'containers', explicit.length)} ${joinQuote(explicit)}`);
-    if (badSetters.length) return { reason: 'seccompProfile', detail: `${badSetters.join(' and ')} must not set securityContext.seccompProfile.type to ${joinQuote(sortedUnique(badValues))}` };
+    if (badSetters.length)
+      return {
+        reason: 'seccompProfile',
+        detail: `${badSetters.join(' and ')} must not set securityContext.seccompProfile.type to ${joinQuote(sortedUnique(badValues))}`,
+      };
     if (requireSet && implicit.length) {
-      return { reason: 'seccompProfile', detail: `pod or ${pluralize('container', 'containers', implicit.length)} ${joinQuote(implicit)} must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"` };
+      return {
+        reason: 'seccompProfile',
+        detail: `pod or ${pluralize('container', 'containers', implicit.length)} ${joinQuote(implicit)} must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"`,
+      };
     }
     return undefined;
   };
@@ -186,7 +244,12 @@ function seccompCheck(requireSet: boolean): Check {
 const allowPrivilegeEscalation: Check = (spec) => {
   if (isWindows(spec)) return undefined;
   const bad = names(containers(spec).filter((c) => sc(c)?.['allowPrivilegeEscalation'] !== false));
-  return bad.length ? { reason: 'allowPrivilegeEscalation != false', detail: `${pluralize('container', 'containers', bad.length)} ${joinQuote(bad)} must set securityContext.allowPrivilegeEscalation=false` } : undefined;
+  return bad.length
+    ? {
+        reason: 'allowPrivilegeEscalation != false',
+        detail: `${pluralize('container', 'containers', bad.length)} ${joinQuote(bad)} must set securityContext.allowPrivilegeEscalation=false`,
+      }
+    : undefined;
 };
 
 const capabilitiesRestricted: Check = (spec) => {
@@ -206,8 +269,12 @@ const capabilitiesRestricted: Check = (spec) => {
     if (extra.length) adding.push(String(c.name));
   }
   const details: string[] = [];
-  if (missingDrop.length) details.push(`${pluralize('container', 'containers', missingDrop.length)} ${joinQuote(missingDrop)} must set securityContext.capabilities.drop=["ALL"]`);
-  if (adding.length) details.push(`${pluralize('container', 'containers', adding.length)} ${joinQuote(adding)} must not include ${joinQuote(sortedUnique(caps))} in securityContext.capabilities.add`);
+  if (missingDrop.length)
+    details.push(`${pluralize('container', 'containers', missingDrop.length)} ${joinQuote(missingDrop)} must set securityContext.capabilities.drop=["ALL"]`);
+  if (adding.length)
+    details.push(
+      `${pluralize('container', 'containers', adding.length)} ${joinQuote(adding)} must not include ${joinQuote(sortedUnique(caps))} in securityContext.capabilities.add`,
+    );
   return details.length ? { reason: 'unrestricted capabilities', detail: details.join('; ') } : undefined;
 };
 
@@ -245,7 +312,11 @@ const runAsNonRoot: Check = (spec) => {
   }
   if (explicit.length) badSetters.push(`${pluralize('container', 'containers', explicit.length)} ${joinQuote(explicit)}`);
   if (badSetters.length) return { reason: 'runAsNonRoot != true', detail: `${badSetters.join(' and ')} must not set securityContext.runAsNonRoot=false` };
-  if (implicit.length) return { reason: 'runAsNonRoot != true', detail: `pod or ${pluralize('container', 'containers', implicit.length)} ${joinQuote(implicit)} must set securityContext.runAsNonRoot=true` };
+  if (implicit.length)
+    return {
+      reason: 'runAsNonRoot != true',
+      detail: `pod or ${pluralize('container', 'containers', implicit.length)} ${joinQuote(implicit)} must set securityContext.runAsNonRoot=true`,
+    };
   return undefined;
 };
 
@@ -285,7 +356,12 @@ export function evaluatePodSpec(level: Level, spec: Obj): string | undefined {
 /** The pod template of a pod controller (DefaultPodSpecExtractor), if the kind has one. */
 export function podTemplateSpec(obj: KubeObject): Obj | undefined {
   const spec = obj['spec'] as Obj | undefined;
-  const template = obj.kind === 'PodTemplate' ? (obj['template'] as Obj | undefined) : obj.kind === 'CronJob' ? ((spec?.['jobTemplate'] as Obj | undefined)?.['spec'] as Obj | undefined)?.['template'] : spec?.['template'];
+  const template =
+    obj.kind === 'PodTemplate'
+      ? (obj['template'] as Obj | undefined)
+      : obj.kind === 'CronJob'
+        ? ((spec?.['jobTemplate'] as Obj | undefined)?.['spec'] as Obj | undefined)?.['template']
+        : spec?.['template'];
   const podSpec = (template as Obj | undefined)?.['spec'];
   return podSpec && typeof podSpec === 'object' ? (podSpec as Obj) : undefined;
 }

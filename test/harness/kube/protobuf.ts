@@ -62,18 +62,41 @@ const POLICY_RULE: Schema = {
 };
 const LABEL_SELECTOR: Schema = {
   1: { name: 'matchLabels', type: 'string', mapValue: 'string' },
-  2: { name: 'matchExpressions', type: { 1: { name: 'key', type: 'string' }, 2: { name: 'operator', type: 'string' }, 3: { name: 'values', type: 'string', repeated: true } }, repeated: true },
+  2: {
+    name: 'matchExpressions',
+    type: { 1: { name: 'key', type: 'string' }, 2: { name: 'operator', type: 'string' }, 3: { name: 'values', type: 'string', repeated: true } },
+    repeated: true,
+  },
 };
 const BINDING: Schema = {
   1: { name: 'metadata', type: OBJECT_META },
-  2: { name: 'subjects', type: { 1: { name: 'kind', type: 'string' }, 2: { name: 'apiGroup', type: 'string' }, 3: { name: 'name', type: 'string' }, 4: { name: 'namespace', type: 'string' } }, repeated: true },
+  2: {
+    name: 'subjects',
+    type: {
+      1: { name: 'kind', type: 'string' },
+      2: { name: 'apiGroup', type: 'string' },
+      3: { name: 'name', type: 'string' },
+      4: { name: 'namespace', type: 'string' },
+    },
+    repeated: true,
+  },
   3: { name: 'roleRef', type: { 1: { name: 'apiGroup', type: 'string' }, 2: { name: 'kind', type: 'string' }, 3: { name: 'name', type: 'string' } } },
 };
 
 const SCHEMAS: Record<string, Schema> = {
   ServiceAccount: {
     1: { name: 'metadata', type: OBJECT_META },
-    2: { name: 'secrets', type: { 1: { name: 'kind', type: 'string' }, 2: { name: 'namespace', type: 'string' }, 3: { name: 'name', type: 'string' }, 4: { name: 'uid', type: 'string' }, 5: { name: 'apiVersion', type: 'string' } }, repeated: true },
+    2: {
+      name: 'secrets',
+      type: {
+        1: { name: 'kind', type: 'string' },
+        2: { name: 'namespace', type: 'string' },
+        3: { name: 'name', type: 'string' },
+        4: { name: 'uid', type: 'string' },
+        5: { name: 'apiVersion', type: 'string' },
+      },
+      repeated: true,
+    },
     3: { name: 'imagePullSecrets', type: { 1: { name: 'name', type: 'string' } }, repeated: true },
     4: { name: 'automountServiceAccountToken', type: 'bool' },
   },
@@ -113,7 +136,15 @@ const SCHEMAS: Record<string, Schema> = {
       name: 'spec',
       type: {
         1: { name: 'audiences', type: 'string', repeated: true },
-        3: { name: 'boundObjectRef', type: { 1: { name: 'kind', type: 'string' }, 2: { name: 'apiVersion', type: 'string' }, 3: { name: 'name', type: 'string' }, 4: { name: 'uid', type: 'string' } } },
+        3: {
+          name: 'boundObjectRef',
+          type: {
+            1: { name: 'kind', type: 'string' },
+            2: { name: 'apiVersion', type: 'string' },
+            3: { name: 'name', type: 'string' },
+            4: { name: 'uid', type: 'string' },
+          },
+        },
         4: { name: 'expirationSeconds', type: 'int64' },
       },
     },

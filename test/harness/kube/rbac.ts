@@ -2,7 +2,7 @@
 // authorizer (plugin/pkg/auth/authorizer/rbac): subjects, role refs, rule matching with
 // wildcards, "*/subresource", resourceNames, nonResourceURLs and ClusterRole aggregation.
 import type { UserInfo } from './auth.ts';
-import { type LabelSelectorObject,matchesLabelSelectorObject } from './selectors.ts';
+import { type LabelSelectorObject, matchesLabelSelectorObject } from './selectors.ts';
 import type { KubeObject } from './store.ts';
 
 export interface ResourceAttributes {
@@ -72,7 +72,9 @@ export function authorize(user: UserInfo, attrs: { resource?: ResourceAttributes
     return (role['rules'] as PolicyRule[] | undefined) ?? [];
   };
   const allows = (rules: PolicyRule[]): boolean =>
-    rules.some((rule) => (attrs.resource ? resourceRuleAllows(rule, attrs.resource) : attrs.nonResource ? nonResourceRuleAllows(rule, attrs.nonResource) : false));
+    rules.some((rule) =>
+      attrs.resource ? resourceRuleAllows(rule, attrs.resource) : attrs.nonResource ? nonResourceRuleAllows(rule, attrs.nonResource) : false,
+    );
 
   for (const binding of rbac.clusterRoleBindings()) {
     const subject = matchingSubject(user, binding, '');
@@ -81,7 +83,10 @@ export function authorize(user: UserInfo, attrs: { resource?: ResourceAttributes
     if (ref?.kind !== 'ClusterRole') continue;
     const rules = rulesOfClusterRole(ref.name);
     if (rules && allows(rules)) {
-      return { allowed: true, reason: `RBAC: allowed by ClusterRoleBinding "${binding.metadata.name}" of ClusterRole "${ref.name}" to ${describeSubject(subject)}` };
+      return {
+        allowed: true,
+        reason: `RBAC: allowed by ClusterRoleBinding "${binding.metadata.name}" of ClusterRole "${ref.name}" to ${describeSubject(subject)}`,
+      };
     }
   }
   const ns = attrs.resource?.namespace;
@@ -140,9 +145,7 @@ function resourceRuleAllows(rule: PolicyRule, a: ResourceAttributes): boolean {
   if (!has(rule.verbs, a.verb)) return false;
   if (!has(rule.apiGroups, a.group ?? '')) return false;
   const requested = a.subresource ? `${a.resource}/${a.subresource}` : (a.resource ?? '');
-  const resourceOk = (rule.resources ?? []).some(
-    (r) => r === '*' || r === requested || (!!a.subresource && r === `*/${a.subresource}`),
-  );
+  const resourceOk = (rule.resources ?? []).some((r) => r === '*' || r === requested || (!!a.subresource && r === `*/${a.subresource}`));
   if (!resourceOk) return false;
   if (!rule.resourceNames || rule.resourceNames.length === 0) return true;
   return !!a.name && rule.resourceNames.includes(a.name);
@@ -158,7 +161,11 @@ export function bootstrapRbac(): { clusterRoles: KubeObject[]; clusterRoleBindin
   const role = (name: string, rules: PolicyRule[], labels: Record<string, string> = {}): KubeObject => ({
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRole',
-    metadata: { name, labels: { 'kubernetes.io/bootstrapping': 'rbac-defaults', ...labels }, annotations: { 'rbac.authorization.kubernetes.io/autoupdate': 'true' } },
+    metadata: {
+      name,
+      labels: { 'kubernetes.io/bootstrapping': 'rbac-defaults', ...labels },
+      annotations: { 'rbac.authorization.kubernetes.io/autoupdate': 'true' },
+    },
     rules,
   });
   const binding = (name: string, roleName: string, subjects: Subject[]): KubeObject => ({
@@ -176,7 +183,10 @@ export function bootstrapRbac(): { clusterRoles: KubeObject[]; clusterRoleBindin
         { nonResourceURLs: ['*'], verbs: ['*'] },
       ]),
       role('system:discovery', [
-        { nonResourceURLs: ['/api', '/api/*', '/apis', '/apis/*', '/healthz', '/livez', '/openapi', '/openapi/*', '/readyz', '/version', '/version/'], verbs: ['get'] },
+        {
+          nonResourceURLs: ['/api', '/api/*', '/apis', '/apis/*', '/healthz', '/livez', '/openapi', '/openapi/*', '/readyz', '/version', '/version/'],
+          verbs: ['get'],
+        },
       ]),
       role('system:basic-user', [
         { apiGroups: ['authorization.k8s.io'], resources: ['selfsubjectaccessreviews', 'selfsubjectrulesreviews'], verbs: ['create'] },
@@ -190,13 +200,34 @@ export function bootstrapRbac(): { clusterRoles: KubeObject[]; clusterRoleBindin
         { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
         { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
       ]),
-      role('view', [
-        {
-          apiGroups: ['', 'apps', 'policy', 'coordination.k8s.io'],
-          resources: ['pods', 'pods/status', 'services', 'configmaps', 'events', 'serviceaccounts', 'deployments', 'deployments/scale', 'replicasets', 'replicasets/scale', 'statefulsets', 'statefulsets/scale', 'daemonsets', 'poddisruptionbudgets', 'leases', 'namespaces'],
-          verbs: ['get', 'list', 'watch'],
-        },
-      ], { 'rbac.authorization.k8s.io/aggregate-to-edit': 'true' }),
+      role(
+        'view',
+        [
+          {
+            apiGroups: ['', 'apps', 'policy', 'coordination.k8s.io'],
+            resources: [
+              'pods',
+              'pods/status',
+              'services',
+              'configmaps',
+              'events',
+              'serviceaccounts',
+              'deployments',
+              'deployments/scale',
+              'replicasets',
+              'replicasets/scale',
+              'statefulsets',
+              'statefulsets/scale',
+              'daemonsets',
+              'poddisruptionbudgets',
+              'leases',
+              'namespaces',
+            ],
+            verbs: ['get', 'list', 'watch'],
+          },
+        ],
+        { 'rbac.authorization.k8s.io/aggregate-to-edit': 'true' },
+      ),
     ],
     clusterRoleBindings: [
       binding('cluster-admin', 'cluster-admin', [group('system:masters')]),

@@ -9,9 +9,16 @@ import { isDeepStrictEqual } from 'node:util';
 import type { AdmissionAttributes, AdmissionOperation, GroupVersionKind, WebhookAdmission } from './admission.ts';
 import type { UserInfo } from './auth.ts';
 import { applyPatchOfType, type PatchType } from './patch.ts';
-import { evaluatePodSpec, formatLevelVersion, POD_CONTROLLER_KINDS,podTemplateSpec, policyFromLabels } from './podsecurity.ts';
+import { evaluatePodSpec, formatLevelVersion, POD_CONTROLLER_KINDS, podTemplateSpec, policyFromLabels } from './podsecurity.ts';
 import { apiVersionOf, type ResourceTable, type ResourceType } from './resources.ts';
-import { formatLabelSelectorObject, type LabelSelectorObject,matchesFieldSelector, matchesLabelSelector, parseFieldSelector, parseLabelSelector } from './selectors.ts';
+import {
+  formatLabelSelectorObject,
+  type LabelSelectorObject,
+  matchesFieldSelector,
+  matchesLabelSelector,
+  parseFieldSelector,
+  parseLabelSelector,
+} from './selectors.ts';
 import { ApiError, badRequest, conflict, failure, forbidden, invalid, notFound } from './status.ts';
 import { clone, type KubeObject, type ObjectStore } from './store.ts';
 import { applyDefaults, nowTimestamp, prepareForCreate, prepareForUpdate, validateCreate, validateUpdate } from './strategies.ts';
@@ -54,8 +61,14 @@ const GENERATE_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 const IMMORTAL_NAMESPACES = new Set(['default', 'kube-system', 'kube-public']);
 const SA_TOKEN_MOUNT = '/var/run/secrets/kubernetes.io/serviceaccount';
 
-export const GC_USER: UserInfo = { username: 'system:serviceaccount:kube-system:generic-garbage-collector', groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'] };
-export const NAMESPACE_CONTROLLER_USER: UserInfo = { username: 'system:serviceaccount:kube-system:namespace-controller', groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'] };
+export const GC_USER: UserInfo = {
+  username: 'system:serviceaccount:kube-system:generic-garbage-collector',
+  groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'],
+};
+export const NAMESPACE_CONTROLLER_USER: UserInfo = {
+  username: 'system:serviceaccount:kube-system:namespace-controller',
+  groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'],
+};
 
 function randomSuffix(n = 5): string {
   let s = '';
@@ -110,7 +123,9 @@ export class Registry {
     if (opts.limit && opts.limit > 0 && items.length > opts.limit) {
       const page = items.slice(0, opts.limit);
       const last = page[page.length - 1] as KubeObject;
-      const token = Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv: Number(resourceVersion), start: `${last.metadata.namespace ?? ''}/${last.metadata.name}` })).toString('base64url');
+      const token = Buffer.from(
+        JSON.stringify({ v: 'meta.k8s.io/v1', rv: Number(resourceVersion), start: `${last.metadata.namespace ?? ''}/${last.metadata.name}` }),
+      ).toString('base64url');
       return { items: page.map(stripTypeMeta), resourceVersion, continue: token, remainingItemCount: items.length - page.length };
     }
     return { items: items.map(stripTypeMeta), resourceVersion };
@@ -132,7 +147,20 @@ export class Registry {
     applyDefaults(r, obj);
     this.admitNamespaceLifecycle(r, obj.metadata.namespace, 'CREATE');
     if (r.kind === 'Pod') this.admitPodCreate(obj);
-    obj = await this.runAdmission({ resource: r, kind: kindOf(r), operation: 'CREATE', namespace: obj.metadata.namespace, name: obj.metadata.name, object: obj, user: ctx.user, dryRun: !!ctx.dryRun, options: ctx.fieldManager ? { fieldManager: ctx.fieldManager } : {} }, ctx) as KubeObject;
+    obj = (await this.runAdmission(
+      {
+        resource: r,
+        kind: kindOf(r),
+        operation: 'CREATE',
+        namespace: obj.metadata.namespace,
+        name: obj.metadata.name,
+        object: obj,
+        user: ctx.user,
+        dryRun: !!ctx.dryRun,
+        options: ctx.fieldManager ? { fieldManager: ctx.fieldManager } : {},
+      },
+      ctx,
+    )) as KubeObject;
     // BeforeCreate: system fields are filled after mutating admission, as in the real server.
     if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;
     obj.metadata.uid = randomUUID();
@@ -153,7 +181,13 @@ export class Registry {
         return this.store.create(r, obj);
       } catch (err) {
         // A generated name that collides is retried, as the real server's name generator does.
-        if (err instanceof ApiError && err.reason === 'AlreadyExists' && obj.metadata.generateName && attempt < 8 && obj.metadata.name?.startsWith(obj.metadata.generateName)) {
+        if (
+          err instanceof ApiError &&
+          err.reason === 'AlreadyExists' &&
+          obj.metadata.generateName &&
+          attempt < 8 &&
+          obj.metadata.name?.startsWith(obj.metadata.generateName)
+        ) {
           obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;
           continue;
         }
@@ -194,7 +228,15 @@ export class Registry {
     }
   }
 
-  async patch(r: ResourceType, namespace: string | undefined, name: string, type: Exclude<PatchType, 'apply'>, patchBody: unknown, ctx: RequestContext, subresource?: string): Promise<KubeObject> {
+  async patch(
+    r: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    type: Exclude<PatchType, 'apply'>,
+    patchBody: unknown,
+    ctx: RequestContext,
+    subresource?: string,
+  ): Promise<KubeObject> {
     for (let attempt = 0; ; attempt++) {
       const old = this.get(r, namespace, name);
       let patched: KubeObject;
@@ -228,10 +270,29 @@ export class Registry {
     }
   }
 
-  private async applyUpdate(r: ResourceType, old: KubeObject, next: KubeObject, ctx: RequestContext, subresource: string | undefined, expectedRv: string | undefined): Promise<KubeObject> {
+  private async applyUpdate(
+    r: ResourceType,
+    old: KubeObject,
+    next: KubeObject,
+    ctx: RequestContext,
+    subresource: string | undefined,
+    expectedRv: string | undefined,
+  ): Promise<KubeObject> {
     if (subresource === undefined || subresource === 'resize') applyDefaults(r, next);
     let obj = (await this.runAdmission(
-      { resource: r, subresource, kind: kindOf(r), operation: 'UPDATE', namespace: old.metadata.namespace, name: old.metadata.name, object: next, oldObject: old, user: ctx.user, dryRun: !!ctx.dryRun, options: ctx.fieldManager ? { fieldManager: ctx.fieldManager } : {} },
+      {
+        resource: r,
+        subresource,
+        kind: kindOf(r),
+        operation: 'UPDATE',
+        namespace: old.metadata.namespace,
+        name: old.metadata.name,
+        object: next,
+        oldObject: old,
+        user: ctx.user,
+        dryRun: !!ctx.dryRun,
+        options: ctx.fieldManager ? { fieldManager: ctx.fieldManager } : {},
+      },
       ctx,
     )) as KubeObject;
     obj = prepareForUpdate(r, obj, old, subresource);
@@ -239,7 +300,12 @@ export class Registry {
     if (errors.length) throw invalid(r, old.metadata.name ?? '', errors);
     if (subresource === undefined) this.admitPodSecurity(r, obj, old, ctx);
     if (ctx.dryRun) return obj;
-    if (isDeepStrictEqual({ ...obj, metadata: { ...obj.metadata, resourceVersion: undefined } }, { ...old, metadata: { ...old.metadata, resourceVersion: undefined } })) {
+    if (
+      isDeepStrictEqual(
+        { ...obj, metadata: { ...obj.metadata, resourceVersion: undefined } },
+        { ...old, metadata: { ...old.metadata, resourceVersion: undefined } },
+      )
+    ) {
       // A no-op update does not bump resourceVersion or emit an event.
       return old;
     }
@@ -261,12 +327,29 @@ export class Registry {
       throw conflict(r, name, `Precondition failed: UID in precondition: ${opts.preconditions.uid}, UID in object meta: ${old.metadata.uid}`);
     }
     if (opts.preconditions?.resourceVersion && opts.preconditions.resourceVersion !== old.metadata.resourceVersion) {
-      throw conflict(r, name, `Precondition failed: ResourceVersion in precondition: ${opts.preconditions.resourceVersion}, ResourceVersion in object meta: ${old.metadata.resourceVersion}`);
+      throw conflict(
+        r,
+        name,
+        `Precondition failed: ResourceVersion in precondition: ${opts.preconditions.resourceVersion}, ResourceVersion in object meta: ${old.metadata.resourceVersion}`,
+      );
     }
     if (r.kind === 'Namespace' && r.group === '' && IMMORTAL_NAMESPACES.has(name)) {
       throw forbidden(r, name, `this namespace may not be deleted`);
     }
-    await this.runAdmission({ resource: r, kind: kindOf(r), operation: 'DELETE', namespace: old.metadata.namespace, name, oldObject: old, user: ctx.user, dryRun: !!ctx.dryRun, options: {} }, ctx);
+    await this.runAdmission(
+      {
+        resource: r,
+        kind: kindOf(r),
+        operation: 'DELETE',
+        namespace: old.metadata.namespace,
+        name,
+        oldObject: old,
+        user: ctx.user,
+        dryRun: !!ctx.dryRun,
+        options: {},
+      },
+      ctx,
+    );
     if (ctx.dryRun) return { object: old, code: 200 };
 
     if (r.kind === 'Namespace' && r.group === '') return this.deleteNamespace(r, old);
@@ -284,7 +367,13 @@ export class Registry {
     return { object: gone, code: 200 };
   }
 
-  async deleteCollection(r: ResourceType, namespace: string | undefined, listOpts: ListOptions, opts: DeleteOptions, ctx: RequestContext): Promise<KubeObject[]> {
+  async deleteCollection(
+    r: ResourceType,
+    namespace: string | undefined,
+    listOpts: ListOptions,
+    opts: DeleteOptions,
+    ctx: RequestContext,
+  ): Promise<KubeObject[]> {
     const { items } = this.list(r, namespace, listOpts);
     const deleted: KubeObject[] = [];
     for (const item of items) {
@@ -399,10 +488,22 @@ export class Registry {
     if (rv && rv !== old.metadata.resourceVersion) throw conflict(r, name);
     const oldScale = toScale(old);
     const next = { ...oldScale, spec: { ...((scale['spec'] as Record<string, unknown> | undefined) ?? {}) } } as KubeObject;
-    const admitted = await this.admitSubresource(r, 'scale', { group: 'autoscaling', version: 'v1', kind: 'Scale' }, 'UPDATE', namespace, name, next, ctx, oldScale);
+    const admitted = await this.admitSubresource(
+      r,
+      'scale',
+      { group: 'autoscaling', version: 'v1', kind: 'Scale' },
+      'UPDATE',
+      namespace,
+      name,
+      next,
+      ctx,
+      oldScale,
+    );
     const replicas = (admitted['spec'] as { replicas?: unknown } | undefined)?.replicas ?? 0;
     if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0) {
-      throw invalid({ group: 'autoscaling', kind: 'Scale' }, name, [{ type: 'FieldValueInvalid', field: 'spec.replicas', value: replicas, detail: 'must be greater than or equal to 0' }]);
+      throw invalid({ group: 'autoscaling', kind: 'Scale' }, name, [
+        { type: 'FieldValueInvalid', field: 'spec.replicas', value: replicas, detail: 'must be greater than or equal to 0' },
+      ]);
     }
     const updated = clone(old);
     (updated['spec'] as Record<string, unknown>)['replicas'] = replicas;
@@ -411,7 +512,14 @@ export class Registry {
     return toScale(this.store.update(r, updated, old.metadata.resourceVersion));
   }
 
-  async patchScale(r: ResourceType, namespace: string | undefined, name: string, type: Exclude<PatchType, 'apply'>, patchBody: unknown, ctx: RequestContext): Promise<KubeObject> {
+  async patchScale(
+    r: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    type: Exclude<PatchType, 'apply'>,
+    patchBody: unknown,
+    ctx: RequestContext,
+  ): Promise<KubeObject> {
     const current = this.getScale(r, namespace, name);
     const patched = applyPatchOfType(type, current as Record<string, unknown>, patchBody);
     return this.updateScale(r, namespace, name, patched, ctx);
@@ -467,8 +575,21 @@ export class Registry {
   }
 
   /** Admission for a subresource write (Eviction, Scale): webhooks only. */
-  async admitSubresource(r: ResourceType, subresource: string, kind: GroupVersionKind, operation: AdmissionOperation, namespace: string | undefined, name: string, object: KubeObject, ctx: RequestContext, oldObject?: KubeObject): Promise<KubeObject> {
-    return (await this.runAdmission({ resource: r, subresource, kind, operation, namespace, name, object, oldObject, user: ctx.user, dryRun: !!ctx.dryRun, options: {} }, ctx)) as KubeObject;
+  async admitSubresource(
+    r: ResourceType,
+    subresource: string,
+    kind: GroupVersionKind,
+    operation: AdmissionOperation,
+    namespace: string | undefined,
+    name: string,
+    object: KubeObject,
+    ctx: RequestContext,
+    oldObject?: KubeObject,
+  ): Promise<KubeObject> {
+    return (await this.runAdmission(
+      { resource: r, subresource, kind, operation, namespace, name, object, oldObject, user: ctx.user, dryRun: !!ctx.dryRun, options: {} },
+      ctx,
+    )) as KubeObject;
   }
 
   private admitNamespaceLifecycle(r: ResourceType, namespace: string | undefined, op: AdmissionOperation): void {
@@ -476,10 +597,15 @@ export class Registry {
     const ns = this.store.get(this.resource('', 'namespaces'), undefined, namespace);
     if (!ns) throw notFound(this.resource('', 'namespaces'), namespace);
     if (ns.metadata.deletionTimestamp) {
-      throw failure(403, 'Forbidden', `${r.group ? `${r.plural}.${r.group}` : r.plural} is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`, {
-        kind: r.plural,
-        causes: [{ reason: 'NamespaceTerminating', message: `namespace ${namespace} is being terminated`, field: 'metadata.namespace' }],
-      });
+      throw failure(
+        403,
+        'Forbidden',
+        `${r.group ? `${r.plural}.${r.group}` : r.plural} is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`,
+        {
+          kind: r.plural,
+          causes: [{ reason: 'NamespaceTerminating', message: `namespace ${namespace} is being terminated`, field: 'metadata.namespace' }],
+        },
+      );
     }
   }
 
@@ -492,11 +618,20 @@ export class Registry {
     spec['serviceAccount'] = saName;
     const sa = this.store.get(this.resource('', 'serviceaccounts'), ns, saName);
     if (!sa) {
-      throw forbidden(this.resource('', 'pods'), pod.metadata.name || pod.metadata.generateName, `error looking up service account ${ns}/${saName}: serviceaccount "${saName}" not found`);
+      throw forbidden(
+        this.resource('', 'pods'),
+        pod.metadata.name || pod.metadata.generateName,
+        `error looking up service account ${ns}/${saName}: serviceaccount "${saName}" not found`,
+      );
     }
     const automount = spec['automountServiceAccountToken'] ?? sa['automountServiceAccountToken'] ?? true;
-    const containers = [...((spec['containers'] as Record<string, unknown>[] | undefined) ?? []), ...((spec['initContainers'] as Record<string, unknown>[] | undefined) ?? [])];
-    const alreadyMounted = containers.some((c) => ((c['volumeMounts'] as { mountPath?: string }[] | undefined) ?? []).some((m) => m.mountPath === SA_TOKEN_MOUNT));
+    const containers = [
+      ...((spec['containers'] as Record<string, unknown>[] | undefined) ?? []),
+      ...((spec['initContainers'] as Record<string, unknown>[] | undefined) ?? []),
+    ];
+    const alreadyMounted = containers.some((c) =>
+      ((c['volumeMounts'] as { mountPath?: string }[] | undefined) ?? []).some((m) => m.mountPath === SA_TOKEN_MOUNT),
+    );
     if (automount !== false && !alreadyMounted) {
       const volumeName = `kube-api-access-${randomSuffix()}`;
       const volumes = (spec['volumes'] ??= []) as Record<string, unknown>[];
@@ -565,7 +700,13 @@ export function toScale(o: KubeObject): KubeObject {
   return {
     kind: 'Scale',
     apiVersion: 'autoscaling/v1',
-    metadata: { name: o.metadata.name, namespace: o.metadata.namespace, uid: o.metadata.uid, resourceVersion: o.metadata.resourceVersion, creationTimestamp: o.metadata.creationTimestamp },
+    metadata: {
+      name: o.metadata.name,
+      namespace: o.metadata.namespace,
+      uid: o.metadata.uid,
+      resourceVersion: o.metadata.resourceVersion,
+      creationTimestamp: o.metadata.creationTimestamp,
+    },
     spec: { replicas: spec.replicas ?? 0 },
     status: { replicas: status.replicas ?? 0, selector: formatLabelSelectorObject(spec.selector) },
   };
@@ -587,7 +728,12 @@ function significantPodUpdate(pod: KubeObject, old: KubeObject): boolean {
     const spec = (o['spec'] ?? {}) as Record<string, Array<{ image?: string }> | undefined>;
     return JSON.stringify(['containers', 'initContainers', 'ephemeralContainers'].map((f) => (spec[f] ?? []).map((c) => c.image)));
   };
-  const seccomp = (o: KubeObject): string => JSON.stringify(Object.entries(o.metadata.annotations ?? {}).filter(([k]) => k.includes('seccomp.security.alpha.kubernetes.io')).sort());
+  const seccomp = (o: KubeObject): string =>
+    JSON.stringify(
+      Object.entries(o.metadata.annotations ?? {})
+        .filter(([k]) => k.includes('seccomp.security.alpha.kubernetes.io'))
+        .sort(),
+    );
   return images(pod) !== images(old) || seccomp(pod) !== seccomp(old);
 }
 

@@ -32,7 +32,11 @@ export async function tokenReview(body: unknown, issuer: TokenIssuer, lookup: Bo
     // The static admin token is only valid for the API server's own audiences.
     const ok = audiences.length === 0 || audiences.some((a) => issuer.apiAudiences.includes(a));
     out['status'] = ok
-      ? { authenticated: true, user: { username: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] }, audiences: audiences.length ? audiences.filter((a) => issuer.apiAudiences.includes(a)) : issuer.apiAudiences }
+      ? {
+          authenticated: true,
+          user: { username: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] },
+          audiences: audiences.length ? audiences.filter((a) => issuer.apiAudiences.includes(a)) : issuer.apiAudiences,
+        }
       : { user: {}, error: '[invalid bearer token, token audiences is invalid for the target audiences]' };
     return out;
   }
@@ -49,7 +53,14 @@ export async function tokenReview(body: unknown, issuer: TokenIssuer, lookup: Bo
 export function selfSubjectReview(body: unknown, user: UserInfo): Obj {
   const out = echo(body, 'authentication.k8s.io/v1', 'SelfSubjectReview');
   delete out['spec'];
-  out['status'] = { userInfo: { username: user.username, ...(user.uid ? { uid: user.uid } : {}), groups: user.groups, ...(user.extra && Object.keys(user.extra).length ? { extra: user.extra } : {}) } };
+  out['status'] = {
+    userInfo: {
+      username: user.username,
+      ...(user.uid ? { uid: user.uid } : {}),
+      groups: user.groups,
+      ...(user.extra && Object.keys(user.extra).length ? { extra: user.extra } : {}),
+    },
+  };
   return out;
 }
 
@@ -58,7 +69,12 @@ function decide(user: UserInfo, s: Obj, rbac: RbacObjects, forcedNamespace?: str
   const nra = s['nonResourceAttributes'] as NonResourceAttributes | undefined;
   if (!ra && !nra) {
     throw invalid({ group: 'authorization.k8s.io', kind: 'SubjectAccessReview' }, '', [
-      { type: 'FieldValueInvalid', field: 'spec.resourceAttributes', value: null, detail: 'exactly one of nonResourceAttributes or resourceAttributes must be specified' },
+      {
+        type: 'FieldValueInvalid',
+        field: 'spec.resourceAttributes',
+        value: null,
+        detail: 'exactly one of nonResourceAttributes or resourceAttributes must be specified',
+      },
     ]);
   }
   const resource = ra ? { ...ra, verb: ra.verb ?? '', ...(forcedNamespace !== undefined ? { namespace: forcedNamespace } : {}) } : undefined;
@@ -73,7 +89,11 @@ export function subjectAccessReview(body: unknown, rbac: RbacObjects): Obj {
       { type: 'FieldValueRequired', field: 'spec.user', detail: 'at least one of user or group must be specified' },
     ]);
   }
-  const user: UserInfo = { username: String(s['user'] ?? ''), groups: (s['groups'] as string[] | undefined) ?? [], ...(s['uid'] ? { uid: String(s['uid']) } : {}) };
+  const user: UserInfo = {
+    username: String(s['user'] ?? ''),
+    groups: (s['groups'] as string[] | undefined) ?? [],
+    ...(s['uid'] ? { uid: String(s['uid']) } : {}),
+  };
   const out = echo(body, 'authorization.k8s.io/v1', 'SubjectAccessReview');
   out['status'] = decide(user, s, rbac);
   return out;
@@ -106,10 +126,14 @@ export async function tokenRequest(registry: Registry, issuer: TokenIssuer, name
   const expirationSeconds = Number(s['expirationSeconds'] ?? 3600);
   const kind = { group: 'authentication.k8s.io', kind: 'TokenRequest' };
   if (!Number.isInteger(expirationSeconds) || expirationSeconds < 600) {
-    throw invalid(kind, saName, [{ type: 'FieldValueInvalid', field: 'spec.expirationSeconds', value: expirationSeconds, detail: 'may not specify a duration less than 10 minutes' }]);
+    throw invalid(kind, saName, [
+      { type: 'FieldValueInvalid', field: 'spec.expirationSeconds', value: expirationSeconds, detail: 'may not specify a duration less than 10 minutes' },
+    ]);
   }
   if (expirationSeconds > 2 ** 32) {
-    throw invalid(kind, saName, [{ type: 'FieldValueTooLong', field: 'spec.expirationSeconds', detail: 'may not specify a duration larger than 2^32 seconds' }]);
+    throw invalid(kind, saName, [
+      { type: 'FieldValueTooLong', field: 'spec.expirationSeconds', detail: 'may not specify a duration larger than 2^32 seconds' },
+    ]);
   }
   const ref = s['boundObjectRef'] as { kind?: string; apiVersion?: string; name?: string; uid?: string } | undefined;
   let pod: { name: string; uid: string } | undefined;
@@ -143,7 +167,9 @@ export async function tokenRequest(registry: Registry, issuer: TokenIssuer, name
         break;
       }
       default:
-        throw invalid(kind, saName, [{ type: 'FieldValueNotSupported', field: 'spec.boundObjectRef.kind', value: ref.kind, detail: 'supported values: "Pod", "Secret", "Node"' }]);
+        throw invalid(kind, saName, [
+          { type: 'FieldValueNotSupported', field: 'spec.boundObjectRef.kind', value: ref.kind, detail: 'supported values: "Pod", "Secret", "Node"' },
+        ]);
     }
   }
   const audiences = (s['audiences'] as string[] | undefined) ?? [];
@@ -167,5 +193,9 @@ export async function tokenRequest(registry: Registry, issuer: TokenIssuer, name
 }
 
 function conflictingUid(kind: string, name: string, want: string, _have: string | undefined): Error {
-  return conflict({ group: '', plural: kind }, name, `the UID in the bound object reference (${want}) does not match the UID in record. The object might have been deleted and then recreated`);
+  return conflict(
+    { group: '', plural: kind },
+    name,
+    `the UID in the bound object reference (${want}) does not match the UID in record. The object might have been deleted and then recreated`,
+  );
 }

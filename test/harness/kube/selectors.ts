@@ -6,9 +6,7 @@ import { badRequest } from './status.ts';
 export type Labels = Record<string, string>;
 
 export type Requirement =
-  | { key: string; op: 'in' | 'notin'; values: string[] }
-  | { key: string; op: 'exists' | '!' }
-  | { key: string; op: 'gt' | 'lt'; value: number };
+  { key: string; op: 'in' | 'notin'; values: string[] } | { key: string; op: 'exists' | '!' } | { key: string; op: 'gt' | 'lt'; value: number };
 
 export type LabelSelector = Requirement[];
 
@@ -132,7 +130,8 @@ export function labelKeyProblem(key: string): string | undefined {
   const name = slash >= 0 ? key.slice(slash + 1) : key;
   if (slash >= 0) {
     const prefix = key.slice(0, slash);
-    if (!DNS_SUBDOMAIN.test(prefix) || prefix.length > 253) return 'prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \'-\' or \'.\', and must start and end with an alphanumeric character';
+    if (!DNS_SUBDOMAIN.test(prefix) || prefix.length > 253)
+      return "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
   }
   if (!name || name.length > 63 || !LABEL_NAME.test(name)) {
     return "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";

@@ -16,7 +16,7 @@ import { apiGroup, apiGroupList, apiResourceList, apiVersionOf, type ResourceTab
 import { localSubjectAccessReview, selfSubjectAccessReview, selfSubjectReview, subjectAccessReview, tokenRequest, tokenReview } from './reviews.ts';
 import { parseFieldSelector, parseLabelSelector } from './selectors.ts';
 import { ApiError, badRequest, failure, forbidden, internalError, methodNotAllowed, pageNotFound, unauthorized, unsupportedMediaType } from './status.ts';
-import { type IncludeObject,toTable, wantsTable } from './tables.ts';
+import { type IncludeObject, toTable, wantsTable } from './tables.ts';
 import type { WatchHub } from './watch.ts';
 
 export interface ServerDeps {
@@ -76,7 +76,9 @@ function decodeBody(buf: Buffer, contentType: string | undefined): unknown {
   const ct = (contentType ?? 'application/json').split(';')[0]?.trim().toLowerCase();
   if (ct === 'application/vnd.kubernetes.protobuf') return decodeProtobufBody(buf);
   if (ct !== 'application/json' && ct !== 'application/yaml' && ct !== 'application/apply-patch+yaml') {
-    throw unsupportedMediaType(`the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf`);
+    throw unsupportedMediaType(
+      `the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf`,
+    );
   }
   const text = buf.toString('utf8');
   try {
@@ -95,7 +97,12 @@ async function authenticate(deps: ServerDeps, req: IncomingMessage): Promise<Use
 function impersonate(deps: ServerDeps, req: IncomingMessage, requester: UserInfo): UserInfo {
   const h = req.headersDistinct;
   const username = h['impersonate-user']?.[0];
-  const groups = (h['impersonate-group'] ?? []).flatMap((g) => g.split(',').map((x) => x.trim()).filter(Boolean));
+  const groups = (h['impersonate-group'] ?? []).flatMap((g) =>
+    g
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  );
   const uid = h['impersonate-uid']?.[0];
   const extra: Record<string, string[]> = {};
   for (const [k, v] of Object.entries(h)) if (k.startsWith('impersonate-extra-') && v) extra[decodeURIComponent(k.slice('impersonate-extra-'.length))] = v;
@@ -106,7 +113,11 @@ function impersonate(deps: ServerDeps, req: IncomingMessage, requester: UserInfo
   const check = (resource: string, name: string, group = '', namespace?: string): void => {
     const d = authorize(requester, { resource: { verb: 'impersonate', group, resource, name, ...(namespace ? { namespace } : {}) } }, deps.rbac);
     if (!d.allowed) {
-      throw forbidden({ group, plural: resource }, name, `User "${requester.username}" cannot impersonate resource "${resource}" in API group "${group}" ${namespace ? `in the namespace "${namespace}"` : 'at the cluster scope'}`);
+      throw forbidden(
+        { group, plural: resource },
+        name,
+        `User "${requester.username}" cannot impersonate resource "${resource}" in API group "${group}" ${namespace ? `in the namespace "${namespace}"` : 'at the cluster scope'}`,
+      );
     }
   };
   const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
@@ -202,7 +213,21 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
   if (subresource && !r.subresources.includes(subresource as never)) throw pageNotFound();
   if (subresource && !name) throw pageNotFound();
 
-  const decision = authorize(user, { resource: { namespace, verb, group: r.group, version: r.version, resource: r.plural, subresource, name: verb === 'create' && !subresource ? undefined : name } }, deps.rbac);
+  const decision = authorize(
+    user,
+    {
+      resource: {
+        namespace,
+        verb,
+        group: r.group,
+        version: r.version,
+        resource: r.plural,
+        subresource,
+        name: verb === 'create' && !subresource ? undefined : name,
+      },
+    },
+    deps.rbac,
+  );
   if (!decision.allowed) {
     throw forbidden(r, name, forbiddenMessage(user, verb, r.plural, subresource, r.group, namespace));
   }
@@ -234,10 +259,23 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
         limit: limit ? Number(limit) : undefined,
         continue: q.get('continue') ?? undefined,
       });
-      const meta = { resourceVersion: result.resourceVersion, ...(result.continue ? { continue: result.continue, remainingItemCount: result.remainingItemCount } : {}) };
+      const meta = {
+        resourceVersion: result.resourceVersion,
+        ...(result.continue ? { continue: result.continue, remainingItemCount: result.remainingItemCount } : {}),
+      };
       if (table) {
         const items = result.items.map((o) => ({ apiVersion: apiVersionOf(r), kind: r.kind, ...o }));
-        return sendJson(res, 200, toTable(r, items, result.resourceVersion, include, result.continue ? { continue: result.continue, remainingItemCount: result.remainingItemCount } : {}));
+        return sendJson(
+          res,
+          200,
+          toTable(
+            r,
+            items,
+            result.resourceVersion,
+            include,
+            result.continue ? { continue: result.continue, remainingItemCount: result.remainingItemCount } : {},
+          ),
+        );
       }
       return sendJson(res, 200, { kind: `${r.kind}List`, apiVersion: apiVersionOf(r), metadata: meta, items: result.items });
     }
@@ -293,18 +331,39 @@ async function handle(deps: ServerDeps, req: IncomingMessage, res: ServerRespons
     case 'deletecollection': {
       const opts = deleteOptions(body(), q);
       if (opts.dryRun) ctx.dryRun = true;
-      const items = await reg.deleteCollection(r, namespace, { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined }, opts, ctx);
-      return sendJson(res, 200, { kind: `${r.kind}List`, apiVersion: apiVersionOf(r), metadata: { resourceVersion: String(reg.store.currentResourceVersion()) }, items }, warnings);
+      const items = await reg.deleteCollection(
+        r,
+        namespace,
+        { labelSelector: q.get('labelSelector') ?? undefined, fieldSelector: q.get('fieldSelector') ?? undefined },
+        opts,
+        ctx,
+      );
+      return sendJson(
+        res,
+        200,
+        { kind: `${r.kind}List`, apiVersion: apiVersionOf(r), metadata: { resourceVersion: String(reg.store.currentResourceVersion()) }, items },
+        warnings,
+      );
     }
   }
   throw methodNotAllowed();
 }
 
 function deleteOptions(body: unknown, q: URLSearchParams): DeleteOptions & { dryRun?: boolean } {
-  const b = (body ?? {}) as { propagationPolicy?: string; preconditions?: { uid?: string; resourceVersion?: string }; gracePeriodSeconds?: number; orphanDependents?: boolean; dryRun?: string[] };
+  const b = (body ?? {}) as {
+    propagationPolicy?: string;
+    preconditions?: { uid?: string; resourceVersion?: string };
+    gracePeriodSeconds?: number;
+    orphanDependents?: boolean;
+    dryRun?: string[];
+  };
   const policy = q.get('propagationPolicy') ?? b.propagationPolicy ?? (b.orphanDependents === true ? 'Orphan' : undefined);
   if (policy !== undefined && !['Background', 'Foreground', 'Orphan'].includes(policy)) {
-    throw failure(422, 'Invalid', `DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan", "nil"`);
+    throw failure(
+      422,
+      'Invalid',
+      `DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan", "nil"`,
+    );
   }
   const grace = q.get('gracePeriodSeconds') ?? b.gracePeriodSeconds;
   return {
@@ -406,7 +465,11 @@ function serveNonResource(deps: ServerDeps, path: string, segments: string[], re
       res.end(JSON.stringify(deps.issuer.jwks));
       return;
     case '/api':
-      return sendJson(res, 200, { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: new URL(deps.url()).host }] });
+      return sendJson(res, 200, {
+        kind: 'APIVersions',
+        versions: ['v1'],
+        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: new URL(deps.url()).host }],
+      });
     case '/apis':
       return sendJson(res, 200, apiGroupList(deps.table));
   }
@@ -425,7 +488,8 @@ function serveNonResource(deps: ServerDeps, path: string, segments: string[], re
   if (path === '/openapi/v3') return sendJson(res, 200, openApiV3Index(deps.table));
   if (segments[0] === 'openapi' && segments[1] === 'v3') {
     const [kind, a, b] = segments.slice(2);
-    const doc = kind === 'api' ? openApiV3GroupVersion(deps.table, '', a ?? '') : kind === 'apis' ? openApiV3GroupVersion(deps.table, a ?? '', b ?? '') : undefined;
+    const doc =
+      kind === 'api' ? openApiV3GroupVersion(deps.table, '', a ?? '') : kind === 'apis' ? openApiV3GroupVersion(deps.table, a ?? '', b ?? '') : undefined;
     if (doc) return sendJson(res, 200, doc);
   }
   if (path === '/openapi/v2') {

@@ -74,7 +74,11 @@ export function alreadyExists(r: ResourceRef, name: string): ApiError {
   return failure(409, 'AlreadyExists', `${qualifiedResource(r)} "${name}" already exists`, { name, ...groupDetail(r), kind: r.plural });
 }
 
-export function conflict(r: ResourceRef, name: string, why = 'the object has been modified; please apply your changes to the latest version and try again'): ApiError {
+export function conflict(
+  r: ResourceRef,
+  name: string,
+  why = 'the object has been modified; please apply your changes to the latest version and try again',
+): ApiError {
   return failure(409, 'Conflict', `Operation cannot be fulfilled on ${qualifiedResource(r)} "${name}": ${why}`, {
     name,
     ...groupDetail(r),
@@ -84,7 +88,14 @@ export function conflict(r: ResourceRef, name: string, why = 'the object has bee
 
 export interface FieldError {
   /** FieldValueRequired, FieldValueInvalid, FieldValueForbidden, FieldValueNotSupported, FieldValueDuplicate, FieldValueTooLong, FieldValueTooMany */
-  type: 'FieldValueRequired' | 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueNotSupported' | 'FieldValueDuplicate' | 'FieldValueTooLong' | 'FieldValueTooMany';
+  type:
+    | 'FieldValueRequired'
+    | 'FieldValueInvalid'
+    | 'FieldValueForbidden'
+    | 'FieldValueNotSupported'
+    | 'FieldValueDuplicate'
+    | 'FieldValueTooLong'
+    | 'FieldValueTooMany';
   field: string;
   /** The part after "Invalid value: …" or "Required value: …". */
   detail: string;

@@ -5,7 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 
 import { matchConditionProblem } from './admission.ts';
 import type { ResourceType } from './resources.ts';
-import { labelKeyProblem, type LabelSelectorObject,labelValueProblem, matchesLabelSelectorObject } from './selectors.ts';
+import { labelKeyProblem, type LabelSelectorObject, labelValueProblem, matchesLabelSelectorObject } from './selectors.ts';
 import type { FieldError } from './status.ts';
 import type { KubeObject } from './store.ts';
 
@@ -335,7 +335,12 @@ function validateSelectorMatchesTemplate(o: KubeObject, errors: FieldError[]): v
   }
   const labels = obj(obj(obj(spec['template'])?.['metadata'])?.['labels']) as Record<string, string> | undefined;
   if (!matchesLabelSelectorObject(selector, labels)) {
-    errors.push({ type: 'FieldValueInvalid', field: 'spec.template.metadata.labels', value: labels ?? {}, detail: '`selector` does not match template `labels`' });
+    errors.push({
+      type: 'FieldValueInvalid',
+      field: 'spec.template.metadata.labels',
+      value: labels ?? {},
+      detail: '`selector` does not match template `labels`',
+    });
   }
   validatePodSpec('spec.template.spec', obj(obj(spec['template'])?.['spec']), errors);
 }
@@ -366,7 +371,13 @@ const VALIDATORS: Record<string, (o: KubeObject, errors: FieldError[]) => void> 
     arr(o['webhooks']).forEach((w, i) => {
       const p = `webhooks[${i}]`;
       const name = String(w['name'] ?? '');
-      if (name.split('.').length < 3) errors.push({ type: 'FieldValueInvalid', field: `${p}.name`, value: name, detail: 'should be a domain with at least three segments separated by dots' });
+      if (name.split('.').length < 3)
+        errors.push({
+          type: 'FieldValueInvalid',
+          field: `${p}.name`,
+          value: name,
+          detail: 'should be a domain with at least three segments separated by dots',
+        });
       if (seen.has(name)) errors.push({ type: 'FieldValueDuplicate', field: `${p}.name`, value: name, detail: '' });
       seen.add(name);
       const versions = w['admissionReviewVersions'];
@@ -375,13 +386,22 @@ const VALIDATORS: Record<string, (o: KubeObject, errors: FieldError[]) => void> 
       }
       const se = w['sideEffects'];
       if (se === undefined) errors.push({ type: 'FieldValueRequired', field: `${p}.sideEffects`, detail: 'must specify one of None, NoneOnDryRun' });
-      else if (se !== 'None' && se !== 'NoneOnDryRun') errors.push({ type: 'FieldValueNotSupported', field: `${p}.sideEffects`, value: se, detail: 'supported values: "None", "NoneOnDryRun"' });
+      else if (se !== 'None' && se !== 'NoneOnDryRun')
+        errors.push({ type: 'FieldValueNotSupported', field: `${p}.sideEffects`, value: se, detail: 'supported values: "None", "NoneOnDryRun"' });
       const fp = w['failurePolicy'];
-      if (fp !== 'Ignore' && fp !== 'Fail') errors.push({ type: 'FieldValueNotSupported', field: `${p}.failurePolicy`, value: fp, detail: 'supported values: "Fail", "Ignore"' });
+      if (fp !== 'Ignore' && fp !== 'Fail')
+        errors.push({ type: 'FieldValueNotSupported', field: `${p}.failurePolicy`, value: fp, detail: 'supported values: "Fail", "Ignore"' });
       const rp = w['reinvocationPolicy'];
-      if (rp !== 'Never' && rp !== 'IfNeeded') errors.push({ type: 'FieldValueNotSupported', field: `${p}.reinvocationPolicy`, value: rp, detail: 'supported values: "IfNeeded", "Never"' });
+      if (rp !== 'Never' && rp !== 'IfNeeded')
+        errors.push({ type: 'FieldValueNotSupported', field: `${p}.reinvocationPolicy`, value: rp, detail: 'supported values: "IfNeeded", "Never"' });
       const t = Number(w['timeoutSeconds']);
-      if (!(t >= 1 && t <= 30)) errors.push({ type: 'FieldValueInvalid', field: `${p}.timeoutSeconds`, value: w['timeoutSeconds'], detail: 'the timeout value must be between 1 and 30 seconds' });
+      if (!(t >= 1 && t <= 30))
+        errors.push({
+          type: 'FieldValueInvalid',
+          field: `${p}.timeoutSeconds`,
+          value: w['timeoutSeconds'],
+          detail: 'the timeout value must be between 1 and 30 seconds',
+        });
       const cc = obj(w['clientConfig']) ?? {};
       const hasUrl = typeof cc['url'] === 'string';
       const hasService = obj(cc['service']) !== undefined;
@@ -426,7 +446,8 @@ function validateMatchConditions(value: unknown, path: string, errors: FieldErro
 function validateBinding(o: KubeObject, errors: FieldError[]): void {
   const ref = obj(o['roleRef']);
   if (!ref?.['name']) errors.push({ type: 'FieldValueRequired', field: 'roleRef.name', detail: '' });
-  if (ref?.['kind'] !== 'Role' && ref?.['kind'] !== 'ClusterRole') errors.push({ type: 'FieldValueNotSupported', field: 'roleRef.kind', value: ref?.['kind'], detail: 'supported values: "ClusterRole", "Role"' });
+  if (ref?.['kind'] !== 'Role' && ref?.['kind'] !== 'ClusterRole')
+    errors.push({ type: 'FieldValueNotSupported', field: 'roleRef.kind', value: ref?.['kind'], detail: 'supported values: "ClusterRole", "Role"' });
 }
 
 export function validateCreate(r: ResourceType, o: KubeObject): FieldError[] {

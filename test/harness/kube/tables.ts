@@ -14,7 +14,8 @@ interface Column {
 }
 
 type Obj = Record<string, unknown>;
-const get = (o: unknown, path: string): unknown => path.split('.').reduce<unknown>((cur, k) => (cur && typeof cur === 'object' ? (cur as Obj)[k] : undefined), o);
+const get = (o: unknown, path: string): unknown =>
+  path.split('.').reduce<unknown>((cur, k) => (cur && typeof cur === 'object' ? (cur as Obj)[k] : undefined), o);
 
 export function humanDuration(seconds: number): string {
   if (seconds < -1) return '<invalid>';
@@ -32,14 +33,26 @@ export function humanDuration(seconds: number): string {
   return `${Math.floor(h / 24 / 365)}y`;
 }
 
-const NAME: Column = { name: 'Name', type: 'string', format: 'name', description: 'Name must be unique within a namespace.', cell: (o) => o.metadata.name ?? '' };
+const NAME: Column = {
+  name: 'Name',
+  type: 'string',
+  format: 'name',
+  description: 'Name must be unique within a namespace.',
+  cell: (o) => o.metadata.name ?? '',
+};
 const AGE: Column = {
   name: 'Age',
   type: 'string',
   description: 'CreationTimestamp is a timestamp representing the server time when this object was created.',
   cell: (o) => (o.metadata.creationTimestamp ? humanDuration((Date.now() - Date.parse(o.metadata.creationTimestamp)) / 1000) : '<unknown>'),
 };
-const str = (name: string, description: string, cell: (o: KubeObject) => string | number, priority = 0, type: Column['type'] = 'string'): Column => ({ name, type, description, priority, cell });
+const str = (name: string, description: string, cell: (o: KubeObject) => string | number, priority = 0, type: Column['type'] = 'string'): Column => ({
+  name,
+  type,
+  description,
+  priority,
+  cell,
+});
 
 function podStatusReason(o: KubeObject): string {
   if (o.metadata.deletionTimestamp) return 'Terminating';
@@ -60,7 +73,13 @@ const COLUMNS: Record<string, Column[]> = {
       return `${ready}/${total}`;
     }),
     str('Status', 'The aggregate status of the containers in this pod.', podStatusReason),
-    str('Restarts', 'The number of times the containers in this pod have been restarted.', (o) => ((get(o, 'status.containerStatuses') as Obj[] | undefined) ?? []).reduce((n, c) => n + Number(c['restartCount'] ?? 0), 0), 0, 'string'),
+    str(
+      'Restarts',
+      'The number of times the containers in this pod have been restarted.',
+      (o) => ((get(o, 'status.containerStatuses') as Obj[] | undefined) ?? []).reduce((n, c) => n + Number(c['restartCount'] ?? 0), 0),
+      0,
+      'string',
+    ),
     AGE,
     str('IP', 'IP address allocated to the pod.', (o) => String(get(o, 'status.podIP') ?? '<none>'), 1),
     str('Node', 'Name of the Node this pod is assigned to.', (o) => String(get(o, 'spec.nodeName') ?? '<none>'), 1),
@@ -70,8 +89,20 @@ const COLUMNS: Record<string, Column[]> = {
   Deployment: [
     NAME,
     str('Ready', 'Number of the pod with ready state', (o) => `${Number(get(o, 'status.readyReplicas') ?? 0)}/${Number(get(o, 'spec.replicas') ?? 0)}`),
-    str('Up-to-date', 'Total number of non-terminated pods targeted by this deployment that have the desired template spec.', (o) => Number(get(o, 'status.updatedReplicas') ?? 0), 0, 'integer'),
-    str('Available', 'Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.', (o) => Number(get(o, 'status.availableReplicas') ?? 0), 0, 'integer'),
+    str(
+      'Up-to-date',
+      'Total number of non-terminated pods targeted by this deployment that have the desired template spec.',
+      (o) => Number(get(o, 'status.updatedReplicas') ?? 0),
+      0,
+      'integer',
+    ),
+    str(
+      'Available',
+      'Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.',
+      (o) => Number(get(o, 'status.availableReplicas') ?? 0),
+      0,
+      'integer',
+    ),
     AGE,
   ],
   ReplicaSet: [
@@ -89,25 +120,58 @@ const COLUMNS: Record<string, Column[]> = {
       const base = ready?.['status'] === 'True' ? 'Ready' : ready ? 'NotReady' : 'Unknown';
       return get(o, 'spec.unschedulable') ? `${base},SchedulingDisabled` : base;
     }),
-    str('Roles', 'The roles of the node', (o) => Object.keys(o.metadata.labels ?? {}).filter((k) => k.startsWith('node-role.kubernetes.io/')).map((k) => k.slice('node-role.kubernetes.io/'.length)).join(',') || '<none>'),
+    str(
+      'Roles',
+      'The roles of the node',
+      (o) =>
+        Object.keys(o.metadata.labels ?? {})
+          .filter((k) => k.startsWith('node-role.kubernetes.io/'))
+          .map((k) => k.slice('node-role.kubernetes.io/'.length))
+          .join(',') || '<none>',
+    ),
     AGE,
     str('Version', 'Kubelet Version reported by the node.', (o) => String(get(o, 'status.nodeInfo.kubeletVersion') ?? '')),
   ],
-  ConfigMap: [NAME, str('Data', 'Number of data in configmap', (o) => Object.keys((o['data'] as Obj | undefined) ?? {}).length + Object.keys((o['binaryData'] as Obj | undefined) ?? {}).length, 0, 'integer'), AGE],
-  Secret: [NAME, str('Type', 'The type of the secret', (o) => String(o['type'] ?? '')), str('Data', 'Number of data in secret', (o) => Object.keys((o['data'] as Obj | undefined) ?? {}).length, 0, 'integer'), AGE],
+  ConfigMap: [
+    NAME,
+    str(
+      'Data',
+      'Number of data in configmap',
+      (o) => Object.keys((o['data'] as Obj | undefined) ?? {}).length + Object.keys((o['binaryData'] as Obj | undefined) ?? {}).length,
+      0,
+      'integer',
+    ),
+    AGE,
+  ],
+  Secret: [
+    NAME,
+    str('Type', 'The type of the secret', (o) => String(o['type'] ?? '')),
+    str('Data', 'Number of data in secret', (o) => Object.keys((o['data'] as Obj | undefined) ?? {}).length, 0, 'integer'),
+    AGE,
+  ],
   Service: [
     NAME,
     str('Type', 'The type of the service', (o) => String(get(o, 'spec.type') ?? '')),
     str('Cluster-IP', 'The IP address of the service', (o) => String(get(o, 'spec.clusterIP') ?? '<none>')),
     str('External-IP', 'The external IP of the service', () => '<none>'),
-    str('Port(s)', 'The ports of the service', (o) => ((get(o, 'spec.ports') as Obj[] | undefined) ?? []).map((p) => `${String(p['port'])}/${String(p['protocol'] ?? 'TCP')}`).join(',') || '<none>'),
+    str(
+      'Port(s)',
+      'The ports of the service',
+      (o) => ((get(o, 'spec.ports') as Obj[] | undefined) ?? []).map((p) => `${String(p['port'])}/${String(p['protocol'] ?? 'TCP')}`).join(',') || '<none>',
+    ),
     AGE,
   ],
   PodDisruptionBudget: [
     NAME,
     str('Min Available', 'The minimum number of pods that must be available', (o) => String(get(o, 'spec.minAvailable') ?? 'N/A')),
     str('Max Unavailable', 'The maximum number of pods that may be unavailable', (o) => String(get(o, 'spec.maxUnavailable') ?? 'N/A')),
-    str('Allowed Disruptions', 'Calculated number of pods that may be disrupted at this time', (o) => Number(get(o, 'status.disruptionsAllowed') ?? 0), 0, 'integer'),
+    str(
+      'Allowed Disruptions',
+      'Calculated number of pods that may be disrupted at this time',
+      (o) => Number(get(o, 'status.disruptionsAllowed') ?? 0),
+      0,
+      'integer',
+    ),
     AGE,
   ],
   Lease: [NAME, str('Holder', 'The holder of the lease', (o) => String(get(o, 'spec.holderIdentity') ?? '')), AGE],
@@ -125,7 +189,13 @@ export function toTable(r: ResourceType, objects: KubeObject[], resourceVersion:
     kind: 'Table',
     apiVersion: 'meta.k8s.io/v1',
     metadata: { resourceVersion, ...extra },
-    columnDefinitions: columns.map(({ name, type, format, description, priority }) => ({ name, type, format: format ?? '', description, priority: priority ?? 0 })),
+    columnDefinitions: columns.map(({ name, type, format, description, priority }) => ({
+      name,
+      type,
+      format: format ?? '',
+      description,
+      priority: priority ?? 0,
+    })),
     rows: objects.map((o) => ({
       cells: columns.map((c) => c.cell(o)),
       ...(include === 'None' ? {} : { object: include === 'Object' ? { apiVersion: o.apiVersion, kind: o.kind, ...o } : partialMetadata(o) }),

@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http';
 
 import type { ResourceType } from './resources.ts';
 import { apiVersionOf } from './resources.ts';
-import { type FieldRequirement, type LabelSelector,matchesFieldSelector, matchesLabelSelector } from './selectors.ts';
+import { type FieldRequirement, type LabelSelector, matchesFieldSelector, matchesLabelSelector } from './selectors.ts';
 import { expired, failure, invalid } from './status.ts';
 import type { KubeObject, ObjectStore, StoreEvent } from './store.ts';
 
@@ -63,13 +63,25 @@ export class WatchHub {
   prepare(req: WatchRequest): (res: ServerResponse) => void {
     if (req.sendInitialEvents !== undefined) {
       const errs = [];
-      if (req.sendInitialEvents && !req.allowWatchBookmarks) errs.push({ type: 'FieldValueForbidden' as const, field: 'allowWatchBookmarks', detail: 'allowWatchBookmarks required when sendInitialEvents is true' });
-      if (req.resourceVersionMatch !== 'NotOlderThan') errs.push({ type: 'FieldValueForbidden' as const, field: 'resourceVersionMatch', detail: 'sendInitialEvents requires setting resourceVersionMatch to NotOlderThan' });
+      if (req.sendInitialEvents && !req.allowWatchBookmarks)
+        errs.push({
+          type: 'FieldValueForbidden' as const,
+          field: 'allowWatchBookmarks',
+          detail: 'allowWatchBookmarks required when sendInitialEvents is true',
+        });
+      if (req.resourceVersionMatch !== 'NotOlderThan')
+        errs.push({
+          type: 'FieldValueForbidden' as const,
+          field: 'resourceVersionMatch',
+          detail: 'sendInitialEvents requires setting resourceVersionMatch to NotOlderThan',
+        });
       if (errs.length) throw invalid({ group: 'meta.k8s.io', kind: 'ListOptions' }, '', errs);
     }
     const rv = req.resourceVersion;
     if (rv !== undefined && rv !== '' && !/^\d+$/.test(rv)) {
-      throw invalid({ group: 'meta.k8s.io', kind: 'ListOptions' }, '', [{ type: 'FieldValueInvalid', field: 'resourceVersion', value: rv, detail: 'must be a number' }]);
+      throw invalid({ group: 'meta.k8s.io', kind: 'ListOptions' }, '', [
+        { type: 'FieldValueInvalid', field: 'resourceVersion', value: rv, detail: 'must be a number' },
+      ]);
     }
     const current = this.store.currentResourceVersion();
     if (rv && rv !== '0' && Number(rv) > current) {

@@ -57,7 +57,13 @@ export function deny(request: AdmissionRequest, message: string, code = 403): Re
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: request.uid, allowed: false, status: { message, code } } };
 }
 
-export async function startTestWebhook(opts: { ca: CertificateAuthority; handler: WebhookHandler; http2?: boolean; dnsNames?: string[]; path?: string }): Promise<TestWebhook> {
+export async function startTestWebhook(opts: {
+  ca: CertificateAuthority;
+  handler: WebhookHandler;
+  http2?: boolean;
+  dnsNames?: string[];
+  path?: string;
+}): Promise<TestWebhook> {
   const cert = await opts.ca.issue({ commonName: 'test-webhook', dnsNames: ['localhost', ...(opts.dnsNames ?? [])], ips: ['127.0.0.1'] });
   const webhook = { requests: [] as AdmissionRequest[], httpVersions: [] as string[], handler: opts.handler } as TestWebhook;
   const onRequest = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void => {

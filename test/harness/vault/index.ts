@@ -10,7 +10,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLocalJWKSet, type JWK,jwtVerify } from 'jose';
+import { createLocalJWKSet, type JWK, jwtVerify } from 'jose';
 
 export interface VaultRole {
   boundServiceAccountNames: string[];
@@ -81,7 +81,17 @@ export async function startVaultDouble(opts: VaultDoubleOptions): Promise<VaultD
   const kv = new Map<string, KvVersion[]>(); // "secret/app/db" → versions (index = version-1)
   const tokens = new Map<string, TokenEntry>();
   const rootToken = `hvs.root${randomBytes(12).toString('hex')}`;
-  tokens.set(rootToken, { id: rootToken, accessor: randomUUID(), role: '', policies: ['root'], readPaths: ['*'], meta: {}, issued: Date.now(), expires: Infinity, ttl: 0 });
+  tokens.set(rootToken, {
+    id: rootToken,
+    accessor: randomUUID(),
+    role: '',
+    policies: ['root'],
+    readPaths: ['*'],
+    meta: {},
+    issued: Date.now(),
+    expires: Infinity,
+    ttl: 0,
+  });
   const requests: string[] = [];
 
   const put = (mountPath: string, data: Record<string, string>): number => {
@@ -97,7 +107,18 @@ export async function startVaultDouble(opts: VaultDoubleOptions): Promise<VaultD
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
   };
   const errors = (res: http.ServerResponse, status: number, ...msgs: string[]) => send(res, status, { errors: msgs });
-  const envelope = (extra: Record<string, unknown>) => ({ request_id: randomUUID(), lease_id: '', renewable: false, lease_duration: 0, data: null, wrap_info: null, warnings: null, auth: null, mount_type: '', ...extra });
+  const envelope = (extra: Record<string, unknown>) => ({
+    request_id: randomUUID(),
+    lease_id: '',
+    renewable: false,
+    lease_duration: 0,
+    data: null,
+    wrap_info: null,
+    warnings: null,
+    auth: null,
+    mount_type: '',
+    ...extra,
+  });
 
   const tokenOf = (req: http.IncomingMessage): TokenEntry | undefined => {
     const id = req.headers['x-vault-token'];
@@ -127,11 +148,14 @@ export async function startVaultDouble(opts: VaultDoubleOptions): Promise<VaultD
     } catch {
       return errors(res, 403, 'permission denied');
     }
-    const k = claims['kubernetes.io'] as { namespace?: string; serviceaccount?: { name?: string; uid?: string }; pod?: { name: string; uid: string } } | undefined;
+    const k = claims['kubernetes.io'] as
+      { namespace?: string; serviceaccount?: { name?: string; uid?: string }; pod?: { name: string; uid: string } } | undefined;
     const ns = k?.namespace ?? '';
     const sa = k?.serviceaccount?.name ?? '';
-    if (!role.boundServiceAccountNames.includes('*') && !role.boundServiceAccountNames.includes(sa)) return errors(res, 403, 'service account name not authorized');
-    if (!role.boundServiceAccountNamespaces.includes('*') && !role.boundServiceAccountNamespaces.includes(ns)) return errors(res, 403, 'namespace not authorized');
+    if (!role.boundServiceAccountNames.includes('*') && !role.boundServiceAccountNames.includes(sa))
+      return errors(res, 403, 'service account name not authorized');
+    if (!role.boundServiceAccountNamespaces.includes('*') && !role.boundServiceAccountNamespaces.includes(ns))
+      return errors(res, 403, 'namespace not authorized');
     const ttl = role.ttlSeconds ?? 3600;
     const entry: TokenEntry = {
       id: `hvs.${randomBytes(18).toString('base64url')}`,
@@ -139,23 +163,60 @@ export async function startVaultDouble(opts: VaultDoubleOptions): Promise<VaultD
       role: roleName,
       policies: ['default', roleName],
       readPaths: role.readPaths,
-      meta: { role: roleName, service_account_name: sa, service_account_namespace: ns, service_account_uid: k?.serviceaccount?.uid ?? '', service_account_secret_name: '' },
+      meta: {
+        role: roleName,
+        service_account_name: sa,
+        service_account_namespace: ns,
+        service_account_uid: k?.serviceaccount?.uid ?? '',
+        service_account_secret_name: '',
+      },
       issued: Date.now(),
       expires: Date.now() + ttl * 1000,
       ttl,
     };
     tokens.set(entry.id, entry);
-    send(res, 200, envelope({
-      auth: { client_token: entry.id, accessor: entry.accessor, policies: entry.policies, token_policies: entry.policies, metadata: entry.meta, lease_duration: ttl, renewable: true, entity_id: randomUUID(), token_type: 'service', orphan: true, mfa_requirement: null, num_uses: 0 },
-    }));
+    send(
+      res,
+      200,
+      envelope({
+        auth: {
+          client_token: entry.id,
+          accessor: entry.accessor,
+          policies: entry.policies,
+          token_policies: entry.policies,
+          metadata: entry.meta,
+          lease_duration: ttl,
+          renewable: true,
+          entity_id: randomUUID(),
+          token_type: 'service',
+          orphan: true,
+          mfa_requirement: null,
+          num_uses: 0,
+        },
+      }),
+    );
   }
 
   function lookup(t: TokenEntry) {
     const remaining = t.expires === Infinity ? 0 : Math.max(0, Math.round((t.expires - Date.now()) / 1000));
     return {
-      accessor: t.accessor, creation_time: Math.floor(t.issued / 1000), creation_ttl: t.ttl, display_name: t.role ? `kubernetes-${t.meta.service_account_namespace}-${t.meta.service_account_name}` : 'root',
-      entity_id: '', expire_time: t.expires === Infinity ? null : new Date(t.expires).toISOString(), explicit_max_ttl: 0, id: t.id, issue_time: new Date(t.issued).toISOString(),
-      meta: t.meta, num_uses: 0, orphan: true, path: t.role ? `auth/${authMount}/login` : 'auth/token/root', policies: t.policies, renewable: t.role !== '', ttl: remaining, type: 'service',
+      accessor: t.accessor,
+      creation_time: Math.floor(t.issued / 1000),
+      creation_ttl: t.ttl,
+      display_name: t.role ? `kubernetes-${t.meta.service_account_namespace}-${t.meta.service_account_name}` : 'root',
+      entity_id: '',
+      expire_time: t.expires === Infinity ? null : new Date(t.expires).toISOString(),
+      explicit_max_ttl: 0,
+      id: t.id,
+      issue_time: new Date(t.issued).toISOString(),
+      meta: t.meta,
+      num_uses: 0,
+      orphan: true,
+      path: t.role ? `auth/${authMount}/login` : 'auth/token/root',
+      policies: t.policies,
+      renewable: t.role !== '',
+      ttl: remaining,
+      type: 'service',
     };
   }
 
@@ -181,7 +242,18 @@ export async function startVaultDouble(opts: VaultDoubleOptions): Promise<VaultD
     const logical = path.slice(4);
 
     if (logical === 'sys/health') {
-      return send(res, 200, { initialized: true, sealed: false, standby: false, performance_standby: false, replication_performance_mode: 'disabled', replication_dr_mode: 'disabled', server_time_utc: Math.floor(Date.now() / 1000), version: '1.17.0', cluster_name: 'vault-double', cluster_id: 'vault-double' });
+      return send(res, 200, {
+        initialized: true,
+        sealed: false,
+        standby: false,
+        performance_standby: false,
+        replication_performance_mode: 'disabled',
+        replication_dr_mode: 'disabled',
+        server_time_utc: Math.floor(Date.now() / 1000),
+        version: '1.17.0',
+        cluster_name: 'vault-double',
+        cluster_id: 'vault-double',
+      });
     }
     if (logical === `auth/${authMount}/login` && method !== 'GET') return login(body, res);
 
@@ -193,7 +265,24 @@ export async function startVaultDouble(opts: VaultDoubleOptions): Promise<VaultD
       if (!t.role) return errors(res, 400, 'lease is not renewable');
       const inc = typeof body.increment === 'number' ? body.increment : Number.parseInt(String(body.increment ?? ''), 10) || t.ttl;
       t.expires = Date.now() + inc * 1000;
-      return send(res, 200, envelope({ auth: { client_token: t.id, accessor: t.accessor, policies: t.policies, token_policies: t.policies, metadata: t.meta, lease_duration: inc, renewable: true, entity_id: '', token_type: 'service', orphan: true } }));
+      return send(
+        res,
+        200,
+        envelope({
+          auth: {
+            client_token: t.id,
+            accessor: t.accessor,
+            policies: t.policies,
+            token_policies: t.policies,
+            metadata: t.meta,
+            lease_duration: inc,
+            renewable: true,
+            entity_id: '',
+            token_type: 'service',
+            orphan: true,
+          },
+        }),
+      );
     }
     if (logical === 'auth/token/revoke-self') {
       tokens.delete(t.id);
@@ -221,13 +310,36 @@ export async function startVaultDouble(opts: VaultDoubleOptions): Promise<VaultD
       const n = wanted && wanted !== '0' ? Number(wanted) : versions.length;
       const v = versions[n - 1];
       if (!v) return errors(res, 404);
-      return send(res, 200, envelope({ data: { data: v.destroyed ? null : v.data, metadata: { created_time: v.created_time, custom_metadata: null, deletion_time: v.deletion_time, destroyed: v.destroyed, version: n } } }));
+      return send(
+        res,
+        200,
+        envelope({
+          data: {
+            data: v.destroyed ? null : v.data,
+            metadata: { created_time: v.created_time, custom_metadata: null, deletion_time: v.deletion_time, destroyed: v.destroyed, version: n },
+          },
+        }),
+      );
     }
     const versionsMeta: Record<string, unknown> = {};
     versions.forEach((v, i) => (versionsMeta[String(i + 1)] = { created_time: v.created_time, deletion_time: v.deletion_time, destroyed: v.destroyed }));
-    return send(res, 200, envelope({
-      data: { cas_required: false, created_time: versions[0]!.created_time, current_version: versions.length, custom_metadata: null, delete_version_after: '0s', max_versions: 0, oldest_version: 0, updated_time: versions[versions.length - 1]!.created_time, versions: versionsMeta },
-    }));
+    return send(
+      res,
+      200,
+      envelope({
+        data: {
+          cas_required: false,
+          created_time: versions[0]!.created_time,
+          current_version: versions.length,
+          custom_metadata: null,
+          delete_version_after: '0s',
+          max_versions: 0,
+          oldest_version: 0,
+          updated_time: versions[versions.length - 1]!.created_time,
+          versions: versionsMeta,
+        },
+      }),
+    );
   }
 
   const server = http.createServer((req, res) => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { isNemuError } from '#common/errors.js';
-import { buildElf, type FakeElfSpec,fakeSectionAddr } from '#test/harness/fake-elf.js';
+import { buildElf, type FakeElfSpec, fakeSectionAddr } from '#test/harness/fake-elf.js';
 
 import { ElfFile, ET_EXEC, PT_LOAD, STT_FUNC, withElfFile } from './elf-file.ts';
 

@@ -6,7 +6,7 @@
 import { NemuError } from '#common/errors.js';
 
 import { AgentErrorCodes } from '../../errors.ts';
-import { BufferSource, type ByteSource,FileSource } from './source.ts';
+import { BufferSource, type ByteSource, FileSource } from './source.ts';
 
 export const ET_EXEC = 2;
 export const ET_DYN = 3;

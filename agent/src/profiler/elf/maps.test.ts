@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { type ElfSegment,ET_DYN, ET_EXEC, PT_LOAD } from './elf-file.ts';
+import { type ElfSegment, ET_DYN, ET_EXEC, PT_LOAD } from './elf-file.ts';
 import { fileOffsetToVaddr, findMapping, parseProcMaps, runtimeAddressToVaddr } from './maps.ts';
 
 // A Go PIE (go build -buildmode=pie) as the kernel maps it, with the segments of its ELF file.

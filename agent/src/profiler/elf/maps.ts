@@ -4,7 +4,7 @@
  * virtual address that file offset has. Addresses are bigints: the kernel's [vsyscall] page
  * (0xffffffffff600000) does not fit in a double.
  */
-import { type ElfLayout, type ElfSegment,ET_EXEC, PT_LOAD } from './elf-file.ts';
+import { type ElfLayout, type ElfSegment, ET_EXEC, PT_LOAD } from './elf-file.ts';
 
 export interface Mapping {
   start: bigint;

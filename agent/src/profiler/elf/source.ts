@@ -2,7 +2,7 @@
  * Where an ELF file's bytes come from: a file read piece by piece (a Go binary can be hundreds
  * of megabytes and the profiler needs a few sections of it), or a buffer already in memory.
  */
-import { type FileHandle,open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 
 export interface ByteSource {
   /** Total length in bytes. */

@@ -2,7 +2,7 @@
  * "Is this a Go program, and which one?" — from `.go.buildinfo` (version, main module) and
  * the presence of Go's pclntab, which even `-ldflags='-s -w'` keeps.
  */
-import { type ElfFile,SHT_SYMTAB, withElfFile } from '../elf/elf-file.ts';
+import { type ElfFile, SHT_SYMTAB, withElfFile } from '../elf/elf-file.ts';
 import { readGoBuildInfo } from './buildinfo.ts';
 import { locatePclntab } from './locate.ts';
 import { pclntabMagicGoVersions } from './pclntab.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { buildElf, type FakeElfSpec,fakeSectionAddr } from '#test/harness/fake-elf.js';
+import { buildElf, type FakeElfSpec, fakeSectionAddr } from '#test/harness/fake-elf.js';
 
 import { ElfFile } from '../elf/elf-file.ts';
 import { parseModinfo, readGoBuildInfo } from './buildinfo.ts';
@@ -37,7 +37,14 @@ function inlineFormat(version: string, mod: Buffer, noSectionHeaders = false): B
     noSectionHeaders,
     segments: [
       { vaddr: 0x401000, flags: 5, sections: [{ name: '.text', data: Buffer.alloc(16) }] },
-      { vaddr: 0x511000, flags: 6, sections: [{ name: '.go.buildinfo', data: blob }, { name: '.noptrdata', data: Buffer.alloc(64) }] },
+      {
+        vaddr: 0x511000,
+        flags: 6,
+        sections: [
+          { name: '.go.buildinfo', data: blob },
+          { name: '.noptrdata', data: Buffer.alloc(64) },
+        ],
+      },
     ],
   });
 }
@@ -49,7 +56,14 @@ function pointerFormat(version: string, mod: Buffer): Buffer {
   const spec: FakeElfSpec = {
     segments: [
       { vaddr: 0x401000, flags: 5, sections: [{ name: '.text', data: Buffer.alloc(16) }] },
-      { vaddr: 0x511000, flags: 6, sections: [{ name: '.go.buildinfo', data: blob }, { name: '.data', data: strings }] },
+      {
+        vaddr: 0x511000,
+        flags: 6,
+        sections: [
+          { name: '.go.buildinfo', data: blob },
+          { name: '.data', data: strings },
+        ],
+      },
     ],
   };
   const data = fakeSectionAddr(spec, '.data');

@@ -6,7 +6,7 @@
  * The module info is framed by 16-byte sentinels; inside, lines such as
  * `path\texample.com/app/cmd/app` and `mod\texample.com/app\tv1.2.3\th1:…`.
  */
-import { type ElfFile,PT_LOAD } from '../elf/elf-file.ts';
+import { type ElfFile, PT_LOAD } from '../elf/elf-file.ts';
 import { readUvarint } from './pcvalue.ts';
 
 export interface GoBuildInfo {

@@ -6,7 +6,7 @@
  *   the `go:func.*`/`go.func.*` symbol, else the runtime's moduledata, found by its first word
  *   (a pointer to the pcHeader) in the data segments.
  */
-import { type ElfFile,PT_LOAD } from '../elf/elf-file.ts';
+import { type ElfFile, PT_LOAD } from '../elf/elf-file.ts';
 import { looksLikePcHeader, type PcHeaderSummary } from './pclntab.ts';
 
 const PF_X = 1;
@@ -49,9 +49,7 @@ const GO_MARK_SECTIONS = ['.go.buildinfo', '.note.go.buildid', '.gosymtab', '.da
 /** Looks for a pcHeader (8-aligned, plausible header) in the segments that are not writable code. */
 async function scanForPclntab(elf: ElfFile): Promise<PclntabLocation | undefined> {
   // Read-only data first (.rodata holds it in a normal executable), then relro data (PIE).
-  const segments = elf.loadSegments
-    .filter((s) => (s.flags & PF_X) === 0 && s.filesz > 0)
-    .sort((a, b) => (a.flags & PF_W) - (b.flags & PF_W));
+  const segments = elf.loadSegments.filter((s) => (s.flags & PF_X) === 0 && s.filesz > 0).sort((a, b) => (a.flags & PF_W) - (b.flags & PF_W));
   const magics = [Buffer.from([0xf1, 0xff, 0xff, 0xff, 0, 0]), Buffer.from([0xf0, 0xff, 0xff, 0xff, 0, 0])];
   for (const seg of segments) {
     const data = await elf.read(seg.offset, seg.filesz, 'a loadable segment');
@@ -150,10 +148,7 @@ function plausibleGoFunc(elf: ElfFile, word: (i: number) => number, i: number): 
   const section = elf.section('.rodata');
   const inRodata = section !== undefined && rodata >= section.addr && rodata < section.addr + section.size;
   return (
-    ((types === rodata && etypes > types) || inRodata) &&
-    gofunc >= rodata &&
-    elf.vaddrToOffset(rodata) !== undefined &&
-    elf.vaddrToOffset(gofunc) !== undefined
+    ((types === rodata && etypes > types) || inRodata) && gofunc >= rodata && elf.vaddrToOffset(rodata) !== undefined && elf.vaddrToOffset(gofunc) !== undefined
   );
 }
 

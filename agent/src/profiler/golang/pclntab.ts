@@ -15,7 +15,7 @@
 import { NemuError } from '#common/errors.js';
 
 import { AgentErrorCodes } from '../../errors.ts';
-import { type DecodedPcValueTable,decodePcValueTableCompact, lookupDecoded } from './pcvalue.ts';
+import { type DecodedPcValueTable, decodePcValueTableCompact, lookupDecoded } from './pcvalue.ts';
 
 /** Stable code of errors about a Go symbol table that cannot be used. */
 

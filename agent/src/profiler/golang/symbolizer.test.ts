@@ -6,11 +6,11 @@
 import { describe, expect, it } from 'vitest';
 
 import { isNemuError } from '#common/errors.js';
-import { buildElf, type FakeElfSpec,fakeSectionAddr } from '#test/harness/fake-elf.js';
+import { buildElf, type FakeElfSpec, fakeSectionAddr } from '#test/harness/fake-elf.js';
 
 import { ElfFile } from '../elf/elf-file.ts';
 import { PCLNTAB_MAGIC_GO116, PCLNTAB_MAGIC_GO118, PCLNTAB_MAGIC_GO120, type PclntabFormat } from './pclntab.ts';
-import { type GoFrame,GoSymbolizer } from './symbolizer.ts';
+import { type GoFrame, GoSymbolizer } from './symbolizer.ts';
 
 interface Run {
   length: number;
@@ -257,11 +257,7 @@ describe.each([
 
   it('expands inlined calls innermost first, each at its call site', async () => {
     const s = await symbolizer(opts);
-    expect(s.symbolize(TEXT + 0x12)).toEqual([
-      frame('main.leaf', 1, 20, true),
-      frame('main.middle', 1, 31, true),
-      frame('main.outer', 0, 12, false),
-    ]);
+    expect(s.symbolize(TEXT + 0x12)).toEqual([frame('main.leaf', 1, 20, true), frame('main.middle', 1, 31, true), frame('main.outer', 0, 12, false)]);
     expect(s.symbolize(TEXT + 0x18)).toEqual([frame('main.middle', 1, 31, true), frame('main.outer', 0, 12, false)]);
   });
 

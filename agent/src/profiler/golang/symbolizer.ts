@@ -15,16 +15,9 @@
 import { NemuError } from '#common/errors.js';
 
 import { AgentErrorCodes } from '../../errors.ts';
-import { type ElfFile,SHT_NOBITS, withElfFile } from '../elf/elf-file.ts';
+import { type ElfFile, SHT_NOBITS, withElfFile } from '../elf/elf-file.ts';
 import { goFuncSymbol, locateModuledata, locatePclntab } from './locate.ts';
-import {
-  FUNCDATA_INL_TREE,
-  type GoFunc,
-  PCDATA_INL_TREE_INDEX,
-  Pclntab,
-  type PclntabFormat,
-  readPcHeader,
-} from './pclntab.ts';
+import { FUNCDATA_INL_TREE, type GoFunc, PCDATA_INL_TREE_INDEX, Pclntab, type PclntabFormat, readPcHeader } from './pclntab.ts';
 
 export interface GoFrame {
   function: string;

@@ -1,7 +1,7 @@
 import { ErrorCodes, NemuError } from '#common/errors.js';
 
 import type { AuditEntry } from '../../audit/log.ts';
-import { type Command,table } from '../command.ts';
+import { type Command, table } from '../command.ts';
 
 const USAGE = 'nemutator audit [--user NAME] [--namespace NS] [--limit N]';
 
@@ -31,7 +31,14 @@ export const auditCommand: Command = {
     ctx.out(
       table(
         ['TIME', 'USER', 'ACTION', 'NAMESPACE', 'TARGET', 'OUTCOME'],
-        items.map((e) => [e.time, e.user, e.action, e.namespace ?? '-', describeTarget(e.target), e.outcome === 'succeeded' ? 'succeeded' : `${e.outcome} (${e.status}${e.code ? ` ${e.code}` : ''})`]),
+        items.map((e) => [
+          e.time,
+          e.user,
+          e.action,
+          e.namespace ?? '-',
+          describeTarget(e.target),
+          e.outcome === 'succeeded' ? 'succeeded' : `${e.outcome} (${e.status}${e.code ? ` ${e.code}` : ''})`,
+        ]),
       ),
     );
   },

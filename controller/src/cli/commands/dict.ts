@@ -1,6 +1,6 @@
 import { ErrorCodes, NemuError } from '#common/errors.js';
 
-import { type Command,table } from '../command.ts';
+import { type Command, table } from '../command.ts';
 
 const USAGE = 'nemutator dict set KEY VALUE | get KEY | del KEY | list [PREFIX] [-o json]';
 
@@ -37,7 +37,12 @@ export const dictCommand: Command = {
         const { items, backend } = await ctx.client.json<{ backend: string; items: Array<{ key: string; value: string }> }>('GET', `/api/v1/dictionary${q}`);
         if (ctx.config.output === 'json') return void ctx.out(JSON.stringify(items, null, 2));
         if (items.length === 0) return void ctx.out(`The dictionary (${backend}) is empty${key ? ` under ${key}` : ''}.`);
-        return void ctx.out(table(['KEY', 'VALUE'], items.map((e) => [e.key, e.value.length > 80 ? e.value.slice(0, 77) + '...' : e.value])));
+        return void ctx.out(
+          table(
+            ['KEY', 'VALUE'],
+            items.map((e) => [e.key, e.value.length > 80 ? e.value.slice(0, 77) + '...' : e.value]),
+          ),
+        );
       }
       default:
         ctx.err(`nemutator dict: unknown action "${verb}"; usage: ${USAGE}`);

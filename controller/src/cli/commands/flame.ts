@@ -22,51 +22,60 @@ function usage(message: string): NemuError {
   return new NemuError(ErrorCodes.BAD_REQUEST, `${message}\nusage: ${USAGE}`);
 }
 
-export function parseFlameArgs(args: string[]): { target?: string; container?: string; seconds: number; hz: number; out: string; pid?: number; diff?: [string, string] } {
-  let target: string | undefined;
-  let container: string | undefined;
-  let seconds = 30;
-  let hz = 49;
-  let out = '';
-  let pid: number | undefined;
-  let diff: [string, string] | undefined;
+export interface FlameArgs {
+  target?: string;
+  container?: string;
+  seconds: number;
+  hz: number;
+  out: string;
+  pid?: number;
+  diff?: [string, string];
+}
+
+/** `-t 30s` or `-t 30`: whole seconds. */
+function parseSeconds(v: string): number {
+  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : parseDuration(v);
+  if (ms === undefined || ms % 1000 !== 0) throw usage(`-t wants whole seconds such as 30s, got ${v}`);
+  return ms / 1000;
+}
+
+export function parseFlameArgs(args: string[]): FlameArgs {
+  const a: FlameArgs = { seconds: 30, hz: 49, out: '' };
   for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const [flag, inline] = a.includes('=') && a.startsWith('-') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const arg = args[i]!;
+    const [flag, inline] = arg.includes('=') && arg.startsWith('-') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     const value = () => inline ?? args[++i] ?? '';
     switch (flag) {
       case '-c':
       case '--container':
-        container = value();
+        a.container = value();
         break;
       case '-t':
-      case '--time': {
-        const v = value();
-        const ms = /^\d+$/.test(v) ? Number(v) * 1000 : parseDuration(v);
-        if (ms === undefined || ms % 1000 !== 0) throw usage(`-t wants whole seconds such as 30s, got ${v}`);
-        seconds = ms / 1000;
+      case '--time':
+        a.seconds = parseSeconds(value());
         break;
-      }
       case '--hz':
-        hz = Number(value());
+        a.hz = Number(value());
         break;
       case '-o':
       case '--out':
-        out = value();
+        a.out = value();
         break;
       case '--pid':
-        pid = Number(value());
+        a.pid = Number(value());
         break;
       case '--diff':
-        diff = [value(), args[++i] ?? ''];
+        a.diff = [value(), args[++i] ?? ''];
         break;
       default:
-        if (a.startsWith('-') || target !== undefined) throw usage(`unknown argument ${a}`);
-        target = a;
+        if (arg.startsWith('-') || a.target !== undefined) throw usage(`unknown argument ${arg}`);
+        a.target = arg;
     }
   }
-  if (!out) throw usage('-o FILE is required (the format comes from its extension)');
-  return { ...(target ? { target } : {}), ...(container ? { container } : {}), seconds, hz, out, ...(pid !== undefined ? { pid } : {}), ...(diff ? { diff } : {}) };
+  if (!a.out) throw usage('-o FILE is required (the format comes from its extension)');
+  if (a.container === '') delete a.container;
+  if (a.target === '') delete a.target;
+  return a;
 }
 
 export const flameCommand: Command = {
@@ -113,7 +122,9 @@ export const flameCommand: Command = {
       }
       id = summary.id;
       for (const p of summary.processes) {
-        ctx.err(`  pid ${p.pid} ${p.exe}: ${p.isGo ? `Go ${p.goVersion}${p.stripped ? ', stripped (symbolized from .gopclntab)' : ''}` : 'not a Go program (native symbols)'}`);
+        ctx.err(
+          `  pid ${p.pid} ${p.exe}: ${p.isGo ? `Go ${p.goVersion}${p.stripped ? ', stripped (symbolized from .gopclntab)' : ''}` : 'not a Go program (native symbols)'}`,
+        );
       }
       for (const w of summary.warnings) ctx.err(`  warning: ${w}`);
       ctx.err(`Profile ${id}: ${summary.samples} samples.`);

@@ -11,4 +11,15 @@ import { skipRulesCommand } from './skip-rules.ts';
 import { statusCommand } from './status.ts';
 import { whatifCommand } from './whatif.ts';
 
-export const commands: Command[] = [statusCommand, nodesCommand, dictCommand, mutationsCommand, skipRulesCommand, secretsCommand, runCommand, flameCommand, whatifCommand, auditCommand];
+export const commands: Command[] = [
+  statusCommand,
+  nodesCommand,
+  dictCommand,
+  mutationsCommand,
+  skipRulesCommand,
+  secretsCommand,
+  runCommand,
+  flameCommand,
+  whatifCommand,
+  auditCommand,
+];

@@ -1,6 +1,6 @@
 import { ErrorCodes, NemuError } from '#common/errors.js';
 
-import { type Command,table } from '../command.ts';
+import { type Command, table } from '../command.ts';
 
 interface Entry {
   id: string;
@@ -38,9 +38,17 @@ export const mutationsCommand: Command = {
       const id = args[0];
       if (!id) throw new NemuError(ErrorCodes.BAD_REQUEST, `mutations ${verb} needs an ID; usage: ${USAGE}`);
       if (verb === 'get') return void ctx.out(JSON.stringify(await ctx.client.json('GET', `/api/v1/mutations/${encodeURIComponent(id)}`), null, 2));
-      const r = await ctx.client.json<{ kind: string; namespace: string; name: string; action: string; skipRule: { kind: string; name: string; verbs: string[] } }>('POST', `/api/v1/mutations/${encodeURIComponent(id)}/rollback`);
+      const r = await ctx.client.json<{
+        kind: string;
+        namespace: string;
+        name: string;
+        action: string;
+        skipRule: { kind: string; name: string; verbs: string[] };
+      }>('POST', `/api/v1/mutations/${encodeURIComponent(id)}/rollback`);
       if (ctx.config.output === 'json') return void ctx.out(JSON.stringify(r, null, 2));
-      return void ctx.out(`${r.kind} ${r.namespace}/${r.name} ${r.action}; ${r.skipRule.kind} ${r.skipRule.name} is no longer mutated with: ${r.skipRule.verbs.join(' ')}`);
+      return void ctx.out(
+        `${r.kind} ${r.namespace}/${r.name} ${r.action}; ${r.skipRule.kind} ${r.skipRule.name} is no longer mutated with: ${r.skipRule.verbs.join(' ')}`,
+      );
     }
     if (verb !== undefined && verb !== 'list') {
       ctx.err(`nemutator mutations: unknown action "${verb}"; usage: ${USAGE}`);
@@ -53,7 +61,17 @@ export const mutationsCommand: Command = {
     ctx.out(
       table(
         ['ID', 'TIME', 'KIND', 'NAMESPACE', 'NAME', 'OP', 'VERBS', 'USER', 'ROLLED BACK'],
-        items.map((e) => [e.id, e.time, e.kind, e.namespace, e.name ?? `${e.generateName ?? ''}*`, e.operation, e.verbs.join(','), e.user ?? '-', e.rolledBack ? 'yes' : '']),
+        items.map((e) => [
+          e.id,
+          e.time,
+          e.kind,
+          e.namespace,
+          e.name ?? `${e.generateName ?? ''}*`,
+          e.operation,
+          e.verbs.join(','),
+          e.user ?? '-',
+          e.rolledBack ? 'yes' : '',
+        ]),
       ),
     );
   },

@@ -1,6 +1,5 @@
 import type { NodeSummary } from '../../fleet/registry.ts';
-import { type Command,table } from '../command.ts';
-
+import { type Command, table } from '../command.ts';
 
 const GiB = 1024 ** 3;
 

@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
-import { ErrorCodes, isNemuError,NemuError } from '#common/errors.js';
+import { ErrorCodes, isNemuError, NemuError } from '#common/errors.js';
 
 import { ControllerErrorCodes } from '../../errors.ts';
 import type { Command, CommandContext } from '../command.ts';
@@ -42,12 +42,16 @@ export function parseRunArgs(args: string[]): RunOptions {
   o.argv = args.slice(dash + 1);
   const flags = args.slice(0, dash);
   for (let i = 0; i < flags.length; i++) {
-    const [flag, inline] = flags[i]!.includes('=') && flags[i]!.startsWith('--') ? [flags[i]!.slice(0, flags[i]!.indexOf('=')), flags[i]!.slice(flags[i]!.indexOf('=') + 1)] : [flags[i]!, undefined];
+    const [flag, inline] =
+      flags[i]!.includes('=') && flags[i]!.startsWith('--')
+        ? [flags[i]!.slice(0, flags[i]!.indexOf('=')), flags[i]!.slice(flags[i]!.indexOf('=') + 1)]
+        : [flags[i]!, undefined];
     const value = inline ?? flags[++i];
     if (value === undefined) throw new NemuError(ErrorCodes.BAD_REQUEST, `${flag} needs a value; usage: ${USAGE}`);
     if (flag === '--env' || flag === '--file') {
       const eq = value.indexOf('=');
-      if (eq <= 0 || !value.slice(eq + 1).startsWith('vault:')) throw new NemuError(ErrorCodes.BAD_REQUEST, `${flag} takes NAME=vault:<mount>/<path>#<key> (a reference, never a value)`);
+      if (eq <= 0 || !value.slice(eq + 1).startsWith('vault:'))
+        throw new NemuError(ErrorCodes.BAD_REQUEST, `${flag} takes NAME=vault:<mount>/<path>#<key> (a reference, never a value)`);
       (flag === '--env' ? o.env : o.files)[value.slice(0, eq)] = value.slice(eq + 1);
     } else if (flag === '--rotate-signal') o.rotateSignal = value;
     else if (flag === '--name') o.name = value;
@@ -69,11 +73,28 @@ interface Ticket {
 }
 
 async function register(ctx: CommandContext, o: RunOptions): Promise<Ticket> {
-  const name = o.name ?? (basename(o.argv[0]!).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 42) || 'app');
+  const name =
+    o.name ??
+    (basename(o.argv[0]!)
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 42) ||
+      'app');
   try {
-    return await ctx.client.json<Ticket>('POST', '/api/v1/local/pods', { name, env: o.env, files: o.files, ...(o.rotateSignal ? { rotateSignal: o.rotateSignal } : {}) });
+    return await ctx.client.json<Ticket>('POST', '/api/v1/local/pods', {
+      name,
+      env: o.env,
+      files: o.files,
+      ...(o.rotateSignal ? { rotateSignal: o.rotateSignal } : {}),
+    });
   } catch (e) {
-    if (isNemuError(e) && e.status === 404) throw new NemuError(ErrorCodes.NOT_FOUND, `the controller at ${ctx.config.server} has no local pods: nemutator run works with local mode (npm start) only`, { status: 404 });
+    if (isNemuError(e) && e.status === 404)
+      throw new NemuError(
+        ErrorCodes.NOT_FOUND,
+        `the controller at ${ctx.config.server} has no local pods: nemutator run works with local mode (npm start) only`,
+        { status: 404 },
+      );
     throw e;
   }
 }
@@ -90,7 +111,7 @@ function runInCgroup(cg: PodCgroup, launcher: string, argv: string[], env: NodeJ
     child.once('error', reject);
     child.once('exit', (code, signal) => {
       process.off('SIGTERM', forward).off('SIGHUP', forward).off('SIGINT', ignore);
-      resolve(code ?? 128 + (signal ? (({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }) as Record<string, number>)[signal] ?? 0 : 0));
+      resolve(code ?? 128 + (signal ? (({ SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[signal] ?? 0) : 0));
     });
   });
 }
@@ -98,7 +119,13 @@ function runInCgroup(cg: PodCgroup, launcher: string, argv: string[], env: NodeJ
 /** The parent's env without the CLI's own NEMUTATOR_* settings (NEMUTATOR_TOKEN is an admin token), plus the launcher's. */
 function podEnv(ticket: Ticket, tokenFile: string, secretsDir: string): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('NEMUTATOR_')));
-  return { ...env, NEMUTATOR_SOCKET: ticket.socketPath, NEMUTATOR_TOKEN_FILE: tokenFile, NEMUTATOR_CONTAINER: ticket.container, NEMUTATOR_SECRETS_DIR: secretsDir };
+  return {
+    ...env,
+    NEMUTATOR_SOCKET: ticket.socketPath,
+    NEMUTATOR_TOKEN_FILE: tokenFile,
+    NEMUTATOR_CONTAINER: ticket.container,
+    NEMUTATOR_SECRETS_DIR: secretsDir,
+  };
 }
 
 export const runCommand: Command = {
@@ -108,7 +135,10 @@ export const runCommand: Command = {
   async run(ctx) {
     const o = parseRunArgs(ctx.args);
     if (process.getuid?.() !== 0) {
-      throw new NemuError(ControllerErrorCodes.RUN_NEEDS_ROOT, "nemutator run creates a cgroup for the program (the agent identifies it by the kernel, as a pod's container), and that needs root: run it with sudo (sudo -E npx nemutator run …)");
+      throw new NemuError(
+        ControllerErrorCodes.RUN_NEEDS_ROOT,
+        "nemutator run creates a cgroup for the program (the agent identifies it by the kernel, as a pod's container), and that needs root: run it with sudo (sudo -E npx nemutator run …)",
+      );
     }
     const launcher = findLauncher(o.launcher, ctx.config.stateDir);
     const ticket = await register(ctx, o);
@@ -120,7 +150,9 @@ export const runCommand: Command = {
       await writeFile(tokenFile, ticket.token, { mode: 0o600 });
       cg = await createPodCgroup(ticket.cgroupRoot, ticket.uid, ticket.containerId);
       const secretsDir = join(dir, 'secrets');
-      ctx.err(`nemutator run: pod ${ticket.namespace}/${ticket.name} (uid ${ticket.uid}), container ${ticket.container}${Object.keys(o.files).length > 0 ? `; files in ${secretsDir}` : ''}`);
+      ctx.err(
+        `nemutator run: pod ${ticket.namespace}/${ticket.name} (uid ${ticket.uid}), container ${ticket.container}${Object.keys(o.files).length > 0 ? `; files in ${secretsDir}` : ''}`,
+      );
       return await runInCgroup(cg, launcher, o.argv, podEnv(ticket, tokenFile, secretsDir));
     } finally {
       await cg?.remove().catch(() => undefined);

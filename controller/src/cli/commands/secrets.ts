@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { ErrorCodes, NemuError } from '#common/errors.js';
 
 import type { RotateSummary, StatusSummary } from '../../secrets/fanout.ts';
-import { type Command, type CommandContext,table } from '../command.ts';
+import { type Command, type CommandContext, table } from '../command.ts';
 
 const USAGE = [
   'nemutator secrets put PATH KEY=VALUE|KEY=-|KEY=@FILE... | rotate PATH | status [PATH]   (PATH: <mount>/<path>, e.g. secret/app/db)',
@@ -80,7 +80,10 @@ export async function readSecretData(pairs: string[], stdin: () => Promise<strin
       try {
         data[key] = await readFile(spec.slice(1), 'utf8');
       } catch (e) {
-        throw new NemuError(ErrorCodes.BAD_REQUEST, `cannot read the value of ${key} from ${spec.slice(1)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        throw new NemuError(
+          ErrorCodes.BAD_REQUEST,
+          `cannot read the value of ${key} from ${spec.slice(1)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        );
       }
     } else {
       data[key] = spec;
@@ -93,7 +96,8 @@ export async function readSecretData(pairs: string[], stdin: () => Promise<strin
 async function put(ctx: CommandContext, path: string | undefined, pairs: string[]): Promise<number | void> {
   if (!path || pairs.length === 0) throw new NemuError(ErrorCodes.BAD_REQUEST, `secrets put needs PATH and at least one KEY=VALUE; usage: ${USAGE}`);
   const { data, inline } = await readSecretData(pairs, ctx.stdin);
-  if (inline.length > 0) ctx.err(`note: the value of ${inline.join(', ')} was given on the command line (shell history, ps); next time use KEY=- (stdin) or KEY=@FILE`);
+  if (inline.length > 0)
+    ctx.err(`note: the value of ${inline.join(', ')} was given on the command line (shell history, ps); next time use KEY=- (stdin) or KEY=@FILE`);
   const r = await ctx.client.json<{ path: string; version: number; keys: string[] }>('POST', '/api/v1/secrets/values', { path, data });
   if (ctx.config.output === 'json') return void ctx.out(JSON.stringify(r, null, 2));
   ctx.out(`${r.path}: version ${r.version} written (keys: ${r.keys.join(', ')}); programs holding it get it now.`);

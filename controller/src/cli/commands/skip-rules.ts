@@ -1,7 +1,7 @@
 import { ErrorCodes, NemuError } from '#common/errors.js';
 
 import type { SkipRule } from '../../admission/skip-rules.ts';
-import { type Command,table } from '../command.ts';
+import { type Command, table } from '../command.ts';
 
 const USAGE = 'nemutator skip-rules list [--namespace NS] | delete NAMESPACE KIND NAME';
 
@@ -13,7 +13,8 @@ export const skipRulesCommand: Command = {
     const [verb, ...args] = ctx.args;
     if (verb === 'delete' || verb === 'del') {
       const [namespace, kind, name] = args;
-      if (!namespace || !kind || !name || args.length > 3) throw new NemuError(ErrorCodes.BAD_REQUEST, `skip-rules ${verb} needs NAMESPACE KIND NAME; usage: ${USAGE}`);
+      if (!namespace || !kind || !name || args.length > 3)
+        throw new NemuError(ErrorCodes.BAD_REQUEST, `skip-rules ${verb} needs NAMESPACE KIND NAME; usage: ${USAGE}`);
       await ctx.client.json('DELETE', `/api/v1/skip-rules/${[namespace, kind, name].map(encodeURIComponent).join('/')}`);
       return void ctx.out(`${kind} ${namespace}/${name} is mutated again (for objects created from now on)`);
     }
@@ -27,9 +28,17 @@ export const skipRulesCommand: Command = {
       if (!m) throw new NemuError(ErrorCodes.BAD_REQUEST, `unknown argument ${args[i]}; usage: ${USAGE}`);
       namespace = m[1] ?? args[++i] ?? '';
     }
-    const { items } = await ctx.client.json<{ items: SkipRule[] }>('GET', `/api/v1/skip-rules${namespace ? `?namespace=${encodeURIComponent(namespace)}` : ''}`);
+    const { items } = await ctx.client.json<{ items: SkipRule[] }>(
+      'GET',
+      `/api/v1/skip-rules${namespace ? `?namespace=${encodeURIComponent(namespace)}` : ''}`,
+    );
     if (ctx.config.output === 'json') return void ctx.out(JSON.stringify(items, null, 2));
     if (items.length === 0) return void ctx.out(`No skip rules${namespace ? ` in ${namespace}` : ''}.`);
-    ctx.out(table(['NAMESPACE', 'KIND', 'NAME', 'VERBS', 'MUTATION', 'CREATED', 'USER'], items.map((r) => [r.namespace, r.kind, r.name, r.verbs.join(','), r.mutationId ?? '-', r.createdAt, r.user ?? '-'])));
+    ctx.out(
+      table(
+        ['NAMESPACE', 'KIND', 'NAME', 'VERBS', 'MUTATION', 'CREATED', 'USER'],
+        items.map((r) => [r.namespace, r.kind, r.name, r.verbs.join(','), r.mutationId ?? '-', r.createdAt, r.user ?? '-']),
+      ),
+    );
   },
 };

@@ -18,7 +18,7 @@ import { PrometheusClient } from '../../telemetry/prometheus.ts';
 import { telemetrySettings } from '../../telemetry/service.ts';
 import { collectSnapshot } from '../../telemetry/statistics.ts';
 import { computeWhatIf, currentFromPrometheus, type WhatIf } from '../../telemetry/whatif.ts';
-import { type Command,table } from '../command.ts';
+import { type Command, table } from '../command.ts';
 
 const USAGE = 'nemutator whatif [--prometheus URL [--kubeconfig FILE] [--window 7d] [--step 1m] [--at UNIX_SECONDS]] [--json]';
 
@@ -35,13 +35,22 @@ function flags(args: string[]): Record<string, string> {
 /** Computes the what-if without a controller. */
 export async function whatIfStandalone(opts: { prometheus: string; kubeconfig?: string; window?: string; step?: string; at?: number }): Promise<WhatIf> {
   const defaults: Record<string, unknown> = {};
-  for (const [key, text] of [['telemetryWindow', opts.window], ['telemetryStep', opts.step]] as const) {
+  for (const [key, text] of [
+    ['telemetryWindow', opts.window],
+    ['telemetryStep', opts.step],
+  ] as const) {
     if (!text) continue;
     const ms = parseDuration(text);
-    if (ms === undefined) throw new NemuError(ErrorCodes.BAD_REQUEST, `--${key === 'telemetryWindow' ? 'window' : 'step'} ${text}: expected a duration such as 7d or 1m`);
+    if (ms === undefined)
+      throw new NemuError(ErrorCodes.BAD_REQUEST, `--${key === 'telemetryWindow' ? 'window' : 'step'} ${text}: expected a duration such as 7d or 1m`);
     defaults[key] = ms;
   }
-  const { config } = loadConfig(controllerSchema, { program: 'nemutator whatif', argv: [], env: {}, defaults: { ...defaults, prometheusUrl: opts.prometheus } });
+  const { config } = loadConfig(controllerSchema, {
+    program: 'nemutator whatif',
+    argv: [],
+    env: {},
+    defaults: { ...defaults, prometheusUrl: opts.prometheus },
+  });
   const settings = telemetrySettings(config);
   const prom = new PrometheusClient(opts.prometheus, { timeoutMs: settings.timeoutMs });
   const kc = opts.kubeconfig ? loadKubeConfig(opts.kubeconfig) : undefined;
@@ -49,7 +58,13 @@ export async function whatIfStandalone(opts: { prometheus: string; kubeconfig?: 
   try {
     await model?.start();
     const at = opts.at ?? Math.floor(Date.now() / 1000);
-    const snapshot = await collectSnapshot(prom, { window: settings.window, at, brainsets: settings.brainsets, peakThreshold: settings.peakThreshold, ...(model ? { owners: model.ownerLookup } : {}) });
+    const snapshot = await collectSnapshot(prom, {
+      window: settings.window,
+      at,
+      brainsets: settings.brainsets,
+      peakThreshold: settings.peakThreshold,
+      ...(model ? { owners: model.ownerLookup } : {}),
+    });
     const current = model ? currentFromModel(model) : await currentFromPrometheus(prom, at, snapshot.owners ?? (() => undefined));
     return computeWhatIf(snapshot, settings, current);
   } finally {
@@ -89,7 +104,13 @@ export const whatifCommand: Command = {
   async run(ctx) {
     const f = flags(ctx.args);
     const w = f.prometheus
-      ? await whatIfStandalone({ prometheus: f.prometheus, ...(f.kubeconfig ? { kubeconfig: f.kubeconfig } : {}), ...(f.window ? { window: f.window } : {}), ...(f.step ? { step: f.step } : {}), ...(f.at ? { at: Number(f.at) } : {}) })
+      ? await whatIfStandalone({
+          prometheus: f.prometheus,
+          ...(f.kubeconfig ? { kubeconfig: f.kubeconfig } : {}),
+          ...(f.window ? { window: f.window } : {}),
+          ...(f.step ? { step: f.step } : {}),
+          ...(f.at ? { at: Number(f.at) } : {}),
+        })
       : await ctx.client.json<WhatIf>('GET', '/api/v1/whatif');
     ctx.out(f.json || ctx.config.output === 'json' ? JSON.stringify(w, null, 2) : renderWhatIf(w));
   },

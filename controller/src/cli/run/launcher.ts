@@ -18,7 +18,11 @@ const SOURCE = join(REPO, 'agent', 'launcher');
 
 function newestSource(): number {
   if (!existsSync(SOURCE)) return 0;
-  return Math.max(...readdirSync(SOURCE).filter((f) => f.endsWith('.go') || f === 'go.mod').map((f) => statSync(join(SOURCE, f)).mtimeMs));
+  return Math.max(
+    ...readdirSync(SOURCE)
+      .filter((f) => f.endsWith('.go') || f === 'go.mod')
+      .map((f) => statSync(join(SOURCE, f)).mtimeMs),
+  );
 }
 
 function executable(path: string): boolean {
@@ -33,7 +37,8 @@ function executable(path: string): boolean {
 export function findLauncher(explicit: string, stateDir: string, env: NodeJS.ProcessEnv = process.env): string {
   const given = explicit || env.NEMUTATOR_LAUNCHER || '';
   if (given) {
-    if (!executable(given)) throw new NemuError(ControllerErrorCodes.RUN_LAUNCHER, `the launcher ${given} is not an executable file; build it with npm run build:launcher`);
+    if (!executable(given))
+      throw new NemuError(ControllerErrorCodes.RUN_LAUNCHER, `the launcher ${given} is not an executable file; build it with npm run build:launcher`);
     return resolve(given);
   }
   const newest = newestSource();
@@ -44,14 +49,19 @@ export function findLauncher(explicit: string, stateDir: string, env: NodeJS.Pro
 }
 
 function buildLauncher(out: string): string {
-  if (!existsSync(SOURCE)) throw new NemuError(ControllerErrorCodes.RUN_LAUNCHER, 'no nemu-exec launcher found and no source to build it from; pass --launcher <path to nemu-exec>');
+  if (!existsSync(SOURCE))
+    throw new NemuError(ControllerErrorCodes.RUN_LAUNCHER, 'no nemu-exec launcher found and no source to build it from; pass --launcher <path to nemu-exec>');
   mkdirSync(join(out, '..'), { recursive: true, mode: 0o700 });
   const r = spawnSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', out, '.'], {
     cwd: SOURCE,
     encoding: 'utf8',
     env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-buildvcs=false', GOTOOLCHAIN: 'local', GOPROXY: 'off', GOWORK: 'off' },
   });
-  if (r.error) throw new NemuError(ControllerErrorCodes.RUN_LAUNCHER, 'the nemu-exec launcher is not built and go is not installed to build it: apt-get install -y golang-go, or npm run build:launcher, or pass --launcher');
+  if (r.error)
+    throw new NemuError(
+      ControllerErrorCodes.RUN_LAUNCHER,
+      'the nemu-exec launcher is not built and go is not installed to build it: apt-get install -y golang-go, or npm run build:launcher, or pass --launcher',
+    );
   if (r.status !== 0) throw new NemuError(ControllerErrorCodes.RUN_LAUNCHER, `building the nemu-exec launcher failed:\n${r.stderr.trim()}`);
   return out;
 }

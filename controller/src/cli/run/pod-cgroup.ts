@@ -48,7 +48,10 @@ export async function createPodCgroup(root: string, podUid: string, containerId:
       if (code(e) === 'EEXIST') continue;
       await removeEmpty(made.reverse());
       if (code(e) === 'EACCES' || code(e) === 'EPERM' || code(e) === 'EROFS') {
-        throw new NemuError(ControllerErrorCodes.RUN_NEEDS_ROOT, `cannot create the pod's cgroup under ${root} (${code(e)}): nemutator run needs root for it; run it with sudo`);
+        throw new NemuError(
+          ControllerErrorCodes.RUN_NEEDS_ROOT,
+          `cannot create the pod's cgroup under ${root} (${code(e)}): nemutator run needs root for it; run it with sudo`,
+        );
       }
       throw new NemuError(ControllerErrorCodes.RUN_CGROUP, `cannot create the pod's cgroup ${dir}: ${code(e) ?? (e as Error).message}`);
     }

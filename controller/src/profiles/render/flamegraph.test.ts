@@ -29,10 +29,13 @@ describe('folded and flamegraph', () => {
   });
 
   it('gives frames widths proportional to samples, children in alphabetical order', () => {
-    const svg = renderFlamegraph([
-      { names: ['p', 'zeta'], count: 25 },
-      { names: ['p', 'alpha'], count: 75 },
-    ], { title: 't', width: 220 });
+    const svg = renderFlamegraph(
+      [
+        { names: ['p', 'zeta'], count: 25 },
+        { names: ['p', 'alpha'], count: 75 },
+      ],
+      { title: 't', width: 220 },
+    );
     const rects = [...svg.matchAll(/<rect x="([\d.]+)" y="\d+" width="([\d.]+)"[^>]*data-name="([^"]+)"/g)].map((m) => ({ x: +m[1]!, w: +m[2]!, name: m[3]! }));
     const alpha = rects.find((r) => r.name === 'alpha')!;
     const zeta = rects.find((r) => r.name === 'zeta')!;
@@ -56,9 +59,30 @@ describe('folded and flamegraph', () => {
   });
 
   it('differential: red where a path grew (in shares), blue where it shrank', () => {
-    const tree = buildTree([{ names: ['p', 'a'], count: 80 }, { names: ['p', 'b'], count: 20 }], [{ names: ['p', 'a'], count: 50 }, { names: ['p', 'b'], count: 50 }]);
+    const tree = buildTree(
+      [
+        { names: ['p', 'a'], count: 80 },
+        { names: ['p', 'b'], count: 20 },
+      ],
+      [
+        { names: ['p', 'a'], count: 50 },
+        { names: ['p', 'b'], count: 50 },
+      ],
+    );
     expect(tree.children.get('p')!.children.get('a')!.baseTotal).toBe(50);
-    const svg = renderFlamegraph([{ names: ['p', 'a'], count: 80 }, { names: ['p', 'b'], count: 20 }], { title: 'd', base: [{ names: ['p', 'a'], count: 50 }, { names: ['p', 'b'], count: 50 }] });
+    const svg = renderFlamegraph(
+      [
+        { names: ['p', 'a'], count: 80 },
+        { names: ['p', 'b'], count: 20 },
+      ],
+      {
+        title: 'd',
+        base: [
+          { names: ['p', 'a'], count: 50 },
+          { names: ['p', 'b'], count: 50 },
+        ],
+      },
+    );
     const fill = (name: string) => new RegExp(`fill="(rgb\\([^)]*\\))"[^>]*data-name="${name}"`).exec(svg)![1];
     expect(fill('a')).toBe('rgb(255,40,40)');
     expect(fill('b')).toBe('rgb(40,40,255)');

@@ -1,5 +1,5 @@
 /** Folded stacks (Brendan Gregg's format): `root;…;leaf count`, one line per distinct stack. */
-import { type ProfileData,rootFirstStacks } from '../model.ts';
+import { type ProfileData, rootFirstStacks } from '../model.ts';
 
 export function renderFolded(data: ProfileData): string {
   const merged = new Map<string, number>();
@@ -7,7 +7,10 @@ export function renderFolded(data: ProfileData): string {
     const key = s.names.join(';');
     merged.set(key, (merged.get(key) ?? 0) + s.count);
   }
-  return [...merged].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k} ${v}\n`).join('');
+  return [...merged]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `${k} ${v}\n`)
+    .join('');
 }
 
 /** Parses folded text back (for tests and for diffing folded files). */

@@ -1,5 +1,5 @@
 /** One profile, any format: the REST API and the CLI pick by name or file extension. */
-import { type ProfileData,rootFirstStacks, totalSamples } from '../model.ts';
+import { type ProfileData, rootFirstStacks, totalSamples } from '../model.ts';
 import { renderFlamegraph } from './flamegraph.ts';
 import { renderFolded } from './folded.ts';
 import { renderPprof } from './pprof.ts';
@@ -42,7 +42,9 @@ export function renderProfile(data: ProfileData, format: ProfileFormat, opts: Re
         `${totalSamples(data)} samples at ${data.hz} Hz over ${(data.durationMs / 1000).toFixed(1)} s` +
           (opts.base ? `, against a base of ${totalSamples(opts.base)} samples (red: grew, blue: shrank)` : '');
       return {
-        content: Buffer.from(renderFlamegraph(rootFirstStacks(data), { title: opts.title, subtitle, ...(opts.base ? { base: rootFirstStacks(opts.base) } : {}) })),
+        content: Buffer.from(
+          renderFlamegraph(rootFirstStacks(data), { title: opts.title, subtitle, ...(opts.base ? { base: rootFirstStacks(opts.base) } : {}) }),
+        ),
         contentType: 'image/svg+xml',
       };
     }

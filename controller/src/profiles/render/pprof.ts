@@ -22,7 +22,10 @@ export function renderPprof(data: ProfileData): Buffer {
       }),
   );
   const profile = new Profile({
-    sampleType: [new ValueType({ type: strings.dedup('samples'), unit: strings.dedup('count') }), new ValueType({ type: strings.dedup('cpu'), unit: strings.dedup('nanoseconds') })],
+    sampleType: [
+      new ValueType({ type: strings.dedup('samples'), unit: strings.dedup('count') }),
+      new ValueType({ type: strings.dedup('cpu'), unit: strings.dedup('nanoseconds') }),
+    ],
     sample: samples,
     mapping: tables.mappings,
     location: tables.locations,
@@ -101,7 +104,9 @@ class PprofTables {
     let id = this.mappingIds.get(key);
     if (id === undefined) {
       id = this.mappings.length + 1;
-      this.mappings.push(new Mapping({ id, filename: this.strings.dedup(key), hasFunctions: true, hasFilenames: true, hasLineNumbers: true, hasInlineFrames: true }));
+      this.mappings.push(
+        new Mapping({ id, filename: this.strings.dedup(key), hasFunctions: true, hasFilenames: true, hasLineNumbers: true, hasInlineFrames: true }),
+      );
       this.mappingIds.set(key, id);
     }
     return id;

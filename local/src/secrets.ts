@@ -23,6 +23,7 @@ import { loadPeercred } from '#agent/secrets/peercred.js';
 import { parseRef, SECRETS_ANNOTATION } from '#agent/secrets/references.js';
 import { type SecretSource, vaultTokenSource } from '#agent/secrets/source.js';
 import { ErrorCodes, NemuError } from '#common/errors.js';
+import type { LocalPodTicket } from '#common/local-pods.js';
 import type { EmbeddedSecretStore } from '#controller/secrets/embedded.js';
 import type { Router } from '#controller/server/router.js';
 
@@ -130,18 +131,6 @@ export interface LocalPodRequest {
   env?: unknown;
   files?: unknown;
   rotateSignal?: unknown;
-}
-
-/** What `nemutator run` needs to start the program as the pod's container. */
-export interface LocalPodTicket {
-  uid: string;
-  namespace: string;
-  name: string;
-  container: string;
-  containerId: string;
-  token: string;
-  socketPath: string;
-  cgroupRoot: string;
 }
 
 const bad = (message: string) => new NemuError(ErrorCodes.BAD_REQUEST, message, { status: 400 });

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
 import { ErrorCodes, isNemuError, NemuError } from '#common/errors.js';
+import type { LocalPodTicket } from '#common/local-pods.js';
 
 import { ControllerErrorCodes } from '../../errors.ts';
 import type { Command, CommandContext } from '../command.ts';
@@ -61,16 +62,7 @@ export function parseRunArgs(args: string[]): RunOptions {
   return o;
 }
 
-interface Ticket {
-  uid: string;
-  namespace: string;
-  name: string;
-  container: string;
-  containerId: string;
-  token: string;
-  socketPath: string;
-  cgroupRoot: string;
-}
+type Ticket = LocalPodTicket;
 
 async function register(ctx: CommandContext, o: RunOptions): Promise<Ticket> {
   const name =

@@ -15,6 +15,29 @@ let authz: AuthorizationV1Api;
 let rbac: RbacAuthorizationV1Api;
 const NS = 'id';
 
+/** Role pod-reader bound to the agent's service account (each test that needs it asks, so it runs alone). */
+async function agentReadsPods(): Promise<void> {
+  const exists = (e: unknown) => {
+    if ((e as { code?: number }).code !== 409) throw e;
+  };
+  await rbac
+    .createNamespacedRole({
+      namespace: NS,
+      body: { metadata: { name: 'pod-reader' }, rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }] },
+    })
+    .catch(exists);
+  await rbac
+    .createNamespacedRoleBinding({
+      namespace: NS,
+      body: {
+        metadata: { name: 'agent-reads' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pod-reader' },
+        subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }],
+      },
+    })
+    .catch(exists);
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function raw(path: string, token?: string, init: { method?: string; body?: unknown } = {}): Promise<{ status: number; body: any }> {
   const res = await fetch(`${kube.httpUrl}${path}`, {
@@ -178,24 +201,14 @@ describe('authorization from RBAC objects', () => {
     expect((await raw('/api/v1/pods', 'forged.token.value')).status).toBe(401);
     expect((await raw('/api', token)).status).toBe(200); // discovery is open to authenticated users
 
-    await rbac.createNamespacedRole({
-      namespace: NS,
-      body: { metadata: { name: 'pod-reader' }, rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] }] },
-    });
-    await rbac.createNamespacedRoleBinding({
-      namespace: NS,
-      body: {
-        metadata: { name: 'agent-reads' },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pod-reader' },
-        subjects: [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }],
-      },
-    });
+    await agentReadsPods();
     expect((await raw(`/api/v1/namespaces/${NS}/pods`, token)).status).toBe(200);
     expect((await raw('/api/v1/namespaces/default/pods', token)).status).toBe(403);
     expect((await raw(`/api/v1/namespaces/${NS}/pods/app`, token, { method: 'DELETE' })).status).toBe(403);
   });
 
   it('SubjectAccessReview follows Roles, ClusterRoles, resourceNames, subresources and groups', async () => {
+    await agentReadsPods();
     await rbac.createClusterRole({
       body: {
         metadata: { name: 'evictor' },
@@ -240,6 +253,7 @@ describe('authorization from RBAC objects', () => {
   });
 
   it('SelfSubjectAccessReview and SelfSubjectReview answer for the caller', async () => {
+    await agentReadsPods();
     const token = await kube.issueToken({ namespace: NS, serviceAccount: 'agent' });
     const self = await raw('/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', token, {
       method: 'POST',

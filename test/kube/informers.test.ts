@@ -50,10 +50,17 @@ async function podInformer(namespace: string, labelSelector?: string): Promise<R
 
 // makeInformer returns a ListWatch; its typed interface hides the resourceVersion it resumes from.
 const resourceVersionOf = (informer: Informer<V1Pod>): string => (informer as unknown as ListWatch<V1Pod>).latestResourceVersion();
-const watchRequests = (): string[] =>
-  kube.requests.filter((r) => r.path.startsWith(`/api/v1/namespaces/${NS}/pods?`) && r.path.includes('watch=true')).map((r) => r.path);
-const listRequests = (): number =>
-  kube.requests.filter((r) => r.path.startsWith(`/api/v1/namespaces/${NS}/pods`) && !r.path.includes('watch=true') && r.method === 'GET').length;
+const watchRequests = (ns = NS): string[] =>
+  kube.requests.filter((r) => r.path.startsWith(`/api/v1/namespaces/${ns}/pods?`) && r.path.includes('watch=true')).map((r) => r.path);
+const listRequests = (ns = NS): number =>
+  kube.requests.filter((r) => r.path.startsWith(`/api/v1/namespaces/${ns}/pods`) && !r.path.includes('watch=true') && r.method === 'GET').length;
+
+/** A namespace of the test's own holding these pods, so the test runs alone as well as in order. */
+async function namespaceWith(ns: string, pods: string[]): Promise<string> {
+  await core.createNamespace({ body: { metadata: { name: ns } } });
+  for (const name of pods) await core.createNamespacedPod({ namespace: ns, body: pod(name) });
+  return ns;
+}
 
 beforeAll(async () => {
   kube = await startKubeDouble();
@@ -102,32 +109,34 @@ describe('client-node informers against the Kubernetes double', () => {
   });
 
   it('a dropped connection surfaces as an error; the restarted informer catches up on what it missed', async () => {
-    const r = await podInformer(NS);
+    const ns = await namespaceWith(`${NS}-reset`, ['during-end', 'after']);
+    const r = await podInformer(ns);
     try {
       const rvBefore = resourceVersionOf(r.informer);
       expect(kube.dropWatches('reset')).toBeGreaterThan(0);
       // Written while the informer is disconnected (it restarts 300 ms after the error).
-      await core.createNamespacedPod({ namespace: NS, body: pod('during-reset') });
-      await core.deleteNamespacedPod({ namespace: NS, name: 'after' });
+      await core.createNamespacedPod({ namespace: ns, body: pod('during-reset') });
+      await core.deleteNamespacedPod({ namespace: ns, name: 'after' });
       await expect.poll(() => r.errors.length).toBeGreaterThan(0);
       await expect.poll(() => r.names(), { timeout: 5000 }).toEqual(['during-end', 'during-reset']);
       expect(r.events).toContain('add during-reset');
       expect(r.events).toContain('delete after');
       // It resumed from where it was, so history was replayed rather than relisted.
-      expect(watchRequests().filter((p) => p.includes(`resourceVersion=${rvBefore}`)).length).toBeGreaterThanOrEqual(2);
+      expect(watchRequests(ns).filter((p) => p.includes(`resourceVersion=${rvBefore}`)).length).toBeGreaterThanOrEqual(2);
     } finally {
       await r.informer.stop();
     }
   });
 
   it('a forced 410 Gone makes the informer relist and reconcile what changed meanwhile', async () => {
-    const r = await podInformer(NS, 'app=inf');
+    const ns = await namespaceWith(`${NS}-gone`, ['during-end', 'during-reset']);
+    const r = await podInformer(ns, 'app=inf');
     try {
-      const lists = listRequests();
+      const lists = listRequests(ns);
       const rvBefore = resourceVersionOf(r.informer);
       kube.dropWatches('reset');
-      await core.createNamespacedPod({ namespace: NS, body: pod('after-compaction') });
-      await core.deleteNamespacedPod({ namespace: NS, name: 'during-end' });
+      await core.createNamespacedPod({ namespace: ns, body: pod('after-compaction') });
+      await core.deleteNamespacedPod({ namespace: ns, name: 'during-end' });
       kube.compact(); // the informer's resourceVersion is now too old to resume from
       const mark = kube.requests.length;
       await expect.poll(() => r.names(), { timeout: 5000 }).toEqual(['after-compaction', 'during-reset']);
@@ -137,7 +146,7 @@ describe('client-node informers against the Kubernetes double', () => {
       // the watch cache), and relisted: client-node only relists after a 410.
       const after = kube.requests.slice(mark).map((q) => q.path);
       expect(after.some((p) => p.includes('watch=true') && p.includes(`resourceVersion=${rvBefore}`))).toBe(true);
-      expect(listRequests()).toBeGreaterThan(lists);
+      expect(listRequests(ns)).toBeGreaterThan(lists);
     } finally {
       await r.informer.stop();
     }

@@ -137,6 +137,8 @@ describe('errors and concurrency', () => {
   });
 
   it('a stale resourceVersion is a 409 Conflict; an update without one is unconditional; a no-op changes nothing', async () => {
+    // Created by the test above; created here when this one runs alone.
+    if ((await api('GET', `${nsPath()}/configmaps/a`)).status === 404) expect((await api('POST', `${nsPath()}/configmaps`, cm('a'))).status).toBe(201);
     const { body: a } = await api('GET', `${nsPath()}/configmaps/a`);
     const first = await api('PUT', `${nsPath()}/configmaps/a`, { ...a, data: { v: '2' } });
     expect(first.status).toBe(200);
@@ -325,6 +327,12 @@ describe('subresources', () => {
   });
 
   it('scale reads and writes replicas as an autoscaling/v1 Scale', async () => {
+    // The Deployment the test above leaves (2 replicas, status written); made here when this one runs alone.
+    if ((await q('GET', `/apis/apps/v1/namespaces/${NS}/deployments/st`)).status === 404) {
+      const created = (await q('POST', `/apis/apps/v1/namespaces/${NS}/deployments`, { ...deployment('st'), spec: { ...deployment('st').spec, replicas: 2 } }))
+        .body;
+      await q('PUT', `/apis/apps/v1/namespaces/${NS}/deployments/st/status`, { ...created, status: { replicas: 2, observedGeneration: 1 } });
+    }
     const scale = await q('GET', `/apis/apps/v1/namespaces/${NS}/deployments/st/scale`);
     expect(scale.body).toMatchObject({
       kind: 'Scale',

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 import { buildGo } from '#test/harness/golang.js';
 import { requireTool } from '#test/harness/tools.js';
+import { until } from '#test/harness/wait.js';
 
 import { buildScript, checkLimits, mapKeysFor, parseBpftraceOutput, parseStackKey, runBpftrace, SAMPLING_MARKER } from './bpftrace.ts';
 import { lostSamples } from './capture.ts';
@@ -101,6 +103,12 @@ describe('every sample counted', () => {
   });
 });
 
+/** utime + stime of a process, in seconds (USER_HZ is 100 on Linux). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 describe('the capture window', () => {
   it('holds in the kernel even when bpftrace gets no CPU to detach until seconds after it', { timeout: 30_000 }, async () => {
     const bpftrace = requireTool('bpftrace', 'bpftrace');
@@ -111,9 +119,11 @@ describe('the capture window', () => {
       let out = '';
       bt.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
       while (!out.includes(SAMPLING_MARKER)) await once(bt.stdout, 'data');
-      // A node too busy to schedule bpftrace: frozen from the start of its 1 s window for 3 s.
+      // A node too busy to schedule bpftrace: frozen from the start of its 1 s window until the
+      // target has run 2.5 CPU-seconds more (the old script counted every one of them).
       bt.kill('SIGSTOP');
-      await new Promise((r) => setTimeout(r, 3000));
+      const from = cpuSeconds(busy.pid!);
+      await until('the target to run 2.5 CPU-seconds with bpftrace frozen', () => cpuSeconds(busy.pid!) - from >= 2.5, 20_000);
       bt.kill('SIGCONT');
       await once(bt, 'close');
       const total = parseBpftraceOutput(out).stacks.reduce((a, s) => a + s.count, 0);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { freePort } from '../harness/ports.ts';
+import { until } from '../harness/wait.ts';
 
 function collect(child: ChildProcess): { text: () => string } {
   let out = '';
@@ -14,15 +15,8 @@ function collect(child: ChildProcess): { text: () => string } {
   return { text: () => out };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** The harness's wait, with a failed probe (the port not open yet) counted as not yet. */
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined>, ms: number): Promise<T> => until(what, () => fn().catch(() => undefined), ms);
 
 describe('npm start (local mode)', () => {
   const children: ChildProcess[] = [];

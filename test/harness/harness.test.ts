@@ -224,7 +224,11 @@ describe('buildGo', () => {
     const output = collect(child);
     const pid = Number((await waitFor(output, /^pid=(\d+)$/m))[1]);
     expect(pid).toBe(child.pid);
-    await sleep(200);
+    // It has run some batches once it has used CPU: then its throughput is above 0.
+    await until(async () => {
+      const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+      return Number(f[11]) + Number(f[12]) >= 10; // clock ticks: 0.1 s of CPU
+    }, 'the hot loop to use 0.1 s of CPU');
     child.kill('SIGTERM');
     expect(await exitCode(child)).toBe(0);
     expect(throughputOf(output.text)).toBeGreaterThan(0);

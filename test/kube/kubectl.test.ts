@@ -209,11 +209,20 @@ describe('kubectl against the Kubernetes double', () => {
   });
 
   it('delete of a Deployment garbage-collects its ReplicaSets and pods', async () => {
-    await expect.poll(async () => (await json(['-n', NS, 'get', 'pods', '-l', 'app=shop'])).items.length, { timeout: 10_000 }).toBe(2);
-    const rs = await json(['-n', NS, 'get', 'replicasets', '-l', 'app=shop']);
-    expect(rs.items[0].metadata.ownerReferences[0]).toMatchObject({ kind: 'Deployment', name: 'shop', controller: true });
-    expect(await k(['-n', NS, 'delete', 'deployment', 'shop'])).toBe('deployment.apps "shop" deleted\n');
-    await expect.poll(async () => (await json(['-n', NS, 'get', 'replicasets,pods', '-l', 'app=shop'])).items.length, { timeout: 10_000 }).toBe(0);
+    const containers = [{ name: 'c', image: 'busybox:1.36' }];
+    await k(['create', '-f', '-'], {
+      stdin: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'gc', namespace: NS },
+        spec: { replicas: 2, selector: { matchLabels: { app: 'gc' } }, template: { metadata: { labels: { app: 'gc' } }, spec: { containers } } },
+      },
+    });
+    await expect.poll(async () => (await json(['-n', NS, 'get', 'pods', '-l', 'app=gc'])).items.length, { timeout: 10_000 }).toBe(2);
+    const rs = await json(['-n', NS, 'get', 'replicasets', '-l', 'app=gc']);
+    expect(rs.items[0].metadata.ownerReferences[0]).toMatchObject({ kind: 'Deployment', name: 'gc', controller: true });
+    expect(await k(['-n', NS, 'delete', 'deployment', 'gc'])).toBe('deployment.apps "gc" deleted\n');
+    await expect.poll(async () => (await json(['-n', NS, 'get', 'replicasets,pods', '-l', 'app=gc'])).items.length, { timeout: 10_000 }).toBe(0);
   });
 
   it('scale and rollout restart roll a Deployment to a new ReplicaSet', async () => {
@@ -246,6 +255,7 @@ describe('kubectl against the Kubernetes double', () => {
   });
 
   it('create generators, auth can-i and --as follow the RBAC objects', async () => {
+    await k(['create', '-f', '-'], { stdin: pod('guarded') });
     await k(['-n', NS, 'create', 'serviceaccount', 'bot']);
     await k(['-n', NS, 'create', 'role', 'pod-reader', '--verb=get,list,watch', '--resource=pods']);
     await k(['-n', NS, 'create', 'rolebinding', 'bot-reads', '--role=pod-reader', `--serviceaccount=${NS}:bot`]);
@@ -254,9 +264,9 @@ describe('kubectl against the Kubernetes double', () => {
     expect((await k.result(['-n', NS, 'auth', 'can-i', 'delete', 'pods', as])).stdout.trim()).toBe('no');
     expect((await k.result(['-n', 'default', 'auth', 'can-i', 'list', 'pods', as])).stdout.trim()).toBe('no');
     expect((await json(['-n', NS, 'get', 'pods', as])).items.length).toBeGreaterThan(0);
-    const denied = await k.result(['-n', NS, 'delete', 'pod', 'one', as]);
+    const denied = await k.result(['-n', NS, 'delete', 'pod', 'guarded', as]);
     expect(denied.stderr).toContain(
-      `Error from server (Forbidden): pods "one" is forbidden: User "system:serviceaccount:${NS}:bot" cannot delete resource "pods" in API group "" in the namespace "${NS}"`,
+      `Error from server (Forbidden): pods "guarded" is forbidden: User "system:serviceaccount:${NS}:bot" cannot delete resource "pods" in API group "" in the namespace "${NS}"`,
     );
     // The service account's own token, in its own kubeconfig, is authorized the same way.
     const token = (await k(['-n', NS, 'create', 'token', 'bot'])).trim();

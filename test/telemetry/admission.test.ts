@@ -42,6 +42,8 @@ let prom: PrometheusServer;
 let c: RunningController;
 let dir: string;
 let clockNow = 0;
+/** Wednesday 20:00 UTC (off-peak); peak is four hours earlier. */
+let offPeakNow = 0;
 
 /** The latest Wednesday 20:00 UTC at least 4 h ago: off-peak, with Tuesday and Wednesday peaks in a 2-day window. */
 function lastWednesdayEvening(): number {
@@ -96,7 +98,8 @@ function historyPods(): FixturePod[] {
 
 beforeAll(async () => {
   const end = lastWednesdayEvening() / 1000;
-  clockNow = end * 1000;
+  offPeakNow = end * 1000;
+  clockNow = offPeakNow;
   telemetryTestHooks.clock = { now: () => clockNow };
   const history = generateHistory(historyPods(), end - 2 * 86400 - 3600, end, 60);
   dir = mkdtempSync(join(tmpdir(), 'nemu-telemetry-adm-'));
@@ -165,51 +168,57 @@ async function recommendationFor(name: string): Promise<{ peak: Obj; offPeak: Ob
   return items.find((i) => i.workload.name === name) as { peak: Obj; offPeak: Obj };
 }
 
+/** The `web` Deployment with its two pods running — made here if an earlier test has not (each test runs alone). */
+async function ensureWeb(): Promise<Obj[]> {
+  await kubectl(['apply', '-f', '-'], {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'web', namespace: NS },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { app: 'web' } },
+      template: {
+        metadata: { labels: { app: 'web' } },
+        spec: {
+          containers: [
+            {
+              name: 'app',
+              image: 'nginx:1.27',
+              resources: { requests: { cpu: '2', memory: '1Gi' }, limits: { cpu: '4', memory: '2Gi' } },
+              resizePolicy: [
+                { resourceName: 'cpu', restartPolicy: 'NotRequired' },
+                { resourceName: 'memory', restartPolicy: 'NotRequired' },
+              ],
+            },
+          ],
+        },
+      },
+    },
+  });
+  return until(
+    'two running web pods',
+    () => {
+      const p = podsOf('web-').filter((x) => x.metadata.labels?.app === 'web' && x.status?.phase === 'Running');
+      return p.length === 2 ? p : undefined;
+    },
+    15_000,
+    100,
+  );
+}
+
 describe('telemetry-driven resources through the API server double', () => {
   it('pods of a Deployment get the off-peak recommendation at admission (it is Wednesday 20:00 UTC)', async () => {
     expect((await api('GET', '/seasons')).season).toBe('off-peak');
-    await kubectl(['apply', '-f', '-'], {
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      metadata: { name: 'web', namespace: NS },
-      spec: {
-        replicas: 2,
-        selector: { matchLabels: { app: 'web' } },
-        template: {
-          metadata: { labels: { app: 'web' } },
-          spec: {
-            containers: [
-              {
-                name: 'app',
-                image: 'nginx:1.27',
-                resources: { requests: { cpu: '2', memory: '1Gi' }, limits: { cpu: '4', memory: '2Gi' } },
-                resizePolicy: [
-                  { resourceName: 'cpu', restartPolicy: 'NotRequired' },
-                  { resourceName: 'memory', restartPolicy: 'NotRequired' },
-                ],
-              },
-            ],
-          },
-        },
-      },
-    });
+    const pods = await ensureWeb();
     const rec = await recommendationFor('web');
     const want = { cpu: formatCpu(rec.offPeak.requests.cpu), memory: formatMemory(rec.offPeak.requests.memory) };
     expect(rec.offPeak.requests.cpu).toBeLessThan(0.5); // off-peak p90 of ~0.1 cores × 1.1, not the 2 cores asked for
-    const pods = await until(
-      'two running web pods',
-      () => {
-        const p = podsOf('web-').filter((x) => x.status?.phase === 'Running');
-        return p.length === 2 ? p : undefined;
-      },
-      15_000,
-      100,
-    );
     for (const p of pods) expect(requestsOf(p)).toEqual(want);
     expect((kube.get('deployments.apps', NS, 'web') as Obj).spec.template.spec.containers[0].resources.requests).toEqual(want);
   });
 
   it('GET /api/v1/model links pods to ReplicaSets, Deployments and nodes; /model/export downloads it; /whatif and `nemutator whatif` compare current and recommended requests', async () => {
+    await ensureWeb();
     await kube.settle();
     const model = await api('GET', '/model');
     const web = model.workloads.find((w: Obj) => w.kind === 'Deployment' && w.name === 'web');
@@ -256,6 +265,7 @@ describe('telemetry-driven resources through the API server double', () => {
   });
 
   it('a flip to peak resizes running pods in place through pods/resize, evicts the one whose resizePolicy needs a restart it cannot have, leaves the one a PDB protects, and a resize rolls back', async () => {
+    await ensureWeb();
     for (const [name, guarded] of [
       ['report-a1', false],
       ['report-b2', true],
@@ -292,7 +302,7 @@ describe('telemetry-driven resources through the API server double', () => {
     await kube.settle();
     const guardedBefore = requestsOf(kube.get('pods', NS, 'report-b2') as Obj);
 
-    clockNow -= 4 * 3_600_000; // Wednesday 16:00 UTC: peak
+    clockNow = offPeakNow - 4 * 3_600_000; // Wednesday 16:00 UTC: peak
     await api('POST', '/telemetry/refresh');
     const seasons = await api('GET', '/seasons');
     expect(seasons.season).toBe('peak');
@@ -350,6 +360,9 @@ describe('telemetry-driven resources through the API server double', () => {
   });
 
   it('a dry-run pass plans the flip back to off-peak and changes nothing', async () => {
+    await ensureWeb();
+    // The web pods at peak requests (a no-op for those the flip test already moved there).
+    await api('POST', '/resizes/flip?season=peak');
     const before = podsOf('web-').map((p) => requestsOf(p));
     const r = await api('POST', '/resizes/flip?season=off-peak&dryRun=true');
     expect(r.mode).toBe('dry-run');

@@ -26,8 +26,23 @@ export interface ControllerProcess {
   api(path: string, init?: { method?: string; body?: unknown }): Promise<Response>;
 }
 
-/** Starts local mode with `args` (e.g. --store redis --redis-url …) on `stateDir` (fresh by default); resolves once /readyz answers 200. */
+/**
+ * Starts local mode with `args` (e.g. --store redis --redis-url …) on `stateDir` (fresh by
+ * default); resolves once /readyz answers 200. A port the kernel handed out can be taken
+ * before the controller binds it (by a client connection's local port, under load): then it
+ * starts again on fresh ports.
+ */
 export async function startControllerProcess(args: string[] = [], stateDir = mkdtempSync(join(tmpdir(), 'nemu-proc-'))): Promise<ControllerProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(args, stateDir);
+    } catch (e) {
+      if (attempt >= 3 || !(e instanceof Error && e.message.includes('EADDRINUSE'))) throw e;
+    }
+  }
+}
+
+async function startOnce(args: string[], stateDir: string): Promise<ControllerProcess> {
   const [webhook, api, fleet, metrics] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const child = spawn(
     process.execPath,
@@ -72,7 +87,14 @@ export async function startControllerProcess(args: string[] = [], stateDir = mkd
   };
   child.stdout!.on('data', read);
   child.stderr!.on('data', read);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  // 'close', not 'exit': only then has everything the process wrote been read.
+  let how = '';
+  const exited = new Promise<void>((r) =>
+    child.once('close', (code, signal) => {
+      how = signal ? `signal ${signal}` : `exit code ${code}`;
+      r();
+    }),
+  );
   let gone = false;
   void exited.then(() => (gone = true));
   const apiUrl = `http://127.0.0.1:${api}`;
@@ -80,7 +102,7 @@ export async function startControllerProcess(args: string[] = [], stateDir = mkd
     await until(
       'the controller to be ready',
       async () => {
-        if (gone) throw new Error(`the controller exited while starting:\n${text}`);
+        if (gone) throw new Error(`the controller exited while starting (${how}):\n${text}`);
         return (await fetch(`${apiUrl}/readyz`).catch(() => undefined))?.status === 200;
       },
       60_000,

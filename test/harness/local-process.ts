@@ -58,8 +58,9 @@ export async function startLocalProcess(flags: string[] = [], env: Record<string
   child.stdout!.on('data', (d: Buffer) => (text += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (text += d.toString()));
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  // 'close', not 'exit': only then has everything the process wrote been read.
   const gone = new Promise<void>((r) =>
-    child.once('exit', (code, signal) => {
+    child.once('close', (code, signal) => {
       exit = { code, signal };
       r();
     }),

@@ -170,9 +170,21 @@ describe('the mutation log cannot be written', () => {
     await setTeamKey(c);
     const load = startReviewLoad(c.webhookUrl, c.ca, RATE);
     await until('mutated answers', () => load.answers.filter((a) => a.id).length >= 100);
+    // The healthy p99 of this run, from 2 s of reviews once (nearly) all of them are answered:
+    // on a loaded machine an answer can take longer than the window itself.
     const healthyFrom = Date.now();
-    await until('1 s of healthy load', () => Date.now() - healthyFrom > 1000, 5000, 50);
-    const healthy = p99(load.answers.filter((a) => a.sentAt >= healthyFrom).map((a) => a.ms));
+    await until('2 s of healthy load', () => Date.now() - healthyFrom > 2000, 5000, 50);
+    const healthyTo = Date.now();
+    const healthyAnswers = await until(
+      'the healthy window answered',
+      () => {
+        const a = load.answers.filter((x) => x.sentAt >= healthyFrom && x.sentAt < healthyTo);
+        return a.length >= RATE * 1.8 ? a : undefined;
+      },
+      20_000,
+      50,
+    );
+    const healthy = p99(healthyAnswers.map((a) => a.ms));
     await r.stop();
     const downAt = Date.now();
     await until('5 s of outage', () => Date.now() - downAt > 5000, 10_000, 100);
@@ -187,7 +199,9 @@ describe('the mutation log cannot be written', () => {
     console.log(
       `redis stopped: ${during.length} reviews, p99 ${worst} ms (healthy p99 ${healthy} ms); ${lines.length} log lines in ${seconds.toFixed(1)} s: ${[...new Set(lines.map((l) => l.line.msg ?? l.line.raw))].join(' | ')}`,
     );
-    expect(worst).toBeLessThanOrEqual(Math.min(1500, Math.max(300, healthy + 2 * 200)));
+    // The shared deadline (200 ms) at most twice beyond a healthy review, and always well under
+    // the apiserver's 5 s webhook timeout.
+    expect(worst).toBeLessThanOrEqual(Math.min(4000, Math.max(300, healthy + 2 * 200)));
     expect(lines.length).toBeLessThanOrEqual(Math.floor(seconds));
     for (const l of lines) expect(JSON.stringify(l.line)).not.toMatch(/\n\s+at /);
   }, 60_000);

@@ -108,9 +108,22 @@ export class StopSteps {
   }
 }
 
+/**
+ * Starts every part of the agent. A part that fails to start stops the ones started before
+ * it (in reverse order) before the error is thrown: nothing keeps listening or watching.
+ */
 export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
-  const { log } = deps;
   const stops = new StopSteps();
+  try {
+    return await startParts(config, deps, stops);
+  } catch (e) {
+    await stops.run().catch((err: unknown) => deps.log.warn({ err: String(err) }, 'stopping the parts started before a failed start failed too'));
+    throw e;
+  }
+}
+
+async function startParts(config: AgentConfig, deps: AgentDeps, stops: StopSteps): Promise<RunningAgent> {
+  const { log } = deps;
   // In a cluster the agent knows the pods of its node, to name them (and to check secrets).
   const kc = deps.podNames ? undefined : KubeApi.load(config.kubeconfig);
   const metricsAuth = planAgentMetrics(config, deps, kc);

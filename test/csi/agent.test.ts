@@ -2,6 +2,8 @@
 // default (local mode), its counters on the agent's /metrics, its socket gone after stop.
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -10,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningAgent, startAgent } from '#agent/app.js';
 import { agentSchema } from '#agent/config.js';
 import { loadConfig } from '#common/config.js';
+import type { NemuError } from '#common/errors.js';
 import { createLogger } from '#common/log.js';
 
 import { csiClient } from '../harness/kubelet.ts';
@@ -58,6 +61,29 @@ describe('the agent serves the CSI plugin', () => {
       expect(agent.csi).toBeUndefined();
     } finally {
       await agent.stop();
+    }
+  });
+  it('a part that cannot start stops the ones started before it: the CSI socket is gone when /metrics cannot listen', async () => {
+    const busy = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as AddressInfo).port;
+    const socket = join(dir, 'csi-failed', 'csi.sock');
+    try {
+      const failed = await agentWith({
+        csiSocket: socket,
+        csiKubeletDir: join(dir, 'kubelet'),
+        socketPath: join(dir, 'run', 'agent.sock'),
+        metricsPort: port,
+      }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((failed as NemuError).code).toBe('NEMU_ERR_CONFIG');
+      expect((failed as Error).message).toContain('port in use');
+      // started before /metrics, stopped by the failed start: its socket file is removed
+      expect(existsSync(socket)).toBe(false);
+    } finally {
+      await new Promise((r) => busy.close(r));
     }
   });
 });

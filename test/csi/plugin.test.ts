@@ -5,9 +5,9 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { status } from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
@@ -259,6 +259,28 @@ describe('refusals: the status codes of the CSI spec', () => {
     await invalid({ ...req, target_path: join(kubeletDir, 'pods', '..', 'escape') }, /not under kubelet's pods directory/);
     expect(existsSync('/etc/nemutator-test')).toBe(false);
     expect(existsSync(join(kubeletDir, 'escape'))).toBe(false);
+  });
+
+  it('refuses a target that a symbolic link under the pods directory leads outside it: nothing is created, mounted or removed there', async () => {
+    const outside = await mkdtemp(join(tmpdir(), 'nemu-outside-'));
+    try {
+      const req = await kubeletPublish(kubeletDir, { uid: 'f0e1d2c3-0000-4000-8000-000000000004', name: 'link', namespace: 'shop' });
+      // …/pods/<uid>/volumes/kubernetes.io~csi → a directory outside kubelet's
+      const csiDir = dirname(dirname(req.target_path));
+      await rm(csiDir, { recursive: true, force: true });
+      await symlink(outside, csiDir);
+      await invalid(req, /symbolic link, outside kubelet's pods directory/);
+      expect(await readdir(outside)).toEqual([]);
+      // an existing directory behind the link: not mounted on, and not removed by an unpublish
+      await mkdir(join(outside, basename(dirname(req.target_path)), 'mount'), { recursive: true });
+      await invalid(req, /symbolic link, outside kubelet's pods directory/);
+      const r = await client.call('node', 'NodeUnpublishVolume', { volume_id: req.volume_id, target_path: req.target_path });
+      expect(r).toMatchObject({ ok: false, code: status.INVALID_ARGUMENT });
+      expect(existsSync(join(outside, basename(dirname(req.target_path)), 'mount'))).toBe(true);
+      expect((await readMountInfo()).filter((e) => e.mountPoint.startsWith(outside))).toEqual([]);
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
   });
 
   it('refuses an unpublish without volume_id or target_path', async () => {

@@ -6,7 +6,7 @@
  * serialized (kubelet retries a slow call while the first one still runs).
  */
 import { lstat, mkdir, realpath, rmdir } from 'node:fs/promises';
-import { isAbsolute, normalize } from 'node:path';
+import { dirname, isAbsolute, normalize } from 'node:path';
 
 import type { Logger } from '#common/log.js';
 
@@ -114,6 +114,21 @@ export class NodeVolumes {
     return target;
   }
 
+  /**
+   * The real path of `path` (target_path or its deepest existing ancestor), refused unless it is
+   * under the real pods directory: the name was checked, but a symbolic link on the way
+   * (`…/volumes/kubernetes.io~csi/v -> /etc`) would take the mount, the mkdir or the rmdir
+   * outside it.
+   */
+  private async realUnderPods(path: string, target: string): Promise<string> {
+    const real = await io(`cannot resolve target_path ${target}`, () => realpath(path));
+    const pods = await io(`cannot resolve kubelet's pods directory ${this.o.podsDir}`, () => realpath(this.o.podsDir));
+    if (real !== pods && !real.startsWith(pods + '/')) {
+      throw bad(`target_path ${target} leads to ${real} through a symbolic link, outside kubelet's pods directory ${pods}: refused`);
+    }
+    return real;
+  }
+
   private async serialized<T>(target: string, work: () => Promise<T>): Promise<T> {
     const before = this.busy.get(target) ?? Promise.resolve();
     const mine = before.catch(() => undefined).then(work);
@@ -128,9 +143,11 @@ export class NodeVolumes {
   private async mountSource(target: string): Promise<PublishOutcome> {
     await io(`cannot create the socket directory ${this.o.sourceDir}`, () => mkdir(this.o.sourceDir, { recursive: true, mode: 0o755 }));
     const source = await io(`cannot resolve ${this.o.sourceDir}`, () => realpath(this.o.sourceDir));
+    // Checked before mkdir too: a symbolic link on the way must not create directories elsewhere.
+    await this.realUnderPods(await io(`cannot inspect target_path ${target}`, () => existingAncestor(target)), target);
     await io(`cannot create target_path ${target}`, () => mkdir(target, { recursive: true, mode: 0o750 }));
     // mountinfo names mount points by their real path (kubelet's root directory may be a symlink).
-    const at = await io(`cannot resolve target_path ${target}`, () => realpath(target));
+    const at = await this.realUnderPods(target, target);
     const entries = await this.o.mountInfo();
     const top = mountsAt(entries, at).at(-1);
     if (top) {
@@ -163,7 +180,7 @@ export class NodeVolumes {
     if (!stat) return 'not-mounted'; // nothing can be mounted on a path that does not exist
     if (!stat.isDirectory())
       throw new CsiError('MOUNT', `target_path ${target} is not a directory; csi.nemutator.io creates only directories and leaves this one alone`);
-    const at = await io(`cannot resolve target_path ${target}`, () => realpath(target));
+    const at = await this.realUnderPods(target, target);
     let outcome: UnpublishOutcome = 'not-mounted';
     // Mounts can be stacked (a publish interrupted and retried); take them all off, boundedly.
     for (let i = 0; i < 8 && mountsAt(await this.o.mountInfo(), at).length > 0; i++) {
@@ -173,6 +190,17 @@ export class NodeVolumes {
     if (mountsAt(await this.o.mountInfo(), at).length > 0) throw new CsiError('MOUNT', `target_path ${target} is still mounted after 8 unmounts`);
     await io(`cannot remove target_path ${target}`, () => rmdir(at));
     return outcome;
+  }
+}
+
+/** The deepest ancestor of `path` (or itself) that exists. */
+async function existingAncestor(path: string): Promise<string> {
+  for (let p = path; ; p = dirname(p)) {
+    const found = await lstat(p).then(
+      () => true,
+      (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? false : Promise.reject(e)),
+    );
+    if (found || p === dirname(p)) return p;
   }
 }
 

@@ -27,6 +27,7 @@ import { redisTargetOf } from './redis/target.ts';
 import type { Authorizer } from './server/access.ts';
 import { createApiServer } from './server/api.ts';
 import { applyHttp1Limits, closeGracefully, type ConnectionLimits, serverOptions } from './server/connections.ts';
+import { type MetricsGuard, metricsGuard } from './server/metrics-guard.ts';
 import { type Authenticator, NemuError, Router } from './server/router.ts';
 import { createWebhookServer, type WebhookServer } from './server/webhook.ts';
 import { StoreHealth } from './store/health.ts';
@@ -247,8 +248,16 @@ interface Lifecycle {
   ready(): boolean;
 }
 
-function createWebhook(config: ControllerConfig, parts: ControllerParts, admission: AdmissionHandler, life: Lifecycle, cleanups: Cleanups): WebhookServer {
+function createWebhook(
+  config: ControllerConfig,
+  parts: ControllerParts,
+  admission: AdmissionHandler,
+  life: Lifecycle,
+  cleanups: Cleanups,
+  guard: MetricsGuard,
+): WebhookServer {
   const webhook = createWebhookServer({
+    metricsGuard: guard,
     cert: parts.tls.certPem,
     key: parts.tls.keyPem,
     handler: admission,
@@ -371,7 +380,7 @@ export async function startController(config: ControllerConfig, deps: Controller
     const admission = deps.admission ? await deps.admission(parts) : passThroughHandler(log);
 
     const life: Lifecycle = { listening: false, draining: false, ready: () => life.listening && !life.draining };
-    const webhook = createWebhook(config, parts, admission, life, cleanups);
+    const webhook = createWebhook(config, parts, admission, life, cleanups, metricsGuard(deps.apiAuth, deps.authorizer));
     const router = new Router();
     coreRoutes(router, parts, life, deps.mode);
     deps.routes?.(router, parts);

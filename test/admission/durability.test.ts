@@ -41,7 +41,7 @@ async function setTeamKey(c: ControllerProcess): Promise<void> {
 /** The webhook port's /metrics page (HTTPS with the controller's CA). */
 function webhookMetrics(c: ControllerProcess): Promise<string> {
   return new Promise((resolve, reject) => {
-    get(c.webhookUrl.replace(/\/mutate$/, '/metrics'), { ca: c.ca }, (res) => {
+    get(c.webhookUrl.replace(/\/mutate$/, '/metrics'), { ca: c.ca, headers: { authorization: `Bearer ${c.token}` } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (text += d));

@@ -25,6 +25,8 @@ const NS = 'cli-roles';
 const USERS_NS = 'cli-users';
 const SECRET = 'S3cretValue-xyz';
 const ROLES = ['nemutator-viewer', 'nemutator-dictionary-editor', 'nemutator-operator', 'nemutator-profiler', 'nemutator-secrets-rotator'] as const;
+/** For Prometheus, not the CLI: its one route, the webhook port's /metrics, has a test of its own below. */
+const SCRAPER = 'nemutator-metrics-scraper';
 
 let w: ClusterWorld;
 let caFile: string;
@@ -163,13 +165,30 @@ afterAll(async () => {
 });
 
 describe('the nemutator CLI with the shipped roles, in a cluster', () => {
+  it("the controller's /metrics: the scraper role's token reads it, the viewer's gets 403 and no token 401, each with its code", async () => {
+    const url = w.c.webhookUrl.replace('/mutate', '/metrics');
+    const scraper = await userBoundTo('metrics-scraper', SCRAPER);
+    const viewer = await userBoundTo('metrics-viewer', 'nemutator-viewer');
+    const page = await apiFetch(w.c, url, { headers: { authorization: `Bearer ${scraper}` } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('nemutator_admission_reviews_total');
+    const refused = await apiFetch(w.c, url, { headers: { authorization: `Bearer ${viewer}` } });
+    expect(refused.status).toBe(403);
+    const body = (await refused.json()) as { code: string; message: string };
+    expect(body.code).toBe('NEMU_ERR_FORBIDDEN');
+    expect(body.message).toContain(`${userName('metrics-viewer')} may not get metrics.nemutator.io`);
+    const anonymous = await apiFetch(w.c, url);
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as { code: string }).code).toBe('NEMU_ERR_UNAUTHORIZED');
+  });
+
   it('allows and refuses each command for each shipped role exactly as the route table of docs/security.md says', async () => {
     const documented = documentedRoles();
     // Every route the matrix uses is in the doc, and every role the doc names is shipped.
     for (const a of actions) for (const r of a.routes) expect(documented.has(r), `docs/security.md has a row for ${r}`).toBe(true);
-    expect(new Set([...documented.values()].flat())).toEqual(new Set(ROLES));
+    expect(new Set([...documented.values()].flat())).toEqual(new Set([...ROLES, SCRAPER]));
     const manifest = readFileSync('manifests/rbac/user-roles.yaml', 'utf8');
-    for (const role of ROLES) expect(manifest).toContain(`name: ${role}\n`);
+    for (const role of [...ROLES, SCRAPER]) expect(manifest).toContain(`name: ${role}\n`);
 
     const outcomes: string[] = [];
     const expected: string[] = [];
@@ -279,7 +298,7 @@ describe('the nemutator CLI with the shipped roles, in a cluster', () => {
     expect(mine.map((e) => e.action)).toEqual(['create mutations/rollback']);
 
     // Nothing the controller keeps or shows holds a token or the secret value.
-    const metrics = await apiFetch(w.c, w.c.webhookUrl.replace('/mutate', '/metrics'));
+    const metrics = await apiFetch(w.c, w.c.webhookUrl.replace('/mutate', '/metrics'), { headers: { authorization: `Bearer ${w.kube.adminToken}` } });
     expect(metrics.status).toBe(200);
     const metricsText = await metrics.text();
     expect(metricsText).toContain('nemutator_api_requests_total');

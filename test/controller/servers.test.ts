@@ -98,9 +98,9 @@ describe('webhook server', () => {
   it('serves health, readiness and Prometheus metrics', async () => {
     const u = c.webhookUrl.replace(/\/mutate$/, '');
     const client = connect(u, { ca: c.tls.caPem });
-    const get = (path: string) =>
+    const get = (path: string, token = 'admin-secret') =>
       new Promise<string>((resolve) => {
-        const req = client.request({ ':path': path });
+        const req = client.request({ ':path': path, authorization: `Bearer ${token}` });
         let t = '';
         req.on('data', (d) => (t += d));
         req.on('end', () => resolve(t));
@@ -109,6 +109,9 @@ describe('webhook server', () => {
     expect(JSON.parse(await get('/readyz')).status).toBe('ready');
     expect(await get('/metrics')).toContain('nemutator_admission_reviews_total');
     expect(await get('/metrics')).toContain('nemutator_fleet_nodes');
+    // /metrics needs a token allowed to read it; the probes do not
+    expect(JSON.parse(await get('/metrics', 'wrong')).code).toBe('NEMU_ERR_UNAUTHORIZED');
+    expect(JSON.parse(await get('/healthz', 'wrong')).status).toBe('ok');
     client.close();
   });
 });

@@ -119,7 +119,7 @@ describe('docs/security.md and the manifests agree on RBAC', () => {
       expect((o as Role).aggregationRule, id(o)).toBeUndefined();
     }
     expect(userRoles.map((r) => r.metadata.name).sort()).toEqual(
-      ['nemutator-dictionary-editor', 'nemutator-operator', 'nemutator-profiler', 'nemutator-secrets-rotator', 'nemutator-viewer'].sort(),
+      ['nemutator-dictionary-editor', 'nemutator-metrics-scraper', 'nemutator-operator', 'nemutator-profiler', 'nemutator-secrets-rotator', 'nemutator-viewer'].sort(),
     );
   });
 

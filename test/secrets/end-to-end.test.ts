@@ -383,7 +383,14 @@ describe('a pod that reads secrets, from kubectl create to rotation', () => {
     expect(agentPage).toContain('# TYPE nemutator_agent_secrets_rotation_errors_total counter');
     outputs.push(agentPage);
     writeFileSync(join(dir, 'ca.crt'), c.tls.caPem);
-    const metrics = await exec('curl', ['-sf', '--cacert', join(dir, 'ca.crt'), c.webhookUrl.replace(/\/mutate$/, '/metrics')]);
+    const metrics = await exec('curl', [
+      '-sf',
+      '--cacert',
+      join(dir, 'ca.crt'),
+      '-H',
+      `Authorization: Bearer ${ADMIN}`,
+      c.webhookUrl.replace(/\/mutate$/, '/metrics'),
+    ]);
     expect(metrics.stdout).toContain('nemutator_');
     outputs.push(metrics.stdout);
     outputs.push(await fetchText(`${c.apiUrl}/mutations?namespace=${NS}`));

@@ -308,7 +308,7 @@ describe('telemetry-driven resources through the API server double', () => {
     expect(seasons.season).toBe('peak');
     const metrics = await new Promise<string>((resolve, reject) => {
       https
-        .get(c.webhookUrl.replace(/\/mutate$/, '/metrics'), { ca: c.tls.caPem }, (res) => {
+        .get(c.webhookUrl.replace(/\/mutate$/, '/metrics'), { ca: c.tls.caPem, headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
           let body = '';
           res.on('data', (d) => (body += d)).on('end', () => resolve(body));
         })

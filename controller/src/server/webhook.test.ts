@@ -10,6 +10,8 @@ import { until } from '#test/harness/wait.js';
 
 import { passThroughHandler } from '../admission/handler.ts';
 import { createCa, issueServingCert } from '../certs/authority.ts';
+import { localAuthorizer } from './access.ts';
+import { metricsGuard } from './metrics-guard.ts';
 import { createWebhookServer, type WebhookServer } from './webhook.ts';
 
 let webhook: WebhookServer;
@@ -27,6 +29,15 @@ beforeAll(async () => {
     registry: (registry = new Registry()),
     log: silentLogger,
     ready: () => true,
+    metricsGuard: metricsGuard(
+      {
+        async authenticate(authorization) {
+          if (authorization === 'Bearer admin') return { username: 'admin', groups: ['system:masters'] };
+          return authorization === 'Bearer viewer' ? { username: 'viewer', groups: [] } : undefined;
+        },
+      },
+      localAuthorizer,
+    ),
   });
   await new Promise<void>((r) => webhook.server.listen(0, '127.0.0.1', () => r()));
   port = (webhook.server.address() as AddressInfo).port;
@@ -68,5 +79,32 @@ describe('webhook server', () => {
     socket.destroy();
     await until('the review given up', () => webhook.reviewsInFlight === 0);
     expect(await refused()).toEqual([]);
+  });
+  it('serves /metrics only to a token allowed to get metrics.nemutator.io: 401, 403 and 429 with their codes; probes stay open', async () => {
+    const get = (path: string, token?: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path, ca, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d)).on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.on('error', reject).end();
+      });
+    expect((await get('/healthz')).status).toBe(200);
+    expect((await get('/readyz')).status).toBe(200);
+    const anonymous = await get('/metrics');
+    expect(anonymous.status).toBe(401);
+    expect(JSON.parse(anonymous.body).code).toBe('NEMU_ERR_UNAUTHORIZED');
+    const viewer = await get('/metrics', 'viewer');
+    expect(viewer.status).toBe(403);
+    expect(JSON.parse(viewer.body).code).toBe('NEMU_ERR_FORBIDDEN');
+    expect(JSON.parse(viewer.body).message).toContain('nemutator-metrics-scraper');
+    const admin = await get('/metrics', 'admin');
+    expect(admin.status).toBe(200);
+    expect(admin.body).not.toContain('NEMU_ERR');
+    // Refused tokens are bounded per address before any token review is spent on them.
+    let last = anonymous;
+    for (let i = 0; i < 40 && last.status !== 429; i++) last = await get('/metrics', `guess-${i}`);
+    expect(last.status).toBe(429);
+    expect(JSON.parse(last.body).code).toBe('NEMU_ERR_RATE_LIMITED');
   });
 });

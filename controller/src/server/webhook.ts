@@ -1,6 +1,7 @@
 /**
  * The admission webhook server: HTTPS with HTTP/2 (kube-apiserver speaks h2 when offered)
- * and HTTP/1.1 fallback. `/mutate`, `/healthz`, `/readyz`, `/metrics`. The TLS context can be
+ * and HTTP/1.1 fallback. `/mutate`, `/healthz`, `/readyz`, `/metrics` (a bearer token allowed
+ * to get metrics.nemutator.io, metrics-guard.ts). The TLS context can be
  * swapped without a restart when the certificate is renewed.
  *
  * The port has no client authentication, so the work one review can cause is bounded before
@@ -28,6 +29,7 @@ import type { AdmissionHandler } from '../admission/handler.ts';
 import { closeWithSweep, type ConnectionLimits, DEFAULT_CONNECTION_LIMITS } from './connections.ts';
 import { readBody, send } from './http.ts';
 import { assertNesting } from './json-depth.ts';
+import type { MetricsGuard } from './metrics-guard.ts';
 import { ReviewGate } from './review-gate.ts';
 import { errorBody, logUnexpected } from './router.ts';
 
@@ -39,6 +41,8 @@ export interface WebhookServerOptions {
   log: Logger;
   /** Ready when every dependency the controller needs to serve is ready. */
   ready: () => boolean;
+  /** Who may read /metrics (metrics-guard.ts); /healthz and /readyz stay open for probes. */
+  metricsGuard: MetricsGuard;
   maxBodyBytes?: number;
   /** Deepest nesting of a review (default 128). */
   maxDepth?: number;
@@ -118,7 +122,10 @@ async function route(req: Http2ServerRequest, res: Http2ServerResponse, opts: We
   try {
     if (path === '/healthz') return send(res, { body: { status: 'ok' } });
     if (path === '/readyz') return send(res, opts.ready() ? { body: { status: 'ready' } } : { status: 503, body: { status: 'not ready' } });
-    if (path === '/metrics') return send(res, { content: await opts.registry.metrics(), contentType: opts.registry.contentType });
+    if (path === '/metrics') {
+      await opts.metricsGuard(req.headers.authorization, req.socket.remoteAddress ?? '');
+      return send(res, { content: await opts.registry.metrics(), contentType: opts.registry.contentType });
+    }
     if (path === '/mutate') return await mutate(req, res);
     throw new NemuError(ErrorCodes.NOT_FOUND, `no such endpoint: ${path}; the webhook serves /mutate, /healthz, /readyz and /metrics`, { status: 404 });
   } catch (e) {

@@ -117,7 +117,8 @@ export interface NeighbourFeature {
   scorer: NeighbourScorer;
   /** Undefined unless neighbourLabels is on and there is a cluster. */
   writer?: NeighbourLabelWriter;
-  stop(): void;
+  /** Stops listening and labelling; resolves once a pass in progress has finished. */
+  stop(): Promise<void>;
 }
 
 export interface NeighbourDeps {
@@ -168,9 +169,10 @@ export function neighboursFeature(deps: NeighbourDeps): NeighbourFeature {
   return {
     scorer,
     ...(writer ? { writer } : {}),
-    stop() {
+    async stop() {
       unsubscribe();
       clearInterval(timer);
+      await writer?.idle();
     },
   };
 }

@@ -112,6 +112,11 @@ export class NeighbourLabelWriter {
     return (this.opts.now ?? Date.now)();
   }
 
+  /** Resolves when no pass is running (a pass started before `stop` finishes its writes). */
+  async idle(): Promise<void> {
+    await this.running?.catch(() => undefined);
+  }
+
   /** Writes the window still allows now. */
   budget(): number {
     const now = this.now();

@@ -160,19 +160,36 @@ function mean(xs: Signals[]): Signals {
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
-/** Mid-rank percentile of `x` among `sorted` (ascending); `self` when x is one of them. */
-export function percentileRank(sorted: readonly number[], x: number, self: boolean): number {
-  const others = sorted.length - (self ? 1 : 0);
+/** How many of `sorted` (ascending) are below `x`, and how many equal it (binary search). */
+function countAround(sorted: readonly number[], x: number): { below: number; equal: number } {
+  const first = (pred: (v: number) => boolean) => {
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pred(sorted[mid]!)) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  const below = first((v) => v >= x);
+  return { below, equal: first((v) => v > x) - below };
+}
+
+/**
+ * Mid-rank percentile of `x` among the workloads' raws `sorted` (ascending), leaving out one
+ * entry `own` (the workload itself; for a pod, its workload: a pod is ranked as if it stood in
+ * for its workload). 0 = quieter than every other workload, 1 = louder than all.
+ */
+export function percentileRank(sorted: readonly number[], x: number, own: number | undefined): number {
+  const others = sorted.length - (own === undefined ? 0 : 1);
   if (others <= 0) return x > 0 ? 1 : 0;
-  let below = 0;
-  let equal = 0;
-  for (const v of sorted) {
-    if (v < x) below++;
-    else if (v === x) equal++;
-    else break;
+  let { below, equal } = countAround(sorted, x);
+  if (own !== undefined) {
+    if (own < x) below--;
+    else if (own === x) equal--;
   }
-  if (self) equal--;
-  return Math.min(1, (below + 0.5 * equal) / others);
+  return Math.min(1, Math.max(0, (below + 0.5 * equal) / others));
 }
 
 interface Ranking {
@@ -187,8 +204,8 @@ function ranking(raws: number[], slots: number): Ranking {
   return { sorted, highFloor };
 }
 
-function scoreOf(raw: number, r: Ranking, self: boolean, settings: NeighbourSettings): { score: number; rank: number; gate: number; capped: boolean } {
-  const rank = percentileRank(r.sorted, raw, self);
+function scoreOf(raw: number, r: Ranking, own: number, settings: NeighbourSettings): { score: number; rank: number; gate: number; capped: boolean } {
+  const rank = percentileRank(r.sorted, raw, own);
   const gate = raw <= 0 ? 0 : Math.min(1, raw / settings.severityFullAt);
   let score = Math.round(100 * rank * gate);
   const capped = score >= HIGH_FROM && raw < r.highFloor;
@@ -206,8 +223,32 @@ function workloadSignals(pods: PodSignals[], d: Dimension, w: NeighbourWeights):
 
 const keyOf = (w: WorkloadRef) => `${w.namespace}/${w.kind}/${w.name}`;
 
-/** Scores every pod and workload against the cluster (`nodes`: how many nodes it has). */
-export function scoreNeighbours(pods: readonly PodSignals[], nodes: number, settings: NeighbourSettings = DEFAULT_NEIGHBOUR_SETTINGS): NeighbourResult {
+/** One workload's explanation (and its exact raws, against which its pods are ranked). */
+function explainWorkload(
+  signals: Record<Dimension, Signals>,
+  rankings: Record<Dimension, Ranking>,
+  settings: NeighbourSettings,
+): { explain: Record<Dimension, DimensionExplanation>; exact: Record<Dimension, number> } {
+  const explain = {} as Record<Dimension, DimensionExplanation>;
+  const exact = {} as Record<Dimension, number>;
+  for (const d of DIMENSIONS) {
+    const raw = rawOf(signals[d], settings.weights);
+    exact[d] = raw;
+    const s = scoreOf(raw, rankings[d], raw, settings);
+    explain[d] = {
+      score: s.score,
+      bucket: bucketOf(s.score),
+      raw: round3(raw),
+      rank: round3(s.rank),
+      gate: round3(s.gate),
+      capped: s.capped,
+      signals: rounded(signals[d]),
+    };
+  }
+  return { explain, exact };
+}
+
+function groupByWorkload(pods: readonly PodSignals[]): PodSignals[][] {
   const groups = new Map<string, PodSignals[]>();
   for (const p of pods) {
     const k = keyOf(p.workload);
@@ -215,9 +256,14 @@ export function scoreNeighbours(pods: readonly PodSignals[], nodes: number, sett
     if (list) list.push(p);
     else groups.set(k, [p]);
   }
+  return [...groups.values()];
+}
+
+/** Scores every pod and workload against the cluster (`nodes`: how many nodes it has). */
+export function scoreNeighbours(pods: readonly PodSignals[], nodes: number, settings: NeighbourSettings = DEFAULT_NEIGHBOUR_SETTINGS): NeighbourResult {
   const slots = highSlots(nodes, settings.highPerNode);
   const w = settings.weights;
-  const spans = [...groups.values()].map((list) => ({
+  const spans = groupByWorkload(pods).map((list) => ({
     list,
     signals: Object.fromEntries(DIMENSIONS.map((d) => [d, workloadSignals(list, d, w)])) as Record<Dimension, Signals>,
   }));
@@ -233,25 +279,12 @@ export function scoreNeighbours(pods: readonly PodSignals[], nodes: number, sett
   const byPod = new Map<string, NeighbourScore>();
   const byWorkload = new Map<string, NeighbourScore>();
   const workloads: NeighbourExplanation[] = spans.map(({ list, signals }) => {
-    const explain = {} as Record<Dimension, DimensionExplanation>;
-    for (const d of DIMENSIONS) {
-      const raw = rawOf(signals[d], w);
-      const s = scoreOf(raw, rankings[d], true, settings);
-      explain[d] = {
-        score: s.score,
-        bucket: bucketOf(s.score),
-        raw: round3(raw),
-        rank: round3(s.rank),
-        gate: round3(s.gate),
-        capped: s.capped,
-        signals: rounded(signals[d]),
-      };
-    }
+    const { explain, exact } = explainWorkload(signals, rankings, settings);
     const scores = { now: explain.now.score, usual: explain.usual.score, worst: explain.worst.score };
     byWorkload.set(keyOf(list[0]!.workload), scores);
     const podScores = list.map((p) => {
       const ps = Object.fromEntries(
-        DIMENSIONS.map((d) => [d, scoreOf(rawOf(p.signals[d], w), rankings[d], false, settings).score]),
+        DIMENSIONS.map((d) => [d, scoreOf(rawOf(p.signals[d], w), rankings[d], exact[d], settings).score]),
       ) as unknown as NeighbourScore;
       byPod.set(`${p.namespace}/${p.name}`, ps);
       return { name: p.name, node: p.node, ...ps };

@@ -221,7 +221,7 @@ beforeAll(async () => {
     () => feature.scorer.result().workloads.reduce((n, w) => n + w.pods.length, 0) === 7 && feature.scorer.history.nodes(Date.now()) === 2,
     15_000,
   );
-  await until('the noisy workload is scored high', () => feature.scorer.forWorkload(NS, 'Deployment', 'noisy')?.worst === 100, 15_000);
+  await until('the noisy workload is scored high', () => feature.scorer.result().lookup.forWorkload(NS, 'Deployment', 'noisy')?.worst === 100, 15_000);
 }, 120_000);
 
 afterAll(async () => {

@@ -31,6 +31,9 @@ import { type LabelTarget, NeighbourLabelWriter } from './neighbours-labels.ts';
 
 type Obj = ReturnType<ClusterModel['list']>[number];
 
+/** How often the scores are recomputed in the background (when reports arrived). */
+export const SCORE_REFRESH_MS = 10_000;
+
 /** A pod's requests, restarts and workload, from the cluster model's pod informer. */
 export function podFactsFromModel(model: ClusterModel): PodFactsLookup {
   return (namespace, name) => {
@@ -77,7 +80,12 @@ export function labelTargetsFromModel(model: ClusterModel): () => Iterable<Label
   };
 }
 
-/** The scores of the latest reports, recomputed at most once a second (the extender asks per pod). */
+/**
+ * The scores of the latest reports. Scoring a large cluster takes a while (every pod's spans,
+ * then a ranking), so the extender's lookups read the last result and never wait for a new
+ * one; `result()` (the REST route, the label writer) and the feature's background refresh
+ * recompute it when reports arrived since, at most once a second.
+ */
 export class NeighbourScorer implements NeighbourLookup {
   private cached: { at: number; result: NeighbourResult } | undefined;
   private dirty = true;
@@ -89,7 +97,7 @@ export class NeighbourScorer implements NeighbourLookup {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** A new report arrived: the next read recomputes (at most once a second). */
+  /** A new report arrived: the next refresh recomputes. */
   changed(): void {
     this.dirty = true;
   }
@@ -98,18 +106,23 @@ export class NeighbourScorer implements NeighbourLookup {
     const at = this.now();
     if (!this.cached || (this.dirty && at - this.cached.at >= 1000) || at - this.cached.at >= 30_000) {
       const nodes = Math.max(this.history.nodes(at), this.nodeCount());
-      this.cached = { at, result: scoreNeighbours(this.history.signals(at), nodes, this.settings) };
       this.dirty = false;
+      this.cached = { at, result: scoreNeighbours(this.history.signals(at), nodes, this.settings) };
     }
     return this.cached.result;
   }
 
+  /** The last result as it is (computed once if there is none yet). */
+  private last(): NeighbourResult {
+    return this.cached?.result ?? this.result();
+  }
+
   forPod(namespace: string, name: string): NeighbourScore | undefined {
-    return this.result().lookup.forPod(namespace, name);
+    return this.last().lookup.forPod(namespace, name);
   }
 
   forWorkload(namespace: string, kind: string, name: string): NeighbourScore | undefined {
-    return this.result().lookup.forWorkload(namespace, kind, name);
+    return this.last().lookup.forWorkload(namespace, kind, name);
   }
 }
 
@@ -143,6 +156,9 @@ export function neighboursFeature(deps: NeighbourDeps): NeighbourFeature {
     history.ingest(node, report, facts, at);
     scorer.changed();
   });
+  // Off the extender's path: lookups read what this refresh computed.
+  const refresh = setInterval(() => scorer.result(), SCORE_REFRESH_MS);
+  refresh.unref();
   let timer: NodeJS.Timeout | undefined;
   let writer: NeighbourLabelWriter | undefined;
   if (config.neighbourLabels && model && deps.cluster) {
@@ -171,6 +187,7 @@ export function neighboursFeature(deps: NeighbourDeps): NeighbourFeature {
     ...(writer ? { writer } : {}),
     async stop() {
       unsubscribe();
+      clearInterval(refresh);
       clearInterval(timer);
       await writer?.idle();
     },

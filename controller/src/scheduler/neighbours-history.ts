@@ -5,9 +5,10 @@
  *
  * Per report and pod, one sample: CPU above request, throttling inflicted on the node's other
  * pods, memory pressure while it holds memory (see `Signals`). Samples of the last `nowMs` are
- * kept as they are (`now`); older ones are folded into one bucket per minute (sum, count, the
- * worst sample, working set at its start and end) for `windowMs` (`usual`, `worst`), so the
- * memory this takes is bounded by pods × window minutes, whatever the report interval.
+ * kept as they are (`now`); every sample is also folded into buckets of a twelfth of the
+ * window (at least a minute: 5 min for 1 h) holding sums, count, the worst sample and the
+ * working set at start and end (`usual`, `worst`), so memory is bounded by pods × 13 buckets,
+ * whatever the report interval.
  * Throttling comes from counters (cumulative), so it needs two reports of the same container.
  */
 import type { INodeReport } from '#proto/codec.js';
@@ -35,14 +36,47 @@ interface Sample extends Instant {
   ws: number;
 }
 
-interface MinuteBucket {
-  minute: number;
-  n: number;
-  sum: Instant;
-  worst: Instant;
-  worstRaw: number;
-  wsFirst: number;
-  wsLast: number;
+/**
+ * A pod's older samples, folded into buckets of `bucketMs` in one Float64Array ring (no object
+ * per bucket: 20,000 pods cost about 25 MB, bench in docs/neighbours.md). Slot fields:
+ */
+const F = { id: 0, n: 1, sumCpu: 2, sumThr: 3, sumMem: 4, worstCpu: 5, worstThr: 6, worstMem: 7, worstRaw: 8, wsFirst: 9, wsLast: 10 } as const;
+const FIELDS = 11;
+
+class BucketRing {
+  readonly data: Float64Array;
+  constructor(readonly slots: number) {
+    this.data = new Float64Array(slots * FIELDS).fill(-1);
+  }
+
+  add(id: number, s: Sample): void {
+    const o = (id % this.slots) * FIELDS;
+    const d = this.data;
+    if (d[o + F.id] !== id) {
+      d.fill(0, o, o + FIELDS);
+      d[o + F.id] = id;
+      d[o + F.worstRaw] = -1;
+      d[o + F.wsFirst] = s.ws;
+    }
+    d[o + F.n]! += 1;
+    d[o + F.sumCpu]! += s.cpuOverRequest;
+    d[o + F.sumThr]! += s.inflictedThrottling;
+    d[o + F.sumMem]! += s.memoryPressure;
+    d[o + F.wsLast] = s.ws;
+    if (s.raw > d[o + F.worstRaw]!) {
+      d[o + F.worstRaw] = s.raw;
+      d[o + F.worstCpu] = s.cpuOverRequest;
+      d[o + F.worstThr] = s.inflictedThrottling;
+      d[o + F.worstMem] = s.memoryPressure;
+    }
+  }
+
+  /** Offsets of the slots holding buckets `fromId` or later, oldest first. */
+  live(fromId: number): number[] {
+    const out: number[] = [];
+    for (let o = 0; o < this.data.length; o += FIELDS) if (this.data[o + F.id]! >= fromId) out.push(o);
+    return out.sort((a, b) => this.data[a + F.id]! - this.data[b + F.id]!);
+  }
 }
 
 interface PodTrack {
@@ -51,7 +85,7 @@ interface PodTrack {
   node: string;
   workload: WorkloadRef;
   recent: Sample[];
-  minutes: MinuteBucket[];
+  buckets: BucketRing;
   restartsSeen?: number;
   restartEvents: Array<{ t: number; n: number; oom: boolean }>;
   lastSeen: number;
@@ -72,9 +106,19 @@ export class NeighbourHistory {
   private readonly pods = new Map<string, PodTrack>();
   /** Last throttling counters per container: [throttled periods, periods]. */
   private readonly counters = new Map<string, [number, number]>();
+  private readonly counterSeen = new Map<string, number>();
   private readonly nodesSeen = new Map<string, number>();
+  private swept = 0;
 
-  constructor(private readonly opts: HistoryOptions) {}
+  /** Length of one bucket: a twelfth of the window, at least a minute (5 min for 1 h). */
+  readonly bucketMs: number;
+  private readonly slots: number;
+
+  constructor(private readonly opts: HistoryOptions) {
+    this.bucketMs = Math.max(60_000, Math.ceil(opts.windowMs / 12));
+    // the window's buckets, plus the one it starts in
+    this.slots = Math.ceil(opts.windowMs / this.bucketMs) + 1;
+  }
 
   /** Nodes that reported within the window. */
   nodes(at: number): number {
@@ -89,25 +133,35 @@ export class NeighbourHistory {
     const cores = Math.max(1, report.node?.cpuCores ?? 1);
     const cpuPsi = (report.node?.cpuPressure?.someAvg10 ?? 0) / 100;
     const memPsi = (report.node?.memoryPressure?.someAvg10 ?? 0) / 100;
-    const rows = this.rows(nodeName, report, facts);
+    const rows = this.rows(nodeName, report, facts, at);
     const excessTotal = rows.reduce((a, r) => a + r.excess, 0);
     const wsTotal = rows.reduce((a, r) => a + r.ws, 0);
     const throttled = rows.filter((r) => r.throttle !== undefined);
+    const throttleSum = throttled.reduce((a, r) => a + r.throttle!, 0);
     for (const r of rows) {
-      const others = throttled.filter((o) => o !== r);
-      const othersThrottle = others.length === 0 ? 0 : others.reduce((a, o) => a + o.throttle!, 0) / others.length;
+      // the mean throttled ratio of the other pods with CFS periods (this one left out)
+      const others = throttled.length - (r.throttle !== undefined ? 1 : 0);
+      const othersThrottle = others === 0 ? 0 : (throttleSum - (r.throttle ?? 0)) / others;
       const suffering = Math.max(othersThrottle, cpuPsi);
       const instant: Instant = {
         cpuOverRequest: r.excess / cores,
         inflictedThrottling: excessTotal > 0 ? (r.excess / excessTotal) * suffering : 0,
         memoryPressure: wsTotal > 0 ? (r.ws / wsTotal) * memPsi : 0,
       };
-      this.record(nodeName, r.namespace, r.name, r.facts, { ...instant, t: at, ws: r.ws, raw: rawOf({ ...NO_SIGNALS, ...instant }, this.opts.weights) });
+      const track = this.record(nodeName, r.namespace, r.name, r.facts, {
+        ...instant,
+        t: at,
+        ws: r.ws,
+        raw: rawOf({ ...NO_SIGNALS, ...instant }, this.opts.weights),
+      });
+      this.trim(track, at);
     }
-    this.prune(at);
+    // Pods that stopped being reported are forgotten by a sweep, at most once a minute: an
+    // ingest costs the pods of its report, not the whole fleet.
+    if (at - this.swept >= 60_000) this.prune(at);
   }
 
-  private rows(nodeName: string, report: INodeReport, facts: PodFactsLookup) {
+  private rows(nodeName: string, report: INodeReport, facts: PodFactsLookup, at: number) {
     const rows: Array<{ namespace: string; name: string; facts: PodFacts | undefined; excess: number; ws: number; throttle: number | undefined }> = [];
     for (const pod of report.pods ?? []) {
       if (!pod.namespace || !pod.name) continue;
@@ -123,6 +177,7 @@ export class NeighbourHistory {
         const now: [number, number] = [Number(c.cpuThrottledPeriodsTotal ?? 0), Number(c.cpuPeriodsTotal ?? 0)];
         const prev = this.counters.get(key);
         this.counters.set(key, now);
+        this.counterSeen.set(key, at);
         // A counter that went back is a new container behind the same id: no delta this time.
         if (prev && now[1] > prev[1] && now[0] >= prev[0]) {
           dThrottled += now[0] - prev[0];
@@ -142,7 +197,7 @@ export class NeighbourHistory {
     return rows;
   }
 
-  private record(node: string, namespace: string, name: string, facts: PodFacts | undefined, s: Sample): void {
+  private record(node: string, namespace: string, name: string, facts: PodFacts | undefined, s: Sample): PodTrack {
     const key = `${namespace}/${name}`;
     let track = this.pods.get(key);
     if (!track) {
@@ -152,7 +207,7 @@ export class NeighbourHistory {
         node,
         workload: facts?.workload ?? { namespace, kind: 'Pod', name },
         recent: [],
-        minutes: [],
+        buckets: new BucketRing(this.slots),
         restartEvents: [],
         lastSeen: s.t,
       };
@@ -167,33 +222,28 @@ export class NeighbourHistory {
       track.restartsSeen = facts.restarts;
     }
     track.recent.push(s);
-    const minute = Math.floor(s.t / 60_000);
-    let b = track.minutes.at(-1);
-    if (!b || b.minute !== minute) {
-      b = { minute, n: 0, sum: { cpuOverRequest: 0, inflictedThrottling: 0, memoryPressure: 0 }, worst: s, worstRaw: -1, wsFirst: s.ws, wsLast: s.ws };
-      track.minutes.push(b);
-    }
-    b.n++;
-    b.sum.cpuOverRequest += s.cpuOverRequest;
-    b.sum.inflictedThrottling += s.inflictedThrottling;
-    b.sum.memoryPressure += s.memoryPressure;
-    b.wsLast = s.ws;
-    if (s.raw > b.worstRaw) {
-      b.worstRaw = s.raw;
-      b.worst = { cpuOverRequest: s.cpuOverRequest, inflictedThrottling: s.inflictedThrottling, memoryPressure: s.memoryPressure };
-    }
+    track.buckets.add(Math.floor(s.t / this.bucketMs), s);
+    return track;
+  }
+
+  /** Drops what one pod's spans no longer cover. */
+  private trim(t: PodTrack, at: number): void {
+    const { nowMs, windowMs } = this.opts;
+    // buckets need no trimming: a slot is reused by the bucket that falls on it, and reads skip old ones
+    while (t.recent.length > 0 && at - t.recent[0]!.t > nowMs) t.recent.shift();
+    while (t.restartEvents.length > 0 && at - t.restartEvents[0]!.t > windowMs) t.restartEvents.shift();
   }
 
   private prune(at: number): void {
-    const { nowMs, windowMs } = this.opts;
+    this.swept = at;
     for (const [key, t] of this.pods) {
-      if (at - t.lastSeen > windowMs) {
-        this.pods.delete(key);
-        continue;
-      }
-      while (t.recent.length > 0 && at - t.recent[0]!.t > nowMs) t.recent.shift();
-      while (t.minutes.length > 0 && at - (t.minutes[0]!.minute + 1) * 60_000 > windowMs) t.minutes.shift();
-      while (t.restartEvents.length > 0 && at - t.restartEvents[0]!.t > windowMs) t.restartEvents.shift();
+      if (at - t.lastSeen > this.opts.windowMs) this.pods.delete(key);
+      else this.trim(t, at);
+    }
+    for (const [id, seen] of this.counterSeen) {
+      if (at - seen <= this.opts.windowMs) continue;
+      this.counterSeen.delete(id);
+      this.counters.delete(id);
     }
   }
 
@@ -208,13 +258,13 @@ export class NeighbourHistory {
     return out;
   }
 
-  private span(t: PodTrack, d: Dimension, at: number): Signals {
-    const since = at - (d === 'now' ? this.opts.nowMs : this.opts.windowMs);
+  private span(t: PodTrack, dim: Dimension, at: number): Signals {
+    const since = at - (dim === 'now' ? this.opts.nowMs : this.opts.windowMs);
     const events = t.restartEvents.filter((e) => e.t >= since);
     const restarts = events.reduce((a, e) => a + e.n, 0);
     const ooms = events.filter((e) => e.oom).reduce((a, e) => a + e.n, 0);
     const growth = (first: number, last: number) => Math.max(0, (last - first) / Math.max(first, GROWTH_BASE));
-    if (d === 'now') {
+    if (dim === 'now') {
       const r = t.recent;
       if (r.length === 0) return { ...NO_SIGNALS, restarts, ooms };
       const m = (k: keyof Instant) => r.reduce((a, s) => a + s[k], 0) / r.length;
@@ -227,23 +277,18 @@ export class NeighbourHistory {
         ooms,
       };
     }
-    const b = t.minutes;
-    if (b.length === 0) return { ...NO_SIGNALS, restarts, ooms };
-    const memoryGrowth = growth(b[0]!.wsFirst, b.at(-1)!.wsLast);
-    if (d === 'worst') {
-      let w = b[0]!;
-      for (const x of b) if (x.worstRaw > w.worstRaw) w = x;
-      return { ...w.worst, memoryGrowth, restarts, ooms };
+    const d = t.buckets.data;
+    // a bucket counts while its end is inside the window
+    const live = t.buckets.live(Math.floor((at - this.opts.windowMs) / this.bucketMs));
+    if (live.length === 0) return { ...NO_SIGNALS, restarts, ooms };
+    const memoryGrowth = growth(d[live[0]! + F.wsFirst]!, d[live.at(-1)! + F.wsLast]!);
+    if (dim === 'worst') {
+      let w = live[0]!;
+      for (const o of live) if (d[o + F.worstRaw]! > d[w + F.worstRaw]!) w = o;
+      return { cpuOverRequest: d[w + F.worstCpu]!, inflictedThrottling: d[w + F.worstThr]!, memoryPressure: d[w + F.worstMem]!, memoryGrowth, restarts, ooms };
     }
-    const n = b.reduce((a, x) => a + x.n, 0);
-    const m = (k: keyof Instant) => b.reduce((a, x) => a + x.sum[k], 0) / n;
-    return {
-      cpuOverRequest: m('cpuOverRequest'),
-      inflictedThrottling: m('inflictedThrottling'),
-      memoryPressure: m('memoryPressure'),
-      memoryGrowth,
-      restarts,
-      ooms,
-    };
+    const n = live.reduce((a, o) => a + d[o + F.n]!, 0);
+    const m = (field: number) => live.reduce((a, o) => a + d[o + field]!, 0) / n;
+    return { cpuOverRequest: m(F.sumCpu), inflictedThrottling: m(F.sumThr), memoryPressure: m(F.sumMem), memoryGrowth, restarts, ooms };
   }
 }

@@ -160,20 +160,17 @@ function mean(xs: Signals[]): Signals {
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
-/** How many of `sorted` (ascending) are below `x`, and how many equal it (binary search). */
-function countAround(sorted: readonly number[], x: number): { below: number; equal: number } {
-  const first = (pred: (v: number) => boolean) => {
-    let lo = 0;
-    let hi = sorted.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (pred(sorted[mid]!)) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
-  };
-  const below = first((v) => v >= x);
-  return { below, equal: first((v) => v > x) - below };
+/** The first index of `sorted` (ascending) whose value is ≥ x (`strict`: > x); binary search. */
+function lowerBound(sorted: readonly number[], x: number, strict: boolean): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const v = sorted[mid]!;
+    if (strict ? v > x : v >= x) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }
 
 /**
@@ -184,7 +181,8 @@ function countAround(sorted: readonly number[], x: number): { below: number; equ
 export function percentileRank(sorted: readonly number[], x: number, own: number | undefined): number {
   const others = sorted.length - (own === undefined ? 0 : 1);
   if (others <= 0) return x > 0 ? 1 : 0;
-  let { below, equal } = countAround(sorted, x);
+  let below = lowerBound(sorted, x, false);
+  let equal = lowerBound(sorted, x, true) - below;
   if (own !== undefined) {
     if (own < x) below--;
     else if (own === x) equal--;
@@ -283,15 +281,17 @@ export function scoreNeighbours(pods: readonly PodSignals[], nodes: number, sett
     const scores = { now: explain.now.score, usual: explain.usual.score, worst: explain.worst.score };
     byWorkload.set(keyOf(list[0]!.workload), scores);
     const podScores = list.map((p) => {
-      const ps = Object.fromEntries(
-        DIMENSIONS.map((d) => [d, scoreOf(rawOf(p.signals[d], w), rankings[d], exact[d], settings).score]),
-      ) as unknown as NeighbourScore;
+      const ps: NeighbourScore = {
+        now: scoreOf(rawOf(p.signals.now, w), rankings.now, exact.now, settings).score,
+        usual: scoreOf(rawOf(p.signals.usual, w), rankings.usual, exact.usual, settings).score,
+        worst: scoreOf(rawOf(p.signals.worst, w), rankings.worst, exact.worst, settings).score,
+      };
       byPod.set(`${p.namespace}/${p.name}`, ps);
       return { name: p.name, node: p.node, ...ps };
     });
     return { workload: list[0]!.workload, pods: podScores, scores, explain };
   });
-  workloads.sort((a, b) => b.scores.worst - a.scores.worst || b.explain.worst.raw - a.explain.worst.raw || keyOf(a.workload).localeCompare(keyOf(b.workload)));
+  workloads.sort((a, b) => b.scores.worst - a.scores.worst || b.explain.worst.raw - a.explain.worst.raw || (keyOf(a.workload) < keyOf(b.workload) ? -1 : 1));
   return {
     nodes,
     highSlots: slots,
@@ -304,5 +304,12 @@ export function scoreNeighbours(pods: readonly PodSignals[], nodes: number, sett
 }
 
 function rounded(s: Signals): Signals {
-  return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, round3(v)])) as unknown as Signals;
+  return {
+    cpuOverRequest: round3(s.cpuOverRequest),
+    inflictedThrottling: round3(s.inflictedThrottling),
+    memoryPressure: round3(s.memoryPressure),
+    memoryGrowth: round3(s.memoryGrowth),
+    restarts: s.restarts,
+    ooms: s.ooms,
+  };
 }

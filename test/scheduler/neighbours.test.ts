@@ -22,7 +22,13 @@ import { ClusterModel } from '#controller/model/model.js';
 import { clusterFromConfig } from '#controller/mutations/cluster.js';
 import { MutationLog } from '#controller/mutations/log.js';
 import { registerMutationRoutes } from '#controller/mutations/routes.js';
-import { labelTargetsFromModel, type NeighbourFeature, neighboursFeature, registerNeighbourRoutes } from '#controller/scheduler/neighbours-feature.js';
+import {
+  excludedNamespaces,
+  labelTargetsFromModel,
+  type NeighbourFeature,
+  neighboursFeature,
+  registerNeighbourRoutes,
+} from '#controller/scheduler/neighbours-feature.js';
 import { NEIGHBOUR_LABELS, NeighbourLabelWriter } from '#controller/scheduler/neighbours-labels.js';
 import { localAuthorizer } from '#controller/server/access.js';
 import { StaticTokenAuthenticator } from '#controller/server/auth.js';
@@ -139,7 +145,7 @@ const podsOf = (app: string) => kube.list('pods', NS).filter((p) => (p.metadata.
 const patchesSince = (n: number) => kube.requests.slice(n).filter((r) => r.method === 'PATCH' && r.path.includes(`/namespaces/${NS}/`));
 
 /** A label writer of its own for each test, with the test's clock. */
-function writer(clock: { now: number }, writesPerMinute: number): NeighbourLabelWriter {
+function writer(clock: { now: number }, writesPerMinute: number, excluded = new Set<string>()): NeighbourLabelWriter {
   return new NeighbourLabelWriter({
     cluster: clusterFromConfig(kube.kubeconfigPath)!,
     mutationLog,
@@ -147,7 +153,7 @@ function writer(clock: { now: number }, writesPerMinute: number): NeighbourLabel
     log: silentLogger,
     writesPerMinute,
     isLeader: () => true,
-    targets: labelTargetsFromModel(model),
+    targets: labelTargetsFromModel(model, excluded),
     scores: () => feature.scorer,
     now: () => clock.now,
   });
@@ -290,6 +296,8 @@ describe("bad-neighbour scores from the agents' reports", () => {
 describe('neighbour labels', () => {
   it('appear on the noisy pod and its Deployment (worst: high), never on skipped objects', async () => {
     await clearLabels();
+    // Nemutator's own namespace (here: shop) is left alone, like kube-system.
+    expect(await writer({ now: Date.now() }, 1000, excludedNamespaces(NS)).pass()).toEqual({ written: 0, deferred: 0, skipped: 0, failed: 0 });
     const w = writer({ now: Date.now() }, 1000);
     const r = await w.pass();
     expect(r.failed).toBe(0);

@@ -57,18 +57,27 @@ const WORKLOAD_LISTS = [
   ['daemonsets', 'DaemonSet'],
 ] as const;
 
-/** Every pod and workload the model holds, as label targets (a pod with its workload's object). */
-export function labelTargetsFromModel(model: ClusterModel): () => Iterable<LabelTarget> {
+/** Namespaces the labels never go to, like the webhook's: the control plane's and Nemutator's own. */
+export function excludedNamespaces(ownNamespace: string): Set<string> {
+  return new Set(['kube-system', 'kube-node-lease', ownNamespace]);
+}
+
+/**
+ * Every pod and workload the model holds, as label targets (a pod with its workload's object),
+ * except those of `excluded` namespaces and mirror pods (the kubelet's static pods).
+ */
+export function labelTargetsFromModel(model: ClusterModel, excluded: ReadonlySet<string> = new Set()): () => Iterable<LabelTarget> {
   return function* targets() {
     const workloads = new Map<string, Obj>();
     for (const [list, kind] of WORKLOAD_LISTS) {
       for (const o of model.list(list)) {
+        if (excluded.has(o.metadata?.namespace ?? '')) continue;
         workloads.set(`${o.metadata?.namespace}/${kind}/${o.metadata?.name}`, o);
         yield { kind: kind as LabelledKind, object: o as unknown as KubeObject };
       }
     }
     for (const p of model.list('pods')) {
-      if (p.metadata?.deletionTimestamp) continue;
+      if (p.metadata?.deletionTimestamp || excluded.has(p.metadata?.namespace ?? '') || p.metadata?.annotations?.['kubernetes.io/config.mirror']) continue;
       const w = model.workloadOf(p);
       const object = workloads.get(`${w.namespace}/${w.kind}/${w.name}`);
       yield {
@@ -169,7 +178,7 @@ export function neighboursFeature(deps: NeighbourDeps): NeighbourFeature {
       log: deps.log.child({ component: 'neighbour-labels' }),
       writesPerMinute: config.neighbourLabelWritesPerMinute,
       isLeader: deps.isLeader,
-      targets: labelTargetsFromModel(model),
+      targets: labelTargetsFromModel(model, excludedNamespaces(config.namespace)),
       scores: () => scorer,
       now,
     });

@@ -216,6 +216,28 @@ export const controllerSchema = {
   profileContinuousSeconds: integer(10, 'Length of a continuous capture, in seconds.', 1, 60),
   profileContinuousHz: integer(19, 'Sampling rate of a continuous capture.', 1, 199),
   profileContinuousMinAge: duration('1h', 'Pods younger than this are not profiled continuously.'),
+  neighbourNowWindow: duration('1m', 'Bad-neighbour score `now`: the span of agent reports it averages (docs/neighbours.md).', 1000),
+  neighbourWindow: duration(
+    '1h',
+    'Bad-neighbour scores `usual` (mean) and `worst` (max): the span of agent reports they cover (kept in one bucket per minute and pod).',
+    60_000,
+  ),
+  neighbourLabels: boolean(
+    false,
+    'The leader writes the bad-neighbour buckets as labels nemutator.io/neighbour-now|usual|worst on pods and their workloads (needs the rights of manifests/components/neighbour-labels, which turns this on).',
+  ),
+  neighbourLabelInterval: duration('1m', 'How often the leader compares the bad-neighbour buckets with the labels and writes the ones that changed.', 1000),
+  neighbourLabelWritesPerMinute: integer(
+    30,
+    'Most bad-neighbour label writes (API PATCH calls) in any 60 s; changes beyond it wait for a later pass, most harmful first.',
+    1,
+    10_000,
+  ),
+  optInSchedulerName: string(
+    '',
+    'The Nemutator-aware scheduler (manifests/components/scheduler): pods of namespaces or workloads labelled nemutator.io/scheduler: enabled get this spec.schedulerName (skip verb scheduler). Empty: no pod is changed.',
+    { pattern: /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$/, form: 'a scheduler name such as nemutator-scheduler (lowercase DNS-1123 subdomain)' },
+  ),
   logLevel: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const, 'info', 'Log level.'),
   logFormat: oneOf(['json', 'pretty'] as const, 'json', 'Log format.'),
   metricsDefaults: boolean(true, 'Export Node.js process metrics on /metrics.'),

@@ -7,20 +7,25 @@ import { loadKubeConfig } from '#common/kube.js';
 
 import type { AdmissionHandler } from './admission/handler.ts';
 import { createAdmissionHandler } from './admission/handler.ts';
-import { enforcedLevel, type PodSecurityLevel } from './admission/pod-security.ts';
+import { enforcedLevel } from './admission/pod-security.ts';
 import { registerSkipRuleRoutes } from './admission/skip-rule-routes.ts';
 import { SkipRules } from './admission/skip-rules.ts';
 import type { ControllerDeps, ControllerParts } from './app.ts';
 import type { Dictionary } from './dictionary/dictionary.ts';
 import { openDictionary } from './dictionary/open.ts';
 import { registerDictionaryRoutes } from './dictionary/routes.ts';
-import { watchNamespaceLabels } from './kube/namespaces.ts';
+import { type NamespaceLabels, watchNamespaceLabels } from './kube/namespaces.ts';
+import { ClusterModel } from './model/model.ts';
+import { clusterFromConfig } from './mutations/cluster.ts';
 import { MutationLog } from './mutations/log.ts';
 import { registerMutationRoutes } from './mutations/routes.ts';
 import { DEFAULT_CHAIN } from './mutators/chain.ts';
 import { parseRatioPolicy, RatioSource } from './mutators/resources.ts';
+import { withSchedulerOptIn } from './mutators/scheduler.ts';
 import { withSecretsOptions } from './mutators/secrets.ts';
 import { registerProfiles } from './profiles/index.ts';
+import type { NeighbourLookup } from './scheduler/neighbours.ts';
+import { type NeighbourFeature, neighboursFeature, registerNeighbourRoutes } from './scheduler/neighbours-feature.ts';
 import { registerSecretRoutes } from './secrets/routes.ts';
 import type { Router } from './server/router.ts';
 import { registerTelemetryRoutes, type TelemetryFeature, telemetryFeature } from './telemetry/feature.ts';
@@ -37,11 +42,15 @@ interface Admission {
   handler: AdmissionHandler;
   /** Undefined without prometheusUrl. */
   telemetry: TelemetryFeature | undefined;
+  /** Bad-neighbour scores (the scheduler extender's NeighbourLookup) and their labels. */
+  neighbours: NeighbourFeature;
 }
 
 /** The controller's features, built once per running controller from its parts. */
 export interface Features {
   admission: AdmissionHandler;
+  /** Bad-neighbour scores: the NeighbourLookup the scheduler extender reads. */
+  neighbours: NeighbourLookup;
   /** Adds the REST routes; they serve the same dictionary, mutation log, skip rules and telemetry admission uses. */
   registerRoutes(router: Router): void;
 }
@@ -74,12 +83,17 @@ async function createAdmission(parts: ControllerParts, shared: AdmissionParts): 
     throw new NemuError(ErrorCodes.CONFIG, (e as Error).message);
   }
   // the secrets mutator takes its init image, token audience and socket directory from configuration
-  const chain = withSecretsOptions(DEFAULT_CHAIN, parts.config);
+  const chain = withSchedulerOptIn(withSecretsOptions(DEFAULT_CHAIN, parts.config), parts.config.optInSchedulerName);
   // telemetry recommendations (cached, refreshed in the background) come before the ratio policy
   const telemetry = await telemetryFeature(parts, mutationLog);
-  const podSecurityLevel = namespacePodSecurity(parts);
+  const namespaces = watchNamespaces(parts);
   const handler = createAdmissionHandler({
-    ...(podSecurityLevel ? { podSecurityLevel } : {}),
+    ...(namespaces
+      ? {
+          podSecurityLevel: (namespace: string) => enforcedLevel(namespaces.labels(namespace)),
+          namespaceLabels: (namespace: string) => namespaces.labels(namespace),
+        }
+      : {}),
     log: parts.log.child({ component: 'admission' }),
     dictionary,
     mutationLog,
@@ -91,19 +105,45 @@ async function createAdmission(parts: ControllerParts, shared: AdmissionParts): 
     ...(telemetry ? { telemetry: telemetry.source } : {}),
     ...(ratio ? { ratio } : {}),
   });
-  return { handler, telemetry };
+  return { handler, telemetry, neighbours: createNeighbours(parts, shared, telemetry) };
 }
 
-/** With a cluster: the Pod Security level each namespace enforces, from a namespace informer. */
-function namespacePodSecurity(parts: ControllerParts): ((namespace: string) => PodSecurityLevel) | undefined {
+/** With a cluster: namespace labels from an informer (Pod Security level, scheduler opt-in). */
+function watchNamespaces(parts: ControllerParts): NamespaceLabels | undefined {
   const kc = loadKubeConfig(parts.config.kubeconfig);
   if (!kc) return undefined;
   const namespaces = watchNamespaceLabels(kc, parts.log.child({ component: 'namespaces' }));
   parts.onStop(() => namespaces.stop());
-  return (namespace) => enforcedLevel(namespaces.labels(namespace));
+  return namespaces;
 }
 
-function registerRoutes(router: Router, parts: ControllerParts, shared: AdmissionParts, telemetry: TelemetryFeature | undefined): void {
+/** Bad-neighbour scores from the fleet's reports; pods' requests and owners from the cluster model (telemetry's, else its own). */
+function createNeighbours(parts: ControllerParts, shared: AdmissionParts, telemetry: TelemetryFeature | undefined): NeighbourFeature {
+  let model = telemetry?.model;
+  const kc = model ? undefined : loadKubeConfig(parts.config.kubeconfig);
+  if (kc) {
+    const own = new ClusterModel(kc, parts.log.child({ component: 'model' }));
+    void own.start().catch((e: Error) => parts.log.warn({ err: e.message }, 'cluster model unavailable; neighbour scores see no requests, owners or restarts'));
+    parts.onStop(() => own.stop());
+    model = own;
+  }
+  const cluster = clusterFromConfig(parts.config.kubeconfig);
+  const feature = neighboursFeature({
+    config: parts.config,
+    registry: parts.registry,
+    log: parts.log.child({ component: 'neighbours' }),
+    isLeader: parts.isLeader,
+    mutationLog: shared.mutationLog,
+    skipRules: shared.skipRules,
+    ...(model ? { model } : {}),
+    ...(cluster ? { cluster } : {}),
+  });
+  parts.onStop(() => feature.stop());
+  return feature;
+}
+
+function registerRoutes(router: Router, parts: ControllerParts, shared: AdmissionParts, admission: Admission): void {
+  const { telemetry } = admission;
   registerDictionaryRoutes(router, shared.dictionary);
   registerSkipRuleRoutes(router, shared.skipRules);
   registerMutationRoutes(router, {
@@ -115,13 +155,18 @@ function registerRoutes(router: Router, parts: ControllerParts, shared: Admissio
   registerTelemetryRoutes(router, parts, telemetry);
   registerProfiles(router, parts);
   registerSecretRoutes(router, { fleet: parts.hub, config: parts.config, log: parts.log.child({ component: 'secrets' }) });
+  registerNeighbourRoutes(router, admission.neighbours);
 }
 
 /** Builds admission and the routes from one set of shared parts: the routes cannot exist without them. */
 export async function createFeatures(parts: ControllerParts): Promise<Features> {
   const shared = await admissionParts(parts);
-  const { handler, telemetry } = await createAdmission(parts, shared);
-  return { admission: handler, registerRoutes: (router) => registerRoutes(router, parts, shared, telemetry) };
+  const admission = await createAdmission(parts, shared);
+  return {
+    admission: admission.handler,
+    neighbours: admission.neighbours.scorer,
+    registerRoutes: (router) => registerRoutes(router, parts, shared, admission),
+  };
 }
 
 /**

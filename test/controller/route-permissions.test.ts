@@ -113,6 +113,14 @@ const cases: Case[] = [
   },
   {
     method: 'GET',
+    pattern: '/api/v1/neighbours',
+    path: () => '/neighbours?namespace=team-a',
+    role: 'nemutator-viewer',
+    status: 200,
+    teamB: { path: () => '/neighbours?namespace=team-b' },
+  },
+  {
+    method: 'GET',
     pattern: '/api/v1/mutations',
     path: () => '/mutations?namespace=team-a',
     role: 'nemutator-viewer',

@@ -112,6 +112,8 @@ const KINDS: Record<string, { model: ModelClass; fields: string }> = {
   'storage.k8s.io/v1/CSIDriver': { model: CSIDriver, fields: 'V1CSIDriver' },
 };
 
+/** Roles the apiserver bootstraps, which a component may bind but never ships. */
+const BUILT_IN_ROLES = new Set(['ClusterRole/system:kube-scheduler', 'ClusterRole/system:volume-scheduler', 'Role/extension-apiserver-authentication-reader']);
 const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'CSIDriver']);
 
 function kindOf(obj: { apiVersion?: unknown; kind?: unknown }): (typeof KINDS)[string] {
@@ -321,7 +323,12 @@ describe('references between the manifests resolve', () => {
       withComponents.some((o) => o.kind === kind && o.metadata.name === name && (namespace === undefined || o.metadata.namespace === namespace));
     for (const b of withComponents.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')) {
       const roleRef = b.roleRef as { kind: string; name: string };
-      expect(in_(roleRef.kind, roleRef.name, roleRef.kind === 'Role' ? b.metadata.namespace : undefined), `${b.kind}/${b.metadata.name} -> ${roleRef.kind}/${roleRef.name}`).toBe(true);
+      // The second scheduler (component scheduler) is bound to the roles the apiserver itself
+      // keeps for kube-scheduler, as upstream's "Configure Multiple Schedulers" does.
+      const builtIn = BUILT_IN_ROLES.has(`${roleRef.kind}/${roleRef.name}`);
+      expect(builtIn || in_(roleRef.kind, roleRef.name, roleRef.kind === 'Role' ? b.metadata.namespace : undefined), `${b.kind}/${b.metadata.name} -> ${roleRef.kind}/${roleRef.name}`).toBe(
+        true,
+      );
       for (const s of b.subjects as { kind: string; name: string; namespace?: string }[]) {
         expect(s.kind).toBe('ServiceAccount');
         expect(in_('ServiceAccount', s.name, s.namespace), `${b.kind}/${b.metadata.name} binds ${s.namespace}/${s.name}`).toBe(true);
@@ -610,7 +617,8 @@ describe('what the design requires of the manifests', () => {
   });
 
   it('ships each pod-writing right in the component of the feature that needs it', () => {
-    expect(componentNames()).toEqual(['resize', 'rollback-pods']);
+    // scheduler writes no pod: its objects are the second kube-scheduler's (test/scheduler/neighbours.test.ts).
+    expect(componentNames()).toEqual(['neighbour-labels', 'resize', 'rollback-pods', 'scheduler']);
     const base = new Set(objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
     const controllerRules = (rendered: KubeObject[]) =>
       rendered
@@ -626,8 +634,17 @@ describe('what the design requires of the manifests', () => {
 
     const rollback = render(['rollback-pods']);
     expect(controllerRules(rollback)).toEqual(['create pods/eviction']);
+
+    const labels = render(['neighbour-labels']);
+    expect(controllerRules(labels)).toEqual(['get daemonsets', 'get statefulsets', 'patch daemonsets', 'patch pods', 'patch statefulsets']);
+    const labelsEnv = envOf(containerOf(labels.find((o) => o.kind === 'Deployment' && o.metadata.name === 'nemutator-controller') as Workload, 'controller'));
+    expect(labelsEnv.get('NEMUTATOR_NEIGHBOUR_LABELS')?.value).toBe('true');
     // A component adds its ClusterRole and the binding to the controller's service account, nothing else.
-    for (const [name, rendered] of [['resize', resize], ['rollback-pods', rollback]] as const) {
+    for (const [name, rendered] of [
+      ['resize', resize],
+      ['rollback-pods', rollback],
+      ['neighbour-labels', labels],
+    ] as const) {
       const added = rendered.filter((o) => !base.has(`${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`)).map((o) => `${o.kind}/${o.metadata.name}`).sort();
       expect(added, name).toEqual([`ClusterRole/nemutator-controller-${name}`, `ClusterRoleBinding/nemutator-controller-${name}`]);
       const binding = rendered.find((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name === `nemutator-controller-${name}`)!;

@@ -77,6 +77,8 @@ export interface AdmissionOptions {
   deadlineMs?: number;
   /** The Pod Security level a namespace enforces (from its labels); absent: never warned about. */
   podSecurityLevel?: (namespace: string) => PodSecurityLevel;
+  /** A namespace's labels (the scheduler opt-in reads them); absent: none known. */
+  namespaceLabels?: (namespace: string) => Readonly<Record<string, string>> | undefined;
 }
 
 export type ReviewResult = 'mutated' | 'unchanged' | 'skipped' | 'dry_run' | 'degraded' | 'refused' | 'invalid';
@@ -178,9 +180,11 @@ class Admission {
     // object at admission) reuses that answer if everything the chain read is unchanged.
     // The enforced Pod Security level is part of the key: the remembered warnings depend on it.
     const level = this.opts.podSecurityLevel?.(r.namespace) ?? 'privileged';
+    // The namespace's labels are read by the chain (scheduler opt-in): they are part of the key too.
+    const nsLabels = this.opts.namespaceLabels?.(r.namespace);
     const memoKey =
       this.memo && !req.dryRun && !r.skip.verbs.has('patch') && req.oldObject == null
-        ? this.memo.key(r.kind, req.operation, `${r.namespace}\u0000${level}`, r.skip.verbs, JSON.stringify(r.object))
+        ? this.memo.key(r.kind, req.operation, `${r.namespace}\u0000${level}\u0000${JSON.stringify(nsLabels ?? {})}`, r.skip.verbs, JSON.stringify(r.object))
         : undefined;
     const remembered = memoKey !== undefined ? this.memo!.get(memoKey) : undefined;
     const keys = remembered ? remembered.keys : chainKeys(this.chain, r.object, { kind: r.kind, namespace: r.namespace }, r.skip.verbs);
@@ -194,7 +198,7 @@ class Admission {
     } else if (memoKey !== undefined) {
       this.opts.metrics?.memo.inc({ result: 'miss' });
     }
-    return this.fromChain(r, dictionary, keys, memoKey, level);
+    return this.fromChain(r, dictionary, keys, memoKey, level, nsLabels);
   }
 
   /** The object under review, or the answer when there is nothing to do. */
@@ -261,7 +265,14 @@ class Admission {
   }
 
   /** Runs the chain and answers with its patch (remembered for the next replica). */
-  private async fromChain(r: InReview, dictionary: Map<string, string>, keys: string[], memoKey: string | undefined, level: PodSecurityLevel): Promise<Answer> {
+  private async fromChain(
+    r: InReview,
+    dictionary: Map<string, string>,
+    keys: string[],
+    memoKey: string | undefined,
+    level: PodSecurityLevel,
+    namespaceLabels: Readonly<Record<string, string>> | undefined,
+  ): Promise<Answer> {
     const { req, kind, object, namespace, warnings } = r;
     const recommendations: RecommendationSource[] = [];
     if (this.opts.telemetry && !r.skip.verbs.has('prom_metrics')) recommendations.push(this.opts.telemetry);
@@ -274,6 +285,7 @@ class Admission {
       dictionary,
       recommendations: memoKey !== undefined ? ChainMemo.recording(recommendations, recorded) : recommendations,
       ...(isRecord(req.oldObject) ? { oldObject: req.oldObject } : {}),
+      ...(namespaceLabels ? { namespaceLabels } : {}),
     };
     const result = runChain(this.chain, object, ctx, r.skip.verbs);
     // what nemutator injected and the namespace's Pod Security level would refuse, said now

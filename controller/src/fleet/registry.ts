@@ -31,8 +31,11 @@ export interface NodeSummary {
   pods: number;
 }
 
+export type ReportListener = (node: string, report: INodeReport, at: number) => void;
+
 export class FleetRegistry {
   private readonly nodes = new Map<string, NodeEntry>();
+  private readonly listeners = new Set<ReportListener>();
 
   constructor(
     private readonly staleAfterMs: number,
@@ -68,6 +71,19 @@ export class FleetRegistry {
     e.report = report;
     e.lastReportAt = this.now();
     e.reports++;
+    for (const l of this.listeners) {
+      try {
+        l(name, report, e.lastReportAt);
+      } catch {
+        // a listener's failure is its own: the report is stored whatever it does
+      }
+    }
+  }
+
+  /** Calls `listener` with every report as it is stored (the neighbour scorer's samples); returns the unsubscribe. */
+  onReport(listener: ReportListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   get(name: string): NodeEntry | undefined {

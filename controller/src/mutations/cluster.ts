@@ -1,6 +1,7 @@
 /**
  * What a rollback needs from Kubernetes, behind a small interface: read and JSON-patch a
- * Deployment, find a Pod by label, evict it (the Eviction API respects PodDisruptionBudgets).
+ * Deployment, find a Pod by label, evict it (the Eviction API respects PodDisruptionBudgets);
+ * read and JSON-patch the objects whose labels the neighbour scorer writes (Pods and workloads).
  * The implementation uses @kubernetes/client-node, from a kubeconfig or in-cluster.
  */
 import { existsSync } from 'node:fs';
@@ -16,6 +17,17 @@ export interface ClusterClient {
   patchDeployment(namespace: string, name: string, ops: Operation[]): Promise<KubeObject>;
   podsWithLabel(namespace: string, selector: string): Promise<KubeObject[]>;
   evictPod(namespace: string, name: string): Promise<void>;
+  /** A Pod, Deployment, StatefulSet or DaemonSet (the kinds `LABELLED_KINDS` names). */
+  readObject(kind: LabelledKind, namespace: string, name: string): Promise<KubeObject>;
+  patchObject(kind: LabelledKind, namespace: string, name: string, ops: Operation[]): Promise<KubeObject>;
+}
+
+/** Kinds whose labels Nemutator writes (bad-neighbour labels) and can restore. */
+export const LABELLED_KINDS = ['Pod', 'Deployment', 'StatefulSet', 'DaemonSet'] as const;
+export type LabelledKind = (typeof LABELLED_KINDS)[number];
+
+export function isLabelledKind(kind: string): kind is LabelledKind {
+  return (LABELLED_KINDS as readonly string[]).includes(kind);
 }
 
 /** The cluster from `kubeconfig`, or in-cluster in a pod; undefined when there is none (local mode). */
@@ -99,6 +111,25 @@ class KubeClusterClient implements ClusterClient {
       `list pods in ${namespace}`,
       async () => (await this.core.listNamespacedPod({ namespace, labelSelector: selector })).items as unknown as KubeObject[],
     );
+  }
+  readObject(kind: LabelledKind, namespace: string, name: string): Promise<KubeObject> {
+    const args = { namespace, name };
+    return this.call(`read ${kind.toLowerCase()} ${namespace}/${name}`, async () => {
+      if (kind === 'Pod') return (await this.core.readNamespacedPod(args)) as unknown as KubeObject;
+      if (kind === 'Deployment') return (await this.apps.readNamespacedDeployment(args)) as unknown as KubeObject;
+      if (kind === 'StatefulSet') return (await this.apps.readNamespacedStatefulSet(args)) as unknown as KubeObject;
+      return (await this.apps.readNamespacedDaemonSet(args)) as unknown as KubeObject;
+    });
+  }
+  patchObject(kind: LabelledKind, namespace: string, name: string, ops: Operation[]): Promise<KubeObject> {
+    const args = { namespace, name, body: ops };
+    const json = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+    return this.call(`patch ${kind.toLowerCase()} ${namespace}/${name}`, async () => {
+      if (kind === 'Pod') return (await this.core.patchNamespacedPod(args, json)) as unknown as KubeObject;
+      if (kind === 'Deployment') return (await this.apps.patchNamespacedDeployment(args, json)) as unknown as KubeObject;
+      if (kind === 'StatefulSet') return (await this.apps.patchNamespacedStatefulSet(args, json)) as unknown as KubeObject;
+      return (await this.apps.patchNamespacedDaemonSet(args, json)) as unknown as KubeObject;
+    });
   }
   async evictPod(namespace: string, name: string): Promise<void> {
     await this.call(`evict pod ${namespace}/${name}`, () =>

@@ -8,15 +8,18 @@
  * - Pod: pods cannot be changed in place, so the owning workload gets a skip rule for the
  *   rolled-back verbs, then the pod (found by its `nemutator.io/mutation` label) is evicted,
  *   PodDisruptionBudgets respected; its replacement is created without those mutations.
+ * - Labels the neighbour scorer wrote (verb `neighbours`, on a Pod or a workload): the reverse
+ *   patch restores the previous labels in place, guarded like a Deployment's; a skip rule for
+ *   the object (verb `neighbours`) is stored first so the scorer does not write them again.
  */
 import fjp, { type Operation } from 'fast-json-patch';
 
 import { ErrorCodes, NemuError } from '#common/errors.js';
 
 import type { SkipRules } from '../admission/skip-rules.ts';
-import { isRecord, MUTATION_LABEL, type Verb } from '../mutators/types.ts';
+import { isRecord, MUTATION_LABEL, NEIGHBOURS_VERB, type Verb } from '../mutators/types.ts';
 import type { ClusterClient } from './cluster.ts';
-import { apiStatus } from './cluster.ts';
+import { apiStatus, isLabelledKind } from './cluster.ts';
 import type { MutationEntry, MutationLog } from './log.ts';
 
 export interface RollbackDeps {
@@ -30,7 +33,7 @@ export interface RollbackResult {
   kind: string;
   namespace: string;
   name: string;
-  action: 'patched' | 'evicted';
+  action: 'patched' | 'evicted' | 'labels-restored';
   skipRule: { kind: string; name: string; verbs: string[] };
 }
 
@@ -51,9 +54,73 @@ export async function rollback(id: string, user: string | undefined, deps: Rollb
       { status: 503 },
     );
   }
-  const result = entry.kind === 'Deployment' ? await rollbackDeployment(entry, user, deps, deps.cluster) : await rollbackPod(entry, user, deps, deps.cluster);
+  const result = entry.verbs.includes(NEIGHBOURS_VERB)
+    ? await rollbackLabels(entry, user, deps, deps.cluster)
+    : entry.kind === 'Deployment'
+      ? await rollbackDeployment(entry, user, deps, deps.cluster)
+      : await rollbackPod(entry, user, deps, deps.cluster);
   await deps.log.update({ ...entry, rolledBack: { time: new Date().toISOString(), ...(user ? { user } : {}) } });
   return result;
+}
+
+/** Refuses (409) when the object no longer holds what the forward patch wrote. */
+function checkGuards(current: unknown, tests: Operation[], what: string, id: string): void {
+  for (const t of tests) {
+    let ok = false;
+    try {
+      ok = fjp.applyOperation(structuredClone(current), structuredClone(t), true, false) !== undefined;
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw new NemuError(
+        ErrorCodes.CONFLICT,
+        `${what} changed since mutation ${id}: ${t.path} no longer holds the mutated value; rollback refused, nothing was changed`,
+        {
+          status: 409,
+        },
+      );
+    }
+  }
+}
+
+/** Neighbour labels: the previous labels back, in place, once the scorer is told to leave the object alone. */
+async function rollbackLabels(entry: MutationEntry, user: string | undefined, deps: RollbackDeps, cluster: ClusterClient): Promise<RollbackResult> {
+  const name = entry.name;
+  if (!name || !isLabelledKind(entry.kind))
+    throw new NemuError(ErrorCodes.BAD_REQUEST, `mutation ${entry.id} names no object whose labels can be restored`, { status: 400 });
+  const what = `${entry.kind.toLowerCase()} ${entry.namespace}/${name}`;
+  const current = await cluster.readObject(entry.kind, entry.namespace, name);
+  const tests = guards(entry.patch);
+  checkGuards(current, tests, what, entry.id);
+  const verbs = [NEIGHBOURS_VERB] as Verb[];
+  await deps.skipRules.add({
+    namespace: entry.namespace,
+    kind: entry.kind,
+    name,
+    verbs,
+    mutationId: entry.id,
+    createdAt: new Date().toISOString(),
+    ...(user ? { user } : {}),
+  });
+  const rv = isRecord(current.metadata) ? current.metadata.resourceVersion : undefined;
+  const ops: Operation[] = [
+    ...(typeof rv === 'string' ? [{ op: 'test', path: '/metadata/resourceVersion', value: rv } as Operation] : []),
+    ...tests,
+    ...entry.reversePatch,
+  ];
+  try {
+    await cluster.patchObject(entry.kind, entry.namespace, name, ops);
+  } catch (e) {
+    const status = apiStatus(e) ?? (e as { apiStatus?: number }).apiStatus;
+    if (status === 409 || status === 422)
+      throw new NemuError(ErrorCodes.CONFLICT, `${what} changed while rolling back mutation ${entry.id}; nothing was changed, retry the rollback`, {
+        status: 409,
+        cause: e,
+      });
+    throw e;
+  }
+  return { id: entry.id, kind: entry.kind, namespace: entry.namespace, name, action: 'labels-restored', skipRule: { kind: entry.kind, name, verbs } };
 }
 
 async function rollbackDeployment(entry: MutationEntry, user: string | undefined, deps: RollbackDeps, cluster: ClusterClient): Promise<RollbackResult> {

@@ -10,6 +10,7 @@
  *   7. resources    requests from recommendations (telemetry, then limits ÷ ratio)
  *   8. secrets      vault: references (env, after env resolved nemu_env_<hash>; secret-file
  *                   annotations) → the nemutator.io/secrets record, agent socket, launcher
+ *   9. scheduler    (when optInSchedulerName is set, scheduler.ts) spec.schedulerName for opted-in pods
  *
  * Selectors come before labels so that a selector and the template label it selects are
  * translated together; tolerations come after labels so rules match the real labels.

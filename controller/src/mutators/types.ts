@@ -47,6 +47,8 @@ export interface MutationContext {
   recommendations: readonly RecommendationSource[];
   /** The object before this operation (UPDATE only). */
   oldObject?: KubeObject;
+  /** The namespace's labels, from the namespace informer (absent without a cluster or before its first list). */
+  namespaceLabels?: Readonly<Record<string, string>>;
   /** Reasons are values: what a mutator did not do, and why; they become AdmissionReview warnings. */
   warn(message: string): void;
   /**
@@ -78,6 +80,8 @@ export const VERBS = [
   'patch',
   'containers',
   'prom_metrics',
+  'scheduler',
+  'neighbours',
 ] as const;
 export type Verb = (typeof VERBS)[number];
 
@@ -88,6 +92,9 @@ export type Verb = (typeof VERBS)[number];
 export const VERB_ALIASES: Partial<Record<Verb, readonly Verb[]>> = {
   containers: ['env', 'image', 'resources', 'secrets'],
 };
+
+/** Not a mutator: the neighbour scorer's labels (controller/src/scheduler/neighbours-labels.ts) skip objects that name it. */
+export const NEIGHBOURS_VERB = 'neighbours';
 
 export const SKIP_ANNOTATION = 'nemutator.io/skip';
 export const SKIP_MUTATION_ANNOTATION = 'nemutator.io/skip-mutation';

@@ -4,6 +4,7 @@ import { auditCommand } from './audit.ts';
 import { dictCommand } from './dict.ts';
 import { flameCommand } from './flame.ts';
 import { mutationsCommand } from './mutations.ts';
+import { neighboursCommand } from './neighbours.ts';
 import { nodesCommand } from './nodes.ts';
 import { runCommand } from './run.ts';
 import { secretsCommand } from './secrets.ts';
@@ -14,6 +15,7 @@ import { whatifCommand } from './whatif.ts';
 export const commands: Command[] = [
   statusCommand,
   nodesCommand,
+  neighboursCommand,
   dictCommand,
   mutationsCommand,
   skipRulesCommand,

@@ -21,6 +21,7 @@ import { DEFAULT_CHAIN } from './mutators/chain.ts';
 import { parseRatioPolicy, RatioSource } from './mutators/resources.ts';
 import { withSecretsOptions } from './mutators/secrets.ts';
 import { registerProfiles } from './profiles/index.ts';
+import { attachSchedulerSources } from './scheduler/extender-setup.ts';
 import { registerSecretRoutes } from './secrets/routes.ts';
 import type { Router } from './server/router.ts';
 import { registerTelemetryRoutes, type TelemetryFeature, telemetryFeature } from './telemetry/feature.ts';
@@ -121,6 +122,7 @@ function registerRoutes(router: Router, parts: ControllerParts, shared: Admissio
 export async function createFeatures(parts: ControllerParts): Promise<Features> {
   const shared = await admissionParts(parts);
   const { handler, telemetry } = await createAdmission(parts, shared);
+  attachSchedulerSources(parts, telemetry);
   return { admission: handler, registerRoutes: (router) => registerRoutes(router, parts, shared, telemetry) };
 }
 

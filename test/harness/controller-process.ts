@@ -43,6 +43,8 @@ export async function startControllerProcess(args: string[] = [], stateDir = mkd
       String(api),
       '--fleet-port',
       String(fleet),
+      '--scheduler-port',
+      '0',
       '--agent-metrics-port',
       String(metrics),
       '--log-format',

@@ -39,6 +39,8 @@ describe('npm start (local mode)', () => {
         String(api),
         '--fleet-port',
         String(fleet),
+        '--scheduler-port',
+        '0',
         '--agent-metrics-port',
         String(metrics),
         '--report-interval',

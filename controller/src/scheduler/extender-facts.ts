@@ -1,0 +1,204 @@
+/**
+ * What the extender knows about a node and the pod being placed, gathered per request from
+ * the fleet registry (the agents' last NodeReports: real usage, PSI, the pods they see), the
+ * cluster's objects when there is a cluster (allocatable, pods bound to each node with their
+ * requests and workloads), telemetry (the pod's workload profile) and the placements the
+ * extender itself remembers since each node's last report (anti-herding).
+ */
+import type { INodeReport } from '#proto/codec.js';
+
+import type { FleetRegistry } from '../fleet/registry.ts';
+import type { ClusterModel } from '../model/model.ts';
+import { parseQuantity } from '../mutators/quantity.ts';
+import type { Season as TelemetrySeason } from '../telemetry/seasons.ts';
+import { deploymentOfReplicaSet } from '../telemetry/statistics.ts';
+import type { PlacementMemory } from './extender-placements.ts';
+import type { WireContainer, WireNode, WirePod } from './extender-wire.ts';
+import type { NodeFacts, PodFacts, Resources, Season } from './score.ts';
+
+/**
+ * Bad-neighbour scores as the extender reads them: the same shape as `NeighbourLookup` in
+ * neighbours.ts (owned by the neighbour scores), declared here so the extender does not wait on it.
+ */
+export interface NeighbourLookup {
+  forPod(namespace: string, name: string): { worst: number } | undefined;
+  forWorkload(namespace: string, kind: string, name: string): { worst: number } | undefined;
+}
+
+/** No neighbour scores (yet): every lookup is unknown. */
+export const NO_NEIGHBOURS: NeighbourLookup = { forPod: () => undefined, forWorkload: () => undefined };
+
+export const ZERO: Resources = Object.freeze({ cpuMillis: 0, memoryBytes: 0 });
+
+/** A pod bound to a node, as the cluster's objects say. */
+export interface BoundPod {
+  namespace: string;
+  name: string;
+  uid?: string;
+  /** `namespace/Kind/name` of its workload (Deployment above a ReplicaSet). */
+  workload: string;
+  requests: Resources;
+}
+
+/** The cluster's objects, as far as the extender needs them. */
+export interface ClusterView {
+  allocatable(node: string): Resources | undefined;
+  podsOn(node: string): readonly BoundPod[];
+  /** The Deployment (or other controller) a ReplicaSet belongs to, when known. */
+  replicaSetOwner?(namespace: string, replicaSet: string): { kind: string; name: string } | undefined;
+}
+
+/** Telemetry's view of a workload container: its expected usage in a season, when it has history. */
+export interface UsageProfiles {
+  season(): TelemetrySeason;
+  predicted(namespace: string, owner: { kind: string; name: string }, container: string, season: Season): Resources | undefined;
+}
+
+function toResources(m: Record<string, unknown> | undefined): Resources {
+  return { cpuMillis: Math.round((parseQuantity(m?.cpu) ?? 0) * 1000), memoryBytes: parseQuantity(m?.memory) ?? 0 };
+}
+
+function add(a: Resources, b: Resources): Resources {
+  return { cpuMillis: a.cpuMillis + b.cpuMillis, memoryBytes: a.memoryBytes + b.memoryBytes };
+}
+
+/** A pod's effective requests: its containers' sum, or the largest init container when that is more. */
+export function podRequests(pod: WirePod): Resources {
+  const sum = (pod.spec?.containers ?? []).reduce<Resources>((acc, c) => add(acc, toResources(c.resources?.requests)), ZERO);
+  let init = ZERO;
+  for (const c of pod.spec?.initContainers ?? []) {
+    const r = toResources(c.resources?.requests);
+    init = { cpuMillis: Math.max(init.cpuMillis, r.cpuMillis), memoryBytes: Math.max(init.memoryBytes, r.memoryBytes) };
+  }
+  return { cpuMillis: Math.max(sum.cpuMillis, init.cpuMillis), memoryBytes: Math.max(sum.memoryBytes, init.memoryBytes) };
+}
+
+/** The pod's controlling owner as kube-scheduler sent it, followed from a ReplicaSet to its Deployment. */
+export function workloadOfPod(pod: WirePod, cluster?: ClusterView): { namespace: string; kind: string; name: string } | undefined {
+  const ns = pod.metadata?.namespace ?? 'default';
+  const refs = pod.metadata?.ownerReferences ?? [];
+  const ref = refs.find((r) => r.controller) ?? refs[0];
+  if (!ref?.kind || !ref.name) return undefined;
+  if (ref.kind === 'ReplicaSet') {
+    const up = cluster?.replicaSetOwner?.(ns, ref.name);
+    if (up) return { namespace: ns, ...up };
+    const d = deploymentOfReplicaSet(ref.name);
+    if (d) return { namespace: ns, kind: 'Deployment', name: d };
+  }
+  return { namespace: ns, kind: ref.kind, name: ref.name };
+}
+
+/**
+ * The workload of a pod an agent reports, from its name alone (no cluster objects):
+ * `<deployment>-<replicaset hash>-<suffix>` is a Deployment's pod.
+ */
+export function workloadFromPodName(namespace: string, name: string): string | undefined {
+  const i = name.lastIndexOf('-');
+  const d = i > 0 ? deploymentOfReplicaSet(name.slice(0, i)) : undefined;
+  return d ? `${namespace}/Deployment/${d}` : undefined;
+}
+
+export const workloadKeyOf = (w: { namespace: string; kind: string; name: string }): string => `${w.namespace}/${w.kind}/${w.name}`;
+
+export interface FactsSources {
+  registry: FleetRegistry;
+  placements: PlacementMemory;
+  neighbours: NeighbourLookup;
+  cluster?: ClusterView | undefined;
+  profiles?: UsageProfiles | undefined;
+  now: () => number;
+}
+
+/** The incoming pod: requests, predicted usage (telemetry's profile, else its requests), its workload's neighbour score. */
+export function podFacts(pod: WirePod, season: Season, src: Pick<FactsSources, 'cluster' | 'profiles' | 'neighbours'>): PodFacts & { workload?: string } {
+  const requests = podRequests(pod);
+  const ns = pod.metadata?.namespace ?? 'default';
+  const w = workloadOfPod(pod, src.cluster);
+  let predicted = requests;
+  if (w && src.profiles) {
+    const per = (pod.spec?.containers ?? []).map((c: WireContainer) => src.profiles!.predicted(ns, w, c.name ?? '', season));
+    // Only a complete profile replaces the requests: a container without history would count as zero.
+    if (per.length > 0 && per.every((p) => p !== undefined)) predicted = per.reduce<Resources>((a, p) => add(a, p!), ZERO);
+  }
+  const score = (w && src.neighbours.forWorkload(w.namespace, w.kind, w.name)) ?? src.neighbours.forPod(ns, pod.metadata?.name ?? '');
+  return { requests, predicted, ...(score ? { neighbourWorst: score.worst } : {}), ...(w ? { workload: workloadKeyOf(w) } : {}) };
+}
+
+function residentsFromReport(report: INodeReport | undefined): Array<{ namespace: string; name: string; uid: string }> {
+  return (report?.pods ?? []).filter((p) => p.name && p.namespace).map((p) => ({ namespace: p.namespace!, name: p.name!, uid: p.uid ?? '' }));
+}
+
+function allocatableOf(name: string, wire: WireNode | undefined, report: INodeReport | undefined, cluster?: ClusterView): Resources {
+  const fromCluster = cluster?.allocatable(name);
+  if (fromCluster) return fromCluster;
+  if (wire?.status?.allocatable) return toResources(wire.status.allocatable);
+  const n = report?.node;
+  return { cpuMillis: (n?.cpuCores ?? 0) * 1000, memoryBytes: Number(n?.memoryTotalBytes ?? 0) };
+}
+
+/** One candidate node's facts; a node no agent has reported for has no usage (the score is neutral). */
+export function nodeFacts(name: string, wire: WireNode | undefined, pod: { workload?: string }, src: FactsSources): NodeFacts {
+  const entry = src.registry.get(name);
+  const report = entry?.report;
+  const bound = src.cluster?.podsOn(name);
+  const residents = bound ?? residentsFromReport(report).map((p) => ({ ...p, workload: workloadFromPodName(p.namespace, p.name) ?? '', requests: ZERO }));
+  let requested = ZERO;
+  let familiars = 0;
+  const residentsNeighbourWorst: number[] = [];
+  for (const r of residents) {
+    requested = add(requested, r.requests);
+    if (pod.workload !== undefined && r.workload === pod.workload) familiars++;
+    const s = src.neighbours.forPod(r.namespace, r.name);
+    if (s) residentsNeighbourWorst.push(s.worst);
+  }
+  const placed = src.placements.placedSince(name, entry?.lastReportAt, report);
+  const facts: NodeFacts = {
+    name,
+    allocatable: allocatableOf(name, wire, report, src.cluster),
+    requested: add(requested, placed.requests),
+    placedSinceReport: placed.predicted,
+    familiars: familiars + placed.familiars(pod.workload),
+    residentsNeighbourWorst,
+  };
+  const n = report?.node;
+  if (n && entry?.lastReportAt !== undefined) {
+    facts.usage = { cpuMillis: Math.round((n.cpuUsageCores ?? 0) * 1000), memoryBytes: Number(n.memoryUsedBytes ?? 0) };
+    facts.reportAgeMs = Math.max(0, src.now() - entry.lastReportAt);
+    if (n.cpuPressure || n.memoryPressure) facts.psi = { cpuSome10: n.cpuPressure?.someAvg10 ?? 0, memorySome10: n.memoryPressure?.someAvg10 ?? 0 };
+  }
+  return facts;
+}
+
+/** The cluster model (informers) as a ClusterView, indexed by node at most once per `maxAgeMs`. */
+export function modelClusterView(model: ClusterModel, maxAgeMs = 1000, now: () => number = Date.now): ClusterView {
+  let built = -Infinity;
+  let byNode = new Map<string, BoundPod[]>();
+  let alloc = new Map<string, Resources>();
+  const refresh = () => {
+    if (now() - built < maxAgeMs) return;
+    built = now();
+    byNode = new Map();
+    alloc = new Map();
+    for (const n of model.list('nodes')) alloc.set(n.metadata?.name ?? '', toResources(n.status?.allocatable as Record<string, unknown> | undefined));
+    for (const p of model.list('pods')) {
+      const node = p.spec?.nodeName;
+      const phase = p.status?.phase;
+      if (typeof node !== 'string' || phase === 'Succeeded' || phase === 'Failed') continue;
+      const list = byNode.get(node) ?? [];
+      const ns = p.metadata?.namespace ?? '';
+      list.push({
+        namespace: ns,
+        name: p.metadata?.name ?? '',
+        ...(p.metadata?.uid ? { uid: p.metadata.uid } : {}),
+        workload: workloadKeyOf(model.workloadOf(p)),
+        requests: podRequests(p as WirePod),
+      });
+      byNode.set(node, list);
+    }
+  };
+  return {
+    allocatable: (node) => (refresh(), alloc.get(node)),
+    podsOn: (node) => (refresh(), byNode.get(node) ?? []),
+    replicaSetOwner: (ns, rs) => model.replicaSetOwner(ns, rs),
+  };
+}

@@ -110,7 +110,11 @@ export interface FactsSources {
 }
 
 /** The incoming pod: requests, predicted usage (telemetry's profile, else its requests), its workload's neighbour score. */
-export function podFacts(pod: WirePod, season: Season, src: Pick<FactsSources, 'cluster' | 'profiles' | 'neighbours'>): PodFacts & { workload?: string } {
+export function podFacts(
+  pod: WirePod,
+  season: Season,
+  src: Pick<FactsSources, 'cluster' | 'profiles' | 'neighbours'>,
+): PodFacts & { workload?: string; key: string } {
   const requests = podRequests(pod);
   const ns = pod.metadata?.namespace ?? 'default';
   const w = workloadOfPod(pod, src.cluster);
@@ -121,7 +125,8 @@ export function podFacts(pod: WirePod, season: Season, src: Pick<FactsSources, '
     if (per.length > 0 && per.every((p) => p !== undefined)) predicted = per.reduce<Resources>((a, p) => add(a, p!), ZERO);
   }
   const score = (w && src.neighbours.forWorkload(w.namespace, w.kind, w.name)) ?? src.neighbours.forPod(ns, pod.metadata?.name ?? '');
-  return { requests, predicted, ...(score ? { neighbourWorst: score.worst } : {}), ...(w ? { workload: workloadKeyOf(w) } : {}) };
+  const key = `${ns}/${pod.metadata?.name ?? ''}`;
+  return { requests, predicted, key, ...(score ? { neighbourWorst: score.worst } : {}), ...(w ? { workload: workloadKeyOf(w) } : {}) };
 }
 
 function residentsFromReport(report: INodeReport | undefined): Array<{ namespace: string; name: string; uid: string }> {
@@ -137,7 +142,7 @@ function allocatableOf(name: string, wire: WireNode | undefined, report: INodeRe
 }
 
 /** One candidate node's facts; a node no agent has reported for has no usage (the score is neutral). */
-export function nodeFacts(name: string, wire: WireNode | undefined, pod: { workload?: string }, src: FactsSources): NodeFacts {
+export function nodeFacts(name: string, wire: WireNode | undefined, pod: { workload?: string; key?: string }, src: FactsSources): NodeFacts {
   const entry = src.registry.get(name);
   const report = entry?.report;
   const bound = src.cluster?.podsOn(name);
@@ -151,7 +156,7 @@ export function nodeFacts(name: string, wire: WireNode | undefined, pod: { workl
     const s = src.neighbours.forPod(r.namespace, r.name);
     if (s) residentsNeighbourWorst.push(s.worst);
   }
-  const placed = src.placements.placedSince(name, entry?.lastReportAt, report);
+  const placed = src.placements.placedSince(name, entry?.lastReportAt, report, pod.key);
   const facts: NodeFacts = {
     name,
     allocatable: allocatableOf(name, wire, report, src.cluster),

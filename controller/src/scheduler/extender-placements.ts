@@ -66,8 +66,11 @@ export class PlacementMemory {
     if (m?.size === 0) this.byNode.delete(old.node);
   }
 
-  /** The load placed on `node` that its last report (received at `reportAt`) does not show yet. */
-  placedSince(node: string, reportAt: number | undefined, report: INodeReport | undefined): PlacedLoad {
+  /**
+   * The load placed on `node` that its last report (received at `reportAt`) does not show yet;
+   * `exclude` (`namespace/name`) is the pod being scored, whose own earlier placement does not count.
+   */
+  placedSince(node: string, reportAt: number | undefined, report: INodeReport | undefined, exclude?: string): PlacedLoad {
     const m = this.byNode.get(node);
     if (!m) return NOTHING;
     const now = this.now();
@@ -75,6 +78,7 @@ export class PlacementMemory {
     const out = { cpu: 0, mem: 0, rcpu: 0, rmem: 0 };
     const kept: Placement[] = [];
     for (const [key, p] of m) {
+      if (key === exclude) continue;
       const inReport = listed !== undefined && reportAt! >= p.at && (listed.has(key) || (p.uid !== '' && listed.has(p.uid)));
       const bound = this.boundTo?.(p.namespace, p.name);
       if (inReport || now - p.at > this.ttlMs || (bound !== undefined && bound !== node)) {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { FleetClient } from '#agent/fleet/client.js';
 import { silentLogger } from '#common/log.js';
 import { type RunningController, startController } from '#controller/app.js';
+import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
 import { type ClientCredentials, ensureSchedulerClientCert } from '#controller/scheduler/extender-setup.js';
 import { localAuthorizer } from '#controller/server/access.js';
@@ -62,15 +63,21 @@ export interface ExtenderRig {
   stop(): Promise<void>;
 }
 
-/** A controller with its extender, `overrides` on top of the test configuration. */
-export async function startExtenderRig(overrides: Record<string, unknown> = {}): Promise<ExtenderRig> {
+/**
+ * A controller with its extender, `overrides` on top of the test configuration; with
+ * `features`, wired as the programs wire it (the extender then reads the cluster's objects
+ * when `kubeconfig` names one).
+ */
+export async function startExtenderRig(overrides: Record<string, unknown> = {}, opts: { features?: boolean } = {}): Promise<ExtenderRig> {
   const c = await startController(testControllerConfig(overrides), {
     log: silentLogger,
     mode: 'local',
     apiAuth: new StaticTokenAuthenticator('admin'),
     authorizer: localAuthorizer,
     agentAuth: new SharedTokenAgentAuthenticator(AGENT_TOKEN),
+    ...(opts.features ? controllerFeatures() : {}),
   });
+  await c.scheduler.clusterReady;
   if (!c.schedulerUrl) throw new Error('the controller did not start its scheduler extender');
   const url = c.schedulerUrl;
   const creds = await ensureSchedulerClientCert(join(c.config.stateDir, 'tls'));

@@ -91,20 +91,22 @@ export function attachSchedulerSources(
   if (!config.schedulerExtender) return;
   if (telemetry) scheduler.useProfiles(telemetryProfiles(telemetry.telemetry));
   let model = telemetry?.model;
+  let ready: Promise<void> | undefined;
   if (!model) {
     const kc = loadKubeConfig(config.kubeconfig);
     if (!kc) return;
     const own = new ClusterModel(kc, parts.log.child({ component: 'scheduler-model' }));
     // The first list runs in the background: until it is in, nodes are scored from the agents alone.
-    void own.start().catch((e: Error) => parts.log.warn({ err: e.message }, 'scheduler extender: cluster objects unavailable; scoring from agent reports alone'));
+    ready = own.start().catch((e: Error) => parts.log.warn({ err: e.message }, 'scheduler extender: cluster objects unavailable; scoring from agent reports alone'));
     parts.onStop(() => own.stop());
     model = own;
   }
   const m = model;
-  scheduler.useCluster(modelClusterView(m), (ns, name) => {
+  const boundTo = (ns: string, name: string) => {
     const node = m.pod(ns, name)?.spec?.nodeName;
     return typeof node === 'string' ? node : undefined;
-  });
+  };
+  scheduler.useCluster(modelClusterView(m), boundTo, ready ?? m.start());
 }
 
 /** Telemetry as the extender's usage profiles: a container's expected CPU in the season and its peak working set. */

@@ -42,6 +42,8 @@ export class SchedulerExtender {
   private neighbours: NeighbourLookup = NO_NEIGHBOURS;
   private readonly now: () => number;
   private boundTo: ((ns: string, name: string) => string | undefined) | undefined;
+  /** Resolves once the cluster's objects are listed (at once when there is no cluster). */
+  clusterReady: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: ExtenderOptions) {
     this.now = opts.now ?? Date.now;
@@ -49,9 +51,10 @@ export class SchedulerExtender {
   }
 
   /** The cluster's objects (allocatable, bound pods), once there is a cluster. */
-  useCluster(view: ClusterView, boundTo?: (namespace: string, name: string) => string | undefined): void {
+  useCluster(view: ClusterView, boundTo?: (namespace: string, name: string) => string | undefined, ready?: Promise<void>): void {
     this.cluster = view;
     this.boundTo = boundTo;
+    if (ready) this.clusterReady = ready;
   }
 
   /** Telemetry: the season and workload usage profiles. */
@@ -74,7 +77,11 @@ export class SchedulerExtender {
     return { registry: this.opts.registry, placements: this.placements, neighbours: this.neighbours, cluster: this.cluster, profiles: this.profiles, now: this.now };
   }
 
-  /** Scores every candidate; the pod is remembered on the best one (ties: the least placed-on, then the first). */
+  /**
+   * Scores every candidate; the pod is remembered on the best one (ties: the first, as a
+   * scheduler with nothing else to go on would pick). It is a guess — kube-scheduler adds its
+   * own plugins' scores and breaks ties at random — which the cluster's binding corrects.
+   */
   prioritize(pod: WirePod, candidates: Candidates): HostPriority[] {
     const season = this.season();
     const src = this.sources();
@@ -86,8 +93,7 @@ export class SchedulerExtender {
       const facts = nodeFacts(name, candidates.nodes?.[i], incoming, src);
       const score = clampScore(scoreNode(incoming, facts, ctx));
       out.push({ Host: name, Score: score });
-      if (!best || score > best.score || (score === best.score && facts.placedSinceReport.cpuMillis < best.facts.placedSinceReport.cpuMillis))
-        best = { facts, score };
+      if (!best || score > best.score) best = { facts, score };
     });
     if (best) this.remember(pod, incoming, best.facts.name);
     return out;

@@ -29,11 +29,11 @@ describe('PlacementMemory (anti-herding)', () => {
 
   it('forgets a placement after the TTL, moves it to the node the pod was bound to, and never counts the pod being scored', () => {
     let now = 0;
-    let bound: string | undefined;
-    const m = new PlacementMemory(10_000, () => now, () => bound);
+    const binding: { node?: string } = {};
+    const m = new PlacementMemory(10_000, () => now, () => binding.node);
     m.place('node-a', pod('web-1'));
     expect(m.placedSince('node-a', undefined, undefined, 'shop/web-1').predicted.cpuMillis).toBe(0);
-    bound = 'node-b';
+    binding.node = 'node-b';
     expect(m.placedSince('node-a', undefined, undefined).predicted.cpuMillis).toBe(0);
     // On its bound node it adds its predicted usage, not its requests (the cluster counts those).
     const onB = m.placedSince('node-b', undefined, undefined);

@@ -106,7 +106,10 @@ export function attachSchedulerSources(
     const node = m.pod(ns, name)?.spec?.nodeName;
     return typeof node === 'string' ? node : undefined;
   };
-  scheduler.useCluster(modelClusterView(m), boundTo, ready ?? m.start());
+  const view = modelClusterView(m);
+  parts.onStop(() => view.stop());
+  // The first index is built once the model has listed everything.
+  scheduler.useCluster(view, boundTo, (ready ?? m.start()).then(() => void view.residentsOn('')));
 }
 
 /** Telemetry as the extender's usage profiles: a container's expected CPU in the season and its peak working set. */

@@ -222,6 +222,10 @@ export const controllerSchema = {
     'nemutator-scheduler',
     'Common names (or DNS names) a scheduler client certificate must carry, comma-separated; * accepts any certificate the client CA signed.',
   ),
+  schedulerClientSecretName: string(
+    'nemutator-scheduler-client',
+    'In a cluster with the self-managed CA: Secret (in namespace, type kubernetes.io/tls with ca.crt) where the leader keeps a client certificate for kube-scheduler, CN the first of schedulerClientNames; a second scheduler mounts it for the extender tlsConfig. Empty: none.',
+  ),
   schedulerSeason: oneOf(
     ['auto', 'peak', 'offpeak'] as const,
     'auto',

@@ -47,7 +47,7 @@ describe('scheduler client certificate Secret', () => {
 
     leader.now = true;
     expect(await secret.reconcile()).toBe(true);
-    const written = kube.get('secrets', 'nemutator', 'nemutator-scheduler-client') as { type: string; data: Record<string, string> };
+    const written = kube.get('secrets', 'nemutator', 'nemutator-scheduler-client') as unknown as { type: string; data: Record<string, string> };
     expect(written.type).toBe('kubernetes.io/tls');
     const cert = new X509Certificate(unb64(written.data['tls.crt']!));
     expect(cert.subject).toContain('CN=nemutator-scheduler');
@@ -60,7 +60,7 @@ describe('scheduler client certificate Secret', () => {
     const next = await createCa('nemutator-ca', 30);
     putCa(next);
     expect(await secret.reconcile()).toBe(true);
-    const again = kube.get('secrets', 'nemutator', 'nemutator-scheduler-client') as { data: Record<string, string> };
+    const again = kube.get('secrets', 'nemutator', 'nemutator-scheduler-client') as unknown as { data: Record<string, string> };
     expect(new X509Certificate(unb64(again.data['tls.crt']!)).checkIssued(new X509Certificate(next.certPem))).toBe(true);
   });
 });

@@ -55,6 +55,13 @@ export interface NodeFacts {
   familiars: number;
   /** `worst` neighbour score (0..100) of each resident. */
   residentsNeighbourWorst: number[];
+  /**
+   * Optional (an addition to the shared contract): the sum of the residents' predicted usage
+   * (the same telemetry profile as PodFacts.predicted). Off-peak, residents are quiet; this is
+   * what they will use when their own busy hours come, so packing does not overheat the node
+   * later. Undefined = only the report counts.
+   */
+  residentsPredicted?: Resources;
 }
 
 export interface PodFacts {
@@ -121,14 +128,19 @@ export function hasFreshReport(node: NodeFacts, staleAfterMs: number): boolean {
 
 /**
  * The node's predicted real load with the pod on it, per resource, as a fraction of
- * allocatable. Without a report, the node's requests stand in for its usage.
+ * allocatable: the larger of (reported usage + placed since the report) and the residents'
+ * predicted usage, plus the pod's predicted usage. Without a report, the node's requests
+ * stand in for its usage.
  */
 export function predictedLoad(pod: PodFacts, node: NodeFacts): { cpu: number; memory: number } {
   const base = node.usage ?? node.requested;
   const placed = node.usage ? node.placedSinceReport : { cpuMillis: 0, memoryBytes: 0 };
+  const expected = node.residentsPredicted ?? { cpuMillis: 0, memoryBytes: 0 };
+  const cpu = Math.max(base.cpuMillis + placed.cpuMillis, expected.cpuMillis);
+  const memory = Math.max(base.memoryBytes + placed.memoryBytes, expected.memoryBytes);
   return {
-    cpu: ratio(base.cpuMillis + placed.cpuMillis + pod.predicted.cpuMillis, node.allocatable.cpuMillis),
-    memory: ratio(base.memoryBytes + placed.memoryBytes + pod.predicted.memoryBytes, node.allocatable.memoryBytes),
+    cpu: ratio(cpu + pod.predicted.cpuMillis, node.allocatable.cpuMillis),
+    memory: ratio(memory + pod.predicted.memoryBytes, node.allocatable.memoryBytes),
   };
 }
 

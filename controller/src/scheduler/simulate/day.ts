@@ -121,18 +121,18 @@ export function podCpu(w: WorkloadSpec, podId: number, seconds: number): number 
   const req = w.requests.cpuMillis;
   switch (w.kind) {
     case 'quiet':
-      return req * (0.2 + 0.25 * d) * jitter;
+      return req * (0.1 + 0.15 * d) * jitter;
     case 'diurnal':
-      return req * (0.15 + 0.7 * d) * jitter;
+      return req * (0.1 + 0.5 * d) * jitter;
     case 'noisy':
-      return req * (0.35 + 1.3 * d) * jitter;
+      return req * (0.3 + 1.5 * d) * jitter;
     case 'spiky': {
       // A spike starts in ~3 % of 3-minute slots and lasts the slot.
       const spiking = hash01(podId, Math.floor(minute / 3), 2) < 0.03;
-      return req * (spiking ? 2.5 : 0.2 + 0.2 * d) * jitter;
+      return req * (spiking ? 2.5 : 0.15 + 0.2 * d) * jitter;
     }
     case 'batch':
-      return req * 0.9 * jitter;
+      return req * 0.8 * jitter;
   }
 }
 

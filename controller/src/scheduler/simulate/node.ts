@@ -23,6 +23,7 @@ export function simulatedPsi(cpuDemand: number, memory: number, alloc: Resources
 export class SimNode implements NodeView {
   readonly pods = new Set<number>();
   readonly requested: Resources = { cpuMillis: 0, memoryBytes: 0 };
+  private readonly predicted: Resources = { cpuMillis: 0, memoryBytes: 0 };
   readonly byWorkload = new Map<number, number>();
   emptySince: number;
   reports: Report[] = [];
@@ -49,6 +50,10 @@ export class SimNode implements NodeView {
     return out;
   }
 
+  residentsPredicted(): Resources {
+    return { ...this.predicted };
+  }
+
   /** The report the scheduler sees at `now`, and the pods bound after it was sampled. */
   refreshView(now: number): void {
     let seen: Report | undefined;
@@ -64,6 +69,8 @@ export class SimNode implements NodeView {
     this.pods.add(podId);
     this.requested.cpuMillis += view.requests.cpuMillis;
     this.requested.memoryBytes += view.requests.memoryBytes;
+    this.predicted.cpuMillis += view.predicted.cpuMillis;
+    this.predicted.memoryBytes += view.predicted.memoryBytes;
     this.byWorkload.set(view.workload, this.familiars(view.workload) + 1);
     this.placements.push({ at: now, pod: view });
     this.placedSinceReport.push(view);
@@ -73,6 +80,8 @@ export class SimNode implements NodeView {
     if (!this.pods.delete(podId)) return;
     this.requested.cpuMillis -= view.requests.cpuMillis;
     this.requested.memoryBytes -= view.requests.memoryBytes;
+    this.predicted.cpuMillis -= view.predicted.cpuMillis;
+    this.predicted.memoryBytes -= view.predicted.memoryBytes;
     const n = this.familiars(view.workload) - 1;
     if (n > 0) this.byWorkload.set(view.workload, n);
     else this.byWorkload.delete(view.workload);
@@ -83,4 +92,3 @@ export class SimNode implements NodeView {
     return this.requested.cpuMillis + r.cpuMillis <= this.allocatable.cpuMillis && this.requested.memoryBytes + r.memoryBytes <= this.allocatable.memoryBytes;
   }
 }
-

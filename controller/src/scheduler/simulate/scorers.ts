@@ -33,6 +33,8 @@ export interface NodeView {
   /** Per workload: pods of it on the node. */
   familiars(workload: number): number;
   residentsNeighbourWorst(): number[];
+  /** Sum of the residents' predicted usage (telemetry profile). */
+  residentsPredicted(): Resources;
 }
 
 export interface PodView {
@@ -102,12 +104,19 @@ export function nodeFacts(pod: PodView, node: NodeView): NodeFacts {
     placedSinceReport: placed,
     familiars: node.familiars(pod.workload),
     residentsNeighbourWorst: node.residentsNeighbourWorst(),
+    residentsPredicted: node.residentsPredicted(),
   };
 }
 
 export function nemutatorScore(pod: PodView, node: NodeView, input: ScoreInput): number {
   const podFacts: PodFacts = { requests: pod.requests, predicted: pod.predicted, neighbourWorst: pod.neighbourWorst };
-  return scoreNode(podFacts, nodeFacts(pod, node), { season: input.season, staleAfterMs: input.staleAfterMs, ...(input.weights ? { weights: input.weights } : {}) }) * 10;
+  return (
+    scoreNode(podFacts, nodeFacts(pod, node), {
+      season: input.season,
+      staleAfterMs: input.staleAfterMs,
+      ...(input.weights ? { weights: input.weights } : {}),
+    }) * 10
+  );
 }
 
 export const scorers: Record<ScorerName, Scorer> = {

@@ -8,9 +8,9 @@
  * with a bad neighbour, unschedulable minutes. docs/scheduler-simulator.md describes the model.
  */
 import type { Resources, ScoreWeights, Season } from '../score.ts';
-import { DAY_SECONDS, type Day, diurnal, generateDay, podCpu, podMemory, rng } from './day.ts';
+import { type Day, DAY_SECONDS, diurnal, generateDay, podCpu, podMemory, rng } from './day.ts';
 import { SimNode, simulatedPsi } from './node.ts';
-import { type PodView, type Scorer, type ScorerName, scorers, type ScoreInput } from './scorers.ts';
+import { type PodView, type ScoreInput, type Scorer, type ScorerName, scorers } from './scorers.ts';
 
 export interface SimulationOptions {
   scorer: ScorerName;
@@ -27,6 +27,8 @@ export interface SimulationOptions {
   reportLagSeconds?: number;
   staleAfterMs?: number;
   scaleDownEmptyMinutes?: number;
+  /** No scale-down this long after a scale-up (cluster-autoscaler's --scale-down-delay-after-add, default 10m). */
+  scaleDownDelayAfterAddMinutes?: number;
   provisionMinutes?: number;
   minNodes?: number;
   maxNodes?: number;
@@ -52,6 +54,16 @@ export interface SimulationResult {
   nodesRemoved: number;
   maxNodesSeen: number;
   minNodesSeen: number;
+  /** Per hour of the day: nodes at the end of the hour, hot-node and pending-pod minutes in it, requests / capacity. */
+  hourly: HourStats[];
+}
+
+export interface HourStats {
+  hour: number;
+  nodes: number;
+  hotNodeMinutes: number;
+  unschedulablePodMinutes: number;
+  requestedCpu: number;
 }
 
 const GiB = 2 ** 30;
@@ -62,6 +74,7 @@ const resolved = (o: SimulationOptions) => ({
   reportLag: o.reportLagSeconds ?? 10,
   staleAfterMs: o.staleAfterMs ?? 60_000,
   scaleDownEmpty: (o.scaleDownEmptyMinutes ?? 10) * 60,
+  scaleDownDelayAfterAdd: (o.scaleDownDelayAfterAddMinutes ?? 10) * 60,
   provision: (o.provisionMinutes ?? 2) * 60,
   minNodes: o.minNodes ?? 3,
   maxNodes: o.maxNodes ?? o.nodes * 4,
@@ -92,7 +105,6 @@ export function seasonsOfDay(): Season[] {
   return profile.map((v) => (v >= threshold ? 'peak' : 'offpeak'));
 }
 
-
 /** One run: the cluster, the queue, the autoscaler and the counters. */
 class Simulation {
   private readonly nodes: SimNode[] = [];
@@ -111,8 +123,16 @@ class Simulation {
   private hotS = 0;
   private added = 0;
   private removed = 0;
+  private lastAdd = -Infinity;
   private maxSeen = 0;
   private minSeen = Infinity;
+  private readonly hourly: HourStats[] = Array.from({ length: 24 }, (_, hour) => ({
+    hour,
+    nodes: 0,
+    hotNodeMinutes: 0,
+    unschedulablePodMinutes: 0,
+    requestedCpu: 0,
+  }));
 
   constructor(
     private readonly day: Day,
@@ -239,12 +259,14 @@ class Simulation {
         if (this.nodes.length >= this.s.maxNodes) break;
         this.addNode(t + this.s.provision);
         this.added++;
+        this.lastAdd = t;
         slot = { cpuMillis: 0, memoryBytes: 0 };
         incoming.push(slot);
       }
       slot.cpuMillis += r.cpuMillis;
       slot.memoryBytes += r.memoryBytes;
     }
+    if (t - this.lastAdd < this.s.scaleDownDelayAfterAdd) return;
     for (let i = this.nodes.length - 1; i >= 0; i--) {
       const n = this.nodes[i]!;
       if (this.nodes.length <= this.s.minNodes) break;
@@ -261,11 +283,20 @@ class Simulation {
     this.minSeen = Math.min(this.minSeen, this.nodes.length);
     if (this.pending.length > 0) this.unschedulableS += tick;
     this.pendingPodS += this.pending.length * tick;
+    const hour = this.hourly[Math.floor(t / 3600) % 24]!;
+    hour.unschedulablePodMinutes += (this.pending.length * tick) / 60;
+    hour.nodes = this.nodes.length;
+    let requested = 0;
     for (const n of this.nodes) {
+      requested += n.requested.cpuMillis;
       if (n.readyAt > t) continue;
-      if (n.pods.size > 0 && this.demand(n, t).cpuMillis > this.s.hot * n.allocatable.cpuMillis) this.hotS += tick;
+      if (n.pods.size > 0 && this.demand(n, t).cpuMillis > this.s.hot * n.allocatable.cpuMillis) {
+        this.hotS += tick;
+        hour.hotNodeMinutes += tick / 60;
+      }
       this.markBadNeighbours(n);
     }
+    hour.requestedCpu = requested / (this.nodes.length * this.s.allocatable.cpuMillis);
   }
 
   private markBadNeighbours(n: SimNode): void {
@@ -293,6 +324,12 @@ class Simulation {
       nodesRemoved: this.removed,
       maxNodesSeen: this.maxSeen,
       minNodesSeen: this.minSeen,
+      hourly: this.hourly.map((h) => ({
+        ...h,
+        hotNodeMinutes: round1(h.hotNodeMinutes),
+        unschedulablePodMinutes: round1(h.unschedulablePodMinutes),
+        requestedCpu: Math.round(h.requestedCpu * 100) / 100,
+      })),
     };
   }
 }

@@ -214,7 +214,7 @@ class Simulation {
   private schedule(t: number): void {
     if (this.pending.length === 0) return;
     const input: ScoreInput = {
-      season: this.seasons[Math.floor(t / 3600) % 24]!,
+      season: this.seasonAt(t),
       staleAfterMs: this.s.staleAfterMs,
       ...(this.opts.weights ? { weights: this.opts.weights } : {}),
     };
@@ -230,6 +230,11 @@ class Simulation {
       this.where.set(id, node);
     }
     this.pending.splice(0, this.pending.length, ...still);
+  }
+
+  /** The season telemetry's schedule gives for the hour (the extender reads the same). */
+  private seasonAt(t: number): Season {
+    return this.seasons[Math.floor(t / 3600) % 24]!;
   }
 
   private pick(view: PodView, t: number, input: ScoreInput): SimNode | undefined {

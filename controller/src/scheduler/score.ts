@@ -108,10 +108,10 @@ export const DEFAULT_WEIGHTS: Readonly<ScoreWeights> = Object.freeze({
   psiSaturation: 25,
   familiars: 0.3,
   familiarsCap: 4,
-  neighbours: 0.4,
+  neighbours: 0.8,
   unknownNeighbourWorst: 50,
-  packFloor: -0.6,
-  headroomCpu: 0.7,
+  packFloor: 0,
+  headroomCpu: 0.6,
   headroomMemory: 0.8,
 });
 

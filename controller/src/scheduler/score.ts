@@ -9,7 +9,8 @@
  *   score = round(5 + 5 · clamp(raw, −1, 1))
  *
  * - loadTerm (season): the node's predicted real load after placing the pod is
- *   `(usage + placedSinceReport + pod.predicted) / allocatable`, the larger of CPU and memory.
+ *   `(max(usage + placedSinceReport, residentsPredicted) + pod.predicted) / allocatable`,
+ *   the larger of CPU and memory.
  *   Peak SPREADS: `1 − 2·load` (the least loaded node wins). Off-peak PACKS: a node that
  *   still fits the pod under the headroom scores from `packFloor` (empty) up to 1 (just
  *   fits), a node that does not fit scores −1 — so the fullest node that fits wins and

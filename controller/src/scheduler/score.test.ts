@@ -48,13 +48,13 @@ describe('scoreNode', () => {
   });
 
   it('off-peak packs: the fuller node that still fits scores higher than the emptier one', () => {
-    expect(scoreNode(pod(), node(4500), offpeak)).toBeGreaterThan(scoreNode(pod(), node(500), offpeak));
+    expect(scoreNode(pod(), node(4000), offpeak)).toBeGreaterThan(scoreNode(pod(), node(500), offpeak));
   });
 
   it('off-peak, a node the pod would push past the headroom scores below an empty one', () => {
-    const over = node(5400); // 5.4 + 0.4 CPU = 72.5 % > 70 % headroom
+    const over = node(4600); // 4.6 + 0.4 CPU = 62.5 % > 60 % headroom
     expect(fitsWithHeadroom(pod(), over)).toBe(false);
-    expect(fitsWithHeadroom(pod(), node(5000))).toBe(true);
+    expect(fitsWithHeadroom(pod(), node(4000))).toBe(true);
     expect(scoreNode(pod(), over, offpeak)).toBeLessThan(scoreNode(pod(), node(0), offpeak));
   });
 
@@ -66,7 +66,16 @@ describe('scoreNode', () => {
   it('anti-herding: pods placed since the report count as load', () => {
     const herded = node(1000, 4, { placedSinceReport: { cpuMillis: 4000, memoryBytes: 8 * GiB } });
     expect(scoreNode(pod(), herded, peak)).toBeLessThan(scoreNode(pod(), node(1000), peak));
-    expect(fitsWithHeadroom(pod(), node(1000, 4, { placedSinceReport: { cpuMillis: 4400, memoryBytes: 0 } }))).toBe(false);
+    expect(fitsWithHeadroom(pod(), node(1000, 4, { placedSinceReport: { cpuMillis: 3800, memoryBytes: 0 } }))).toBe(false);
+  });
+
+  it("off-peak, residents' predicted usage counts: a node quiet now but busy at its residents' peak does not fit", () => {
+    const quietNow = node(1000, 4, { residentsPredicted: { cpuMillis: 4600, memoryBytes: 4 * GiB } });
+    expect(fitsWithHeadroom(pod(), node(1000))).toBe(true);
+    expect(fitsWithHeadroom(pod(), quietNow)).toBe(false);
+    expect(scoreNode(pod(), quietNow, offpeak)).toBeLessThan(scoreNode(pod(), node(1000), offpeak));
+    // Without the optional field, only the report counts (the shared contract as first written).
+    expect(scoreNode(pod(), node(1000, 4, { residentsPredicted: undefined }), offpeak)).toBe(scoreNode(pod(), node(1000), offpeak));
   });
 
   it('pressure lowers the score: a node with PSI scores below an equal calm one', () => {
@@ -99,6 +108,6 @@ describe('scoreNode', () => {
 
   it('weights can be overridden per call; zero load weight removes the season', () => {
     const w = { ...DEFAULT_WEIGHTS, load: 0 };
-    expect(scoreNode(pod(), node(500), { ...offpeak, weights: w })).toBe(scoreNode(pod(), node(4500), { ...offpeak, weights: w }));
+    expect(scoreNode(pod(), node(500), { ...offpeak, weights: w })).toBe(scoreNode(pod(), node(4000), { ...offpeak, weights: w }));
   });
 });

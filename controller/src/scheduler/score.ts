@@ -9,7 +9,8 @@
  *   score = round(5 + 5 · clamp(raw, −1, 1))
  *
  * - loadTerm (season): the node's predicted real load after placing the pod is
- *   `(usage + placedSinceReport + pod.predicted) / allocatable`, the larger of CPU and memory.
+ *   `(max(usage + placedSinceReport, residentsPredicted) + pod.predicted) / allocatable`,
+ *   the larger of CPU and memory.
  *   Peak SPREADS: `1 − 2·load` (the least loaded node wins). Off-peak PACKS: a node that
  *   still fits the pod under the headroom scores from `packFloor` (empty) up to 1 (just
  *   fits), a node that does not fit scores −1 — so the fullest node that fits wins and
@@ -55,6 +56,13 @@ export interface NodeFacts {
   familiars: number;
   /** `worst` neighbour score (0..100) of each resident. */
   residentsNeighbourWorst: number[];
+  /**
+   * Optional (an addition to the shared contract): the sum of the residents' predicted usage
+   * (the same telemetry profile as PodFacts.predicted). Off-peak, residents are quiet; this is
+   * what they will use when their own busy hours come, so packing does not overheat the node
+   * later. Undefined = only the report counts.
+   */
+  residentsPredicted?: Resources;
 }
 
 export interface PodFacts {
@@ -101,10 +109,10 @@ export const DEFAULT_WEIGHTS: Readonly<ScoreWeights> = Object.freeze({
   psiSaturation: 25,
   familiars: 0.3,
   familiarsCap: 4,
-  neighbours: 0.4,
+  neighbours: 0.8,
   unknownNeighbourWorst: 50,
-  packFloor: -0.6,
-  headroomCpu: 0.7,
+  packFloor: 0,
+  headroomCpu: 0.6,
   headroomMemory: 0.8,
 });
 
@@ -121,14 +129,19 @@ export function hasFreshReport(node: NodeFacts, staleAfterMs: number): boolean {
 
 /**
  * The node's predicted real load with the pod on it, per resource, as a fraction of
- * allocatable. Without a report, the node's requests stand in for its usage.
+ * allocatable: the larger of (reported usage + placed since the report) and the residents'
+ * predicted usage, plus the pod's predicted usage. Without a report, the node's requests
+ * stand in for its usage.
  */
 export function predictedLoad(pod: PodFacts, node: NodeFacts): { cpu: number; memory: number } {
   const base = node.usage ?? node.requested;
   const placed = node.usage ? node.placedSinceReport : { cpuMillis: 0, memoryBytes: 0 };
+  const expected = node.residentsPredicted ?? { cpuMillis: 0, memoryBytes: 0 };
+  const cpu = Math.max(base.cpuMillis + placed.cpuMillis, expected.cpuMillis);
+  const memory = Math.max(base.memoryBytes + placed.memoryBytes, expected.memoryBytes);
   return {
-    cpu: ratio(base.cpuMillis + placed.cpuMillis + pod.predicted.cpuMillis, node.allocatable.cpuMillis),
-    memory: ratio(base.memoryBytes + placed.memoryBytes + pod.predicted.memoryBytes, node.allocatable.memoryBytes),
+    cpu: ratio(cpu + pod.predicted.cpuMillis, node.allocatable.cpuMillis),
+    memory: ratio(memory + pod.predicted.memoryBytes, node.allocatable.memoryBytes),
   };
 }
 

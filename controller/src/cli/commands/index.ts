@@ -7,6 +7,7 @@ import { mutationsCommand } from './mutations.ts';
 import { nodesCommand } from './nodes.ts';
 import { runCommand } from './run.ts';
 import { secretsCommand } from './secrets.ts';
+import { simulateCommand } from './simulate.ts';
 import { skipRulesCommand } from './skip-rules.ts';
 import { statusCommand } from './status.ts';
 import { whatifCommand } from './whatif.ts';
@@ -21,5 +22,6 @@ export const commands: Command[] = [
   runCommand,
   flameCommand,
   whatifCommand,
+  simulateCommand,
   auditCommand,
 ];

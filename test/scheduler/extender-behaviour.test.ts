@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { DEFAULT_WEIGHTS } from '#controller/scheduler/score.js';
 import type { INodeReport } from '#proto/codec.js';
 
 import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
@@ -68,7 +69,8 @@ describe('scheduler extender behaviour', () => {
 
   it('off-peak, the fuller node that still fits the pod scores higher than the emptier one, and one that does not fit scores lowest', async () => {
     rig = await startExtenderRig({ schedulerSeason: 'offpeak' });
-    await rig.agent('node-full', node(2, 6));
+    // Just under the CPU headroom with the pod's 0.5 core on it; node-over is past it.
+    await rig.agent('node-full', node(DEFAULT_WEIGHTS.headroomCpu * 4 - 0.5 - 0.2, 6));
     await rig.agent('node-empty', node(0.4, 2));
     await rig.agent('node-over', node(3.2, 6));
     const s = await scores(rig, ask(['node-full', 'node-empty', 'node-over']));

@@ -93,6 +93,10 @@ async function measure(form: 'NodeNames' | 'Nodes', n: number): Promise<{ ext: n
 }
 
 const byNames = await measure('NodeNames', REQUESTS);
+const computed = await new Promise<number[]>((r) => {
+  child.once('message', (m) => r((m as { ms: number[] }).ms));
+  child.send({ type: 'compute', n: REQUESTS });
+});
 const byNodes = await measure('Nodes', NODE_LIST_REQUESTS);
 child.send({ type: 'stop' });
 
@@ -108,6 +112,7 @@ Machine: nproc ${cpus().length}, kernel ${release()}, Node ${process.version}, $
 |---|---:|---:|---:|---:|
 ${row(`baseline, NodeNames body (${(byNames.bytes / 1024).toFixed(0)} KiB)`, byNames.base)}
 ${row('prioritize, NodeNames (nodeCacheCapable: true)', byNames.ext)}
+${row('prioritize() alone, in the controller process (no HTTP, JSON, TLS)', computed)}
 ${row(`baseline, Nodes body (${(byNodes.bytes / 2 ** 20).toFixed(1)} MiB)`, byNodes.base)}
 ${row('prioritize, Nodes (whole Node objects)', byNodes.ext)}
 

@@ -82,8 +82,26 @@ const baseline = createServer({ cert: tls.certPem, key: tls.keyPem, ca: tls.caPe
 await new Promise<void>((r) => baseline.listen(0, '127.0.0.1', r));
 
 let cpuMark = process.cpuUsage();
-process.on('message', (msg: { type: string }) => {
-  if (msg.type === 'mark') {
+/** The extender's own work for one call (facts, scores, placement), without HTTP, JSON or TLS. */
+function compute(n: number): number[] {
+  const names = Array.from({ length: NODES }, (_, i) => `node-${i}`);
+  const out: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const pod = {
+      metadata: { name: `web-7d4b9c6f5-c${k}`, namespace: 'shop', ownerReferences: [{ kind: 'ReplicaSet', name: 'web-7d4b9c6f5', controller: true }] },
+      spec: { containers: [{ name: 'web', resources: { requests: { cpu: '500m', memory: '256Mi' } } }] },
+    };
+    const t = performance.now();
+    running.scheduler.prioritize(pod, { form: 'NodeNames', names });
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+process.on('message', (msg: { type: string; n?: number }) => {
+  if (msg.type === 'compute') {
+    process.send!({ type: 'computed', ms: compute(msg.n ?? 100) });
+  } else if (msg.type === 'mark') {
     cpuMark = process.cpuUsage();
     process.send!({ type: 'marked' });
   } else if (msg.type === 'cpu') {

@@ -12,7 +12,7 @@ import type { ClusterModel } from '../model/model.ts';
 import { parseQuantity } from '../mutators/quantity.ts';
 import type { Season as TelemetrySeason } from '../telemetry/seasons.ts';
 import { deploymentOfReplicaSet } from '../telemetry/statistics.ts';
-import type { PlacementMemory } from './extender-placements.ts';
+import { type PlacementMemory, ZERO_PLACED } from './extender-placements.ts';
 import type { WireContainer, WireNode, WirePod } from './extender-wire.ts';
 import type { NodeFacts, PodFacts, Resources, Season } from './score.ts';
 
@@ -139,6 +139,24 @@ export interface Residents {
   /** Pods per workload key. */
   workloads: Map<string, number>;
   pods: Array<{ namespace: string; name: string }>;
+  /** The residents' `worst` neighbour scores, looked up at most once per NEIGHBOURS_TTL_MS. */
+  neighbours?: { at: number; lookup: NeighbourLookup; worst: number[] };
+}
+
+/** Neighbour scores are refreshed asynchronously by the leader (minutes); a few seconds old is current. */
+const NEIGHBOURS_TTL_MS = 5000;
+
+function residentsWorst(residents: Residents, lookup: NeighbourLookup, now: number): number[] {
+  if (lookup === NO_NEIGHBOURS) return [];
+  const c = residents.neighbours;
+  if (c && c.lookup === lookup && now - c.at < NEIGHBOURS_TTL_MS) return c.worst;
+  const worst: number[] = [];
+  for (const r of residents.pods) {
+    const s = lookup.forPod(r.namespace, r.name);
+    if (s) worst.push(s.worst);
+  }
+  residents.neighbours = { at: now, lookup, worst };
+  return worst;
 }
 
 const reportResidents = new WeakMap<INodeReport, Residents>();
@@ -175,12 +193,32 @@ export function residentsOf(pods: readonly BoundPod[]): Residents {
 
 const EMPTY: Residents = { requested: ZERO, workloads: new Map(), pods: [] };
 
-function allocatableOf(name: string, wire: WireNode | undefined, report: INodeReport | undefined, cluster?: ClusterView): Resources {
+/** What one report says, in the scorer's units; computed once per report. */
+interface ReportFacts {
+  usage: Resources | undefined;
+  psi: NodeFacts['psi'];
+  /** The agent's cores and memory, when nothing better says what is allocatable. */
+  capacity: Resources;
+}
+const reportFacts = new WeakMap<INodeReport, ReportFacts>();
+function factsOfReport(report: INodeReport): ReportFacts {
+  let f = reportFacts.get(report);
+  if (f) return f;
+  const n = report.node;
+  f = {
+    usage: n ? { cpuMillis: Math.round((n.cpuUsageCores ?? 0) * 1000), memoryBytes: Number(n.memoryUsedBytes ?? 0) } : undefined,
+    psi: n && (n.cpuPressure || n.memoryPressure) ? { cpuSome10: n.cpuPressure?.someAvg10 ?? 0, memorySome10: n.memoryPressure?.someAvg10 ?? 0 } : undefined,
+    capacity: { cpuMillis: (n?.cpuCores ?? 0) * 1000, memoryBytes: Number(n?.memoryTotalBytes ?? 0) },
+  };
+  reportFacts.set(report, f);
+  return f;
+}
+
+function allocatableOf(name: string, wire: WireNode | undefined, report: ReportFacts | undefined, cluster?: ClusterView): Resources {
   const fromCluster = cluster?.allocatable(name);
   if (fromCluster) return fromCluster;
   if (wire?.status?.allocatable) return toResources(wire.status.allocatable);
-  const n = report?.node;
-  return { cpuMillis: (n?.cpuCores ?? 0) * 1000, memoryBytes: Number(n?.memoryTotalBytes ?? 0) };
+  return report?.capacity ?? ZERO;
 }
 
 /** One candidate node's facts; a node no agent has reported for has no usage (the score is neutral). */
@@ -188,26 +226,21 @@ export function nodeFacts(name: string, wire: WireNode | undefined, pod: { workl
   const entry = src.registry.get(name);
   const report = entry?.report;
   const residents = src.cluster ? src.cluster.residentsOn(name) : report ? residentsOfReport(report) : EMPTY;
-  const residentsNeighbourWorst: number[] = [];
-  if (src.neighbours !== NO_NEIGHBOURS)
-    for (const r of residents.pods) {
-      const s = src.neighbours.forPod(r.namespace, r.name);
-      if (s) residentsNeighbourWorst.push(s.worst);
-    }
+  const residentsNeighbourWorst = residentsWorst(residents, src.neighbours, src.now());
   const placed = src.placements.placedSince(name, entry?.lastReportAt, report, pod.key);
+  const rf = report ? factsOfReport(report) : undefined;
   const facts: NodeFacts = {
     name,
-    allocatable: allocatableOf(name, wire, report, src.cluster),
-    requested: add(residents.requested, placed.requests),
+    allocatable: allocatableOf(name, wire, rf, src.cluster),
+    requested: placed.requests === ZERO_PLACED ? residents.requested : add(residents.requested, placed.requests),
     placedSinceReport: placed.predicted,
     familiars: (pod.workload === undefined ? 0 : (residents.workloads.get(pod.workload) ?? 0)) + placed.familiars(pod.workload),
     residentsNeighbourWorst,
   };
-  const n = report?.node;
-  if (n && entry?.lastReportAt !== undefined) {
-    facts.usage = { cpuMillis: Math.round((n.cpuUsageCores ?? 0) * 1000), memoryBytes: Number(n.memoryUsedBytes ?? 0) };
+  if (rf?.usage && entry?.lastReportAt !== undefined) {
+    facts.usage = rf.usage;
     facts.reportAgeMs = Math.max(0, src.now() - entry.lastReportAt);
-    if (n.cpuPressure || n.memoryPressure) facts.psi = { cpuSome10: n.cpuPressure?.someAvg10 ?? 0, memorySome10: n.memoryPressure?.someAvg10 ?? 0 };
+    if (rf.psi) facts.psi = rf.psi;
   }
   return facts;
 }

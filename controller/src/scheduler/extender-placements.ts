@@ -29,7 +29,21 @@ export interface PlacedLoad {
   familiars(workload: string | undefined): number;
 }
 
-const NOTHING: PlacedLoad = { predicted: { cpuMillis: 0, memoryBytes: 0 }, requests: { cpuMillis: 0, memoryBytes: 0 }, familiars: () => 0 };
+/** The pods a report lists, by uid and by namespace/name, built once per report. */
+const listedIn = new WeakMap<INodeReport, Set<string>>();
+function listed(report: INodeReport | undefined): Set<string> {
+  if (!report) return new Set();
+  let s = listedIn.get(report);
+  if (!s) {
+    s = new Set((report.pods ?? []).flatMap((p) => [p.uid ?? '', `${p.namespace}/${p.name}`]));
+    listedIn.set(report, s);
+  }
+  return s;
+}
+
+/** Nothing placed (shared, never changed: callers may test for it by identity). */
+export const ZERO_PLACED: Resources = Object.freeze({ cpuMillis: 0, memoryBytes: 0 });
+const NOTHING: PlacedLoad = { predicted: ZERO_PLACED, requests: ZERO_PLACED, familiars: () => 0 };
 
 export class PlacementMemory {
   private readonly byPod = new Map<string, Placement>();
@@ -74,12 +88,12 @@ export class PlacementMemory {
     const m = this.byNode.get(node);
     if (!m) return NOTHING;
     const now = this.now();
-    const listed = reportAt === undefined ? undefined : new Set((report?.pods ?? []).flatMap((p) => [p.uid ?? '', `${p.namespace}/${p.name}`]));
+    const inLastReport = reportAt === undefined ? undefined : listed(report);
     const out = { cpu: 0, mem: 0, rcpu: 0, rmem: 0 };
     const kept: Placement[] = [];
     for (const [key, p] of m) {
       if (key === exclude) continue;
-      const inReport = listed !== undefined && reportAt! >= p.at && (listed.has(key) || (p.uid !== '' && listed.has(p.uid)));
+      const inReport = inLastReport !== undefined && reportAt! >= p.at && (inLastReport.has(key) || (p.uid !== '' && inLastReport.has(p.uid)));
       const bound = this.boundTo?.(p.namespace, p.name);
       if (inReport || now - p.at > this.ttlMs || (bound !== undefined && bound !== node)) {
         this.forget(key);

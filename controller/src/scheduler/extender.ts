@@ -73,8 +73,10 @@ export class SchedulerExtender {
     return this.profiles?.season() === 'off-peak' ? 'offpeak' : 'peak';
   }
 
+  /** The sources for one call, at one instant (every node's report age is measured from the same now). */
   private sources(): FactsSources {
-    return { registry: this.opts.registry, placements: this.placements, neighbours: this.neighbours, cluster: this.cluster, profiles: this.profiles, now: this.now };
+    const at = this.now();
+    return { registry: this.opts.registry, placements: this.placements, neighbours: this.neighbours, cluster: this.cluster, profiles: this.profiles, now: () => at };
   }
 
   /**

@@ -83,9 +83,10 @@ await new Promise<void>((r) => baseline.listen(0, '127.0.0.1', r));
 
 let cpuMark = process.cpuUsage();
 /** The extender's own work for one call (facts, scores, placement), without HTTP, JSON or TLS. */
-function compute(n: number): number[] {
+function compute(n: number): { ms: number[]; cpuMicros: number } {
   const names = Array.from({ length: NODES }, (_, i) => `node-${i}`);
   const out: number[] = [];
+  const cpu = process.cpuUsage();
   for (let k = 0; k < n; k++) {
     const pod = {
       metadata: { name: `web-7d4b9c6f5-c${k}`, namespace: 'shop', ownerReferences: [{ kind: 'ReplicaSet', name: 'web-7d4b9c6f5', controller: true }] },
@@ -95,12 +96,13 @@ function compute(n: number): number[] {
     running.scheduler.prioritize(pod, { form: 'NodeNames', names });
     out.push(performance.now() - t);
   }
-  return out;
+  const used = process.cpuUsage(cpu);
+  return { ms: out, cpuMicros: used.user + used.system };
 }
 
 process.on('message', (msg: { type: string; n?: number }) => {
   if (msg.type === 'compute') {
-    process.send!({ type: 'computed', ms: compute(msg.n ?? 100) });
+    process.send!({ type: 'computed', ...compute(msg.n ?? 100) });
   } else if (msg.type === 'mark') {
     cpuMark = process.cpuUsage();
     process.send!({ type: 'marked' });

@@ -250,8 +250,9 @@ function createAudit(config: ControllerConfig, store: Store, log: Logger, cleanu
 /** The extender on its own mTLS port; undefined when it is off or there is no client CA to trust. */
 function createSchedulerServer(config: ControllerConfig, parts: ControllerParts, cleanups: Cleanups): ExtenderServer | undefined {
   if (!config.schedulerExtender) return undefined;
-  const clientCa = clientCaFor(config, parts.tls.caPem);
-  if (!clientCa) {
+  // A schedulerClientCaFile is read once; the controller's own CA follows its renewals.
+  const fileCa = config.schedulerClientCaFile ? clientCaFor(config, '') : undefined;
+  if (!(fileCa ?? parts.tls.caPem)) {
     parts.log.warn('scheduler extender off: no CA to check client certificates against; set schedulerClientCaFile (or tlsCaFile)');
     return undefined;
   }
@@ -259,7 +260,7 @@ function createSchedulerServer(config: ControllerConfig, parts: ControllerParts,
     extender: parts.scheduler,
     cert: parts.tls.certPem,
     key: parts.tls.keyPem,
-    clientCa,
+    clientCa: () => fileCa ?? parts.tls.caPem,
     clientNames: clientNames(config),
     maxBodyBytes: config.schedulerMaxBodyBytes,
     maxDepth: config.maxReviewDepth,

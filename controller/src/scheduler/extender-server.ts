@@ -25,8 +25,8 @@ export interface ExtenderServerOptions {
   extender: SchedulerExtender;
   cert: string;
   key: string;
-  /** CA (PEM) of the client certificates accepted. */
-  clientCa: string;
+  /** CA (PEM) of the client certificates accepted; asked again when the serving certificate is swapped (the CA may have changed with it). */
+  clientCa: () => string;
   /** Common names or DNS SANs accepted; '*' accepts any certificate the CA signed. */
   clientNames: string[];
   maxBodyBytes: number;
@@ -84,7 +84,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: ExtenderServ
 }
 
 export function createExtenderServer(o: ExtenderServerOptions): ExtenderServer {
-  const tlsOptions = (cert: string, key: string) => ({ cert, key, ca: o.clientCa, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' as const });
+  const tlsOptions = (cert: string, key: string) => ({ cert, key, ca: o.clientCa(), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' as const });
   const server = createHttpsServer({ ...tlsOptions(o.cert, o.key), ...serverOptions(o.connections) });
   applyHttp1Limits(server, o.connections);
   const duration = new Histogram({

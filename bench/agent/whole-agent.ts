@@ -84,7 +84,7 @@ export async function startWholeAgent(opts: WholeAgentOptions): Promise<WholeAge
     program: 'bench/agent controller',
     argv: [],
     env: {},
-    defaults: { host: '127.0.0.1', stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, metricsDefaults: false, logLevel: 'warn' },
+    defaults: { host: '127.0.0.1', stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, schedulerPort: 0, metricsDefaults: false, logLevel: 'warn' },
   });
   const controller: RunningController = await startController(config, {
     log: silentLogger,

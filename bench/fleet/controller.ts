@@ -17,7 +17,7 @@ const { config } = loadConfig(controllerSchema, {
   program: 'bench',
   argv: [],
   env: {},
-  defaults: { host: '127.0.0.1', stateDir: mkdtempSync(join(tmpdir(), 'nemu-bench-fleet-')), webhookPort: 0, apiPort: 0, fleetPort: 0 },
+  defaults: { host: '127.0.0.1', stateDir: mkdtempSync(join(tmpdir(), 'nemu-bench-fleet-')), webhookPort: 0, apiPort: 0, fleetPort: 0, schedulerPort: 0 },
 });
 const running = await startController(config, {
   log: silentLogger,

@@ -134,6 +134,7 @@ async function main(): Promise<void> {
         webhookPort: 0,
         apiPort: 0,
         fleetPort: 0,
+        schedulerPort: 0,
         metricsDefaults: false,
         dictionary: 'redis',
         redisUrl: redis.url,

@@ -24,6 +24,9 @@ import { FleetHub } from './fleet/hub.ts';
 import { FleetRegistry } from './fleet/registry.ts';
 import { type ControllerMetrics, createControllerMetrics } from './metrics.ts';
 import { redisTargetOf } from './redis/target.ts';
+import { SchedulerExtender } from './scheduler/extender.ts';
+import { createExtenderServer, EXTENDER_PREFIX, type ExtenderServer } from './scheduler/extender-server.ts';
+import { clientCaFor, clientNames, extenderSettings } from './scheduler/extender-setup.ts';
 import type { Authorizer } from './server/access.ts';
 import { createApiServer } from './server/api.ts';
 import { applyHttp1Limits, closeGracefully, type ConnectionLimits, serverOptions } from './server/connections.ts';
@@ -67,6 +70,8 @@ export interface ControllerParts {
   tls: CertificateBundle;
   /** Who did what through the REST API. */
   audit: AuditLog;
+  /** The kube-scheduler extender; features give it the cluster's objects, telemetry and neighbour scores. */
+  scheduler: SchedulerExtender;
   /** Singleton work (resize loops, continuous profiling, caBundle) runs only while this is true. */
   isLeader: () => boolean;
   /** Registers work to do on shutdown; it runs after the servers stop taking requests, before the store closes. */
@@ -77,6 +82,8 @@ export interface RunningController extends ControllerParts {
   webhookUrl: string;
   apiUrl: string;
   fleetUrl: string;
+  /** The extender's urlPrefix (…/scheduler/v1); undefined when it is off. */
+  schedulerUrl: string | undefined;
   /** Every REST route with the permission it declares (docs/security.md lists the same). */
   routes: ReturnType<Router['list']>;
   /** Stops at once: the servers stop listening, requests in flight get shutdownTimeout to finish, then everything closes. */
@@ -241,6 +248,31 @@ function createAudit(config: ControllerConfig, store: Store, log: Logger, cleanu
   return audit;
 }
 
+/** The extender on its own mTLS port; undefined when it is off or there is no client CA to trust. */
+function createSchedulerServer(config: ControllerConfig, parts: ControllerParts, cleanups: Cleanups): ExtenderServer | undefined {
+  if (!config.schedulerExtender) return undefined;
+  // A schedulerClientCaFile is read once; the controller's own CA follows its renewals.
+  const fileCa = config.schedulerClientCaFile ? clientCaFor(config, '') : undefined;
+  if (!(fileCa ?? parts.tls.caPem)) {
+    parts.log.warn('scheduler extender off: no CA to check client certificates against; set schedulerClientCaFile (or tlsCaFile)');
+    return undefined;
+  }
+  const server = createExtenderServer({
+    extender: parts.scheduler,
+    cert: parts.tls.certPem,
+    key: parts.tls.keyPem,
+    clientCa: () => fileCa ?? parts.tls.caPem,
+    clientNames: clientNames(config),
+    maxBodyBytes: config.schedulerMaxBodyBytes,
+    maxDepth: config.maxReviewDepth,
+    connections: connectionLimits(config),
+    registry: parts.metrics.registry,
+    log: parts.log.child({ component: 'scheduler' }),
+  });
+  cleanups.push(() => closeGracefully(server.server, config.shutdownTimeout));
+  return server;
+}
+
 /** Whether this replica takes traffic: listening, not draining; the store's health is said apart. */
 interface Lifecycle {
   listening: boolean;
@@ -374,6 +406,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       hub,
       tls,
       audit,
+      scheduler: new SchedulerExtender({ registry, settings: extenderSettings(config) }),
       isLeader: deps.isLeader ?? (() => true),
       onStop: (c) => cleanups.push(c),
     };
@@ -385,14 +418,16 @@ export async function startController(config: ControllerConfig, deps: Controller
     coreRoutes(router, parts, life, deps.mode);
     deps.routes?.(router, parts);
     const { api, tls: apiTls } = createApi(config, deps, parts, router, cleanups);
+    const scheduler = createSchedulerServer(config, parts, cleanups);
 
     const webhookPort = await listen(webhook.server, config.webhookPort, config.host, 'webhook (--webhook-port)');
     const fleetPort = await listen(fleetServer, config.fleetPort, config.host, 'fleet (--fleet-port)');
     const apiPort = await listen(api.server, config.apiPort, config.host, 'API (--api-port)');
+    const schedulerPort = scheduler ? await listen(scheduler.server, config.schedulerPort, config.host, 'scheduler extender (--scheduler-port)') : undefined;
     life.listening = true;
 
     // Renewed or reloaded certificates are swapped into the running servers.
-    tlsSource.start((fresh) => swapCertificate(fresh, parts, [webhook, api], fleetServer));
+    tlsSource.start((fresh) => swapCertificate(fresh, parts, scheduler ? [webhook, api, scheduler] : [webhook, api], fleetServer));
 
     const host = urlHost(config.host);
     return {
@@ -403,6 +438,7 @@ export async function startController(config: ControllerConfig, deps: Controller
       webhookUrl: `https://${host}:${webhookPort}/mutate`,
       apiUrl: `${apiTls ? 'https' : 'http'}://${host}:${apiPort}/api/v1`,
       fleetUrl: `wss://${host}:${fleetPort}/fleet`,
+      schedulerUrl: schedulerPort === undefined ? undefined : `https://${host}:${schedulerPort}${EXTENDER_PREFIX.replace(/\/$/, '')}`,
       routes: router.list(),
       stop: () => cleanups.run(),
       shutdown: () => shutdown(config, log, life, webhook, cleanups),

@@ -209,6 +209,44 @@ export const controllerSchema = {
   shutdownTimeout: duration('15s', 'Longest wait, after the drain, for reviews and requests in flight to finish before their connections are closed.', 0),
   fleetMaxFrameBytes: integer(4 * 1024 * 1024, 'Largest fleet-link frame accepted, in bytes.', 1024),
   nodeStaleAfter: duration('30s', 'A node whose last report is older than this is shown as stale.', 1000),
+  schedulerExtender: boolean(
+    true,
+    'Serve the kube-scheduler extender (verbs filter and prioritize under /scheduler/v1/) on schedulerPort, to callers with a client certificate (docs/scheduler.md). Without a client CA (schedulerClientCaFile, else the controller\'s own CA) it stays off.',
+  ),
+  schedulerPort: port(8445, 'HTTPS port of the kube-scheduler extender; its urlPrefix is https://<service>:<port>/scheduler/v1.'),
+  schedulerClientCaFile: string(
+    '',
+    "CA (PEM file) that signs the client certificate kube-scheduler presents to the extender (mutual TLS). Empty: the controller's own CA (tlsCaFile or the self-managed one).",
+  ),
+  schedulerClientNames: string(
+    'nemutator-scheduler',
+    'Common names (or DNS names) a scheduler client certificate must carry, comma-separated; * accepts any certificate the client CA signed.',
+  ),
+  schedulerClientSecretName: string(
+    'nemutator-scheduler-client',
+    'In a cluster with the self-managed CA: Secret (in namespace, type kubernetes.io/tls with ca.crt) where the leader keeps a client certificate for kube-scheduler, CN the first of schedulerClientNames; a second scheduler mounts it for the extender tlsConfig. Empty: none.',
+  ),
+  schedulerSeason: oneOf(
+    ['auto', 'peak', 'offpeak'] as const,
+    'auto',
+    "Season the extender scores in: auto = telemetry's current season (peak without telemetry); peak spreads pods to the least loaded nodes, offpeak packs them onto the fullest node that fits.",
+  ),
+  schedulerFilter: boolean(
+    false,
+    'Let the extender\'s filter verb refuse nodes whose agent reports memory pressure above schedulerFilterMemoryPressure or is silent longer than schedulerFilterSilentAfter. Off: filter passes every node. Configure the extender with ignorable: true.',
+  ),
+  schedulerFilterMemoryPressure: number(40, 'Memory PSI (some, avg10, %) above which the enabled filter refuses a node.', 0, 100),
+  schedulerFilterSilentAfter: duration('2m', 'The enabled filter refuses a node whose agent has not reported for this long.', 1000),
+  schedulerPlacementTtl: duration(
+    '60s',
+    "Anti-herding: a pod the extender placed counts as load on its node until a later report lists it, or this long (metrics lag 30–60 s).",
+    1000,
+  ),
+  schedulerMaxBodyBytes: integer(
+    32 * 1024 * 1024,
+    'Largest extender request accepted, in bytes. With nodeCacheCapable: true kube-scheduler sends node names only (about 30 bytes a node); without it, whole Node objects (several KiB each).',
+    1024,
+  ),
   profileRetention: integer(500, 'Profiles kept in the store; the oldest are pruned first.', 1, 100_000),
   profileMaxAge: duration('7d', 'Profiles older than this are pruned.', 60_000),
   profileContinuous: boolean(false, 'Continuous profiling: Go pods older than profileContinuousMinAge get a short low-rate capture on a schedule.'),

@@ -24,6 +24,7 @@ import { parseRatioPolicy, RatioSource } from './mutators/resources.ts';
 import { withSchedulerOptIn } from './mutators/scheduler.ts';
 import { withSecretsOptions } from './mutators/secrets.ts';
 import { registerProfiles } from './profiles/index.ts';
+import { attachSchedulerSources } from './scheduler/extender-setup.ts';
 import type { NeighbourLookup } from './scheduler/neighbours.ts';
 import { type NeighbourFeature, neighboursFeature, registerNeighbourRoutes } from './scheduler/neighbours-feature.ts';
 import { registerSecretRoutes } from './secrets/routes.ts';
@@ -44,6 +45,13 @@ interface Admission {
   telemetry: TelemetryFeature | undefined;
   /** Bad-neighbour scores (the scheduler extender's NeighbourLookup) and their labels. */
   neighbours: NeighbourFeature;
+  /** The cluster model neighbours and the extender share. */
+  cluster: SharedModel;
+}
+
+interface SharedModel {
+  model?: ClusterModel;
+  ready?: Promise<void>;
 }
 
 /** The controller's features, built once per running controller from its parts. */
@@ -105,7 +113,24 @@ async function createAdmission(parts: ControllerParts, shared: AdmissionParts): 
     ...(telemetry ? { telemetry: telemetry.source } : {}),
     ...(ratio ? { ratio } : {}),
   });
-  return { handler, telemetry, neighbours: createNeighbours(parts, shared, telemetry) };
+  const cluster = clusterModel(parts, telemetry);
+  return { handler, telemetry, cluster, neighbours: createNeighbours(parts, shared, cluster.model) };
+}
+
+/**
+ * One cluster model for everything that reads cluster objects (neighbour scores, the scheduler
+ * extender): telemetry's, else one of its own when there is a cluster. `ready` once it has listed.
+ */
+function clusterModel(parts: ControllerParts, telemetry: TelemetryFeature | undefined): SharedModel {
+  if (telemetry?.model) return { model: telemetry.model, ready: telemetry.model.start() };
+  const kc = loadKubeConfig(parts.config.kubeconfig);
+  if (!kc) return {};
+  const own = new ClusterModel(kc, parts.log.child({ component: 'model' }));
+  const ready = own
+    .start()
+    .catch((e: Error) => parts.log.warn({ err: e.message }, 'cluster model unavailable: neighbour scores and the scheduler extender see no cluster objects'));
+  parts.onStop(() => own.stop());
+  return { model: own, ready };
 }
 
 /** With a cluster: namespace labels from an informer (Pod Security level, scheduler opt-in). */
@@ -117,16 +142,8 @@ function watchNamespaces(parts: ControllerParts): NamespaceLabels | undefined {
   return namespaces;
 }
 
-/** Bad-neighbour scores from the fleet's reports; pods' requests and owners from the cluster model (telemetry's, else its own). */
-function createNeighbours(parts: ControllerParts, shared: AdmissionParts, telemetry: TelemetryFeature | undefined): NeighbourFeature {
-  let model = telemetry?.model;
-  const kc = model ? undefined : loadKubeConfig(parts.config.kubeconfig);
-  if (kc) {
-    const own = new ClusterModel(kc, parts.log.child({ component: 'model' }));
-    void own.start().catch((e: Error) => parts.log.warn({ err: e.message }, 'cluster model unavailable; neighbour scores see no requests, owners or restarts'));
-    parts.onStop(() => own.stop());
-    model = own;
-  }
+/** Bad-neighbour scores from the fleet's reports; pods' requests and owners from the shared cluster model. */
+function createNeighbours(parts: ControllerParts, shared: AdmissionParts, model: ClusterModel | undefined): NeighbourFeature {
   const cluster = clusterFromConfig(parts.config.kubeconfig);
   const feature = neighboursFeature({
     config: parts.config,
@@ -162,6 +179,9 @@ function registerRoutes(router: Router, parts: ControllerParts, shared: Admissio
 export async function createFeatures(parts: ControllerParts): Promise<Features> {
   const shared = await admissionParts(parts);
   const admission = await createAdmission(parts, shared);
+  // The scheduler extender scores with telemetry's profiles, the shared cluster model and the neighbour scores.
+  attachSchedulerSources(parts, admission.telemetry?.telemetry, admission.cluster);
+  parts.scheduler.useNeighbours(admission.neighbours.scorer);
   return {
     admission: admission.handler,
     neighbours: admission.neighbours.scorer,

@@ -17,6 +17,7 @@ import { controllerFeatures } from './features.ts';
 import { TokenReviewAgentAuthenticator } from './fleet/auth.ts';
 import { LeaderElector } from './kube/leader.ts';
 import { TokenReviewer } from './kube/tokenreview.ts';
+import { SchedulerClientSecret } from './scheduler/extender-client-secret.ts';
 import { SubjectAccessReviewAuthorizer } from './server/access.ts';
 import { TokenReviewAuthenticator } from './server/auth.ts';
 
@@ -32,6 +33,21 @@ function clusterTlsSource(config: ControllerConfig, kc: KubeConfig, leader: Lead
     isLeader: () => leader.isLeader,
     log: log.child({ component: 'tls' }),
   });
+}
+
+/** The self-managed CA also signs kube-scheduler's client certificate for the extender (docs/scheduler.md). */
+function schedulerClientSecret(config: ControllerConfig, kc: KubeConfig, leader: LeaderElector, running: { onStop(c: () => void): void }, log: Logger): void {
+  if (!config.schedulerClientSecretName || config.schedulerClientCaFile) return;
+  const clientSecret = new SchedulerClientSecret(kc, {
+    namespace: config.namespace,
+    caSecretName: config.tlsSecretName,
+    secretName: config.schedulerClientSecretName,
+    commonName: config.schedulerClientNames.split(',')[0]?.trim() || 'nemutator-scheduler',
+    isLeader: () => leader.isLeader,
+    log: log.child({ component: 'scheduler' }),
+  });
+  clientSecret.start();
+  running.onStop(() => clientSecret.stop());
 }
 
 async function main(): Promise<void> {
@@ -71,7 +87,8 @@ async function main(): Promise<void> {
     }),
     ...controllerFeatures(),
   });
-  log.info({ webhook: running.webhookUrl, api: running.apiUrl, fleet: running.fleetUrl }, 'controller started');
+  log.info({ webhook: running.webhookUrl, api: running.apiUrl, fleet: running.fleetUrl, scheduler: running.schedulerUrl }, 'controller started');
+  if (clusterTls && running.schedulerUrl) schedulerClientSecret(config, kc, leader, running, log);
   // SIGTERM: the lease goes at once (another replica takes the singleton work), admission
   // keeps being served through the drain, then in-flight reviews finish and the log is flushed.
   let stopping = false;

@@ -21,6 +21,7 @@ import { startController } from '#controller/app.js';
 import { controllerSchema } from '#controller/config.js';
 import { controllerFeatures } from '#controller/features.js';
 import { SharedTokenAgentAuthenticator } from '#controller/fleet/auth.js';
+import { ensureSchedulerClientCert } from '#controller/scheduler/extender-setup.js';
 import { EmbeddedSecretStore } from '#controller/secrets/embedded.js';
 import { registerSecretValueRoutes } from '#controller/secrets/values-routes.js';
 import { localAuthorizer } from '#controller/server/access.js';
@@ -69,6 +70,8 @@ export interface LocalMode {
   webhookUrl: string;
   apiUrl: string;
   fleetUrl: string;
+  /** The scheduler extender's urlPrefix, and the client certificate kube-scheduler (or curl) presents to it. */
+  scheduler?: { url: string; certFile: string; keyFile: string };
   caFile: string;
   agent: RunningAgent;
   /** The agent's secrets socket, and where its values come from. */
@@ -148,6 +151,17 @@ export async function startLocal(
       ...localRoutes(config, secrets, log),
     },
   );
+  let scheduler: LocalMode['scheduler'];
+  if (controller.schedulerUrl && !config.tlsCertFile) {
+    const name = config.schedulerClientNames.split(',')[0]?.trim();
+    try {
+      const client = await ensureSchedulerClientCert(join(stateDir, 'tls'), name && name !== '*' ? name : undefined);
+      scheduler = { url: controller.schedulerUrl, certFile: client.certFile, keyFile: client.keyFile };
+    } catch (e) {
+      await controller.stop();
+      throw e;
+    }
+  }
   const source: SecretSource = vault ?? embeddedSource(secrets.store!);
   const secretsOff = ensurePeercred();
   let agent: RunningAgent;
@@ -190,6 +204,7 @@ export async function startLocal(
     webhookUrl: controller.webhookUrl,
     apiUrl: controller.apiUrl,
     fleetUrl: controller.fleetUrl,
+    ...(scheduler ? { scheduler } : {}),
     caFile: join(stateDir, 'tls', 'ca.crt'),
     agent,
     secretsSocket: secrets.socketPath,
@@ -202,7 +217,7 @@ export async function startLocal(
   };
 }
 
-function banner(m: LocalMode): string {
+export function banner(m: LocalMode): string {
   const api = m.apiUrl.replace(/\/api\/v1$/, '');
   return [
     '',
@@ -211,6 +226,9 @@ function banner(m: LocalMode): string {
     `  REST API           ${m.apiUrl}   (health: ${api}/healthz, ${api}/readyz)`,
     `  fleet hub          ${m.fleetUrl}   (agent for node ${m.config.nodeName} connected)`,
     ...(m.agent.metricsUrl ? [`  agent metrics      ${m.agent.metricsUrl}`] : []),
+    m.scheduler
+      ? `  scheduler extender ${m.scheduler.url}/{filter,prioritize}   (client certificate: ${m.scheduler.certFile})`
+      : '  scheduler extender off (--scheduler-extender false, or no CA to check client certificates)',
     `  admin token        ${m.adminTokenFile}`,
     m.secretsOff ? `  secrets socket     off: ${m.secretsOff}` : `  secrets socket     ${m.secretsSocket}   (values from the ${m.secretsSource})`,
     '',

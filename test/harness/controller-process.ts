@@ -58,6 +58,8 @@ async function startOnce(args: string[], stateDir: string): Promise<ControllerPr
       String(api),
       '--fleet-port',
       String(fleet),
+      '--scheduler-port',
+      '0',
       '--agent-metrics-port',
       String(metrics),
       '--log-format',

@@ -45,6 +45,8 @@ export async function startLocalProcess(flags: string[] = [], env: Record<string
     '0',
     '--fleet-port',
     '0',
+    '--scheduler-port',
+    '0',
     '--agent-metrics-port',
     '0',
     '--log-format',

@@ -39,6 +39,8 @@ describe('npm start (local mode)', () => {
         String(api),
         '--fleet-port',
         String(fleet),
+        '--scheduler-port',
+        '0',
         '--agent-metrics-port',
         String(metrics),
         '--report-interval',
@@ -57,6 +59,7 @@ describe('npm start (local mode)', () => {
     expect(out.text()).toContain(`https://127.0.0.1:${webhook}/mutate`);
     expect(out.text()).toContain(`http://127.0.0.1:${api}/api/v1`);
     expect(out.text()).toContain(`wss://127.0.0.1:${fleet}/fleet`);
+    expect(out.text()).toMatch(/\n {2}scheduler extender https:\/\/127\.0\.0\.1:\d+\/scheduler\/v1\/\{filter,prioritize\}/);
 
     const token = readFileSync(join(stateDir, 'admin-token'), 'utf8').trim();
     const auth = { authorization: `Bearer ${token}` };

@@ -571,10 +571,12 @@ describe('what the design requires of the manifests', () => {
         expect(rule.verbs, id).not.toContain('*');
         expect(rule.resources, id).not.toContain('*');
         expect(rule.apiGroups, id).not.toContain('*');
-        // The only Secret anyone may read is the controller's own TLS Secret, by name, in its namespace.
+        // The only Secrets anyone may read are the controller's own: its TLS Secret and the scheduler
+        // extender's client certificate it issues, by name, in its namespace.
         if (rule.resources?.includes('secrets')) {
           expect(id).toBe('Role/nemutator-controller');
-          expect(rule.verbs.includes('get') || rule.verbs.includes('list') || rule.verbs.includes('watch') ? rule.resourceNames : ['nemutator-webhook-tls'], id).toEqual(['nemutator-webhook-tls']);
+          const named = rule.verbs.includes('get') || rule.verbs.includes('list') || rule.verbs.includes('watch') ? rule.resourceNames : ['nemutator-webhook-tls'];
+          expect([['nemutator-webhook-tls'], ['nemutator-scheduler-client']], id).toContainEqual(named);
           expect(rule.verbs, id).not.toContain('list');
           expect(rule.verbs, id).not.toContain('watch');
         }
@@ -599,7 +601,10 @@ describe('what the design requires of the manifests', () => {
     const role = rulesOf('Role', 'nemutator-controller');
     expect(grants(role, '', 'configmaps', 'update')).toEqual([{ apiGroups: [''], resources: ['configmaps'], resourceNames: ['nemutator-ca'], verbs: ['get', 'update'] }]);
     expect(grants(role, 'coordination.k8s.io', 'leases', 'update')).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['nemutator-controller'], verbs: ['get', 'update'] }]);
-    expect(grants(role, '', 'secrets', 'get')).toEqual([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['nemutator-webhook-tls'], verbs: ['get', 'update'] }]);
+    expect(grants(role, '', 'secrets', 'get')).toEqual([
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['nemutator-webhook-tls'], verbs: ['get', 'update'] },
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['nemutator-scheduler-client'], verbs: ['get', 'update'] },
+    ]);
 
     const agent = rulesOf('ClusterRole', 'nemutator-agent');
     expect(agent.flatMap((r) => r.verbs.flatMap((v) => r.resources!.map((res) => `${v} ${res}`))).sort()).toEqual(

@@ -1,6 +1,7 @@
 // Connection hygiene (issue 15): connections that never end are ended. Short timeouts are
 // configured so each bound is observed in a few seconds; the assertions allow generous slack
 // (Node checks HTTP/1.1 deadlines about once a second).
+import { readFileSync } from 'node:fs';
 import { connect as h2connect } from 'node:http2';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -77,6 +78,27 @@ describe('idle and slow connections are closed', () => {
     const keptAlive = closedAfter(netConnect({ host, port }), 'connect', (s) => s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
     expect(await silent).toBeLessThan(1000 + 3000);
     expect(await keptAlive).toBeLessThan(1000 + 3000);
+  });
+
+  it('the scheduler extender: a connection without a client certificate is refused at the handshake; one with it that sends nothing, or drips its headers, is closed', async () => {
+    const { host, port } = hostPort(t.local.scheduler!.url);
+    const creds = { cert: readFileSync(t.local.scheduler!.certFile), key: readFileSync(t.local.scheduler!.keyFile) };
+    let answer = '';
+    const refused = closedAfter(tlsConnect({ host, port, rejectUnauthorized: false }) as TLSSocket, 'connect', (s) => {
+      s.on('data', (d: Buffer) => (answer += d.toString()));
+      s.once('secureConnect', () => s.write('POST /scheduler/v1/prioritize HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}'));
+    });
+    expect(await refused).toBeLessThan(1000 + 3000);
+    expect(answer).toBe('');
+    const silent = closedAfter(tlsConnect({ host, port, rejectUnauthorized: false, ...creds }) as TLSSocket, 'secureConnect');
+    let drip: NodeJS.Timeout | undefined;
+    const slow = closedAfter(tlsConnect({ host, port, rejectUnauthorized: false, ...creds }) as TLSSocket, 'secureConnect', (s) => {
+      s.write('POST /scheduler/v1/prioritize HTTP/1.1\r\nHost: x\r\n');
+      drip = setInterval(() => s.write('X-A: b\r\n'), 200);
+    });
+    expect(await silent).toBeLessThan(1000 + 3000);
+    expect(await slow).toBeLessThan(3000 + 3000);
+    clearInterval(drip);
   });
 
   it('the fleet port: a connection that never upgrades is closed within fleetUpgradeTimeout; a GET without an upgrade gets 426 and is closed', async () => {

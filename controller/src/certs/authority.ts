@@ -101,6 +101,35 @@ export async function issueServingCert(
   return { certPem: cert.toString('pem') + '\n', keyPem: toPem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), notAfter };
 }
 
+/** A client certificate (clientAuth) for `commonName`, signed by `ca`: what kube-scheduler presents to the extender. */
+export async function issueClientCert(
+  ca: { certPem: string; keyPem: string },
+  commonName: string,
+  validDays: number,
+): Promise<{ certPem: string; keyPem: string; notAfter: Date }> {
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const now = Date.now();
+  const notAfter = new Date(now + validDays * DAY);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${commonName}`,
+    issuer: caCert.subject,
+    notBefore: new Date(now - 5 * 60_000),
+    notAfter,
+    signingKey: await importKey(ca.keyPem),
+    publicKey: keys.publicKey,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert),
+    ],
+  });
+  return { certPem: cert.toString('pem') + '\n', keyPem: toPem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), notAfter };
+}
+
 function writeAtomic(path: string, content: string, mode: number): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, content, { mode });

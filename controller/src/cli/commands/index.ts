@@ -8,6 +8,7 @@ import { neighboursCommand } from './neighbours.ts';
 import { nodesCommand } from './nodes.ts';
 import { runCommand } from './run.ts';
 import { secretsCommand } from './secrets.ts';
+import { simulateCommand } from './simulate.ts';
 import { skipRulesCommand } from './skip-rules.ts';
 import { statusCommand } from './status.ts';
 import { whatifCommand } from './whatif.ts';
@@ -23,5 +24,6 @@ export const commands: Command[] = [
   runCommand,
   flameCommand,
   whatifCommand,
+  simulateCommand,
   auditCommand,
 ];

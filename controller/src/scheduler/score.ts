@@ -1,0 +1,190 @@
+/**
+ * How much Nemutator likes a node for a pod: a pure function from what the agents and the
+ * neighbour scores say about a node to kube-scheduler's extender score, an INTEGER 0..10
+ * (kube-scheduler decodes `Score` as int64; a float drops the whole reply silently).
+ *
+ * The score starts at the neutral 5 and moves by the weighted terms below, each in −1..1:
+ *
+ *   raw   = load·loadTerm − psi·pressureTerm − familiars·familiarsTerm − neighbours·conflictTerm
+ *   score = round(5 + 5 · clamp(raw, −1, 1))
+ *
+ * - loadTerm (season): the node's predicted real load after placing the pod is
+ *   `(max(usage + placedSinceReport, residentsPredicted) + pod.predicted) / allocatable`,
+ *   the larger of CPU and memory.
+ *   Peak SPREADS: `1 − 2·load` (the least loaded node wins). Off-peak PACKS: a node that
+ *   still fits the pod under the headroom scores from `packFloor` (empty) up to 1 (just
+ *   fits), a node that does not fit scores −1 — so the fullest node that fits wins and
+ *   emptier nodes drain for the cluster autoscaler.
+ * - pressureTerm: the node's worse PSI (cpu or memory `some` avg10), 0 at 0 %, 1 at
+ *   `psiSaturation` % and above.
+ * - familiarsTerm: replicas of the pod's own workload already on the node, `min(n, cap)/cap`
+ *   — spreading a workload keeps one node's failure from taking several replicas.
+ * - conflictTerm: `(own worst / 100) · (loudest resident's worst / 100)`: a noisy pod
+ *   avoids noisy residents, a quiet pod (own worst near 0) shares freely. An unknown own
+ *   score counts as the median, `unknownNeighbourWorst`.
+ *
+ * Stale or missing agent data (no usage, or reportAgeMs undefined or older than
+ * staleAfterMs) makes the load and pressure terms 0 — neutral — and never throws; the
+ * familiars and neighbour terms do not come from the agent and still count.
+ * `placedSinceReport` is the anti-herding part: pods placed after the report are counted
+ * at their predicted usage, so a burst does not pile onto the node that looked empty.
+ *
+ * The weights and their reasons are in docs/scheduler-scoring.md; the scheduling simulator
+ * (docs/scheduler-simulator.md) is how they were chosen.
+ */
+
+export interface Resources {
+  cpuMillis: number;
+  memoryBytes: number;
+}
+export type Season = 'peak' | 'offpeak';
+
+export interface NodeFacts {
+  name: string;
+  allocatable: Resources;
+  /** Sum of requests of pods bound to the node (including ones placed since the report). */
+  requested: Resources;
+  /** The agent's last reported real usage; undefined = no data. */
+  usage?: Resources;
+  /** Age of that report; stale or missing → neutral load and pressure terms. */
+  reportAgeMs?: number;
+  /** % (0..100) from the agent's Pressure (PSI `some` avg10). */
+  psi?: { cpuSome10: number; memorySome10: number };
+  /** Predicted usage of pods placed since the report (anti-herding). */
+  placedSinceReport: Resources;
+  /** Pods of the incoming pod's workload already on the node. */
+  familiars: number;
+  /** `worst` neighbour score (0..100) of each resident. */
+  residentsNeighbourWorst: number[];
+  /**
+   * Optional (an addition to the shared contract): the sum of the residents' predicted usage
+   * (the same telemetry profile as PodFacts.predicted). Off-peak, residents are quiet; this is
+   * what they will use when their own busy hours come, so packing does not overheat the node
+   * later. Undefined = only the report counts.
+   */
+  residentsPredicted?: Resources;
+}
+
+export interface PodFacts {
+  requests: Resources;
+  /** Expected real usage (telemetry profile, else requests). */
+  predicted: Resources;
+  /** The incoming pod's own workload `worst` score, if known. */
+  neighbourWorst?: number;
+}
+
+export interface ScoringContext {
+  season: Season;
+  staleAfterMs: number;
+  weights?: Partial<ScoreWeights>;
+}
+
+export interface ScoreWeights {
+  /** Weight of the season's load term (spread at peak, pack off-peak). */
+  load: number;
+  /** Weight of the node's pressure (PSI) penalty. */
+  psi: number;
+  /** PSI `some` avg10 % at which the pressure penalty is full. */
+  psiSaturation: number;
+  /** Weight of the familiars penalty. */
+  familiars: number;
+  /** Familiars at which the familiars penalty is full. */
+  familiarsCap: number;
+  /** Weight of the bad-neighbour conflict penalty. */
+  neighbours: number;
+  /** The incoming pod's own `worst` when unknown (the median of a percentile rank). */
+  unknownNeighbourWorst: number;
+  /** Off-peak: the load term of an (almost) empty node that fits; the fullest fitting node gets 1. */
+  packFloor: number;
+  /** Fraction of allocatable CPU the predicted real usage may reach for the pod to "fit with headroom". */
+  headroomCpu: number;
+  /** Same for memory. */
+  headroomMemory: number;
+}
+
+/** Defaults; docs/scheduler-scoring.md gives the reason for each. */
+export const DEFAULT_WEIGHTS: Readonly<ScoreWeights> = Object.freeze({
+  load: 0.6,
+  psi: 0.3,
+  psiSaturation: 25,
+  familiars: 0.3,
+  familiarsCap: 4,
+  neighbours: 0.8,
+  unknownNeighbourWorst: 50,
+  packFloor: 0,
+  headroomCpu: 0.6,
+  headroomMemory: 0.8,
+});
+
+export const NEUTRAL_SCORE = 5;
+export const MAX_SCORE = 10;
+
+const clamp = (v: number, lo: number, hi: number): number => (Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : 0);
+const ratio = (used: number, total: number): number => (total > 0 ? used / total : 1);
+
+/** True when the agent's report can be trusted: present and younger than staleAfterMs. */
+export function hasFreshReport(node: NodeFacts, staleAfterMs: number): boolean {
+  return node.usage !== undefined && node.reportAgeMs !== undefined && node.reportAgeMs >= 0 && node.reportAgeMs <= staleAfterMs;
+}
+
+/**
+ * The node's predicted real load with the pod on it, per resource, as a fraction of
+ * allocatable: the larger of (reported usage + placed since the report) and the residents'
+ * predicted usage, plus the pod's predicted usage. Without a report, the node's requests
+ * stand in for its usage.
+ */
+export function predictedLoad(pod: PodFacts, node: NodeFacts): { cpu: number; memory: number } {
+  const base = node.usage ?? node.requested;
+  const placed = node.usage ? node.placedSinceReport : { cpuMillis: 0, memoryBytes: 0 };
+  const expected = node.residentsPredicted ?? { cpuMillis: 0, memoryBytes: 0 };
+  const cpu = Math.max(base.cpuMillis + placed.cpuMillis, expected.cpuMillis);
+  const memory = Math.max(base.memoryBytes + placed.memoryBytes, expected.memoryBytes);
+  return {
+    cpu: ratio(cpu + pod.predicted.cpuMillis, node.allocatable.cpuMillis),
+    memory: ratio(memory + pod.predicted.memoryBytes, node.allocatable.memoryBytes),
+  };
+}
+
+/** Whether the pod's predicted real usage fits on the node and leaves the headroom free. */
+export function fitsWithHeadroom(pod: PodFacts, node: NodeFacts, weights: Partial<ScoreWeights> = {}): boolean {
+  const w = { ...DEFAULT_WEIGHTS, ...weights };
+  const load = predictedLoad(pod, node);
+  return load.cpu <= w.headroomCpu && load.memory <= w.headroomMemory;
+}
+
+/** The season's term, −1..1: peak prefers the least loaded node, off-peak the fullest that fits. */
+export function loadTerm(pod: PodFacts, node: NodeFacts, season: Season, w: ScoreWeights): number {
+  const load = predictedLoad(pod, node);
+  if (season === 'peak') return clamp(1 - 2 * Math.max(load.cpu, load.memory), -1, 1);
+  if (!fitsWithHeadroom(pod, node, w)) return -1;
+  const fullness = Math.max(load.cpu / w.headroomCpu, load.memory / w.headroomMemory);
+  return clamp(w.packFloor + (1 - w.packFloor) * fullness, -1, 1);
+}
+
+function pressureTerm(node: NodeFacts, w: ScoreWeights): number {
+  if (!node.psi) return 0;
+  return clamp(Math.max(node.psi.cpuSome10, node.psi.memorySome10) / w.psiSaturation, 0, 1);
+}
+
+function familiarsTerm(node: NodeFacts, w: ScoreWeights): number {
+  return w.familiarsCap > 0 ? clamp(node.familiars / w.familiarsCap, 0, 1) : 0;
+}
+
+/** How much the incoming pod and the node's loudest resident would bother each other, 0..1. */
+export function conflictTerm(pod: PodFacts, node: NodeFacts, w: ScoreWeights): number {
+  if (node.residentsNeighbourWorst.length === 0) return 0;
+  const own = clamp((pod.neighbourWorst ?? w.unknownNeighbourWorst) / 100, 0, 1);
+  const loudest = clamp(node.residentsNeighbourWorst.reduce((m, v) => Math.max(m, v), 0) / 100, 0, 1);
+  return own * loudest;
+}
+
+/** The node's score for the pod: an integer 0..10, 5 when nothing is known. Never throws. */
+export function scoreNode(pod: PodFacts, node: NodeFacts, ctx: ScoringContext): number {
+  const w: ScoreWeights = { ...DEFAULT_WEIGHTS, ...ctx.weights };
+  const fresh = hasFreshReport(node, ctx.staleAfterMs);
+  const raw =
+    (fresh ? w.load * loadTerm(pod, node, ctx.season, w) - w.psi * pressureTerm(node, w) : 0) -
+    w.familiars * familiarsTerm(node, w) -
+    w.neighbours * conflictTerm(pod, node, w);
+  return Math.round(clamp(NEUTRAL_SCORE + NEUTRAL_SCORE * clamp(raw, -1, 1), 0, MAX_SCORE));
+}

@@ -495,7 +495,13 @@ describe('the scheduler component (kubectl kustomize)', () => {
     const config = parse(find('ConfigMap', 'nemutator-scheduler-config')!.data['config.yaml']) as Obj;
     expect(config.apiVersion).toBe('kubescheduler.config.k8s.io/v1');
     expect(config.kind).toBe('KubeSchedulerConfiguration');
-    expect(config.profiles).toEqual([{ schedulerName: 'nemutator-scheduler' }]);
+    // the extender's score replaces the requests-based ones that would fight off-peak packing
+    expect(config.profiles).toEqual([
+      {
+        schedulerName: 'nemutator-scheduler',
+        plugins: { score: { disabled: [{ name: 'NodeResourcesFit' }, { name: 'NodeResourcesBalancedAllocation' }] } },
+      },
+    ]);
     expect(config.leaderElection).toMatchObject({
       leaderElect: true,
       resourceLock: 'leases',
@@ -504,7 +510,7 @@ describe('the scheduler component (kubectl kustomize)', () => {
     });
     expect(config.extenders).toHaveLength(1);
     const e = config.extenders[0];
-    expect(e).toMatchObject({ filterVerb: 'filter', prioritizeVerb: 'prioritize', nodeCacheCapable: false, ignorable: true, enableHTTPS: true, weight: 5 });
+    expect(e).toMatchObject({ filterVerb: 'filter', prioritizeVerb: 'prioritize', nodeCacheCapable: true, ignorable: true, enableHTTPS: true, weight: 5 });
     expect(Object.keys(e.tlsConfig).sort()).toEqual(['caFile', 'certFile', 'keyFile', 'serverName']);
     // the urlPrefix reaches the controller's Service on a port that targets the container's extender port
     const url = new URL(e.urlPrefix);
@@ -522,6 +528,10 @@ describe('the scheduler component (kubectl kustomize)', () => {
         mounts.some((m) => f.startsWith(`${m}/`)),
         f,
       ).toBe(true);
+    // the client certificate is the Secret the controller's leader issues (schedulerClientSecretName)
+    const clientMount = (container.volumeMounts as Obj[]).find((m) => e.tlsConfig.certFile.startsWith(`${m.mountPath}/`))!;
+    const volume = (find('Deployment', 'nemutator-scheduler')!.spec.template.spec.volumes as Obj[]).find((v) => v.name === clientMount.name)!;
+    expect(volume.secret.secretName).toBe(testControllerConfig({}).schedulerClientSecretName);
   });
 
   it('grants the second scheduler exactly the rights docs/scheduler-opt-in.md lists', async () => {

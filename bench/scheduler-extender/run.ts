@@ -54,7 +54,8 @@ function post(url: string, body: string): Promise<{ ms: number; status: number; 
   });
 }
 
-const fixture = (name: string) => JSON.parse(readFileSync(join(REPO, 'test/fixtures/scheduler', name), 'utf8')) as Record<string, unknown> & { Pod: { metadata: Record<string, unknown> } };
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(join(REPO, 'test/fixtures/scheduler', name), 'utf8')) as Record<string, unknown> & { Pod: { metadata: Record<string, unknown> } };
 const names = Array.from({ length: NODES }, (_, i) => `node-${i}`);
 const namesArgs = fixture('args-nodenames.json');
 const nodesArgs = fixture('args-nodes.json');
@@ -101,7 +102,8 @@ const load = loadavg()[0]!;
 const byNodes = await measure('Nodes', NODE_LIST_REQUESTS);
 child.send({ type: 'stop' });
 
-const row = (what: string, xs: number[]) => `| ${what} | ${xs.length} | ${pct(xs, 0.5).toFixed(2)} | ${pct(xs, 0.99).toFixed(2)} | ${Math.max(...xs).toFixed(2)} |`;
+const row = (what: string, xs: number[]) =>
+  `| ${what} | ${xs.length} | ${pct(xs, 0.5).toFixed(2)} | ${pct(xs, 0.99).toFixed(2)} | ${Math.max(...xs).toFixed(2)} |`;
 const p99 = pct(byNames.ext, 0.99);
 const when = new Date().toISOString().replace('T', ' ').slice(0, 16);
 const text = `

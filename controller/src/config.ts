@@ -211,7 +211,7 @@ export const controllerSchema = {
   nodeStaleAfter: duration('30s', 'A node whose last report is older than this is shown as stale.', 1000),
   schedulerExtender: boolean(
     true,
-    'Serve the kube-scheduler extender (verbs filter and prioritize under /scheduler/v1/) on schedulerPort, to callers with a client certificate (docs/scheduler.md). Without a client CA (schedulerClientCaFile, else the controller\'s own CA) it stays off.',
+    "Serve the kube-scheduler extender (verbs filter and prioritize under /scheduler/v1/) on schedulerPort, to callers with a client certificate (docs/scheduler.md). Without a client CA (schedulerClientCaFile, else the controller's own CA) it stays off.",
   ),
   schedulerPort: port(8445, 'HTTPS port of the kube-scheduler extender; its urlPrefix is https://<service>:<port>/scheduler/v1.'),
   schedulerClientCaFile: string(
@@ -233,13 +233,13 @@ export const controllerSchema = {
   ),
   schedulerFilter: boolean(
     false,
-    'Let the extender\'s filter verb refuse nodes whose agent reports memory pressure above schedulerFilterMemoryPressure or is silent longer than schedulerFilterSilentAfter. Off: filter passes every node. Configure the extender with ignorable: true.',
+    "Let the extender's filter verb refuse nodes whose agent reports memory pressure above schedulerFilterMemoryPressure or is silent longer than schedulerFilterSilentAfter. Off: filter passes every node. Configure the extender with ignorable: true.",
   ),
   schedulerFilterMemoryPressure: number(40, 'Memory PSI (some, avg10, %) above which the enabled filter refuses a node.', 0, 100),
   schedulerFilterSilentAfter: duration('2m', 'The enabled filter refuses a node whose agent has not reported for this long.', 1000),
   schedulerPlacementTtl: duration(
     '60s',
-    "Anti-herding: a pod the extender placed counts as load on its node until a later report lists it, or this long (metrics lag 30–60 s).",
+    'Anti-herding: a pod the extender placed counts as load on its node until a later report lists it, or this long (metrics lag 30–60 s).',
     1000,
   ),
   schedulerMaxBodyBytes: integer(

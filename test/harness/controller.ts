@@ -92,7 +92,17 @@ export async function startTestLocal(overrides: Record<string, unknown> = {}): P
     program: 'test',
     argv: [],
     env: {},
-    defaults: { ...LOCAL_DEFAULTS, stateDir, webhookPort: 0, apiPort: 0, fleetPort: 0, schedulerPort: 0, agentMetricsPort: 0, reportInterval: 1000, ...overrides },
+    defaults: {
+      ...LOCAL_DEFAULTS,
+      stateDir,
+      webhookPort: 0,
+      apiPort: 0,
+      fleetPort: 0,
+      schedulerPort: 0,
+      agentMetricsPort: 0,
+      reportInterval: 1000,
+      ...overrides,
+    },
   });
   const local = await startLocal(config, silentLogger);
   await until('the in-process agent collects its first report', () => local.agent.lastReport(), 10_000, 50);

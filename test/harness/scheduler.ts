@@ -40,7 +40,12 @@ export function callExtender(
   return new Promise((resolve, reject) => {
     const req = request(
       `${url}/${verb}`,
-      { method, ca, ...(creds ? { cert: creds.certPem, key: creds.keyPem } : {}), headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+      {
+        method,
+        ca,
+        ...(creds ? { cert: creds.certPem, key: creds.keyPem } : {}),
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');

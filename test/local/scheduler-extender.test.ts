@@ -31,7 +31,10 @@ describe('local mode: scheduler extender', () => {
     const ca = readFileSync(local.caFile, 'utf8');
     const me = local.config.nodeName;
     const body = {
-      Pod: { metadata: { name: 'web-7d4b9c6f5-x2k9q', namespace: 'default' }, spec: { containers: [{ name: 'web', resources: { requests: { cpu: '100m', memory: '64Mi' } } }] } },
+      Pod: {
+        metadata: { name: 'web-7d4b9c6f5-x2k9q', namespace: 'default' },
+        spec: { containers: [{ name: 'web', resources: { requests: { cpu: '100m', memory: '64Mi' } } }] },
+      },
       Nodes: null,
       NodeNames: [me, 'not-this-machine'],
     };
@@ -43,7 +46,9 @@ describe('local mode: scheduler extender', () => {
     // The machine's agent reports real usage: its score is computed; the unknown node is neutral.
     expect(scores[1]!.Score).toBe(5);
     const filter = await callExtender(local.scheduler!.url, 'filter', body, creds, ca);
-    expect(filter.text).toBe(`{"Nodes":null,"NodeNames":${JSON.stringify([me, 'not-this-machine'])},"FailedNodes":{},"FailedAndUnresolvableNodes":{},"Error":""}`);
+    expect(filter.text).toBe(
+      `{"Nodes":null,"NodeNames":${JSON.stringify([me, 'not-this-machine'])},"FailedNodes":{},"FailedAndUnresolvableNodes":{},"Error":""}`,
+    );
   });
 
   it('with --scheduler-extender false nothing listens for it and the banner says it is off', async () => {

@@ -94,7 +94,11 @@ describe('scheduler extender behaviour', () => {
     kube.put({
       apiVersion: 'apps/v1',
       kind: 'ReplicaSet',
-      metadata: { name: 'web-7d4b9c6f5', namespace: 'shop', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: 'd1', controller: true }] },
+      metadata: {
+        name: 'web-7d4b9c6f5',
+        namespace: 'shop',
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: 'd1', controller: true }],
+      },
       spec: {},
     });
     for (const i of [1, 2, 3])

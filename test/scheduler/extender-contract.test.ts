@@ -17,17 +17,19 @@ const fixture = (name: string) => readFileSync(join(FIXTURES, name), 'utf8');
 
 const GiB = 2 ** 30;
 /** A node of 4 cores and 16 GiB whose agent reports `cpu` cores and `memGiB` GiB in use. */
-const busy = (cpu: number, memGiB: number, memoryPsi = 0) => () => ({
-  node: {
-    cpuCores: 4,
-    cpuUsageCores: cpu,
-    memoryTotalBytes: 16 * GiB,
-    memoryUsedBytes: memGiB * GiB,
-    memoryPressure: { someAvg10: memoryPsi },
-    cpuPressure: { someAvg10: 0 },
-  },
-  pods: [],
-});
+const busy =
+  (cpu: number, memGiB: number, memoryPsi = 0) =>
+  () => ({
+    node: {
+      cpuCores: 4,
+      cpuUsageCores: cpu,
+      memoryTotalBytes: 16 * GiB,
+      memoryUsedBytes: memGiB * GiB,
+      memoryPressure: { someAvg10: memoryPsi },
+      cpuPressure: { someAvg10: 0 },
+    },
+    pods: [],
+  });
 
 function expectIntegerScores(reply: unknown): Array<{ Host: string; Score: number }> {
   expect(Array.isArray(reply)).toBe(true);

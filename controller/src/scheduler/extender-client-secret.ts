@@ -55,7 +55,11 @@ export class SchedulerClientSecret {
     const certPem = unb64(secret?.data?.['tls.crt']);
     if (!certPem || unb64(secret?.data?.['ca.crt']) !== caPem) return false;
     const cert = new X509Certificate(certPem);
-    return cert.checkIssued(new X509Certificate(caPem)) && cert.subject.includes(`CN=${this.opts.commonName}`) && Date.parse(cert.validTo) - Date.now() > RENEW_BEFORE_MS;
+    return (
+      cert.checkIssued(new X509Certificate(caPem)) &&
+      cert.subject.includes(`CN=${this.opts.commonName}`) &&
+      Date.parse(cert.validTo) - Date.now() > RENEW_BEFORE_MS
+    );
   }
 
   /** One pass (leader only); returns whether it wrote the Secret. */

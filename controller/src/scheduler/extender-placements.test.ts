@@ -30,7 +30,11 @@ describe('PlacementMemory (anti-herding)', () => {
   it('forgets a placement after the TTL, moves it to the node the pod was bound to, and never counts the pod being scored', () => {
     let now = 0;
     const binding: { node?: string } = {};
-    const m = new PlacementMemory(10_000, () => now, () => binding.node);
+    const m = new PlacementMemory(
+      10_000,
+      () => now,
+      () => binding.node,
+    );
     m.place('node-a', pod('web-1'));
     expect(m.placedSince('node-a', undefined, undefined, 'shop/web-1').predicted.cpuMillis).toBe(0);
     binding.node = 'node-b';

@@ -71,7 +71,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: ExtenderServ
     if (!allowedClient(req.socket as TLSSocket, o.clientNames))
       throw new NemuError(ErrorCodes.FORBIDDEN, `this client certificate is not one of the allowed scheduler clients (schedulerClientNames)`, { status: 403 });
     if (!known)
-      throw new NemuError(ErrorCodes.NOT_FOUND, `no extender verb at ${path}; the verbs are ${EXTENDER_PREFIX}filter and ${EXTENDER_PREFIX}prioritize`, { status: 404 });
+      throw new NemuError(ErrorCodes.NOT_FOUND, `no extender verb at ${path}; the verbs are ${EXTENDER_PREFIX}filter and ${EXTENDER_PREFIX}prioritize`, {
+        status: 404,
+      });
     if (req.method !== 'POST') throw new NemuError(ErrorCodes.BAD_REQUEST, `${verb} takes POST with an ExtenderArgs body`, { status: 405 });
     const body = parseJson<unknown>(await readBody(req, o.maxBodyBytes), o.maxDepth);
     const { pod, candidates } = readExtenderArgs(body);
@@ -84,7 +86,14 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: ExtenderServ
 }
 
 export function createExtenderServer(o: ExtenderServerOptions): ExtenderServer {
-  const tlsOptions = (cert: string, key: string) => ({ cert, key, ca: o.clientCa(), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' as const });
+  const tlsOptions = (cert: string, key: string) => ({
+    cert,
+    key,
+    ca: o.clientCa(),
+    requestCert: true,
+    rejectUnauthorized: true,
+    minVersion: 'TLSv1.2' as const,
+  });
   const server = createHttpsServer({ ...tlsOptions(o.cert, o.key), ...serverOptions(o.connections) });
   applyHttp1Limits(server, o.connections);
   const duration = new Histogram({

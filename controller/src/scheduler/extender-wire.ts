@@ -58,9 +58,13 @@ export const MAX_EXTENDER_PRIORITY = 10;
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function bad(message: string): NemuError {
-  return new NemuError(ErrorCodes.BAD_REQUEST, `not an ExtenderArgs: ${message}; kube-scheduler sends {"Pod":{…},"Nodes":{"items":[…]}} or {"Pod":{…},"NodeNames":[…]}`, {
-    status: 400,
-  });
+  return new NemuError(
+    ErrorCodes.BAD_REQUEST,
+    `not an ExtenderArgs: ${message}; kube-scheduler sends {"Pod":{…},"Nodes":{"items":[…]}} or {"Pod":{…},"NodeNames":[…]}`,
+    {
+      status: 400,
+    },
+  );
 }
 
 /** Which form the candidates came in: the reply to a filter call must use the same one. */

@@ -6,15 +6,7 @@
  * give a neutral score, never an error.
  */
 import type { FleetRegistry } from '../fleet/registry.ts';
-import {
-  type ClusterView,
-  type FactsSources,
-  type NeighbourLookup,
-  NO_NEIGHBOURS,
-  nodeFacts,
-  podFacts,
-  type UsageProfiles,
-} from './extender-facts.ts';
+import { type ClusterView, type FactsSources, type NeighbourLookup, NO_NEIGHBOURS, nodeFacts, podFacts, type UsageProfiles } from './extender-facts.ts';
 import { PlacementMemory } from './extender-placements.ts';
 import { type Candidates, type ExtenderFilterResult, filterResult, type HostPriority, MAX_EXTENDER_PRIORITY, type WirePod } from './extender-wire.ts';
 import { type NodeFacts, type PodFacts, scoreNode, type ScoreWeights, type Season } from './score.ts';
@@ -76,7 +68,14 @@ export class SchedulerExtender {
   /** The sources for one call, at one instant (every node's report age is measured from the same now). */
   private sources(): FactsSources {
     const at = this.now();
-    return { registry: this.opts.registry, placements: this.placements, neighbours: this.neighbours, cluster: this.cluster, profiles: this.profiles, now: () => at };
+    return {
+      registry: this.opts.registry,
+      placements: this.placements,
+      neighbours: this.neighbours,
+      cluster: this.cluster,
+      profiles: this.profiles,
+      now: () => at,
+    };
   }
 
   /**

@@ -5,12 +5,13 @@
 // Target (issue 17): p99 ≤ 50 ms for 5,000 nodes, well under kube-scheduler's 5 s httpTimeout.
 // BENCH_SCHED_NODES (default 5000), BENCH_SCHED_REQUESTS (default 400) change it.
 import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { cpus, loadavg, release } from 'node:os';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { compileForNode } from '../lib/compile.ts';
 import { writeSection } from '../lib/results.ts';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -27,9 +28,10 @@ interface Ready {
   nodes: number;
 }
 
-// Under tsx: bench/lib/compile.ts follows relative imports only, and the controller's modules use the #common/… imports.
-const child = fork(join(REPO, 'bench/scheduler-extender/server.ts'), [], {
-  execArgv: ['--import', 'tsx'],
+// The controller as plain JavaScript, as `npm run build` ships it (tsx would add its loader's work and memory).
+const [server] = await compileForNode(REPO, ['bench/scheduler-extender/server.ts'], mkdtempSync(join(tmpdir(), 'nemu-bench-sched-')));
+const child = fork(server!, [], {
+  execArgv: [],
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   env: { ...process.env, BENCH_SCHED_NODES: String(NODES) },
 });
@@ -107,7 +109,7 @@ const row = (what: string, xs: number[]) =>
 const p99 = pct(byNames.ext, 0.99);
 const when = new Date().toISOString().replace('T', ' ').slice(0, 16);
 const text = `
-One prioritize call for ${NODES} candidate nodes over the real HTTPS path: the controller in its own process (under tsx) with ${NODES} nodes in its fleet registry, each with a NodeReport of 30 pods, a tenth of them replaced every second (agents report every 10 s); kube-scheduler's request is the fixture pod (test/fixtures/scheduler) under a new name each time, so every call also adds an anti-herding placement. One request at a time on a keep-alive mTLS connection, as kube-scheduler's extender client sends them. Baseline: a bare Node HTTPS server in the same process, same certificates and client-certificate check, reading the same body and answering \`[]\`, called in turn with the extender (request for request). \`npx tsx bench/scheduler-extender/run.ts\` (BENCH_SCHED_NODES, BENCH_SCHED_REQUESTS).
+One prioritize call for ${NODES} candidate nodes over the real HTTPS path: the controller in its own process (compiled JavaScript, as \`npm run build\` ships it) with ${NODES} nodes in its fleet registry, each with a NodeReport of 30 pods, a tenth of them replaced every second (agents report every 10 s); kube-scheduler's request is the fixture pod (test/fixtures/scheduler) under a new name each time, so every call also adds an anti-herding placement. One request at a time on a keep-alive mTLS connection, as kube-scheduler's extender client sends them. Baseline: a bare Node HTTPS server in the same process, same certificates and client-certificate check, reading the same body and answering \`[]\`, called in turn with the extender (request for request). \`npx tsx bench/scheduler-extender/run.ts\` (BENCH_SCHED_NODES, BENCH_SCHED_REQUESTS).
 
 Machine: nproc ${cpus().length}, kernel ${release()}, Node ${process.version}, ${when} UTC, load average ${load.toFixed(1)} (other work on the machine: wall times include waiting for a core). The load process shares the same cores.
 

@@ -3,7 +3,8 @@
 // request at a time), against a bare Node HTTPS server with the same TLS that reads the same
 // body and answers `[]`, measured in the same run, request for request in turn.
 // Target (issue 17): p99 ≤ 50 ms for 5,000 nodes, well under kube-scheduler's 5 s httpTimeout.
-// BENCH_SCHED_NODES (default 5000), BENCH_SCHED_REQUESTS (default 400) change it.
+// BENCH_SCHED_NODES (default 5000), BENCH_SCHED_REQUESTS (default 400) change it;
+// BENCH_SCHED_NODE_FLAGS passes Node flags to the controller (e.g. "--cpu-prof --cpu-prof-dir=DIR").
 import { fork } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
@@ -31,7 +32,8 @@ interface Ready {
 // The controller as plain JavaScript, as `npm run build` ships it (tsx would add its loader's work and memory).
 const [server] = await compileForNode(REPO, ['bench/scheduler-extender/server.ts'], mkdtempSync(join(tmpdir(), 'nemu-bench-sched-')));
 const child = fork(server!, [], {
-  execArgv: [],
+  // BENCH_SCHED_NODE_FLAGS: Node flags for the controller (e.g. --cpu-prof to see where a call's time goes).
+  execArgv: (process.env.BENCH_SCHED_NODE_FLAGS ?? '').split(' ').filter((f) => f !== ''),
   stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   env: { ...process.env, BENCH_SCHED_NODES: String(NODES) },
 });

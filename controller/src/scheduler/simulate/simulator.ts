@@ -98,10 +98,10 @@ function podViews(day: Day): PodView[] {
   });
 }
 
-/** Peak and off-peak per hour of the day, as telemetry classifies them: min + 0.5 × (max − min). */
-export function seasonsOfDay(): Season[] {
+/** Peak and off-peak per hour of the day, as telemetry classifies them: min + peakThreshold × (max − min), 0.5 as its default. */
+export function seasonsOfDay(peakThreshold = 0.5): Season[] {
   const profile = Array.from({ length: 24 }, (_, h) => diurnal(h * 3600 + 1800));
-  const threshold = Math.min(...profile) + 0.5 * (Math.max(...profile) - Math.min(...profile));
+  const threshold = Math.min(...profile) + peakThreshold * (Math.max(...profile) - Math.min(...profile));
   return profile.map((v) => (v >= threshold ? 'peak' : 'offpeak'));
 }
 

@@ -78,6 +78,29 @@ describe('scoreNode', () => {
     expect(scoreNode(pod(), node(1000, 4, { residentsPredicted: undefined }), offpeak)).toBe(scoreNode(pod(), node(1000), offpeak));
   });
 
+  it('anti-herding: a burst scored within one report interval spreads at peak and stops at the headroom off-peak', () => {
+    // 20 pods of 400m predicted arrive before either node's agent reports again.
+    const burst = (ctx: ScoringContext) => {
+      const nodes = [node(1000, 4, { name: 'a' }), node(1000, 4, { name: 'b' })];
+      const picks: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const scores = nodes.map((n) => scoreNode(pod(), n, ctx));
+        const best = nodes[scores[0]! >= scores[1]! ? 0 : 1]!;
+        picks.push(best.name);
+        best.placedSinceReport = { cpuMillis: best.placedSinceReport.cpuMillis + 400, memoryBytes: best.placedSinceReport.memoryBytes + GiB };
+      }
+      return picks;
+    };
+    const atPeak = burst(peak);
+    expect(atPeak.filter((n) => n === 'a').length).toBeGreaterThanOrEqual(8);
+    expect(atPeak.filter((n) => n === 'b').length).toBeGreaterThanOrEqual(8);
+    // Off-peak one node fills, but only up to the 60 % headroom — 9 pods: (1000 + 9·400)/8000 = 57.5 % —
+    // then the other.
+    const offPeak = burst(offpeak);
+    expect(offPeak.slice(0, 18).sort().join('')).toBe('a'.repeat(9) + 'b'.repeat(9));
+    expect(new Set(offPeak.slice(0, 9)).size).toBe(1);
+  });
+
   it('pressure lowers the score: a node with PSI scores below an equal calm one', () => {
     const pressed = node(2000, 4, { psi: { cpuSome10: 0, memorySome10: 20 } });
     expect(scoreNode(pod(), pressed, peak)).toBeLessThan(scoreNode(pod(), node(2000), peak));

@@ -13,8 +13,9 @@
  *   the larger of CPU and memory.
  *   Peak SPREADS: `1 − 2·load` (the least loaded node wins). Off-peak PACKS: a node that
  *   still fits the pod under the headroom scores from `packFloor` (empty) up to 1 (just
- *   fits), a node that does not fit scores −1 — so the fullest node that fits wins and
- *   emptier nodes drain for the cluster autoscaler.
+ *   fits); nodes that do not fit score below every node that fits, the least loaded of them
+ *   highest — so the fullest node that fits wins and emptier nodes drain for the cluster
+ *   autoscaler.
  * - pressureTerm: the node's worse PSI (cpu or memory `some` avg10), 0 at 0 %, 1 at
  *   `psiSaturation` % and above.
  * - familiarsTerm: replicas of the pod's own workload already on the node, `min(n, cap)/cap`
@@ -156,7 +157,8 @@ export function fitsWithHeadroom(pod: PodFacts, node: NodeFacts, weights: Partia
 export function loadTerm(pod: PodFacts, node: NodeFacts, season: Season, w: ScoreWeights): number {
   const load = predictedLoad(pod, node);
   if (season === 'peak') return clamp(1 - 2 * Math.max(load.cpu, load.memory), -1, 1);
-  if (!fitsWithHeadroom(pod, node, w)) return -1;
+  // Nothing fits with headroom: spread among the overloaded, always below any node that fits.
+  if (!fitsWithHeadroom(pod, node, w)) return clamp(1 - 2 * Math.max(load.cpu, load.memory), -1, Math.min(w.packFloor, 0) - 0.2);
   const fullness = Math.max(load.cpu / w.headroomCpu, load.memory / w.headroomMemory);
   return clamp(w.packFloor + (1 - w.packFloor) * fullness, -1, 1);
 }

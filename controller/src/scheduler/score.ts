@@ -120,6 +120,7 @@ export const DEFAULT_WEIGHTS: Readonly<ScoreWeights> = Object.freeze({
 export const NEUTRAL_SCORE = 5;
 export const MAX_SCORE = 10;
 
+const ZERO: Resources = Object.freeze({ cpuMillis: 0, memoryBytes: 0 });
 const clamp = (v: number, lo: number, hi: number): number => (Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : 0);
 const ratio = (used: number, total: number): number => (total > 0 ? used / total : 1);
 
@@ -136,8 +137,8 @@ export function hasFreshReport(node: NodeFacts, staleAfterMs: number): boolean {
  */
 export function predictedLoad(pod: PodFacts, node: NodeFacts): { cpu: number; memory: number } {
   const base = node.usage ?? node.requested;
-  const placed = node.usage ? node.placedSinceReport : { cpuMillis: 0, memoryBytes: 0 };
-  const expected = node.residentsPredicted ?? { cpuMillis: 0, memoryBytes: 0 };
+  const placed = (node.usage && node.placedSinceReport) || ZERO;
+  const expected = node.residentsPredicted ?? ZERO;
   const cpu = Math.max(base.cpuMillis + placed.cpuMillis, expected.cpuMillis);
   const memory = Math.max(base.memoryBytes + placed.memoryBytes, expected.memoryBytes);
   return {
@@ -146,7 +147,11 @@ export function predictedLoad(pod: PodFacts, node: NodeFacts): { cpu: number; me
   };
 }
 
-/** Whether the pod's predicted real usage fits on the node and leaves the headroom free. */
+/**
+ * Whether the pod's predicted real usage fits on the node and leaves the headroom free. It
+ * uses the report it is given, however old: callers that care about staleness (the
+ * extender's filter) check hasFreshReport first.
+ */
 export function fitsWithHeadroom(pod: PodFacts, node: NodeFacts, weights: Partial<ScoreWeights> = {}): boolean {
   const w = { ...DEFAULT_WEIGHTS, ...weights };
   const load = predictedLoad(pod, node);
@@ -174,9 +179,10 @@ function familiarsTerm(node: NodeFacts, w: ScoreWeights): number {
 
 /** How much the incoming pod and the node's loudest resident would bother each other, 0..1. */
 export function conflictTerm(pod: PodFacts, node: NodeFacts, w: ScoreWeights): number {
-  if (node.residentsNeighbourWorst.length === 0) return 0;
+  const residents = node.residentsNeighbourWorst ?? [];
+  if (residents.length === 0) return 0;
   const own = clamp((pod.neighbourWorst ?? w.unknownNeighbourWorst) / 100, 0, 1);
-  const loudest = clamp(node.residentsNeighbourWorst.reduce((m, v) => Math.max(m, v), 0) / 100, 0, 1);
+  const loudest = clamp(residents.reduce((m, v) => Math.max(m, v), 0) / 100, 0, 1);
   return own * loudest;
 }
 

@@ -93,10 +93,14 @@ export interface ScoreWeights {
   familiarsCap: number;
   /** Weight of the bad-neighbour conflict penalty. */
   neighbours: number;
+  /** `worst` scores at or below this do not conflict at all; above it they count from 0 (at it) to 1 (at 100). */
+  neighbourThreshold: number;
   /** The incoming pod's own `worst` when unknown (the median of a percentile rank). */
   unknownNeighbourWorst: number;
-  /** Off-peak: the load term of an (almost) empty node that fits; the fullest fitting node gets 1. */
+  /** Peak: the load term of an (almost) empty node that fits; the fullest fitting node gets 1. */
   packFloor: number;
+  /** Off-peak: how much fuller fitting nodes are preferred, the load term going from −offPeakPack (empty) to +offPeakPack (just fits). */
+  offPeakPack: number;
   /** Fraction of allocatable CPU the predicted real usage may reach for the pod to "fit with headroom". */
   headroomCpu: number;
   /** Same for memory. */
@@ -105,15 +109,17 @@ export interface ScoreWeights {
 
 /** Defaults; docs/scheduler-scoring.md gives the reason for each. */
 export const DEFAULT_WEIGHTS: Readonly<ScoreWeights> = Object.freeze({
-  load: 0.6,
+  load: 1,
   psi: 0.3,
   psiSaturation: 25,
-  familiars: 0.3,
+  familiars: 0.1,
   familiarsCap: 4,
-  neighbours: 0.8,
+  neighbours: 1.5,
+  neighbourThreshold: 70,
   unknownNeighbourWorst: 50,
   packFloor: 0,
-  headroomCpu: 0.6,
+  offPeakPack: 0.25,
+  headroomCpu: 0.9,
   headroomMemory: 0.8,
 });
 
@@ -158,14 +164,26 @@ export function fitsWithHeadroom(pod: PodFacts, node: NodeFacts, weights: Partia
   return load.cpu <= w.headroomCpu && load.memory <= w.headroomMemory;
 }
 
-/** The season's term, −1..1: peak prefers the least loaded node, off-peak the fullest that fits. */
-export function loadTerm(pod: PodFacts, node: NodeFacts, season: Season, w: ScoreWeights): number {
+/** How full the node would be with the pod, as a fraction of the headroom (1 = just fits). */
+function fullness(pod: PodFacts, node: NodeFacts, w: ScoreWeights): number {
   const load = predictedLoad(pod, node);
-  if (season === 'peak') return clamp(1 - 2 * Math.max(load.cpu, load.memory), -1, 1);
-  // Nothing fits with headroom: spread among the overloaded, always below any node that fits.
-  if (!fitsWithHeadroom(pod, node, w)) return clamp(1 - 2 * Math.max(load.cpu, load.memory), -1, Math.min(w.packFloor, 0) - 0.2);
-  const fullness = Math.max(load.cpu / w.headroomCpu, load.memory / w.headroomMemory);
-  return clamp(w.packFloor + (1 - w.packFloor) * fullness, -1, 1);
+  return Math.max(load.cpu / w.headroomCpu, load.memory / w.headroomMemory);
+}
+
+/**
+ * The season's term for a node the pod fits with headroom, −1..1: the fuller node wins — hard
+ * at peak (packFloor for an empty node up to 1), mildly off-peak (±offPeakPack).
+ */
+export function loadTerm(pod: PodFacts, node: NodeFacts, season: Season, w: ScoreWeights): number {
+  const f = clamp(fullness(pod, node, w), 0, 1);
+  if (season === 'peak') return clamp(w.packFloor + (1 - w.packFloor) * f, -1, 1);
+  return clamp(w.offPeakPack * (2 * f - 1), -1, 1);
+}
+
+/** For a node the pod does not fit with headroom, −1..1: the more room its residents leave, the higher. */
+export function roomTerm(node: NodeFacts, w: ScoreWeights): number {
+  const zero: PodFacts = { requests: ZERO, predicted: ZERO };
+  return 1 - 2 * clamp(fullness(zero, node, w), 0, 1);
 }
 
 function pressureTerm(node: NodeFacts, w: ScoreWeights): number {
@@ -181,18 +199,31 @@ function familiarsTerm(node: NodeFacts, w: ScoreWeights): number {
 export function conflictTerm(pod: PodFacts, node: NodeFacts, w: ScoreWeights): number {
   const residents = node.residentsNeighbourWorst ?? [];
   if (residents.length === 0) return 0;
-  const own = clamp((pod.neighbourWorst ?? w.unknownNeighbourWorst) / 100, 0, 1);
-  const loudest = clamp(residents.reduce((m, v) => Math.max(m, v), 0) / 100, 0, 1);
+  const t = clamp(w.neighbourThreshold, 0, 99);
+  const above = (v: number) => clamp((v - t) / (100 - t), 0, 1);
+  const own = above(pod.neighbourWorst ?? w.unknownNeighbourWorst);
+  const loudest = above(residents.reduce((m, v) => Math.max(m, v), 0));
   return own * loudest;
 }
 
 /** The node's score for the pod: an integer 0..10, 5 when nothing is known. Never throws. */
 export function scoreNode(pod: PodFacts, node: NodeFacts, ctx: ScoringContext): number {
   const w: ScoreWeights = { ...DEFAULT_WEIGHTS, ...ctx.weights };
-  const fresh = hasFreshReport(node, ctx.staleAfterMs);
-  const raw =
-    (fresh ? w.load * loadTerm(pod, node, ctx.season, w) - w.psi * pressureTerm(node, w) : 0) -
-    w.familiars * familiarsTerm(node, w) -
-    w.neighbours * conflictTerm(pod, node, w);
-  return Math.round(clamp(NEUTRAL_SCORE + NEUTRAL_SCORE * clamp(raw, -1, 1), 0, MAX_SCORE));
+  const penalties = w.familiars * familiarsTerm(node, w) + w.neighbours * conflictTerm(pod, node, w);
+  if (!hasFreshReport(node, ctx.staleAfterMs)) return toScore(NEUTRAL_SCORE, NEUTRAL_SCORE, -penalties, 0, MAX_SCORE);
+  const rest = penalties + w.psi * pressureTerm(node, w);
+  if (fitsWithHeadroom(pod, node, w)) return toScore(FITS_MID, FITS_HALF, w.load * loadTerm(pod, node, ctx.season, w) - rest, FITS_MIN, MAX_SCORE);
+  return toScore(CROWDED_MID, CROWDED_HALF, roomTerm(node, w) - rest, 0, CROWDED_MAX);
+}
+
+/** The tiers: a node that fits with headroom scores 4..10, one that does not 0..3, whatever else is true. */
+const FITS_MIN = 4;
+const FITS_MID = 7;
+const FITS_HALF = 3;
+const CROWDED_MAX = 3;
+const CROWDED_MID = 1.5;
+const CROWDED_HALF = 1.5;
+
+function toScore(mid: number, half: number, raw: number, lo: number, hi: number): number {
+  return Math.round(clamp(mid + half * clamp(raw, -1, 1), lo, hi));
 }

@@ -3,30 +3,32 @@
  * neighbour scores say about a node to kube-scheduler's extender score, an INTEGER 0..10
  * (kube-scheduler decodes `Score` as int64; a float drops the whole reply silently).
  *
- * The score starts at the neutral 5 and moves by the weighted terms below, each in −1..1:
+ * Headroom first: a node the pod fits with headroom (its predicted peak load stays under
+ * headroomCpu / headroomMemory) scores 4..10, a node it does not fit 0..3, whatever else is
+ * true; inside each tier weighted terms (each −1..1) order the nodes:
  *
- *   raw   = load·loadTerm − psi·pressureTerm − familiars·familiarsTerm − neighbours·conflictTerm
- *   score = round(5 + 5 · clamp(raw, −1, 1))
+ *   fits:          round(7 + 3 · clamp(load·loadTerm − rest, −1, 1))
+ *   does not fit:  round(1.5 + 1.5 · clamp(roomTerm − rest, −1, 1))
+ *   rest = psi·pressureTerm + familiars·familiarsTerm + neighbours·conflictTerm
  *
- * - loadTerm (season): the node's predicted real load after placing the pod is
- *   `(max(usage + placedSinceReport, residentsPredicted) + pod.predicted) / allocatable`,
- *   the larger of CPU and memory.
- *   Peak SPREADS: `1 − 2·load` (the least loaded node wins). Off-peak PACKS: a node that
- *   still fits the pod under the headroom scores from `packFloor` (empty) up to 1 (just
- *   fits); nodes that do not fit score below every node that fits, the least loaded of them
- *   highest — so the fullest node that fits wins and emptier nodes drain for the cluster
- *   autoscaler.
+ * - predicted load: `(max(usage + placedSinceReport, residentsPredicted) + pod.predicted) /
+ *   allocatable` per resource; `pod.predicted` and `residentsPredicted` are PEAK predictions
+ *   (telemetry's peak brainset, a high quantile) whatever the hour: a pod placed at night
+ *   lives into the peak.
+ * - loadTerm (season): the fuller node that fits wins — hard at peak (packFloor → 1), mildly
+ *   off-peak (−offPeakPack → +offPeakPack), so nodes drain at night but not so fast that the
+ *   morning has to grow them back through pending pods.
+ * - roomTerm: among nodes the pod does not fit, the one whose residents leave the most room.
  * - pressureTerm: the node's worse PSI (cpu or memory `some` avg10), 0 at 0 %, 1 at
  *   `psiSaturation` % and above.
- * - familiarsTerm: replicas of the pod's own workload already on the node, `min(n, cap)/cap`
- *   — spreading a workload keeps one node's failure from taking several replicas.
- * - conflictTerm: `(own worst / 100) · (loudest resident's worst / 100)`: a noisy pod
- *   avoids noisy residents, a quiet pod (own worst near 0) shares freely. An unknown own
- *   score counts as the median, `unknownNeighbourWorst`.
+ * - familiarsTerm: replicas of the pod's own workload already on the node, `min(n, cap)/cap`.
+ * - conflictTerm: `above(own worst) · above(loudest resident's worst)`, above(v) counting from
+ *   `neighbourThreshold`: two noisy pods keep apart at every season; ordinary pods share
+ *   freely. An unknown own score counts as `unknownNeighbourWorst` (the median).
  *
  * Stale or missing agent data (no usage, or reportAgeMs undefined or older than
- * staleAfterMs) makes the load and pressure terms 0 — neutral — and never throws; the
- * familiars and neighbour terms do not come from the agent and still count.
+ * staleAfterMs) gives the neutral 5 moved only by the familiars and neighbour terms (which
+ * do not come from the agent); it never throws.
  * `placedSinceReport` is the anti-herding part: pods placed after the report are counted
  * at their predicted usage, so a burst does not pile onto the node that looked empty.
  *
@@ -68,7 +70,7 @@ export interface NodeFacts {
 
 export interface PodFacts {
   requests: Resources;
-  /** Expected real usage (telemetry profile, else requests). */
+  /** Expected real usage at the workload's PEAK, whatever the hour (telemetry's peak brainset: a high CPU quantile + margin, max memory + margin; else requests). */
   predicted: Resources;
   /** The incoming pod's own workload `worst` score, if known. */
   neighbourWorst?: number;

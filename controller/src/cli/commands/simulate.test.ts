@@ -36,7 +36,7 @@ describe('nemutator simulate', () => {
         }>
       )[0]!;
     const defaults = await run();
-    const harder = await run('--weights', '{"load":1,"packFloor":-0.6,"headroomCpu":0.75}');
+    const harder = await run('--weights', '{"offPeakPack":0.6}');
     expect(harder.nodeHours).toBeLessThan(defaults.nodeHours);
   });
 

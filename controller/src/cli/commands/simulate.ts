@@ -21,7 +21,7 @@ export interface SimulateFlags {
   scorers: ScorerName[];
   provisionMinutes: number;
   emptyMinutes: number;
-  /** Nemutator's weights other than DEFAULT_WEIGHTS, e.g. {"packFloor":-0.6} (to see the trade-offs). */
+  /** Nemutator's weights other than DEFAULT_WEIGHTS, e.g. {"offPeakPack":0.5} (to see the trade-offs). */
   weights?: Partial<ScoreWeights>;
   json: boolean;
 }
@@ -35,7 +35,7 @@ function parseWeights(text: string): Partial<ScoreWeights> {
   }
   const known = Object.keys(DEFAULT_WEIGHTS);
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new NemuError(ErrorCodes.BAD_REQUEST, `--weights ${text}: expected a JSON object such as {"packFloor":-0.6}`);
+    throw new NemuError(ErrorCodes.BAD_REQUEST, `--weights ${text}: expected a JSON object such as {"offPeakPack":0.5}`);
   for (const [k, v] of Object.entries(parsed))
     if (!known.includes(k) || typeof v !== 'number' || !Number.isFinite(v))
       throw new NemuError(ErrorCodes.BAD_REQUEST, `--weights: ${k} must be one of ${known.join(', ')} with a number`);

@@ -15,9 +15,11 @@
  *   allocatable` per resource; `pod.predicted` and `residentsPredicted` are PEAK predictions
  *   (telemetry's peak brainset, a high quantile) whatever the hour: a pod placed at night
  *   lives into the peak.
- * - loadTerm (season): the fuller node that fits wins — hard at peak (packFloor → 1), mildly
- *   off-peak (−offPeakPack → +offPeakPack), so nodes drain at night but not so fast that the
- *   morning has to grow them back through pending pods.
+ * - loadTerm (season): peak SPREADS — the least loaded node that fits wins
+ *   (peakSpread), near-ties going to the node whose requests the pod fills best
+ *   (peakRequestFit) so whole nodes stay free for large pods; off-peak PACKS, mildly — the
+ *   fuller node that fits wins (±offPeakPack), so nodes drain at night but not so fast that
+ *   the morning has to grow them back through pending pods.
  * - roomTerm: among nodes the pod does not fit, the one whose residents leave the most room.
  * - pressureTerm: the node's worse PSI (cpu or memory `some` avg10), 0 at 0 %, 1 at
  *   `psiSaturation` % and above.
@@ -99,8 +101,16 @@ export interface ScoreWeights {
   neighbourThreshold: number;
   /** The incoming pod's own `worst` when unknown (the median of a percentile rank). */
   unknownNeighbourWorst: number;
-  /** Peak: the load term of an (almost) empty node that fits; the fullest fitting node gets 1. */
-  packFloor: number;
+  /** Peak: weight of spreading by predicted load (the least loaded node that fits wins). */
+  peakSpread: number;
+  /** Peak: weight of preferring the node whose requests the pod fills best (keeps whole nodes for large pods). */
+  peakRequestFit: number;
+  /**
+   * Peak: weight of packing by predicted load instead (0 by default: issue 17 asks peak to
+   * spread). With peakSpread 0 it makes peak pack like off-peak; docs/scheduler-scoring.md
+   * has what that did in the simulator.
+   */
+  peakPack: number;
   /** Off-peak: how much fuller fitting nodes are preferred, the load term going from −offPeakPack (empty) to +offPeakPack (just fits). */
   offPeakPack: number;
   /** Fraction of allocatable CPU the predicted real usage may reach for the pod to "fit with headroom". */
@@ -114,12 +124,14 @@ export const DEFAULT_WEIGHTS: Readonly<ScoreWeights> = Object.freeze({
   load: 1,
   psi: 0.3,
   psiSaturation: 25,
-  familiars: 0.1,
+  familiars: 0.3,
   familiarsCap: 4,
   neighbours: 1.5,
   neighbourThreshold: 70,
   unknownNeighbourWorst: 50,
-  packFloor: 0,
+  peakSpread: 0.7,
+  peakRequestFit: 0.3,
+  peakPack: 0,
   offPeakPack: 0.25,
   headroomCpu: 0.9,
   headroomMemory: 0.8,
@@ -173,13 +185,23 @@ function fullness(pod: PodFacts, node: NodeFacts, w: ScoreWeights): number {
 }
 
 /**
- * The season's term for a node the pod fits with headroom, −1..1: the fuller node wins — hard
- * at peak (packFloor for an empty node up to 1), mildly off-peak (±offPeakPack).
+ * The season's term for a node the pod fits with headroom, −1..1.
+ * Peak SPREADS by load — `peakSpread·(1 − 2·load)`, the least loaded node wins — and breaks
+ * near-ties toward the node whose requests the pod fills best, `peakRequestFit·(2·requested − 1)`
+ * (requested = the node's requests with the pod / allocatable): whole nodes stay free for
+ * large pods instead of a pending pod and a scale-up. Off-peak PACKS, mildly:
+ * `offPeakPack·(2·fullness − 1)`, the fuller node that fits wins.
  */
 export function loadTerm(pod: PodFacts, node: NodeFacts, season: Season, w: ScoreWeights): number {
-  const f = clamp(fullness(pod, node, w), 0, 1);
-  if (season === 'peak') return clamp(w.packFloor + (1 - w.packFloor) * f, -1, 1);
-  return clamp(w.offPeakPack * (2 * f - 1), -1, 1);
+  if (season === 'peak') {
+    const load = predictedLoad(pod, node);
+    const cpu = ratio(node.requested.cpuMillis + pod.requests.cpuMillis, node.allocatable.cpuMillis);
+    const memory = ratio(node.requested.memoryBytes + pod.requests.memoryBytes, node.allocatable.memoryBytes);
+    const requested = clamp(Math.max(cpu, memory), 0, 1);
+    const spread = w.peakSpread * (1 - 2 * Math.max(load.cpu, load.memory));
+    return clamp(spread + w.peakRequestFit * (2 * requested - 1) + w.peakPack * clamp(fullness(pod, node, w), 0, 1), -1, 1);
+  }
+  return clamp(w.offPeakPack * (2 * clamp(fullness(pod, node, w), 0, 1) - 1), -1, 1);
 }
 
 /** For a node the pod does not fit with headroom, −1..1: the more room its residents leave, the higher. */

@@ -6,6 +6,7 @@
 import { cpus } from 'node:os';
 
 import { DEFAULT_WEIGHTS } from '#controller/scheduler/score.js';
+import { type Day, DAY_SECONDS, generateDay } from '#controller/scheduler/simulate/day.js';
 import { SCORERS } from '#controller/scheduler/simulate/scorers.js';
 import { compareScorers, type SimulationResult } from '#controller/scheduler/simulate/simulator.js';
 
@@ -29,6 +30,29 @@ function verdict([def, tlp, nemu]: SimulationResult[]): Verdict {
     noMoreUnschedulable: nemu!.unschedulableMinutes <= def!.unschedulableMinutes,
   };
 }
+/**
+ * The fewest node-hours a scheduler can use on the day WITHOUT ever scaling up (so with no
+ * unschedulable minute): nodes never come back once removed, so at each minute there must be
+ * as many nodes as the largest request total (CPU or memory, perfectly bin-packed) still ahead.
+ */
+function noScaleUpBound(day: Day): number {
+  const need: number[] = [];
+  for (let t = 0; t < DAY_SECONDS; t += 60) {
+    let cpu = 0;
+    let mem = 0;
+    for (const p of day.pods) {
+      if (p.arriveAt > t || p.leaveAt <= t) continue;
+      cpu += day.workloads[p.workload]!.requests.cpuMillis;
+      mem += day.workloads[p.workload]!.requests.memoryBytes;
+    }
+    need.push(Math.max(3, Math.ceil(Math.max(cpu / 8000, mem / (32 * 2 ** 30)))));
+  }
+  let ahead = 0;
+  let minutes = 0;
+  for (let i = need.length - 1; i >= 0; i--) minutes += ahead = Math.max(ahead, need[i]!);
+  return minutes / 60;
+}
+
 const yes = (b: boolean) => (b ? 'met' : '**missed**');
 
 function mainTable(results: SimulationResult[]): string {
@@ -55,15 +79,18 @@ function sweep(): { table: string; passes: number; clauses: Verdict } {
     for (const k of Object.keys(count) as Array<keyof Verdict>) if (v[k]) count[k]++;
     if (v.fewerNodeHours && v.noHotter && v.noMoreUnschedulable) passes++;
     const cell = (f: (x: SimulationResult) => number) => r.map((x) => f(x).toFixed(0)).join(' / ');
+    const bound = noScaleUpBound(generateDay({ seed, peakPods: PODS }));
     rows.push(
-      `| ${seed} | ${r[0]!.podsCreated} | ${cell((x) => x.nodeHours)} | ${cell((x) => x.hotNodeMinutes)} | ${cell((x) => x.unschedulableMinutes)} | ${v.fewerNodeHours && v.noHotter && v.noMoreUnschedulable ? 'all met' : [!v.fewerNodeHours && 'node-hours', !v.noHotter && 'hot', !v.noMoreUnschedulable && 'unschedulable'].filter(Boolean).join(', ') + ' missed'} |`,
+      `| ${seed}${seed >= 5 && seed <= 8 ? ' (held out)' : ''} | ${r[0]!.podsCreated} | ${cell((x) => x.nodeHours)} | ${bound.toFixed(0)} | ${cell((x) => x.hotNodeMinutes)} | ${cell((x) => x.unschedulableMinutes)} | ${v.fewerNodeHours && v.noHotter && v.noMoreUnschedulable ? 'all met' : [!v.fewerNodeHours && 'node-hours', !v.noHotter && 'hot', !v.noMoreUnschedulable && 'unschedulable'].filter(Boolean).join(', ') + ' missed'} |`,
     );
   }
   for (const k of Object.keys(count) as Array<keyof Verdict>) clauses[k] = count[k] === SEEDS;
   const table = [
-    '| seed | pods | node-hours default / Trimaran / Nemutator | hot-node minutes | unschedulable minutes | acceptance |',
-    '|---:|---:|---|---|---|---|',
+    '| seed | pods | node-hours default / Trimaran / Nemutator | node-hours without any scale-up, at best | hot-node minutes | unschedulable minutes | acceptance |',
+    '|---|---:|---|---:|---|---|---|',
     ...rows,
+    '',
+    'Seeds 5–8 were held out: the default weights were tuned on seeds 1–4 and 9–16 only. "Node-hours without any scale-up, at best" is the fewest node-hours any scheduler could use on that day with no pod ever pending (nodes never come back once removed, so at each minute the cluster must hold the largest request total still ahead, perfectly bin-packed): where the default scheduler has 0 unschedulable minutes and this bound is above Trimaran\'s node-hours, no scheduler can meet all three clauses on that day in this model.',
     '',
     `Per clause over ${SEEDS} seeds: fewer node-hours than both ${count.fewerNodeHours}/${SEEDS}, hot-node minutes ≤ default ${count.noHotter}/${SEEDS}, unschedulable minutes ≤ default ${count.noMoreUnschedulable}/${SEEDS}; all three ${passes}/${SEEDS}.`,
   ].join('\n');

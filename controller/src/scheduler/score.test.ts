@@ -47,35 +47,70 @@ describe('scoreNode', () => {
     expect(scoreNode(pod(), node(1000), peak)).toBeGreaterThan(scoreNode(pod(), node(5000), peak));
   });
 
-  it('off-peak packs: the fuller node that still fits scores higher than the emptier one', () => {
-    expect(scoreNode(pod(), node(4000), offpeak)).toBeGreaterThan(scoreNode(pod(), node(500), offpeak));
+  it('at peak, of two equally loaded nodes the one whose requests the pod fills best scores higher (whole nodes stay free for large pods)', () => {
+    const requested = (cpuMillis: number) => ({ requested: { cpuMillis, memoryBytes: 4 * GiB } });
+    expect(scoreNode(pod(), node(2000, 4, requested(6000)), peak)).toBeGreaterThan(scoreNode(pod(), node(2000, 4, requested(1000)), peak));
   });
 
-  it('off-peak, a node the pod would push past the headroom scores below an empty one', () => {
-    const over = node(4600); // 4.6 + 0.4 CPU = 62.5 % > 60 % headroom
+  it('off-peak packs: the fuller node that still fits scores higher than the emptier one', () => {
+    expect(scoreNode(pod(), node(6000), offpeak)).toBeGreaterThan(scoreNode(pod(), node(500), offpeak));
+  });
+
+  it('headroom first: a node the pod would push past the headroom scores below every node it fits, whatever else is true', () => {
+    const over = node(6900); // 6.9 + 0.4 CPU = 91 % > 90 % headroom
     expect(fitsWithHeadroom(pod(), over)).toBe(false);
-    expect(fitsWithHeadroom(pod(), node(4000))).toBe(true);
-    expect(scoreNode(pod(), over, offpeak)).toBeLessThan(scoreNode(pod(), node(0), offpeak));
+    expect(fitsWithHeadroom(pod(), node(6500))).toBe(true);
+    // The worst node that still fits: empty, pressured, full of replicas and noisy residents.
+    const unlovely = node(0, 0, { psi: { cpuSome10: 100, memorySome10: 100 }, familiars: 9, residentsNeighbourWorst: [100] });
+    for (const ctx of [peak, offpeak]) expect(scoreNode(pod({ neighbourWorst: 100 }), over, ctx)).toBeLessThan(scoreNode(pod({ neighbourWorst: 100 }), unlovely, ctx));
+  });
+
+  it('where the pod fits no node with headroom, the node whose residents leave the most room wins', () => {
+    const big = pod({ predicted: { cpuMillis: 7800, memoryBytes: GiB } }); // a noisy pod whose peak fills a node alone
+    expect(fitsWithHeadroom(big, node(0))).toBe(false);
+    expect(scoreNode(big, node(500), peak)).toBeGreaterThan(scoreNode(big, node(5000), peak));
+    expect(scoreNode(big, node(500), offpeak)).toBeGreaterThan(scoreNode(big, node(5000), offpeak));
   });
 
   it('memory counts too: a node short of memory headroom does not fit', () => {
     expect(fitsWithHeadroom(pod({ predicted: { cpuMillis: 100, memoryBytes: 4 * GiB } }), node(1000, 24))).toBe(false);
-    expect(scoreNode(pod(), node(1000, 4), peak)).toBeGreaterThan(scoreNode(pod(), node(1000, 24), peak));
+    expect(scoreNode(pod(), node(1000, 4), peak)).toBeGreaterThan(scoreNode(pod(), node(1000, 25), peak));
   });
 
-  it('anti-herding: pods placed since the report count as load', () => {
-    const herded = node(1000, 4, { placedSinceReport: { cpuMillis: 4000, memoryBytes: 8 * GiB } });
+  it('anti-herding: pods placed since the report count as load, so a node stops fitting before its agent says so', () => {
+    const herded = node(1000, 4, { placedSinceReport: { cpuMillis: 5900, memoryBytes: 8 * GiB } });
+    expect(fitsWithHeadroom(pod(), herded)).toBe(false);
     expect(scoreNode(pod(), herded, peak)).toBeLessThan(scoreNode(pod(), node(1000), peak));
-    expect(fitsWithHeadroom(pod(), node(1000, 4, { placedSinceReport: { cpuMillis: 3800, memoryBytes: 0 } }))).toBe(false);
   });
 
-  it("off-peak, residents' predicted usage counts: a node quiet now but busy at its residents' peak does not fit", () => {
-    const quietNow = node(1000, 4, { residentsPredicted: { cpuMillis: 4600, memoryBytes: 4 * GiB } });
+  it("residents' predicted (peak) usage counts: a node quiet now but busy at its residents' peak does not fit", () => {
+    const quietNow = node(1000, 4, { residentsPredicted: { cpuMillis: 6900, memoryBytes: 4 * GiB } });
     expect(fitsWithHeadroom(pod(), node(1000))).toBe(true);
     expect(fitsWithHeadroom(pod(), quietNow)).toBe(false);
     expect(scoreNode(pod(), quietNow, offpeak)).toBeLessThan(scoreNode(pod(), node(1000), offpeak));
     // Without the optional field, only the report counts (the shared contract as first written).
     expect(scoreNode(pod(), node(1000, 4, { residentsPredicted: undefined }), offpeak)).toBe(scoreNode(pod(), node(1000), offpeak));
+  });
+
+  it('anti-herding: a burst scored within one report interval spreads at peak and stops at the headroom off-peak', () => {
+    // 20 pods of 400m predicted arrive before either node's agent reports again.
+    const burst = (ctx: ScoringContext) => {
+      const nodes = [node(1000, 4, { name: 'a' }), node(1000, 4, { name: 'b' })];
+      const picks: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const scores = nodes.map((n) => scoreNode(pod(), n, ctx));
+        const best = nodes[scores[0]! >= scores[1]! ? 0 : 1]!;
+        picks.push(best.name);
+        best.placedSinceReport = { cpuMillis: best.placedSinceReport.cpuMillis + 400, memoryBytes: best.placedSinceReport.memoryBytes + GiB };
+      }
+      return picks;
+    };
+    const atPeak = burst(peak);
+    expect(atPeak.filter((n) => n === 'a').length).toBeGreaterThanOrEqual(8);
+    expect(atPeak.filter((n) => n === 'b').length).toBeGreaterThanOrEqual(8);
+    // Off-peak one node fills, but only up to the 90 % headroom — 15 pods: (1000 + 15·400)/8000 = 87.5 % —
+    // then the other.
+    expect(burst(offpeak)).toEqual([...Array(15).fill('a'), ...Array(5).fill('b')]);
   });
 
   it('pressure lowers the score: a node with PSI scores below an equal calm one', () => {
@@ -93,8 +128,13 @@ describe('scoreNode', () => {
     const quietHome = node(2000, 4, { residentsNeighbourWorst: [10, 15] });
     const noisy = pod({ neighbourWorst: 90 });
     const quiet = pod({ neighbourWorst: 5 });
-    expect(scoreNode(noisy, noisyHome, peak)).toBeLessThan(scoreNode(noisy, quietHome, peak));
-    expect(scoreNode(quiet, noisyHome, peak)).toBe(scoreNode(quiet, quietHome, peak));
+    for (const ctx of [peak, offpeak]) {
+      expect(scoreNode(noisy, noisyHome, ctx)).toBeLessThan(scoreNode(noisy, quietHome, ctx));
+      expect(scoreNode(quiet, noisyHome, ctx)).toBe(scoreNode(quiet, quietHome, ctx));
+    }
+    // Below the threshold (70) nothing conflicts, and an unknown score counts as the median (50).
+    expect(scoreNode(pod({ neighbourWorst: 65 }), node(2000, 4, { residentsNeighbourWorst: [68] }), peak)).toBe(scoreNode(pod(), node(2000), peak));
+    expect(scoreNode(pod(), noisyHome, peak)).toBe(scoreNode(pod(), quietHome, peak));
   });
 
   it('stale or missing agent data is neutral (5), never an error', () => {
@@ -103,7 +143,7 @@ describe('scoreNode', () => {
     expect(scoreNode(pod(), node(7900, 30, { reportAgeMs: undefined }), ctx)).toBe(5);
     expect(scoreNode(pod(), node(0, 0, { usage: undefined, reportAgeMs: undefined }), offpeak)).toBe(5);
     // Familiars and neighbours do not come from the agent: they still count on a stale node.
-    expect(scoreNode(pod(), node(0, 0, { reportAgeMs: undefined, familiars: 4 }), ctx)).toBeLessThan(5);
+    expect(scoreNode(pod({ neighbourWorst: 100 }), node(0, 0, { reportAgeMs: undefined, residentsNeighbourWorst: [100] }), ctx)).toBeLessThan(5);
   });
 
   it('weights can be overridden per call; zero load weight removes the season', () => {

@@ -3,29 +3,34 @@
  * neighbour scores say about a node to kube-scheduler's extender score, an INTEGER 0..10
  * (kube-scheduler decodes `Score` as int64; a float drops the whole reply silently).
  *
- * The score starts at the neutral 5 and moves by the weighted terms below, each in −1..1:
+ * Headroom first: a node the pod fits with headroom (its predicted peak load stays under
+ * headroomCpu / headroomMemory) scores 4..10, a node it does not fit 0..3, whatever else is
+ * true; inside each tier weighted terms (each −1..1) order the nodes:
  *
- *   raw   = load·loadTerm − psi·pressureTerm − familiars·familiarsTerm − neighbours·conflictTerm
- *   score = round(5 + 5 · clamp(raw, −1, 1))
+ *   fits:          round(7 + 3 · clamp(load·loadTerm − rest, −1, 1))
+ *   does not fit:  round(1.5 + 1.5 · clamp(roomTerm − rest, −1, 1))
+ *   rest = psi·pressureTerm + familiars·familiarsTerm + neighbours·conflictTerm
  *
- * - loadTerm (season): the node's predicted real load after placing the pod is
- *   `(max(usage + placedSinceReport, residentsPredicted) + pod.predicted) / allocatable`,
- *   the larger of CPU and memory.
- *   Peak SPREADS: `1 − 2·load` (the least loaded node wins). Off-peak PACKS: a node that
- *   still fits the pod under the headroom scores from `packFloor` (empty) up to 1 (just
- *   fits), a node that does not fit scores −1 — so the fullest node that fits wins and
- *   emptier nodes drain for the cluster autoscaler.
+ * - predicted load: `(max(usage + placedSinceReport, residentsPredicted) + pod.predicted) /
+ *   allocatable` per resource; `pod.predicted` and `residentsPredicted` are PEAK predictions
+ *   (telemetry's peak brainset, a high quantile) whatever the hour: a pod placed at night
+ *   lives into the peak.
+ * - loadTerm (season): peak SPREADS — the least loaded node that fits wins
+ *   (peakSpread), near-ties going to the node whose requests the pod fills best
+ *   (peakRequestFit) so whole nodes stay free for large pods; off-peak PACKS, mildly — the
+ *   fuller node that fits wins (±offPeakPack), so nodes drain at night but not so fast that
+ *   the morning has to grow them back through pending pods.
+ * - roomTerm: among nodes the pod does not fit, the one whose residents leave the most room.
  * - pressureTerm: the node's worse PSI (cpu or memory `some` avg10), 0 at 0 %, 1 at
  *   `psiSaturation` % and above.
- * - familiarsTerm: replicas of the pod's own workload already on the node, `min(n, cap)/cap`
- *   — spreading a workload keeps one node's failure from taking several replicas.
- * - conflictTerm: `(own worst / 100) · (loudest resident's worst / 100)`: a noisy pod
- *   avoids noisy residents, a quiet pod (own worst near 0) shares freely. An unknown own
- *   score counts as the median, `unknownNeighbourWorst`.
+ * - familiarsTerm: replicas of the pod's own workload already on the node, `min(n, cap)/cap`.
+ * - conflictTerm: `above(own worst) · above(loudest resident's worst)`, above(v) counting from
+ *   `neighbourThreshold`: two noisy pods keep apart at every season; ordinary pods share
+ *   freely. An unknown own score counts as `unknownNeighbourWorst` (the median).
  *
  * Stale or missing agent data (no usage, or reportAgeMs undefined or older than
- * staleAfterMs) makes the load and pressure terms 0 — neutral — and never throws; the
- * familiars and neighbour terms do not come from the agent and still count.
+ * staleAfterMs) gives the neutral 5 moved only by the familiars and neighbour terms (which
+ * do not come from the agent); it never throws.
  * `placedSinceReport` is the anti-herding part: pods placed after the report are counted
  * at their predicted usage, so a burst does not pile onto the node that looked empty.
  *
@@ -67,7 +72,7 @@ export interface NodeFacts {
 
 export interface PodFacts {
   requests: Resources;
-  /** Expected real usage (telemetry profile, else requests). */
+  /** Expected real usage at the workload's PEAK, whatever the hour (telemetry's peak brainset: a high CPU quantile + margin, max memory + margin; else requests). */
   predicted: Resources;
   /** The incoming pod's own workload `worst` score, if known. */
   neighbourWorst?: number;
@@ -92,10 +97,22 @@ export interface ScoreWeights {
   familiarsCap: number;
   /** Weight of the bad-neighbour conflict penalty. */
   neighbours: number;
+  /** `worst` scores at or below this do not conflict at all; above it they count from 0 (at it) to 1 (at 100). */
+  neighbourThreshold: number;
   /** The incoming pod's own `worst` when unknown (the median of a percentile rank). */
   unknownNeighbourWorst: number;
-  /** Off-peak: the load term of an (almost) empty node that fits; the fullest fitting node gets 1. */
-  packFloor: number;
+  /** Peak: weight of spreading by predicted load (the least loaded node that fits wins). */
+  peakSpread: number;
+  /** Peak: weight of preferring the node whose requests the pod fills best (keeps whole nodes for large pods). */
+  peakRequestFit: number;
+  /**
+   * Peak: weight of packing by predicted load instead (0 by default: issue 17 asks peak to
+   * spread). With peakSpread 0 it makes peak pack like off-peak; docs/scheduler-scoring.md
+   * has what that did in the simulator.
+   */
+  peakPack: number;
+  /** Off-peak: how much fuller fitting nodes are preferred, the load term going from −offPeakPack (empty) to +offPeakPack (just fits). */
+  offPeakPack: number;
   /** Fraction of allocatable CPU the predicted real usage may reach for the pod to "fit with headroom". */
   headroomCpu: number;
   /** Same for memory. */
@@ -104,21 +121,26 @@ export interface ScoreWeights {
 
 /** Defaults; docs/scheduler-scoring.md gives the reason for each. */
 export const DEFAULT_WEIGHTS: Readonly<ScoreWeights> = Object.freeze({
-  load: 0.6,
+  load: 1,
   psi: 0.3,
   psiSaturation: 25,
   familiars: 0.3,
   familiarsCap: 4,
-  neighbours: 0.8,
+  neighbours: 1.5,
+  neighbourThreshold: 70,
   unknownNeighbourWorst: 50,
-  packFloor: 0,
-  headroomCpu: 0.6,
+  peakSpread: 0.7,
+  peakRequestFit: 0.3,
+  peakPack: 0,
+  offPeakPack: 0.25,
+  headroomCpu: 0.9,
   headroomMemory: 0.8,
 });
 
 export const NEUTRAL_SCORE = 5;
 export const MAX_SCORE = 10;
 
+const ZERO: Resources = Object.freeze({ cpuMillis: 0, memoryBytes: 0 });
 const clamp = (v: number, lo: number, hi: number): number => (Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : 0);
 const ratio = (used: number, total: number): number => (total > 0 ? used / total : 1);
 
@@ -135,8 +157,8 @@ export function hasFreshReport(node: NodeFacts, staleAfterMs: number): boolean {
  */
 export function predictedLoad(pod: PodFacts, node: NodeFacts): { cpu: number; memory: number } {
   const base = node.usage ?? node.requested;
-  const placed = node.usage ? node.placedSinceReport : { cpuMillis: 0, memoryBytes: 0 };
-  const expected = node.residentsPredicted ?? { cpuMillis: 0, memoryBytes: 0 };
+  const placed = (node.usage && node.placedSinceReport) || ZERO;
+  const expected = node.residentsPredicted ?? ZERO;
   const cpu = Math.max(base.cpuMillis + placed.cpuMillis, expected.cpuMillis);
   const memory = Math.max(base.memoryBytes + placed.memoryBytes, expected.memoryBytes);
   return {
@@ -145,20 +167,47 @@ export function predictedLoad(pod: PodFacts, node: NodeFacts): { cpu: number; me
   };
 }
 
-/** Whether the pod's predicted real usage fits on the node and leaves the headroom free. */
+/**
+ * Whether the pod's predicted real usage fits on the node and leaves the headroom free. It
+ * uses the report it is given, however old: callers that care about staleness (the
+ * extender's filter) check hasFreshReport first.
+ */
 export function fitsWithHeadroom(pod: PodFacts, node: NodeFacts, weights: Partial<ScoreWeights> = {}): boolean {
   const w = { ...DEFAULT_WEIGHTS, ...weights };
   const load = predictedLoad(pod, node);
   return load.cpu <= w.headroomCpu && load.memory <= w.headroomMemory;
 }
 
-/** The season's term, −1..1: peak prefers the least loaded node, off-peak the fullest that fits. */
-export function loadTerm(pod: PodFacts, node: NodeFacts, season: Season, w: ScoreWeights): number {
+/** How full the node would be with the pod, as a fraction of the headroom (1 = just fits). */
+function fullness(pod: PodFacts, node: NodeFacts, w: ScoreWeights): number {
   const load = predictedLoad(pod, node);
-  if (season === 'peak') return clamp(1 - 2 * Math.max(load.cpu, load.memory), -1, 1);
-  if (!fitsWithHeadroom(pod, node, w)) return -1;
-  const fullness = Math.max(load.cpu / w.headroomCpu, load.memory / w.headroomMemory);
-  return clamp(w.packFloor + (1 - w.packFloor) * fullness, -1, 1);
+  return Math.max(load.cpu / w.headroomCpu, load.memory / w.headroomMemory);
+}
+
+/**
+ * The season's term for a node the pod fits with headroom, −1..1.
+ * Peak SPREADS by load — `peakSpread·(1 − 2·load)`, the least loaded node wins — and breaks
+ * near-ties toward the node whose requests the pod fills best, `peakRequestFit·(2·requested − 1)`
+ * (requested = the node's requests with the pod / allocatable): whole nodes stay free for
+ * large pods instead of a pending pod and a scale-up. Off-peak PACKS, mildly:
+ * `offPeakPack·(2·fullness − 1)`, the fuller node that fits wins.
+ */
+export function loadTerm(pod: PodFacts, node: NodeFacts, season: Season, w: ScoreWeights): number {
+  if (season === 'peak') {
+    const load = predictedLoad(pod, node);
+    const cpu = ratio(node.requested.cpuMillis + pod.requests.cpuMillis, node.allocatable.cpuMillis);
+    const memory = ratio(node.requested.memoryBytes + pod.requests.memoryBytes, node.allocatable.memoryBytes);
+    const requested = clamp(Math.max(cpu, memory), 0, 1);
+    const spread = w.peakSpread * (1 - 2 * Math.max(load.cpu, load.memory));
+    return clamp(spread + w.peakRequestFit * (2 * requested - 1) + w.peakPack * clamp(fullness(pod, node, w), 0, 1), -1, 1);
+  }
+  return clamp(w.offPeakPack * (2 * clamp(fullness(pod, node, w), 0, 1) - 1), -1, 1);
+}
+
+/** For a node the pod does not fit with headroom, −1..1: the more room its residents leave, the higher. */
+export function roomTerm(node: NodeFacts, w: ScoreWeights): number {
+  const zero: PodFacts = { requests: ZERO, predicted: ZERO };
+  return 1 - 2 * clamp(fullness(zero, node, w), 0, 1);
 }
 
 function pressureTerm(node: NodeFacts, w: ScoreWeights): number {
@@ -172,19 +221,33 @@ function familiarsTerm(node: NodeFacts, w: ScoreWeights): number {
 
 /** How much the incoming pod and the node's loudest resident would bother each other, 0..1. */
 export function conflictTerm(pod: PodFacts, node: NodeFacts, w: ScoreWeights): number {
-  if (node.residentsNeighbourWorst.length === 0) return 0;
-  const own = clamp((pod.neighbourWorst ?? w.unknownNeighbourWorst) / 100, 0, 1);
-  const loudest = clamp(node.residentsNeighbourWorst.reduce((m, v) => Math.max(m, v), 0) / 100, 0, 1);
+  const residents = node.residentsNeighbourWorst ?? [];
+  if (residents.length === 0) return 0;
+  const t = clamp(w.neighbourThreshold, 0, 99);
+  const above = (v: number) => clamp((v - t) / (100 - t), 0, 1);
+  const own = above(pod.neighbourWorst ?? w.unknownNeighbourWorst);
+  const loudest = above(residents.reduce((m, v) => Math.max(m, v), 0));
   return own * loudest;
 }
 
 /** The node's score for the pod: an integer 0..10, 5 when nothing is known. Never throws. */
 export function scoreNode(pod: PodFacts, node: NodeFacts, ctx: ScoringContext): number {
   const w: ScoreWeights = { ...DEFAULT_WEIGHTS, ...ctx.weights };
-  const fresh = hasFreshReport(node, ctx.staleAfterMs);
-  const raw =
-    (fresh ? w.load * loadTerm(pod, node, ctx.season, w) - w.psi * pressureTerm(node, w) : 0) -
-    w.familiars * familiarsTerm(node, w) -
-    w.neighbours * conflictTerm(pod, node, w);
-  return Math.round(clamp(NEUTRAL_SCORE + NEUTRAL_SCORE * clamp(raw, -1, 1), 0, MAX_SCORE));
+  const penalties = w.familiars * familiarsTerm(node, w) + w.neighbours * conflictTerm(pod, node, w);
+  if (!hasFreshReport(node, ctx.staleAfterMs)) return toScore(NEUTRAL_SCORE, NEUTRAL_SCORE, -penalties, 0, MAX_SCORE);
+  const rest = penalties + w.psi * pressureTerm(node, w);
+  if (fitsWithHeadroom(pod, node, w)) return toScore(FITS_MID, FITS_HALF, w.load * loadTerm(pod, node, ctx.season, w) - rest, FITS_MIN, MAX_SCORE);
+  return toScore(CROWDED_MID, CROWDED_HALF, roomTerm(node, w) - rest, 0, CROWDED_MAX);
+}
+
+/** The tiers: a node that fits with headroom scores 4..10, one that does not 0..3, whatever else is true. */
+const FITS_MIN = 4;
+const FITS_MID = 7;
+const FITS_HALF = 3;
+const CROWDED_MAX = 3;
+const CROWDED_MID = 1.5;
+const CROWDED_HALF = 1.5;
+
+function toScore(mid: number, half: number, raw: number, lo: number, hi: number): number {
+  return Math.round(clamp(mid + half * clamp(raw, -1, 1), lo, hi));
 }

@@ -27,8 +27,29 @@ describe('nemutator simulate', () => {
     expect(results[0]!.nodeHours).toBeGreaterThan(0);
   });
 
+  it('--weights replays Nemutator with other weights: packing harder gives back more nodes', async () => {
+    const run = async (...extra: string[]) =>
+      (
+        JSON.parse((await cli('simulate', '--nodes', '20', '--pods', '200', '--scorer', 'nemutator', '--json', ...extra)).out) as Array<{
+          nodesRemoved: number;
+          nodeHours: number;
+        }>
+      )[0]!;
+    const defaults = await run();
+    const harder = await run('--weights', '{"offPeakPack":0.6}');
+    expect(harder.nodeHours).toBeLessThan(defaults.nodeHours);
+  });
+
   it('rejects bad flags with NEMU_ERR_BAD_REQUEST and exit code 1', async () => {
-    for (const args of [['--scorer', 'magic'], ['--nodes', '0'], ['--pods', 'many'], ['--frobnicate']]) {
+    for (const args of [
+      ['--scorer', 'magic'],
+      ['--nodes', '0'],
+      ['--pods', 'many'],
+      ['--frobnicate'],
+      ['--weights', '{"load":"x"}'],
+      ['--weights', '{"speed":1}'],
+      ['--weights', 'nope'],
+    ]) {
       const r = await cli('simulate', ...args);
       expect(r.code).toBe(1);
       expect(r.err).toContain('NEMU_ERR_BAD_REQUEST');

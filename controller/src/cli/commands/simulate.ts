@@ -6,12 +6,13 @@
  */
 import { ErrorCodes, NemuError } from '#common/errors.js';
 
+import { DEFAULT_WEIGHTS, type ScoreWeights } from '../../scheduler/score.ts';
 import { type ScorerName, SCORERS } from '../../scheduler/simulate/scorers.ts';
 import { compareScorers, type SimulationResult } from '../../scheduler/simulate/simulator.ts';
 import { type Command, table } from '../command.ts';
 
 const USAGE =
-  'nemutator simulate [--nodes 50] [--pods 550] [--seed 1] [--scorer all|default|trimaran|nemutator] [--provision-minutes 2] [--empty-minutes 10] [--json]';
+  'nemutator simulate [--nodes 50] [--pods 550] [--seed 1] [--scorer all|default|trimaran|nemutator] [--provision-minutes 2] [--empty-minutes 10] [--weights JSON] [--json]';
 
 export interface SimulateFlags {
   nodes: number;
@@ -20,7 +21,25 @@ export interface SimulateFlags {
   scorers: ScorerName[];
   provisionMinutes: number;
   emptyMinutes: number;
+  /** Nemutator's weights other than DEFAULT_WEIGHTS, e.g. {"offPeakPack":0.5} (to see the trade-offs). */
+  weights?: Partial<ScoreWeights>;
   json: boolean;
+}
+
+function parseWeights(text: string): Partial<ScoreWeights> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const known = Object.keys(DEFAULT_WEIGHTS);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new NemuError(ErrorCodes.BAD_REQUEST, `--weights ${text}: expected a JSON object such as {"offPeakPack":0.5}`);
+  for (const [k, v] of Object.entries(parsed))
+    if (!known.includes(k) || typeof v !== 'number' || !Number.isFinite(v))
+      throw new NemuError(ErrorCodes.BAD_REQUEST, `--weights: ${k} must be one of ${known.join(', ')} with a number`);
+  return parsed as Partial<ScoreWeights>;
 }
 
 const NUMERIC = { nodes: 'nodes', pods: 'pods', seed: 'seed', 'provision-minutes': 'provisionMinutes', 'empty-minutes': 'emptyMinutes' } as const;
@@ -35,7 +54,8 @@ export function parseSimulateFlags(args: string[]): SimulateFlags {
       continue;
     }
     const value = m?.[2] ?? args[++i] ?? '';
-    if (name === 'scorer') {
+    if (name === 'weights') f.weights = parseWeights(value);
+    else if (name === 'scorer') {
       if (value !== 'all' && !SCORERS.includes(value as ScorerName))
         throw new NemuError(ErrorCodes.BAD_REQUEST, `--scorer ${value}: expected all, ${SCORERS.join(', ')}`);
       f.scorers = value === 'all' ? SCORERS : [value as ScorerName];
@@ -74,7 +94,14 @@ export const simulateCommand: Command = {
   async run(ctx) {
     const f = parseSimulateFlags(ctx.args);
     const results = compareScorers(
-      { seed: f.seed, nodes: f.nodes, pods: f.pods, provisionMinutes: f.provisionMinutes, scaleDownEmptyMinutes: f.emptyMinutes },
+      {
+        seed: f.seed,
+        nodes: f.nodes,
+        pods: f.pods,
+        provisionMinutes: f.provisionMinutes,
+        scaleDownEmptyMinutes: f.emptyMinutes,
+        ...(f.weights ? { weights: f.weights } : {}),
+      },
       f.scorers,
     );
     ctx.out(f.json || ctx.config.output === 'json' ? JSON.stringify(results, null, 2) : renderSimulation(results));

@@ -83,25 +83,45 @@ const resolved = (o: SimulationOptions) => ({
 });
 type Settings = ReturnType<typeof resolved>;
 
-/** Telemetry's view of a workload: its requests, its busiest hour's usage, its neighbour score. */
-function podViews(day: Day): PodView[] {
+/**
+ * Telemetry's view of a workload, as the extender gets it: requests, the neighbour score, and
+ * the peak brainset's prediction — CPU at the p95 of the workload's per-minute usage over the
+ * peak-season hours × 1.15 (peakCpuPercentile, peakCpuMargin), memory at its maximum working
+ * set × 1.15 (memoryMargin). Like telemetry, it takes the largest of a few pods' quantiles;
+ * the pods are samples of the workload, not the ones the day will run.
+ */
+export function podViews(day: Day, seasons: Season[] = seasonsOfDay()): PodView[] {
   return day.workloads.map((w, i) => {
     let cpu = 0;
     let mem = 0;
-    for (let h = 0; h < 24; h++) {
-      let c = 0;
-      for (let m = 0; m < 60; m += 5) c += podCpu(w, -1 - i, h * 3600 + m * 60) / 12;
-      cpu = Math.max(cpu, c);
-      mem = Math.max(mem, podMemory(w, h * 3600 + 1800));
+    for (let k = 0; k < PROFILE_PODS; k++) {
+      const samples: number[] = [];
+      for (let h = 0; h < 24; h++) {
+        if (seasons[h] !== 'peak') continue;
+        for (let m = 0; m < 60; m++) samples.push(podCpu(w, -1 - i * PROFILE_PODS - k, h * 3600 + m * 60 + 30));
+      }
+      samples.sort((a, b) => a - b);
+      cpu = Math.max(cpu, samples[Math.floor(PEAK_CPU_PERCENTILE * (samples.length - 1))] ?? 0);
     }
-    return { workload: i, requests: w.requests, predicted: { cpuMillis: cpu, memoryBytes: mem }, neighbourWorst: w.neighbourWorst };
+    for (let h = 0; h < 24; h++) mem = Math.max(mem, podMemory(w, h * 3600 + 1800));
+    return {
+      workload: i,
+      requests: w.requests,
+      predicted: { cpuMillis: cpu * (1 + PEAK_CPU_MARGIN), memoryBytes: mem * (1 + MEMORY_MARGIN) },
+      neighbourWorst: w.neighbourWorst,
+    };
   });
 }
+/** Telemetry's defaults (controller config peakCpuPercentile, peakCpuMargin, memoryMargin). */
+const PEAK_CPU_PERCENTILE = 0.95;
+const PEAK_CPU_MARGIN = 0.15;
+const MEMORY_MARGIN = 0.15;
+const PROFILE_PODS = 3;
 
-/** Peak and off-peak per hour of the day, as telemetry classifies them: min + 0.5 × (max − min). */
-export function seasonsOfDay(): Season[] {
+/** Peak and off-peak per hour of the day, as telemetry classifies them: min + peakThreshold × (max − min), 0.5 as its default. */
+export function seasonsOfDay(peakThreshold = 0.5): Season[] {
   const profile = Array.from({ length: 24 }, (_, h) => diurnal(h * 3600 + 1800));
-  const threshold = Math.min(...profile) + 0.5 * (Math.max(...profile) - Math.min(...profile));
+  const threshold = Math.min(...profile) + peakThreshold * (Math.max(...profile) - Math.min(...profile));
   return profile.map((v) => (v >= threshold ? 'peak' : 'offpeak'));
 }
 
@@ -139,7 +159,7 @@ class Simulation {
     private readonly opts: SimulationOptions,
     private readonly s: Settings,
   ) {
-    this.views = podViews(day);
+    this.views = podViews(day, this.seasons);
     this.podById = new Map(day.pods.map((p) => [p.id, p]));
     this.random = rng(opts.seed ^ 0x5ced);
     this.scorer = scorers[opts.scorer];

@@ -110,18 +110,19 @@ export interface FactsSources {
   now: () => number;
 }
 
-/** The incoming pod: requests, predicted usage (telemetry's profile, else its requests), its workload's neighbour score. */
-export function podFacts(
-  pod: WirePod,
-  season: Season,
-  src: Pick<FactsSources, 'cluster' | 'profiles' | 'neighbours'>,
-): PodFacts & { workload?: string; key: string } {
+/**
+ * The incoming pod: requests, predicted usage (telemetry's profile, else its requests), its
+ * workload's neighbour score. The prediction is always the PEAK one: a pod placed off-peak lives
+ * into the peak, so its fit with headroom is judged on what it will use then
+ * (docs/scheduler-scoring.md; the simulator feeds the same).
+ */
+export function podFacts(pod: WirePod, src: Pick<FactsSources, 'cluster' | 'profiles' | 'neighbours'>): PodFacts & { workload?: string; key: string } {
   const requests = podRequests(pod);
   const ns = pod.metadata?.namespace ?? 'default';
   const w = workloadOfPod(pod, src.cluster);
   let predicted = requests;
   if (w && src.profiles) {
-    const per = (pod.spec?.containers ?? []).map((c: WireContainer) => src.profiles!.predicted(ns, w, c.name ?? '', season));
+    const per = (pod.spec?.containers ?? []).map((c: WireContainer) => src.profiles!.predicted(ns, w, c.name ?? '', 'peak'));
     // Only a complete profile replaces the requests: a container without history would count as zero.
     if (per.length > 0 && per.every((p) => p !== undefined)) predicted = per.reduce<Resources>((a, p) => add(a, p!), ZERO);
   }

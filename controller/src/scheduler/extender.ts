@@ -86,7 +86,7 @@ export class SchedulerExtender {
   prioritize(pod: WirePod, candidates: Candidates): HostPriority[] {
     const season = this.season();
     const src = this.sources();
-    const incoming = podFacts(pod, season, src);
+    const incoming = podFacts(pod, src);
     const ctx = { season, staleAfterMs: this.opts.settings.staleAfterMs, ...(this.opts.settings.weights ? { weights: this.opts.settings.weights } : {}) };
     const out: HostPriority[] = [];
     let best: { facts: NodeFacts; score: number } | undefined;

@@ -62,7 +62,8 @@ describe('scoreNode', () => {
     expect(fitsWithHeadroom(pod(), node(6500))).toBe(true);
     // The worst node that still fits: empty, pressured, full of replicas and noisy residents.
     const unlovely = node(0, 0, { psi: { cpuSome10: 100, memorySome10: 100 }, familiars: 9, residentsNeighbourWorst: [100] });
-    for (const ctx of [peak, offpeak]) expect(scoreNode(pod({ neighbourWorst: 100 }), over, ctx)).toBeLessThan(scoreNode(pod({ neighbourWorst: 100 }), unlovely, ctx));
+    for (const ctx of [peak, offpeak])
+      expect(scoreNode(pod({ neighbourWorst: 100 }), over, ctx)).toBeLessThan(scoreNode(pod({ neighbourWorst: 100 }), unlovely, ctx));
   });
 
   it('where the pod fits no node with headroom, the node whose residents leave the most room wins', () => {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { loadConfig } from '#common/config.js';
+import { ErrorCodes, NemuError } from '#common/errors.js';
 import { silentLogger } from '#common/log.js';
 import type { RunningController } from '#controller/app.js';
 import { runCli } from '#controller/cli/main.js';
@@ -15,8 +16,23 @@ import { LOCAL_DEFAULTS, type LocalMode, localSchema, startLocal } from '#local/
 
 import { until } from './wait.ts';
 
-/** Controller configuration for a test; `overrides` are raw values, as a config file would give them. */
+/**
+ * Controller configuration for a test. A string in `overrides` is parsed as a flag's value would
+ * be (`nodeStaleAfter: '1s'` becomes 1000 ms; a bad one throws NEMU_ERR_CONFIG naming the key);
+ * other values are taken as they are (already the parsed type).
+ */
 export function testControllerConfig(overrides: Record<string, unknown> = {}): ControllerConfig {
+  const parsed = Object.fromEntries(
+    Object.entries(overrides).map(([key, v]) => {
+      const spec = (controllerSchema as Record<string, { parse(raw: unknown): unknown } | undefined>)[key];
+      if (typeof v !== 'string' || !spec) return [key, v];
+      try {
+        return [key, spec.parse(v)];
+      } catch {
+        throw new NemuError(ErrorCodes.CONFIG, `testControllerConfig: ${key} ${JSON.stringify(v)} is not a valid value (docs/configuration.md)`);
+      }
+    }),
+  );
   return loadConfig(controllerSchema, {
     program: 'test',
     argv: [],
@@ -29,7 +45,7 @@ export function testControllerConfig(overrides: Record<string, unknown> = {}): C
       schedulerPort: 0,
       metricsDefaults: false,
       stateDir: mkdtempSync(join(tmpdir(), 'nemu-test-')),
-      ...overrides,
+      ...parsed,
     },
   }).config;
 }

@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
 
 import { cgroupV2Root, createPodCgroup, spawnInCgroup } from './cgroup.ts';
+import { testControllerConfig } from './controller.ts';
 import { buildGo } from './golang.ts';
 import { openMetrics, type SeriesSpec } from './openmetrics.ts';
 import { freePort } from './ports.ts';
@@ -36,6 +37,16 @@ describe('tools and ports', () => {
       server.listen(port, '127.0.0.1', resolve);
     });
     await new Promise((resolve) => server.close(resolve));
+  });
+});
+
+describe('testControllerConfig', () => {
+  it('parses string overrides as flags are parsed (a duration in words becomes ms) and refuses a bad one', () => {
+    const c = testControllerConfig({ nodeStaleAfter: '1s', telemetryRefresh: '10m', maxReviewBytes: 4096 });
+    expect(c.nodeStaleAfter).toBe(1000);
+    expect(c.telemetryRefresh).toBe(600_000);
+    expect(c.maxReviewBytes).toBe(4096);
+    expect(() => testControllerConfig({ nodeStaleAfter: 'soon' })).toThrow(expect.objectContaining({ code: 'NEMU_ERR_CONFIG' }));
   });
 });
 

@@ -84,19 +84,24 @@ function checkGuards(current: unknown, tests: Operation[], what: string, id: str
   }
 }
 
-/** Neighbour labels: the previous labels back, in place, once the scorer is told to leave the object alone. */
-async function rollbackLabels(entry: MutationEntry, user: string | undefined, deps: RollbackDeps, cluster: ClusterClient): Promise<RollbackResult> {
-  const name = entry.name;
-  if (!name || !isLabelledKind(entry.kind))
-    throw new NemuError(ErrorCodes.BAD_REQUEST, `mutation ${entry.id} names no object whose labels can be restored`, { status: 400 });
-  const what = `${entry.kind.toLowerCase()} ${entry.namespace}/${name}`;
-  const current = await cluster.readObject(entry.kind, entry.namespace, name);
+/**
+ * The in-place undo of a mutation (a Deployment's reverse patch, a neighbour-label restore):
+ * refused (409) when the object no longer holds what the forward patch wrote; then the skip
+ * rule that keeps Nemutator away from it; then the reverse patch, guarded by the same tests and
+ * the resourceVersion read, so a change in between is a 409 and nothing is written.
+ */
+async function guardedRevert(
+  entry: MutationEntry,
+  target: { what: string; kind: string; name: string; current: Record<string, unknown>; verbs: Verb[]; user: string | undefined },
+  deps: RollbackDeps,
+  patch: (ops: Operation[]) => Promise<unknown>,
+): Promise<void> {
+  const { what, kind, name, current, verbs, user } = target;
   const tests = guards(entry.patch);
   checkGuards(current, tests, what, entry.id);
-  const verbs = [NEIGHBOURS_VERB] as Verb[];
   await deps.skipRules.add({
     namespace: entry.namespace,
-    kind: entry.kind,
+    kind,
     name,
     verbs,
     mutationId: entry.id,
@@ -110,16 +115,30 @@ async function rollbackLabels(entry: MutationEntry, user: string | undefined, de
     ...entry.reversePatch,
   ];
   try {
-    await cluster.patchObject(entry.kind, entry.namespace, name, ops);
+    await patch(ops);
   } catch (e) {
+    // client-node's apiserver errors carry the status in different places depending on the call
     const status = apiStatus(e) ?? (e as { apiStatus?: number }).apiStatus;
-    if (status === 409 || status === 422)
+    if (status === 409 || status === 422) {
       throw new NemuError(ErrorCodes.CONFLICT, `${what} changed while rolling back mutation ${entry.id}; nothing was changed, retry the rollback`, {
         status: 409,
         cause: e,
       });
+    }
     throw e;
   }
+}
+
+/** Neighbour labels: the previous labels back, in place, once the scorer is told to leave the object alone. */
+async function rollbackLabels(entry: MutationEntry, user: string | undefined, deps: RollbackDeps, cluster: ClusterClient): Promise<RollbackResult> {
+  const name = entry.name;
+  if (!name || !isLabelledKind(entry.kind))
+    throw new NemuError(ErrorCodes.BAD_REQUEST, `mutation ${entry.id} names no object whose labels can be restored`, { status: 400 });
+  const kind = entry.kind;
+  const what = `${kind.toLowerCase()} ${entry.namespace}/${name}`;
+  const current = await cluster.readObject(kind, entry.namespace, name);
+  const verbs = [NEIGHBOURS_VERB] as Verb[];
+  await guardedRevert(entry, { what, kind, name, current, verbs, user }, deps, (ops) => cluster.patchObject(kind, entry.namespace, name, ops));
   return { id: entry.id, kind: entry.kind, namespace: entry.namespace, name, action: 'labels-restored', skipRule: { kind: entry.kind, name, verbs } };
 }
 
@@ -134,51 +153,9 @@ async function rollbackDeployment(entry: MutationEntry, user: string | undefined
     );
   }
   const current = await cluster.readDeployment(entry.namespace, name);
-  const tests = guards(entry.patch);
-  for (const t of tests) {
-    let ok = false;
-    try {
-      ok = fjp.applyOperation(structuredClone(current), structuredClone(t), true, false) !== undefined;
-    } catch {
-      ok = false;
-    }
-    if (!ok) {
-      throw new NemuError(
-        ErrorCodes.CONFLICT,
-        `deployment ${entry.namespace}/${name} changed since mutation ${entry.id}: ${t.path} no longer holds the mutated value; rollback refused, nothing was changed`,
-        { status: 409 },
-      );
-    }
-  }
   const verbs = entry.verbs as Verb[];
-  await deps.skipRules.add({
-    namespace: entry.namespace,
-    kind: 'Deployment',
-    name,
-    verbs,
-    mutationId: entry.id,
-    createdAt: new Date().toISOString(),
-    ...(user ? { user } : {}),
-  });
-  const rv = isRecord(current.metadata) ? current.metadata.resourceVersion : undefined;
-  const ops: Operation[] = [
-    ...(typeof rv === 'string' ? [{ op: 'test', path: '/metadata/resourceVersion', value: rv } as Operation] : []),
-    ...tests,
-    ...entry.reversePatch,
-  ];
-  try {
-    await cluster.patchDeployment(entry.namespace, name, ops);
-  } catch (e) {
-    const status = apiStatus(e);
-    if (status === 409 || status === 422) {
-      throw new NemuError(
-        ErrorCodes.CONFLICT,
-        `deployment ${entry.namespace}/${name} changed while rolling back mutation ${entry.id}; nothing was changed, retry the rollback`,
-        { status: 409, cause: e },
-      );
-    }
-    throw e;
-  }
+  const what = `deployment ${entry.namespace}/${name}`;
+  await guardedRevert(entry, { what, kind: 'Deployment', name, current, verbs, user }, deps, (ops) => cluster.patchDeployment(entry.namespace, name, ops));
   return { id: entry.id, kind: 'Deployment', namespace: entry.namespace, name, action: 'patched', skipRule: { kind: 'Deployment', name, verbs } };
 }
 

@@ -60,11 +60,13 @@ describe('per-container CPU from real cgroups', () => {
     const collector = new ReportCollector({ nodeName: 'test-node', cgroupRoot: cgroupV2Root() });
     expect(collector.cgroupLayout.version).toBe('v2');
 
-    await sleep(500);
+    // The busy loop has run (not a fixed wait: a loaded machine gives it its CPU later).
+    await until('0.3 s of CPU in the busy process', () => procCpuSeconds(child.pid!) >= 0.3, 20_000);
     const first = await collector.collect();
     const statFirst = procCpuSeconds(child.pid!);
     const t0 = performance.now();
-    await sleep(2_000);
+    // The measured interval ends once the process has used another CPU-second, however long that takes.
+    await until('another CPU-second in the busy process', () => procCpuSeconds(child.pid!) >= statFirst + 1, 30_000);
     const second = await collector.collect();
     const statSecond = procCpuSeconds(child.pid!);
     const elapsed = (performance.now() - t0) / 1000;
@@ -92,6 +94,7 @@ describe('per-container CPU from real cgroups', () => {
     const { cg, child } = await podWith('sleep', ['60'], { qos: 'guaranteed', runtime: 'crio' });
     const collector = new ReportCollector({ nodeName: 'test-node', cgroupRoot: cgroupV2Root() });
     await collector.collect();
+    // A measurement window for the idle rate (nothing to wait for: the process is asleep).
     await sleep(1_000);
     const idle = containerOf(await collector.collect(), cg);
     expect(idle).toMatchObject({ runtime: 'crio', processes: 1 });

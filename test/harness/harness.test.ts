@@ -17,6 +17,7 @@ import { freePort } from './ports.ts';
 import { startPrometheus } from './prometheus.ts';
 import { startRedis } from './redis.ts';
 import { requireTool, runTool, sleep } from './tools.ts';
+import { until as waitUntil } from './wait.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/go/', import.meta.url));
 
@@ -287,8 +288,11 @@ describe('pod cgroups', () => {
       expect(await readFile(`/proc/${child.pid}/cgroup`, 'utf8')).toContain(`0::${cg.relPath}\n`);
 
       const before = await usageUsec(cg.containerDir);
-      await sleep(400);
-      const after = await usageUsec(cg.containerDir);
+      // The spinning shell's CPU shows up in its container's cpu.stat.
+      const after = await waitUntil('50 ms of CPU accounted to the container', async () => {
+        const now = await usageUsec(cg.containerDir);
+        return now - before > 50_000 ? now : undefined;
+      });
       expect(after - before).toBeGreaterThan(50_000);
       // The pod level sums its containers, as kubelet's pod cgroup does.
       expect(await usageUsec(cg.podDir)).toBeGreaterThanOrEqual(after);

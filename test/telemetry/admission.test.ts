@@ -24,7 +24,7 @@ import { StaticTokenAuthenticator } from '#controller/server/auth.js';
 import { telemetryTestHooks } from '#controller/telemetry/feature.js';
 import { formatMemory } from '#controller/telemetry/source.js';
 
-import { apiFetch, caFileOf, testControllerConfig } from '../harness/controller.ts';
+import { apiFetch, caFileOf, testControllerConfig, webhookConfiguration } from '../harness/controller.ts';
 import { type KubeDouble, startKubeDouble } from '../harness/kube/index.ts';
 import { openMetrics } from '../harness/openmetrics.ts';
 import { type PrometheusServer, startPrometheus } from '../harness/prometheus.ts';
@@ -133,26 +133,7 @@ beforeAll(async () => {
     15_000,
     100,
   );
-  await kubectl(['apply', '-f', '-'], {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: 'nemutator' },
-    webhooks: [
-      {
-        name: 'mutate.nemutator.io',
-        clientConfig: { url: c.webhookUrl, caBundle: Buffer.from(c.tls.caPem).toString('base64') },
-        rules: [
-          { apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'] },
-          { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] },
-        ],
-        admissionReviewVersions: ['v1'],
-        sideEffects: 'NoneOnDryRun',
-        failurePolicy: 'Ignore',
-        reinvocationPolicy: 'IfNeeded',
-        timeoutSeconds: 5,
-      },
-    ],
-  });
+  await kubectl(['apply', '-f', '-'], webhookConfiguration(c));
   await kubectl(['create', '-f', '-'], { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
 }, 90_000);
 
